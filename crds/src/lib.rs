@@ -1,0 +1,3 @@
+//! Tollgate's custom resources and the compiled-policy IR they carry.
+
+pub mod policy;

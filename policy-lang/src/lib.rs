@@ -1,0 +1,11 @@
+//! The Tollgate policy language.
+//!
+//! Stages, each with one idea: text → [`ast`] (the parser, with spans and
+//! comments) → checked and merged policy → [`tollgate_crds::policy::CompiledPolicy`]
+//! (the IR the operator enforces). [`diag`] carries every problem found on
+//! the way, with its file and span.
+
+pub mod ast;
+pub mod diag;
+pub mod source;
+pub mod span;
