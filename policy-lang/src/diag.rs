@@ -216,6 +216,33 @@ pub fn did_you_mean<'a>(
     suggest(word, candidates).map(|s| format!("did you mean `{s}`?"))
 }
 
+/// Renders diagnostics for people: `file:line:column`, then the message, the
+/// underlined source and the help (miette's graphical handler).
+#[cfg(feature = "cli")]
+pub fn render(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
+    use miette::{GraphicalReportHandler, GraphicalTheme};
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_links(false)
+        .with_width(100);
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&d.location(sources));
+        out.push('\n');
+        let report = d.report(sources);
+        if handler.render_report(&mut out, report.as_ref()).is_err() {
+            out.push_str(&d.message);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

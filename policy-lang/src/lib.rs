@@ -6,6 +6,12 @@
 //! the way, with its file and span.
 
 pub mod ast;
+pub mod check;
 pub mod diag;
+pub mod fmt;
+pub mod load;
+pub mod numbering;
+pub mod parse;
 pub mod source;
 pub mod span;
+pub mod window;

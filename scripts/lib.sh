@@ -1,0 +1,29 @@
+# Shared helpers for the project's scripts (sourced, not run).
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+# Cargo's build output; CI and people may point it elsewhere.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# The tollgate CLI, built once per run.
+tollgate_bin() {
+  cargo build --quiet --locked -p tollgate-policy --bin tollgate >&2
+  echo "$CARGO_TARGET_DIR/debug/tollgate"
+}
+
+# A Python with the project's PyPI tools (cached venv; installed once, idempotent).
+python_env() {
+  local venv=${TOLLGATE_CACHE:-$ROOT/.tollgate-cache}/venv
+  local want="pyyaml==6.0.2"
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
+    python3 -m venv "$venv" >&2
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install --quiet --disable-pip-version-check $want >&2
+    echo "$want" > "$venv/.requirements"
+  fi
+  echo "$venv/bin/python"
+}

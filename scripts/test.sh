@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every test of the project, on real parts: formatting and lints, generated
+# files up to date, the example policies checked, compiled and applied to a
+# real Kubernetes API server (started here), the parser fuzzed for a bounded
+# time, and all unit and integration tests.
+#
+#   scripts/test.sh
+#
+# Settings: TOLLGATE_APISERVER_SCRIPT (the testbed API server script, default
+# ../shared/testbed/apiserver/testbed-apiserver.sh beside the checkout),
+# TESTBED_APISERVER_DIR (its build cache), TOLLGATE_FUZZ_SECONDS (default 60).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+say "formatting"
+cargo fmt --all -- --check
+
+say "lints"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+say "generated files are up to date"
+cargo run --quiet --locked -p tollgate-crds --bin crdgen -- --check
+cargo run --quiet --locked -p numbering-gen -- --check policy-lang/data/numbering.tsv
+
+say "starting the test API server"
+started_here=0
+if ! scripts/apiserver.sh status >/dev/null 2>&1; then started_here=1; fi
+exports=$(scripts/apiserver.sh start)
+eval "$exports"
+[ -n "${KUBECONFIG:-}" ] || die "the API server script printed no KUBECONFIG"
+cleanup() { if [ "$started_here" = 1 ]; then scripts/apiserver.sh stop || true; fi; }
+trap cleanup EXIT
+
+say "example policies: check, fmt, compile, apply to the API server"
+scripts/test-examples.sh
+
+say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
+scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
+
+say "unit and integration tests"
+cargo test --locked --workspace
