@@ -551,14 +551,7 @@ impl Cx<'_> {
         if let Some(c) = numbering::country(&code.node) {
             return Some(c);
         }
-        let upper = code.node.to_ascii_uppercase();
-        let help = if let Some(c) = numbering::country(&upper) {
-            format!("country codes are written in capitals: `{}`", c.iso)
-        } else if let Some(h) = did_you_mean(&upper, numbering::countries().iter().map(|c| c.iso)) {
-            format!("{h} countries are ISO 3166-1 alpha-2 codes such as `GB`, `US`, `DE`")
-        } else {
-            "countries are ISO 3166-1 alpha-2 codes such as `GB`, `US`, `DE`".into()
-        };
+        let help = country_help(&code.node);
         self.diags.push(
             Diagnostic::error(
                 diag_code,
@@ -1815,6 +1808,43 @@ pub fn disjoint(prefixes: &[String], carve_outs: &[String]) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Help for a country code that is not one: capitals, well-known non-ISO
+/// codes, country names; a guess by spelling only for longer words (two-letter
+/// codes are all one letter apart).
+fn country_help(written: &str) -> String {
+    const FORM: &str = "countries are ISO 3166-1 alpha-2 codes such as `GB`, `US`, `DE`";
+    let upper = written.to_ascii_uppercase();
+    let alias = match upper.as_str() {
+        "UK" => Some("GB"),
+        "EL" => Some("GR"),
+        _ => None,
+    };
+    if let Some(iso) = alias {
+        return format!("did you mean `{iso}`? {FORM}");
+    }
+    if let Some(c) = numbering::country(&upper) {
+        return format!("country codes are written in capitals: `{}`", c.iso);
+    }
+    let by_name = numbering::countries()
+        .iter()
+        .find(|c| !c.name.is_empty() && c.name.eq_ignore_ascii_case(written));
+    if let Some(c) = by_name {
+        return format!("did you mean `{}` ({})? {FORM}", c.iso, c.name);
+    }
+    if written.chars().count() > 3 {
+        let names = numbering::countries()
+            .iter()
+            .filter(|c| !c.name.is_empty())
+            .map(|c| c.name.as_str());
+        if let Some(name) = crate::diag::suggest(written, names)
+            && let Some(c) = numbering::countries().iter().find(|c| c.name == name)
+        {
+            return format!("did you mean `{}` ({})? {FORM}", c.iso, c.name);
+        }
+    }
+    FORM.to_string()
 }
 
 fn is_dns_label(s: &str) -> bool {
