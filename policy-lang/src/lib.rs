@@ -7,5 +7,7 @@
 
 pub mod ast;
 pub mod diag;
+pub mod fmt;
+pub mod parse;
 pub mod source;
 pub mod span;
