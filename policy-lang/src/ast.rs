@@ -12,12 +12,19 @@ use crate::span::{Span, Spanned};
 pub type Ident = Spanned<String>;
 
 /// One `# ...` comment; `text` is what follows the `#`, without the trailing
-/// newline or trailing white space.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// newline or trailing white space. Equality ignores the span.
+#[derive(Clone, Debug)]
 pub struct Comment {
     pub text: String,
     pub span: Span,
 }
+
+impl PartialEq for Comment {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+impl Eq for Comment {}
 
 /// Comments and layout around a statement.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -88,14 +95,23 @@ pub enum Item {
     Crypto(Block<CryptoStmt>),
 }
 
-/// `NAME { stmts }`. `keyword` is the span of the section keyword.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `NAME { stmts }`. `keyword` is the span of the section keyword. Equality
+/// ignores the span.
+#[derive(Clone, Debug)]
 pub struct Block<T> {
     pub keyword: Span,
     pub stmts: Vec<Stmt<T>>,
-    /// Comments after the last statement, before the closing brace.
+    /// Comments after the last statement, before the closing brace (a comment
+    /// on the line of the closing brace comes last).
     pub end_comments: Vec<Comment>,
 }
+
+impl<T: PartialEq> PartialEq for Block<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.stmts == other.stmts && self.end_comments == other.end_comments
+    }
+}
+impl<T: Eq> Eq for Block<T> {}
 
 // ---------------------------------------------------------------- windows
 
@@ -275,7 +291,9 @@ pub enum Trigger {
     Anomaly { kind: Ident },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The spans are those of the keywords (`alert`, `block class`, `block tenant`).
+/// Equality ignores them.
+#[derive(Clone, Debug)]
 pub enum ResponseAction {
     /// `alert`
     Alert(Span),
@@ -284,6 +302,18 @@ pub enum ResponseAction {
     /// `block tenant`
     BlockTenant(Span),
 }
+
+impl PartialEq for ResponseAction {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ResponseAction::Alert(_), ResponseAction::Alert(_)) => true,
+            (ResponseAction::BlockClasses(_, a), ResponseAction::BlockClasses(_, b)) => a == b,
+            (ResponseAction::BlockTenant(_), ResponseAction::BlockTenant(_)) => true,
+            _ => false,
+        }
+    }
+}
+impl Eq for ResponseAction {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Hold {
