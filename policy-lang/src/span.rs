@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(line_col(t, 0), (1, 1));
         assert_eq!(line_col(t, 3), (2, 1));
         assert_eq!(line_col(t, 7), (2, 4)); // after the two-byte é
-        assert_eq!(line_col(t, 9), (3, 1));
+        assert_eq!(line_col(t, 8), (3, 1));
         assert_eq!(line_col(t, 100), (3, 2));
     }
 }
