@@ -43,8 +43,10 @@
 //!   area code is never part of any country.
 //! - A number class takes, for every calling code, the union of the class's
 //!   descriptors of all regions using the code; a node is emitted as soon as no
-//!   number below it is valid (matched by a region's general descriptor) without
-//!   being in the class. At the depth cap a node that still mixes class and
+//!   number below it is valid (matched by one of the regions' typed
+//!   descriptors: fixed-line, mobile, toll-free, ...) without being in the
+//!   class at a length the class uses (numbers of other lengths cannot be
+//!   told apart by a prefix and are covered too). At the depth cap a node that still mixes class and
 //!   other numbers is included (conservative for `deny class`).
 
 #![allow(
@@ -87,14 +89,16 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn new(desc: &Descriptor, general: &Descriptor) -> Result<Option<Matcher>> {
+    /// `meta` supplies the fallback lengths for a descriptor without its own
+    /// (the metadata leaves them out of `generalDesc`).
+    fn new(desc: &Descriptor, meta: &Metadata) -> Result<Option<Matcher>> {
         let pattern = desc.national_number().as_str().trim();
         if pattern.is_empty() || pattern == "NA" {
             return Ok(None);
         }
         let mut lengths: Vec<usize> = lengths_of(desc);
         if lengths.is_empty() {
-            lengths = lengths_of(general);
+            lengths = region_lengths(meta);
         }
         if lengths.is_empty() {
             return Ok(None);
@@ -126,6 +130,20 @@ impl Matcher {
     fn accepts_at_end(&self, state: StateID, len: usize) -> bool {
         self.lengths.contains(&len) && self.dfa.is_match_state(self.dfa.next_eoi_state(state))
     }
+}
+
+/// The possible lengths of a region: its general descriptor's, or else the
+/// union of its typed descriptors' lengths.
+fn region_lengths(meta: &Metadata) -> Vec<usize> {
+    let general = lengths_of(meta.descriptors().general());
+    if !general.is_empty() {
+        return general;
+    }
+    let all: BTreeSet<usize> = region_descriptors(meta)
+        .iter()
+        .flat_map(|(_, d)| lengths_of(d))
+        .collect();
+    all.into_iter().collect()
 }
 
 fn lengths_of(desc: &Descriptor) -> Vec<usize> {
@@ -280,6 +298,7 @@ struct CountryOut {
 struct Stats {
     ambiguous: Vec<(String, Vec<String>)>,
     class_capped: BTreeMap<&'static str, usize>,
+    class_length_mixed: BTreeMap<&'static str, usize>,
 }
 
 /// Splits a shared calling code between its regions (see the module docs).
@@ -313,7 +332,7 @@ fn split_shared_code(
             if ri != 0 && main_patterns.contains(&normalise(desc.national_number().as_str())) {
                 continue;
             }
-            if let Some(m) = Matcher::new(desc, meta.descriptors().general())? {
+            if let Some(m) = Matcher::new(desc, meta)? {
                 matchers.push(m);
                 // Priority: the other regions' fixed lines (geographic, so
                 // specific: Western Sahara 5288/5289 lies inside Morocco's
@@ -370,10 +389,9 @@ fn split_shared_code(
     }
     let ambiguous_prefixes: Vec<String> = ambiguous.iter().map(|(p, _)| p.clone()).collect();
     for (p, rs) in ambiguous {
-        stats.ambiguous.push((
-            p,
-            rs.iter().map(|&r| regions[r].id().to_owned()).collect(),
-        ));
+        stats
+            .ambiguous
+            .push((p, rs.iter().map(|&r| regions[r].id().to_owned()).collect()));
     }
     for (ri, meta) in regions.iter().enumerate() {
         if !is_geographic(meta) {
@@ -412,15 +430,25 @@ fn class_prefixes(
     let mut valid = Vec::new();
     let mut in_class = Vec::new();
     for meta in regions {
-        let general = meta.descriptors().general();
-        if seen.insert(("g", normalise(general.national_number().as_str()), lengths_of(general)))
-            && let Some(m) = Matcher::new(general, general)?
-        {
-            valid.push(m);
+        // Valid numbers: the typed descriptors (the general descriptor is
+        // a much looser summary pattern).
+        for (_, desc) in region_descriptors(meta) {
+            if seen.insert((
+                "v",
+                normalise(desc.national_number().as_str()),
+                lengths_of(desc),
+            )) && let Some(m) = Matcher::new(desc, meta)?
+            {
+                valid.push(m);
+            }
         }
         if let Some(desc) = select(meta)
-            && seen.insert(("c", normalise(desc.national_number().as_str()), lengths_of(desc)))
-            && let Some(m) = Matcher::new(desc, general)?
+            && seen.insert((
+                "c",
+                normalise(desc.national_number().as_str()),
+                lengths_of(desc),
+            ))
+            && let Some(m) = Matcher::new(desc, meta)?
         {
             in_class.push(m);
         }
@@ -431,7 +459,9 @@ fn class_prefixes(
     let n_valid = valid.len();
     let mut matchers = valid;
     matchers.extend(in_class);
-    let mut live = Query::new(&matchers, move |acc: &[bool]| acc[n_valid..].iter().any(|a| *a));
+    let mut live = Query::new(&matchers, move |acc: &[bool]| {
+        acc[n_valid..].iter().any(|a| *a)
+    });
     let mut bad = Query::new(&matchers, move |acc: &[bool]| {
         acc[..n_valid].iter().any(|a| *a) && !acc[n_valid..].iter().any(|a| *a)
     });
@@ -443,7 +473,27 @@ fn class_prefixes(
         if !live.exists(&states, depth) {
             continue;
         }
-        if !bad.exists(&states, depth) {
+        // Only lengths at which the class has numbers below the node count:
+        // a prefix cannot tell lengths apart, and a shorter or longer number
+        // of another type below a class range (e.g. 6-digit fixed lines and
+        // 9-digit premium numbers both under +508 81) is blocked with it.
+        let lengths: BTreeSet<usize> = matchers
+            .iter()
+            .flat_map(|m| m.lengths.iter().copied())
+            .filter(|&l| l >= depth)
+            .collect();
+        let mut mixed = false;
+        let mut other_lengths = false;
+        for total in lengths {
+            let class_here = live.exists_len(&states, total, total - depth);
+            let bad_here = bad.exists_len(&states, total, total - depth);
+            mixed |= class_here && bad_here;
+            other_lengths |= !class_here && bad_here;
+        }
+        if !mixed {
+            if other_lengths {
+                *stats.class_length_mixed.entry(class).or_default() += 1;
+            }
             result.push(format!("{code}{national}"));
         } else if depth >= NATIONAL_DEPTH_CAP {
             *stats.class_capped.entry(class).or_default() += 1;
@@ -569,13 +619,34 @@ fn generate() -> Result<(String, String)> {
     );
     let mut s = String::new();
     let w = &mut s;
-    let _ = writeln!(w, "# Tollgate numbering data. GENERATED by tools/numbering-gen; do not edit.");
-    let _ = writeln!(w, "# Regenerate: cargo run -p numbering-gen -- policy-lang/data/numbering.tsv");
-    let _ = writeln!(w, "# Source: libphonenumber {LIBPHONENUMBER_VERSION} PhoneNumberMetadata.xml via the phonenumber crate {CRATE_VERSION} (Apache-2.0).");
-    let _ = writeln!(w, "# Country names: ISO 3166-1 English short names (Debian iso-codes 4.15.0).");
-    let _ = writeln!(w, "# Emergency numbers: libphonenumber {LIBPHONENUMBER_VERSION} ShortNumberMetadata.xml <emergency> + cited additions (tools/numbering-gen/src/emergency.rs).");
-    let _ = writeln!(w, "# Method and approximations: docs/numbering.md. National depth cap: {NATIONAL_DEPTH_CAP} digits.");
-    let _ = writeln!(w, "# Records (tab-separated): source TEXT | country ISO CALLING_CODE NAME | prefix ISO DIGITS | carve-out ISO DIGITS | ambiguous DIGITS ISO,ISO.. | class NAME DESCRIPTION | class-prefix NAME DIGITS | emergency ISO NUMBER");
+    let _ = writeln!(
+        w,
+        "# Tollgate numbering data. GENERATED by tools/numbering-gen; do not edit."
+    );
+    let _ = writeln!(
+        w,
+        "# Regenerate: cargo run -p numbering-gen -- policy-lang/data/numbering.tsv"
+    );
+    let _ = writeln!(
+        w,
+        "# Source: libphonenumber {LIBPHONENUMBER_VERSION} PhoneNumberMetadata.xml via the phonenumber crate {CRATE_VERSION} (Apache-2.0)."
+    );
+    let _ = writeln!(
+        w,
+        "# Country names: ISO 3166-1 English short names (Debian iso-codes 4.15.0)."
+    );
+    let _ = writeln!(
+        w,
+        "# Emergency numbers: libphonenumber {LIBPHONENUMBER_VERSION} ShortNumberMetadata.xml <emergency> + cited additions (tools/numbering-gen/src/emergency.rs)."
+    );
+    let _ = writeln!(
+        w,
+        "# Method and approximations: docs/numbering.md. National depth cap: {NATIONAL_DEPTH_CAP} digits."
+    );
+    let _ = writeln!(
+        w,
+        "# Records (tab-separated): source TEXT | country ISO CALLING_CODE NAME | prefix ISO DIGITS | carve-out ISO DIGITS | ambiguous DIGITS ISO,ISO.. | class NAME DESCRIPTION | class-prefix NAME DIGITS | emergency ISO NUMBER"
+    );
     let _ = writeln!(w, "source\t{source}");
     for (iso, c) in &countries {
         let name = iso3166::NAMES
@@ -620,11 +691,12 @@ fn generate() -> Result<(String, String)> {
         }
     }
     let summary = format!(
-        "{} countries; ambiguous prefixes at cap: {}; class prefixes: {}; class nodes decided at cap: {:?}",
+        "{} countries; ambiguous prefixes at cap: {}; class prefixes: {}; class nodes decided at cap: {:?}; class prefixes also covering other-length numbers: {:?}",
         countries.len(),
         ambiguous.len(),
         class_sizes.join(", "),
-        stats.class_capped
+        stats.class_capped,
+        stats.class_length_mixed
     );
     Ok((s, summary))
 }
