@@ -7,5 +7,6 @@
 
 pub mod ast;
 pub mod diag;
+pub mod numbering;
 pub mod source;
 pub mod span;

@@ -158,12 +158,18 @@ fn lengths_of(desc: &Descriptor) -> Vec<usize> {
     v
 }
 
+/// (DFA states, total length, digits still to read).
+type MemoKey = (Vec<StateID>, usize, usize);
+
+/// Decides a completion from which matchers accept it.
+type Predicate<'m> = Box<dyn Fn(&[bool]) -> bool + 'm>;
+
 /// A question about the completions of a trie node: does some completion of
 /// a possible length satisfy `pred`, given which matchers accept it?
 struct Query<'m> {
     matchers: &'m [Matcher],
-    pred: Box<dyn Fn(&[bool]) -> bool + 'm>,
-    memo: HashMap<(Vec<StateID>, usize, usize), bool>,
+    pred: Predicate<'m>,
+    memo: HashMap<MemoKey, bool>,
 }
 
 impl<'m> Query<'m> {
