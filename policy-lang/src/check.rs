@@ -1703,7 +1703,7 @@ impl Cx<'_> {
         ir::CompiledPolicy {
             tenant,
             home_country: r.home.iso.to_string(),
-            numbering_plan: numbering::DATA_SOURCE.to_string(),
+            numbering_plan: numbering::data_source().to_string(),
             emergency_numbers: emergency,
             destinations,
             classes,
