@@ -70,3 +70,38 @@ pub fn normalize_formats(crd: CustomResourceDefinition) -> CustomResourceDefinit
     walk(&mut value);
     serde_json::from_value(value).unwrap_or(crd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed YAML files are what `crdgen` writes now.
+    #[test]
+    fn generated_yaml_is_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (file, crd) in all_crds() {
+            let want = yaml::crd_to_yaml(&crd).expect("renders");
+            let have = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            assert!(
+                have == want,
+                "crds/{file} is stale: run `cargo run -p tollgate-crds --bin crdgen`"
+            );
+        }
+    }
+
+    #[test]
+    fn crds_have_names_and_categories() {
+        for (_, crd) in all_crds() {
+            assert_eq!(crd.spec.group, GROUP);
+            assert_eq!(crd.spec.scope, "Namespaced");
+            assert_eq!(crd.spec.versions[0].name, VERSION);
+            assert_eq!(
+                crd.spec.names.categories.as_deref(),
+                Some(&["tollgate".to_string()][..])
+            );
+            let yaml = yaml::crd_to_yaml(&crd).expect("renders");
+            assert!(!yaml.contains("x-kubernetes-preserve-unknown-fields"));
+            assert!(!yaml.contains("format: uint"));
+        }
+    }
+}

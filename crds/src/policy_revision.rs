@@ -2,6 +2,9 @@
 //! operator creates one per distinct policy content; together they are the
 //! history rollbacks use.
 
+// `#[kube(printcolumn(...))]` repeats `type_ = ...` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 

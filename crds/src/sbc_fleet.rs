@@ -2,6 +2,9 @@
 //! listed as static endpoints (SBCs outside the cluster), and how to reach
 //! their Tollgate agents.
 
+// `#[kube(printcolumn(...))]` repeats `type_ = ...` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;

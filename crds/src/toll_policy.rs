@@ -1,6 +1,9 @@
 //! `TollPolicy`: one tenant's compiled policy, the fleet it lands on and how
 //! it is rolled out. The operator reports the rollout in its status.
 
+// `#[kube(printcolumn(...))]` repeats `type_ = ...` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
