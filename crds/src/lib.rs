@@ -1,3 +1,107 @@
 //! Tollgate's custom resources and the compiled-policy IR they carry.
+//!
+//! Kinds (group `tollgate.dev`, version `v1alpha1`, all namespaced):
+//! [`TollPolicy`], [`SbcFleet`] and [`PolicyRevision`]. [`all_crds`] returns
+//! their CustomResourceDefinitions; `crdgen` writes them as YAML.
 
+pub mod conditions;
 pub mod policy;
+pub mod policy_revision;
+pub mod sbc_fleet;
+mod schema;
+pub mod toll_policy;
+pub mod yaml;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use policy_revision::{PolicyRevision, PolicyRevisionSpec};
+pub use sbc_fleet::{SbcFleet, SbcFleetSpec, SbcFleetStatus};
+pub use toll_policy::{TollPolicy, TollPolicySpec, TollPolicyStatus};
+
+/// API group of all Tollgate resources.
+pub const GROUP: &str = "tollgate.dev";
+/// API version of all Tollgate resources.
+pub const VERSION: &str = "v1alpha1";
+
+/// RFC 1123 DNS label (without the length limit, which the schema states separately).
+pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// The CRDs, with the file name `crdgen` writes each to (relative to the
+/// `crds/` directory). Use these rather than `TollPolicy::crd()` & co.: they
+/// also get [`normalize_formats`].
+pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
+    vec![
+        ("tollpolicies.yaml", normalize_formats(TollPolicy::crd())),
+        ("sbcfleets.yaml", normalize_formats(SbcFleet::crd())),
+        (
+            "policyrevisions.yaml",
+            normalize_formats(PolicyRevision::crd()),
+        ),
+    ]
+}
+
+/// Replaces schemars' unsigned integer formats (`uint16`, `uint32`,
+/// `uint64`), which the API server warns about as unrecognized, with the
+/// OpenAPI formats it knows (`int32`, `int64`). The `minimum: 0` schemars
+/// emits alongside keeps them non-negative.
+pub fn normalize_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let is_schema_format =
+                    map.get("format").and_then(|f| f.as_str()).map(|f| match f {
+                        "uint8" | "uint16" | "uint32" => Some("int32"),
+                        "uint64" | "uint" => Some("int64"),
+                        _ => None,
+                    });
+                if let Some(Some(to)) = is_schema_format {
+                    map.insert("format".into(), to.into());
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    walk(&mut value);
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed YAML files are what `crdgen` writes now.
+    #[test]
+    fn generated_yaml_is_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (file, crd) in all_crds() {
+            let want = yaml::crd_to_yaml(&crd).expect("renders");
+            let have = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            assert!(
+                have == want,
+                "crds/{file} is stale: run `cargo run -p tollgate-crds --bin crdgen`"
+            );
+        }
+    }
+
+    #[test]
+    fn crds_have_names_and_categories() {
+        for (_, crd) in all_crds() {
+            assert_eq!(crd.spec.group, GROUP);
+            assert_eq!(crd.spec.scope, "Namespaced");
+            assert_eq!(crd.spec.versions[0].name, VERSION);
+            assert_eq!(
+                crd.spec.names.categories.as_deref(),
+                Some(&["tollgate".to_string()][..])
+            );
+            let yaml = yaml::crd_to_yaml(&crd).expect("renders");
+            assert!(!yaml.contains("x-kubernetes-preserve-unknown-fields"));
+            assert!(!yaml.contains("format: uint"));
+        }
+    }
+}

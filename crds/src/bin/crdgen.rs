@@ -1,0 +1,68 @@
+//! Writes the CRD YAML files (`crds/*.yaml`), or with `--check` verifies they
+//! are up to date and exits 1 naming each stale file.
+//!
+//! Usage: `crdgen [--check] [--dir DIR]` (DIR defaults to this crate's directory).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut check = false;
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--check" => check = true,
+            "--dir" => match args.next() {
+                Some(d) => dir = PathBuf::from(d),
+                None => {
+                    eprintln!("crdgen: --dir needs a value");
+                    return ExitCode::from(2);
+                }
+            },
+            "-h" | "--help" => {
+                println!("usage: crdgen [--check] [--dir DIR]");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!(
+                    "crdgen: unknown argument `{other}` (usage: crdgen [--check] [--dir DIR])"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+
+    let mut stale = 0;
+    for (file, crd) in tollgate_crds::all_crds() {
+        let path = dir.join(file);
+        let yaml = match tollgate_crds::yaml::crd_to_yaml(&crd) {
+            Ok(y) => y,
+            Err(e) => {
+                eprintln!("crdgen: cannot render {file}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let current = std::fs::read_to_string(&path).ok();
+        if current.as_deref() == Some(yaml.as_str()) {
+            continue;
+        }
+        if check {
+            eprintln!(
+                "crdgen: {} is stale; run `cargo run -p tollgate-crds --bin crdgen`",
+                path.display()
+            );
+            stale += 1;
+        } else if let Err(e) = std::fs::write(&path, yaml) {
+            eprintln!("crdgen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        } else {
+            eprintln!("crdgen: wrote {}", path.display());
+        }
+    }
+    if stale > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
