@@ -39,6 +39,8 @@ pub const MAX_E164_DIGITS: usize = 15;
 pub struct Compilation {
     /// The file checked.
     pub file: FileId,
+    /// Every file the result depends on, in the order applied (imports first, `file` last).
+    pub files: Vec<FileId>,
     /// What the file declares itself to be (`None` when its header did not parse).
     pub kind: Option<FileKind>,
     /// The compiled policy of a tenant file without errors.
@@ -87,7 +89,9 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
             let errors = cx.diags.iter().any(Diagnostic::is_error);
             match (kind, resolved) {
                 (FileKind::Tenant, Some(resolved)) if !errors => {
-                    Some(cx.lower(&ast, &merged, &resolved))
+                    // lowering finds conflicts between expanded rules
+                    let policy = cx.lower(&ast, &merged, &resolved);
+                    (!cx.diags.iter().any(Diagnostic::is_error)).then_some(policy)
                 }
                 _ => None,
             }
@@ -98,6 +102,7 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
     sort_dedup(&mut diagnostics);
     Ok(Compilation {
         file: root,
+        files: order,
         kind,
         policy,
         diagnostics,
@@ -213,6 +218,8 @@ struct CryptoDecl {
 /// What one file declares, validated.
 #[derive(Default, Debug)]
 struct Decls {
+    /// A `home` statement was written, valid or not.
+    home_written: bool,
     home: Option<Decl<&'static Country>>,
     zone: Option<Decl<String>>,
     defaults: Vec<Decl<(Scope, ir::Verdict)>>,
@@ -227,6 +234,7 @@ struct Decls {
 /// All files applied in order: key → the winning declaration.
 #[derive(Default, Debug)]
 struct Merged {
+    home_written: bool,
     home: Option<Decl<&'static Country>>,
     zone: Option<Decl<String>>,
     defaults: BTreeMap<String, Decl<(Scope, ir::Verdict)>>,
@@ -245,6 +253,7 @@ impl Merged {
                 map.insert(decl.key.clone(), decl);
             }
         }
+        self.home_written |= d.home_written;
         if d.home.is_some() {
             self.home = d.home;
         }
@@ -397,6 +406,7 @@ impl Cx<'_> {
             match &item.node {
                 ast::Item::Import(_) => {}
                 ast::Item::Home(code) => {
+                    d.home_written = true;
                     if let Some(c) = self.country(file, code, "home::unknown-country") {
                         if let Some(prev) = &d.home {
                             self.duplicate(file, code.span, prev.origin.span, "`home`");
@@ -531,6 +541,22 @@ impl Cx<'_> {
             .with_related(first, "first declared here")
             .with_help("keep one of them"),
         );
+    }
+
+    /// Points a diagnostic at a second place: a label when it is in the same
+    /// file, otherwise its position in the help (labels cannot cross files).
+    fn also_at(&self, diag: Diagnostic, other: &Origin, what: &str) -> Diagnostic {
+        if other.file == diag.file {
+            return diag.with_related(other.stmt, what);
+        }
+        let file = self.ws.sources.get(other.file);
+        let (line, column) = line_col(&file.text, other.stmt.start);
+        let place = format!("{what}: {}:{line}:{column}", file.name);
+        let help = match diag.help.clone() {
+            Some(h) => format!("{h} ({place})"),
+            None => place,
+        };
+        diag.with_help(help)
     }
 
     fn check_name(&mut self, file: FileId, name: &ast::Ident, what: &str) {
@@ -1332,11 +1358,21 @@ impl Cx<'_> {
         if let Some((first_mode, first)) = geo_modes.next() {
             for (mode, d) in geo_modes {
                 if mode != first_mode {
-                    self.diags.push(
-                        Diagnostic::error("sources::mixed-geo", d.origin.file, d.origin.stmt, "`allow country` and `deny country` cannot be combined")
-                            .with_related(first.origin.stmt, "the other kind")
-                            .with_help("use `deny country ...` to block some countries, or `allow country ...` to accept only the listed ones"),
-                    );
+                    // report at the file applied last, pointing at the other kind
+                    let (here, other) = if d.origin.precedence >= first.origin.precedence {
+                        (d, first)
+                    } else {
+                        (first, d)
+                    };
+                    let diag = Diagnostic::error(
+                        "sources::mixed-geo",
+                        here.origin.file,
+                        here.origin.stmt,
+                        "`allow country` and `deny country` cannot be combined",
+                    )
+                    .with_help("use `deny country ...` to block some countries, or `allow country ...` to accept only the listed ones");
+                    let diag = self.also_at(diag, &other.origin, "the other kind");
+                    self.diags.push(diag);
                     break;
                 }
             }
@@ -1427,6 +1463,9 @@ impl Cx<'_> {
             return None;
         }
         let Some(home) = &m.home else {
+            if m.home_written {
+                return None; // the invalid `home` is already reported
+            }
             self.diags.push(
                 Diagnostic::error("home::missing", root, ast.header.node.name.span, format!("tenant `{}` has no home country", ast.header.node.name.node))
                     .with_help("declare it with `home GB` (ISO 3166-1 alpha-2): it decides which calls are national and which emergency numbers always pass"),

@@ -11,6 +11,24 @@ use tollgate_policy::{fmt as policy_fmt, parse};
 
 pub type Result<T> = std::result::Result<T, String>;
 
+/// Writes to standard output. A reader that went away (`tollgate compile |
+/// head`) ends the output quietly; any other write error is reported.
+fn out(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes to standard error; nothing useful can be done if that fails.
+fn err(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// `*.tgp` files under each path (a file is taken as given), sorted, each once.
 pub fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let defaults = [PathBuf::from(".")];
@@ -104,25 +122,25 @@ pub fn check(paths: &[PathBuf], json: bool, deny_warnings: bool, color: bool) ->
                 })
             })
             .collect();
-        let out = serde_json::json!({
+        let report = serde_json::json!({
             "files": files,
             "errors": errors,
             "warnings": warnings,
             "ok": !failed,
             "diagnostics": diags.iter().map(|d| d.to_json(&ws.sources)).collect::<Vec<_>>(),
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
-        );
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        ))?;
     } else {
-        eprint!("{}", render(&diags, &ws, color));
-        eprintln!(
-            "checked {}: {}, {}",
+        err(&render(&diags, &ws, color));
+        err(&format!(
+            "checked {}: {}, {}\n",
             plural(results.len(), "file"),
             plural(errors, "error"),
             plural(warnings, "warning")
-        );
+        ));
     }
     Ok(if failed {
         ExitCode::from(1)
@@ -143,8 +161,8 @@ pub fn fmt(paths: &[PathBuf], check_only: bool, color: bool) -> Result<ExitCode>
         let (ast, diags) = parse::parse(&text, id);
         let errors: Vec<Diagnostic> = diags.into_iter().filter(Diagnostic::is_error).collect();
         let Some(ast) = ast.filter(|_| errors.is_empty()) else {
-            eprint!("{}", render(&errors, &ws, color));
-            eprintln!("{}: not formatted (syntax errors)", f.display());
+            err(&render(&errors, &ws, color));
+            err(&format!("{}: not formatted (syntax errors)\n", f.display()));
             broken += 1;
             continue;
         };
@@ -158,9 +176,9 @@ pub fn fmt(paths: &[PathBuf], check_only: bool, color: bool) -> Result<ExitCode>
     }
     for f in &changed {
         if check_only {
-            println!("{}: not formatted", f.display());
+            out(&format!("{}: not formatted\n", f.display()))?;
         } else {
-            println!("{}: formatted", f.display());
+            out(&format!("{}: formatted\n", f.display()))?;
         }
     }
     let failed = broken > 0 || (check_only && !changed.is_empty());
@@ -196,34 +214,40 @@ pub fn compile(
     let (ws, results, diags) = check_all(paths)?;
     let (errors, warnings) = counts(&diags);
     if errors > 0 {
-        eprint!("{}", render(&diags, &ws, color));
-        eprintln!(
-            "not compiled: {}, {}",
+        err(&render(&diags, &ws, color));
+        err(&format!(
+            "not compiled: {}, {}\n",
             plural(errors, "error"),
             plural(warnings, "warning")
-        );
+        ));
         return Ok(ExitCode::from(1));
     }
     if warnings > 0 {
-        eprint!("{}", render(&diags, &ws, color));
+        err(&render(&diags, &ws, color));
     }
-    let mut policies: Vec<_> = results.into_iter().filter_map(|c| c.policy).collect();
-    policies.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    let mut policies: Vec<_> = results
+        .into_iter()
+        .filter_map(|c| {
+            let hash = crate::resource::source_hash(&ws, &c.files);
+            c.policy.map(|p| (p, hash))
+        })
+        .collect();
+    policies.sort_by(|a, b| a.0.tenant.cmp(&b.0.tenant));
     for w in policies.windows(2) {
         if let [a, b] = w
-            && a.tenant == b.tenant
+            && a.0.tenant == b.0.tenant
         {
             return Err(format!(
                 "two files declare tenant `{}`; each tenant needs exactly one policy file",
-                a.tenant
+                a.0.tenant
             ));
         }
     }
     let docs: Vec<(String, String)> = policies
         .into_iter()
-        .map(|p| {
+        .map(|(p, hash)| {
             let tenant = p.tenant.clone();
-            crate::resource::toll_policy_yaml(p, namespace, fleet).map(|y| (tenant, y))
+            crate::resource::toll_policy_yaml(p, namespace, fleet, hash).map(|y| (tenant, y))
         })
         .collect::<Result<_>>()?;
     match output {
@@ -233,15 +257,15 @@ pub fn compile(
             for (tenant, yaml) in &docs {
                 write_atomically(&dir.join(format!("{tenant}.yaml")), yaml)?;
             }
-            eprintln!(
-                "compiled {} into {}",
+            err(&format!(
+                "compiled {} into {}\n",
                 plural(docs.len(), "policy"),
                 dir.display()
-            );
+            ));
         }
         None => {
             for (_, yaml) in &docs {
-                print!("---\n{yaml}");
+                out(&format!("---\n{yaml}"))?;
             }
         }
     }

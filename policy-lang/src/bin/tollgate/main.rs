@@ -71,10 +71,10 @@ enum Command {
         /// Policy files or folders; default: the current folder.
         paths: Vec<PathBuf>,
         /// Namespace of the generated resources.
-        #[arg(short = 'n', long, default_value = "tollgate")]
+        #[arg(short = 'n', long, default_value = "tollgate", value_parser = dns_label)]
         namespace: String,
         /// Name of the SbcFleet the policies roll out to.
-        #[arg(long, default_value = "default")]
+        #[arg(long, default_value = "default", value_parser = dns_label)]
         fleet: String,
         /// Write one `<tenant>.yaml` per tenant into this folder instead of one
         /// multi-document YAML stream on standard output.
@@ -87,6 +87,21 @@ enum Command {
 enum Format {
     Human,
     Json,
+}
+
+/// Namespaces and fleet names are Kubernetes DNS labels.
+fn dns_label(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("must be a DNS label: 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit".into())
+    }
 }
 
 fn main() -> ExitCode {
