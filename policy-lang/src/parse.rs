@@ -249,6 +249,7 @@ struct Parser {
 
 impl Parser {
     fn push(&mut self, e: PErr) {
+        let e = *e.0;
         let mut d = Diagnostic::error(e.code, self.file, e.span, e.message);
         if let Some(h) = e.help {
             d = d.with_help(h);
@@ -699,8 +700,12 @@ fn is_section(item: &Item) -> bool {
 
 // ---------------------------------------------------------------- statement layer: basics
 
+/// A syntax error found by a statement parser (boxed: results stay small).
 #[derive(Debug, Clone)]
-struct PErr {
+struct PErr(Box<PErrData>);
+
+#[derive(Debug, Clone)]
+struct PErrData {
     code: &'static str,
     message: String,
     span: Span,
@@ -711,25 +716,25 @@ struct PErr {
 
 impl PErr {
     fn new(code: &'static str, span: Span, message: impl Into<String>) -> Self {
-        PErr {
+        PErr(Box::new(PErrData {
             code,
             message: message.into(),
             span,
             help: None,
             label: None,
             related: Vec::new(),
-        }
+        }))
     }
     fn help(mut self, h: impl Into<String>) -> Self {
-        self.help = Some(h.into());
+        self.0.help = Some(h.into());
         self
     }
     fn label(mut self, l: impl Into<String>) -> Self {
-        self.label = Some(l.into());
+        self.0.label = Some(l.into());
         self
     }
     fn related(mut self, span: Span, m: impl Into<String>) -> Self {
-        self.related.push((span, m.into()));
+        self.0.related.push((span, m.into()));
         self
     }
     fn fail<'a, T>(self) -> PResult<'a, T> {

@@ -1,3 +1,5 @@
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 use super::parse;
 use crate::ast::*;
 use crate::diag::Diagnostic;
@@ -861,4 +863,30 @@ fn never_panics_on_odd_input() {
     }
     let deep = "destinations {\n".repeat(2000);
     let _ = parse(&format!("tenant t\n{deep}"), FileId(0));
+}
+
+/// Every `tests/cases/errors/syntax-<kind>.tgp` triggers exactly `syntax::<kind>`.
+#[test]
+fn error_case_files_trigger_their_code() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases/errors");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("cases dir") {
+        let path = entry.expect("entry").path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let Some(kind) = stem.strip_prefix("syntax-") else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.starts_with("tenant t\n") || kind == "missing-header",
+            "{stem}"
+        );
+        let d = errs(&text);
+        let got: Vec<&str> = d.iter().map(|d| d.code).collect();
+        assert_eq!(got, [format!("syntax::{kind}").as_str()], "{stem}: {d:#?}");
+        seen += 1;
+    }
+    assert!(seen >= 20, "only {seen} case files");
 }
