@@ -799,8 +799,16 @@ fn describe_span(i: In<'_>, tok: Span) -> String {
     let f = *i.fragment();
     let from = tok.start.saturating_sub(i.location_offset());
     match f.get(from..from + tok.len()) {
-        Some(t) if !t.is_empty() => format!("`{t}`"),
+        Some(t) if !t.is_empty() => format!("`{}`", short(t)),
         _ => "the end of the line".to_string(),
+    }
+}
+
+/// `t`, cut to 40 characters (with `…`) for quoting in a message.
+fn short(t: &str) -> std::borrow::Cow<'_, str> {
+    match t.char_indices().nth(40) {
+        Some((n, _)) => format!("{}…", t.get(..n).unwrap_or("")).into(),
+        None => t.into(),
     }
 }
 
@@ -848,7 +856,7 @@ fn name<'a>(i: In<'a>, what: &str, help: &str) -> PResult<'a, Ident> {
         return PErr::new(
             "syntax::bad-name",
             span_of(&w),
-            format!("invalid name `{t}`"),
+            format!("invalid name `{}`", short(t)),
         )
         .help(NAME_HELP)
         .fail();
@@ -875,7 +883,7 @@ fn keyword<'a, T: Copy>(
             PErr::new(
                 "syntax::unknown-keyword",
                 span_of(&w),
-                format!("expected {what}, found `{t}`"),
+                format!("expected {what}, found `{}`", short(t)),
             )
             .help(help)
             .fail()

@@ -890,3 +890,11 @@ fn error_case_files_trigger_their_code() {
     }
     assert!(seen >= 20, "only {seen} case files");
 }
+
+#[test]
+fn long_tokens_are_cut_in_messages() {
+    let text = format!("tenant t\n{}\n", "x".repeat(10_000));
+    let (d, _) = one(&text);
+    assert!(d.message.len() < 100, "{}", d.message);
+    assert_eq!(d.label.span, Span::new(9, 10_009));
+}
