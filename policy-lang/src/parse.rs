@@ -249,6 +249,7 @@ struct Parser {
 
 impl Parser {
     fn push(&mut self, e: PErr) {
+        let e = *e.0;
         let mut d = Diagnostic::error(e.code, self.file, e.span, e.message);
         if let Some(h) = e.help {
             d = d.with_help(h);
@@ -699,8 +700,12 @@ fn is_section(item: &Item) -> bool {
 
 // ---------------------------------------------------------------- statement layer: basics
 
+/// A syntax error found by a statement parser (boxed: results stay small).
 #[derive(Debug, Clone)]
-struct PErr {
+struct PErr(Box<PErrData>);
+
+#[derive(Debug, Clone)]
+struct PErrData {
     code: &'static str,
     message: String,
     span: Span,
@@ -711,25 +716,25 @@ struct PErr {
 
 impl PErr {
     fn new(code: &'static str, span: Span, message: impl Into<String>) -> Self {
-        PErr {
+        PErr(Box::new(PErrData {
             code,
             message: message.into(),
             span,
             help: None,
             label: None,
             related: Vec::new(),
-        }
+        }))
     }
     fn help(mut self, h: impl Into<String>) -> Self {
-        self.help = Some(h.into());
+        self.0.help = Some(h.into());
         self
     }
     fn label(mut self, l: impl Into<String>) -> Self {
-        self.label = Some(l.into());
+        self.0.label = Some(l.into());
         self
     }
     fn related(mut self, span: Span, m: impl Into<String>) -> Self {
-        self.related.push((span, m.into()));
+        self.0.related.push((span, m.into()));
         self
     }
     fn fail<'a, T>(self) -> PResult<'a, T> {
@@ -794,8 +799,16 @@ fn describe_span(i: In<'_>, tok: Span) -> String {
     let f = *i.fragment();
     let from = tok.start.saturating_sub(i.location_offset());
     match f.get(from..from + tok.len()) {
-        Some(t) if !t.is_empty() => format!("`{t}`"),
+        Some(t) if !t.is_empty() => format!("`{}`", short(t)),
         _ => "the end of the line".to_string(),
+    }
+}
+
+/// `t`, cut to 40 characters (with `…`) for quoting in a message.
+fn short(t: &str) -> std::borrow::Cow<'_, str> {
+    match t.char_indices().nth(40) {
+        Some((n, _)) => format!("{}…", t.get(..n).unwrap_or("")).into(),
+        None => t.into(),
     }
 }
 
@@ -843,7 +856,7 @@ fn name<'a>(i: In<'a>, what: &str, help: &str) -> PResult<'a, Ident> {
         return PErr::new(
             "syntax::bad-name",
             span_of(&w),
-            format!("invalid name `{t}`"),
+            format!("invalid name `{}`", short(t)),
         )
         .help(NAME_HELP)
         .fail();
@@ -870,7 +883,7 @@ fn keyword<'a, T: Copy>(
             PErr::new(
                 "syntax::unknown-keyword",
                 span_of(&w),
-                format!("expected {what}, found `{t}`"),
+                format!("expected {what}, found `{}`", short(t)),
             )
             .help(help)
             .fail()

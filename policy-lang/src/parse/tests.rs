@@ -1,3 +1,5 @@
+#![allow(clippy::panic, clippy::unwrap_used)]
+
 use super::parse;
 use crate::ast::*;
 use crate::diag::Diagnostic;
@@ -861,4 +863,12 @@ fn never_panics_on_odd_input() {
     }
     let deep = "destinations {\n".repeat(2000);
     let _ = parse(&format!("tenant t\n{deep}"), FileId(0));
+}
+
+#[test]
+fn long_tokens_are_cut_in_messages() {
+    let text = format!("tenant t\n{}\n", "x".repeat(10_000));
+    let (d, _) = one(&text);
+    assert!(d.message.len() < 100, "{}", d.message);
+    assert_eq!(d.label.span, Span::new(9, 10_009));
 }
