@@ -4,6 +4,7 @@
 #   exports=$(scripts/apiserver.sh start)   # prints `export KUBECONFIG=...` (only that, on stdout)
 #   eval "$exports"
 #   scripts/apiserver.sh stop
+#   scripts/apiserver.sh status            # exit 0 when running and ready
 #
 # Wraps ../shared/testbed/apiserver/testbed-apiserver.sh. Settings:
 #   TOLLGATE_APISERVER_SCRIPT  the wrapped script (default: ../shared/testbed/apiserver/testbed-apiserver.sh,
@@ -27,7 +28,7 @@ script=$(cd "$(dirname "$script")" && pwd)/$(basename "$script")
 
 export TESTBED_APISERVER_DIR=${TESTBED_APISERVER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate/testbed-apiserver}
 
-usage() { echo "usage: $0 start|stop" >&2; }
+usage() { echo "usage: $0 start|stop|status" >&2; }
 
 case ${1:-} in
   start)
@@ -41,6 +42,9 @@ case ${1:-} in
     ;;
   stop)
     "$script" stop
+    ;;
+  status)
+    "$script" status
     ;;
   *)
     usage

@@ -13,6 +13,7 @@
 //! A later file's declaration replaces an earlier one with the same key; keys
 //! that appear twice in one file are an error.
 
+use crate::analysis;
 use crate::ast::{self, Action, FileKind, Scope, Stmt};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::load::Workspace;
@@ -62,6 +63,7 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
     let mut cx = Cx {
         ws,
         diags: Vec::new(),
+        displaced: BTreeMap::new(),
     };
     let order = cx.import_order(root);
     let kind = cx
@@ -91,7 +93,23 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
                 (FileKind::Tenant, Some(resolved)) if !errors => {
                     // lowering finds conflicts between expanded rules
                     let policy = cx.lower(&ast, &merged, &resolved);
-                    (!cx.diags.iter().any(Diagnostic::is_error)).then_some(policy)
+                    if cx.diags.iter().any(Diagnostic::is_error) {
+                        None
+                    } else {
+                        let declared_at = merged
+                            .all_origins()
+                            .into_iter()
+                            .map(|(id, o)| (id.to_string(), (o.file, o.span)))
+                            .collect();
+                        let input = analysis::Input {
+                            policy: &policy,
+                            root,
+                            declared_at: &declared_at,
+                            displaced: &cx.displaced,
+                        };
+                        cx.diags.extend(analysis::analyze(&input));
+                        Some(policy)
+                    }
                 }
                 _ => None,
             }
@@ -297,6 +315,8 @@ struct Resolved {
 struct Cx<'w> {
     ws: &'w mut Workspace,
     diags: Vec<Diagnostic>,
+    /// Destination rules that lost a (prefix, window) entry to another rule: rule → winners.
+    displaced: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Cx<'_> {
@@ -1563,6 +1583,12 @@ impl Cx<'_> {
             let Some(best) = list.first().cloned() else {
                 continue;
             };
+            for other in list.iter().skip(1).filter(|o| o.specificity > 0) {
+                self.displaced
+                    .entry(other.rule.clone())
+                    .or_default()
+                    .insert(best.rule.clone());
+            }
             for other in list
                 .iter()
                 .skip(1)

@@ -5,6 +5,7 @@
 //! (the IR the operator enforces). [`diag`] carries every problem found on
 //! the way, with its file and span.
 
+pub mod analysis;
 pub mod ast;
 pub mod check;
 pub mod diag;
