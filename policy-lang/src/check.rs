@@ -1535,7 +1535,17 @@ impl Cx<'_> {
                 span: none,
             },
         );
-        for p in disjoint(&r.home.prefixes, &r.home.carve_outs) {
+        // Carve-outs: prefixes under a rule's prefixes that belong to another
+        // country (e.g. Guernsey's +44 1481 under GB's +44); the rule must not
+        // decide there. Resolved below, once the whole table is known.
+        let mut carve_outs: Vec<(String, String)> = r
+            .home
+            .carve_outs
+            .iter()
+            .map(|c| (c.clone(), "dst:national".to_string()))
+            .collect();
+        for p in &r.home.prefixes {
+            let p = p.clone();
             add(
                 p,
                 Cand {
@@ -1552,7 +1562,10 @@ impl Cx<'_> {
         for (key, d) in &m.dests {
             let prefixes = match &d.value.target {
                 Target::Prefix(p) => vec![p.clone()],
-                Target::Country(c) => disjoint(&c.prefixes, &c.carve_outs),
+                Target::Country(c) => {
+                    carve_outs.extend(c.carve_outs.iter().map(|co| (co.clone(), key.clone())));
+                    c.prefixes.clone()
+                }
                 Target::Class(c) => c.prefixes.clone(),
             };
             for p in prefixes {
@@ -1629,15 +1642,49 @@ impl Cx<'_> {
                 .then(a.file.cmp(&b.file))
                 .then(a.span.start.cmp(&b.span.start))
         });
-        let destinations = entries
-            .into_iter()
-            .map(|(prefix, c)| ir::DestinationRule {
-                prefix,
-                action: c.action,
-                rule: c.rule,
-                window: c.window,
-            })
-            .collect();
+        let mut table: BTreeMap<String, Vec<ir::DestinationRule>> = BTreeMap::new();
+        for (prefix, c) in entries {
+            table
+                .entry(prefix.clone())
+                .or_default()
+                .push(ir::DestinationRule {
+                    prefix,
+                    action: c.action,
+                    rule: c.rule,
+                    window: c.window,
+                });
+        }
+        // A carve-out of rule R at prefix P decides as if R did not cover P:
+        // P gets copies of the entries of the enclosing prefixes (longest
+        // first, leaving out R's own) down to the first unconditional one,
+        // after any entry other rules put at P themselves.
+        carve_outs.sort();
+        carve_outs.dedup();
+        for (prefix, owner) in carve_outs {
+            if table
+                .get(&prefix)
+                .is_some_and(|es| es.iter().any(|e| e.window.is_none()))
+            {
+                continue;
+            }
+            let mut copies = Vec::new();
+            'up: for len in (0..prefix.len()).rev() {
+                for e in table.get(&prefix[..len]).into_iter().flatten() {
+                    if e.rule == owner {
+                        continue;
+                    }
+                    copies.push(ir::DestinationRule {
+                        prefix: prefix.clone(),
+                        ..e.clone()
+                    });
+                    if e.window.is_none() {
+                        break 'up;
+                    }
+                }
+            }
+            table.entry(prefix).or_default().extend(copies);
+        }
+        let destinations: Vec<ir::DestinationRule> = table.into_values().flatten().collect();
 
         // Classes: national prefixes and the number classes limits and responses name.
         let mut named: BTreeSet<String> = BTreeSet::new();

@@ -16,12 +16,17 @@ pub struct UnknownZone(pub String);
 /// Whether `window` is open at `at`.
 pub fn is_open(window: &TimeWindow, at: Timestamp) -> Result<bool, UnknownZone> {
     let tz = TimeZone::get(&window.zone).map_err(|_| UnknownZone(window.zone.clone()))?;
-    let local = at.to_zoned(tz);
+    Ok(is_open_in(window, at, &tz))
+}
+
+/// Whether `window` is open at `at`, its zone already resolved to `tz`.
+pub fn is_open_in(window: &TimeWindow, at: Timestamp, tz: &TimeZone) -> bool {
+    let local = at.to_zoned(tz.clone());
     let day = weekday(local.weekday());
     let yesterday = weekday(local.weekday().previous());
     let minute =
         u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute())).unwrap_or(0);
-    Ok(window.spans.iter().any(|s| {
+    window.spans.iter().any(|s| {
         if s.start_minute < s.end_minute {
             s.days.contains(&day) && (s.start_minute..s.end_minute).contains(&minute)
         } else {
@@ -29,7 +34,7 @@ pub fn is_open(window: &TimeWindow, at: Timestamp) -> Result<bool, UnknownZone> 
             (s.days.contains(&day) && minute >= s.start_minute)
                 || (s.days.contains(&yesterday) && minute < s.end_minute)
         }
-    }))
+    })
 }
 
 fn weekday(d: CivilDay) -> Weekday {
