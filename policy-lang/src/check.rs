@@ -85,6 +85,20 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
         merged.apply(decls);
     }
 
+    for (key, new, old) in &merged.unchanged_overrides {
+        if new.file == root {
+            let diag = Diagnostic::warning(
+                "analysis::override-changes-nothing",
+                new.file,
+                new.span,
+                format!("`{key}` declares what the imported policy already declares"),
+            )
+            .with_label("same as the imported declaration")
+            .with_help("this override changes nothing; remove it, or change it if you meant something else");
+            let diag = cx.also_at(diag, old, "imported from");
+            cx.diags.push(diag);
+        }
+    }
     let policy = match (kind, cx.ws.parsed(root).ast.clone()) {
         (Some(kind), Some(ast)) => {
             let resolved = cx.cross_check(root, kind, &ast, &merged);
@@ -233,6 +247,86 @@ struct CryptoDecl {
     required: bool,
 }
 
+/// Equal in meaning (spans aside): an override that is `same` as what it
+/// replaces changes nothing.
+trait Same {
+    fn same(&self, other: &Self) -> bool;
+}
+
+impl Same for (Scope, ir::Verdict) {
+    fn same(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
+impl Same for DestRule {
+    fn same(&self, other: &Self) -> bool {
+        let target = match (&self.target, &other.target) {
+            (Target::Prefix(a), Target::Prefix(b)) => a == b,
+            (Target::Country(a), Target::Country(b)) => a.iso == b.iso,
+            (Target::Class(a), Target::Class(b)) => a.name == b.name,
+            _ => false,
+        };
+        let window = self.window.as_ref().map(|w| &w.0) == other.window.as_ref().map(|w| &w.0);
+        self.action == other.action && target && window
+    }
+}
+
+impl Same for WindowDecl {
+    fn same(&self, other: &Self) -> bool {
+        self.spans == other.spans && self.zone == other.zone
+    }
+}
+
+impl Same for SourceRule {
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                SourceRule::Network { net: a, action: x },
+                SourceRule::Network { net: b, action: y },
+            ) => a == b && x == y,
+            (SourceRule::Trunk { name: a, nets: x }, SourceRule::Trunk { name: b, nets: y }) => {
+                a == b && x == y
+            }
+            (
+                SourceRule::Geo {
+                    country: a,
+                    mode: x,
+                },
+                SourceRule::Geo {
+                    country: b,
+                    mode: y,
+                },
+            ) => a == b && x == y,
+            _ => false,
+        }
+    }
+}
+
+impl Same for LimitDecl {
+    fn same(&self, other: &Self) -> bool {
+        self.metric == other.metric
+            && self.class.as_ref().map(|c| &c.0) == other.class.as_ref().map(|c| &c.0)
+            && self.warning == other.warning
+            && self.critical == other.critical
+    }
+}
+
+impl Same for ResponseDecl {
+    fn same(&self, other: &Self) -> bool {
+        self.trigger == other.trigger
+            && self.action == other.action
+            && self.hold_seconds == other.hold_seconds
+            && self.until_acknowledged == other.until_acknowledged
+    }
+}
+
+impl Same for CryptoDecl {
+    fn same(&self, other: &Self) -> bool {
+        self.required == other.required
+    }
+}
+
 /// What one file declares, validated.
 #[derive(Default, Debug)]
 struct Decls {
@@ -252,6 +346,8 @@ struct Decls {
 /// All files applied in order: key → the winning declaration.
 #[derive(Default, Debug)]
 struct Merged {
+    /// Declarations that replaced an imported one with the same meaning: (key, new, old).
+    unchanged_overrides: Vec<(String, Origin, Origin)>,
     home_written: bool,
     home: Option<Decl<&'static Country>>,
     zone: Option<Decl<String>>,
@@ -266,25 +362,46 @@ struct Merged {
 
 impl Merged {
     fn apply(&mut self, d: Decls) {
-        fn put<T>(map: &mut BTreeMap<String, Decl<T>>, decls: Vec<Decl<T>>) {
+        fn put<T: Same>(
+            map: &mut BTreeMap<String, Decl<T>>,
+            decls: Vec<Decl<T>>,
+            same: &mut Vec<(String, Origin, Origin)>,
+        ) {
             for decl in decls {
+                if let Some(old) = map.get(&decl.key)
+                    && old.origin.file != decl.origin.file
+                    && old.value.same(&decl.value)
+                {
+                    same.push((decl.key.clone(), decl.origin.clone(), old.origin.clone()));
+                }
                 map.insert(decl.key.clone(), decl);
             }
         }
+        let same = &mut self.unchanged_overrides;
         self.home_written |= d.home_written;
+        if let (Some(new), Some(old)) = (&d.home, &self.home)
+            && new.value.iso == old.value.iso
+        {
+            same.push((new.key.clone(), new.origin.clone(), old.origin.clone()));
+        }
+        if let (Some(new), Some(old)) = (&d.zone, &self.zone)
+            && new.value == old.value
+        {
+            same.push((new.key.clone(), new.origin.clone(), old.origin.clone()));
+        }
         if d.home.is_some() {
             self.home = d.home;
         }
         if d.zone.is_some() {
             self.zone = d.zone;
         }
-        put(&mut self.defaults, d.defaults);
-        put(&mut self.dests, d.dests);
-        put(&mut self.windows, d.windows);
-        put(&mut self.sources, d.sources);
-        put(&mut self.limits, d.limits);
-        put(&mut self.responses, d.responses);
-        put(&mut self.crypto, d.crypto);
+        put(&mut self.defaults, d.defaults, same);
+        put(&mut self.dests, d.dests, same);
+        put(&mut self.windows, d.windows, same);
+        put(&mut self.sources, d.sources, same);
+        put(&mut self.limits, d.limits, same);
+        put(&mut self.responses, d.responses, same);
+        put(&mut self.crypto, d.crypto, same);
     }
 
     fn all_origins(&self) -> Vec<(&str, &Origin)> {
