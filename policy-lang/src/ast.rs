@@ -95,6 +95,20 @@ pub enum Item {
     Crypto(Block<CryptoStmt>),
 }
 
+impl Item {
+    /// A `keyword { ... }` section (as opposed to a one-line item).
+    pub fn is_section(&self) -> bool {
+        matches!(
+            self,
+            Item::Destinations(_)
+                | Item::Sources(_)
+                | Item::Limits(_)
+                | Item::Responses(_)
+                | Item::Crypto(_)
+        )
+    }
+}
+
 /// `NAME { stmts }`. `keyword` is the span of the section keyword. Equality
 /// ignores the span.
 #[derive(Clone, Debug)]

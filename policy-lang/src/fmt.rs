@@ -34,7 +34,7 @@ pub fn format(file: &File) -> String {
     );
     let mut prev_section = false;
     for item in &file.items {
-        let section = is_section(&item.node);
+        let section = item.node.is_section();
         if item.trivia.blank_before || section || prev_section {
             out.push('\n');
         }
@@ -78,17 +78,6 @@ pub fn format(file: &File) -> String {
         comments(&mut out, "", &file.end_comments);
     }
     out
-}
-
-fn is_section(item: &Item) -> bool {
-    matches!(
-        item,
-        Item::Destinations(_)
-            | Item::Sources(_)
-            | Item::Limits(_)
-            | Item::Responses(_)
-            | Item::Crypto(_)
-    )
 }
 
 fn comments(out: &mut String, indent: &str, cs: &[Comment]) {

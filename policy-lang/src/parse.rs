@@ -398,7 +398,7 @@ impl Parser {
                         _ => self.run(line.content, window_stmt),
                     };
                     if let Some(node) = node {
-                        let after_section = items.last().is_some_and(|s| is_section(&s.node));
+                        let after_section = items.last().is_some_and(|s| s.node.is_section());
                         let mut trivia = self.take_trivia(true, line.comment.clone());
                         trivia.blank_before |= after_section;
                         items.push(Stmt {
@@ -685,17 +685,6 @@ impl Parser {
             }
         }
     }
-}
-
-fn is_section(item: &Item) -> bool {
-    matches!(
-        item,
-        Item::Destinations(_)
-            | Item::Sources(_)
-            | Item::Limits(_)
-            | Item::Responses(_)
-            | Item::Crypto(_)
-    )
 }
 
 // ---------------------------------------------------------------- statement layer: basics

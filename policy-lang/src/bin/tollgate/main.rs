@@ -16,6 +16,9 @@ mod resource;
 /// them and compiles them into `TollPolicy` custom resources for the Tollgate
 /// operator.
 ///
+/// File names in diagnostics and in the compiled source maps are relative to
+/// the current folder: run `tollgate` from the root of the policy repository.
+///
 /// Exit codes: 0 success; 1 problems found in the policies (or, for `fmt
 /// --check`, files not formatted); 2 the command itself could not run (bad
 /// arguments, unreadable files).
