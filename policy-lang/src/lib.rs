@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod ast;
 pub mod check;
 pub mod diag;
+pub mod diff;
 pub mod fmt;
 pub mod load;
 pub mod numbering;
