@@ -541,9 +541,11 @@ fn show_prefix(p: &str) -> String {
     if p.is_empty() {
         return "every number".into();
     }
-    let cc = numbering::country_of(p)
+    let cc = numbering::countries()
+        .iter()
         .map(|c| c.calling_code.as_str())
-        .filter(|cc| p.starts_with(cc) && p.len() > cc.len());
+        .filter(|cc| p.starts_with(cc) && p.len() > cc.len())
+        .max_by_key(|cc| cc.len());
     match cc {
         Some(cc) => format!("+{cc} {}", &p[cc.len()..]),
         None => format!("+{p}"),
@@ -727,6 +729,13 @@ fn sources(old: &CompiledPolicy, new: &CompiledPolicy, out: &mut Vec<Change>) {
         t
     };
     let (ot, nt) = (trunks(old), trunks(new));
+    // A trunk only loosens where one of its networks could not call freely before.
+    let freer = |from: &CompiledPolicy, fnets: &[(IpNet, &SourceNetwork)], nets: &[String]| {
+        nets.iter().any(|c| {
+            c.parse::<IpNet>()
+                .is_ok_and(|net| source_level(from, longest_match(fnets, &net)) < 2)
+        })
+    };
     for (name, (nets, rule)) in &nt {
         if !ot.contains_key(name) {
             out.push(
@@ -736,7 +745,7 @@ fn sources(old: &CompiledPolicy, new: &CompiledPolicy, out: &mut Vec<Change>) {
                         "trunk `{name}` added ({}): its networks skip geo-blocking",
                         nets.join(", ")
                     ),
-                    true,
+                    freer(old, &on, nets),
                     false,
                 )
                 .rules(&[], &[rule]),
@@ -750,7 +759,7 @@ fn sources(old: &CompiledPolicy, new: &CompiledPolicy, out: &mut Vec<Change>) {
                     Area::Sources,
                     format!("trunk `{name}` removed ({})", nets.join(", ")),
                     false,
-                    true,
+                    freer(new, &nn, nets),
                 )
                 .rules(&[rule], &[]),
             );
