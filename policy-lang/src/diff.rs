@@ -302,8 +302,16 @@ fn days_text(days: &[usize]) -> String {
             _ => runs.push((d, d)),
         }
     }
+    // sun and mon are neighbours: `sat-mon`, not `mon,sat,sun`
+    if runs.len() > 1
+        && runs.first().is_some_and(|r| r.0 == 0)
+        && runs.last().is_some_and(|r| r.1 == 6)
+        && let Some((a, _)) = runs.pop()
+    {
+        runs[0].0 = a;
+    }
     runs.iter()
-        .map(|&(a, b)| match b - a {
+        .map(|&(a, b)| match (b + 7 - a) % 7 {
             0 => DAY_NAMES[a].to_string(),
             1 => format!("{},{}", DAY_NAMES[a], DAY_NAMES[b]),
             _ => format!("{}-{}", DAY_NAMES[a], DAY_NAMES[b]),
@@ -437,18 +445,57 @@ fn describe_chain(chain: &Chain, allowed: &Minutes) -> String {
     parts.join(", then ")
 }
 
-/// How a subtree of the number space changed: the same way everywhere, or not.
+/// How the numbers of a region changed: the old and new decision (indexes
+/// into [`DestWalk::sems`]) and whether the deciding rules differ.
+type Key = (usize, usize, bool);
+
+/// A region's change with the rule ids that decide it, old and new.
+#[derive(Clone)]
+struct Region {
+    key: Key,
+    rules: (BTreeSet<String>, BTreeSet<String>),
+}
+
+impl Region {
+    fn changed(&self) -> bool {
+        self.key.0 != self.key.1 || self.key.2
+    }
+    fn absorb(&mut self, other: &Region) {
+        self.rules.0.extend(other.rules.0.iter().cloned());
+        self.rules.1.extend(other.rules.1.iter().cloned());
+    }
+}
+
+/// How a subtree of the number space changed: the same way everywhere, or not
+/// (then its changed parts are recorded already).
 enum Subtree {
-    Uniform((Chain, Chain)),
+    Uniform(Region),
     Mixed,
 }
+
+/// A decision over the week: its description and when it allows.
+#[derive(PartialEq, Eq)]
+struct Sem {
+    text: String,
+    allowed: Minutes,
+}
+
+/// How some regions changed (decisions, old rule ids, new rule ids) and the
+/// regions as (prefix to sort by, text shown).
+type Found = (Key, Vec<String>, Vec<String>, Vec<(String, String)>);
 
 struct DestWalk<'a> {
     old: BTreeMap<&'a str, Vec<&'a DestinationRule>>,
     new: BTreeMap<&'a str, Vec<&'a DestinationRule>>,
+    old_windows: BTreeMap<&'a str, Minutes>,
+    new_windows: BTreeMap<&'a str, Minutes>,
     all: BTreeSet<&'a str>,
-    /// Changed regions: key → display strings of the regions.
-    found: Vec<((Chain, Chain), Vec<(String, String)>)>,
+    /// Distinct decisions; a chain's is looked up through the caches.
+    sems: Vec<Sem>,
+    old_cache: BTreeMap<Chain, usize>,
+    new_cache: BTreeMap<Chain, usize>,
+    /// Changed regions, grouped by how they changed and by which rules.
+    found: Vec<Found>,
 }
 
 impl DestWalk<'_> {
@@ -459,11 +506,62 @@ impl DestWalk<'_> {
             .is_some_and(|q| q.starts_with(p))
     }
 
+    fn sem(&mut self, chain: &Chain, new: bool) -> usize {
+        let cache = if new {
+            &self.new_cache
+        } else {
+            &self.old_cache
+        };
+        if let Some(i) = cache.get(chain) {
+            return *i;
+        }
+        let windows = if new {
+            &self.new_windows
+        } else {
+            &self.old_windows
+        };
+        let allowed = allowed(chain, windows);
+        let sem = Sem {
+            text: describe_chain(chain, &allowed),
+            allowed,
+        };
+        let i = match self.sems.iter().position(|s| *s == sem) {
+            Some(i) => i,
+            None => {
+                self.sems.push(sem);
+                self.sems.len() - 1
+            }
+        };
+        let cache = if new {
+            &mut self.new_cache
+        } else {
+            &mut self.old_cache
+        };
+        cache.insert(chain.clone(), i);
+        i
+    }
+
+    fn region(&mut self, old: &Chain, new: &Chain) -> Region {
+        let ids = |c: &Chain| -> Vec<String> {
+            c.iter()
+                .map(|s| s.rule.clone())
+                .filter(|r| !r.is_empty())
+                .collect()
+        };
+        let (o, n) = (ids(old), ids(new));
+        let key = (self.sem(old, false), self.sem(new, true), o != n);
+        Region {
+            key,
+            rules: (o.into_iter().collect(), n.into_iter().collect()),
+        }
+    }
+
     fn walk(&mut self, p: &str, old_parent: &Chain, new_parent: &Chain) -> Subtree {
-        let own = (
+        let chains = (
             extend_chain(self.old.get(p), old_parent),
             extend_chain(self.new.get(p), new_parent),
         );
+        let own = self.region(&chains.0, &chains.1);
         if p.len() >= crate::check::MAX_E164_DIGITS || !self.has_below(p) {
             return Subtree::Uniform(own);
         }
@@ -471,37 +569,43 @@ impl DestWalk<'_> {
         for d in 0..10 {
             let child = format!("{p}{d}");
             let sub = if self.all.contains(child.as_str()) || self.has_below(&child) {
-                self.walk(&child, &own.0, &own.1)
+                self.walk(&child, &chains.0, &chains.1)
             } else {
                 Subtree::Uniform(own.clone())
             };
             kids.push((child, sub));
         }
-        let first = match &kids[0].1 {
-            Subtree::Uniform(k) => Some(k),
-            Subtree::Mixed => None,
-        };
-        if let Some(first) = first
+        // Ten children changed the same way: the parent stands for them.
+        if let Subtree::Uniform(first) = &kids[0].1
             && kids
                 .iter()
-                .all(|(_, s)| matches!(s, Subtree::Uniform(k) if k == first))
+                .all(|(_, s)| matches!(s, Subtree::Uniform(r) if r.key == first.key))
         {
-            return Subtree::Uniform(first.clone());
+            let mut merged = first.clone();
+            for (_, s) in &kids {
+                if let Subtree::Uniform(r) = s {
+                    merged.absorb(r);
+                }
+            }
+            return Subtree::Uniform(merged);
         }
         // Group the uniformly changed children of this node by how they changed.
-        let mut groups: Vec<(&(Chain, Chain), Vec<&str>)> = Vec::new();
+        let mut groups: Vec<(Region, Vec<&str>)> = Vec::new();
         for (child, s) in &kids {
-            if let Subtree::Uniform(k) = s
-                && k.0 != k.1
+            if let Subtree::Uniform(r) = s
+                && r.changed()
             {
-                match groups.iter_mut().find(|(g, _)| *g == k) {
-                    Some((_, list)) => list.push(child),
-                    None => groups.push((k, vec![child])),
+                match groups.iter_mut().find(|(g, _)| g.key == r.key) {
+                    Some((g, list)) => {
+                        g.absorb(r);
+                        list.push(child);
+                    }
+                    None => groups.push((r.clone(), vec![child])),
                 }
             }
         }
-        let mut regions: Vec<((Chain, Chain), (String, String))> = Vec::new();
-        for (k, list) in groups {
+        let mut regions: Vec<(Region, (String, String))> = Vec::new();
+        for (r, list) in groups {
             if list.len() >= 6 {
                 let except: Vec<String> = kids
                     .iter()
@@ -509,29 +613,30 @@ impl DestWalk<'_> {
                     .filter(|c| !list.contains(c))
                     .map(show_prefix)
                     .collect();
-                regions.push((
-                    k.clone(),
-                    (
-                        p.to_string(),
-                        format!("{} (except {})", show_prefix(p), except.join(", ")),
-                    ),
-                ));
+                let shown = format!("{} (except {})", show_prefix(p), except.join(", "));
+                regions.push((r, (p.to_string(), shown)));
             } else {
                 for c in list {
-                    regions.push((k.clone(), (c.to_string(), show_prefix(c))));
+                    regions.push((r.clone(), (c.to_string(), show_prefix(c))));
                 }
             }
         }
-        for (k, r) in regions {
-            self.record(k, r);
+        for (r, shown) in regions {
+            self.record(r, shown);
         }
         Subtree::Mixed
     }
 
-    fn record(&mut self, key: (Chain, Chain), region: (String, String)) {
-        match self.found.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, list)) => list.push(region),
-            None => self.found.push((key, vec![region])),
+    fn record(&mut self, r: Region, shown: (String, String)) {
+        let old: Vec<String> = r.rules.0.into_iter().collect();
+        let new: Vec<String> = r.rules.1.into_iter().collect();
+        match self
+            .found
+            .iter_mut()
+            .find(|(k, o, n, _)| *k == r.key && *o == old && *n == new)
+        {
+            Some((_, _, _, list)) => list.push(shown),
+            None => self.found.push((r.key, old, new, vec![shown])),
         }
     }
 }
@@ -553,32 +658,36 @@ fn show_prefix(p: &str) -> String {
 }
 
 fn destinations(old: &CompiledPolicy, new: &CompiledPolicy, out: &mut Vec<Change>) {
+    let (old_table, new_table) = (table(old), table(new));
+    let all = old_table.keys().chain(new_table.keys()).copied().collect();
     let mut w = DestWalk {
-        old: table(old),
-        new: table(new),
-        all: BTreeSet::new(),
+        old: old_table,
+        new: new_table,
+        old_windows: window_minutes(old),
+        new_windows: window_minutes(new),
+        all,
+        sems: Vec::new(),
+        old_cache: BTreeMap::new(),
+        new_cache: BTreeMap::new(),
         found: Vec::new(),
     };
-    w.all = w.old.keys().chain(w.new.keys()).copied().collect();
     let fallback = vec![Step {
         when: None,
         action: Verdict::Deny,
         rule: String::new(),
     }];
-    if let Subtree::Uniform(k) = w.walk("", &fallback, &fallback)
-        && k.0 != k.1
+    if let Subtree::Uniform(r) = w.walk("", &fallback, &fallback)
+        && r.changed()
     {
-        w.record(k, (String::new(), show_prefix("")));
+        w.record(r, (String::new(), show_prefix("")));
     }
-    let (old_w, new_w) = (window_minutes(old), window_minutes(new));
     let mut changes = Vec::new();
-    for ((o, n), mut regions) in std::mem::take(&mut w.found) {
+    for ((o, n, _), or, nr, mut regions) in std::mem::take(&mut w.found) {
         regions.sort();
         let regions: Vec<String> = regions.into_iter().map(|(_, shown)| shown).collect();
-        let (oa, na) = (allowed(&o, &old_w), allowed(&n, &new_w));
-        let loosens = !na.minus(&oa).is_empty();
-        let tightens = !oa.minus(&na).is_empty();
-        let (od, nd) = (describe_chain(&o, &oa), describe_chain(&n, &na));
+        let (os, ns) = (&w.sems[o], &w.sems[n]);
+        let loosens = !ns.allowed.minus(&os.allowed).is_empty();
+        let tightens = !os.allowed.minus(&ns.allowed).is_empty();
         let shown = if regions.len() > MAX_PREFIXES_SHOWN {
             format!(
                 "{} and {} more",
@@ -588,17 +697,18 @@ fn destinations(old: &CompiledPolicy, new: &CompiledPolicy, out: &mut Vec<Change
         } else {
             regions.join(", ")
         };
-        let rules = |c: &Chain| c.iter().map(|s| s.rule.clone()).collect::<Vec<_>>();
-        let (or, nr) = (rules(&o), rules(&n));
-        let description = if od == nd && oa == na {
+        let description = if o == n {
             format!(
-                "calls to {shown} still {nd}, now decided by {} (was {})",
+                "calls to {shown} still {}, now decided by {} (was {})",
+                ns.text,
                 id_list(&nr),
                 id_list(&or)
             )
         } else {
             format!(
-                "calls to {shown} now {nd} (were {od}) [{} → {}]",
+                "calls to {shown} now {} (were {}) [{} → {}]",
+                ns.text,
+                os.text,
                 id_list(&or),
                 id_list(&nr)
             )
@@ -1288,5 +1398,240 @@ fn classes(old: &CompiledPolicy, new: &CompiledPolicy, out: &mut Vec<Change>) {
                 true,
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_crds::policy::{Weekday, WeeklySpan};
+
+    fn window(days: &[Weekday], start: u16, end: u16) -> TimeWindow {
+        TimeWindow {
+            name: "w".into(),
+            zone: "Europe/Paris".into(),
+            spans: vec![WeeklySpan {
+                days: days.to_vec(),
+                start_minute: start,
+                end_minute: end,
+            }],
+            rule: "window:w".into(),
+        }
+    }
+
+    fn empty() -> CompiledPolicy {
+        CompiledPolicy {
+            tenant: "t".into(),
+            home_country: "GB".into(),
+            numbering_plan: "test".into(),
+            emergency_numbers: vec!["112".into(), "999".into()],
+            destinations: vec![DestinationRule {
+                prefix: String::new(),
+                action: Verdict::Deny,
+                rule: "dst:international".into(),
+                window: None,
+            }],
+            classes: Vec::new(),
+            sources: Default::default(),
+            windows: Vec::new(),
+            limits: Vec::new(),
+            responses: Vec::new(),
+            crypto: Default::default(),
+            rules: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn open_minutes_run_past_midnight_and_wrap_the_week() {
+        let w = window(&[Weekday::Sun], 22 * 60, 6 * 60);
+        let m = open_minutes(&w);
+        assert_eq!(m.count(), 8 * 60);
+        assert!(m.get(6 * 1440 + 23 * 60)); // sunday 23:00
+        assert!(m.get(5 * 60)); // monday 05:00
+        assert!(!m.get(6 * 60));
+        assert_eq!(describe_minutes(&m), "mon 00:00-06:00, sun 22:00-24:00");
+        let whole = open_minutes(&window(&[Weekday::Mon], 0, 1440));
+        assert_eq!(whole.count(), 1440);
+    }
+
+    #[test]
+    fn days_and_hours_read_naturally() {
+        assert_eq!(days_text(&[0, 1, 2, 3, 4]), "mon-fri");
+        assert_eq!(days_text(&[0, 5, 6]), "sat-mon");
+        assert_eq!(days_text(&[0, 2]), "mon,wed");
+        assert_eq!(hours(120), "2 h");
+        assert_eq!(hours(90), "1 h 30 min");
+        assert_eq!(hours(45), "45 min");
+    }
+
+    #[test]
+    fn prefixes_show_their_calling_code() {
+        assert_eq!(show_prefix("447"), "+44 7");
+        assert_eq!(show_prefix("1900"), "+1 900");
+        assert_eq!(show_prefix("44"), "+44");
+        assert_eq!(show_prefix(""), "every number");
+    }
+
+    #[test]
+    fn chains_are_described_by_when_they_allow() {
+        let mut p = empty();
+        p.windows.push(window(&[Weekday::Mon], 480, 1080));
+        let w = window_minutes(&p);
+        let during = Step {
+            when: Some(WindowCondition {
+                name: "w".into(),
+                when: WindowWhen::During,
+            }),
+            action: Verdict::Allow,
+            rule: "a".into(),
+        };
+        let deny = Step {
+            when: None,
+            action: Verdict::Deny,
+            rule: "d".into(),
+        };
+        let chain = vec![during.clone(), deny.clone()];
+        assert_eq!(
+            describe_chain(&chain, &allowed(&chain, &w)),
+            "allowed only during `w`"
+        );
+        let outside_deny = Step {
+            when: Some(WindowCondition {
+                name: "w".into(),
+                when: WindowWhen::Outside,
+            }),
+            action: Verdict::Deny,
+            rule: "o".into(),
+        };
+        let allow = Step {
+            action: Verdict::Allow,
+            ..deny.clone()
+        };
+        let chain = vec![outside_deny, allow];
+        assert_eq!(
+            describe_chain(&chain, &allowed(&chain, &w)),
+            "allowed only during `w`"
+        );
+        // a window that never opens changes nothing
+        let chain = vec![
+            Step {
+                when: Some(WindowCondition {
+                    name: "missing".into(),
+                    when: WindowWhen::During,
+                }),
+                ..during
+            },
+            deny,
+        ];
+        assert_eq!(describe_chain(&chain, &allowed(&chain, &w)), "denied");
+    }
+
+    #[test]
+    fn reactions_are_ordered_by_what_they_block() {
+        let classes = |c: &[&str]| ResponseAction::BlockClasses {
+            classes: c.iter().map(|s| s.to_string()).collect(),
+        };
+        use ResponseAction::{Alert, BlockTenant};
+        assert_eq!(action_strength(&Alert, &BlockTenant), Some(Ordering::Less));
+        assert_eq!(
+            action_strength(&classes(&["a", "b"]), &classes(&["a"])),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(action_strength(&classes(&["a"]), &classes(&["b"])), None);
+        assert_eq!(
+            action_strength(&BlockTenant, &classes(&["a"])),
+            Some(Ordering::Greater)
+        );
+    }
+
+    #[test]
+    fn geo_mode_switches_loosen_and_tighten() {
+        let g = |mode, c: &[&str]| GeoPolicy {
+            mode,
+            countries: c.iter().map(|s| s.to_string()).collect(),
+            rule: "src:geo".into(),
+        };
+        let mut out = Vec::new();
+        // allow only GB → deny CN: everything but GB and CN is newly accepted
+        geo(
+            Some(&g(GeoMode::AllowOnly, &["GB"])),
+            Some(&g(GeoMode::Deny, &["CN"])),
+            &mut out,
+        );
+        assert!(out[0].loosens && !out[0].tightens);
+        out.clear();
+        // deny CN → allow only GB: only tightens
+        geo(
+            Some(&g(GeoMode::Deny, &["CN"])),
+            Some(&g(GeoMode::AllowOnly, &["GB"])),
+            &mut out,
+        );
+        assert!(!out[0].loosens && out[0].tightens);
+        out.clear();
+        // deny CN → allow only CN, GB: CN newly accepted
+        geo(
+            Some(&g(GeoMode::Deny, &["CN"])),
+            Some(&g(GeoMode::AllowOnly, &["CN", "GB"])),
+            &mut out,
+        );
+        assert!(out[0].loosens && out[0].tightens);
+    }
+
+    #[test]
+    fn limit_levels_removed_loosen() {
+        let mut old = empty();
+        old.limits.push(Limit {
+            metric: LimitMetric::Rate,
+            class: None,
+            warning: Some(5),
+            critical: Some(10),
+            rule: "limit:rate".into(),
+        });
+        let mut new = old.clone();
+        new.limits[0].critical = None;
+        let cs = diff(&old, &new);
+        assert_eq!(cs.len(), 1);
+        assert_eq!(cs[0].description, "rate limit: critical 10/min → none");
+        assert!(cs[0].loosens && !cs[0].tightens);
+        let cs = diff(&new, &old);
+        assert!(cs[0].tightens && !cs[0].loosens);
+    }
+
+    #[test]
+    fn emergency_numbers_added_loosen() {
+        let old = empty();
+        let mut new = old.clone();
+        new.emergency_numbers.push("110".into());
+        let cs = diff(&old, &new);
+        assert_eq!(cs.len(), 1);
+        assert!(cs[0].loosens, "{cs:?}");
+        assert!(diff(&new, &old)[0].tightens);
+    }
+
+    #[test]
+    fn a_source_moving_into_a_trunk_escapes_geo_blocking() {
+        let mut old = empty();
+        old.sources.networks.push(SourceNetwork {
+            cidr: "198.51.100.0/24".into(),
+            action: Verdict::Allow,
+            trunk: None,
+            rule: "src:net:198.51.100.0/24".into(),
+        });
+        old.sources.geo = Some(GeoPolicy {
+            mode: GeoMode::Deny,
+            countries: vec!["CN".into()],
+            rule: "src:geo".into(),
+        });
+        let mut new = old.clone();
+        new.sources.networks[0].trunk = Some("carrier".into());
+        new.sources.networks[0].rule = "src:trunk:carrier".into();
+        let cs = diff(&old, &new);
+        assert!(
+            cs.iter().any(|c| c.loosens
+                && c.description
+                    == "source 198.51.100.0/24 now allowed as trunk `carrier` (was allowed)"),
+            "{cs:?}"
+        );
+        assert!(!loosens(&diff(&new, &old)));
     }
 }
