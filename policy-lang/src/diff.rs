@@ -704,6 +704,21 @@ fn destinations(old: &CompiledPolicy, new: &CompiledPolicy, out: &mut Vec<Change
                 id_list(&nr),
                 id_list(&or)
             )
+        } else if os.text == ns.text {
+            // same rules, other hours: a window they use changed
+            let more = ns.allowed.minus(&os.allowed).count();
+            let less = os.allowed.minus(&ns.allowed).count();
+            let delta = match (more, less) {
+                (m, 0) => format!("{} more", hours(m)),
+                (0, l) => format!("{} less", hours(l)),
+                (m, l) => format!("at other hours (+{}, -{})", hours(m), hours(l)),
+            };
+            format!(
+                "calls to {shown} now allowed {delta} per week (still {}: its window changed) [{} → {}]",
+                ns.text,
+                id_list(&or),
+                id_list(&nr)
+            )
         } else {
             format!(
                 "calls to {shown} now {} (were {}) [{} → {}]",

@@ -318,6 +318,20 @@ fn window_longer_for_an_allow_rule_loosens() {
         "{}",
         show(&found)
     );
+    // the numbers it affects are named under destinations
+    let cs = changes(
+        "window late: mon-fri 18:00-20:00\ndestinations {\n  allow prefix +33 1 during late\n}\n",
+        "window late: mon-fri 18:00-22:00\ndestinations {\n  allow prefix +33 1 during late\n}\n",
+    );
+    assert!(
+        cs.iter().any(|c| c.area == Area::Destinations
+            && c.loosens
+            && c.description.starts_with(
+                "calls to +33 1 now allowed 10 h more per week (still allowed only during `late`"
+            )),
+        "{}",
+        show(&cs)
+    );
 }
 
 #[test]

@@ -18,8 +18,8 @@ mod resource;
 /// operator.
 ///
 /// Exit codes: 0 success; 1 problems found in the policies (or, for `fmt
-/// --check`, files not formatted); 2 the command itself could not run (bad
-/// arguments, unreadable files).
+/// --check`, files not formatted; for `diff`, a change that loosens); 2 the
+/// command itself could not run (bad arguments, unreadable files).
 #[derive(Debug, Parser)]
 #[command(name = "tollgate", version, about, long_about, max_term_width = 100)]
 struct Cli {
