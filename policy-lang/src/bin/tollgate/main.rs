@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod commands;
+mod diff;
 mod resource;
 
 /// Toll-fraud protection for SIP networks, as code.
@@ -20,8 +21,8 @@ mod resource;
 /// the current folder: run `tollgate` from the root of the policy repository.
 ///
 /// Exit codes: 0 success; 1 problems found in the policies (or, for `fmt
-/// --check`, files not formatted); 2 the command itself could not run (bad
-/// arguments, unreadable files).
+/// --check`, files not formatted; for `diff`, a change that loosens); 2 the
+/// command itself could not run (bad arguments, unreadable files).
 #[derive(Debug, Parser)]
 #[command(name = "tollgate", version, about, long_about, max_term_width = 100)]
 struct Cli {
@@ -84,6 +85,27 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Compare two versions of tenant policies and say what changed for calls.
+    ///
+    /// OLD and NEW are tenant policy files (`*.tgp`, compiled with their
+    /// imports), compiled `TollPolicy` YAML files (`*.yaml`, as written by
+    /// `compile`), or two folders of either (tenants paired by name). Every
+    /// change is marked `loosens` (lets through calls rejected before, or
+    /// weakens limits, responses or crypto), `tightens` or `neutral`.
+    ///
+    /// Exit codes: 0 nothing loosens; 1 something loosens (so CI can require a
+    /// review); 2 a side could not be read or has errors.
+    ///
+    /// Example: tollgate diff build-main/ build/
+    Diff {
+        /// The policy before the change: a file or a folder.
+        old: PathBuf,
+        /// The policy after the change: a file or a folder.
+        new: PathBuf,
+        /// Output: `human` (lines grouped by area) or `json`.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,6 +145,7 @@ fn main() -> ExitCode {
             fleet,
             output,
         } => commands::compile(&paths, &namespace, &fleet, output.as_deref(), color),
+        Command::Diff { old, new, format } => diff::diff(&old, &new, format == Format::Json, color),
     };
     match result {
         Ok(code) => code,
