@@ -49,9 +49,10 @@ pub struct CallSpec {
     /// Source IP address.
     #[serde(default)]
     pub from: Option<IpAddr>,
-    /// Source country by GeoIP (ISO 3166-1 alpha-2); absent means unknown.
-    #[serde(default)]
-    pub country: Option<String>,
+    /// Source country by GeoIP (ISO 3166-1 alpha-2). Absent: the default's;
+    /// `null` (or absent everywhere): unknown.
+    #[serde(default, deserialize_with = "explicit")]
+    pub country: Option<Option<String>>,
     /// When the call is placed: RFC 3339 with a UTC offset.
     #[serde(default, deserialize_with = "rfc3339")]
     pub at: Option<Timestamp>,
@@ -195,7 +196,7 @@ pub fn parse(text: &str) -> Result<(String, Vec<ReadyCase>), ScenarioError> {
             spec.from.ok_or_else(|| missing("from"))?,
             spec.at.ok_or_else(|| missing("at"))?,
         );
-        call.source_country = spec.country.clone();
+        call.source_country = spec.country.clone().flatten();
         call.transport = spec.transport.unwrap_or_default();
         call.srtp = spec.srtp.unwrap_or(false);
         call.client_certificate = spec.client_certificate.unwrap_or(false);
@@ -269,6 +270,13 @@ fn help_for(message: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// `Some(None)` for an explicit `null`, so that a case can unset a default.
+fn explicit<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A destination may be written unquoted (`911`, `+4420...`): keep the text
@@ -470,6 +478,7 @@ mod tests {
     const GOOD: &str = "policy: ../tenants/acme.tgp
 defaults:
   from: 198.51.100.20
+  country: US
   at: 2026-01-14T10:00:00-05:00
 cases:
   - name: national
@@ -483,7 +492,7 @@ cases:
     call: { to: 911, from: 198.51.100.66 }
     expect: { outcome: allow, rule: dst:emergency, stage: emergency, responses: [] }
   - name: unquoted plus
-    call: { to: +442071234567 }
+    call: { to: +442071234567, country: null }
     expect: { outcome: deny, rule: dst:international }
 ";
 
@@ -495,14 +504,16 @@ cases:
         assert_eq!(cases[2].call.destination, "+442071234567");
         assert_eq!(cases[0].call.destination, "+12125550100");
         assert_eq!(cases[0].expect.max_duration, Some(4 * 3600));
-        assert_eq!(cases[0].line, Some(6));
+        assert_eq!(cases[0].line, Some(7));
         assert_eq!(cases[1].call.destination, "911");
         assert_eq!(cases[1].call.source.to_string(), "198.51.100.66");
         assert_eq!(
             cases[1].call.time,
             "2026-01-14T15:00:00Z".parse::<Timestamp>().expect("time")
         );
-        assert_eq!(cases[1].line, Some(13));
+        assert_eq!(cases[1].line, Some(14));
+        assert_eq!(cases[0].call.source_country.as_deref(), Some("US"));
+        assert_eq!(cases[2].call.source_country, None);
     }
 
     fn error(text: &str) -> ScenarioError {
@@ -513,7 +524,7 @@ cases:
     fn unknown_fields_have_a_position_and_help() {
         let e = error(&GOOD.replace("      rule: dst:national", "      rul: dst:national"));
         assert!(e.message.contains("unknown field `rul`"), "{e:?}");
-        assert_eq!(e.position, Some((11, 7)));
+        assert_eq!(e.position, Some((12, 7)));
         assert!(e.help.is_some());
     }
 
@@ -521,19 +532,19 @@ cases:
     fn times_need_an_offset() {
         let e = error(&GOOD.replace("10:00:00-05:00", "10:00:00"));
         assert!(e.message.contains("has no UTC offset"), "{e:?}");
-        assert_eq!(e.position.map(|p| p.0), Some(4));
+        assert_eq!(e.position.map(|p| p.0), Some(5));
     }
 
     #[test]
     fn unknown_outcomes_and_missing_fields() {
         let e = error(&GOOD.replace("outcome: allow\n", "outcome: permit\n"));
         assert!(e.message.contains("unknown variant `permit`"), "{e:?}");
-        assert_eq!(e.position.map(|p| p.0), Some(10));
+        assert_eq!(e.position.map(|p| p.0), Some(11));
         let e = error(&GOOD.replace("      rule: dst:national\n", ""));
         assert!(e.message.contains("missing field `rule`"), "{e:?}");
         let e = error(&GOOD.replace("  from: 198.51.100.20\n", ""));
         assert!(e.message.contains("case `national` has no `from`"), "{e:?}");
-        assert_eq!(e.position, Some((5, 1)));
+        assert_eq!(e.position, Some((6, 1)));
     }
 
     #[test]
