@@ -264,7 +264,7 @@ fn help_for(message: &str) -> Option<String> {
     if message.contains("unknown field") {
         Some("check the spelling; docs/testing.md lists every field".into())
     } else if message.contains("unknown variant") {
-        Some("use one of the values listed above".into())
+        Some("use one of the expected values named in the message".into())
     } else if message.contains("missing field") {
         Some("docs/testing.md lists the required fields".into())
     } else {
