@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The example GitOps repo must check clean (no warnings), be formatted, compile,
+# The example GitOps repo must check clean (no warnings), be formatted, pass its
+# scenario tests (examples/policies/tests/*.test.yaml), compile,
 # and its compiled TollPolicies must be accepted by a real API server with the
 # generated CRDs installed. Needs KUBECONFIG pointing at the test API server.
 set -euo pipefail
@@ -18,6 +19,7 @@ trap 'rm -rf "$out"; kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1
 
 "$tg" check --deny-warnings "$policies"
 "$tg" fmt --check "$policies"
+"$tg" test "$policies"
 "$tg" compile "$policies" --namespace "$ns" --fleet edge --output "$out"
 
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null

@@ -1918,7 +1918,12 @@ impl Cx<'_> {
             .filter(|d| matches!(d.value, SourceRule::Geo { .. }))
             .max_by_key(|d| d.origin.precedence)
         {
-            rules.push(self.rule_source("src:geo", &first_geo.origin));
+            // the geo policy as a whole: point at its statement, not one country
+            let whole = Origin {
+                span: first_geo.origin.stmt,
+                ..first_geo.origin.clone()
+            };
+            rules.push(self.rule_source("src:geo", &whole));
         }
         rules.sort_by(|a, b| a.id.cmp(&b.id));
 

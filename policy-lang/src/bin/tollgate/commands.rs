@@ -13,7 +13,7 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// Writes to standard output. A reader that went away (`tollgate compile |
 /// head`) ends the output quietly; any other write error is reported.
-pub fn out(text: &str) -> Result<()> {
+pub(crate) fn out(text: &str) -> Result<()> {
     use std::io::Write;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -24,7 +24,7 @@ pub fn out(text: &str) -> Result<()> {
 }
 
 /// Writes to standard error; nothing useful can be done if that fails.
-pub fn err(text: &str) {
+pub(crate) fn err(text: &str) {
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

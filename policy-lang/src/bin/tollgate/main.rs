@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 mod commands;
 mod diff;
+mod explain;
 mod resource;
+mod test_cmd;
 
 /// Toll-fraud protection for SIP networks, as code.
 ///
@@ -106,6 +108,24 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Run scenario files (`*.test.yaml`): calls and the decision each must get.
+    ///
+    /// Each scenario file names a tenant policy and lists cases: a call (destination,
+    /// source, time, transport, counts, blocks) and the expected outcome and deciding
+    /// rule. Prints `ok`/`FAILED` per case, with expected and actual rules, their
+    /// source lines and the trace for failures, then `N passed, N failed`. Exit 1 if
+    /// any case failed. Format: docs/testing.md.
+    ///
+    /// Example: tollgate test examples/policies
+    Test(test_cmd::TestArgs),
+    /// Explain what a policy decides for one call, and why.
+    ///
+    /// Prints the verdict, the deciding rule with its source line, the number as
+    /// normalized and its classes, the responses triggered, the longest call allowed
+    /// and every rule considered (with its source line).
+    ///
+    /// Example: tollgate explain examples/policies/tenants/acme.tgp --to +442071234567 --from 198.51.100.20 --at 2026-01-14T10:00:00-05:00
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,6 +166,8 @@ fn main() -> ExitCode {
             output,
         } => commands::compile(&paths, &namespace, &fleet, output.as_deref(), color),
         Command::Diff { old, new, format } => diff::diff(&old, &new, format == Format::Json, color),
+        Command::Test(args) => test_cmd::run(&args, color),
+        Command::Explain(args) => explain::run(&args, color),
     };
     match result {
         Ok(code) => code,
