@@ -7,8 +7,8 @@
 #
 #   scripts/test-sbc.sh
 #
-# Settings: TG_TEST_IP (SBC address, default 127.0.77.1; the UAS takes .2 of
-# the same /24... see below), TOLLGATE_RUN (runtime files, default /tmp/tollgate-run).
+# Settings: TG_TEST_IP (the SBC's address, default 127.0.77.1; the UAS listens on
+# the next address), TOLLGATE_RUN (runtime files, default /tmp/tollgate-run).
 # Bounded: every sipp run has -m and -timeout (and `timeout`), the whole run
 # takes about a minute.
 set -euo pipefail
