@@ -18,7 +18,7 @@ tollgate_bin() {
 # A Python with the project's PyPI tools (cached venv; installed once, idempotent).
 python_env() {
   local venv=${TOLLGATE_CACHE:-$ROOT/.tollgate-cache}/venv
-  local want="pyyaml==6.0.2"
+  local want="pyyaml==6.0.2 mmdb-writer==0.2.7 netaddr==1.3.0"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
     python3 -m venv "$venv" >&2
     # shellcheck disable=SC2086

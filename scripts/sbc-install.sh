@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the SBC and its tests need, idempotently: Kamailio 5.6 with the
+# modules tollgate.cfg loads, SIPp, openssl (test certificates) and the Python
+# venv with mmdb-writer (the test GeoIP2 database). A fast no-op when all is
+# there; `apt-get update` runs only when a package is missing.
+#   scripts/sbc-install.sh
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+pkgs=(kamailio kamailio-extra-modules kamailio-utils-modules kamailio-json-modules
+      kamailio-tls-modules kamailio-geoip2-modules sip-tester openssl)
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  [ "$(id -u)" = 0 ] || die "installing packages needs root"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+# The Debian package enables a service; these tests start their own instances.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then
+  systemctl stop kamailio >&2 || true
+fi
+python_env >/dev/null
