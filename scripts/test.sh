@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Every test of the project, on real parts: formatting and lints, generated
-# files up to date, the example policies checked, compiled and applied to a
-# real Kubernetes API server (started here), the parser fuzzed for a bounded
-# time, and all unit and integration tests.
+# Every test of the project, on real parts: formatting and lints, the example
+# policies checked, scenario-tested, compiled and applied to a real Kubernetes
+# API server (started here), the Kamailio SBC configuration driven by real
+# SIPp calls, the parser fuzzed for a bounded time, and all unit and
+# integration tests (generated files are checked there).
 #
 #   scripts/test.sh
 #
@@ -30,6 +31,9 @@ trap cleanup EXIT
 
 say "example policies: check, fmt, compile, apply to the API server"
 scripts/test-examples.sh
+
+say "the SBC: real Kamailio and SIPp calls against docs/sbc.md"
+scripts/test-sbc.sh
 
 say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
 scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
