@@ -39,4 +39,9 @@ say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
 scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
 
 say "unit and integration tests"
-cargo test --locked --workspace
+log=$(mktemp)
+cargo test --locked --workspace 2>&1 | tee "$log"
+sum() { grep -Eo "[0-9]+ $1" "$log" | awk '{ n += $1 } END { print n + 0 }'; }
+# one closing line for the whole run (cargo's last line is a doc-test binary's)
+echo "tests: $(sum passed) passed, $(sum failed) failed"
+rm -f "$log"
