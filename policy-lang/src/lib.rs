@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod load;
 pub mod numbering;
 pub mod parse;
+pub mod replay;
 pub mod source;
 pub mod span;
 pub mod window;

@@ -13,7 +13,7 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// Writes to standard output. A reader that went away (`tollgate compile |
 /// head`) ends the output quietly; any other write error is reported.
-fn out(text: &str) -> Result<()> {
+pub fn out(text: &str) -> Result<()> {
     use std::io::Write;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -24,7 +24,7 @@ fn out(text: &str) -> Result<()> {
 }
 
 /// Writes to standard error; nothing useful can be done if that fails.
-fn err(text: &str) {
+pub fn err(text: &str) {
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

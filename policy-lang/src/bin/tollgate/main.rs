@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod commands;
+mod replay;
 mod resource;
 
 /// Toll-fraud protection for SIP networks, as code.
@@ -81,6 +82,7 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    Replay(replay::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
             fleet,
             output,
         } => commands::compile(&paths, &namespace, &fleet, output.as_deref(), color),
+        Command::Replay(args) => replay::run(&args, color),
     };
     match result {
         Ok(code) => code,
