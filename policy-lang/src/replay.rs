@@ -223,16 +223,18 @@ impl TopK {
     }
 
     fn top(&self, n: usize) -> Vec<TopDestination> {
-        self.order
+        let mut all: Vec<TopDestination> = self
+            .counts
             .iter()
-            .rev()
-            .take(n)
-            .map(|(count, key)| TopDestination {
+            .map(|(key, (count, error))| TopDestination {
                 prefix: format!("+{}", key_text(*key)),
                 calls: *count,
-                error: self.counts.get(key).map_or(0, |c| c.1),
+                error: *error,
             })
-            .collect()
+            .collect();
+        all.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.prefix.cmp(&b.prefix)));
+        all.truncate(n);
+        all
     }
 }
 
@@ -246,8 +248,10 @@ fn digits_key(digits: &str, n: usize) -> u64 {
 }
 
 fn key_text(key: u64) -> String {
-    let len = (key & 0xf) as usize;
-    format!("{:0len$}", key >> 4)
+    match (key & 0xf) as usize {
+        0 => String::new(),
+        len => format!("{:0len$}", key >> 4),
+    }
 }
 
 /// Calls up and calls of the last minute, for one counter (the tenant or a class).
@@ -709,7 +713,7 @@ impl<'p> Replay<'p> {
                 break;
             }
             line_no += 1;
-            if line_no % 16_384 == 0 {
+            if line_no.is_multiple_of(16_384) {
                 progress(line_no);
             }
             let text = match std::str::from_utf8(&buf) {
@@ -718,6 +722,7 @@ impl<'p> Replay<'p> {
                     if columns.is_none() {
                         return Err(Error::NoHeader);
                     }
+                    self.report.rows += 1;
                     self.bad(line_no, "not UTF-8 text".into())?;
                     continue;
                 }
@@ -729,6 +734,9 @@ impl<'p> Replay<'p> {
             };
             if text.trim().is_empty() {
                 continue;
+            }
+            if columns.is_some() {
+                self.report.rows += 1;
             }
             let n = match split(text, &mut fields) {
                 Ok(n) => n,
@@ -742,7 +750,6 @@ impl<'p> Replay<'p> {
                 columns = Some(Columns::from_header(&fields[..n])?);
                 continue;
             };
-            self.report.rows += 1;
             if n > cols.tenant && fields[cols.tenant] != self.tenant && n == cols.count {
                 self.report.skipped_other_tenant += 1;
                 continue;
@@ -861,7 +868,7 @@ mod tests {
     fn csv_fields_with_quotes() {
         let mut f = Vec::new();
         assert_eq!(
-            split(r#"a, "b,c" ,"say ""hi""",,"#, &mut f),
+            split(r#"a,"b"x,c"#, &mut f),
             Err("text after a closing quote".into())
         );
         let n = split(r#"a,"b,c","say ""hi""",,x"#, &mut f).unwrap();
@@ -872,13 +879,13 @@ mod tests {
     #[test]
     fn top_k_is_exact_below_capacity_and_bounded_above() {
         let mut t = TopK::new(3);
-        for k in [1, 1, 1, 2, 2, 3] {
-            t.add(k);
+        for k in ["1", "1", "1", "2", "2", "3"] {
+            t.add(digits_key(k, 6));
         }
         let top = t.top(3);
         assert_eq!(top.iter().map(|d| d.calls).collect::<Vec<_>>(), [3, 2, 1]);
         assert!(top.iter().all(|d| d.error == 0));
-        t.add(4); // evicts 3 (count 1): 4 gets 2 with error 1
+        t.add(digits_key("4", 6)); // evicts 3 (count 1): 4 gets 2 with error 1
         let four = t.top(3).into_iter().find(|d| d.prefix == "+4").unwrap();
         assert_eq!((four.calls, four.error), (2, 1));
         assert_eq!(t.counts.len(), 3);

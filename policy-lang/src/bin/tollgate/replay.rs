@@ -117,14 +117,19 @@ pub fn run(args: &Args, color: bool) -> Result<ExitCode> {
     }
     if report.out_of_order > 0 {
         err(&format!(
-            "warning: {} rows start earlier than a row before them (first at lines {}): the CDR must be sorted by start time; their load (concurrent calls, rate) was counted as at the latest start before them\n",
+            "warning: {} row(s) start earlier than a row before them (lines {}{}): the CDR must be sorted by start time; their load (concurrent calls, rate) was counted as at the latest start before them\n",
             report.out_of_order,
             report
                 .out_of_order_lines
                 .iter()
                 .map(u64::to_string)
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if report.out_of_order > report.out_of_order_lines.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            }
         ));
     }
     if args.format == crate::Format::Json {
