@@ -341,7 +341,9 @@ impl<'p> Side<'p> {
         call.destination.clear();
         call.destination.push_str(row.destination);
         call.source = row.source;
-        call.source_country = row.source_country.map(str::to_string);
+        if call.source_country.as_deref() != row.source_country {
+            call.source_country = row.source_country.map(str::to_string);
+        }
         call.time = row.time;
         call.transport = row.transport;
         call.srtp = row.srtp;
@@ -393,11 +395,15 @@ impl<'p> Side<'p> {
 
     fn report(&self, config: &Config) -> PolicyReport {
         let policy = self.eval.policy();
+        let mut sources: HashMap<&str, &tollgate_crds::policy::RuleSource> = HashMap::new();
+        for r in policy.rules.iter().rev() {
+            sources.insert(r.id.as_str(), r);
+        }
         let mut rules: Vec<RuleCount> = self
             .rules
             .iter()
             .map(|(rule, o)| {
-                let src = policy.rules.iter().find(|r| r.id == *rule);
+                let src = sources.get(rule.as_str());
                 RuleCount {
                     rule: rule.clone(),
                     file: src.map(|s| s.file.clone()),
@@ -664,7 +670,14 @@ impl<'p> Replay<'p> {
     ) -> Self {
         let new = Side::new(policy, &config);
         let old = against.map(|p| Side::new(p, &config));
-        let empty = new.report(&config);
+        let empty = PolicyReport {
+            tenant: policy.tenant.clone(),
+            outcomes: Outcomes::default(),
+            rules: Vec::new(),
+            top_blocked: Vec::new(),
+            peak_concurrent: 0,
+            peak_rate: 0,
+        };
         Replay {
             tenant: &policy.tenant,
             new,

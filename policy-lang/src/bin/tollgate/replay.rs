@@ -189,6 +189,9 @@ fn tops(title: &str, list: &[TopDestination], s: &mut String) {
     }
 }
 
+/// Rules listed in the human output, most calls first.
+const RULES_SHOWN: usize = 50;
+
 fn policy_section(p: &PolicyReport, s: &mut String) {
     use std::fmt::Write;
     let total = p.outcomes.total();
@@ -212,7 +215,7 @@ fn policy_section(p: &PolicyReport, s: &mut String) {
         "\n  {:<width$}      calls  outcome   written at",
         "deciding rule"
     );
-    for r in &p.rules {
+    for r in p.rules.iter().take(RULES_SHOWN) {
         let at = match (&r.file, r.line) {
             (Some(f), Some(l)) => format!("{f}:{l}"),
             _ => "(built in)".into(),
@@ -223,6 +226,15 @@ fn policy_section(p: &PolicyReport, s: &mut String) {
             r.rule,
             r.calls,
             outcomes_text(&r.outcomes)
+        );
+    }
+    if p.rules.len() > RULES_SHOWN {
+        let rest = &p.rules[RULES_SHOWN..];
+        let _ = writeln!(
+            s,
+            "  … {} more rules decided {} calls (all of them with --format json)",
+            rest.len(),
+            rest.iter().map(|r| r.calls).sum::<u64>()
         );
     }
     tops(
