@@ -137,7 +137,47 @@ fn replay(
     }
 }
 
+/// In a fresh process (this binary again): the peak memory of a replay is
+/// then the replay's own, not the leftovers of compiling the policy.
+/// Prints `baseline_kib peak_kib seconds` after loading the policy (JSON).
+fn child(spec: &str) {
+    let (policy, cdr) = spec.split_once(',').expect("POLICY.json,CDR.csv");
+    let policy: CompiledPolicy =
+        serde_json::from_slice(&std::fs::read(policy).expect("policy")).expect("policy JSON");
+    let base = status_kib("VmHWM").unwrap_or(0);
+    let start = Instant::now();
+    let file = std::fs::File::open(cdr).expect("the CDR");
+    let report = Replay::new(&policy, None, Config::default())
+        .run(BufReader::with_capacity(1 << 16, file), &mut |_| {})
+        .expect("the replay runs");
+    let time = start.elapsed().as_secs_f64();
+    black_box(report.decided);
+    println!("{base} {} {time}", status_kib("VmHWM").unwrap_or(0));
+}
+
+/// Runs [`child`] and returns (VmHWM after loading, VmHWM at the end, seconds).
+fn replay_in_child(policy: &std::path::Path, cdr: &std::path::Path) -> Option<(u64, u64, f64)> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new(exe)
+        .env(
+            "TOLLGATE_BENCH_CHILD",
+            format!("{},{}", policy.display(), cdr.display()),
+        )
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    Some((
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    ))
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("TOLLGATE_BENCH_CHILD") {
+        return child(&spec);
+    }
     let n = env("TOLLGATE_BENCH_DECISIONS", 2_000_000);
     let big_rows = env("TOLLGATE_BENCH_ROWS", 1_000_000);
 
@@ -155,7 +195,14 @@ fn main() {
     // Replays first, so the figures of peak memory are not those of the call vectors below.
     let dir = std::env::temp_dir().join(format!("tollgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    let policy_json = dir.join("policy.json");
+    std::fs::write(
+        &policy_json,
+        serde_json::to_vec(&big).expect("the policy serializes"),
+    )
+    .expect("write the policy");
     let mut runs = Vec::new();
+    let mut fresh = Vec::new();
     for rows in [100_000, big_rows] {
         let path = dir.join(format!("cdr-{rows}.csv"));
         let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
@@ -167,6 +214,7 @@ fn main() {
             size as f64 / 1048576.0
         );
         runs.push(("100k-prefix policy", replay(&big, None, &path, rows)));
+        fresh.push((rows, replay_in_child(&policy_json, &path)));
         if rows == big_rows {
             runs.push((
                 "… --against the 100-prefix one",
@@ -174,6 +222,13 @@ fn main() {
             ));
         }
     }
+    // a larger log in a fresh process only: the peak must not move
+    let extra = big_rows * 2;
+    let path = dir.join(format!("cdr-{extra}.csv"));
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+    synth::write_cdr(&mut w, 43, extra).expect("write the CDR");
+    drop(w);
+    fresh.push((extra, replay_in_child(&policy_json, &path)));
     let _ = std::fs::remove_dir_all(&dir);
 
     let calls = calls(100_000, 7);
@@ -221,6 +276,26 @@ fn main() {
         println!(
             "  (VmHWM could not be reset through /proc/self/clear_refs: the figures are the process peak so far)"
         );
+    }
+    println!(
+        "\nreplay in a fresh process (100k-prefix policy loaded from JSON; VmHWM = peak resident memory)"
+    );
+    println!(
+        "  {:>9} {:>9} {:>22} {:>16} {:>18}",
+        "rows", "time", "VmHWM, policy loaded", "VmHWM at end", "added by replay"
+    );
+    for (rows, r) in &fresh {
+        match r {
+            Some((base, peak, time)) => println!(
+                "  {:>9} {:>8.2}s {:>22} {:>16} {:>18}",
+                rows,
+                time,
+                mib(Some(*base)),
+                mib(Some(*peak)),
+                mib(Some(peak.saturating_sub(*base)))
+            ),
+            None => println!("  {rows:>9} (the child process failed)"),
+        }
     }
     let one_m = runs
         .iter()
