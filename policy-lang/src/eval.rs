@@ -167,6 +167,12 @@ pub struct Evaluator<'p> {
     dest_order: Vec<u32>,
     /// Bit `n` set: some destination prefix has `n` digits.
     dest_lengths: u16,
+    /// A one-hash Bloom filter of the destination keys (16 bits per key, at
+    /// least 1024): most lengths of a number have no entry, and the filter
+    /// answers that from cache instead of a probe into a large table.
+    dest_filter: Vec<u64>,
+    /// log2 of the filter's size in bits.
+    dest_filter_bits: u32,
     /// Per entry of `policy.destinations`: its window (index into `zones`), if any.
     dest_windows: Vec<Option<usize>>,
     /// prefix key → classes.
@@ -245,6 +251,11 @@ fn prefix_keys(number: &str) -> ([u64; 16], usize) {
         keys[i + 1] = (value << 4) | (i as u64 + 1);
     }
     (keys, len)
+}
+
+/// The filter bit of a prefix key (Fibonacci hashing to `bits` bits).
+fn filter_bit(key: u64, bits: u32) -> usize {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
 }
 
 /// The network (host bits cleared) of `addr` at `len` bits, as a table key.
@@ -330,6 +341,15 @@ impl<'p> Evaluator<'p> {
                 .and_modify(|(_, n)| *n += 1)
                 .or_insert((pos as u32, 1));
         }
+        let dest_filter_bits = (destinations.len() * 16)
+            .max(1024)
+            .next_power_of_two()
+            .trailing_zeros();
+        let mut dest_filter = vec![0u64; (1usize << dest_filter_bits) / 64];
+        for key in destinations.keys() {
+            let bit = filter_bit(*key, dest_filter_bits);
+            dest_filter[bit / 64] |= 1 << (bit % 64);
+        }
         let dest_order = keyed.into_iter().map(|(_, i)| i).collect();
         let window_index: HashMap<&str, usize> = policy
             .windows
@@ -378,6 +398,8 @@ impl<'p> Evaluator<'p> {
             destinations,
             dest_order,
             dest_lengths,
+            dest_filter,
+            dest_filter_bits,
             dest_windows,
             classes,
             class_lengths,
@@ -721,6 +743,10 @@ impl<'p> Evaluator<'p> {
         let mut open: [Option<bool>; 16] = [None; 16];
         for n in (0..=len).rev() {
             if self.dest_lengths & (1 << n) == 0 {
+                continue;
+            }
+            let bit = filter_bit(keys[n], self.dest_filter_bits);
+            if self.dest_filter[bit / 64] & (1 << (bit % 64)) == 0 {
                 continue;
             }
             let Some((start, count)) = self.destinations.get(&keys[n]) else {
