@@ -282,7 +282,10 @@ impl Load {
         self.starts.len() as u64
     }
     fn admit(&mut self, start: i64, end: i64) {
-        self.ends.push(Reverse(end));
+        // an unanswered call (duration 0) counts for the rate, never as up
+        if end > start {
+            self.ends.push(Reverse(end));
+        }
         self.starts.push_back(start);
         self.peak_concurrent = self.peak_concurrent.max(self.concurrent());
         self.peak_rate = self.peak_rate.max(self.rate());
@@ -300,7 +303,12 @@ struct Side<'p> {
     /// Whether a concurrent or rate limit needs the load at all.
     counts_load: bool,
     outcomes: Outcomes,
-    rules: HashMap<String, Outcomes>,
+    /// Rule id → its first entry in the source map, and index into `rule_counts`:
+    /// allocated once, so memory does not grow as more rules decide calls.
+    rule_index: HashMap<&'p str, usize>,
+    rule_counts: Vec<Outcomes>,
+    /// Rules without a source line (built-in rules, defaults).
+    other_rules: HashMap<String, Outcomes>,
     blocked: TopK,
     call: Call,
 }
@@ -321,7 +329,14 @@ impl<'p> Side<'p> {
             call.class_concurrent.insert(c.clone(), 0);
             call.class_rate.insert(c.clone(), 0);
         }
+        let mut rule_index = HashMap::with_capacity(policy.rules.len());
+        for (i, r) in policy.rules.iter().enumerate() {
+            rule_index.entry(r.id.as_str()).or_insert(i);
+        }
         Side {
+            rule_counts: vec![Outcomes::default(); policy.rules.len()],
+            rule_index,
+            other_rules: HashMap::new(),
             eval: Evaluator::new(policy),
             tenant: Load::default(),
             classes,
@@ -330,7 +345,6 @@ impl<'p> Side<'p> {
                 .iter()
                 .any(|l| l.metric != LimitMetric::Duration),
             outcomes: Outcomes::default(),
-            rules: HashMap::new(),
             blocked: TopK::new(config.top_capacity),
             call,
         }
@@ -364,13 +378,14 @@ impl<'p> Side<'p> {
         }
         let d = self.eval.decide(call, false);
         self.outcomes.add(d.outcome);
-        match self.rules.get_mut(d.rule.as_str()) {
-            Some(o) => o.add(d.outcome),
-            None => {
-                let mut o = Outcomes::default();
-                o.add(d.outcome);
-                self.rules.insert(d.rule.clone(), o);
-            }
+        if let Some(i) = self.rule_index.get(d.rule.as_str()) {
+            self.rule_counts[*i].add(d.outcome);
+        } else if let Some(o) = self.other_rules.get_mut(d.rule.as_str()) {
+            o.add(d.outcome);
+        } else {
+            let mut o = Outcomes::default();
+            o.add(d.outcome);
+            self.other_rules.insert(d.rule.clone(), o);
         }
         if d.outcome == Outcome::Allow {
             if self.counts_load {
@@ -395,24 +410,27 @@ impl<'p> Side<'p> {
 
     fn report(&self, config: &Config) -> PolicyReport {
         let policy = self.eval.policy();
-        let mut sources: HashMap<&str, &tollgate_crds::policy::RuleSource> = HashMap::new();
-        for r in policy.rules.iter().rev() {
-            sources.insert(r.id.as_str(), r);
+        let mut rules: Vec<RuleCount> = Vec::new();
+        for &i in self.rule_index.values() {
+            let (r, o) = (&policy.rules[i], self.rule_counts[i]);
+            if o.total() == 0 {
+                continue;
+            }
+            rules.push(RuleCount {
+                rule: r.id.clone(),
+                file: Some(r.file.clone()),
+                line: Some(r.line),
+                calls: o.total(),
+                outcomes: o,
+            });
         }
-        let mut rules: Vec<RuleCount> = self
-            .rules
-            .iter()
-            .map(|(rule, o)| {
-                let src = sources.get(rule.as_str());
-                RuleCount {
-                    rule: rule.clone(),
-                    file: src.map(|s| s.file.clone()),
-                    line: src.map(|s| s.line),
-                    calls: o.total(),
-                    outcomes: *o,
-                }
-            })
-            .collect();
+        rules.extend(self.other_rules.iter().map(|(rule, o)| RuleCount {
+            rule: rule.clone(),
+            file: None,
+            line: None,
+            calls: o.total(),
+            outcomes: *o,
+        }));
         rules.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.rule.cmp(&b.rule)));
         PolicyReport {
             tenant: policy.tenant.clone(),

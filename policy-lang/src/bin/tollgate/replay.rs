@@ -218,7 +218,7 @@ fn policy_section(p: &PolicyReport, s: &mut String) {
     for r in p.rules.iter().take(RULES_SHOWN) {
         let at = match (&r.file, r.line) {
             (Some(f), Some(l)) => format!("{f}:{l}"),
-            _ => "(built in)".into(),
+            _ => "(no source line)".into(),
         };
         let _ = writeln!(
             s,
