@@ -161,21 +161,131 @@ pub struct Decision {
 #[derive(Debug)]
 pub struct Evaluator<'p> {
     policy: &'p CompiledPolicy,
-    /// prefix → indexes into `policy.destinations`, in evaluation order.
-    destinations: HashMap<&'p str, Vec<usize>>,
-    /// prefix → classes.
-    classes: HashMap<&'p str, Vec<&'p str>>,
-    max_class_prefix: usize,
-    max_dest_prefix: usize,
-    /// (network address, prefix length) → index into `policy.sources.networks`.
-    networks: HashMap<(IpAddr, u8), usize>,
+    /// prefix key (see [`prefix_key`]) → `(start, len)` in `dest_order`.
+    destinations: FastMap<u64, (u32, u32)>,
+    /// Indexes into `policy.destinations`, grouped by prefix, in evaluation order.
+    dest_order: Vec<u32>,
+    /// Bit `n` set: some destination prefix has `n` digits.
+    dest_lengths: u16,
+    /// A one-hash Bloom filter of the destination keys (16 bits per key, at
+    /// least 1024): most lengths of a number have no entry, and the filter
+    /// answers that from cache instead of a probe into a large table.
+    dest_filter: Vec<u64>,
+    /// log2 of the filter's size in bits.
+    dest_filter_bits: u32,
+    /// Per entry of `policy.destinations`: its window (index into `zones`), if any.
+    dest_windows: Vec<Option<usize>>,
+    /// prefix key → classes.
+    classes: FastMap<u64, Vec<&'p str>>,
+    class_lengths: u16,
+    /// (address with host bits cleared, prefix length + 256 for IPv6) → index into `policy.sources.networks`.
+    networks: FastMap<(u128, u16), usize>,
     network_lengths_v4: Vec<u8>,
     network_lengths_v6: Vec<u8>,
-    windows: HashMap<&'p str, (usize, Option<TimeZone>)>,
+    /// Per window of `policy.windows`: its zone, if the tz database knows it.
+    zones: Vec<Option<TimeZone>>,
     /// The home country's calling code.
     calling_code: String,
 }
 
+/// The evaluator's tables are keyed by integers built from the policy's
+/// prefixes and networks; a multiplicative hash (as in FxHash) is enough for
+/// them and much cheaper than SipHash. The keys are the policy's, so a caller
+/// cannot fill the tables with colliding keys: a lookup of any number costs at
+/// most the longest probe sequence the policy itself produces.
+#[derive(Debug, Default, Clone, Copy)]
+struct MulHasher(u64);
+
+impl std::hash::Hasher for MulHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<MulHasher>>;
+
+/// A prefix of at most 15 digits as one integer: its value and its length
+/// (so `"4"` and `"04"` differ). `None` for text that is not digits.
+fn prefix_key(digits: &str) -> Option<u64> {
+    if digits.len() > 15 {
+        return None;
+    }
+    let mut value = 0u64;
+    for b in digits.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(b - b'0');
+    }
+    Some((value << 4) | digits.len() as u64)
+}
+
+/// The keys of every prefix of `number` (E.164 digits, at most 15): `keys[n]`
+/// is the key of the first `n` digits.
+fn prefix_keys(number: &str) -> ([u64; 16], usize) {
+    let mut keys = [0u64; 16];
+    let mut value = 0u64;
+    let len = number.len().min(15);
+    for (i, b) in number.bytes().take(len).enumerate() {
+        value = value * 10 + u64::from(b.wrapping_sub(b'0') % 10);
+        keys[i + 1] = (value << 4) | (i as u64 + 1);
+    }
+    (keys, len)
+}
+
+/// The filter bit of a prefix key (Fibonacci hashing to `bits` bits).
+fn filter_bit(key: u64, bits: u32) -> usize {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+}
+
+/// The network (host bits cleared) of `addr` at `len` bits, as a table key.
+fn network_key(addr: IpAddr, len: u8) -> (u128, u16) {
+    match addr {
+        IpAddr::V4(a) => {
+            let bits = u32::from(a);
+            let masked = if len == 0 {
+                0
+            } else {
+                bits & (u32::MAX << (32 - u32::from(len.min(32))))
+            };
+            (u128::from(masked), u16::from(len))
+        }
+        IpAddr::V6(a) => {
+            let bits = u128::from(a);
+            let masked = if len == 0 {
+                0
+            } else {
+                bits & (u128::MAX << (128 - u32::from(len.min(128))))
+            };
+            (masked, 256 + u16::from(len))
+        }
+    }
+}
+
+/// Whether the dialed text, its digits taken alone, is `number`.
+fn digits_are(dialed: &str, number: &str) -> bool {
+    dialed.bytes().filter(u8::is_ascii_digit).eq(number.bytes())
+}
 /// `+` or the international prefix, the national forms of the home country.
 /// Returns E.164 digits, or `None` when the text is not a number.
 ///
@@ -214,47 +324,89 @@ pub fn normalize(dialed: &str, calling_code: &str) -> Option<String> {
 
 impl<'p> Evaluator<'p> {
     pub fn new(policy: &'p CompiledPolicy) -> Self {
-        let mut destinations: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, d) in policy.destinations.iter().enumerate() {
-            destinations.entry(d.prefix.as_str()).or_default().push(i);
+        // destinations: grouped by prefix, each group in policy order
+        let mut keyed: Vec<(u64, u32)> = policy
+            .destinations
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| Some((prefix_key(&d.prefix)?, i as u32)))
+            .collect();
+        keyed.sort_by_key(|(k, _)| *k); // stable: policy order within a prefix
+        let mut destinations: FastMap<u64, (u32, u32)> = FastMap::default();
+        let mut dest_lengths = 0u16;
+        for (pos, (key, _)) in keyed.iter().enumerate() {
+            dest_lengths |= 1 << (key & 0xf);
+            destinations
+                .entry(*key)
+                .and_modify(|(_, n)| *n += 1)
+                .or_insert((pos as u32, 1));
         }
-        let mut classes: HashMap<&str, Vec<&str>> = HashMap::new();
+        let dest_filter_bits = (destinations.len() * 16)
+            .max(1024)
+            .next_power_of_two()
+            .trailing_zeros();
+        let mut dest_filter = vec![0u64; (1usize << dest_filter_bits) / 64];
+        for key in destinations.keys() {
+            let bit = filter_bit(*key, dest_filter_bits);
+            dest_filter[bit / 64] |= 1 << (bit % 64);
+        }
+        let dest_order = keyed.into_iter().map(|(_, i)| i).collect();
+        let window_index: HashMap<&str, usize> = policy
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.name.as_str(), i))
+            .collect();
+        let dest_windows = policy
+            .destinations
+            .iter()
+            .map(|d| {
+                d.window
+                    .as_ref()
+                    .and_then(|w| window_index.get(w.name.as_str()).copied())
+            })
+            .collect();
+        let mut classes: FastMap<u64, Vec<&str>> = FastMap::default();
+        let mut class_lengths = 0u16;
         for c in &policy.classes {
-            classes
-                .entry(c.prefix.as_str())
-                .or_default()
-                .push(c.class.as_str());
+            if let Some(key) = prefix_key(&c.prefix) {
+                class_lengths |= 1 << (key & 0xf);
+                classes.entry(key).or_default().push(c.class.as_str());
+            }
         }
-        let mut networks = HashMap::new();
+        let mut networks = FastMap::default();
         let (mut v4, mut v6) = (BTreeSet::new(), BTreeSet::new());
         for (i, n) in policy.sources.networks.iter().enumerate() {
             if let Ok(net) = n.cidr.parse::<IpNet>() {
-                networks.insert((net.network(), net.prefix_len()), i);
+                networks.insert(network_key(net.network(), net.prefix_len()), i);
                 match net {
                     IpNet::V4(_) => v4.insert(net.prefix_len()),
                     IpNet::V6(_) => v6.insert(net.prefix_len()),
                 };
             }
         }
-        let windows = policy
+        let zones = policy
             .windows
             .iter()
-            .enumerate()
-            .map(|(i, w)| (w.name.as_str(), (i, TimeZone::get(&w.zone).ok())))
+            .map(|w| TimeZone::get(&w.zone).ok())
             .collect();
         let calling_code = crate::numbering::country(&policy.home_country)
             .map(|c| c.calling_code.clone())
             .unwrap_or_default();
         Evaluator {
             policy,
-            max_class_prefix: classes.keys().map(|p| p.len()).max().unwrap_or(0),
-            max_dest_prefix: destinations.keys().map(|p| p.len()).max().unwrap_or(0),
             destinations,
+            dest_order,
+            dest_lengths,
+            dest_filter,
+            dest_filter_bits,
+            dest_windows,
             classes,
+            class_lengths,
             networks,
             network_lengths_v4: v4.into_iter().rev().collect(),
             network_lengths_v6: v6.into_iter().rev().collect(),
-            windows,
+            zones,
             calling_code,
         }
     }
@@ -265,85 +417,99 @@ impl<'p> Evaluator<'p> {
 
     /// The decision for `call`; `trace` also records every rule considered.
     pub fn decide(&self, call: &Call, trace: bool) -> Decision {
-        let mut d = Decision {
-            outcome: Outcome::Deny,
-            stage: Stage::Number,
-            rule: String::new(),
-            number: None,
-            classes: Vec::new(),
+        let mut steps: Vec<Step> = Vec::new();
+        // the notes are only written when a trace is asked for
+        macro_rules! note {
+            ($rule:expr, $($text:tt)+) => {
+                if trace {
+                    steps.push(Step {
+                        rule: ($rule).to_string(),
+                        note: format!($($text)+),
+                    });
+                }
+            };
+        }
+        let decision = |outcome, stage, rule: &str, number, classes, steps| Decision {
+            outcome,
+            stage,
+            rule: rule.to_string(),
+            number,
+            classes,
             responses: Vec::new(),
             max_duration: None,
-            trace: Vec::new(),
-        };
-        let note = |d: &mut Decision, rule: &str, text: String| {
-            if trace {
-                d.trace.push(Step {
-                    rule: rule.to_string(),
-                    note: text,
-                });
-            }
-        };
-        let finish = |mut d: Decision, outcome, stage, rule: &str| {
-            d.outcome = outcome;
-            d.stage = stage;
-            d.rule = rule.to_string();
-            d
+            trace: steps,
         };
 
         // 1. source
         let Some(net) = self.network(call.source) else {
-            note(
-                &mut d,
+            note!("src:unknown", "no source network contains {}", call.source);
+            return decision(
+                Outcome::Deny,
+                Stage::Source,
                 "src:unknown",
-                format!("no source network contains {}", call.source),
+                None,
+                Vec::new(),
+                steps,
             );
-            return finish(d, Outcome::Deny, Stage::Source, "src:unknown");
         };
-        note(
-            &mut d,
-            &net.rule,
-            format!(
-                "source {} is in {} ({})",
-                call.source,
-                net.cidr,
-                verdict(net.action)
-            ),
+        note!(
+            net.rule,
+            "source {} is in {} ({})",
+            call.source,
+            net.cidr,
+            verdict(net.action)
         );
 
         // 2. emergency: for every source of the tenant, even a denied one
-        let dialed: String = call
-            .destination
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect();
         if !call.destination.trim_start().starts_with('+')
-            && self.policy.emergency_numbers.contains(&dialed)
+            && let Some(e) = self
+                .policy
+                .emergency_numbers
+                .iter()
+                .find(|e| digits_are(&call.destination, e))
         {
-            note(
-                &mut d,
+            note!(
                 "dst:emergency",
-                format!("{dialed} is an emergency number: always allowed"),
+                "{e} is an emergency number: always allowed"
             );
-            return finish(d, Outcome::Allow, Stage::Emergency, "dst:emergency");
+            return decision(
+                Outcome::Allow,
+                Stage::Emergency,
+                "dst:emergency",
+                None,
+                Vec::new(),
+                steps,
+            );
         }
         if net.action == Verdict::Deny {
-            return finish(d, Outcome::Deny, Stage::Source, &net.rule.clone());
+            return decision(
+                Outcome::Deny,
+                Stage::Source,
+                &net.rule,
+                None,
+                Vec::new(),
+                steps,
+            );
         }
 
         // 3. the number
         let Some(number) = normalize(&call.destination, &self.calling_code) else {
-            note(
-                &mut d,
+            note!(
                 "dst:invalid",
-                format!(
-                    "`{}` is not a number this policy can read",
-                    call.destination
-                ),
+                "`{}` is not a number this policy can read",
+                call.destination
             );
-            return finish(d, Outcome::Deny, Stage::Number, "dst:invalid");
+            return decision(
+                Outcome::Deny,
+                Stage::Number,
+                "dst:invalid",
+                None,
+                Vec::new(),
+                steps,
+            );
         };
-        d.classes = self.classes_of(&number);
-        d.number = Some(number.clone());
+        let (keys, len) = prefix_keys(&number);
+        let classes = self.classes_of(&keys, len);
 
         // 4. geo
         if let (None, Some(geo)) = (&net.trunk, &self.policy.sources.geo) {
@@ -357,42 +523,44 @@ impl<'p> Evaluator<'p> {
             };
             let country = call.source_country.as_deref().unwrap_or("unknown");
             if blocked {
-                note(
-                    &mut d,
+                note!(geo.rule, "source country {country} is geo-blocked");
+                return decision(
+                    Outcome::Deny,
+                    Stage::Geo,
                     &geo.rule,
-                    format!("source country {country} is geo-blocked"),
+                    Some(number),
+                    classes,
+                    steps,
                 );
-                return finish(d, Outcome::Deny, Stage::Geo, &geo.rule.clone());
             }
-            note(
-                &mut d,
-                &geo.rule,
-                format!("source country {country} passes"),
-            );
+            note!(geo.rule, "source country {country} passes");
         }
 
         // 5. active blocks
         if call.blocked_tenant {
-            note(
-                &mut d,
+            note!("block:tenant", "a response in force blocks the tenant");
+            return decision(
+                Outcome::Deny,
+                Stage::Block,
                 "block:tenant",
-                "a response in force blocks the tenant".into(),
+                Some(number),
+                classes,
+                steps,
             );
-            return finish(d, Outcome::Deny, Stage::Block, "block:tenant");
         }
-        if let Some(c) = d
-            .classes
-            .iter()
-            .find(|c| call.blocked_classes.contains(*c))
-            .cloned()
+        if !call.blocked_classes.is_empty()
+            && let Some(c) = classes.iter().find(|c| call.blocked_classes.contains(*c))
         {
             let rule = format!("block:class:{c}");
-            note(
-                &mut d,
+            note!(rule, "a response in force blocks class {c}");
+            return decision(
+                Outcome::Deny,
+                Stage::Block,
                 &rule,
-                format!("a response in force blocks class {c}"),
+                Some(number),
+                classes,
+                steps,
             );
-            return finish(d, Outcome::Deny, Stage::Block, &rule);
         }
 
         // 6. crypto
@@ -410,23 +578,51 @@ impl<'p> Evaluator<'p> {
             None
         };
         if let Some((rule, why)) = failed {
-            note(&mut d, rule, why.into());
-            return finish(d, Outcome::Deny, Stage::Crypto, rule);
+            note!(rule, "{why}");
+            return decision(
+                Outcome::Deny,
+                Stage::Crypto,
+                rule,
+                Some(number),
+                classes,
+                steps,
+            );
         }
 
         // 7. destination
-        let Some(entry) = self.destination(&number, call.time, &mut |rule, text| {
-            note(&mut d, rule, text)
-        }) else {
+        let Some(entry) = self.destination(&keys, len, call.time, trace.then_some(&mut steps))
+        else {
             // unreachable with a well-formed policy (the root entry always applies); fail closed
-            return finish(d, Outcome::Deny, Stage::Destination, "dst:international");
+            return decision(
+                Outcome::Deny,
+                Stage::Destination,
+                "dst:international",
+                Some(number),
+                classes,
+                steps,
+            );
         };
         if entry.action == Verdict::Deny {
-            return finish(d, Outcome::Deny, Stage::Destination, &entry.rule.clone());
+            return decision(
+                Outcome::Deny,
+                Stage::Destination,
+                &entry.rule,
+                Some(number),
+                classes,
+                steps,
+            );
         }
 
         // 8. limits
-        let mut limited: Option<String> = None;
+        let mut d = decision(
+            Outcome::Allow,
+            Stage::Destination,
+            &entry.rule,
+            Some(number),
+            classes,
+            Vec::new(),
+        );
+        let mut limited: Option<&str> = None;
         for l in &self.policy.limits {
             let applies = l.class.as_ref().is_none_or(|c| d.classes.contains(c));
             if !applies {
@@ -455,14 +651,10 @@ impl<'p> Evaluator<'p> {
                 None
             };
             let Some(level) = level else {
-                note(&mut d, &l.rule, format!("{count} is below the limit"));
+                note!(l.rule, "{count} is below the limit");
                 continue;
             };
-            note(
-                &mut d,
-                &l.rule,
-                format!("{count} reaches the {} level", level_name(level)),
-            );
+            note!(l.rule, "{count} reaches the {} level", level_name(level));
             for r in &self.policy.responses {
                 if let ResponseTrigger::Breach {
                     metric,
@@ -477,13 +669,17 @@ impl<'p> Evaluator<'p> {
                 }
             }
             if level == AlertLevel::Critical && limited.is_none() {
-                limited = Some(l.rule.clone());
+                limited = Some(&l.rule);
             }
         }
-        match limited {
-            Some(rule) => finish(d, Outcome::Limit, Stage::Limit, &rule),
-            None => finish(d, Outcome::Allow, Stage::Destination, &entry.rule.clone()),
+        d.trace = steps;
+        if let Some(rule) = limited {
+            d.outcome = Outcome::Limit;
+            d.stage = Stage::Limit;
+            d.rule.clear();
+            d.rule.push_str(rule);
         }
+        d
     }
 
     fn network(&self, addr: IpAddr) -> Option<&'p tollgate_crds::policy::SourceNetwork> {
@@ -492,18 +688,20 @@ impl<'p> Evaluator<'p> {
             IpAddr::V6(_) => &self.network_lengths_v6,
         };
         lengths.iter().find_map(|len| {
-            let net = IpNet::new(addr, *len).ok()?.trunc();
             self.networks
-                .get(&(net.network(), *len))
+                .get(&network_key(addr, *len))
                 .map(|i| &self.policy.sources.networks[*i])
         })
     }
 
-    fn classes_of(&self, number: &str) -> Vec<String> {
+    fn classes_of(&self, keys: &[u64; 16], len: usize) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let mut national = false;
-        for len in (1..=self.max_class_prefix.min(number.len())).rev() {
-            if let Some(cs) = self.classes.get(&number[..len]) {
+        for n in (1..=len).rev() {
+            if self.class_lengths & (1 << n) == 0 {
+                continue;
+            }
+            if let Some(cs) = self.classes.get(&keys[n]) {
                 for c in cs {
                     if *c == "national" {
                         national = true;
@@ -528,36 +726,60 @@ impl<'p> Evaluator<'p> {
 
     fn destination(
         &self,
-        number: &str,
+        keys: &[u64; 16],
+        len: usize,
         at: Timestamp,
-        note: &mut dyn FnMut(&str, String),
+        mut trace: Option<&mut Vec<Step>>,
     ) -> Option<&'p tollgate_crds::policy::DestinationRule> {
-        for len in (0..=self.max_dest_prefix.min(number.len())).rev() {
-            let Some(entries) = self.destinations.get(&number[..len]) else {
+        let mut note = |rule: &str, text: &dyn Fn() -> String| {
+            if let Some(t) = trace.as_deref_mut() {
+                t.push(Step {
+                    rule: rule.to_string(),
+                    note: text(),
+                });
+            }
+        };
+        // whether each window is open, worked out at most once per call
+        let mut open: [Option<bool>; 16] = [None; 16];
+        for n in (0..=len).rev() {
+            if self.dest_lengths & (1 << n) == 0 {
+                continue;
+            }
+            let bit = filter_bit(keys[n], self.dest_filter_bits);
+            if self.dest_filter[bit / 64] & (1 << (bit % 64)) == 0 {
+                continue;
+            }
+            let Some((start, count)) = self.destinations.get(&keys[n]) else {
                 continue;
             };
-            for i in entries {
-                let e = &self.policy.destinations[*i];
+            let group = &self.dest_order[*start as usize..(*start + *count) as usize];
+            for i in group {
+                let i = *i as usize;
+                let e = &self.policy.destinations[i];
                 let applies = match &e.window {
                     None => true,
                     Some(w) => {
-                        let open = self.window_open(&w.name, at);
-                        let applies = (w.when == WindowWhen::During) == open;
+                        let is_open = match self.dest_windows[i] {
+                            Some(wi) if wi < open.len() => {
+                                *open[wi].get_or_insert_with(|| self.window_open(wi, at))
+                            }
+                            Some(wi) => self.window_open(wi, at),
+                            None => false,
+                        };
+                        let applies = (w.when == WindowWhen::During) == is_open;
                         if !applies {
-                            let state = if open { "open" } else { "closed" };
-                            note(
-                                &e.rule,
-                                format!("+{} skipped: window {} is {state}", e.prefix, w.name),
-                            );
+                            let state = if is_open { "open" } else { "closed" };
+                            note(&e.rule, &|| {
+                                format!("+{} skipped: window {} is {state}", e.prefix, w.name)
+                            });
                         }
                         applies
                     }
                 };
                 if applies {
-                    note(
-                        &e.rule,
-                        format!("+{} matched: {}", e.prefix, verdict(e.action)),
-                    );
+                    note(&e.rule, &|| {
+                        format!("+{} matched: {}", e.prefix, verdict(e.action))
+                    });
                     return Some(e);
                 }
             }
@@ -566,11 +788,11 @@ impl<'p> Evaluator<'p> {
     }
 
     /// Unknown windows and zones count as closed (fail closed for `during`).
-    fn window_open(&self, name: &str, at: Timestamp) -> bool {
-        let Some((i, Some(tz))) = self.windows.get(name) else {
+    fn window_open(&self, window: usize, at: Timestamp) -> bool {
+        let Some(Some(tz)) = self.zones.get(window) else {
             return false;
         };
-        window::is_open_in(&self.policy.windows[*i], at, tz)
+        window::is_open_in(&self.policy.windows[window], at, tz)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod fmt;
 pub mod load;
 pub mod numbering;
 pub mod parse;
+pub mod replay;
 pub mod scenario;
 pub mod source;
 pub mod span;

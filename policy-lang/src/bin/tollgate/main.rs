@@ -8,6 +8,7 @@ use std::process::ExitCode;
 mod commands;
 mod diff;
 mod explain;
+mod replay;
 mod resource;
 mod test_cmd;
 
@@ -126,6 +127,7 @@ enum Command {
     ///
     /// Example: tollgate explain examples/policies/tenants/acme.tgp --to +442071234567 --from 198.51.100.20 --at 2026-01-14T10:00:00-05:00
     Explain(explain::ExplainArgs),
+    Replay(replay::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -168,6 +170,7 @@ fn main() -> ExitCode {
         Command::Diff { old, new, format } => diff::diff(&old, &new, format == Format::Json, color),
         Command::Test(args) => test_cmd::run(&args, color),
         Command::Explain(args) => explain::run(&args, color),
+        Command::Replay(args) => replay::run(&args, color),
     };
     match result {
         Ok(code) => code,
