@@ -19,7 +19,7 @@ use crate::diag::{Diagnostic, did_you_mean};
 use crate::load::Workspace;
 use crate::numbering::{self, Country, NumberClass};
 use crate::source::FileId;
-use crate::span::{Span, Spanned, line_col};
+use crate::span::{Span, Spanned};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -687,7 +687,7 @@ impl Cx<'_> {
             return diag.with_related(other.stmt, what);
         }
         let file = self.ws.sources.get(other.file);
-        let (line, column) = line_col(&file.text, other.stmt.start);
+        let (line, column) = file.line_col(other.stmt.start);
         let place = format!("{what}: {}:{line}:{column}", file.name);
         let help = match diag.help.clone() {
             Some(h) => format!("{h} ({place})"),
@@ -1955,7 +1955,7 @@ impl Cx<'_> {
 
     fn rule_source(&self, id: &str, o: &Origin) -> ir::RuleSource {
         let file = self.ws.sources.get(o.file);
-        let (line, column) = line_col(&file.text, o.span.start);
+        let (line, column) = file.line_col(o.span.start);
         let text = file.text.get(o.stmt.start..o.stmt.end).unwrap_or_default();
         ir::RuleSource {
             id: id.to_string(),

@@ -6,7 +6,7 @@
 //! backticks, what to do in `help`.
 
 use crate::source::{FileId, SourceMap};
-use crate::span::{Span, line_col};
+use crate::span::Span;
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -98,7 +98,7 @@ impl Diagnostic {
     pub fn to_json(&self, sources: &SourceMap) -> serde_json::Value {
         let file = sources.get(self.file);
         let pos = |offset: usize| {
-            let (line, column) = line_col(&file.text, offset);
+            let (line, column) = file.line_col(offset);
             serde_json::json!({ "line": line, "column": column, "offset": offset })
         };
         let label = |l: &Label| serde_json::json!({ "start": pos(l.span.start), "end": pos(l.span.end), "message": l.message });
@@ -108,8 +108,8 @@ impl Diagnostic {
             "code": self.code,
             "message": self.message,
             "help": self.help,
-            "line": line_col(&file.text, self.label.span.start).0,
-            "column": line_col(&file.text, self.label.span.start).1,
+            "line": file.line_col(self.label.span.start).0,
+            "column": file.line_col(self.label.span.start).1,
             "label": label(&self.label),
             "related": self.related.iter().map(label).collect::<Vec<_>>(),
         })
@@ -118,7 +118,7 @@ impl Diagnostic {
     /// `file:line:column` of the primary label.
     pub fn location(&self, sources: &SourceMap) -> String {
         let file = sources.get(self.file);
-        let (line, column) = line_col(&file.text, self.label.span.start);
+        let (line, column) = file.line_col(self.label.span.start);
         format!("{}:{line}:{column}", file.name)
     }
 }
