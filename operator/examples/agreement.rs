@@ -371,7 +371,16 @@ const FIXED: &[&str] = &[
 ];
 
 /// R-URI users sent as they are: broken escapes (never a number).
-const RAW_USERS: &[&str] = &["%", "%4", "%zz1", "9%1", "%39%31%31"];
+const RAW_USERS: &[&str] = &[
+    "%",
+    "%4",
+    "%zz1",
+    "9%1",
+    "%39%31%31",
+    "%39%31%31%09",
+    "%09%zz911",
+    "%7F112",
+];
 
 /// The R-URI users to call: escaped dialed numbers, then [`RAW_USERS`].
 fn users(seed: u64) -> Vec<String> {
