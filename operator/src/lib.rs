@@ -1,4 +1,8 @@
-//! The Tollgate operator: it will reconcile `TollPolicy` resources onto SBC
-//! fleets (see `docs/` and ARCHITECTURE.md). This crate holds no controller
-//! yet; it exists so the workspace layout and the dependency direction
-//! (operator → crds, never the reverse) are fixed from the start.
+//! The Tollgate operator. It will reconcile `TollPolicy` resources onto SBC
+//! fleets (see `docs/` and ARCHITECTURE.md); what exists so far is the
+//! rendering of compiled policies into the data an SBC enforces
+//! ([`backend`], with the Kamailio backend of `docs/sbc.md`). The dependency
+//! direction is fixed: operator → crds (and the policy library for the
+//! evaluator's window semantics), never the reverse.
+
+pub mod backend;

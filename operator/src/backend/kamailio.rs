@@ -1,0 +1,747 @@
+//! The Kamailio backend: a compiled policy → the `db_text` tables the static
+//! `sbc/kamailio/tollgate.cfg` enforces. `docs/sbc.md` is the contract: the
+//! table formats, escaping, the `address` groups, the `d:`/`c:` tree
+//! encodings and every htable key are defined there.
+//!
+//! Every value is validated here before it reaches Kamailio: addresses are
+//! re-parsed (Kamailio's own parser reads `127.0.0.300` as 127.0.0.44), names
+//! and rule ids must not contain the separators of the encodings, prefixes
+//! are digits, and two tenants of one fleet may not claim the same network.
+
+use super::{Backend, Bundle, RenderError, TenantRows};
+use ipnet::IpNet;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tollgate_crds::policy::{
+    CompiledPolicy, DestinationRule, GeoMode, LimitMetric, TimeWindow, Verdict, WindowWhen,
+};
+use tollgate_policy::window;
+
+/// Most entries in one destination chain (the script's loop bound).
+pub const MAX_CHAIN: usize = 64;
+/// Most classes of one number (the script's loop bound).
+pub const MAX_CLASSES: usize = 32;
+/// Most open intervals of one window (the script reads at most 1024 numbers).
+pub const MAX_WINDOW_INTERVALS: usize = 512;
+/// `max_subnets` of the permissions module in tollgate.cfg.
+pub const MAX_SUBNETS: usize = 20_000;
+/// Days of window intervals rendered after `now` (the agent refreshes daily).
+pub const WINDOW_DAYS: i64 = 8;
+/// Longest rule id, name or revision accepted.
+pub const MAX_TEXT: usize = 256;
+
+const HTABLE_HEADER: &str =
+    "id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)";
+
+/// The tables of the data directory: file name, header line, table version.
+pub const TABLES: [(&str, &str, u32); 9] = [
+    (
+        "address",
+        "id(int,auto) grp(int) ip_addr(string) mask(int) port(int) tag(string)",
+        6,
+    ),
+    (
+        "mtree",
+        "id(int,auto) tname(string) tprefix(string) tvalue(string)",
+        1,
+    ),
+    ("tg_tenant", HTABLE_HEADER, 2),
+    ("tg_geo", HTABLE_HEADER, 2),
+    ("tg_emerg", HTABLE_HEADER, 2),
+    ("tg_limit", HTABLE_HEADER, 2),
+    ("tg_window", HTABLE_HEADER, 2),
+    ("tg_block", HTABLE_HEADER, 2),
+    (
+        "pl_pipes",
+        "id(int,auto) pipeid(string) algorithm(string) plimit(int)",
+        1,
+    ),
+];
+
+/// The JSON-RPC command that makes Kamailio re-read a table (after its file
+/// changed): method and parameters. `mtree.reload` re-reads every tree, so
+/// any tree name will do; `tg_block` is normally changed with `htable.sets`.
+pub fn reload_command(table: &str) -> Option<(&'static str, Vec<String>)> {
+    Some(match table {
+        "address" => ("permissions.addressReload", vec![]),
+        "mtree" => ("mtree.reload", vec![String::new()]),
+        "tg_tenant" | "tg_geo" | "tg_emerg" | "tg_limit" | "tg_window" | "tg_block" => {
+            ("htable.reload", vec![table.to_string()])
+        }
+        _ => return None,
+    })
+}
+
+/// The Kamailio backend (stateless).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Kamailio;
+
+/// A block in force (set by a response), written to `tg_block` so it
+/// survives an SBC restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveBlock {
+    /// `None` blocks the whole tenant, `Some(class)` one destination class.
+    pub class: Option<String>,
+    /// When the block ends; `None` = until acknowledged.
+    pub expires: Option<Timestamp>,
+}
+
+impl Backend for Kamailio {
+    fn name(&self) -> &'static str {
+        "kamailio"
+    }
+
+    fn render_tenant(
+        &self,
+        policy: &CompiledPolicy,
+        revision: &str,
+        now: Timestamp,
+    ) -> Result<TenantRows, RenderError> {
+        Renderer::new(policy, now)?.render(revision)
+    }
+
+    fn compose(&self, tenants: &BTreeMap<String, TenantRows>) -> Result<Bundle, RenderError> {
+        let mut owner: HashMap<IpNet, &str> = HashMap::new();
+        for (name, rows) in tenants {
+            if *name != rows.tenant {
+                return Err(RenderError::Fleet(format!(
+                    "rows of tenant `{}` filed under `{name}`",
+                    rows.tenant
+                )));
+            }
+            for net in &rows.networks {
+                if let Some(first) = owner.insert(*net, name) {
+                    return Err(RenderError::DuplicateNetwork {
+                        network: net.to_string(),
+                        first: first.to_string(),
+                        second: name.clone(),
+                    });
+                }
+            }
+        }
+        if owner.len() > MAX_SUBNETS {
+            return Err(RenderError::Fleet(format!(
+                "{} source networks in the fleet; the SBC takes at most {MAX_SUBNETS}",
+                owner.len()
+            )));
+        }
+        let mut files = BTreeMap::new();
+        let mut version = String::from("table_name(string) table_version(int)\n");
+        for (table, header, v) in TABLES {
+            version.push_str(&format!("{table}:{v}\n"));
+            let mut text = format!("{header}\n");
+            let mut id = 0u64;
+            for rows in tenants.values() {
+                for r in rows.tables.get(table).into_iter().flatten() {
+                    id += 1;
+                    text.push_str(&format!("{id}:{r}\n"));
+                }
+            }
+            files.insert(table.to_string(), text);
+        }
+        files.insert("version".to_string(), version);
+        Ok(Bundle::new(files))
+    }
+}
+
+impl Kamailio {
+    /// Adds the tenant's blocks in force to its `tg_block` rows (replacing
+    /// any there). Keys: `<t>` (tenant) or `<t>::<class>`; value: expiry
+    /// epoch seconds, 0 = until acknowledged.
+    pub fn set_blocks(rows: &mut TenantRows, blocks: &[ActiveBlock]) -> Result<(), RenderError> {
+        let t = rows.tenant.clone();
+        let mut out = BTreeMap::new();
+        for (i, b) in blocks.iter().enumerate() {
+            let key = match &b.class {
+                None => t.clone(),
+                Some(c) => {
+                    check_name(&t, &format!("blocks[{i}].class"), c)?;
+                    format!("{t}::{c}")
+                }
+            };
+            let exp = b.expires.map_or(0, |e| e.as_second().max(1));
+            // two blocks of one key: the longer one holds (0 = forever)
+            let e = out.entry(key).or_insert(exp);
+            if *e != 0 && (exp == 0 || exp > *e) {
+                *e = exp;
+            }
+        }
+        rows.tables.insert(
+            "tg_block".into(),
+            out.into_iter()
+                .map(|(k, v)| ht_row(&k, &v.to_string()))
+                .collect(),
+        );
+        Ok(())
+    }
+}
+
+/// db_text escaping of one field value: `\`, `:`, newline, CR and tab.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ':' => out.push_str("\\:"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An htable row without its id: `key:0:0:value:0`.
+fn ht_row(key: &str, value: &str) -> String {
+    format!("{}:0:0:{}:0", escape(key), escape(value))
+}
+
+/// Characters that separate fields in the encodings (`|` in address tags,
+/// `,` and `;` in chains and lists), end headers (CR, LF) or quoted strings
+/// (`"`, `\`).
+const FORBIDDEN: [char; 5] = ['|', ',', ';', '"', '\\'];
+
+/// A rule id or revision: printable, none of [`FORBIDDEN`], no white space.
+fn check_text(tenant: &str, field: &str, s: &str) -> Result<(), RenderError> {
+    if s.is_empty() || s.len() > MAX_TEXT {
+        return Err(RenderError::invalid(
+            tenant,
+            field,
+            format!("must have 1 to {MAX_TEXT} characters"),
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || FORBIDDEN.contains(c))
+    {
+        return Err(RenderError::invalid(
+            tenant,
+            field,
+            format!(
+                "`{}` contains the forbidden character {c:?}",
+                s.escape_debug()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A window, class or trunk name: `[A-Za-z0-9][A-Za-z0-9._@+-]*`, at most 63
+/// characters (no `:`: names are parts of htable keys).
+fn check_name(tenant: &str, field: &str, s: &str) -> Result<(), RenderError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'+' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RenderError::invalid(
+            tenant,
+            field,
+            format!(
+                "`{}` is not a name (letters, digits, `._@+-`, at most 63)",
+                s.escape_debug()
+            ),
+        ))
+    }
+}
+
+fn check_digits(tenant: &str, field: &str, s: &str, min: usize) -> Result<(), RenderError> {
+    if s.len() < min || s.len() > 15 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RenderError::invalid(
+            tenant,
+            field,
+            format!("`{}` must be {min} to 15 digits", s.escape_debug()),
+        ));
+    }
+    Ok(())
+}
+
+/// A DNS label (RFC 1123), as tenant names are.
+fn check_tenant(t: &str) -> Result<(), RenderError> {
+    let b = t.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-';
+    if ok {
+        Ok(())
+    } else {
+        Err(RenderError::invalid(
+            t,
+            "tenant",
+            "must be a DNS label (a-z, 0-9, `-`, at most 63)",
+        ))
+    }
+}
+
+struct Renderer<'p> {
+    p: &'p CompiledPolicy,
+    t: &'p str,
+    now: Timestamp,
+    /// window name → zone
+    windows: BTreeMap<&'p str, (&'p TimeWindow, TimeZone)>,
+}
+
+impl<'p> Renderer<'p> {
+    fn new(p: &'p CompiledPolicy, now: Timestamp) -> Result<Self, RenderError> {
+        let t = p.tenant.as_str();
+        check_tenant(t)?;
+        let mut windows = BTreeMap::new();
+        for (i, w) in p.windows.iter().enumerate() {
+            check_name(t, &format!("windows[{i}].name"), &w.name)?;
+            check_text(t, &format!("windows[{i}].rule"), &w.rule)?;
+            let tz = TimeZone::get(&w.zone).map_err(|_| {
+                RenderError::invalid(
+                    t,
+                    format!("windows[{i}].zone"),
+                    format!("unknown time zone `{}`", w.zone),
+                )
+            })?;
+            if windows.insert(w.name.as_str(), (w, tz)).is_some() {
+                return Err(RenderError::invalid(
+                    t,
+                    format!("windows[{i}].name"),
+                    format!("window `{}` is declared twice", w.name),
+                ));
+            }
+        }
+        Ok(Renderer { p, t, now, windows })
+    }
+
+    fn render(&self, revision: &str) -> Result<TenantRows, RenderError> {
+        let t = self.t;
+        let mut tables = BTreeMap::new();
+        let (address, networks) = self.address()?;
+        tables.insert("address".to_string(), address);
+        let mut mtree = self.destinations()?;
+        mtree.extend(self.classes()?);
+        tables.insert("mtree".to_string(), mtree);
+        tables.insert("tg_tenant".to_string(), self.tenant(revision)?);
+        tables.insert("tg_geo".to_string(), self.geo()?);
+        tables.insert("tg_emerg".to_string(), self.emergency()?);
+        tables.insert("tg_limit".to_string(), self.limits()?);
+        tables.insert("tg_window".to_string(), self.window_rows()?);
+        tables.insert("tg_block".to_string(), Vec::new());
+        Ok(TenantRows {
+            tenant: t.to_string(),
+            revision: revision.to_string(),
+            tables,
+            networks,
+        })
+    }
+
+    /// `grp:ip_addr:mask:port:tag`, grp = 129 - prefix length.
+    fn address(&self) -> Result<(Vec<String>, Vec<IpNet>), RenderError> {
+        let t = self.t;
+        let mut rows = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, n) in self.p.sources.networks.iter().enumerate() {
+            let field = format!("sources.networks[{i}]");
+            let net = parse_cidr(&n.cidr).ok_or_else(|| {
+                RenderError::invalid(
+                    t,
+                    format!("{field}.cidr"),
+                    format!("`{}` is not a CIDR network", n.cidr.escape_debug()),
+                )
+            })?;
+            if net.trunc() != net {
+                return Err(RenderError::invalid(
+                    t,
+                    format!("{field}.cidr"),
+                    format!(
+                        "`{}` has host bits set (network is {})",
+                        n.cidr,
+                        net.trunc()
+                    ),
+                ));
+            }
+            if !seen.insert(net) {
+                return Err(RenderError::invalid(
+                    t,
+                    format!("{field}.cidr"),
+                    format!("network {net} is listed twice"),
+                ));
+            }
+            check_text(t, &format!("{field}.rule"), &n.rule)?;
+            if let Some(trunk) = &n.trunk {
+                check_name(t, &format!("{field}.trunk"), trunk)?;
+            }
+            let action = match n.action {
+                Verdict::Allow => "allow",
+                Verdict::Deny => "deny",
+            };
+            let tag = format!(
+                "{t}|{action}|{}|{}",
+                n.rule,
+                n.trunk.as_deref().unwrap_or("")
+            );
+            let len = net.prefix_len();
+            rows.push(format!(
+                "{}:{}:{len}:0:{}",
+                129 - u32::from(len),
+                escape(&net.network().to_string()),
+                escape(&tag)
+            ));
+        }
+        Ok((rows, seen.into_iter().collect()))
+    }
+
+    /// `d:<tenant>` rows: for every prefix, its evaluation chain.
+    fn destinations(&self) -> Result<Vec<String>, RenderError> {
+        let t = self.t;
+        let mut by_prefix: BTreeMap<&str, Vec<&DestinationRule>> = BTreeMap::new();
+        for (i, d) in self.p.destinations.iter().enumerate() {
+            let field = format!("destinations[{i}]");
+            if !d.prefix.is_empty() {
+                check_digits(t, &format!("{field}.prefix"), &d.prefix, 1)?;
+            }
+            check_text(t, &format!("{field}.rule"), &d.rule)?;
+            if let Some(w) = &d.window
+                && !self.windows.contains_key(w.name.as_str())
+            {
+                return Err(RenderError::invalid(
+                    t,
+                    format!("{field}.window"),
+                    format!("no window `{}`", w.name),
+                ));
+            }
+            by_prefix.entry(d.prefix.as_str()).or_default().push(d);
+        }
+        // the evaluation list: own entries in order, then the enclosing
+        // prefixes', longest first, through the first unconditional entry
+        let chain = |prefix: &str| -> Vec<&DestinationRule> {
+            let mut out = Vec::new();
+            for len in (0..=prefix.len()).rev() {
+                for e in by_prefix.get(&prefix[..len]).into_iter().flatten() {
+                    out.push(*e);
+                    if e.window.is_none() {
+                        return out;
+                    }
+                }
+            }
+            out
+        };
+        let mut prefixes: BTreeSet<String> = by_prefix
+            .keys()
+            .filter(|p| !p.is_empty())
+            .map(|p| p.to_string())
+            .collect();
+        // the root entry is represented by every first digit
+        prefixes.extend((1..=9).map(|d| d.to_string()));
+        let tname = escape(&format!("d:{t}"));
+        let mut rows = Vec::with_capacity(prefixes.len());
+        for p in &prefixes {
+            let entries = chain(p);
+            if entries.len() > MAX_CHAIN {
+                return Err(RenderError::invalid(
+                    t,
+                    "destinations",
+                    format!(
+                        "prefix +{p} has {} entries to evaluate; the SBC reads at most {MAX_CHAIN}",
+                        entries.len()
+                    ),
+                ));
+            }
+            let value = if entries.is_empty() {
+                // no entry applies: what the evaluator (and the script) decide anyway
+                "d,dst:international".to_string()
+            } else {
+                entries
+                    .iter()
+                    .map(|e| {
+                        let a = match e.action {
+                            Verdict::Allow => "a",
+                            Verdict::Deny => "d",
+                        };
+                        match &e.window {
+                            None => format!("{a},{}", e.rule),
+                            Some(w) => {
+                                let when = match w.when {
+                                    WindowWhen::During => "i",
+                                    WindowWhen::Outside => "o",
+                                };
+                                format!("{a},{},{},{when}", e.rule, w.name)
+                            }
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(";")
+            };
+            rows.push(format!("{tname}:{p}:{}", escape(&value)));
+        }
+        Ok(rows)
+    }
+
+    /// `c:<tenant>` rows: the evaluator's class list of numbers under each
+    /// class prefix (and under every first digit).
+    fn classes(&self) -> Result<Vec<String>, RenderError> {
+        let t = self.t;
+        let mut by_prefix: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (i, c) in self.p.classes.iter().enumerate() {
+            let field = format!("classes[{i}]");
+            check_digits(t, &format!("{field}.prefix"), &c.prefix, 1)?;
+            check_name(t, &format!("{field}.class"), &c.class)?;
+            by_prefix
+                .entry(c.prefix.as_str())
+                .or_default()
+                .push(c.class.as_str());
+        }
+        let mut prefixes: BTreeSet<String> = by_prefix.keys().map(|p| p.to_string()).collect();
+        prefixes.extend((1..=9).map(|d| d.to_string()));
+        let tname = escape(&format!("c:{t}"));
+        let mut rows = Vec::with_capacity(prefixes.len());
+        for p in &prefixes {
+            // as Evaluator::classes_of: longest first, `national` as a flag,
+            // the others deduplicated and sorted, the scope class first
+            let mut out: Vec<&str> = Vec::new();
+            let mut national = false;
+            for len in (1..=p.len()).rev() {
+                for c in by_prefix.get(&p[..len]).into_iter().flatten() {
+                    if *c == "national" {
+                        national = true;
+                    } else if !out.contains(c) {
+                        out.push(c);
+                    }
+                }
+            }
+            out.sort_unstable();
+            out.insert(
+                0,
+                if national {
+                    "national"
+                } else {
+                    "international"
+                },
+            );
+            if out.len() > MAX_CLASSES {
+                return Err(RenderError::invalid(
+                    t,
+                    "classes",
+                    format!(
+                        "numbers under +{p} have {} classes; the SBC reads at most {MAX_CLASSES}",
+                        out.len()
+                    ),
+                ));
+            }
+            rows.push(format!("{tname}:{p}:{}", escape(&out.join(","))));
+        }
+        Ok(rows)
+    }
+
+    fn tenant(&self, revision: &str) -> Result<Vec<String>, RenderError> {
+        let t = self.t;
+        let p = self.p;
+        let cc = tollgate_policy::numbering::country(&p.home_country)
+            .map(|c| c.calling_code.clone())
+            .filter(|cc| (1..=3).contains(&cc.len()) && cc.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                RenderError::invalid(
+                    t,
+                    "homeCountry",
+                    format!(
+                        "no calling code known for `{}`",
+                        p.home_country.escape_debug()
+                    ),
+                )
+            })?;
+        let mut rows = vec![ht_row(&format!("{t}::cc"), &cc)];
+        if !revision.is_empty() {
+            check_text(t, "revision", revision)?;
+            rows.push(ht_row(&format!("{t}::rev"), revision));
+        }
+        if let Some(geo) = &p.sources.geo {
+            check_text(t, "sources.geo.rule", &geo.rule)?;
+            let mode = match geo.mode {
+                GeoMode::Deny => "deny",
+                GeoMode::AllowOnly => "allow",
+            };
+            rows.push(ht_row(&format!("{t}::geo"), mode));
+            rows.push(ht_row(&format!("{t}::geo::rule"), &geo.rule));
+        }
+        let c = &p.crypto;
+        for (on, key) in [
+            (c.require_tls, "tls"),
+            (c.require_client_certificate, "cert"),
+            (c.require_srtp, "srtp"),
+        ] {
+            if on {
+                rows.push(ht_row(&format!("{t}::{key}"), "1"));
+            }
+        }
+        Ok(rows)
+    }
+
+    fn geo(&self) -> Result<Vec<String>, RenderError> {
+        let t = self.t;
+        let Some(geo) = &self.p.sources.geo else {
+            return Ok(Vec::new());
+        };
+        let mut set = BTreeSet::new();
+        for (i, c) in geo.countries.iter().enumerate() {
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(RenderError::invalid(
+                    t,
+                    format!("sources.geo.countries[{i}]"),
+                    format!("`{}` is not an ISO 3166-1 alpha-2 code", c.escape_debug()),
+                ));
+            }
+            set.insert(c.as_str());
+        }
+        Ok(set
+            .into_iter()
+            .map(|c| ht_row(&format!("{t}::{c}"), "1"))
+            .collect())
+    }
+
+    fn emergency(&self) -> Result<Vec<String>, RenderError> {
+        let t = self.t;
+        let mut set = BTreeSet::new();
+        for (i, n) in self.p.emergency_numbers.iter().enumerate() {
+            check_digits(t, &format!("emergencyNumbers[{i}]"), n, 1)?;
+            set.insert(n.as_str());
+        }
+        Ok(set
+            .into_iter()
+            .map(|n| ht_row(&format!("{t}::{n}"), "1"))
+            .collect())
+    }
+
+    fn limits(&self) -> Result<Vec<String>, RenderError> {
+        let t = self.t;
+        let mut seen = BTreeSet::new();
+        let mut rows = Vec::new();
+        for (i, l) in self.p.limits.iter().enumerate() {
+            let field = format!("limits[{i}]");
+            check_text(t, &format!("{field}.rule"), &l.rule)?;
+            let metric = match l.metric {
+                LimitMetric::Concurrent => "concurrent",
+                LimitMetric::Rate => "rate",
+                LimitMetric::Duration => "duration",
+            };
+            let base = match &l.class {
+                None => format!("{t}::{metric}"),
+                Some(c) => {
+                    check_name(t, &format!("{field}.class"), c)?;
+                    format!("{t}::{metric}::{c}")
+                }
+            };
+            if !seen.insert(base.clone()) {
+                return Err(RenderError::invalid(
+                    t,
+                    field,
+                    format!(
+                        "a second {metric} limit for {}",
+                        l.class.as_deref().unwrap_or("the tenant")
+                    ),
+                ));
+            }
+            if let Some(c) = l.critical {
+                rows.push(ht_row(&format!("{base}::critical"), &c.to_string()));
+            }
+            if let (Some(w), false) = (l.warning, l.metric == LimitMetric::Duration) {
+                rows.push(ht_row(&format!("{base}::warning"), &w.to_string()));
+            }
+            rows.push(ht_row(&format!("{base}::rule"), &l.rule));
+        }
+        Ok(rows)
+    }
+
+    fn window_rows(&self) -> Result<Vec<String>, RenderError> {
+        let t = self.t;
+        let mut rows = Vec::new();
+        for (name, (w, tz)) in &self.windows {
+            let list = open_intervals(w, tz, self.now)
+                .map_err(|m| RenderError::invalid(t, format!("windows.{name}"), m))?;
+            if list.len() > MAX_WINDOW_INTERVALS {
+                return Err(RenderError::invalid(
+                    t,
+                    format!("windows.{name}"),
+                    format!(
+                        "{} open intervals in {WINDOW_DAYS} days; the SBC reads at most {MAX_WINDOW_INTERVALS}",
+                        list.len()
+                    ),
+                ));
+            }
+            let value = if list.is_empty() {
+                // an empty interval: never open (an empty value is not a row)
+                "0,0".to_string()
+            } else {
+                list.iter()
+                    .map(|(a, b)| format!("{a},{b}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            rows.push(ht_row(&format!("{t}::{name}"), &value));
+        }
+        Ok(rows)
+    }
+}
+
+/// `ADDRESS/LENGTH`, strictly: the address as the standard library reads it
+/// (no leading zeros, no shorthand such as `127.1`; ipnet's own parser takes
+/// `127.010.0.0`, which other parsers read as octal), the length in decimal
+/// without leading zeros and within the family's range.
+pub fn parse_cidr(s: &str) -> Option<IpNet> {
+    let (addr, len) = s.split_once('/')?;
+    let addr: std::net::IpAddr = addr.parse().ok()?;
+    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if len.len() > 1 && len.starts_with('0') {
+        return None;
+    }
+    IpNet::new(addr, len.parse().ok()?).ok()
+}
+
+/// The intervals `[start, end)` (UTC epoch seconds, sorted, disjoint, not
+/// adjacent) in which `window` is open, as `window::is_open_in` decides it:
+/// every interval that ends after `now`, its end cut at `now + 8 days` and
+/// its start at `now - 1 day`. Exact because window edges are whole local
+/// minutes and zone offsets whole minutes (checked), so the open state only
+/// changes on whole UTC minutes; sampling each minute gives the set.
+pub fn open_intervals(
+    window: &TimeWindow,
+    tz: &TimeZone,
+    now: Timestamp,
+) -> Result<Vec<(i64, i64)>, String> {
+    let now_s = now.as_second();
+    let start = (now_s.div_euclid(60) - 1440) * 60;
+    let horizon = now_s + WINDOW_DAYS * 86_400;
+    let mut out = Vec::new();
+    let mut open_since: Option<i64> = None;
+    let mut at = start;
+    while at < horizon {
+        let ts = Timestamp::from_second(at).map_err(|e| e.to_string())?;
+        if tz.to_offset(ts).seconds() % 60 != 0 {
+            return Err(format!(
+                "zone {} has an offset of odd seconds at {ts}",
+                window.zone
+            ));
+        }
+        let open = window::is_open_in(window, ts, tz);
+        match (open, open_since) {
+            (true, None) => open_since = Some(at),
+            (false, Some(s)) => {
+                out.push((s, at));
+                open_since = None;
+            }
+            _ => {}
+        }
+        at += 60;
+    }
+    if let Some(s) = open_since {
+        out.push((s, horizon));
+    }
+    out.retain(|(_, end)| *end > now_s);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
