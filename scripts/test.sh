@@ -35,6 +35,9 @@ scripts/test-examples.sh
 say "the SBC: real Kamailio and SIPp calls against docs/sbc.md"
 scripts/test-sbc.sh
 
+say "agreement: the evaluator and the real SBC decide the same generated calls"
+scripts/test-agreement.sh
+
 say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
 scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
 
