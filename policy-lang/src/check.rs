@@ -64,6 +64,7 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
         ws,
         diags: Vec::new(),
         displaced: BTreeMap::new(),
+        runner_up: BTreeMap::new(),
     };
     let order = cx.import_order(root);
     let kind = cx
@@ -106,6 +107,8 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
                             root,
                             declared_at: &declared_at,
                             displaced: &cx.displaced,
+                            files: &order,
+                            runner_up: &cx.runner_up,
                         };
                         cx.diags.extend(analysis::analyze(&input));
                         Some(policy)
@@ -317,6 +320,8 @@ struct Cx<'w> {
     diags: Vec<Diagnostic>,
     /// Destination rules that lost a (prefix, window) entry to another rule: rule → winners.
     displaced: BTreeMap<String, BTreeSet<String>>,
+    /// Per (prefix, window) entry: the candidate that would take it without its winner.
+    runner_up: BTreeMap<(String, Option<ir::WindowCondition>), ir::DestinationRule>,
 }
 
 impl Cx<'_> {
@@ -1583,6 +1588,17 @@ impl Cx<'_> {
             let Some(best) = list.first().cloned() else {
                 continue;
             };
+            if let Some(next) = list.get(1) {
+                self.runner_up.insert(
+                    (prefix.clone(), next.window.clone()),
+                    ir::DestinationRule {
+                        prefix: prefix.clone(),
+                        action: next.action,
+                        rule: next.rule.clone(),
+                        window: next.window.clone(),
+                    },
+                );
+            }
             for other in list.iter().skip(1).filter(|o| o.specificity > 0) {
                 self.displaced
                     .entry(other.rule.clone())
