@@ -53,6 +53,9 @@ pub struct Input<'a> {
     /// had more than one candidate: the candidate that takes the entry when its
     /// winner is removed.
     pub runner_up: &'a BTreeMap<(String, Option<WindowCondition>), DestinationRule>,
+    /// Destination rule ids whose declaration replaced an imported one with the
+    /// same id: removing it would bring the imported rule back.
+    pub replaced: &'a BTreeSet<String>,
 }
 
 /// The warnings for one policy, in no particular order.
@@ -754,6 +757,11 @@ impl<'a> Cx<'a> {
     /// When removing the rule (its entries at `nodes`) changes no decision at
     /// any time: the rules that then decide.
     fn redundant(&self, id: &str, nodes: &[usize]) -> Option<BTreeSet<&'a str>> {
+        if self.input.replaced.contains(id) {
+            // removing it brings back the imported rule of the same id, which
+            // the IR no longer holds (`override-changes-nothing` is the check for it)
+            return None;
+        }
         let mut instead = BTreeSet::new();
         for &i in nodes {
             let node = &self.table.nodes[i];
@@ -1461,6 +1469,7 @@ mod tests {
             displaced: &BTreeMap::new(),
             files: &[BASE, ROOT],
             runner_up: &runner_up,
+            replaced: &BTreeSet::new(),
         };
         let mut out: Vec<(&'static str, String)> = analyze(&input)
             .into_iter()

@@ -109,6 +109,7 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
                             displaced: &cx.displaced,
                             files: &order,
                             runner_up: &cx.runner_up,
+                            replaced: &merged.replaced_dests,
                         };
                         cx.diags.extend(analysis::analyze(&input));
                         Some(policy)
@@ -255,6 +256,8 @@ struct Decls {
 /// All files applied in order: key → the winning declaration.
 #[derive(Default, Debug)]
 struct Merged {
+    /// Destination rule ids a later file declared again, replacing an earlier file's rule.
+    replaced_dests: BTreeSet<String>,
     home_written: bool,
     home: Option<Decl<&'static Country>>,
     zone: Option<Decl<String>>,
@@ -282,7 +285,11 @@ impl Merged {
             self.zone = d.zone;
         }
         put(&mut self.defaults, d.defaults);
-        put(&mut self.dests, d.dests);
+        for decl in d.dests {
+            if let Some(old) = self.dests.insert(decl.key.clone(), decl) {
+                self.replaced_dests.insert(old.key);
+            }
+        }
         put(&mut self.windows, d.windows);
         put(&mut self.sources, d.sources);
         put(&mut self.limits, d.limits);
