@@ -1148,12 +1148,13 @@ impl<'a> Cx<'a> {
                 minimal.push(p);
             }
         }
+        // The national default decides the home country's prefixes, wherever
+        // it was written (or left implicit): the tenant's `home` picks them.
         let home_in_root = self.in_root("home").is_some();
-        let national_implicit = !self.input.declared_at.contains_key("dst:national");
         let owner = |r: &'a str| -> Option<&'a str> {
             if self.in_root(r).is_some() {
                 Some(r)
-            } else if r == "dst:national" && national_implicit && home_in_root {
+            } else if r == "dst:national" && home_in_root {
                 Some("home")
             } else {
                 None
@@ -1212,7 +1213,13 @@ impl<'a> Cx<'a> {
             let countries: Vec<String> = countries.iter().map(|c| c.to_string()).collect();
             let shown: Vec<String> = prefixes.iter().map(|(p, _)| format!("`+{p}`")).collect();
             let who = if rule == "home" {
-                "the `national` default (allow)".to_string()
+                match self.sources.get("dst:national") {
+                    Some(src) if self.input.declared_at.contains_key("dst:national") => format!(
+                        "the `national: allow` default ({}:{}:{})",
+                        src.file, src.line, src.column
+                    ),
+                    _ => "the `national` default (allow)".to_string(),
+                }
             } else {
                 format!("`{rule}`")
             };
