@@ -64,6 +64,7 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
         ws,
         diags: Vec::new(),
         displaced: BTreeMap::new(),
+        runner_up: BTreeMap::new(),
     };
     let order = cx.import_order(root);
     let kind = cx
@@ -120,6 +121,9 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
                             root,
                             declared_at: &declared_at,
                             displaced: &cx.displaced,
+                            files: &order,
+                            runner_up: &cx.runner_up,
+                            replaced: &merged.replaced_dests,
                         };
                         cx.diags.extend(analysis::analyze(&input));
                         Some(policy)
@@ -348,6 +352,8 @@ struct Decls {
 struct Merged {
     /// Declarations that replaced an imported one with the same meaning: (key, new, old).
     unchanged_overrides: Vec<(String, Origin, Origin)>,
+    /// Destination rule ids a later file declared again, replacing an earlier file's rule.
+    replaced_dests: BTreeSet<String>,
     home_written: bool,
     home: Option<Decl<&'static Country>>,
     zone: Option<Decl<String>>,
@@ -396,6 +402,11 @@ impl Merged {
             self.zone = d.zone;
         }
         put(&mut self.defaults, d.defaults, same);
+        for decl in &d.dests {
+            if self.dests.contains_key(&decl.key) {
+                self.replaced_dests.insert(decl.key.clone());
+            }
+        }
         put(&mut self.dests, d.dests, same);
         put(&mut self.windows, d.windows, same);
         put(&mut self.sources, d.sources, same);
@@ -434,6 +445,8 @@ struct Cx<'w> {
     diags: Vec<Diagnostic>,
     /// Destination rules that lost a (prefix, window) entry to another rule: rule → winners.
     displaced: BTreeMap<String, BTreeSet<String>>,
+    /// Per (prefix, window) entry: the candidate that would take it without its winner.
+    runner_up: BTreeMap<(String, Option<ir::WindowCondition>), ir::DestinationRule>,
 }
 
 impl Cx<'_> {
@@ -1713,6 +1726,17 @@ impl Cx<'_> {
             let Some(best) = list.first().cloned() else {
                 continue;
             };
+            if let Some(next) = list.get(1) {
+                self.runner_up.insert(
+                    (prefix.clone(), next.window.clone()),
+                    ir::DestinationRule {
+                        prefix: prefix.clone(),
+                        action: next.action,
+                        rule: next.rule.clone(),
+                        window: next.window.clone(),
+                    },
+                );
+            }
             for other in list.iter().skip(1).filter(|o| o.specificity > 0) {
                 self.displaced
                     .entry(other.rule.clone())

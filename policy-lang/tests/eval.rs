@@ -56,7 +56,11 @@ fn acme_destinations() {
     );
     assert_eq!(
         decide(&p, &call("+19005550100", OFFICE, WED_10_NY)),
-        r(Outcome::Deny, Stage::Destination, "dst:prefix:1900")
+        r(Outcome::Deny, Stage::Destination, "dst:class:premium-rate")
+    );
+    assert_eq!(
+        decide(&p, &call("212 976 1234", OFFICE, WED_10_NY)),
+        r(Outcome::Deny, Stage::Destination, "dst:prefix:1212976")
     );
     assert_eq!(
         decide(&p, &call("01133612345678", OFFICE, WED_10_NY)),
