@@ -1,37 +1,9 @@
 //! The `tollgate` binary as a user runs it: exit codes, human and JSON
 //! diagnostics, fmt that never loses a file, compile output.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn tollgate(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A fresh folder with the given files.
-fn folder(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tollgate-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    for (path, body) in files {
-        let p = dir.join(path);
-        std::fs::create_dir_all(p.parent().expect("has a parent")).expect("mkdir");
-        std::fs::write(p, body).expect("write");
-    }
-    dir
-}
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
-}
+use common::{examples, folder, text, tollgate};
 
 #[test]
 fn check_passes_on_the_examples() {

@@ -1,8 +1,10 @@
 //! `diff`: every kind of loosening is reported as loosening, and its reverse
 //! as tightening (never as loosening); the `tollgate diff` exit codes.
 
+mod common;
+
+use common::{text, tollgate};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tollgate_crds::policy::CompiledPolicy;
 use tollgate_policy::check;
 use tollgate_policy::diff::{self, Area, Change};
@@ -471,45 +473,20 @@ fn home_change_is_reported_with_its_emergency_numbers() {
 
 // ------------------------------------------------------------ CLI
 
-fn tollgate(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn folder(name: &str, files: &[(&str, String)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tollgate-diff-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    for (path, body) in files {
-        let p = dir.join(path);
-        std::fs::create_dir_all(p.parent().expect("has a parent")).expect("mkdir");
-        std::fs::write(p, body).expect("write");
-    }
-    dir
-}
-
 fn cli_folder(name: &str) -> PathBuf {
-    folder(
-        name,
-        &[
-            ("old/base.tgp", BASE.to_string()),
-            ("new/base.tgp", BASE.to_string()),
-            ("old/t.tgp", tenant_text("crypto {\n  tls: required\n}\n")),
-            ("new/t.tgp", tenant_text("")),
-            ("new/u.tgp", "tenant u\nhome FR\n".to_string()),
-            (
-                "bad/t.tgp",
-                tenant_text("destinations {\n  allow country XX\n}\n"),
-            ),
-        ],
-    )
+    let files = [
+        ("old/base.tgp", BASE.to_string()),
+        ("new/base.tgp", BASE.to_string()),
+        ("old/t.tgp", tenant_text("crypto {\n  tls: required\n}\n")),
+        ("new/t.tgp", tenant_text("")),
+        ("new/u.tgp", "tenant u\nhome FR\n".to_string()),
+        (
+            "bad/t.tgp",
+            tenant_text("destinations {\n  allow country XX\n}\n"),
+        ),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, b)| (*p, b.as_str())).collect();
+    common::folder(name, &files)
 }
 
 #[test]

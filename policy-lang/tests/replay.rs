@@ -1,51 +1,20 @@
 //! `tollgate replay` as a user runs it, on the example policies and a small
 //! CDR whose counts were worked out by hand (see the comments).
 
+mod common;
+
+use common::{examples, folder_with_examples as folder, text, tollgate};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
-}
+use std::process::Output;
 
 fn cdr() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/replay/acme.csv")
 }
 
-fn tollgate(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn json(out: &Output) -> Value {
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("the output is JSON")
-}
-
-/// A fresh folder with a copy of the example policies and extra files.
-fn folder(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tollgate-replay-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    for sub in ["base", "tenants"] {
-        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
-        for e in std::fs::read_dir(examples().join(sub)).expect("examples") {
-            let e = e.expect("entry");
-            std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).expect("copy");
-        }
-    }
-    for (path, body) in files {
-        std::fs::write(dir.join(path), body).expect("write");
-    }
-    dir
 }
 
 /// Calls per rule, from the JSON report.

@@ -1,43 +1,12 @@
 //! `tollgate test` and `tollgate explain` as a user runs them.
 
+mod common;
+
+use common::{folder_with_examples as folder, text, tollgate};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn tollgate(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// A fresh folder with a copy of the example policies and the given files.
-fn folder(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tollgate-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    for sub in ["base", "tenants"] {
-        let from = repo().join("examples/policies").join(sub);
-        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
-        for e in std::fs::read_dir(&from).expect("examples") {
-            let e = e.expect("entry");
-            std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).expect("copy");
-        }
-    }
-    for (path, body) in files {
-        let p = dir.join(path);
-        std::fs::create_dir_all(p.parent().expect("has a parent")).expect("mkdir");
-        std::fs::write(p, body).expect("write");
-    }
-    dir
 }
 
 #[test]
