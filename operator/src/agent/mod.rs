@@ -93,6 +93,9 @@ pub struct Agent {
     pub rpc: Rpc,
     inner: tokio::sync::Mutex<Inner>,
     pub metrics: Metrics,
+    /// Wall-clock second of the last `permissions.addressReload` (Kamailio
+    /// refuses a second one within the same second: reload_delta = 1).
+    last_address_reload: std::sync::Mutex<u64>,
 }
 
 fn state_file(dir: &Path) -> PathBuf {
@@ -161,6 +164,7 @@ impl Agent {
             rpc,
             inner: tokio::sync::Mutex::new(inner),
             metrics: Metrics::default(),
+            last_address_reload: std::sync::Mutex::new(0),
         })
     }
 
@@ -189,9 +193,11 @@ impl Agent {
         let mut inner = self.inner.lock().await;
         let t0 = Instant::now();
         let r = self.apply_locked(&mut inner, tenant, change, t0).await;
-        self.metrics
-            .last_apply_us
-            .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if !matches!(r, Err(ApplyError::NotFound(_))) {
+            self.metrics
+                .last_apply_us
+                .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         match &r {
             Ok(_) => {
                 self.metrics.applies_ok.fetch_add(1, Ordering::Relaxed);
@@ -335,6 +341,9 @@ impl Agent {
         };
         for table in &tables {
             if let Some((method, params)) = kamailio::reload_command(table) {
+                if method == "permissions.addressReload" {
+                    self.wait_address_reload_slot().await;
+                }
                 self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = self.rpc.reload(method, &params).await {
                     self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
@@ -348,6 +357,23 @@ impl Agent {
             .keys()
             .map(|t| (t.clone(), view_hash(live.get(t).unwrap_or(&BTreeSet::new()))))
             .collect())
+    }
+
+    /// Sleeps until the wall clock is past the second of the last address
+    /// reload (Kamailio compares whole seconds), then records this one.
+    async fn wait_address_reload_slot(&self) {
+        let now = || SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let last = self.last_address_reload.lock().map_or(0, |g| *g);
+        let n = now();
+        if n.as_secs() <= last {
+            let wait = std::time::Duration::from_secs(last + 1)
+                .saturating_sub(n)
+                .saturating_add(std::time::Duration::from_millis(20));
+            tokio::time::sleep(wait).await;
+        }
+        if let Ok(mut g) = self.last_address_reload.lock() {
+            *g = now().as_secs();
+        }
     }
 
     /// The applied state, with what Kamailio holds now.
