@@ -9,7 +9,7 @@
 #
 #   scripts/bench-sbc.sh
 #
-# Settings: TG_BENCH_CALLS (default 20000), TG_BENCH_RATE (default 3000),
+# Settings: TG_BENCH_CALLS (default 20000), TG_BENCH_RATE (default 10000),
 # TG_BENCH_FLOW_S (default 20), TG_BENCH_PREFIXES (default 100000),
 # TG_AGENT_TEST_IP (default 127.203.0.1). Bounded: timeouts everywhere.
 set -euo pipefail
@@ -28,7 +28,7 @@ TRIAL_IP=$NET.9
 AGENT=http://$SBC_IP:9180
 WORK=$RUN/$NAME-work
 CALLS=${TG_BENCH_CALLS:-20000}
-RATE=${TG_BENCH_RATE:-3000}
+RATE=${TG_BENCH_RATE:-10000}
 FLOW_S=${TG_BENCH_FLOW_S:-20}
 PREFIXES=${TG_BENCH_PREFIXES:-100000}
 PY=$(python_env)

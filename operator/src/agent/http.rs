@@ -66,13 +66,18 @@ async fn body_json(req: Request<Incoming>) -> Result<Value, Resp> {
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return Err(error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body over {MAX_BODY} bytes"),
                 ));
             }
-            return Err(error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")));
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("reading the body: {e}"),
+            ));
         }
     };
     serde_json::from_slice(&bytes)
@@ -110,8 +115,10 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
         .and_then(|v| v.to_str().ok());
     if !authorized(auth, &agent.cfg.token) {
         let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
-        r.headers_mut()
-            .insert("www-authenticate", hyper::header::HeaderValue::from_static("Bearer"));
+        r.headers_mut().insert(
+            "www-authenticate",
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
         return r;
     }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -158,14 +165,20 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
                 Err(r) => return r,
             };
             let Some(key) = body.get("key").and_then(Value::as_str) else {
-                return error(StatusCode::BAD_REQUEST, "`key` (tenant or tenant::class) is required");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "`key` (tenant or tenant::class) is required",
+                );
             };
             let exp = match body.get("expires") {
                 None | Some(Value::Null) => 0,
                 Some(v) => match v.as_i64() {
                     Some(e) => e,
                     None => {
-                        return error(StatusCode::BAD_REQUEST, "`expires` must be epoch seconds (0 = until lifted)");
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "`expires` must be epoch seconds (0 = until lifted)",
+                        );
                     }
                 },
             };
@@ -175,9 +188,10 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
             let key = key.to_string();
             apply_result(agent.block(&key, None).await)
         }
-        (_, ["v1", "tenants", _]) | (_, ["v1", "blocks"]) | (_, ["v1", "state"]) | (_, ["metrics"]) => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        (_, ["v1", "tenants", _])
+        | (_, ["v1", "blocks"])
+        | (_, ["v1", "state"])
+        | (_, ["metrics"]) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     }
 }

@@ -150,7 +150,8 @@ impl Agent {
         let mut inner = Inner::default();
         let sf = state_file(&cfg.state_dir);
         if sf.exists() {
-            let text = std::fs::read_to_string(&sf).map_err(|e| format!("{}: {e}", sf.display()))?;
+            let text =
+                std::fs::read_to_string(&sf).map_err(|e| format!("{}: {e}", sf.display()))?;
             inner.state =
                 serde_json::from_str(&text).map_err(|e| format!("{}: {e}", sf.display()))?;
             for (t, s) in &inner.state.tenants {
@@ -204,7 +205,9 @@ impl Agent {
                 inner.last_error = None;
             }
             Err(ApplyError::Rejected(e)) => {
-                self.metrics.applies_rejected.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .applies_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 eprintln!("agent: {tenant}: rejected: {}", e.join("; "));
             }
             Err(ApplyError::Failed(e)) => {
@@ -351,18 +354,27 @@ impl Agent {
                 }
             }
         }
-        let live = self.rpc.live_view().await?;
+        let live = self.rpc.live_view(rows).await?;
         trial::compare_views(rows, &live).map_err(|e| format!("read-back: {e}"))?;
         Ok(rows
             .keys()
-            .map(|t| (t.clone(), view_hash(live.get(t).unwrap_or(&BTreeSet::new()))))
+            .map(|t| {
+                (
+                    t.clone(),
+                    view_hash(live.get(t).unwrap_or(&BTreeSet::new())),
+                )
+            })
             .collect())
     }
 
     /// Sleeps until the wall clock is past the second of the last address
     /// reload (Kamailio compares whole seconds), then records this one.
     async fn wait_address_reload_slot(&self) {
-        let now = || SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = || {
+            SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+        };
         let last = self.last_address_reload.lock().map_or(0, |g| *g);
         let n = now();
         if n.as_secs() <= last {
@@ -379,7 +391,7 @@ impl Agent {
     /// The applied state, with what Kamailio holds now.
     pub async fn state(&self) -> Value {
         let inner = self.inner.lock().await;
-        let live = self.rpc.live_view().await;
+        let live = self.rpc.live_view(&inner.rows).await;
         let mut tenants = serde_json::Map::new();
         for (t, s) in &inner.state.tenants {
             let rendered = inner.rows.get(t).map(|r| view_hash(&canonical_rows(r)));
@@ -416,7 +428,7 @@ impl Agent {
     /// Kamailio answers and holds the applied state.
     pub async fn healthy(&self) -> Result<(), String> {
         let inner = self.inner.lock().await;
-        let live = self.rpc.live_view().await?;
+        let live = self.rpc.live_view(&inner.rows).await?;
         trial::compare_views(&inner.rows, &live)
     }
 
@@ -430,7 +442,7 @@ impl Agent {
         let files_ok = bundle.files.iter().all(|(n, c)| {
             std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes())
         });
-        let live = self.rpc.live_view().await?;
+        let live = self.rpc.live_view(&inner.rows).await?;
         let held_ok = trial::compare_views(&inner.rows, &live);
         if files_ok && held_ok.is_ok() {
             return Ok(false);
@@ -611,7 +623,11 @@ impl Agent {
             ("rejected", &m.applies_rejected),
             ("failed", &m.applies_failed),
         ] {
-            let _ = writeln!(out, "tollgate_agent_applies_total{{result=\"{r}\"}} {}", g(a));
+            let _ = writeln!(
+                out,
+                "tollgate_agent_applies_total{{result=\"{r}\"}} {}",
+                g(a)
+            );
         }
         let _ = writeln!(
             out,

@@ -38,9 +38,59 @@ fn entry(table: &str, key: &str, value: &str) -> String {
     format!("{table}\t{key}\t{value}")
 }
 
+/// Trees with more entries than this are read back as their entry count
+/// plus [`TREE_SAMPLE`] sampled exact-prefix lookups (listing a
+/// 100,000-prefix tree over JSON-RPC takes over 30 s).
+pub const FULL_LIST: usize = 5000;
+/// Sampled prefixes of a big tree.
+pub const TREE_SAMPLE: usize = 400;
+
+/// The prefixes of a big tree that are read back: evenly spaced over the
+/// sorted prefixes, plus the last one.
+pub fn tree_sample(sorted: &[String]) -> Vec<String> {
+    if sorted.len() <= FULL_LIST {
+        return sorted.to_vec();
+    }
+    let step = (sorted.len() / TREE_SAMPLE).max(1);
+    let mut v: Vec<String> = sorted.iter().step_by(step).cloned().collect();
+    if let Some(last) = sorted.last()
+        && v.last() != Some(last)
+    {
+        v.push(last.clone());
+    }
+    v
+}
+
+/// The trees of one tenant's rows: tree name → prefix → value.
+pub fn trees(rows: &TenantRows) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for r in rows.tables.get("mtree").into_iter().flatten() {
+        let f = split_row(r);
+        if f.len() == 3 {
+            out.entry(f[0].clone())
+                .or_default()
+                .insert(f[1].clone(), f[2].clone());
+        }
+    }
+    out
+}
+
 /// What Kamailio should hold for one tenant, from its rows (without ids).
 pub fn canonical_rows(rows: &TenantRows) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    for (tree, entries) in trees(rows) {
+        if entries.len() <= FULL_LIST {
+            for (p, v) in &entries {
+                out.insert(entry(&tree, p, v));
+            }
+        } else {
+            out.insert(entry(&tree, "#items", &entries.len().to_string()));
+            let sorted: Vec<String> = entries.keys().cloned().collect();
+            for p in tree_sample(&sorted) {
+                out.insert(entry(&tree, &p, &entries[&p]));
+            }
+        }
+    }
     for (table, list) in &rows.tables {
         for r in list {
             let f = split_row(r);
@@ -53,10 +103,8 @@ pub fn canonical_rows(rows: &TenantRows) -> BTreeSet<String> {
                         &f[4],
                     ));
                 }
-                // tname, prefix, value
-                "mtree" if f.len() == 3 => {
-                    out.insert(entry(&f[0], &f[1], &f[2]));
-                }
+                // tname, prefix, value: above
+                "mtree" if f.len() == 3 => {}
                 t if HTABLES.contains(&t) && f.len() == 5 => {
                     out.insert(entry(t, &f[0], &f[3]));
                 }
@@ -131,7 +179,9 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
             }
             let parts: Vec<&str> = tag.split('|').collect();
             if parts.len() != 4 || !tenants.contains(parts[0]) {
-                bad(format!("{at}: tag `{tag}` does not name a tenant of the bundle"));
+                bad(format!(
+                    "{at}: tag `{tag}` does not name a tenant of the bundle"
+                ));
             } else if parts[1] != "allow" && parts[1] != "deny" {
                 bad(format!("{at}: tag `{tag}`: action must be allow or deny"));
             }
@@ -190,6 +240,21 @@ mod tests {
 
     fn tenants() -> BTreeSet<String> {
         ["acme".to_string()].into_iter().collect()
+    }
+
+    #[test]
+    fn big_trees_are_sampled() {
+        let small: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(tree_sample(&small), small);
+        let big: Vec<String> = (0..100_000).map(|i| format!("{i:06}")).collect();
+        let s = tree_sample(&big);
+        assert!(
+            s.len() >= TREE_SAMPLE && s.len() <= TREE_SAMPLE + 2,
+            "{}",
+            s.len()
+        );
+        assert_eq!(s.first(), big.first());
+        assert_eq!(s.last(), big.last());
     }
 
     #[test]

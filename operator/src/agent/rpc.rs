@@ -1,7 +1,8 @@
 //! Kamailio JSON-RPC over HTTP (`POST http://IP:PORT/RPC`, JSON-RPC 2.0),
 //! and the canonical view of what a running Kamailio holds.
 
-use super::rows::{HTABLES, tenant_of_key};
+use super::rows::{FULL_LIST, HTABLES, tenant_of_key, tree_sample, trees};
+use crate::backend::TenantRows;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -111,7 +112,11 @@ impl Rpc {
 
     /// Everything Kamailio holds for the tenants' tables, as a canonical view
     /// keyed by tenant (see `rows::canonical_rows`).
-    pub async fn live_view(&self) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+    /// `expect` (the rendered rows) names the prefixes sampled in big trees.
+    pub async fn live_view(
+        &self,
+        expect: &BTreeMap<String, TenantRows>,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut add = |t: &str, e: String| {
             out.entry(t.to_string()).or_default().insert(e);
@@ -144,6 +149,26 @@ impl Rpc {
             let Some(t) = name.strip_prefix("d:").or_else(|| name.strip_prefix("c:")) else {
                 continue;
             };
+            let items = tree
+                .get("item")
+                .and_then(|i| i.get("nritems"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize;
+            if items > FULL_LIST {
+                add(t, format!("{name}\t#items\t{items}"));
+                let sorted: Vec<String> = expect
+                    .get(t)
+                    .and_then(|r| trees(r).remove(name))
+                    .map(|m| m.into_keys().collect())
+                    .unwrap_or_default();
+                for p in tree_sample(&sorted) {
+                    let m = self.call("mtree.match", &[name, &p, "0"]).await?;
+                    let got = m.get("PREFIX").and_then(Value::as_str).unwrap_or("");
+                    let v = m.get("TVALUE").and_then(Value::as_str).unwrap_or("");
+                    add(t, format!("{name}\t{got}\t{v}"));
+                }
+                continue;
+            }
             let list = self.call("mtree.list", &[name]).await?;
             for e in list.as_array().into_iter().flatten() {
                 let prefix = e.get("tprefix").and_then(Value::as_str).unwrap_or("");

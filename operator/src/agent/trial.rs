@@ -159,7 +159,7 @@ async fn run_in(
         }
         let start_ms = t0.elapsed().as_millis();
         // read back: the trial instance must hold exactly the rendered rows
-        let live = rpc.live_view().await?;
+        let live = rpc.live_view(rows).await?;
         compare_views(rows, &live).map_err(|e| format!("trial read-back: {e}"))?;
         // probes: every tenant's trees answer; a missing tree is detected
         let mut probes = 0;

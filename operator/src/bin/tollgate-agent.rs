@@ -69,7 +69,11 @@ fn args() -> Result<std::collections::BTreeMap<String, String>, String> {
 fn config() -> Result<Config, String> {
     let m = args()?;
     let get = |k: &str, d: &str| m.get(k).cloned().unwrap_or_else(|| d.to_string());
-    let need = |k: &str| m.get(k).cloned().ok_or_else(|| format!("--{k} is required"));
+    let need = |k: &str| {
+        m.get(k)
+            .cloned()
+            .ok_or_else(|| format!("--{k} is required"))
+    };
     let num = |k: &str, d: u64| -> Result<u64, String> {
         get(k, &d.to_string())
             .parse()
@@ -150,7 +154,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        eprintln!("agent: listening on http://{listen}, kamailio rpc {}", agent.cfg.rpc_url);
+        eprintln!(
+            "agent: listening on http://{listen}, kamailio rpc {}",
+            agent.cfg.rpc_url
+        );
         // recovery at start, then a periodic check that Kamailio holds the state
         let a = agent.clone();
         tokio::spawn(async move {
