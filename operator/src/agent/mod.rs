@@ -466,6 +466,35 @@ impl Agent {
         }
     }
 
+    /// Re-renders (same revision and policy, full pipeline) every tenant
+    /// applied more than `max_age` ago, so its time windows (rendered for 8
+    /// days from the apply) never run out. Returns the tenants refreshed.
+    pub async fn refresh_windows(&self, max_age: std::time::Duration) -> Vec<String> {
+        let due: Vec<(String, String, CompiledPolicy)> = {
+            let inner = self.inner.lock().await;
+            let now = jiff::Timestamp::now();
+            inner
+                .state
+                .tenants
+                .iter()
+                .filter(|(_, s)| {
+                    s.applied_at
+                        .parse::<jiff::Timestamp>()
+                        .map_or(true, |t| now.duration_since(t).unsigned_abs() > max_age)
+                })
+                .map(|(t, s)| (t.clone(), s.revision.clone(), s.policy.clone()))
+                .collect()
+        };
+        let mut done = Vec::new();
+        for (t, rev, policy) in due {
+            match self.apply(&t, Some((rev, policy))).await {
+                Ok(_) => done.push(t),
+                Err(e) => eprintln!("agent: window refresh of {t}: {e:?}"),
+            }
+        }
+        done
+    }
+
     /// Sets (`Some(expiry)`, 0 = until lifted) or lifts (`None`) a block.
     pub async fn block(&self, key: &str, expires: Option<i64>) -> Result<Value, ApplyError> {
         let mut inner = self.inner.lock().await;

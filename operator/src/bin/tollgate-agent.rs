@@ -167,6 +167,10 @@ fn main() -> ExitCode {
                     Ok(false) => {}
                     Err(e) => eprintln!("agent: reconcile: {e}"),
                 }
+                // windows are rendered for 8 days: refresh daily
+                for t in a.refresh_windows(Duration::from_secs(86_400)).await {
+                    eprintln!("agent: time windows of {t} refreshed");
+                }
                 tokio::time::sleep(every).await;
             }
         });
