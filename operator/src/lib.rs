@@ -5,4 +5,5 @@
 //! direction is fixed: operator → crds (and the policy library for the
 //! evaluator's window semantics), never the reverse.
 
+pub mod agent;
 pub mod backend;

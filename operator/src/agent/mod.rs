@@ -1,0 +1,715 @@
+//! The SBC agent (docs/agent.md): beside each Kamailio, it takes tenant
+//! policy revisions, validates them (renderer, own checks, a trial Kamailio
+//! probed against the evaluator), swaps the data files, reloads the changed
+//! tables over JSON-RPC, reads back what Kamailio holds and restores the last
+//! good state on any failure. Its state survives restarts (state dir).
+
+pub mod http;
+pub mod rows;
+pub mod rpc;
+pub mod trial;
+
+use crate::backend::kamailio::{self, ActiveBlock, Kamailio};
+use crate::backend::{Backend, Bundle, TenantRows, write};
+use rows::{canonical_rows, check_bundle, view_hash};
+use rpc::Rpc;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+use tollgate_crds::policy::CompiledPolicy;
+
+/// The agent's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: String,
+    pub rpc_url: String,
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub token: Vec<u8>,
+    pub trial: trial::TrialConfig,
+    /// Seconds between checks that Kamailio holds the applied state.
+    pub reconcile_secs: u64,
+    pub rpc_timeout_secs: u64,
+}
+
+/// What the agent persists per tenant (after a successful apply only).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TenantState {
+    pub revision: String,
+    pub policy: CompiledPolicy,
+    /// sha256 (hex) of the rows as rendered (`TenantRows::hash`).
+    pub rows_hash: String,
+    /// The rows themselves (so a restart composes the same bytes).
+    pub tables: BTreeMap<String, Vec<String>>,
+    pub networks: Vec<String>,
+    pub applied_at: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Persisted {
+    tenants: BTreeMap<String, TenantState>,
+    /// tg_block key → expiry epoch seconds (0 = until lifted).
+    blocks: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: Persisted,
+    rows: BTreeMap<String, TenantRows>,
+    bundle_hash: String,
+    last_error: Option<String>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub applies_ok: AtomicU64,
+    pub applies_rejected: AtomicU64,
+    pub applies_failed: AtomicU64,
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+    pub recoveries: AtomicU64,
+    pub last_apply_us: AtomicU64,
+}
+
+/// Why an apply did not happen.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// Refused before the live SBC was touched (422).
+    Rejected(Vec<String>),
+    /// No such tenant / block (404).
+    NotFound(String),
+    /// Failed after the swap; the previous state was restored (500).
+    Failed(String),
+}
+
+/// The agent.
+#[derive(Debug)]
+pub struct Agent {
+    pub cfg: Config,
+    pub rpc: Rpc,
+    inner: tokio::sync::Mutex<Inner>,
+    pub metrics: Metrics,
+    /// Wall-clock second of the last `permissions.addressReload` (Kamailio
+    /// refuses a second one within the same second: reload_delta = 1).
+    last_address_reload: std::sync::Mutex<u64>,
+}
+
+fn state_file(dir: &Path) -> PathBuf {
+    dir.join("state.json")
+}
+
+fn rows_of(tenant: &str, s: &TenantState) -> Result<TenantRows, String> {
+    let networks = s
+        .networks
+        .iter()
+        .map(|n| kamailio::parse_cidr(n).ok_or_else(|| format!("bad network {n} in state")))
+        .collect::<Result<_, _>>()?;
+    Ok(TenantRows {
+        tenant: tenant.to_string(),
+        revision: s.revision.clone(),
+        tables: s.tables.clone(),
+        networks,
+    })
+}
+
+/// Valid tg_block key: `<tenant>` or `<tenant>::<class>`.
+fn block_key_ok(key: &str, tenants: &BTreeMap<String, TenantRows>) -> Result<(), String> {
+    let (t, class) = match key.split_once("::") {
+        Some((t, c)) => (t, Some(c)),
+        None => (key, None),
+    };
+    if !tenants.contains_key(t) {
+        return Err(format!("no tenant `{t}` is applied"));
+    }
+    if let Some(c) = class {
+        let ok = c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && c.len() <= 64
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b));
+        if !ok {
+            return Err(format!("class `{c}` is not a valid class name"));
+        }
+    }
+    Ok(())
+}
+
+impl Agent {
+    /// Loads the persisted state (if any).
+    pub fn new(cfg: Config) -> Result<Agent, String> {
+        std::fs::create_dir_all(&cfg.state_dir)
+            .map_err(|e| format!("state dir {}: {e}", cfg.state_dir.display()))?;
+        std::fs::create_dir_all(&cfg.trial.dir).map_err(|e| format!("trial dir: {e}"))?;
+        let rpc = Rpc::from_url(
+            &cfg.rpc_url,
+            std::time::Duration::from_secs(cfg.rpc_timeout_secs),
+        )?;
+        let mut inner = Inner::default();
+        let sf = state_file(&cfg.state_dir);
+        if sf.exists() {
+            let text =
+                std::fs::read_to_string(&sf).map_err(|e| format!("{}: {e}", sf.display()))?;
+            inner.state =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", sf.display()))?;
+            for (t, s) in &inner.state.tenants {
+                inner.rows.insert(t.clone(), rows_of(t, s)?);
+            }
+        }
+        let bundle = compose(&inner.rows, &inner.state.blocks).map_err(|e| e.join("; "))?;
+        inner.bundle_hash = bundle.hash;
+        Ok(Agent {
+            cfg,
+            rpc,
+            inner: tokio::sync::Mutex::new(inner),
+            metrics: Metrics::default(),
+            last_address_reload: std::sync::Mutex::new(0),
+        })
+    }
+
+    fn persist(&self, state: &Persisted) -> Result<(), String> {
+        let sf = state_file(&self.cfg.state_dir);
+        let tmp = sf.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
+        (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &sf)?;
+            std::fs::File::open(&self.cfg.state_dir)?.sync_all()
+        })()
+        .map_err(|e| format!("persist state: {e}"))
+    }
+
+    /// Validates and applies a tenant's revision (`Some`) or removes the
+    /// tenant (`None`). Serialized; the previous state stays on any error.
+    pub async fn apply(
+        &self,
+        tenant: &str,
+        change: Option<(String, CompiledPolicy)>,
+    ) -> Result<Value, ApplyError> {
+        let mut inner = self.inner.lock().await;
+        let t0 = Instant::now();
+        let r = self.apply_locked(&mut inner, tenant, change, t0).await;
+        if !matches!(r, Err(ApplyError::NotFound(_))) {
+            self.metrics
+                .last_apply_us
+                .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+        match &r {
+            Ok(_) => {
+                self.metrics.applies_ok.fetch_add(1, Ordering::Relaxed);
+                inner.last_error = None;
+            }
+            Err(ApplyError::Rejected(e)) => {
+                self.metrics
+                    .applies_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                eprintln!("agent: {tenant}: rejected: {}", e.join("; "));
+            }
+            Err(ApplyError::Failed(e)) => {
+                self.metrics.applies_failed.fetch_add(1, Ordering::Relaxed);
+                inner.last_error = Some(e.clone());
+                eprintln!("agent: {tenant}: FAILED: {e}");
+            }
+            Err(ApplyError::NotFound(_)) => {}
+        }
+        r
+    }
+
+    async fn apply_locked(
+        &self,
+        inner: &mut Inner,
+        tenant: &str,
+        change: Option<(String, CompiledPolicy)>,
+        t0: Instant,
+    ) -> Result<Value, ApplyError> {
+        let now = jiff::Timestamp::now();
+        let mut cand = inner.rows.clone();
+        let mut probes = Vec::new();
+        let deleting = change.is_none();
+        match &change {
+            Some((rev, policy)) => {
+                if policy.tenant != tenant {
+                    return Err(ApplyError::Rejected(vec![format!(
+                        "the policy is for tenant `{}`, not `{tenant}`",
+                        policy.tenant
+                    )]));
+                }
+                let rows = Kamailio
+                    .render_tenant(policy, rev, now)
+                    .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
+                cand.insert(tenant.to_string(), rows);
+                probes.push(policy.clone());
+            }
+            None => {
+                if cand.remove(tenant).is_none() {
+                    return Err(ApplyError::NotFound(format!("no tenant `{tenant}`")));
+                }
+            }
+        }
+        // a. compose + own checks
+        let bundle = compose(&cand, &inner.state.blocks).map_err(ApplyError::Rejected)?;
+        let names: BTreeSet<String> = cand.keys().cloned().collect();
+        let errs = check_bundle(&bundle, &names);
+        if !errs.is_empty() {
+            return Err(ApplyError::Rejected(errs));
+        }
+        let t_checks = t0.elapsed();
+        // b. trial load + probes
+        let report = trial::run(&self.cfg.trial, &bundle, &cand, &probes)
+            .await
+            .map_err(|e| ApplyError::Rejected(vec![e]))?;
+        let t_trial = t0.elapsed();
+        // c-e. swap, reload, read back; f. restore on failure
+        let readback = match self.swap_and_verify(&bundle, &cand, false).await {
+            Ok(rb) => rb,
+            Err(e) => {
+                let old = compose(&inner.rows, &inner.state.blocks).map_err(|x| {
+                    ApplyError::Failed(format!("{e}; and the old bundle: {}", x.join("; ")))
+                })?;
+                let restored = match self.swap_and_verify(&old, &inner.rows, true).await {
+                    Ok(_) => "the previous state was restored".to_string(),
+                    Err(e2) => format!("RESTORE FAILED too: {e2}"),
+                };
+                return Err(ApplyError::Failed(format!("{e}; {restored}")));
+            }
+        };
+        // success: persist
+        let mut state = inner.state.clone();
+        match change {
+            Some((rev, policy)) => {
+                let rows = &cand[tenant];
+                state.tenants.insert(
+                    tenant.to_string(),
+                    TenantState {
+                        revision: rev,
+                        policy,
+                        rows_hash: rows.hash(),
+                        tables: rows.tables.clone(),
+                        networks: rows.networks.iter().map(ToString::to_string).collect(),
+                        applied_at: now.to_string(),
+                    },
+                );
+            }
+            None => {
+                state.tenants.remove(tenant);
+            }
+        }
+        if let Err(e) = self.persist(&state) {
+            // Kamailio holds the new state; the next start re-applies the old
+            // one from disk, so say so loudly
+            return Err(ApplyError::Failed(e));
+        }
+        inner.state = state;
+        inner.rows = cand;
+        inner.bundle_hash = bundle.hash.clone();
+        let t_total = t0.elapsed();
+        Ok(json!({
+            "tenant": tenant,
+            "deleted": deleting,
+            "revision": inner.state.tenants.get(tenant).map(|s| s.revision.clone()),
+            "rowsHash": inner.state.tenants.get(tenant).map(|s| s.rows_hash.clone()),
+            "readbackHash": readback.get(tenant),
+            "bundleHash": bundle.hash,
+            "probes": report.probes,
+            "timingsMs": {
+                "checks": t_checks.as_secs_f64() * 1e3,
+                "trialStart": report.start_ms,
+                "trial": (t_trial - t_checks).as_secs_f64() * 1e3,
+                "swapReloadReadback": (t_total - t_trial).as_secs_f64() * 1e3,
+                "total": t_total.as_secs_f64() * 1e3,
+            }
+        }))
+    }
+
+    /// Writes the bundle into the live data dir (changed files only, forward
+    /// mtimes), reloads the changed tables (all of them with `reload_all`),
+    /// reads back; returns the read-back hash per tenant.
+    async fn swap_and_verify(
+        &self,
+        bundle: &Bundle,
+        rows: &BTreeMap<String, TenantRows>,
+        reload_all: bool,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let written = write::write_bundle(&self.cfg.data_dir, bundle, SystemTime::now())
+            .map_err(|e| format!("write {}: {e}", self.cfg.data_dir.display()))?;
+        let tables: Vec<String> = if reload_all {
+            bundle.files.keys().cloned().collect()
+        } else {
+            written
+        };
+        for table in &tables {
+            if let Some((method, params)) = kamailio::reload_command(table) {
+                if method == "permissions.addressReload" {
+                    self.wait_address_reload_slot().await;
+                }
+                self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self.rpc.reload(method, &params).await {
+                    self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(format!("reload {table}: {e}"));
+                }
+            }
+        }
+        let live = self.rpc.live_view(rows).await?;
+        trial::compare_views(rows, &live).map_err(|e| format!("read-back: {e}"))?;
+        Ok(rows
+            .keys()
+            .map(|t| {
+                (
+                    t.clone(),
+                    view_hash(live.get(t).unwrap_or(&BTreeSet::new())),
+                )
+            })
+            .collect())
+    }
+
+    /// Sleeps until the wall clock is past the second of the last address
+    /// reload (Kamailio compares whole seconds), then records this one.
+    async fn wait_address_reload_slot(&self) {
+        let now = || {
+            SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+        };
+        let last = self.last_address_reload.lock().map_or(0, |g| *g);
+        let n = now();
+        if n.as_secs() <= last {
+            let wait = std::time::Duration::from_secs(last + 1)
+                .saturating_sub(n)
+                .saturating_add(std::time::Duration::from_millis(20));
+            tokio::time::sleep(wait).await;
+        }
+        if let Ok(mut g) = self.last_address_reload.lock() {
+            *g = now().as_secs();
+        }
+    }
+
+    /// The applied state, with what Kamailio holds now.
+    pub async fn state(&self) -> Value {
+        let inner = self.inner.lock().await;
+        let live = self.rpc.live_view(&inner.rows).await;
+        let mut tenants = serde_json::Map::new();
+        for (t, s) in &inner.state.tenants {
+            let rendered = inner.rows.get(t).map(|r| view_hash(&canonical_rows(r)));
+            let readback = live
+                .as_ref()
+                .ok()
+                .map(|l| view_hash(l.get(t).unwrap_or(&BTreeSet::new())));
+            tenants.insert(
+                t.clone(),
+                json!({
+                    "revision": s.revision,
+                    "rowsHash": s.rows_hash,
+                    "renderedHash": rendered,
+                    "readbackHash": readback,
+                    "consistent": rendered.is_some() && rendered == readback,
+                    "appliedAt": s.applied_at,
+                }),
+            );
+        }
+        let extra: Vec<&String> = live
+            .as_ref()
+            .map(|l| l.keys().filter(|t| !inner.rows.contains_key(*t)).collect())
+            .unwrap_or_default();
+        json!({
+            "tenants": tenants,
+            "bundleHash": inner.bundle_hash,
+            "blocks": inner.state.blocks,
+            "kamailio": match &live { Ok(_) => json!("reachable"), Err(e) => json!(e) },
+            "unexpectedTenants": extra,
+            "lastError": inner.last_error,
+        })
+    }
+
+    /// Kamailio answers and holds the applied state.
+    pub async fn healthy(&self) -> Result<(), String> {
+        let inner = self.inner.lock().await;
+        let live = self.rpc.live_view(&inner.rows).await?;
+        trial::compare_views(&inner.rows, &live)
+    }
+
+    /// Recovery: if the live files or what Kamailio holds differ from the
+    /// applied state, rewrite the files and reload every table. Returns
+    /// whether a repair was made.
+    pub async fn reconcile(&self) -> Result<bool, String> {
+        let mut inner = self.inner.lock().await;
+        self.rpc.call("core.uptime", &[]).await?;
+        let bundle = compose(&inner.rows, &inner.state.blocks).map_err(|e| e.join("; "))?;
+        let files_ok = bundle.files.iter().all(|(n, c)| {
+            std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes())
+        });
+        let live = self.rpc.live_view(&inner.rows).await?;
+        let held_ok = trial::compare_views(&inner.rows, &live);
+        if files_ok && held_ok.is_ok() {
+            return Ok(false);
+        }
+        let why = match held_ok {
+            Err(e) => e,
+            Ok(()) => "the live data files differ from the applied state".into(),
+        };
+        eprintln!("agent: recovery: {why}; re-applying the last good state");
+        let rows = inner.rows.clone();
+        match self.swap_and_verify(&bundle, &rows, true).await {
+            Ok(_) => {
+                self.metrics.recoveries.fetch_add(1, Ordering::Relaxed);
+                inner.last_error = None;
+                Ok(true)
+            }
+            Err(e) => {
+                inner.last_error = Some(format!("recovery: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// Re-renders (same revision and policy, full pipeline) every tenant
+    /// applied more than `max_age` ago, so its time windows (rendered for 8
+    /// days from the apply) never run out. Returns the tenants refreshed.
+    pub async fn refresh_windows(&self, max_age: std::time::Duration) -> Vec<String> {
+        let due: Vec<(String, String, CompiledPolicy)> = {
+            let inner = self.inner.lock().await;
+            let now = jiff::Timestamp::now();
+            inner
+                .state
+                .tenants
+                .iter()
+                .filter(|(_, s)| {
+                    s.applied_at
+                        .parse::<jiff::Timestamp>()
+                        .map_or(true, |t| now.duration_since(t).unsigned_abs() > max_age)
+                })
+                .map(|(t, s)| (t.clone(), s.revision.clone(), s.policy.clone()))
+                .collect()
+        };
+        let mut done = Vec::new();
+        for (t, rev, policy) in due {
+            match self.apply(&t, Some((rev, policy))).await {
+                Ok(_) => done.push(t),
+                Err(e) => eprintln!("agent: window refresh of {t}: {e:?}"),
+            }
+        }
+        done
+    }
+
+    /// Sets (`Some(expiry)`, 0 = until lifted) or lifts (`None`) a block.
+    pub async fn block(&self, key: &str, expires: Option<i64>) -> Result<Value, ApplyError> {
+        let mut inner = self.inner.lock().await;
+        if expires.is_some() {
+            block_key_ok(key, &inner.rows).map_err(|e| ApplyError::Rejected(vec![e]))?;
+        } else if !inner.state.blocks.contains_key(key) {
+            return Err(ApplyError::NotFound(format!("no block `{key}`")));
+        }
+        let mut state = inner.state.clone();
+        match expires {
+            Some(e) => {
+                if e < 0 {
+                    return Err(ApplyError::Rejected(vec!["expires must be >= 0".into()]));
+                }
+                self.rpc
+                    .call("htable.sets", &["tg_block", key, &e.to_string()])
+                    .await
+                    .map_err(ApplyError::Failed)?;
+                state.blocks.insert(key.to_string(), e);
+            }
+            None => {
+                // absent in memory (e.g. after a restart without the file) is fine
+                let _ = self.rpc.call("htable.delete", &["tg_block", key]).await;
+                state.blocks.remove(key);
+            }
+        }
+        let bundle = compose(&inner.rows, &state.blocks).map_err(ApplyError::Rejected)?;
+        write::write_bundle(&self.cfg.data_dir, &bundle, SystemTime::now())
+            .map_err(|e| ApplyError::Failed(format!("write tg_block: {e}")))?;
+        self.persist(&state).map_err(ApplyError::Failed)?;
+        inner.state = state;
+        inner.bundle_hash = bundle.hash;
+        Ok(json!({"blocks": inner.state.blocks}))
+    }
+
+    /// Prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        use std::fmt::Write;
+        let (tenants, known_rules) = {
+            let inner = self.inner.lock().await;
+            let tenants: Vec<String> = inner.rows.keys().cloned().collect();
+            let mut rules: BTreeSet<String> = [
+                "src:unknown",
+                "dst:invalid",
+                "dst:international",
+                "dst:emergency",
+                "sbc:tenant-missing",
+                "sbc:class-tree-missing",
+                "sbc:tree-missing",
+                "sbc:unknown",
+                "block:tenant",
+                "crypto:tls",
+                "crypto:client-certificate",
+                "crypto:srtp",
+            ]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+            for s in inner.state.tenants.values() {
+                let p = &s.policy;
+                rules.extend(p.rules.iter().map(|r| r.id.clone()));
+                rules.extend(p.destinations.iter().map(|d| d.rule.clone()));
+                rules.extend(p.sources.networks.iter().map(|n| n.rule.clone()));
+                rules.extend(p.sources.geo.iter().map(|g| g.rule.clone()));
+                rules.extend(p.limits.iter().map(|l| l.rule.clone()));
+                rules.extend(p.windows.iter().map(|w| w.rule.clone()));
+                rules.extend(p.classes.iter().map(|c| format!("block:class:{}", c.class)));
+                rules.extend(
+                    ["national", "international"]
+                        .iter()
+                        .map(|c| format!("block:class:{c}")),
+                );
+            }
+            (tenants, rules)
+        };
+        let mut out = String::new();
+        let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        let up = match self.rpc.call("htable.dump", &["tg_stat"]).await {
+            Ok(v) => {
+                for slot in v.as_array().into_iter().flatten() {
+                    for kv in slot
+                        .get("slot")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        let key = kv.get("name").and_then(Value::as_str).unwrap_or("");
+                        let n = match kv.get("value") {
+                            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+                            Some(Value::String(s)) => s.parse().unwrap_or(0),
+                            _ => 0,
+                        };
+                        let mut it = key.splitn(3, "::");
+                        let (Some(t), Some(o), Some(r)) = (it.next(), it.next(), it.next()) else {
+                            continue;
+                        };
+                        let t = if t == "_" || tenants.iter().any(|x| x == t) {
+                            t
+                        } else {
+                            "other"
+                        };
+                        let o = if ["allow", "deny", "limit", "error", "warning"].contains(&o) {
+                            o
+                        } else {
+                            "other"
+                        };
+                        let r = if known_rules.contains(r) { r } else { "other" };
+                        *calls
+                            .entry((t.to_string(), o.to_string(), r.to_string()))
+                            .or_default() += n;
+                    }
+                }
+                1
+            }
+            Err(_) => 0,
+        };
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(out, "# HELP tollgate_sbc_up Kamailio answers JSON-RPC.");
+        let _ = writeln!(out, "# TYPE tollgate_sbc_up gauge\ntollgate_sbc_up {up}");
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_calls_total INVITEs evaluated by the SBC since its start (tg_stat).\n# TYPE tollgate_calls_total counter"
+        );
+        for ((t, o, r), n) in &calls {
+            let _ = writeln!(
+                out,
+                "tollgate_calls_total{{tenant=\"{}\",outcome=\"{}\",rule=\"{}\"}} {n}",
+                esc(t),
+                esc(o),
+                esc(r)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_concurrent_calls Calls up per tenant (dialog profile tg_t).\n# TYPE tollgate_concurrent_calls gauge"
+        );
+        for t in &tenants {
+            if let Ok(v) = self.rpc.call("dlg.profile_get_size", &["tg_t", t]).await {
+                let n = v.as_u64().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "tollgate_concurrent_calls{{tenant=\"{}\"}} {n}",
+                    esc(t)
+                );
+            }
+        }
+        let m = &self.metrics;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_agent_applies_total Applies by result.\n# TYPE tollgate_agent_applies_total counter"
+        );
+        for (r, a) in [
+            ("ok", &m.applies_ok),
+            ("rejected", &m.applies_rejected),
+            ("failed", &m.applies_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "tollgate_agent_applies_total{{result=\"{r}\"}} {}",
+                g(a)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE tollgate_agent_reloads_total counter\ntollgate_agent_reloads_total {}",
+            g(&m.reloads)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE tollgate_agent_reload_failures_total counter\ntollgate_agent_reload_failures_total {}",
+            g(&m.reload_failures)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE tollgate_agent_recoveries_total counter\ntollgate_agent_recoveries_total {}",
+            g(&m.recoveries)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_agent_last_apply_seconds Duration of the last apply.\n# TYPE tollgate_agent_last_apply_seconds gauge\ntollgate_agent_last_apply_seconds {}",
+            g(&m.last_apply_us) as f64 / 1e6
+        );
+        out
+    }
+}
+
+/// Every tenant's rows with its blocks in force, composed.
+fn compose(
+    rows: &BTreeMap<String, TenantRows>,
+    blocks: &BTreeMap<String, i64>,
+) -> Result<Bundle, Vec<String>> {
+    let now = jiff::Timestamp::now().as_second();
+    let mut with = rows.clone();
+    for (t, r) in with.iter_mut() {
+        let mine: Vec<ActiveBlock> = blocks
+            .iter()
+            .filter(|(_, e)| **e == 0 || **e > now)
+            .filter_map(|(k, e)| {
+                let class = if k == t {
+                    None
+                } else {
+                    Some(k.strip_prefix(&format!("{t}::"))?.to_string())
+                };
+                Some(ActiveBlock {
+                    class,
+                    expires: if *e == 0 {
+                        None
+                    } else {
+                        jiff::Timestamp::from_second(*e).ok()
+                    },
+                })
+            })
+            .collect();
+        Kamailio::set_blocks(r, &mine).map_err(|e| vec![e.to_string()])?;
+    }
+    Kamailio.compose(&with).map_err(|e| vec![e.to_string()])
+}

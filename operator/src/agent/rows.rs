@@ -1,0 +1,344 @@
+//! Pure helpers: db_text rows, the canonical view of what a tenant's rows
+//! ask Kamailio to hold (compared with what Kamailio reports), and the
+//! agent's own checks of a composed bundle.
+
+use crate::backend::kamailio::parse_cidr;
+use crate::backend::{Bundle, TenantRows};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The htable tables whose keys are `<tenant>::...` (tg_block is runtime state
+/// and not part of a tenant's rows hash).
+pub const HTABLES: [&str; 5] = ["tg_tenant", "tg_geo", "tg_emerg", "tg_limit", "tg_window"];
+
+/// Splits one db_text row at unescaped `:` and unescapes each field.
+pub fn split_row(row: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = row.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('n') => cur.push('\n'),
+                Some('r') => cur.push('\r'),
+                Some('t') => cur.push('\t'),
+                Some(o) => cur.push(o),
+                None => cur.push('\\'),
+            },
+            ':' => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// One entry of the canonical view: `table \t key \t value`.
+fn entry(table: &str, key: &str, value: &str) -> String {
+    format!("{table}\t{key}\t{value}")
+}
+
+/// Trees with more entries than this are read back as their entry count
+/// plus [`TREE_SAMPLE`] sampled exact-prefix lookups (listing a
+/// 100,000-prefix tree over JSON-RPC takes over 30 s).
+pub const FULL_LIST: usize = 5000;
+/// Sampled prefixes of a big tree.
+pub const TREE_SAMPLE: usize = 400;
+
+/// The prefixes of a big tree that are read back: evenly spaced over the
+/// sorted prefixes, plus the last one.
+pub fn tree_sample(sorted: &[String]) -> Vec<String> {
+    if sorted.len() <= FULL_LIST {
+        return sorted.to_vec();
+    }
+    let step = (sorted.len() / TREE_SAMPLE).max(1);
+    let mut v: Vec<String> = sorted.iter().step_by(step).cloned().collect();
+    if let Some(last) = sorted.last()
+        && v.last() != Some(last)
+    {
+        v.push(last.clone());
+    }
+    v
+}
+
+/// The trees of one tenant's rows: tree name → prefix → value.
+pub fn trees(rows: &TenantRows) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for r in rows.tables.get("mtree").into_iter().flatten() {
+        let f = split_row(r);
+        if f.len() == 3 {
+            out.entry(f[0].clone())
+                .or_default()
+                .insert(f[1].clone(), f[2].clone());
+        }
+    }
+    out
+}
+
+/// What Kamailio should hold for one tenant, from its rows (without ids).
+pub fn canonical_rows(rows: &TenantRows) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (tree, entries) in trees(rows) {
+        if entries.len() <= FULL_LIST {
+            for (p, v) in &entries {
+                out.insert(entry(&tree, p, v));
+            }
+        } else {
+            out.insert(entry(&tree, "#items", &entries.len().to_string()));
+            let sorted: Vec<String> = entries.keys().cloned().collect();
+            for p in tree_sample(&sorted) {
+                out.insert(entry(&tree, &p, &entries[&p]));
+            }
+        }
+    }
+    for (table, list) in &rows.tables {
+        for r in list {
+            let f = split_row(r);
+            match table.as_str() {
+                // grp, ip, mask, port, tag
+                "address" if f.len() == 5 => {
+                    out.insert(entry(
+                        "address",
+                        &format!("{}/{}/{}/{}", f[0], f[1], f[2], f[3]),
+                        &f[4],
+                    ));
+                }
+                // tname, prefix, value: above
+                "mtree" if f.len() == 3 => {}
+                t if HTABLES.contains(&t) && f.len() == 5 => {
+                    out.insert(entry(t, &f[0], &f[3]));
+                }
+                "tg_block" | "pl_pipes" => {}
+                t => {
+                    out.insert(entry("unreadable", t, r));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `sha256:<hex>` over a canonical view.
+pub fn view_hash(view: &BTreeSet<String>) -> String {
+    let mut h = Sha256::new();
+    for e in view {
+        h.update(e.as_bytes());
+        h.update([b'\n']);
+    }
+    let d = h.finalize();
+    let mut s = String::from("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Files the tenant name owns in a key: `<t>::...`, `d:<t>`, `<t>|...`.
+pub fn tenant_of_key(key: &str) -> Option<&str> {
+    key.split_once("::").map(|(t, _)| t)
+}
+
+/// The agent's own checks of a composed bundle (defence in depth, after the
+/// renderer's): every address row canonical (the address as the standard
+/// parser prints it, length in range, no host bits, grp = 129 - length,
+/// port 0, a tag of a known tenant); every mtree row a `d:`/`c:` tree of a
+/// known tenant with a digits-only prefix.
+pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> {
+    let mut errs = Vec::new();
+    let mut bad = |m: String| {
+        if errs.len() < 20 {
+            errs.push(m);
+        }
+    };
+    for t in crate::backend::kamailio::TABLES.iter().map(|t| t.0) {
+        if !bundle.files.contains_key(t) {
+            bad(format!("table `{t}` is missing from the bundle"));
+        }
+    }
+    if let Some(addr) = bundle.files.get("address") {
+        for (n, line) in addr.lines().enumerate().skip(1) {
+            let f = split_row(line);
+            let at = format!("address line {}", n + 1);
+            if f.len() != 6 {
+                bad(format!("{at}: {} fields, want 6", f.len()));
+                continue;
+            }
+            let (grp, ip, mask, port, tag) = (&f[1], &f[2], &f[3], &f[4], &f[5]);
+            let cidr = format!("{ip}/{mask}");
+            match parse_cidr(&cidr) {
+                Some(net) if net.network().to_string() == *ip && net.addr().to_string() == *ip => {
+                    if grp.parse::<u32>().ok() != Some(129 - u32::from(net.prefix_len())) {
+                        bad(format!("{at}: group {grp} does not match /{mask}"));
+                    }
+                }
+                Some(_) => bad(format!("{at}: `{cidr}` has host bits set")),
+                None => bad(format!("{at}: `{cidr}` is not a canonical network")),
+            }
+            if port != "0" {
+                bad(format!("{at}: port {port}, want 0"));
+            }
+            let parts: Vec<&str> = tag.split('|').collect();
+            if parts.len() != 4 || !tenants.contains(parts[0]) {
+                bad(format!(
+                    "{at}: tag `{tag}` does not name a tenant of the bundle"
+                ));
+            } else if parts[1] != "allow" && parts[1] != "deny" {
+                bad(format!("{at}: tag `{tag}`: action must be allow or deny"));
+            }
+        }
+    }
+    if let Some(mt) = bundle.files.get("mtree") {
+        for (n, line) in mt.lines().enumerate().skip(1) {
+            let f = split_row(line);
+            let at = format!("mtree line {}", n + 1);
+            if f.len() != 4 {
+                bad(format!("{at}: {} fields, want 4", f.len()));
+                continue;
+            }
+            let known = f[1]
+                .strip_prefix("d:")
+                .or_else(|| f[1].strip_prefix("c:"))
+                .is_some_and(|t| tenants.contains(t));
+            if !known {
+                bad(format!("{at}: tree `{}` is not a tree of a tenant", f[1]));
+            }
+            if f[2].is_empty() || f[2].len() > 15 || !f[2].bytes().all(|b| b.is_ascii_digit()) {
+                bad(format!("{at}: prefix `{}` is not 1-15 digits", f[2]));
+            }
+        }
+    }
+    errs
+}
+
+/// Groups a fleet-wide canonical view by tenant.
+pub fn by_tenant(view: BTreeSet<(String, String)>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (t, e) in view {
+        out.entry(t).or_default().insert(e);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn bundle_with_address(rows: &[&str]) -> Bundle {
+        let mut files = BTreeMap::new();
+        for (t, h, _) in crate::backend::kamailio::TABLES {
+            files.insert(t.to_string(), format!("{h}\n"));
+        }
+        let mut a = String::from("hdr\n");
+        for r in rows {
+            a.push_str(r);
+            a.push('\n');
+        }
+        files.insert("address".into(), a);
+        Bundle::new(files)
+    }
+
+    fn tenants() -> BTreeSet<String> {
+        ["acme".to_string()].into_iter().collect()
+    }
+
+    #[test]
+    fn big_trees_are_sampled() {
+        let small: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(tree_sample(&small), small);
+        let big: Vec<String> = (0..100_000).map(|i| format!("{i:06}")).collect();
+        let s = tree_sample(&big);
+        assert!(
+            s.len() >= TREE_SAMPLE && s.len() <= TREE_SAMPLE + 2,
+            "{}",
+            s.len()
+        );
+        assert_eq!(s.first(), big.first());
+        assert_eq!(s.last(), big.last());
+    }
+
+    #[test]
+    fn split_unescapes() {
+        assert_eq!(
+            split_row(r"1:d\:acme:33:a,dst\:x\\y\n"),
+            ["1", "d:acme", "33", "a,dst:x\\y\n"]
+        );
+        assert_eq!(split_row(""), [""]);
+    }
+
+    #[test]
+    fn canonical_address_rows_pass() {
+        let b = bundle_with_address(&[
+            r"1:113:127.10.0.0:16:0:acme|allow|src\:127.10.0.0/16|",
+            r"2:97:127.10.9.1:32:0:acme|deny|src\:x|",
+            r"3:65:2001:db8::/64:0:acme|allow|r|",
+        ]);
+        // the IPv6 row above is split at its colons: not canonical
+        let e = check_bundle(&b, &tenants());
+        assert_eq!(e.len(), 1, "{e:?}");
+        let b = bundle_with_address(&[
+            r"1:113:127.10.0.0:16:0:acme|allow|src\:127.10.0.0/16|",
+            r"2:97:127.10.9.1:32:0:acme|deny|src\:x|",
+            r"3:65:2001\:db8\:\::64:0:acme|allow|r|",
+        ]);
+        assert_eq!(check_bundle(&b, &tenants()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn non_canonical_addresses_are_refused() {
+        for row in [
+            r"1:97:127.0.0.300:32:0:acme|allow|r|",
+            r"1:113:127.010.0.0:16:0:acme|allow|r|",
+            r"1:113:127.10.0.1:16:0:acme|allow|r|",
+            r"1:105:127.10.0.0:16:0:acme|allow|r|",
+            r"1:113:127.10.0.0:16:5060:acme|allow|r|",
+            r"1:113:127.10.0.0:16:0:globex|allow|r|",
+            r"1:113:127.10.0.0:16:0:acme|maybe|r|",
+            r"1:113:127.10.0.0:016:0:acme|allow|r|",
+            r"1:113:127.10.0.0:0:acme|allow|r|",
+        ] {
+            let e = check_bundle(&bundle_with_address(&[row]), &tenants());
+            assert!(!e.is_empty(), "{row} passed");
+        }
+    }
+
+    #[test]
+    fn bad_mtree_rows_are_refused() {
+        let mut b = bundle_with_address(&[]);
+        b.files.insert(
+            "mtree".into(),
+            "hdr\n1:d\\:acme:33:a,x\n2:d\\:acmee:33:a,x\n3:c\\:acme:3a:n\n".into(),
+        );
+        let e = check_bundle(&b, &tenants());
+        assert_eq!(e.len(), 2, "{e:?}");
+    }
+
+    #[test]
+    fn canonical_view_and_hash() {
+        let mut tables = BTreeMap::new();
+        tables.insert(
+            "tg_tenant".to_string(),
+            vec![r"acme\:\:cc:0:0:1:0".to_string()],
+        );
+        tables.insert(
+            "mtree".to_string(),
+            vec![r"d\:acme:33:a,dst\:country\:FR".to_string()],
+        );
+        tables.insert(
+            "address".to_string(),
+            vec![r"113:127.10.0.0:16:0:acme|allow|src\:127.10.0.0/16|".to_string()],
+        );
+        let rows = TenantRows {
+            tenant: "acme".into(),
+            revision: "r1".into(),
+            tables,
+            networks: vec![],
+        };
+        let v = canonical_rows(&rows);
+        assert!(v.contains("tg_tenant\tacme::cc\t1"));
+        assert!(v.contains("d:acme\t33\ta,dst:country:FR"));
+        assert!(v.contains("address\t113/127.10.0.0/16/0\tacme|allow|src:127.10.0.0/16|"));
+        assert_eq!(view_hash(&v), view_hash(&v.clone()));
+        assert!(view_hash(&v).starts_with("sha256:"));
+    }
+}

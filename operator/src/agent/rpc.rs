@@ -1,0 +1,276 @@
+//! Kamailio JSON-RPC over HTTP (`POST http://IP:PORT/RPC`, JSON-RPC 2.0),
+//! and the canonical view of what a running Kamailio holds.
+
+use super::rows::{FULL_LIST, HTABLES, tenant_of_key, tree_sample, trees};
+use crate::backend::TenantRows;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// A JSON-RPC endpoint of one Kamailio.
+#[derive(Clone, Debug)]
+pub struct Rpc {
+    /// `host:port`
+    pub authority: String,
+    pub path: String,
+    pub timeout: Duration,
+}
+
+impl Rpc {
+    /// From `http://HOST:PORT/PATH`.
+    pub fn from_url(url: &str, timeout: Duration) -> Result<Rpc, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("RPC URL `{url}` must start with http://"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/RPC"),
+        };
+        if !authority.contains(':') {
+            return Err(format!("RPC URL `{url}` needs a port"));
+        }
+        Ok(Rpc {
+            authority: authority.to_string(),
+            path: path.to_string(),
+            timeout,
+        })
+    }
+
+    /// Calls `method` with string parameters; the `result` or the error.
+    pub async fn call(&self, method: &str, params: &[&str]) -> Result<Value, String> {
+        let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+        let fut = self.post(body.to_string());
+        let raw = tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| format!("{method}: no answer within {:?}", self.timeout))??;
+        let v: Value = serde_json::from_slice(&raw)
+            .map_err(|e| format!("{method}: unreadable answer: {e}"))?;
+        if let Some(err) = v.get("error") {
+            let msg = err
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("error");
+            let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
+            return Err(format!("{method}: {code} {msg}"));
+        }
+        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, body: String) -> Result<Bytes, String> {
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| format!("connect {}: {e}", self.authority))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("http handshake: {e}"))?;
+        let conn = tokio::spawn(conn);
+        let req = hyper::Request::post(&self.path)
+            .header("host", &self.authority)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let resp = send
+            .send_request(req)
+            .await
+            .map_err(|e| format!("http request: {e}"))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("http body: {e}"))?
+            .to_bytes();
+        conn.abort();
+        // jsonrpcs answers a JSON-RPC error with HTTP 500 and the error body
+        if !status.is_success() && !bytes.starts_with(b"{") {
+            return Err(format!("http status {status}"));
+        }
+        Ok(bytes)
+    }
+
+    /// The JSON-RPC command of a reload, checked.
+    pub async fn reload(&self, method: &str, params: &[String]) -> Result<(), String> {
+        let p: Vec<&str> = params.iter().map(String::as_str).collect();
+        let mut last = String::new();
+        // permissions.addressReload is rate limited (reload_delta = 1 s)
+        for attempt in 0..3 {
+            match self.call(method, &p).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e,
+            }
+            if method != "permissions.addressReload" || attempt == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        Err(last)
+    }
+
+    /// Everything Kamailio holds for the tenants' tables, as a canonical view
+    /// keyed by tenant (see `rows::canonical_rows`).
+    /// `expect` (the rendered rows) names the prefixes sampled in big trees.
+    pub async fn live_view(
+        &self,
+        expect: &BTreeMap<String, TenantRows>,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut add = |t: &str, e: String| {
+            out.entry(t.to_string()).or_default().insert(e);
+        };
+        // sources: subnets and single addresses
+        for method in ["permissions.subnetDump", "permissions.addressDump"] {
+            let v = self.call(method, &[]).await?;
+            for item in v.as_array().into_iter().flatten() {
+                for (grp, e) in address_entries(item) {
+                    let tag = e.get("tag").and_then(Value::as_str).unwrap_or("");
+                    let ip = e.get("ip").and_then(Value::as_str).unwrap_or("?");
+                    let mask = e.get("mask").and_then(Value::as_i64).unwrap_or(-1);
+                    let port = e.get("port").and_then(Value::as_i64).unwrap_or(-1);
+                    let t = tag.split('|').next().unwrap_or("");
+                    add(t, format!("address\t{grp}/{ip}/{mask}/{port}\t{tag}"));
+                }
+            }
+        }
+        // trees
+        let summary = match self.call("mtree.summary", &[]).await {
+            Ok(v) => v,
+            // no tree at all (an empty policy set)
+            Err(e) if e.contains("Empty tree list") => Value::Array(vec![]),
+            Err(e) => return Err(e),
+        };
+        for tree in summary.as_array().into_iter().flatten() {
+            let Some(name) = tree.get("table").and_then(Value::as_str) else {
+                continue;
+            };
+            let Some(t) = name.strip_prefix("d:").or_else(|| name.strip_prefix("c:")) else {
+                continue;
+            };
+            let items = tree
+                .get("item")
+                .and_then(|i| i.get("nritems"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize;
+            if items > FULL_LIST {
+                add(t, format!("{name}\t#items\t{items}"));
+                let sorted: Vec<String> = expect
+                    .get(t)
+                    .and_then(|r| trees(r).remove(name))
+                    .map(|m| m.into_keys().collect())
+                    .unwrap_or_default();
+                for p in tree_sample(&sorted) {
+                    let m = self.call("mtree.match", &[name, &p, "0"]).await?;
+                    let got = m.get("PREFIX").and_then(Value::as_str).unwrap_or("");
+                    let v = m.get("TVALUE").and_then(Value::as_str).unwrap_or("");
+                    add(t, format!("{name}\t{got}\t{v}"));
+                }
+                continue;
+            }
+            let list = self.call("mtree.list", &[name]).await?;
+            for e in list.as_array().into_iter().flatten() {
+                let prefix = e.get("tprefix").and_then(Value::as_str).unwrap_or("");
+                let values: Vec<&str> = match e.get("tvalue") {
+                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                    Some(Value::String(s)) => vec![s.as_str()],
+                    _ => vec![],
+                };
+                for v in values {
+                    add(t, format!("{name}\t{prefix}\t{v}"));
+                }
+            }
+        }
+        // htables
+        for table in HTABLES {
+            let v = self.call("htable.dump", &[table]).await?;
+            for slot in v.as_array().into_iter().flatten() {
+                for kv in slot
+                    .get("slot")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let key = kv.get("name").and_then(Value::as_str).unwrap_or("");
+                    let value = match kv.get("value") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(v) => v.to_string(),
+                        None => String::new(),
+                    };
+                    let t = tenant_of_key(key).unwrap_or("");
+                    add(t, format!("{table}\t{key}\t{value}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `(group, {ip, mask, port, tag})` from one item of `permissions.subnetDump`
+/// (`{id, group, item: {...}}`) or `permissions.addressDump` (`{table, ...}`
+/// with `item`s of `{group, ip, port, tag}` or similar). Lenient: every object
+/// with an `ip` found under the item counts.
+fn address_entries(item: &Value) -> Vec<(i64, Value)> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, grp: i64, out: &mut Vec<(i64, Value)>) {
+        match v {
+            Value::Object(m) => {
+                let g = m
+                    .get("group")
+                    .or_else(|| m.get("grp"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(grp);
+                if m.contains_key("ip") {
+                    let mut e = v.clone();
+                    if e.get("mask").is_none()
+                        && let Some(o) = e.as_object_mut()
+                    {
+                        let ip = o.get("ip").and_then(Value::as_str).unwrap_or("");
+                        let bits = if ip.contains(':') { 128 } else { 32 };
+                        o.insert("mask".into(), json!(bits));
+                    }
+                    out.push((g, e));
+                } else {
+                    for x in m.values() {
+                        walk(x, g, out);
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    walk(x, grp, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(item, -1, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url() {
+        let r = Rpc::from_url("http://127.0.0.1:5061/RPC", Duration::from_secs(1)).unwrap();
+        assert_eq!(r.authority, "127.0.0.1:5061");
+        assert_eq!(r.path, "/RPC");
+        assert!(Rpc::from_url("https://x:1/", Duration::from_secs(1)).is_err());
+        assert!(Rpc::from_url("http://x/RPC", Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn subnet_dump_items() {
+        let v: Value = serde_json::from_str(
+            r#"{"id":0,"group":105,"item":{"ip":"127.10.9.0","mask":24,"port":0,"tag":"acme|deny|r|"}}"#,
+        )
+        .unwrap();
+        let e = address_entries(&v);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].0, 105);
+        assert_eq!(e[0].1["mask"], 24);
+    }
+}

@@ -1,0 +1,385 @@
+//! The trial load: a second Kamailio with the same cfg on spare loopback
+//! ports, loaded with the candidate bundle, then read back and probed
+//! against the evaluator before the live SBC is touched.
+
+use super::rows::canonical_rows;
+use super::rpc::Rpc;
+use crate::backend::{Bundle, TenantRows};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tollgate_crds::policy::{CompiledPolicy, SourceNetwork, Verdict};
+use tollgate_policy::eval::{Call, Evaluator, Outcome};
+
+/// How trial instances are started.
+#[derive(Clone, Debug)]
+pub struct TrialConfig {
+    pub kamailio: PathBuf,
+    pub cfg: PathBuf,
+    /// Loopback address the trial instance listens on.
+    pub ip: String,
+    pub shm_mb: u32,
+    pub pkg_mb: u32,
+    pub geoip: Option<PathBuf>,
+    /// Work dir (one subfolder per trial).
+    pub dir: PathBuf,
+    /// Maximum number of destination probes per tenant.
+    pub max_probes: usize,
+}
+
+/// What the trial found.
+#[derive(Clone, Debug, Default)]
+pub struct TrialReport {
+    pub probes: usize,
+    pub start_ms: u128,
+    pub total_ms: u128,
+}
+
+fn free_port(ip: &str) -> Result<u16, String> {
+    for _ in 0..20 {
+        let l = std::net::TcpListener::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        if port < 65535 && std::net::UdpSocket::bind((ip, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free port".into())
+}
+
+/// Writes `bundle` to a fresh dir, checks the cfg with it (`kamailio -c`),
+/// starts the instance, waits for RPC, reads back and probes, stops it.
+pub async fn run(
+    cfg: &TrialConfig,
+    bundle: &Bundle,
+    rows: &BTreeMap<String, TenantRows>,
+    probe_policies: &[CompiledPolicy],
+) -> Result<TrialReport, String> {
+    let t0 = Instant::now();
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = cfg.dir.join(format!("trial-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| format!("trial dir: {e}"))?;
+    for (name, content) in &bundle.files {
+        std::fs::write(data.join(name), content).map_err(|e| format!("trial write {name}: {e}"))?;
+    }
+    let result = run_in(cfg, &dir, &data, rows, probe_policies, t0).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_in(
+    cfg: &TrialConfig,
+    dir: &Path,
+    data: &Path,
+    rows: &BTreeMap<String, TenantRows>,
+    probe_policies: &[CompiledPolicy],
+    t0: Instant,
+) -> Result<TrialReport, String> {
+    let sip = free_port(&cfg.ip)?;
+    let rpc_port = free_port(&cfg.ip)?;
+    let mut env: Vec<(String, String)> = vec![
+        ("TG_IP".into(), cfg.ip.clone()),
+        ("TG_PORT".into(), sip.to_string()),
+        ("TG_RPC_PORT".into(), rpc_port.to_string()),
+        ("TG_DB_URL".into(), format!("text://{}", data.display())),
+        // nothing is relayed during a trial
+        ("TG_RELAY".into(), format!("{}:9", cfg.ip)),
+    ];
+    let mut defs: Vec<String> = Vec::new();
+    if let Some(g) = &cfg.geoip {
+        env.push(("TG_GEOIP_DB".into(), g.display().to_string()));
+        defs.extend(["-A".into(), "WITH_GEOIP".into()]);
+    }
+    let mut check = tokio::process::Command::new(&cfg.kamailio);
+    check
+        .arg("-c")
+        .arg("-f")
+        .arg(&cfg.cfg)
+        .args(&defs)
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(20), check.output())
+        .await
+        .map_err(|_| "trial: kamailio -c took over 20 s".to_string())?
+        .map_err(|e| format!("trial: kamailio -c: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "trial: kamailio -c refused the configuration: {}",
+            tail(&String::from_utf8_lossy(&out.stderr))
+        ));
+    }
+    let log = dir.join("log");
+    let logf = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+    let logf2 = logf.try_clone().map_err(|e| e.to_string())?;
+    let mut child = tokio::process::Command::new(&cfg.kamailio)
+        .arg("-f")
+        .arg(&cfg.cfg)
+        .args(&defs)
+        .args(["-DD", "-E", "-x", "tlsf", "-X", "tlsf"])
+        .arg("-m")
+        .arg(cfg.shm_mb.to_string())
+        .arg("-M")
+        .arg(cfg.pkg_mb.to_string())
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(logf)
+        .stderr(logf2)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("trial: start kamailio: {e}"))?;
+    let rpc = Rpc {
+        authority: format!("{}:{rpc_port}", cfg.ip),
+        path: "/RPC".into(),
+        timeout: Duration::from_secs(30),
+    };
+    let result = async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(format!(
+                    "trial: kamailio exited during start ({st}): {}",
+                    tail(&std::fs::read_to_string(&log).unwrap_or_default())
+                ));
+            }
+            let quick = Rpc {
+                timeout: Duration::from_millis(500),
+                ..rpc.clone()
+            };
+            if quick.call("core.uptime", &[]).await.is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("trial: kamailio did not answer RPC within 30 s".to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let start_ms = t0.elapsed().as_millis();
+        // read back: the trial instance must hold exactly the rendered rows
+        let live = rpc.live_view(rows).await?;
+        compare_views(rows, &live).map_err(|e| format!("trial read-back: {e}"))?;
+        // probes: every tenant's trees answer; a missing tree is detected
+        let mut probes = 0;
+        let absent = "d:tollgate-absent-tree";
+        if rpc.call("mtree.match", &[absent, "1", "0"]).await.is_ok() {
+            return Err("trial: a lookup in a missing tree did not fail".into());
+        }
+        probes += 1;
+        for p in probe_policies {
+            probes += probe_tenant(&rpc, p, cfg.max_probes).await?;
+        }
+        Ok(TrialReport {
+            probes,
+            start_ms,
+            total_ms: 0,
+        })
+    }
+    .await;
+    stop(&mut child).await;
+    result.map(|mut r| {
+        r.total_ms = t0.elapsed().as_millis();
+        r
+    })
+}
+
+/// SIGTERM, then SIGKILL after 5 s.
+pub async fn stop(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(4)..].join(" | ")
+}
+
+/// Every tenant's rendered view equals what Kamailio reports, and Kamailio
+/// holds nothing for other tenants.
+pub fn compare_views(
+    rows: &BTreeMap<String, TenantRows>,
+    live: &BTreeMap<String, BTreeSet<String>>,
+) -> Result<(), String> {
+    let empty = BTreeSet::new();
+    for (t, r) in rows {
+        let want = canonical_rows(r);
+        let got = live.get(t).unwrap_or(&empty);
+        if want != *got {
+            let missing = want.difference(got).next();
+            let extra = got.difference(&want).next();
+            return Err(format!(
+                "tenant `{t}`: Kamailio holds {} entries, {} rendered; first missing: {:?}; first unexpected: {:?}",
+                got.len(),
+                want.len(),
+                missing,
+                extra
+            ));
+        }
+    }
+    for (t, got) in live {
+        if !rows.contains_key(t) && !got.is_empty() {
+            return Err(format!(
+                "Kamailio holds {} entries of `{t}`, which has no rows (e.g. {:?})",
+                got.len(),
+                got.iter().next()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Numbers to probe for one policy: every destination and class prefix plus
+/// a digit, every first digit, the emergency numbers' digits as E.164.
+pub fn probe_numbers(p: &CompiledPolicy, max: usize) -> Vec<String> {
+    let mut set: BTreeSet<String> = BTreeSet::new();
+    for d in 1..=9 {
+        set.insert(format!("{d}5550100"));
+    }
+    let mut prefixes: Vec<&str> = p
+        .destinations
+        .iter()
+        .map(|d| d.prefix.as_str())
+        .chain(p.classes.iter().map(|c| c.prefix.as_str()))
+        .collect();
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    // spread the sample evenly over big tables
+    let step = (prefixes.len() / max.max(1)).max(1);
+    for pre in prefixes.iter().step_by(step) {
+        if pre.is_empty() {
+            continue;
+        }
+        let n = if pre.len() >= 15 {
+            pre.to_string()
+        } else {
+            format!("{pre}5")
+        };
+        set.insert(n);
+    }
+    set.into_iter().collect()
+}
+
+/// The policy the probes are decided with: one allow-everything source, no
+/// geo, crypto or limits, so the destination stage decides.
+fn probe_policy(p: &CompiledPolicy) -> CompiledPolicy {
+    let mut q = p.clone();
+    q.sources.networks = vec![SourceNetwork {
+        cidr: "0.0.0.0/0".into(),
+        action: Verdict::Allow,
+        trunk: None,
+        rule: "probe:source".into(),
+    }];
+    q.sources.geo = None;
+    q.crypto = Default::default();
+    q.limits.clear();
+    q
+}
+
+async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize, String> {
+    let t = &p.tenant;
+    let q = probe_policy(p);
+    let ev = Evaluator::new(&q);
+    let dtree = format!("d:{t}");
+    let ctree = format!("c:{t}");
+    let mut windows: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut n = 0;
+    for number in probe_numbers(p, max) {
+        let call = Call::new(
+            format!("+{number}"),
+            std::net::IpAddr::from([10, 0, 0, 1]),
+            jiff::Timestamp::now(),
+        );
+        let d = ev.decide(&call, false);
+        let chain = rpc
+            .call("mtree.match", &[&dtree, &number, "0"])
+            .await
+            .map_err(|e| format!("probe {dtree} {number}: {e}"))?;
+        let chain = chain
+            .get("TVALUE")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| format!("probe {dtree} {number}: no value"))?
+            .to_string();
+        let mut verdict = None;
+        for e in chain.split(';').filter(|e| !e.is_empty()) {
+            let f: Vec<&str> = e.split(',').collect();
+            let applies = if f.len() >= 4 {
+                let key = format!("{t}::{}", f[2]);
+                if !windows.contains_key(&key) {
+                    let v = rpc.call("htable.get", &["tg_window", &key]).await.ok();
+                    let v = v.and_then(|v| {
+                        v.get("item")
+                            .and_then(|i| i.get("value"))
+                            .and_then(|x| x.as_str().map(str::to_string))
+                    });
+                    windows.insert(key.clone(), v);
+                }
+                let open = windows[&key]
+                    .as_deref()
+                    .is_some_and(|w| window_open(w, call.time.as_second()));
+                (f[3] == "i") == open
+            } else {
+                true
+            };
+            if applies {
+                verdict = Some((f[0] == "a", f.get(1).copied().unwrap_or("").to_string()));
+                break;
+            }
+        }
+        let (allow, rule) = verdict.unwrap_or((false, "dst:international".into()));
+        let want_allow = d.outcome == Outcome::Allow;
+        if allow != want_allow || rule != d.rule {
+            return Err(format!(
+                "probe {dtree} +{number}: the trial SBC decides {} {rule}, the evaluator {} {}",
+                if allow { "allow" } else { "deny" },
+                d.outcome,
+                d.rule
+            ));
+        }
+        let classes = rpc
+            .call("mtree.match", &[&ctree, &number, "0"])
+            .await
+            .map_err(|e| format!("probe {ctree} {number}: {e}"))?;
+        let classes = classes.get("TVALUE").and_then(|v| v.as_str()).unwrap_or("");
+        if classes != d.classes.join(",") {
+            return Err(format!(
+                "probe {ctree} +{number}: the trial SBC has classes `{classes}`, the evaluator `{}`",
+                d.classes.join(",")
+            ));
+        }
+        n += 2;
+    }
+    Ok(n)
+}
+
+/// The script's window test: `t0,t1,t2,t3,...` open in [t0,t1), [t2,t3), ...
+pub fn window_open(w: &str, now: i64) -> bool {
+    let v: Vec<i64> = w.split(',').filter_map(|x| x.parse().ok()).collect();
+    v.chunks(2)
+        .any(|c| c.len() == 2 && c[0] <= now && now < c[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows() {
+        assert!(window_open("10,20,30,40", 10));
+        assert!(!window_open("10,20,30,40", 20));
+        assert!(window_open("10,20,30,40", 35));
+        assert!(!window_open("10,20,30", 35));
+        assert!(!window_open("", 35));
+    }
+}

@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# The SBC agent end to end: a real Kamailio (tollgate.cfg) started with an
+# EMPTY policy set, a SIPp UAS, and tollgate-agent in front of it. Policies
+# go in through the agent's HTTP API only (curl + bearer token); calls are
+# placed with SIPp and their SIP code / X-Tollgate-Rule asserted.
+#
+#   scripts/test-agent.sh
+#
+# Settings: TG_AGENT_TEST_IP (SBC address, default 127.202.0.1; the UAS
+# takes .2, the trial instances .9), TOLLGATE_RUN (default /tmp/tollgate-run).
+# Bounded: every curl has --max-time, every SIPp run -m/-timeout and
+# `timeout`, every wait loop a count. About two minutes.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+scripts/sbc-install.sh
+
+RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
+export TOLLGATE_RUN=$RUN
+NAME=tgagent
+SBC_IP=${TG_AGENT_TEST_IP:-127.202.0.1}
+NET=${SBC_IP%.*}
+UAS_IP=$NET.2
+TRIAL_IP=$NET.9
+SBC_PORT=5060
+RPC_PORT=5061
+UAS_PORT=5070
+AGENT=http://$SBC_IP:9180
+WORK=$RUN/$NAME-work
+DATA=$WORK/data
+STATE=$WORK/state
+PY=$(python_env)
+
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
+bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+say "building tollgate-agent and the agreement helper"
+cargo build --quiet --locked -p tollgate-operator --bin tollgate-agent --example agreement
+BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
+HELPER=$CARGO_TARGET_DIR/debug/examples/agreement
+
+AGENT_PID=
+cleanup() {
+  if [ -n "$AGENT_PID" ]; then kill "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true; fi
+  scripts/sbc.sh stop "$NAME" 2>/dev/null || true
+  scripts/sbc.sh uas-stop "$NAME" 2>/dev/null || true
+}
+trap cleanup EXIT
+cleanup
+rm -rf "$WORK"
+mkdir -p "$WORK/bodies" "$DATA" "$STATE"
+
+say "test copies of the example tenants (as the agreement test makes them)"
+"$HELPER" prepare examples/policies "$WORK/agree" --seed "${TG_AGREE_SEED:-20260101}" >/dev/null
+"$PY" - "$WORK/agree/fleet" "$WORK/bodies" "$WORK/agree/geo.txt" "$WORK/geo.mmdb" <<'PY'
+import json, os, sys, yaml
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
+src, out, geo, mmdb = sys.argv[1:5]
+for f in sorted(os.listdir(src)):
+    p = yaml.safe_load(open(os.path.join(src, f)))
+    t = p["tenant"]
+    json.dump({"revision": t + "-r1", "policy": p}, open(os.path.join(out, t + ".json"), "w"))
+    if t == "acme":
+        # r2: +1212 denied (a new, more specific destination rule)
+        p2 = json.loads(json.dumps(p))
+        p2["destinations"].append({"prefix": "1212", "action": "deny", "rule": "dst:prefix:1212"})
+        json.dump({"revision": "acme-r2", "policy": p2}, open(os.path.join(out, "acme-r2.json"), "w"))
+        # bad: a source network the SBC would misread (127.0.0.300 -> .44)
+        b = json.loads(json.dumps(p))
+        b["sources"]["networks"].append({"cidr": "127.0.0.300/32", "action": "allow", "rule": "src:bad"})
+        json.dump({"revision": "acme-bad-net", "policy": b}, open(os.path.join(out, "bad-net.json"), "w"))
+        # bad: a window that does not exist
+        b = json.loads(json.dumps(p))
+        b["destinations"].append({"prefix": "1213", "action": "allow", "rule": "dst:x",
+                                  "window": {"name": "no-such-window", "when": "during"}})
+        json.dump({"revision": "acme-bad-window", "policy": b}, open(os.path.join(out, "bad-window.json"), "w"))
+        # bad: a tree row the mtree loader refuses (non-digit prefix)
+        b = json.loads(json.dumps(p))
+        b["destinations"].append({"prefix": "12a", "action": "allow", "rule": "dst:x"})
+        json.dump({"revision": "acme-bad-prefix", "policy": b}, open(os.path.join(out, "bad-prefix.json"), "w"))
+        # bad: malformed (a field of the wrong type, an unknown verdict)
+        b = json.loads(json.dumps(p))
+        b["destinations"][1]["action"] = "perhaps"
+        json.dump({"revision": "acme-bad-verdict", "policy": b}, open(os.path.join(out, "bad-malformed.json"), "w"))
+        # bad: the policy of another tenant under acme's path
+        json.dump({"revision": "x", "policy": dict(p, tenant="globex")}, open(os.path.join(out, "bad-tenant.json"), "w"))
+w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Country",
+               languages=["en"], description="tollgate agent test geo")
+for line in open(geo):
+    net, cc = line.split()
+    w.insert_network(IPSet([net]), {"country": {"iso_code": cc, "names": {"en": cc}}})
+w.to_db_file(mmdb)
+PY
+
+# an EMPTY policy set: every table is its header line alone
+for f in sbc/testdata/*; do
+  n=$(basename "$f")
+  case $n in
+    make-geoip.py) ;;
+    version) cp "$f" "$DATA/$n" ;;
+    *) head -1 "$f" > "$DATA/$n" ;;
+  esac
+done
+head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$WORK/token"
+TOKEN=$(cat "$WORK/token")
+
+api() { # METHOD PATH [curl args...] -> prints "CODE" then the body in $WORK/resp
+  local m=$1 p=$2; shift 2
+  curl -sS --max-time 120 -o "$WORK/resp" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $TOKEN" "$@" "$AGENT$p"
+}
+put_tenant() { api PUT "/v1/tenants/$1" -H 'Content-Type: application/json' --data-binary "@$2"; }
+
+start_agent() {
+  "$BIN" --listen "$SBC_IP:9180" --rpc-url "http://$SBC_IP:$RPC_PORT/RPC" --data-dir "$DATA" \
+    --state-dir "$STATE" --token-file "$WORK/token" --cfg "$ROOT/sbc/kamailio/tollgate.cfg" \
+    --trial-ip "$TRIAL_IP" --geoip-db "$WORK/geo.mmdb" --reconcile-secs 2 >> "$WORK/agent.log" 2>&1 &
+  AGENT_PID=$!
+  local i
+  for i in $(seq 1 100); do
+    if curl -s --max-time 2 -o /dev/null "$AGENT/healthz"; then return 0; fi
+    sleep 0.1
+  done
+  die "the agent did not listen within 10 s ($WORK/agent.log)"
+}
+
+# call SRC NUMBER -> "CODE RULE"
+call() {
+  local src=$1 num=$2 f=$WORK/call-$RANDOM
+  printf 'SEQUENTIAL\n%s;RTP/AVP\n' "$num" > "$f.csv"
+  timeout 30 sipp "$SBC_IP:$SBC_PORT" -sf sbc/sipp/uac.xml -inf "$f.csv" -i "$src" -p 0 -t u1 -m 1 -d 0 \
+    -nostdin -timeout 15s -trace_logs -log_file "$f.log" > /dev/null 2>&1 || true
+  awk '/^RESULT/ {print $3, $4; exit}' "$f.log" 2>/dev/null
+}
+expect_call() { # SRC NUMBER "CODE RULE" what
+  local got; got=$(call "$1" "$2")
+  if [ "$got" = "$3" ]; then ok "$4: $2 -> $got"; else bad "$4: $2 -> '$got', want '$3'"; fi
+}
+data_sig() { (cd "$DATA" && stat -c '%n %Y %s' -- * && md5sum -- *) | sort; }
+sbc_pid() { scripts/sbc.sh rpc "$NAME" core.psx | tr -d ' \t\n' | sed -n 's/.*"PID":\([0-9]*\),"DSC":"mainprocess.*/\1/p'; }
+
+ACME=127.51.100.20     # acme, allowed network, US
+GLOBEX=$(awk -F'\t' '$2 ~ /^globex allowed/ {print $1; exit}' "$WORK/agree/sources.tsv")
+
+say "UAS, SBC with an empty policy set, agent"
+TG_UAS_TIMEOUT=600 scripts/sbc.sh uas-start "$NAME" "$UAS_IP" "$UAS_PORT"
+TG_RELAY=$UAS_IP:$UAS_PORT TG_GEOIP_DB=$WORK/geo.mmdb TG_RPC_PORT=$RPC_PORT \
+  scripts/sbc.sh start "$NAME" "$SBC_IP" "$SBC_PORT" "$DATA"
+PID0=$(sbc_pid)
+start_agent
+
+say "fail closed before any policy is applied"
+expect_call $ACME +12125550100 "403 src:unknown" "no policy yet"
+code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$AGENT/healthz")
+check "healthz with an empty (consistent) state: $code" [ "$code" = 200 ]
+
+say "authentication and request hygiene"
+sig0=$(data_sig)
+code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' "$AGENT/v1/state")
+check "GET /v1/state without a token: $code" [ "$code" = 401 ]
+code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' -X PUT -H "Authorization: Bearer wrong-$TOKEN" \
+  --data-binary "@$WORK/bodies/acme.json" "$AGENT/v1/tenants/acme")
+check "PUT with a wrong token: $code, body $(tr -d '\n ' < "$WORK/resp")" [ "$code" = 401 ]
+check "the 401 does not echo the token" bash -c "! grep -q -- '$TOKEN' '$WORK/resp'"
+code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$AGENT/metrics")
+check "GET /metrics with the token: $code" [ "$code" = 200 ]
+head -c $((33 << 20)) /dev/zero | tr '\0' ' ' > "$WORK/big.json"
+code=$(put_tenant acme "$WORK/big.json")
+check "a 33 MiB body: $code" [ "$code" = 413 ]
+echo '{"revision": "x", "policy": ' > "$WORK/garbage.json"
+code=$(put_tenant acme "$WORK/garbage.json")
+check "garbage JSON: $code ($(tr -d '\n' < "$WORK/resp" | cut -c1-90))" [ "$code" = 400 ]
+check "nothing changed in the data dir" [ "$(data_sig)" = "$sig0" ]
+expect_call $ACME +12125550100 "403 src:unknown" "still no policy"
+
+say "PUT the example tenants (test copies)"
+for b in "$WORK"/bodies/*.json; do
+  t=$(basename "$b" .json)
+  case $t in bad-*|*-r2) continue ;; esac
+  code=$(put_tenant "$t" "$b")
+  if [ "$code" = 200 ]; then
+    ok "PUT $t: 200 $("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("probes", d["probes"], "timings(ms)", {k: round(v) for k, v in d["timingsMs"].items()})' "$WORK/resp")"
+  else
+    bad "PUT $t: $code $(cat "$WORK/resp")"
+  fi
+done
+expect_call $ACME +12125550100 "200 dst:national" "acme r1"
+[ -n "$GLOBEX" ] && expect_call "$GLOBEX" +442079460000 "$(call "$GLOBEX" +442079460000)" "globex answers" >/dev/null
+api GET /v1/state > /dev/null
+check "state: every tenant consistent" "$PY" -c '
+import json,sys; d=json.load(open(sys.argv[1]))
+sys.exit(0 if d["tenants"] and all(t["consistent"] for t in d["tenants"].values()) and len(d["tenants"]) == 8 else 1)' "$WORK/resp"
+
+say "the agreement calls through the agent-managed SBC (evaluator vs SBC)"
+t0=$(date +%s%N)
+while IFS=$'\t' read -r src label; do
+  csv=$WORK/agree/calls/$src.csv
+  n=$(( $(wc -l < "$csv") - 1 ))
+  timeout 300 sipp "$SBC_IP:$SBC_PORT" -sf sbc/sipp/uac.xml -inf "$csv" -i "$src" -p 0 -t u1 \
+    -m "$n" -l 1 -r 1000 -d 0 -nostdin -timeout 240s -trace_logs -log_file "$WORK/agree/calls/$src.log" \
+    > /dev/null 2>&1 || true
+done < "$WORK/agree/sources.tsv"
+echo "  calls took $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+if "$HELPER" compare "$WORK/agree" > "$WORK/agree.out" 2>&1; then
+  ok "agreement: $(grep -E 'agree' "$WORK/agree.out" | tail -1)"
+else
+  bad "agreement: $(head -5 "$WORK/agree.out")"
+fi
+
+say "bad revisions are refused before Kamailio is touched"
+PID1=$(sbc_pid)
+sig1=$(data_sig)
+for b in bad-net bad-window bad-prefix bad-malformed bad-tenant; do
+  code=$(put_tenant acme "$WORK/bodies/$b.json")
+  reason=$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("; ".join(d.get("reasons", [d.get("error","")]))[:160])' "$WORK/resp" 2>/dev/null || true)
+  check "$b: $code ($reason)" [ "$code" = 422 ]
+done
+check "data files (names, mtimes, sizes, contents) unchanged" [ "$(data_sig)" = "$sig1" ]
+expect_call $ACME +12125550100 "200 dst:national" "previous decision stays"
+api GET /v1/state > /dev/null
+check "state still says acme-r1" grep -q '"revision": "acme-r1"' "$WORK/resp"
+
+say "a policy change while long calls are up"
+cp -a "$DATA" "$WORK/data-r1"   # stale files for the restart test below
+printf 'SEQUENTIAL\n+12125550111;RTP/AVP\n+12125550112;RTP/AVP\n+12125550113;RTP/AVP\n+12125550114;RTP/AVP\n' > "$WORK/long.csv"
+timeout 60 sipp "$SBC_IP:$SBC_PORT" -sf sbc/sipp/uac.xml -inf "$WORK/long.csv" -i $ACME -p 0 -t u1 -m 4 -l 4 -r 10 \
+  -d 6000 -nostdin -timeout 40s -trace_logs -log_file "$WORK/long.log" > /dev/null 2>&1 &
+LONG=$!
+sleep 1.5
+t0=$(date +%s%N)
+code=$(put_tenant acme "$WORK/bodies/acme-r2.json")
+check "PUT acme r2 during 4 calls: $code in $(( ($(date +%s%N) - t0) / 1000000 )) ms" [ "$code" = 200 ]
+expect_call $ACME +12125550100 "403 dst:prefix:1212" "acme r2, new call"
+expect_call $ACME +14155550100 "200 dst:national" "acme r2, other prefix"
+wait $LONG || true
+check "4 long calls answered: $(grep -c '^RESULT .* 200 ' "$WORK/long.log" 2>/dev/null)" [ "$(grep -c '^RESULT .* 200 ' "$WORK/long.log" 2>/dev/null)" = 4 ]
+check "4 long calls ended with BYE 200: $(grep -c '^BYE .* 200' "$WORK/long.log" 2>/dev/null)" [ "$(grep -c '^BYE .* 200' "$WORK/long.log" 2>/dev/null)" = 4 ]
+check "Kamailio PID unchanged ($PID0 -> $(sbc_pid))" [ "$(sbc_pid)" = "$PID0" ]
+
+say "blocks"
+code=$(api PUT /v1/blocks -H 'Content-Type: application/json' -d '{"key":"acme","expires":0}')
+check "PUT /v1/blocks acme: $code" [ "$code" = 200 ]
+expect_call $ACME +14155550100 "403 block:tenant" "blocked"
+check "tg_block file holds the block" grep -q '^1:acme:0:0:0:0$' "$DATA/tg_block"
+code=$(api PUT /v1/blocks -H 'Content-Type: application/json' -d '{"key":"nosuch","expires":0}')
+check "block of an unknown tenant: $code" [ "$code" = 422 ]
+code=$(api DELETE /v1/blocks/acme)
+check "DELETE /v1/blocks/acme: $code" [ "$code" = 200 ]
+expect_call $ACME +14155550100 "200 dst:national" "unblocked"
+
+say "agent restart: same state"
+api GET /v1/state > /dev/null; cp "$WORK/resp" "$WORK/state-before"
+kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+start_agent
+api GET /v1/state > /dev/null; cp "$WORK/resp" "$WORK/state-after"
+check "GET /v1/state identical after the restart" cmp -s "$WORK/state-before" "$WORK/state-after"
+
+say "Kamailio restarted with stale files (r1): the agent re-applies r2"
+scripts/sbc.sh stop "$NAME"
+cp -a "$WORK/data-r1/." "$DATA/"
+touch "$DATA"/*
+TG_RELAY=$UAS_IP:$UAS_PORT TG_GEOIP_DB=$WORK/geo.mmdb TG_RPC_PORT=$RPC_PORT \
+  scripts/sbc.sh start "$NAME" "$SBC_IP" "$SBC_PORT" "$DATA"
+t0=$(date +%s%N)
+fixed=0
+for i in $(seq 1 60); do
+  api GET /v1/state > /dev/null || true
+  if "$PY" -c '
+import json,sys; d=json.load(open(sys.argv[1]))
+sys.exit(0 if d["tenants"]["acme"]["consistent"] and all(t["consistent"] for t in d["tenants"].values()) else 1)' "$WORK/resp" 2>/dev/null; then
+    fixed=1; break
+  fi
+  sleep 0.5
+done
+check "consistent again after $(( ($(date +%s%N) - t0) / 1000000 )) ms" [ $fixed = 1 ]
+expect_call $ACME +12125550100 "403 dst:prefix:1212" "r2 after the stale restart"
+grep 'recovery' "$WORK/agent.log" | tail -2 | sed 's/^/    /'
+
+say "delete a tenant"
+src=$(awk -F'\t' '$2 ~ /^initech-open/ {print $1; exit}' "$WORK/agree/sources.tsv")
+code=$(api DELETE /v1/tenants/initech-open)
+check "DELETE initech-open: $code" [ "$code" = 200 ]
+expect_call "$src" +4930123456 "403 src:unknown" "deleted tenant"
+code=$(api DELETE /v1/tenants/initech-open)
+check "DELETE it again: $code" [ "$code" = 404 ]
+
+say "metrics"
+expect_call $ACME +14155550100 "200 dst:national" "a call to count"
+api GET /metrics > /dev/null
+grep -E '^tollgate_calls_total\{tenant="acme",outcome="allow",rule="dst:national"\}|^tollgate_agent_applies_total|^tollgate_concurrent_calls\{tenant="acme"|^tollgate_agent_last_apply|^tollgate_agent_recoveries' "$WORK/resp" | sed 's/^/    /'
+check "metrics count acme's allowed national calls" grep -qE '^tollgate_calls_total\{tenant="acme",outcome="allow",rule="dst:national"\} [1-9]' "$WORK/resp"
+code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' "$AGENT/healthz")
+check "healthz at the end: $code" [ "$code" = 200 ]
+
+echo
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
