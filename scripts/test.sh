@@ -38,6 +38,9 @@ scripts/test-sbc.sh
 say "agreement: the evaluator and the real SBC decide the same generated calls"
 scripts/test-agreement.sh
 
+say "the agent: authenticated API, validation before Kamailio is touched, hot apply, recovery"
+scripts/test-agent.sh
+
 say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
 scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
 
