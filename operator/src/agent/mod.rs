@@ -572,40 +572,32 @@ impl Agent {
         };
         let mut out = String::new();
         let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-        let up = match self.rpc.call("htable.dump", &["tg_stat"]).await {
-            Ok(v) => {
-                for slot in v.as_array().into_iter().flatten() {
-                    for kv in slot
-                        .get("slot")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        let key = kv.get("name").and_then(Value::as_str).unwrap_or("");
-                        let n = match kv.get("value") {
-                            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-                            Some(Value::String(s)) => s.parse().unwrap_or(0),
-                            _ => 0,
-                        };
-                        let mut it = key.splitn(3, "::");
-                        let (Some(t), Some(o), Some(r)) = (it.next(), it.next(), it.next()) else {
-                            continue;
-                        };
-                        let t = if t == "_" || tenants.iter().any(|x| x == t) {
-                            t
-                        } else {
-                            "other"
-                        };
-                        let o = if ["allow", "deny", "limit", "error", "warning"].contains(&o) {
-                            o
-                        } else {
-                            "other"
-                        };
-                        let r = if known_rules.contains(r) { r } else { "other" };
-                        *calls
-                            .entry((t.to_string(), o.to_string(), r.to_string()))
-                            .or_default() += n;
-                    }
+        let up = match self.rpc.htable_entries("tg_stat").await {
+            Ok(entries) => {
+                for (key, value) in &entries {
+                    let n = match value {
+                        Value::Number(n) => n.as_u64().unwrap_or(0),
+                        Value::String(s) => s.parse().unwrap_or(0),
+                        _ => 0,
+                    };
+                    let mut it = key.splitn(3, "::");
+                    let (Some(t), Some(o), Some(r)) = (it.next(), it.next(), it.next()) else {
+                        continue;
+                    };
+                    let t = if t == "_" || tenants.iter().any(|x| x == t) {
+                        t
+                    } else {
+                        "other"
+                    };
+                    let o = if ["allow", "deny", "limit", "error", "warning"].contains(&o) {
+                        o
+                    } else {
+                        "other"
+                    };
+                    let r = if known_rules.contains(r) { r } else { "other" };
+                    *calls
+                        .entry((t.to_string(), o.to_string(), r.to_string()))
+                        .or_default() += n;
                 }
                 1
             }

@@ -93,6 +93,28 @@ impl Rpc {
     }
 
     /// The JSON-RPC command of a reload, checked.
+    /// Every `(key, value)` of an htable, from `htable.dump` (which groups them in slots).
+    pub async fn htable_entries(&self, table: &str) -> Result<Vec<(String, Value)>, String> {
+        let v = self.call("htable.dump", &[table]).await?;
+        let mut out = Vec::new();
+        for slot in v.as_array().into_iter().flatten() {
+            for kv in slot
+                .get("slot")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let key = kv
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                out.push((key, kv.get("value").cloned().unwrap_or(Value::Null)));
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn reload(&self, method: &str, params: &[String]) -> Result<(), String> {
         let p: Vec<&str> = params.iter().map(String::as_str).collect();
         let mut last = String::new();
@@ -184,23 +206,14 @@ impl Rpc {
         }
         // htables
         for table in HTABLES {
-            let v = self.call("htable.dump", &[table]).await?;
-            for slot in v.as_array().into_iter().flatten() {
-                for kv in slot
-                    .get("slot")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let key = kv.get("name").and_then(Value::as_str).unwrap_or("");
-                    let value = match kv.get("value") {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(v) => v.to_string(),
-                        None => String::new(),
-                    };
-                    let t = tenant_of_key(key).unwrap_or("");
-                    add(t, format!("{table}\t{key}\t{value}"));
-                }
+            for (key, value) in self.htable_entries(table).await? {
+                let value = match value {
+                    Value::String(s) => s,
+                    Value::Null => String::new(),
+                    v => v.to_string(),
+                };
+                let t = tenant_of_key(&key).unwrap_or("");
+                add(t, format!("{table}\t{key}\t{value}"));
             }
         }
         Ok(out)
