@@ -475,11 +475,13 @@ impl Machine<'_> {
         self.spec_change();
         self.outcomes(events);
         self.rollback_triggers(events);
-        // Bookkeeping only for eligible targets that do not hold their goal
-        // (recomputed below); drop the rest now so a failure of a target
-        // that left clears.
-        let ids: BTreeSet<&str> = eligible.iter().map(|t| t.id.as_str()).collect();
-        self.s.attempts.retain(|id, _| ids.contains(id.as_str()));
+        // Bookkeeping only for eligible targets that do not hold what they
+        // were sent: a failure clears when its target confirms or leaves.
+        let held: BTreeMap<&str, &Option<RevisionRef>> =
+            eligible.iter().map(|t| (t.id.as_str(), &t.applied)).collect();
+        self.s
+            .attempts
+            .retain(|id, a| held.get(id.as_str()).is_some_and(|h| **h != a.goal));
         if self.s.mode == Mode::RollingOut {
             self.progress(&eligible);
         }
