@@ -477,8 +477,10 @@ impl Machine<'_> {
         self.rollback_triggers(events);
         // Bookkeeping only for eligible targets that do not hold what they
         // were sent: a failure clears when its target confirms or leaves.
-        let held: BTreeMap<&str, &Option<RevisionRef>> =
-            eligible.iter().map(|t| (t.id.as_str(), &t.applied)).collect();
+        let held: BTreeMap<&str, &Option<RevisionRef>> = eligible
+            .iter()
+            .map(|t| (t.id.as_str(), &t.applied))
+            .collect();
         self.s
             .attempts
             .retain(|id, a| held.get(id.as_str()).is_some_and(|h| **h != a.goal));
@@ -577,7 +579,9 @@ impl Machine<'_> {
                 } else {
                     reason::TARGETS_UNREACHABLE
                 },
-                message: format!("target {target} failed to apply revision {rev_number}: {message}"),
+                message: format!(
+                    "target {target} failed to apply revision {rev_number}: {message}"
+                ),
             });
             let canary_failed = rejected
                 && self.s.mode == Mode::RollingOut
@@ -589,9 +593,7 @@ impl Machine<'_> {
             if canary_failed {
                 self.rollback(
                     reason::APPLY_FAILED,
-                    format!(
-                        "canary target {target} rejected revision {rev_number}: {message}"
-                    ),
+                    format!("canary target {target} rejected revision {rev_number}: {message}"),
                 );
             }
         }
@@ -701,7 +703,9 @@ impl Machine<'_> {
             self.event(
                 EventKind::Normal,
                 reason::PROMOTED,
-                format!("revision {cur} promoted: remaining bake skipped, all remaining targets next"),
+                format!(
+                    "revision {cur} promoted: remaining bake skipped, all remaining targets next"
+                ),
             );
         }
         let n = eligible.len() as u32;
@@ -863,9 +867,8 @@ impl Machine<'_> {
                 // the failure (and the halt) until the target confirms.
                 a.next_at = now + APPLY_TIMEOUT_SECONDS.max(backoff(a.failures));
             }
-            let backwards = t.applied.is_some()
-                && self.s.mode != Mode::Complete
-                && goal == self.s.last_good;
+            let backwards =
+                t.applied.is_some() && self.s.mode != Mode::Complete && goal == self.s.last_good;
             self.actions.push(match goal {
                 Some(revision) if !backwards => Action::Apply {
                     target: t.id.clone(),
@@ -960,7 +963,8 @@ impl Machine<'_> {
         let progressing = matches!(
             phase,
             TollPolicyPhase::Canary | TollPolicyPhase::Progressing | TollPolicyPhase::Paused
-        ) || (self.s.mode == Mode::RollingOut && phase == TollPolicyPhase::Degraded);
+        ) || (self.s.mode == Mode::RollingOut
+            && phase == TollPolicyPhase::Degraded);
         let (p_reason, p_msg) = if !progressing {
             (reason::AS_EXPECTED, String::new())
         } else if self.desired.strategy.paused && self.s.mode == Mode::RollingOut {
