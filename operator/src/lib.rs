@@ -3,7 +3,9 @@
 //! rendering of compiled policies into the data an SBC enforces
 //! ([`backend`], with the Kamailio backend of `docs/sbc.md`). The dependency
 //! direction is fixed: operator → crds (and the policy library for the
-//! evaluator's window semantics), never the reverse.
+//! evaluator's window semantics), never the reverse. The rollout of a
+//! revision over a fleet is the pure state machine in [`rollout`].
 
 pub mod agent;
 pub mod backend;
+pub mod rollout;
