@@ -35,6 +35,9 @@ scripts/test-examples.sh
 say "the SBC: real Kamailio and SIPp calls against docs/sbc.md"
 scripts/test-sbc.sh
 
+say "the SBC's TLS, client certificate and SRTP requirements, and IPv6 sources: real TLS calls"
+scripts/test-tls.sh
+
 say "agreement: the evaluator and the real SBC decide the same generated calls"
 scripts/test-agreement.sh
 
