@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # SBC benchmarks, one run:
-#  1. calls/s through tollgate.cfg vs plain.cfg (no policy) with the same
-#     SIPp load (TG_BENCH_CALLS calls, -d 0, up to TG_BENCH_RATE/s), and the
-#     ratio (target >= 0.9);
+#  1. calls/s through tollgate.cfg vs plain.cfg (no policy), the same SIPp
+#     load (TG_BENCH_CALLS calls, -d 0) offered at TG_BENCH_RATE_LOW/s (a
+#     load that saturates neither) and at TG_BENCH_RATE/s (saturation), with
+#     the ratio for each (target >= 0.9) and the load average;
 #  2. the time to apply a 100,000-prefix revision of acme through the agent
-#     while ~300 calls/s flow (TG_BENCH_FLOW_S seconds), with the number of
-#     calls that did not get 200 (target: < 0.5 s, zero failed).
+#     while ~300 calls/s flow (TG_BENCH_FLOW_S seconds): from the PUT to the
+#     new policy enforced (last reload answered), the part during which
+#     Kamailio is touched (swap + reload, then + read-back), the PUT's
+#     answer; and the calls that did not get 200, in total and those whose
+#     INVITE was sent during the apply (per-call SIPp timestamps).
+#     Targets: < 0.5 s, zero failed.
 #
 #   scripts/bench-sbc.sh
 #
 # Settings: TG_BENCH_CALLS (default 20000), TG_BENCH_RATE (default 10000),
-# TG_BENCH_FLOW_S (default 20), TG_BENCH_PREFIXES (default 100000),
-# TG_AGENT_TEST_IP (default 127.203.0.1). Bounded: timeouts everywhere.
+# TG_BENCH_RATE_LOW (default 2000), TG_BENCH_FLOW_S (default 20),
+# TG_BENCH_PREFIXES (default 100000), TG_AGENT_TEST_IP (default
+# 127.203.0.1). Bounded: timeouts everywhere.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -29,6 +35,7 @@ AGENT=http://$SBC_IP:9180
 WORK=$RUN/$NAME-work
 CALLS=${TG_BENCH_CALLS:-20000}
 RATE=${TG_BENCH_RATE:-10000}
+RATE_LOW=${TG_BENCH_RATE_LOW:-2000}
 FLOW_S=${TG_BENCH_FLOW_S:-20}
 PREFIXES=${TG_BENCH_PREFIXES:-100000}
 PY=$(python_env)
@@ -81,23 +88,36 @@ start_sbc() { # CFG
 put() { curl -sS --max-time 300 -o "$WORK/resp" -w '%{http_code}' -X PUT -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' --data-binary "@$1" "$AGENT/v1/tenants/acme"; }
 
-# load LABEL NUMBER CALLS RATE -> calls/s ; counts in $WORK/LABEL.log
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# The UAC scenario with per-call timestamps (SIPp's clock, ms): "START <call>
+# <tick>" when the INVITE is sent and "<call> <tick>" before each RESULT/BYE
+sed -e 's|<scenario name="tollgate uac">|&<nop><action><log message="START [call_number] [clock_tick]"/></action></nop>|' \
+    -e 's|<log message="RESULT |<log message="[call_number] [clock_tick] RESULT |' \
+    -e 's|<log message="BYE |<log message="[call_number] [clock_tick] BYE |' \
+    sbc/sipp/uac.xml > "$WORK/uac-timed.xml"
+
+# load LABEL NUMBER CALLS RATE -> calls/s ; counts in $WORK/LABEL.log;
+# $WORK/LABEL.t0 = Unix ms just before SIPp starts
 load() {
   local label=$1 num=$2 n=$3 rate=$4
   printf 'SEQUENTIAL\n%s;RTP/AVP\n' "$num" > "$WORK/$label.csv"
   local t0; t0=$(date +%s%N)
-  timeout 600 sipp "$SBC_IP:5060" -sf sbc/sipp/uac.xml -inf "$WORK/$label.csv" -i $SRC -p 0 -t u1 \
+  echo $((t0 / 1000000)) > "$WORK/$label.t0"
+  timeout 600 sipp "$SBC_IP:5060" -sf "$WORK/uac-timed.xml" -inf "$WORK/$label.csv" -i $SRC -p 0 -t u1 \
     -m "$n" -r "$rate" -l 2000 -d 0 -nostdin -timeout 300s -trace_logs -log_file "$WORK/$label.log" \
-    > "$WORK/$label.out" 2>&1 || true
+    -trace_err -error_file "$WORK/$label.err" > "$WORK/$label.out" 2>&1 || true
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  local ok; ok=$(grep -c '^RESULT .* 200 ' "$WORK/$label.log" 2>/dev/null || true)
-  echo "$label: $n calls, $ok x 200, $ms ms, $(( ok * 1000 / (ms > 0 ? ms : 1) )) calls/s" >&2
+  local ok; ok=$(grep -c ' RESULT .* 200 ' "$WORK/$label.log" 2>/dev/null || true)
+  echo "$label: $n calls offered at $rate/s, $ok x 200, $ms ms, $(( ok * 1000 / (ms > 0 ? ms : 1) )) calls/s, load average $(loadavg)" >&2
   echo $(( ok * 1000 / (ms > 0 ? ms : 1) ))
 }
+ratio() { "$PY" -c "print(round($2/max($1,1), 3))"; }
 
-say "1. calls/s: plain.cfg vs tollgate.cfg ($CALLS calls, up to $RATE/s)"
+say "1. calls/s: plain.cfg vs tollgate.cfg ($CALLS calls at $RATE_LOW/s and at $RATE/s)"
 start_sbc sbc/kamailio/plain.cfg
-plain=$(load plain +14155550100 "$CALLS" "$RATE")
+plain_low=$(load plain-low +14155550100 "$CALLS" "$RATE_LOW")
+plain_sat=$(load plain-sat +14155550100 "$CALLS" "$RATE")
 scripts/sbc.sh stop "$NAME"
 start_sbc sbc/kamailio/tollgate.cfg
 "$BIN" --listen "$SBC_IP:9180" --rpc-url "http://$SBC_IP:5061/RPC" --data-dir "$WORK/data" \
@@ -106,20 +126,79 @@ start_sbc sbc/kamailio/tollgate.cfg
 AGENT_PID=$!
 for _ in $(seq 1 100); do curl -s --max-time 2 -o /dev/null "$AGENT/healthz" && break; sleep 0.1; done
 code=$(put "$WORK/r1.json"); [ "$code" = 200 ] || die "PUT r1: $code $(cat "$WORK/resp")"
-tg=$(load tollgate +14155550100 "$CALLS" "$RATE")
-echo "RESULT calls/s plain=$plain tollgate=$tg ratio=$("$PY" -c "print(round($tg/max($plain,1), 3))")"
+tg_low=$(load tollgate-low +14155550100 "$CALLS" "$RATE_LOW")
+tg_sat=$(load tollgate-sat +14155550100 "$CALLS" "$RATE")
+echo "RESULT calls/s offered $RATE_LOW/s: plain=$plain_low tollgate=$tg_low ratio=$(ratio "$plain_low" "$tg_low")"
+echo "RESULT calls/s offered $RATE/s (saturated): plain=$plain_sat tollgate=$tg_sat ratio=$(ratio "$plain_sat" "$tg_sat")"
 
 say "2. apply a $PREFIXES-prefix revision while ~300 calls/s flow"
 n=$((300 * FLOW_S))
 load flow +14155550100 "$n" 300 > "$WORK/flow.rate" &
 FLOW=$!
 sleep $((FLOW_S / 3))
+echo "load average before the PUT: $(loadavg)"
 t0=$(date +%s%N)
 code=$(put "$WORK/big.json")
-wall=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "PUT acme-big: $code in $wall ms; agent timings: $("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("timingsMs", d))' "$WORK/resp")"
+t1=$(date +%s%N)
+echo "$((t0 / 1000000)) $((t1 / 1000000))" > "$WORK/put.window"
+wall=$(( (t1 - t0) / 1000000 ))
+echo "PUT acme-big: $code in $wall ms; load average $(loadavg); agent: $("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("timingsMs", d), "reloaded:", d.get("reloaded"))' "$WORK/resp")"
 wait $FLOW || true
-got=$(grep -c '^RESULT' "$WORK/flow.log" 2>/dev/null || true)
-okc=$(grep -c '^RESULT .* 200 ' "$WORK/flow.log" 2>/dev/null || true)
-echo "RESULT flow: $n calls sent, $got results, $okc x 200, $((n - okc)) failed; $(grep -v '^RESULT .* 200 ' "$WORK/flow.log" | grep '^RESULT' | awk '{print $3, $4}' | sort | uniq -c | tr '\n' ';')"
+echo "load average after the flow: $(loadavg)"
+# attribution: per call, the INVITE's send time (SIPp clock + its start) vs
+# the apply's instants
+"$PY" - "$WORK" "$n" <<'PY'
+import json, re, sys
+w, n = sys.argv[1], int(sys.argv[2])
+t0 = int(open(w + "/flow.t0").read())
+put0, put1 = map(int, open(w + "/put.window").read().split())
+r = json.load(open(w + "/resp"))
+live0, enf, live1 = r.get("liveStartUnixMs"), r.get("enforcedUnixMs"), r.get("liveEndUnixMs")
+start, result, bye = {}, {}, {}
+for line in open(w + "/flow.log", errors="replace"):
+    m = re.match(r"START (\d+) (\d+)", line)
+    if m:
+        start[int(m[1])] = int(m[2]); continue
+    m = re.match(r"(\d+) (\d+) (RESULT|BYE) \S+ (\S+)", line)
+    if m:
+        (result if m[3] == "RESULT" else bye)[int(m[1])] = (int(m[2]), m[4])
+# SIPp's clock_tick counts ms from its own start; if it looks like Unix ms use it as is
+base = 0 if start and min(start.values()) > 10**12 else t0
+first = min(start.values()) + base if start else t0
+ok = sum(1 for c, (_, code) in result.items() if code == "200")
+failed = sorted(c for c in start if c not in result or result[c][1] != "200" or c not in bye)
+sipp_failed = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", open(w + "/flow.out", errors="replace").read())
+def during(c, a, b):
+    return a is not None and b is not None and a <= start[c] + base <= b
+print(f"RESULT apply: PUT->enforced {enf - put0 if enf else '?'} ms, PUT answered in {put1 - put0} ms, "
+      f"Kamailio touched (swap+reload) {enf - live0 if enf else '?'} ms, "
+      f"(swap+reload+read-back) {live1 - live0 if live1 else '?'} ms")
+print(f"RESULT flow: {n} calls offered, {len(start)} INVITEs sent, {ok} x 200, "
+      f"{len(failed)} failed (no 200 or no BYE 200; SIPp's failed-call count {sipp_failed[1] if sipp_failed else '?'}); "
+      f"{sum(during(c, put0, put1) for c in failed)} failed among the {sum(during(c, put0, put1) for c in start)} sent during the PUT, "
+      f"{sum(during(c, live0, live1) for c in failed)} among the {sum(during(c, live0, live1) for c in start)} sent while Kamailio was touched")
+why = {}
+err = open(w + "/flow.err", errors="replace").read()
+for m in re.finditer(r"Aborting call on unexpected message for Call-Id '(\d+)-[^']*': ([^\n]*)\n?([^\n]*)", err):
+    why[int(m[1])] = (m[2] + " " + m[3]).strip()[:110]
+late = sum(1 for c in failed if "180 Ringing" in why.get(c, "") or "183 " in why.get(c, ""))
+print(f"RESULT flow failures: {late} of {len(failed)} aborted by SIPp on a provisional (18x) answer "
+      f"arriving after the call's 200 OK (reordered across Kamailio's UDP workers), "
+      f"{len(failed) - late} other")
+for c in failed[:30]:
+    res = result.get(c)
+    print(f"  failed call {c}: INVITE at {start[c] + base - put0:+d} ms from the PUT "
+          f"({start[c] + base - first} ms into the run of {(max(start.values()) - min(start.values())) if start else 0} ms), "
+          f"result {res[1] if res else 'none'}, BYE {'200' if c in bye else 'none'}; {why.get(c, '')}")
+PY
+say "3. mtree.reload alone of the $PREFIXES-prefix table (no calls, tlsf, TG_SHM_MB=1024)"
+rpc() { curl -sS --max-time 60 -H 'Content-Type: application/json' \
+  --data "{\"jsonrpc\":\"2.0\",\"method\":\"$1\",\"params\":[${2:-}],\"id\":1}" "http://$SBC_IP:5061/RPC"; }
+shm() { rpc core.shmmem | "$PY" -c 'import json,sys; r=json.load(sys.stdin)["result"]; print("shm used %d MB, real_used %d MB, max_used %d MB of %d MB" % tuple(int(r[k]) >> 20 for k in ("used", "real_used", "max_used", "total")))'; }
+trees() { rpc mtree.summary | "$PY" -c 'import json,sys; print(", ".join("%s %s items %d MB" % (t["table"], t["item"]["nritems"], int(t["item"]["memsize"]) >> 20) for t in json.load(sys.stdin)["result"]))'; }
+echo "before: $(shm); trees: $(trees)"
+for i in 1 2 3; do
+  s0=$(date +%s%N); out=$(rpc mtree.reload '""' | tr -d '\n\t'); s1=$(date +%s%N)
+  echo "mtree.reload #$i: $(( (s1 - s0) / 1000000 )) ms ($out); load average $(loadavg); after: $(shm)"
+done
 curl -sS --max-time 120 -H "Authorization: Bearer $TOKEN" "$AGENT/v1/state" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print("state:", {t: (v["revision"], v["consistent"]) for t, v in d["tenants"].items()}, "lastError:", d["lastError"])'

@@ -11,7 +11,7 @@ pub mod trial;
 
 use crate::backend::kamailio::{self, ActiveBlock, Kamailio};
 use crate::backend::{Backend, Bundle, TenantRows, write};
-use rows::{canonical_rows, check_bundle, view_hash};
+use rows::{Expected, canonical_rows, check_bundle, view_hash};
 use rpc::Rpc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -260,18 +260,23 @@ impl Agent {
         }
         let t_checks = t0.elapsed();
         // b. trial load + probes
-        let report = trial::run(&self.cfg.trial, &bundle, &cand, &probes)
+        let expected = Expected::of(&cand);
+        let report = trial::run(&self.cfg.trial, &bundle, &expected, &probes)
             .await
             .map_err(|e| ApplyError::Rejected(vec![e]))?;
         let t_trial = t0.elapsed();
         // c-e. swap, reload, read back; f. restore on failure
-        let readback = match self.swap_and_verify(&bundle, &cand, false).await {
+        let live_start = unix_ms();
+        let (readback, live) = match self.swap_and_verify(&bundle, &cand, &expected, false).await {
             Ok(rb) => rb,
             Err(e) => {
                 let old = compose(&inner.rows, &inner.state.blocks).map_err(|x| {
                     ApplyError::Failed(format!("{e}; and the old bundle: {}", x.join("; ")))
                 })?;
-                let restored = match self.swap_and_verify(&old, &inner.rows, true).await {
+                let restored = match self
+                    .swap_and_verify(&old, &inner.rows, &Expected::of(&inner.rows), true)
+                    .await
+                {
                     Ok(_) => "the previous state was restored".to_string(),
                     Err(e2) => format!("RESTORE FAILED too: {e2}"),
                 };
@@ -320,43 +325,85 @@ impl Agent {
                 "checks": t_checks.as_secs_f64() * 1e3,
                 "trialStart": report.start_ms,
                 "trial": (t_trial - t_checks).as_secs_f64() * 1e3,
+                "swap": live.swap_ms,
+                "reload": live.reload_ms,
+                "readback": live.readback_ms,
                 "swapReloadReadback": (t_total - t_trial).as_secs_f64() * 1e3,
                 "total": t_total.as_secs_f64() * 1e3,
-            }
+            },
+            // wall-clock instants (Unix ms): the live SBC is first touched
+            // (swap), holds the new policy (last reload answered), and the
+            // read-back of what it holds is done
+            "liveStartUnixMs": live_start,
+            "enforcedUnixMs": live.enforced_unix_ms,
+            "liveEndUnixMs": live.end_unix_ms,
+            "reloaded": live.reloaded,
         }))
     }
 
     /// Writes the bundle into the live data dir (changed files only, forward
     /// mtimes), reloads the changed tables (all of them with `reload_all`),
-    /// reads back; returns the read-back hash per tenant.
+    /// reads back; returns the read-back hash per tenant and the timings.
     async fn swap_and_verify(
         &self,
         bundle: &Bundle,
         rows: &BTreeMap<String, TenantRows>,
+        expected: &Expected,
         reload_all: bool,
-    ) -> Result<BTreeMap<String, String>, String> {
+    ) -> Result<(BTreeMap<String, String>, LiveTimings), String> {
+        let t0 = Instant::now();
         let written = write::write_bundle(&self.cfg.data_dir, bundle, SystemTime::now())
             .map_err(|e| format!("write {}: {e}", self.cfg.data_dir.display()))?;
+        let swap_ms = t0.elapsed().as_secs_f64() * 1e3;
         let tables: Vec<String> = if reload_all {
             bundle.files.keys().cloned().collect()
         } else {
             written
         };
+        // The address table first (rate limited, waits for its slot), then
+        // the other changed tables at once: different modules, one reload
+        // per table (concurrent reloads of ONE table are what can crash
+        // Kamailio), so a big mtree.reload does not delay the htables.
+        let mut reloaded = Vec::new();
+        let mut set = tokio::task::JoinSet::new();
         for table in &tables {
             if let Some((method, params)) = kamailio::reload_command(table) {
+                self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                reloaded.push(table.clone());
                 if method == "permissions.addressReload" {
                     self.wait_address_reload_slot().await;
+                    if let Err(e) = self.rpc.reload(method, &params).await {
+                        self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+                        return Err(format!("reload {table}: {e}"));
+                    }
+                    continue;
                 }
-                self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = self.rpc.reload(method, &params).await {
-                    self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
-                    return Err(format!("reload {table}: {e}"));
-                }
+                let rpc = self.rpc.clone();
+                let table = table.clone();
+                set.spawn(async move {
+                    rpc.reload(method, &params)
+                        .await
+                        .map_err(|e| format!("reload {table}: {e}"))
+                });
             }
         }
-        let live = self.rpc.live_view(rows).await?;
-        trial::compare_views(rows, &live).map_err(|e| format!("read-back: {e}"))?;
-        Ok(rows
+        let mut first_err = None;
+        while let Some(r) = set.join_next().await {
+            let r = r.map_err(|e| format!("reload task: {e}")).and_then(|x| x);
+            if let Err(e) = r {
+                self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let enforced_unix_ms = unix_ms();
+        let reload_ms = t0.elapsed().as_secs_f64() * 1e3 - swap_ms;
+        let t1 = Instant::now();
+        let live = self.rpc.live_view(expected).await?;
+        trial::compare_views(expected, &live).map_err(|e| format!("read-back: {e}"))?;
+        let hashes = rows
             .keys()
             .map(|t| {
                 (
@@ -364,7 +411,18 @@ impl Agent {
                     view_hash(live.get(t).unwrap_or(&BTreeSet::new())),
                 )
             })
-            .collect())
+            .collect();
+        Ok((
+            hashes,
+            LiveTimings {
+                swap_ms,
+                reload_ms,
+                readback_ms: t1.elapsed().as_secs_f64() * 1e3,
+                enforced_unix_ms,
+                end_unix_ms: unix_ms(),
+                reloaded,
+            },
+        ))
     }
 
     /// Sleeps until the wall clock is past the second of the last address
@@ -391,7 +449,7 @@ impl Agent {
     /// The applied state, with what Kamailio holds now.
     pub async fn state(&self) -> Value {
         let inner = self.inner.lock().await;
-        let live = self.rpc.live_view(&inner.rows).await;
+        let live = self.rpc.live_view(&Expected::of(&inner.rows)).await;
         let mut tenants = serde_json::Map::new();
         for (t, s) in &inner.state.tenants {
             let rendered = inner.rows.get(t).map(|r| view_hash(&canonical_rows(r)));
@@ -428,8 +486,9 @@ impl Agent {
     /// Kamailio answers and holds the applied state.
     pub async fn healthy(&self) -> Result<(), String> {
         let inner = self.inner.lock().await;
-        let live = self.rpc.live_view(&inner.rows).await?;
-        trial::compare_views(&inner.rows, &live)
+        let expected = Expected::of(&inner.rows);
+        let live = self.rpc.live_view(&expected).await?;
+        trial::compare_views(&expected, &live)
     }
 
     /// Recovery: if the live files or what Kamailio holds differ from the
@@ -442,8 +501,9 @@ impl Agent {
         let files_ok = bundle.files.iter().all(|(n, c)| {
             std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes())
         });
-        let live = self.rpc.live_view(&inner.rows).await?;
-        let held_ok = trial::compare_views(&inner.rows, &live);
+        let expected = Expected::of(&inner.rows);
+        let live = self.rpc.live_view(&expected).await?;
+        let held_ok = trial::compare_views(&expected, &live);
         if files_ok && held_ok.is_ok() {
             return Ok(false);
         }
@@ -453,7 +513,10 @@ impl Agent {
         };
         eprintln!("agent: recovery: {why}; re-applying the last good state");
         let rows = inner.rows.clone();
-        match self.swap_and_verify(&bundle, &rows, true).await {
+        match self
+            .swap_and_verify(&bundle, &rows, &Expected::of(&rows), true)
+            .await
+        {
             Ok(_) => {
                 self.metrics.recoveries.fetch_add(1, Ordering::Relaxed);
                 inner.last_error = None;
@@ -672,6 +735,25 @@ impl Agent {
         );
         out
     }
+}
+
+/// Timings of the live part of an apply (swap, reload, read-back).
+#[derive(Debug, Default)]
+struct LiveTimings {
+    swap_ms: f64,
+    reload_ms: f64,
+    readback_ms: f64,
+    /// Unix ms when the last reload was answered (the new policy is enforced).
+    enforced_unix_ms: u64,
+    end_unix_ms: u64,
+    /// The reload RPCs sent (method per changed table).
+    reloaded: Vec<String>,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Every tenant's rows with its blocks in force, composed.

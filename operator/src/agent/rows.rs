@@ -75,10 +75,44 @@ pub fn trees(rows: &TenantRows) -> BTreeMap<String, BTreeMap<String, String>> {
     out
 }
 
+/// What Kamailio should hold, computed once per apply from the rows (so the
+/// live read-back does not re-parse 100,000 tree rows while it runs): the
+/// canonical view per tenant and the prefixes sampled in each big tree.
+#[derive(Clone, Debug, Default)]
+pub struct Expected {
+    pub views: BTreeMap<String, BTreeSet<String>>,
+    /// tree name → the prefixes read back with `mtree.match` (big trees).
+    pub samples: BTreeMap<String, Vec<String>>,
+}
+
+impl Expected {
+    pub fn of(rows: &BTreeMap<String, TenantRows>) -> Expected {
+        let mut e = Expected::default();
+        for (t, r) in rows {
+            let tr = trees(r);
+            for (name, entries) in &tr {
+                if entries.len() > FULL_LIST {
+                    let sorted: Vec<String> = entries.keys().cloned().collect();
+                    e.samples.insert(name.clone(), tree_sample(&sorted));
+                }
+            }
+            e.views.insert(t.clone(), canonical_with(r, tr));
+        }
+        e
+    }
+}
+
 /// What Kamailio should hold for one tenant, from its rows (without ids).
 pub fn canonical_rows(rows: &TenantRows) -> BTreeSet<String> {
+    canonical_with(rows, trees(rows))
+}
+
+fn canonical_with(
+    rows: &TenantRows,
+    trees: BTreeMap<String, BTreeMap<String, String>>,
+) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (tree, entries) in trees(rows) {
+    for (tree, entries) in trees {
         if entries.len() <= FULL_LIST {
             for (p, v) in &entries {
                 out.insert(entry(&tree, p, v));

@@ -1,8 +1,7 @@
 //! Kamailio JSON-RPC over HTTP (`POST http://IP:PORT/RPC`, JSON-RPC 2.0),
 //! and the canonical view of what a running Kamailio holds.
 
-use super::rows::{FULL_LIST, HTABLES, tenant_of_key, tree_sample, trees};
-use crate::backend::TenantRows;
+use super::rows::{Expected, FULL_LIST, HTABLES, tenant_of_key};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -132,12 +131,44 @@ impl Rpc {
         Err(last)
     }
 
+    /// `mtree.match <tree> <prefix> 0` for each prefix, up to
+    /// `MATCH_PARALLEL` in flight (each is a real lookup in the tree
+    /// Kamailio holds); `<tree>\t<matched prefix>\t<value>` per prefix.
+    async fn sampled_matches(
+        &self,
+        tree: &str,
+        prefixes: Vec<String>,
+    ) -> Result<Vec<String>, String> {
+        const MATCH_PARALLEL: usize = 4;
+        let mut set = tokio::task::JoinSet::new();
+        let mut out = Vec::with_capacity(prefixes.len());
+        let mut it = prefixes.into_iter();
+        loop {
+            while set.len() < MATCH_PARALLEL {
+                let Some(p) = it.next() else { break };
+                let rpc = self.clone();
+                let tree = tree.to_string();
+                set.spawn(async move {
+                    let m = rpc.call("mtree.match", &[&tree, &p, "0"]).await?;
+                    let got = m.get("PREFIX").and_then(Value::as_str).unwrap_or("");
+                    let v = m.get("TVALUE").and_then(Value::as_str).unwrap_or("");
+                    Ok::<String, String>(format!("{tree}\t{got}\t{v}"))
+                });
+            }
+            let Some(r) = set.join_next().await else {
+                break;
+            };
+            out.push(r.map_err(|e| format!("mtree.match task: {e}"))??);
+        }
+        Ok(out)
+    }
+
     /// Everything Kamailio holds for the tenants' tables, as a canonical view
     /// keyed by tenant (see `rows::canonical_rows`).
-    /// `expect` (the rendered rows) names the prefixes sampled in big trees.
+    /// `expect` names the prefixes sampled in big trees.
     pub async fn live_view(
         &self,
-        expect: &BTreeMap<String, TenantRows>,
+        expect: &Expected,
     ) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut add = |t: &str, e: String| {
@@ -178,16 +209,9 @@ impl Rpc {
                 .unwrap_or(0) as usize;
             if items > FULL_LIST {
                 add(t, format!("{name}\t#items\t{items}"));
-                let sorted: Vec<String> = expect
-                    .get(t)
-                    .and_then(|r| trees(r).remove(name))
-                    .map(|m| m.into_keys().collect())
-                    .unwrap_or_default();
-                for p in tree_sample(&sorted) {
-                    let m = self.call("mtree.match", &[name, &p, "0"]).await?;
-                    let got = m.get("PREFIX").and_then(Value::as_str).unwrap_or("");
-                    let v = m.get("TVALUE").and_then(Value::as_str).unwrap_or("");
-                    add(t, format!("{name}\t{got}\t{v}"));
+                let sample = expect.samples.get(name).cloned().unwrap_or_default();
+                for e in self.sampled_matches(name, sample).await? {
+                    add(t, e);
                 }
                 continue;
             }

@@ -2,9 +2,9 @@
 //! ports, loaded with the candidate bundle, then read back and probed
 //! against the evaluator before the live SBC is touched.
 
-use super::rows::canonical_rows;
+use super::rows::Expected;
 use super::rpc::Rpc;
-use crate::backend::{Bundle, TenantRows};
+use crate::backend::Bundle;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,7 +52,7 @@ fn free_port(ip: &str) -> Result<u16, String> {
 pub async fn run(
     cfg: &TrialConfig,
     bundle: &Bundle,
-    rows: &BTreeMap<String, TenantRows>,
+    expect: &Expected,
     probe_policies: &[CompiledPolicy],
 ) -> Result<TrialReport, String> {
     let t0 = Instant::now();
@@ -65,7 +65,7 @@ pub async fn run(
     for (name, content) in &bundle.files {
         std::fs::write(data.join(name), content).map_err(|e| format!("trial write {name}: {e}"))?;
     }
-    let result = run_in(cfg, &dir, &data, rows, probe_policies, t0).await;
+    let result = run_in(cfg, &dir, &data, expect, probe_policies, t0).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -74,7 +74,7 @@ async fn run_in(
     cfg: &TrialConfig,
     dir: &Path,
     data: &Path,
-    rows: &BTreeMap<String, TenantRows>,
+    expect: &Expected,
     probe_policies: &[CompiledPolicy],
     t0: Instant,
 ) -> Result<TrialReport, String> {
@@ -159,8 +159,8 @@ async fn run_in(
         }
         let start_ms = t0.elapsed().as_millis();
         // read back: the trial instance must hold exactly the rendered rows
-        let live = rpc.live_view(rows).await?;
-        compare_views(rows, &live).map_err(|e| format!("trial read-back: {e}"))?;
+        let live = rpc.live_view(expect).await?;
+        compare_views(expect, &live).map_err(|e| format!("trial read-back: {e}"))?;
         // probes: every tenant's trees answer; a missing tree is detected
         let mut probes = 0;
         let absent = "d:tollgate-absent-tree";
@@ -209,16 +209,15 @@ fn tail(s: &str) -> String {
 /// Every tenant's rendered view equals what Kamailio reports, and Kamailio
 /// holds nothing for other tenants.
 pub fn compare_views(
-    rows: &BTreeMap<String, TenantRows>,
+    expect: &Expected,
     live: &BTreeMap<String, BTreeSet<String>>,
 ) -> Result<(), String> {
     let empty = BTreeSet::new();
-    for (t, r) in rows {
-        let want = canonical_rows(r);
+    for (t, want) in &expect.views {
         let got = live.get(t).unwrap_or(&empty);
-        if want != *got {
+        if want != got {
             let missing = want.difference(got).next();
-            let extra = got.difference(&want).next();
+            let extra = got.difference(want).next();
             return Err(format!(
                 "tenant `{t}`: Kamailio holds {} entries, {} rendered; first missing: {:?}; first unexpected: {:?}",
                 got.len(),
@@ -229,7 +228,7 @@ pub fn compare_views(
         }
     }
     for (t, got) in live {
-        if !rows.contains_key(t) && !got.is_empty() {
+        if !expect.views.contains_key(t) && !got.is_empty() {
             return Err(format!(
                 "Kamailio holds {} entries of `{t}`, which has no rows (e.g. {:?})",
                 got.len(),
