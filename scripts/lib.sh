@@ -27,3 +27,13 @@ python_env() {
   fi
   echo "$venv/bin/python"
 }
+
+# kubectl: the image of this project's machines ships one; elsewhere Debian's
+# `kubernetes-client` (older, enough for apply/wait/explain) is installed.
+ensure_kubectl() {
+  command -v kubectl >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || die "kubectl is missing and installing it needs root"
+  say "installing kubectl (Debian kubernetes-client)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >&2
+}

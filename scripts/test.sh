@@ -21,6 +21,7 @@ say "lints"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 say "starting the test API server"
+ensure_kubectl
 started_here=0
 if ! scripts/apiserver.sh status >/dev/null 2>&1; then started_here=1; fi
 exports=$(scripts/apiserver.sh start)
