@@ -18,7 +18,9 @@ tollgate_bin() {
 # A Python with the project's PyPI tools (cached venv; installed once, idempotent).
 python_env() {
   local venv=${TOLLGATE_CACHE:-$ROOT/.tollgate-cache}/venv
-  local want="pyyaml==6.0.2 mmdb-writer==0.2.7 netaddr==1.3.0"
+  # helm-python-sdk: the Helm v4 engine (render, lint) without a helm binary;
+  # kubernetes-validate: the Kubernetes JSON schemas (1.25-1.37), offline.
+  local want="pyyaml==6.0.2 mmdb-writer==0.2.7 netaddr==1.3.0 helm-python-sdk==0.2.2 kubernetes-validate==1.37.0"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
     python3 -m venv "$venv" >&2
     # shellcheck disable=SC2086
@@ -36,4 +38,25 @@ ensure_kubectl() {
   say "installing kubectl (Debian kubernetes-client)"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >&2
+}
+
+# Node tools of the tests (cached; installed once, idempotent): the Prometheus
+# Operator's JSON schemas (ServiceMonitor, PrometheusRule) as packaged by
+# @kubernetes-models/prometheus-operator. Prints the dir holding node_modules.
+node_env() {
+  local dir=${TOLLGATE_CACHE:-$ROOT/.tollgate-cache}/node
+  local want="@kubernetes-models/prometheus-operator@6.0.0"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "node/npm are missing and installing them needs root"
+    say "installing node and npm (Debian)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2
+  fi
+  if [ ! -d "$dir/node_modules" ] || [ "$(cat "$dir/.requirements" 2>/dev/null)" != "$want" ]; then
+    mkdir -p "$dir"
+    # shellcheck disable=SC2086
+    npm install --silent --no-audit --no-fund --prefix "$dir" $want >&2
+    echo "$want" > "$dir/.requirements"
+  fi
+  echo "$dir"
 }
