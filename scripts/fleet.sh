@@ -11,7 +11,8 @@
 #   scripts/fleet.sh call NAME I SRC NUMBER one SIPp call from SRC through SBC I (1-based): prints "CODE RULE"
 #
 # Addresses: SBC i is 127.0.K.i (SIP port 5100+10i, JSON-RPC 5101+10i, agent
-# 9100+10i), its agent's trial instances use 127.0.K.(100+i), the UAS is
+# TG_FLEET_AGENT_PORT, default 9180: one port for the whole fleet, like the
+# agentPort of a pod-selector SbcFleet), its agent's trial instances use 127.0.K.(100+i), the UAS is
 # 127.0.K.250:5070. K comes from TG_FLEET_NET (default: 20 + a hash of NAME
 # modulo 200), so fleets of different names do not collide.
 # Files: ${TOLLGATE_RUN:-/tmp/tollgate-run}/NAME/: fleet.tsv (name, sip, agent
@@ -49,7 +50,7 @@ sbc_vars() {
   IP=$net.$i
   SIP_PORT=$((5100 + 10 * i))
   RPC_PORT=$((SIP_PORT + 1))
-  AGENT_PORT=$((9100 + 10 * i))
+  AGENT_PORT=${TG_FLEET_AGENT_PORT:-9180}
   TRIAL_IP=$net.$((100 + i))
   SBC=$name-$i
 }

@@ -45,6 +45,12 @@ scripts/test-agreement.sh
 say "the agent: authenticated API, validation before Kamailio is touched, hot apply, recovery"
 scripts/test-agent.sh
 
+say "the Helm chart and example manifests: real Helm engine, offline schema validation"
+scripts/test-chart.sh
+
+say "a local fleet of three Kamailio+agent SBCs (scripts/fleet.sh)"
+scripts/test-fleet.sh
+
 say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
 scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
 
