@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_crds::policy::{CompiledPolicy, LimitMetric};
 
 /// The agent's settings.
 #[derive(Clone, Debug)]
@@ -596,9 +596,20 @@ impl Agent {
     /// Prometheus text.
     pub async fn metrics_text(&self) -> String {
         use std::fmt::Write;
-        let (tenants, known_rules) = {
+        let (tenants, known_rules, class_limits, windows) = {
             let inner = self.inner.lock().await;
             let tenants: Vec<String> = inner.rows.keys().cloned().collect();
+            // classes with a concurrency limit, and every window, per tenant
+            let mut class_limits: BTreeSet<(String, String)> = BTreeSet::new();
+            let mut windows = Vec::new();
+            for (t, s) in &inner.state.tenants {
+                for l in &s.policy.limits {
+                    if let (LimitMetric::Concurrent, Some(c)) = (l.metric, &l.class) {
+                        class_limits.insert((t.clone(), c.clone()));
+                    }
+                }
+                windows.extend(s.policy.windows.iter().map(|w| (t.clone(), w.clone())));
+            }
             let mut rules: BTreeSet<String> = [
                 "src:unknown",
                 "dst:invalid",
@@ -631,10 +642,11 @@ impl Agent {
                         .map(|c| format!("block:class:{c}")),
                 );
             }
-            (tenants, rules)
+            (tenants, rules, class_limits, windows)
         };
         let mut out = String::new();
         let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        let mut by_country: BTreeMap<(String, String), u64> = BTreeMap::new();
         let up = match self.rpc.htable_entries("tg_stat").await {
             Ok(entries) => {
                 for (key, value) in &entries {
@@ -657,6 +669,14 @@ impl Agent {
                     } else {
                         "other"
                     };
+                    if o == "allow"
+                        && tenants.iter().any(|x| x == t)
+                        && let Some(cc) = country_of_rule(r)
+                    {
+                        *by_country
+                            .entry((t.to_string(), cc.to_string()))
+                            .or_default() += n;
+                    }
                     let r = if known_rules.contains(r) { r } else { "other" };
                     *calls
                         .entry((t.to_string(), o.to_string(), r.to_string()))
@@ -693,6 +713,49 @@ impl Agent {
                     out,
                     "tollgate_concurrent_calls{{tenant=\"{}\"}} {n}",
                     esc(t)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_concurrent_calls_by_class Calls up per tenant and limited class (dialog profile tg_c).\n# TYPE tollgate_concurrent_calls_by_class gauge"
+        );
+        for (t, c) in &class_limits {
+            let key = format!("{t}::{c}");
+            if let Ok(v) = self.rpc.call("dlg.profile_get_size", &["tg_c", &key]).await {
+                let n = v.as_u64().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "tollgate_concurrent_calls_by_class{{tenant=\"{}\",class=\"{}\"}} {n}",
+                    esc(t),
+                    esc(c)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_calls_by_country_total Allowed calls per tenant and destination country, for destination rules dst:country:XX (tg_stat).\n# TYPE tollgate_calls_by_country_total counter"
+        );
+        for ((t, c), n) in &by_country {
+            let _ = writeln!(
+                out,
+                "tollgate_calls_by_country_total{{tenant=\"{}\",country=\"{c}\"}} {n}",
+                esc(t)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_window_open 1 while the tenant's time window is open (the evaluator's semantics, at scrape time).\n# TYPE tollgate_window_open gauge"
+        );
+        let now = jiff::Timestamp::now();
+        for (t, w) in &windows {
+            if let Ok(open) = tollgate_policy::window::is_open(w, now) {
+                let _ = writeln!(
+                    out,
+                    "tollgate_window_open{{tenant=\"{}\",window=\"{}\"}} {}",
+                    esc(t),
+                    esc(&w.name),
+                    u8::from(open)
                 );
             }
         }
@@ -750,6 +813,14 @@ struct LiveTimings {
     reloaded: Vec<String>,
 }
 
+/// The destination country of a `dst:country:XX` rule id (optionally
+/// `@window`): the ISO code when it is two capital letters.
+pub fn country_of_rule(rule: &str) -> Option<&str> {
+    let cc = rule.strip_prefix("dst:country:")?;
+    let cc = cc.split_once('@').map_or(cc, |(c, _)| c);
+    (cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase())).then_some(cc)
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -786,4 +857,19 @@ fn compose(
         Kamailio::set_blocks(r, &mine).map_err(|e| vec![e.to_string()])?;
     }
     Kamailio.compose(&with).map_err(|e| vec![e.to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::country_of_rule;
+
+    #[test]
+    fn countries_of_rules() {
+        assert_eq!(country_of_rule("dst:country:FR"), Some("FR"));
+        assert_eq!(country_of_rule("dst:country:US@trading"), Some("US"));
+        assert_eq!(country_of_rule("dst:country:fr"), None);
+        assert_eq!(country_of_rule("dst:country:FRA"), None);
+        assert_eq!(country_of_rule("dst:prefix:33"), None);
+        assert_eq!(country_of_rule("dst:country:"), None);
+    }
 }
