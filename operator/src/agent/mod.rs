@@ -596,7 +596,7 @@ impl Agent {
     /// Prometheus text.
     pub async fn metrics_text(&self) -> String {
         use std::fmt::Write;
-        let (tenants, known_rules, class_limits, windows) = {
+        let (tenants, known_rules, class_limits, windows, seeds) = {
             let inner = self.inner.lock().await;
             let tenants: Vec<String> = inner.rows.keys().cloned().collect();
             // classes with a concurrency limit, and every window, per tenant
@@ -610,6 +610,12 @@ impl Agent {
                 }
                 windows.extend(s.policy.windows.iter().map(|w| (t.clone(), w.clone())));
             }
+            let seeds: Vec<(String, String, String)> = inner
+                .state
+                .tenants
+                .iter()
+                .flat_map(|(t, s)| counter_seeds(t, &s.policy))
+                .collect();
             let mut rules: BTreeSet<String> = [
                 "src:unknown",
                 "dst:invalid",
@@ -642,13 +648,21 @@ impl Agent {
                         .map(|c| format!("block:class:{c}")),
                 );
             }
-            (tenants, rules, class_limits, windows)
+            (tenants, rules, class_limits, windows, seeds)
         };
         let mut out = String::new();
         let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         let mut by_country: BTreeMap<(String, String), u64> = BTreeMap::new();
         let up = match self.rpc.htable_entries("tg_stat").await {
             Ok(entries) => {
+                // zeros first, so that a series' first call is an increase
+                for (t, o, r) in &seeds {
+                    if o == "country" {
+                        by_country.entry((t.clone(), r.clone())).or_default();
+                    } else {
+                        calls.entry((t.clone(), o.clone(), r.clone())).or_default();
+                    }
+                }
                 for (key, value) in &entries {
                     let n = match value {
                         Value::Number(n) => n.as_u64().unwrap_or(0),
@@ -813,6 +827,35 @@ struct LiveTimings {
     reloaded: Vec<String>,
 }
 
+/// The counters a tenant's policy can move, exported as 0 before their
+/// first call: Prometheus sees no increase in a series that appears with
+/// the value 1. (tenant, outcome, rule) for allowed destination rules
+/// (`allow`) and limits (`limit`, and `warning` for concurrency warnings),
+/// and (tenant, "country", XX) for `dst:country:XX` allow rules.
+pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    let mut add = |o: &str, r: &str| {
+        out.insert((tenant.to_string(), o.to_string(), r.to_string()));
+    };
+    for d in &p.destinations {
+        if d.action == tollgate_crds::policy::Verdict::Allow {
+            add("allow", &d.rule);
+            if let Some(cc) = country_of_rule(&d.rule) {
+                add("country", cc);
+            }
+        }
+    }
+    for l in &p.limits {
+        if l.critical.is_some() && l.metric != LimitMetric::Duration {
+            add("limit", &l.rule);
+        }
+        if l.warning.is_some() && l.metric == LimitMetric::Concurrent {
+            add("warning", &l.rule);
+        }
+    }
+    out
+}
+
 /// The destination country of a `dst:country:XX` rule id (optionally
 /// `@window`): the ISO code when it is two capital letters.
 pub fn country_of_rule(rule: &str) -> Option<&str> {
@@ -871,5 +914,61 @@ mod tests {
         assert_eq!(country_of_rule("dst:country:FRA"), None);
         assert_eq!(country_of_rule("dst:prefix:33"), None);
         assert_eq!(country_of_rule("dst:country:"), None);
+    }
+
+    #[test]
+    fn seeds() {
+        use tollgate_crds::policy::{DestinationRule, Limit, LimitMetric, Verdict};
+        let mut p: tollgate_crds::policy::CompiledPolicy = serde_json::from_value(serde_json::json!({
+            "tenant": "acme", "homeCountry": "US", "numberingPlan": "", "emergencyNumbers": ["911"],
+            "destinations": [], "classes": [], "sources": {"networks": []}, "windows": [],
+            "limits": [], "responses": [], "crypto": {"requireTls": false, "requireSrtp": false,
+            "requireClientCertificate": false}, "rules": []
+        }))
+        .unwrap();
+        for (prefix, action, rule) in [
+            ("1", Verdict::Allow, "dst:national"),
+            ("1416", Verdict::Allow, "dst:country:CA"),
+            ("1212976", Verdict::Deny, "dst:prefix:1212976"),
+        ] {
+            p.destinations.push(DestinationRule {
+                prefix: prefix.into(),
+                action,
+                rule: rule.into(),
+                window: None,
+            });
+        }
+        for (metric, warning, critical, rule) in [
+            (
+                LimitMetric::Concurrent,
+                Some(2),
+                Some(3),
+                "limit:concurrent",
+            ),
+            (LimitMetric::Rate, Some(4), None, "limit:rate"),
+            (LimitMetric::Duration, None, Some(60), "limit:duration"),
+        ] {
+            p.limits.push(Limit {
+                metric,
+                class: None,
+                warning,
+                critical,
+                rule: rule.into(),
+            });
+        }
+        let got: Vec<String> = super::counter_seeds("acme", &p)
+            .into_iter()
+            .map(|(_, o, r)| format!("{o} {r}"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "allow dst:country:CA",
+                "allow dst:national",
+                "country CA",
+                "limit limit:concurrent",
+                "warning limit:concurrent"
+            ]
+        );
     }
 }

@@ -245,7 +245,7 @@ pub fn rules_for_with(
         rules.push(Rule {
             alert: "TollgateNewDestination".into(),
             expr: format!(
-                "(sum by (tenant, country) ({m}) unless on (tenant, country) sum by (tenant, country) (present_over_time({m}[{h}] offset {f}))) and on (tenant) sum by (tenant) (present_over_time(tollgate_calls_total{{tenant={tq}}}[{h}] offset {l}))",
+                "(sum by (tenant, country) ({m}) > 0 unless on (tenant, country) sum by (tenant, country) (max_over_time({m}[{h}] offset {f})) > 0) and on (tenant) sum by (tenant) (present_over_time(tollgate_calls_total{{tenant={tq}}}[{h}] offset {l}))",
                 h = opt.history,
                 f = opt.fresh,
                 l = opt.learning,
@@ -454,7 +454,7 @@ mod tests {
         let r = find(&g, "TollgateNewDestination", None);
         assert_eq!(
             r.expr,
-            "(sum by (tenant, country) (tollgate_calls_by_country_total{tenant=\"acme\"}) unless on (tenant, country) sum by (tenant, country) (present_over_time(tollgate_calls_by_country_total{tenant=\"acme\"}[30d] offset 10m))) and on (tenant) sum by (tenant) (present_over_time(tollgate_calls_total{tenant=\"acme\"}[30d] offset 1d))"
+            "(sum by (tenant, country) (tollgate_calls_by_country_total{tenant=\"acme\"}) > 0 unless on (tenant, country) sum by (tenant, country) (max_over_time(tollgate_calls_by_country_total{tenant=\"acme\"}[30d] offset 10m)) > 0) and on (tenant) sum by (tenant) (present_over_time(tollgate_calls_total{tenant=\"acme\"}[30d] offset 1d))"
         );
         assert_eq!(r.labels["tollgate_anomaly"], "new-destination");
         let r = find(&g, "TollgateUnusualHours", None);
