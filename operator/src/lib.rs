@@ -7,5 +7,7 @@
 //! revision over a fleet is the pure state machine in [`rollout`].
 
 pub mod agent;
+pub mod alerts;
+pub mod auth;
 pub mod backend;
 pub mod rollout;
