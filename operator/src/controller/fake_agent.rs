@@ -46,7 +46,8 @@ struct Inner {
     /// tenant → (revision label, rendered hash)
     tenants: BTreeMap<String, (String, String)>,
     log: Vec<ApplyRecord>,
-    reject: Option<String>,
+    /// (label prefix, reason): refuse PUTs of revisions whose label starts so.
+    reject: Option<(String, String)>,
     delay: Duration,
     unreachable: bool,
 }
@@ -137,7 +138,13 @@ impl FakeAgent {
 
     /// `Some(reason)`: refuse every PUT with 422 and this reason.
     pub fn set_reject(&self, reason: Option<&str>) {
-        lock(&self.inner).reject = reason.map(str::to_owned);
+        lock(&self.inner).reject = reason.map(|r| (String::new(), r.to_owned()));
+    }
+
+    /// Refuse (422, `reason`) the PUTs whose revision label starts with
+    /// `prefix` (e.g. `"4@"`: revision 4 only); other PUTs go through.
+    pub fn set_reject_matching(&self, prefix: &str, reason: &str) {
+        lock(&self.inner).reject = Some((prefix.to_owned(), reason.to_owned()));
     }
 
     /// Answer PUT and DELETE only after this long (the real agent's trial start).
@@ -275,7 +282,9 @@ fn put(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> (StatusCode, Value, Opti
             policy.tenant
         )]);
     }
-    if let Some(reason) = lock(st).reject.clone() {
+    if let Some((prefix, reason)) = lock(st).reject.clone()
+        && rev.starts_with(&prefix)
+    {
         return refuse(vec![reason]);
     }
     let rows = match Kamailio.render_tenant(&policy, &rev, jiff::Timestamp::now()) {

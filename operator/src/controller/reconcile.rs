@@ -69,7 +69,15 @@ pub fn load_state(status: &TollPolicyStatus, policy: &str) -> RolloutState {
     let Some(m) = &status.rollout else {
         return RolloutState::default();
     };
-    match serde_json::from_value(serde_json::Value::Object(m.clone())) {
+    // The API server keeps `null`s and may turn an empty object into one
+    // (e.g. `attempts: {}` comes back as `attempts: null`): a null field is
+    // an absent one.
+    let m: serde_json::Map<String, serde_json::Value> = m
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    match serde_json::from_value(serde_json::Value::Object(m)) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(policy, error = %e, "status.rollout unreadable; starting from the default state");
@@ -314,11 +322,17 @@ fn counts(d: &Decision, targets: &[Target]) -> TargetCounts {
     c
 }
 
-async fn apply(policy: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Error> {
-    let ns = policy.namespace().unwrap_or_default();
-    let name = policy.name_any();
-    let obj = ObjectRef::from(policy.as_ref());
+async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Error> {
+    let ns = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
+    let obj = ObjectRef::from(cached.as_ref());
     let api: Api<TollPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    // Read the object itself, not the watch cache: the cache may not have
+    // seen this operator's last status write yet, and a stale
+    // `status.rollout` would move the rollout back.
+    let Some(policy) = api.get_opt(&name).await? else {
+        return Ok(KubeAction::await_change());
+    };
     let generation = policy.metadata.generation;
     let server = policy.status.clone().unwrap_or_default();
     let mut status = server.clone();

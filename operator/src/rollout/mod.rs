@@ -282,7 +282,7 @@ pub struct Attempt {
 /// The persisted state: everything [`plan`] needs besides the spec, the
 /// observed targets, the time and the events.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct RolloutState {
     /// Mode.
     pub mode: Mode,
