@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::ByteString;
@@ -331,11 +331,17 @@ async fn scenario(client: &Client, ns: &str) -> R {
     // ---- 1. the first rollout: canary, bake, batch, bake, batch
     let t0 = Instant::now();
     let p = wait_phase(&api, TollPolicyPhase::Applied, 1, 60).await?;
-    eprintln!("revision 1 applied to 3 agents in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "revision 1 applied to 3 agents in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     let s = p.status.clone().unwrap_or_default();
     let r1 = rev(1, 0);
     let l1 = revision_label(&r1);
-    ensure(s.applied.as_deref() == Some("3/3"), format!("applied {:?}", s.applied))?;
+    ensure(
+        s.applied.as_deref() == Some("3/3"),
+        format!("applied {:?}", s.applied),
+    )?;
     ensure(s.last_good_revision == Some(1), "lastGoodRevision 1")?;
     ensure(s.failures.is_empty(), "no failures")?;
     for (t, want) in [
@@ -356,26 +362,49 @@ async fn scenario(client: &Client, ns: &str) -> R {
         "finalizer set",
     )?;
     let rollout = s.rollout.clone().ok_or("status.rollout missing")?;
-    ensure(rollout.get("mode") == Some(&json!("Complete")), format!("rollout {rollout:?}"))?;
+    ensure(
+        rollout.get("mode") == Some(&json!("Complete")),
+        format!("rollout {rollout:?}"),
+    )?;
     let list = revs.list(&ListParams::default()).await?;
-    ensure(list.items.len() == 1, format!("{} revisions", list.items.len()))?;
+    ensure(
+        list.items.len() == 1,
+        format!("{} revisions", list.items.len()),
+    )?;
     let pr = &list.items[0];
-    ensure(pr.name_any() == revision_name("acme", &r1.hash), format!("name {}", pr.name_any()))?;
-    ensure(pr.spec.revision == 1 && pr.spec.hash == r1.hash, "revision spec")?;
-    ensure(pr.labels().get(POLICY_LABEL).map(String::as_str) == Some("acme"), "label")?;
+    ensure(
+        pr.name_any() == revision_name("acme", &r1.hash),
+        format!("name {}", pr.name_any()),
+    )?;
+    ensure(
+        pr.spec.revision == 1 && pr.spec.hash == r1.hash,
+        "revision spec",
+    )?;
+    ensure(
+        pr.labels().get(POLICY_LABEL).map(String::as_str) == Some("acme"),
+        "label",
+    )?;
     let owner = pr.owner_references().first().cloned().ok_or("owner")?;
     ensure(
-        owner.kind == "TollPolicy" && owner.controller == Some(true) && Some(owner.uid.clone()) == p.metadata.uid,
+        owner.kind == "TollPolicy"
+            && owner.controller == Some(true)
+            && Some(owner.uid.clone()) == p.metadata.uid,
         format!("owner {owner:?}"),
     )?;
-    ensure(holds(&agents) == vec![Some(l1.clone()); 3], format!("agents hold {:?}", holds(&agents)))?;
+    ensure(
+        holds(&agents) == vec![Some(l1.clone()); 3],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
     // the steps were observable: canary first, the others after the bake
     let t: Vec<SystemTime> = agents.iter().map(|a| put_times(a, &l1)[0]).collect();
     let (g1, g2) = (gap(t[0], t[1]), gap(t[1], t[2]));
     eprintln!("apply gaps: canary -> batch 1 {g1:.2} s, batch 1 -> batch 2 {g2:.2} s");
     // The machine counts whole seconds (`rollout::Seconds`): a bake of 2 s
     // ends between 1 and 2 s after the step's completion second.
-    ensure(g1 >= 1.0 && g2 >= 1.0, format!("bake gaps {g1} {g2} (want >= 1 s)"))?;
+    ensure(
+        g1 >= 1.0 && g2 >= 1.0,
+        format!("bake gaps {g1} {g2} (want >= 1 s)"),
+    )?;
     let events: Api<CoreEvent> = Api::namespaced(client.clone(), ns);
     let reasons: Vec<String> = events
         .list(&ListParams::default())
@@ -395,9 +424,18 @@ async fn scenario(client: &Client, ns: &str) -> R {
     set_variant(&api, 1).await?;
     let p = wait_phase(&api, TollPolicyPhase::Applied, 2, 60).await?;
     let l2 = revision_label(&rev(2, 1));
-    ensure(p.status.as_ref().and_then(|s| s.last_good_revision) == Some(2), "last good 2")?;
-    ensure(holds(&agents) == vec![Some(l2.clone()); 3], format!("agents hold {:?}", holds(&agents)))?;
-    ensure(revs.list(&ListParams::default()).await?.items.len() == 2, "two revisions")?;
+    ensure(
+        p.status.as_ref().and_then(|s| s.last_good_revision) == Some(2),
+        "last good 2",
+    )?;
+    ensure(
+        holds(&agents) == vec![Some(l2.clone()); 3],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+    ensure(
+        revs.list(&ListParams::default()).await?.items.len() == 2,
+        "two revisions",
+    )?;
 
     // ---- 3. a batch agent rejects: the rollout halts, the failure is in status
     agents[1].set_reject(Some("probe failed: mtree.match d:acme gave no chain"));
@@ -412,7 +450,10 @@ async fn scenario(client: &Client, ns: &str) -> R {
             && f.message.contains("probe failed"),
         format!("failure {f:?}"),
     )?;
-    ensure(condition(&p, "Degraded").map(|c| c.0) == Some("True".into()), "Degraded=True")?;
+    ensure(
+        condition(&p, "Degraded").map(|c| c.0) == Some("True".into()),
+        "Degraded=True",
+    )?;
     let l3 = revision_label(&rev(3, 2));
     ensure(
         holds(&agents) == vec![Some(l3.clone()), Some(l2.clone()), Some(l2.clone())],
@@ -427,7 +468,10 @@ async fn scenario(client: &Client, ns: &str) -> R {
     let s = p.status.clone().unwrap_or_default();
     ensure(s.last_good_revision == Some(2), "last good still 2")?;
     ensure(s.last_rollback_reason.is_some(), "lastRollbackReason")?;
-    ensure(condition(&p, "RolledBack").map(|c| c.0) == Some("True".into()), "RolledBack=True")?;
+    ensure(
+        condition(&p, "RolledBack").map(|c| c.0) == Some("True".into()),
+        "RolledBack=True",
+    )?;
     wait_for("every agent back on revision 2", 30, || async {
         Ok((holds(&agents) == vec![Some(l2.clone()); 3]).then_some(()))
     })
@@ -445,17 +489,35 @@ async fn scenario(client: &Client, ns: &str) -> R {
     .await?;
     ctl.kill().await;
     let persisted = api.get("acme").await?.status.unwrap_or_default();
-    let mode = persisted.rollout.as_ref().and_then(|r| r.get("mode").cloned());
-    ensure(mode == Some(json!("RollingOut")), format!("persisted mode {mode:?}"))?;
-    ensure(holds(&agents)[1..] == [Some(l2.clone()), Some(l2.clone())], "others not yet")?;
+    let mode = persisted
+        .rollout
+        .as_ref()
+        .and_then(|r| r.get("mode").cloned());
+    ensure(
+        mode == Some(json!("RollingOut")),
+        format!("persisted mode {mode:?}"),
+    )?;
+    ensure(
+        holds(&agents)[1..] == [Some(l2.clone()), Some(l2.clone())],
+        "others not yet",
+    )?;
     let ctl = start_controller(client, ns);
     wait_phase(&api, TollPolicyPhase::Applied, 5, 60).await?;
-    ensure(holds(&agents) == vec![Some(l5.clone()); 3], format!("agents hold {:?}", holds(&agents)))?;
+    ensure(
+        holds(&agents) == vec![Some(l5.clone()); 3],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
     let canary = put_times(&agents[0], &l5);
-    ensure(canary.len() == 1, format!("the canary got revision 5 {} times", canary.len()))?;
+    ensure(
+        canary.len() == 1,
+        format!("the canary got revision 5 {} times", canary.len()),
+    )?;
     let g = gap(canary[0], put_times(&agents[1], &l5)[0]);
     eprintln!("restart: canary -> batch 1 {g:.2} s across the restart (bake 6 s)");
-    ensure(g >= 5.0, format!("bake across the restart {g} s (want >= 5 s)"))?;
+    ensure(
+        g >= 5.0,
+        format!("bake across the restart {g} s (want >= 5 s)"),
+    )?;
 
     // ---- 6. deletion removes the tenant from the agents, the revisions and the finalizer
     api.delete("acme", &DeleteParams::default()).await?;
@@ -463,8 +525,14 @@ async fn scenario(client: &Client, ns: &str) -> R {
         Ok(api.get_opt("acme").await?.is_none().then_some(()))
     })
     .await?;
-    ensure(holds(&agents) == vec![None, None, None], format!("agents hold {:?}", holds(&agents)))?;
-    ensure(revs.list(&ListParams::default()).await?.items.is_empty(), "revisions deleted")?;
+    ensure(
+        holds(&agents) == vec![None, None, None],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+    ensure(
+        revs.list(&ListParams::default()).await?.items.is_empty(),
+        "revisions deleted",
+    )?;
     ctl.stop().await;
     Ok(())
 }

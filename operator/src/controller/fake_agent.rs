@@ -233,7 +233,10 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
             if status == StatusCode::OK {
                 reply(status, &json!({"tenant": t, "deleted": true}))
             } else {
-                reply(status, &json!({"error": format!("tenant {t} is not applied")}))
+                reply(
+                    status,
+                    &json!({"error": format!("tenant {t} is not applied")}),
+                )
             }
         }
         _ => reply(StatusCode::NOT_FOUND, &json!({"error": "no such endpoint"})),

@@ -16,8 +16,8 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason, set_condition};
 use tollgate_crds::conditions::toll_policy as cond;
+use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason, set_condition};
 use tollgate_crds::toll_policy::TollPolicyPhase;
 use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy, TollPolicyStatus};
 
@@ -106,20 +106,28 @@ async fn patch_status(
         "kind": TollPolicy::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }
 
 async fn publish(ctx: &Context, policy: &TollPolicy, kind: EventKind, reason: &str, note: String) {
+    // kube's Recorder folds events with the same type, reason and action
+    // into one series (the later notes are lost): the action carries the
+    // note (events.k8s.io allows 128 characters), so only repeats of the
+    // same message fold.
     let ev = KEvent {
         type_: match kind {
             EventKind::Normal => EventType::Normal,
             EventKind::Warning => EventType::Warning,
         },
         reason: reason.to_owned(),
+        action: truncate(&note, 128),
         note: Some(truncate(&note, MAX_MESSAGE)),
-        action: "Rollout".into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &policy.object_ref(&())).await {
@@ -230,7 +238,10 @@ async fn act(
     let n = ctx.config.agent_concurrency.max(1);
     let outcomes: Vec<Event> = futures::stream::iter(actions)
         .map(|(target, revision)| async move {
-            let url = resolved.iter().find(|r| r.id == target).map(|r| r.url.clone());
+            let url = resolved
+                .iter()
+                .find(|r| r.id == target)
+                .map(|r| r.url.clone());
             let result = match url {
                 None => ApplyResult::Unreachable {
                     message: "target no longer in the fleet".into(),
@@ -252,7 +263,11 @@ async fn act(
                     }
                 }
             };
-            let call = if revision.is_some() { "apply" } else { "remove" };
+            let call = if revision.is_some() {
+                "apply"
+            } else {
+                "remove"
+            };
             ctx.metrics.agent_call(call, result_label(&result));
             Event::Outcome {
                 target,
@@ -296,7 +311,10 @@ async fn policy_for(
     let name = revisions::revision_name(&policy.name_any(), &r.hash);
     match api.get_opt(&name).await {
         Ok(Some(rev)) if rev.spec.hash == r.hash => Ok(rev.spec.policy),
-        Ok(_) => Err(format!("PolicyRevision {name} (revision {}) is missing", r.number)),
+        Ok(_) => Err(format!(
+            "PolicyRevision {name} (revision {}) is missing",
+            r.number
+        )),
         Err(e) => Err(format!("reading PolicyRevision {name}: {e}")),
     }
 }
@@ -367,7 +385,14 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         status.phase = Some(TollPolicyPhase::Failed);
         if status != server {
             patch_status(&api, &name, &status).await?;
-            publish(ctx, &policy, EventKind::Warning, reason::VALIDATION_FAILED, message).await;
+            publish(
+                ctx,
+                &policy,
+                EventKind::Warning,
+                reason::VALIDATION_FAILED,
+                message,
+            )
+            .await;
         }
         return Ok(KubeAction::await_change());
     }
