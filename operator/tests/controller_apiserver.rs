@@ -540,3 +540,170 @@ async fn scenario(client: &Client, ns: &str) -> R {
 fn ensure(cond: bool, msg: impl Into<String>) -> R {
     if cond { Ok(()) } else { Err(msg.into().into()) }
 }
+
+// ---------------------------------------------------------------- the binary
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `GET http://127.0.0.1:<port><path>` → (status, body), or None when
+/// nothing answers.
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// A `tollgate-operator` process, killed when dropped.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_operator(ns: &str, identity: &str, port: u16) -> Proc {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate-operator"))
+        .args([
+            "--namespace",
+            ns,
+            "--lease-namespace",
+            ns,
+            "--identity",
+            identity,
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tollgate-operator starts");
+    Proc(child)
+}
+
+async fn leader_gauge(port: u16) -> Option<u8> {
+    let (code, body) = http_get(port, "/metrics").await?;
+    if code != 200 {
+        return None;
+    }
+    body.lines()
+        .find_map(|l| l.strip_prefix("tollgate_operator_leader "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_elects_one_leader_and_hands_over_on_sigterm() {
+    let Some(client) = testbed_client().await else {
+        return;
+    };
+    install_crds(&client).await.expect("CRDs installed");
+    let ns = format!("t-lease-{}", suffix());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .expect("namespace");
+    let result = leader_scenario(&client, &ns).await;
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    if let Err(e) = result {
+        panic!("leader election (namespace {ns}): {e}");
+    }
+}
+
+async fn leader_scenario(client: &Client, ns: &str) -> R {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    let (pa, pb) = (free_port(), free_port());
+    let a = spawn_operator(ns, "op-a", pa);
+    wait_for("op-a leads", 30, || async {
+        Ok((leader_gauge(pa).await == Some(1)).then_some(()))
+    })
+    .await?;
+    let b = spawn_operator(ns, "op-b", pb);
+    wait_for("op-b up", 30, || async {
+        Ok(http_get(pb, "/healthz")
+            .await
+            .map(|(c, _)| c == 200)
+            .filter(|x| *x))
+    })
+    .await?;
+    let ready = http_get(pb, "/readyz").await.map(|x| x.0);
+    ensure(ready == Some(200), format!("op-b /readyz {ready:?}"))?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure(
+        leader_gauge(pb).await == Some(0),
+        "op-b must not lead while op-a holds the lease",
+    )?;
+    let lease = leases.get("tollgate-operator").await?;
+    let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+    ensure(
+        holder.as_deref() == Some("op-a"),
+        format!("holder {holder:?}"),
+    )?;
+
+    // SIGTERM: op-a stops its controller and releases the lease; op-b takes over
+    let pid = a.0.id().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()?;
+    ensure(st.success(), "kill -TERM")?;
+    let t0 = Instant::now();
+    let mut a = a;
+    let exited = wait_for("op-a exits", 30, || {
+        let r = a.0.try_wait().map(|s| s.map(|s| s.success()));
+        async move { Ok(r?) }
+    })
+    .await?;
+    ensure(exited, "op-a exit status 0")?;
+    wait_for("op-b leads", 40, || async {
+        Ok((leader_gauge(pb).await == Some(1)).then_some(()))
+    })
+    .await?;
+    eprintln!(
+        "handover after SIGTERM: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let lease = leases.get("tollgate-operator").await?;
+    let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+    ensure(
+        holder.as_deref() == Some("op-b"),
+        format!("holder {holder:?}"),
+    )?;
+    let metrics = http_get(pb, "/metrics")
+        .await
+        .map(|x| x.1)
+        .unwrap_or_default();
+    ensure(
+        metrics.contains("tollgate_operator_reconciles_total{result=\"ok\"}"),
+        "metrics text",
+    )?;
+    drop(b);
+    Ok(())
+}
