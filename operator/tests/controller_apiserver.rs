@@ -707,3 +707,167 @@ async fn leader_scenario(client: &Client, ns: &str) -> R {
     drop(b);
     Ok(())
 }
+
+// ---------------------------------------------------------------- a pod fleet
+
+fn sbc_pod(name: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "sbc", "tier": "edge"}},
+        "spec": {"containers": [{"name": "sbc", "image": "example.invalid/sbc:1"}]}
+    }))
+    .expect("pod")
+}
+
+/// What a kubelet would report: the pod runs at `ip` and is Ready.
+async fn pod_running(pods: &Api<k8s_openapi::api::core::v1::Pod>, name: &str, ip: &str) -> R {
+    let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": "True"}]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selector_fleet_follows_its_pods() {
+    let Some(client) = testbed_client().await else {
+        return;
+    };
+    install_crds(&client).await.expect("CRDs installed");
+    let ns = format!("t-pods-{}", suffix());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .expect("namespace");
+    let result = pods_scenario(&client, &ns).await;
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    if let Err(e) = result {
+        panic!("selector fleet (namespace {ns}): {e}");
+    }
+}
+
+async fn pods_scenario(client: &Client, ns: &str) -> R {
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    // two "pods" on 127.0.0.2 and 127.0.0.3, the same agent port
+    let probe = std::net::TcpListener::bind("127.0.0.2:0")?;
+    let port = probe.local_addr()?.port();
+    drop(probe);
+    let a = FakeAgent::start_on(format!("127.0.0.2:{port}").parse()?, TOKEN).await?;
+    let b = FakeAgent::start_on(format!("127.0.0.3:{port}").parse()?, TOKEN).await?;
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    let selector: LabelSelector = serde_json::from_value(json!({
+        "matchLabels": {"app": "sbc"},
+        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["edge", "core"]}]
+    }))?;
+    fleets
+        .create(
+            &PostParams::default(),
+            &SbcFleet::new(
+                "pods",
+                SbcFleetSpec {
+                    selector: Some(selector),
+                    endpoints: None,
+                    backend: SbcBackend::Kamailio,
+                    agent_port: port,
+                    agent_token_secret: None,
+                },
+            ),
+        )
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(&PostParams::default(), &sbc_pod("sbc-a"))
+        .await?;
+    pod_running(&pods, "sbc-a", "127.0.0.2").await?;
+
+    // the token from --agent-token-file (Config::agent_token): no Secret here
+    let (tx, rx) = oneshot::channel::<()>();
+    let config = Config {
+        namespace: Some(ns.to_owned()),
+        agent_token: Some(TOKEN.into()),
+        ..Config::default()
+    };
+    let agents = Arc::new(HttpAgents::new(
+        Duration::from_secs(3),
+        Duration::from_secs(30),
+    ));
+    let op = Operator::new(client.clone(), config, agents, Arc::new(Metrics::default()));
+    let ctl = Running {
+        stop: Some(tx),
+        task: tokio::spawn(op.run(async move {
+            let _ = rx.await;
+        })),
+    };
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    api.create(
+        &PostParams::default(),
+        &TollPolicy::new(
+            "acme",
+            TollPolicySpec {
+                tenant: "acme".into(),
+                policy: sample_policy("acme", 0),
+                fleet: FleetReference {
+                    name: "pods".into(),
+                },
+                rollout: RolloutStrategy {
+                    bake_seconds: 0,
+                    ..RolloutStrategy::default()
+                },
+                source_hash: None,
+            },
+        ),
+    )
+    .await?;
+    let p = wait_phase(&api, TollPolicyPhase::Applied, 1, 30).await?;
+    let applied = p.status.and_then(|s| s.applied);
+    ensure(
+        applied.as_deref() == Some("1/1"),
+        format!("applied {applied:?}"),
+    )?;
+    let l1 = revision_label(&rev(1, 0));
+    ensure(
+        a.tenants().get("acme") == Some(&l1),
+        "pod a holds revision 1",
+    )?;
+
+    // a new pod becomes Ready: the pod watch reconciles the policy, which
+    // hands it the revision at once (long before the 60 s idle requeue)
+    let t0 = Instant::now();
+    pods.create(&PostParams::default(), &sbc_pod("sbc-b"))
+        .await?;
+    pod_running(&pods, "sbc-b", "127.0.0.3").await?;
+    wait_for("pod b on revision 1 and 2/2", 20, || async {
+        let s = api.get("acme").await?.status.unwrap_or_default();
+        Ok(
+            (b.tenants().get("acme") == Some(&l1) && s.applied.as_deref() == Some("2/2"))
+                .then_some(()),
+        )
+    })
+    .await?;
+    eprintln!(
+        "new pod got the revision {:.2} s after it became Ready",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // a pod the selector no longer matches leaves the fleet
+    let relabel = json!({"metadata": {"labels": {"tier": "test"}}});
+    pods.patch("sbc-b", &PatchParams::default(), &Patch::Merge(&relabel))
+        .await?;
+    wait_for("1/1 again", 20, || async {
+        let s = api.get("acme").await?.status.unwrap_or_default();
+        Ok((s.applied.as_deref() == Some("1/1")).then_some(()))
+    })
+    .await?;
+    ctl.stop().await;
+    Ok(())
+}

@@ -81,7 +81,13 @@ fn reply(status: StatusCode, v: &Value) -> Resp {
 impl FakeAgent {
     /// Starts one on `127.0.0.1`, a free port, requiring `token`.
     pub async fn start(token: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on("127.0.0.1:0".parse().map_err(std::io::Error::other)?, token).await
+    }
+
+    /// Starts one on `addr` (e.g. `127.0.0.2:9443`: all of 127/8 is on
+    /// the loopback interface, so several can share a port, as pods do).
+    pub async fn start_on(addr: SocketAddr, token: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Mutex::new(Inner::default()));
         let state = Arc::clone(&inner);
