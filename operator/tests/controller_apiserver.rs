@@ -802,6 +802,7 @@ async fn pods_scenario(client: &Client, ns: &str) -> R {
         Duration::from_secs(30),
     ));
     let op = Operator::new(client.clone(), config, agents, Arc::new(Metrics::default()));
+    let ctx = op.context();
     let ctl = Running {
         stop: Some(tx),
         task: tokio::spawn(op.run(async move {
@@ -866,6 +867,38 @@ async fn pods_scenario(client: &Client, ns: &str) -> R {
     wait_for("1/1 again", 20, || async {
         let s = api.get("acme").await?.status.unwrap_or_default();
         Ok((s.applied.as_deref() == Some("1/1")).then_some(()))
+    })
+    .await?;
+
+    // an anomaly alert for revision 2 during its bake rolls it back at once
+    // (report_anomaly triggers the reconcile; the bake would requeue in 60 s)
+    let p = json!({"spec": {"policy": sample_policy("acme", 1),
+        "rollout": {"bakeSeconds": 60, "canary": {"count": 1}}}});
+    api.patch("acme", &PatchParams::default(), &Patch::Merge(&p))
+        .await?;
+    let l2 = revision_label(&rev(2, 1));
+    wait_for("the canary on revision 2", 20, || async {
+        Ok((a.tenants().get("acme") == Some(&l2)).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = Instant::now();
+    ctx.report_anomaly(ns, "acme", 2, "TollgateCallRateAnomaly");
+    let p = wait_phase(&api, TollPolicyPhase::RolledBack, 2, 20).await?;
+    eprintln!(
+        "anomaly -> RolledBack in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let why = p
+        .status
+        .and_then(|s| s.last_rollback_reason)
+        .unwrap_or_default();
+    ensure(
+        why.contains("TollgateCallRateAnomaly"),
+        format!("lastRollbackReason {why:?}"),
+    )?;
+    wait_for("pod a back on revision 1", 20, || async {
+        Ok((a.tenants().get("acme") == Some(&l1)).then_some(()))
     })
     .await?;
     ctl.stop().await;
