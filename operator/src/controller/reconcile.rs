@@ -351,6 +351,10 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
     let Some(policy) = api.get_opt(&name).await? else {
         return Ok(KubeAction::await_change());
     };
+    if policy.metadata.deletion_timestamp.is_some() {
+        // Deleted since the cache saw it: the next reconcile cleans up.
+        return Ok(KubeAction::requeue(Duration::from_secs(1)));
+    }
     let generation = policy.metadata.generation;
     let server = policy.status.clone().unwrap_or_default();
     let mut status = server.clone();
