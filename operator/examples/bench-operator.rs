@@ -1,0 +1,779 @@
+//! The operator's convergence and memory benchmark (`scripts/bench-operator.sh`).
+//!
+//! ```console
+//! bench-operator --operator PATH/tollgate-operator --work DIR [--sizes 10,100,1000] [--reps 5] [--policies 1000]
+//! ```
+//!
+//! Needs `KUBECONFIG` pointing at the testbed API server (current context
+//! `testbed`; `scripts/apiserver.sh start`). Runs the REAL operator binary
+//! (`--operator`, one process per phase, `--no-leader-election`, restricted
+//! to the benchmark's own namespace, logs in `DIR`) against fake agents
+//! (`controller::fake_agent`) served over real HTTP in this process.
+//!
+//! 1. Baseline: the API server alone: median of a merge PATCH of a
+//!    TollPolicy's spec, of a server-side-apply patch of its status, and of a
+//!    GET.
+//! 2. Convergence, per fleet size N: N fake agents on distinct loopback
+//!    addresses `127.S.x.y` and one port, N Pod objects whose status says they
+//!    run there (Ready), a pod-selector SbcFleet. Per strategy (`bake0`: no
+//!    canary, one batch, `bakeSeconds: 0`; `staged`: canary 1 target, bake 2 s,
+//!    batches of 25 %), a TollPolicy is rolled out once (not timed), then
+//!    `--reps` times its `spec.policy` is changed with a merge PATCH and the
+//!    time until the status says `Applied`, `N/N`, the new revision and the
+//!    new generation AND every fake agent holds the revision is measured.
+//!    For `staged`, "excluding bake" subtracts every gap of more than 0.5 s
+//!    between consecutive applies (the bakes; a step itself takes less).
+//! 3. Memory: a fresh operator process, 3 static fake agents, `--policies`
+//!    small TollPolicies (`bakeSeconds: 0`); once all are Applied, the
+//!    process's VmRSS and VmHWM from `/proc/<pid>/status`. Also the time to
+//!    list them (API server alone).
+//!
+//! Every object lives in namespaces `bench-*` created here; policies are
+//! deleted (with the operator running, so finalizers go) at the end.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions::is_crd_established};
+use kube::{Client, Config as KubeConfig, ResourceExt};
+use serde_json::json;
+use tokio::process::{Child, Command};
+use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference, StaticEndpoint};
+use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
+use tollgate_crds::{SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
+use tollgate_operator::controller::fake_agent::{FakeAgent, sample_policy};
+use tollgate_operator::controller::revisions::policy_hash;
+
+type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const TOKEN: &str = "bench-agent-token-0123456789";
+const MANAGER: &str = "tollgate-bench";
+const AGENT_PORT: u16 = 19_443;
+
+struct Args {
+    operator: String,
+    work: String,
+    sizes: Vec<usize>,
+    reps: usize,
+    policies: usize,
+}
+
+fn parse_args() -> R<Args> {
+    let mut a = Args {
+        operator: String::new(),
+        work: String::new(),
+        sizes: vec![10, 100, 1000],
+        reps: 5,
+        policies: 1000,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = v.iter();
+    while let Some(o) = it.next() {
+        let val = it.next().ok_or(format!("{o} needs a value"))?;
+        match o.as_str() {
+            "--operator" => a.operator.clone_from(val),
+            "--work" => a.work.clone_from(val),
+            "--sizes" => {
+                a.sizes = val
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--sizes: {e}"))?;
+            }
+            "--reps" => a.reps = val.parse().map_err(|e| format!("--reps: {e}"))?,
+            "--policies" => a.policies = val.parse().map_err(|e| format!("--policies: {e}"))?,
+            _ => return Err(format!("unknown option {o}").into()),
+        }
+    }
+    if a.operator.is_empty() || a.work.is_empty() {
+        return Err("usage: bench-operator --operator BIN --work DIR [--sizes 10,100,1000] [--reps N] [--policies N]".into());
+    }
+    if a.sizes.iter().any(|&n| n == 0 || n > 60_000) || a.sizes.len() > 100 {
+        return Err("--sizes: 1..60000 each, at most 100 sizes".into());
+    }
+    if a.reps == 0 {
+        return Err("--reps must be at least 1".into());
+    }
+    Ok(a)
+}
+
+async fn testbed_client() -> R<Client> {
+    let path = std::env::var_os("KUBECONFIG")
+        .ok_or("KUBECONFIG is not set: eval \"$(scripts/apiserver.sh start)\" first")?;
+    let kubeconfig = Kubeconfig::read_from(&path)?;
+    if kubeconfig.current_context.as_deref() != Some("testbed") {
+        return Err("KUBECONFIG's current context is not \"testbed\": refusing to run".into());
+    }
+    let options = KubeConfigOptions {
+        context: Some("testbed".into()),
+        ..KubeConfigOptions::default()
+    };
+    let config = KubeConfig::from_custom_kubeconfig(kubeconfig, &options).await?;
+    Ok(Client::try_from(config)?)
+}
+
+async fn install_crds(client: &Client) -> R {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(MANAGER).force();
+    for (_, crd) in tollgate_crds::all_crds() {
+        let name = crd.name_any();
+        crds.patch(&name, &params, &Patch::Apply(&crd)).await?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), &name, is_crd_established()),
+        )
+        .await
+        .map_err(|_| format!("CRD {name} not Established"))??;
+    }
+    Ok(())
+}
+
+fn suffix() -> String {
+    let n = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or_default();
+    format!("{:x}", (n as u64) & 0xff_ffff)
+}
+
+async fn make_namespace(client: &Client, name: &str) -> R {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
+    let mut data = BTreeMap::new();
+    data.insert("token".to_owned(), ByteString(TOKEN.as_bytes().to_vec()));
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("agent-token".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some(data),
+                ..Secret::default()
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// The real operator binary, restricted to `ns`.
+struct OperatorProc {
+    child: Child,
+}
+
+impl OperatorProc {
+    fn start(bin: &str, ns: &str, log: &str) -> R<Self> {
+        let log = std::fs::File::create(log).map_err(|e| format!("{log}: {e}"))?;
+        let child = Command::new(bin)
+            .args([
+                "--namespace",
+                ns,
+                "--no-leader-election",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--identity",
+                "bench",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{bin}: {e}"))?;
+        Ok(Self { child })
+    }
+
+    /// (VmRSS, VmHWM) in KiB.
+    fn memory(&self) -> R<(u64, u64)> {
+        let pid = self.child.id().ok_or("the operator has exited")?;
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let field = |name: &str| -> R<u64> {
+            let line = s
+                .lines()
+                .find(|l| l.starts_with(name))
+                .ok_or(format!("{name} not in /proc/{pid}/status"))?;
+            Ok(line
+                .split_whitespace()
+                .nth(1)
+                .ok_or("malformed status line")?
+                .parse()?)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SIGTERM: the graceful shutdown path
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, every: Duration, mut f: F) -> R<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = R<Option<T>>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await? {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {secs} s waiting for {what}").into());
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        f64::midpoint(s[m - 1], s[m])
+    }
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NAN, f64::max)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn baseline(client: &Client, ns: &str) -> R {
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    let p = TollPolicy::new(
+        "baseline",
+        TollPolicySpec {
+            tenant: "baseline".into(),
+            policy: sample_policy("baseline", 0),
+            fleet: FleetReference {
+                name: "none".into(),
+            },
+            rollout: RolloutStrategy::default(),
+            source_hash: None,
+        },
+    );
+    api.create(&PostParams::default(), &p).await?;
+    let (mut patch, mut ssa, mut get) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..20u32 {
+        let body = json!({"spec": {"policy": sample_policy("baseline", i + 1)}});
+        let t = Instant::now();
+        api.patch("baseline", &PatchParams::default(), &Patch::Merge(&body))
+            .await?;
+        patch.push(ms(t.elapsed()));
+        let st = json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "TollPolicy",
+            "status": {"phase": "Pending", "applied": format!("{i}/20")}});
+        let t = Instant::now();
+        api.patch_status(
+            "baseline",
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&st),
+        )
+        .await?;
+        ssa.push(ms(t.elapsed()));
+        let t = Instant::now();
+        api.get("baseline").await?;
+        get.push(ms(t.elapsed()));
+    }
+    api.delete("baseline", &DeleteParams::default()).await?;
+    println!(
+        "baseline (API server alone, 20 each): spec merge PATCH median {:.1} ms max {:.1} ms; \
+         status SSA patch median {:.1} ms max {:.1} ms; GET median {:.1} ms max {:.1} ms",
+        median(&patch),
+        max(&patch),
+        median(&ssa),
+        max(&ssa),
+        median(&get),
+        max(&get)
+    );
+    Ok(())
+}
+
+fn agent_addr(size_index: usize, i: usize) -> String {
+    // 127.S.x.y: S per fleet size, x.y from i (y in 1..=250)
+    format!("127.{}.{}.{}:{AGENT_PORT}", 100 + size_index, i / 250, i % 250 + 1)
+}
+
+fn sbc_pod(name: &str, group: &str) -> R<Pod> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench-sbc", "group": group}},
+        "spec": {"containers": [{"name": "sbc", "image": "example.invalid/sbc:1"}]}
+    }))?)
+}
+
+#[derive(Clone, Copy)]
+enum Strategy {
+    Bake0,
+    Staged,
+}
+
+impl Strategy {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bake0 => "bake0",
+            Self::Staged => "staged",
+        }
+    }
+    fn rollout(self) -> RolloutStrategy {
+        match self {
+            Self::Bake0 => RolloutStrategy {
+                bake_seconds: 0,
+                ..RolloutStrategy::default()
+            },
+            Self::Staged => RolloutStrategy {
+                canary: Some(StepSize::count(1)),
+                bake_seconds: 2,
+                batch: Some(StepSize {
+                    count: None,
+                    percent: Some(25),
+                }),
+                ..RolloutStrategy::default()
+            },
+        }
+    }
+}
+
+struct Rep {
+    total: f64,
+    agents: f64,
+    excl_bake: f64,
+}
+
+/// Waits until the policy `name` reports `Applied`, `n/n`, a revision with
+/// `hash` and generation `generation`, and every agent holds that revision.
+async fn converge(
+    api: &Api<TollPolicy>,
+    name: &str,
+    tenant: &str,
+    hash: &str,
+    generation: Option<i64>,
+    agents: &[FakeAgent],
+    t0: Instant,
+    secs: u64,
+) -> R<(f64, f64)> {
+    let suffix = format!("@{hash}");
+    let agents_done = wait_for("every agent holding the revision", secs, Duration::from_millis(20), || async {
+        Ok(agents
+            .iter()
+            .all(|a| a.tenants().get(tenant).is_some_and(|l| l.ends_with(&suffix)))
+            .then(|| ms(t0.elapsed())))
+    })
+    .await?;
+    let n = agents.len();
+    let want = format!("{n}/{n}");
+    let r = wait_for("status Applied n/n", secs, Duration::from_millis(20), || async {
+        let p = api.get(name).await?;
+        let s = p.status.clone().unwrap_or_default();
+        let rev_ok = agents
+            .first()
+            .and_then(|a| a.tenants().get(tenant).cloned())
+            .and_then(|l| l.split_once('@').map(|(n, _)| n.to_owned()))
+            .and_then(|num| num.parse::<i64>().ok())
+            == s.current_revision;
+        Ok((s.phase == Some(TollPolicyPhase::Applied)
+            && s.applied.as_deref() == Some(want.as_str())
+            && s.observed_generation == generation
+            && generation.is_some()
+            && rev_ok)
+            .then(|| ms(t0.elapsed())))
+    })
+    .await;
+    match r {
+        Ok(total) => Ok((total, agents_done)),
+        Err(e) => {
+            if let Ok(p) = api.get(name).await {
+                eprintln!(
+                    "status at timeout: {}",
+                    serde_json::to_string(&p.status).unwrap_or_default()
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Time of the rollout not spent in bakes: every gap over 0.5 s between
+/// consecutive applies of the revision is a bake.
+fn bake_gaps(agents: &[FakeAgent], label_suffix: &str) -> f64 {
+    let mut times: Vec<SystemTime> = agents
+        .iter()
+        .flat_map(|a| a.applies())
+        .filter(|r| r.status == 200 && r.revision.as_deref().is_some_and(|l| l.ends_with(label_suffix)))
+        .map(|r| r.at)
+        .collect();
+    times.sort();
+    times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).map(|d| d.as_secs_f64()).unwrap_or(0.0))
+        .filter(|&g| g > 0.5)
+        .map(|g| g * 1000.0)
+        .sum()
+}
+
+async fn convergence(client: &Client, args: &Args, run: &str) -> R {
+    let ns = format!("bench-conv-{run}");
+    make_namespace(client, &ns).await?;
+    println!("convergence namespace {ns}; the operator's log: {}/operator-conv.log", args.work);
+    let op = OperatorProc::start(&args.operator, &ns, &format!("{}/operator-conv.log", args.work))?;
+    let result = convergence_in(client, args, &ns).await;
+    let cleanup = cleanup_policies(client, &ns).await;
+    op.stop().await;
+    delete_rest(client, &ns).await;
+    result.and(cleanup)
+}
+
+async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    println!(
+        "{:>6} {:>8} {:>5} {:>12} {:>10} {:>16} {:>12} {:>10}",
+        "targets", "strategy", "reps", "median_ms", "max_ms", "agents_median_ms", "excl_bake_ms", "excl_max"
+    );
+    for (si, &n) in args.sizes.iter().enumerate() {
+        // agents
+        let mut agents = Vec::with_capacity(n);
+        for i in 0..n {
+            agents.push(FakeAgent::start_on(agent_addr(si, i).parse()?, TOKEN).await?);
+        }
+        // pods, as a kubelet would report them
+        let group = format!("n{n}-{si}");
+        let t = Instant::now();
+        stream::iter(0..n)
+            .map(|i| {
+                let pods = pods.clone();
+                let group = group.clone();
+                async move {
+                    let name = format!("sbc-{group}-{i}");
+                    pods.create(&PostParams::default(), &sbc_pod(&name, &group)?).await?;
+                    let addr = agent_addr(si, i);
+                    let ip = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or_default();
+                    let st = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                        "conditions": [{"type": "Ready", "status": "True"}]}});
+                    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&st))
+                        .await?;
+                    R::Ok(())
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let setup = t.elapsed();
+        let fleet_name = format!("fleet-{group}");
+        let selector = serde_json::from_value(json!({"matchLabels": {"app": "bench-sbc", "group": group}}))?;
+        fleets
+            .create(
+                &PostParams::default(),
+                &SbcFleet::new(
+                    &fleet_name,
+                    SbcFleetSpec {
+                        selector: Some(selector),
+                        endpoints: None,
+                        backend: SbcBackend::Kamailio,
+                        agent_port: AGENT_PORT,
+                        agent_token_secret: Some(SecretKeyReference {
+                            name: "agent-token".into(),
+                            key: "token".into(),
+                        }),
+                    },
+                ),
+            )
+            .await?;
+        eprintln!("  {n} pods created and Running in {:.1} s", setup.as_secs_f64());
+        let secs = 120 + (n as u64) / 5;
+        for strategy in [Strategy::Bake0, Strategy::Staged] {
+            let tenant = format!("t{n}{}", strategy.name());
+            let name = format!("p-{group}-{}", strategy.name());
+            let p = TollPolicy::new(
+                &name,
+                TollPolicySpec {
+                    tenant: tenant.clone(),
+                    policy: sample_policy(&tenant, 0),
+                    fleet: FleetReference {
+                        name: fleet_name.clone(),
+                    },
+                    rollout: strategy.rollout(),
+                    source_hash: None,
+                },
+            );
+            let t0 = Instant::now();
+            let created = api.create(&PostParams::default(), &p).await?;
+            let hash = policy_hash(&sample_policy(&tenant, 0));
+            let (first, _) = converge(&api, &name, &tenant, &hash, created.metadata.generation, &agents, t0, secs).await?;
+            eprintln!("  {name}: first rollout {first:.0} ms (not counted)");
+            let mut reps = Vec::new();
+            for r in 1..=args.reps {
+                let v = u32::try_from(r)?;
+                let body = json!({"spec": {"policy": sample_policy(&tenant, v)}});
+                let hash = policy_hash(&sample_policy(&tenant, v));
+                let t0 = Instant::now();
+                let patched = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                    .await?;
+                let (total, agents_ms) =
+                    converge(&api, &name, &tenant, &hash, patched.metadata.generation, &agents, t0, secs).await?;
+                let gaps = match strategy {
+                    Strategy::Bake0 => 0.0,
+                    Strategy::Staged => bake_gaps(&agents, &format!("@{hash}")),
+                };
+                reps.push(Rep {
+                    total,
+                    agents: agents_ms,
+                    excl_bake: total - gaps,
+                });
+                eprintln!("    rep {r}: {total:.0} ms (agents {agents_ms:.0} ms, bakes {gaps:.0} ms)");
+            }
+            let tot: Vec<f64> = reps.iter().map(|r| r.total).collect();
+            let ag: Vec<f64> = reps.iter().map(|r| r.agents).collect();
+            let ex: Vec<f64> = reps.iter().map(|r| r.excl_bake).collect();
+            println!(
+                "{:>6} {:>8} {:>5} {:>12.0} {:>10.0} {:>16.0} {:>12.0} {:>10.0}",
+                n,
+                strategy.name(),
+                reps.len(),
+                median(&tot),
+                max(&tot),
+                median(&ag),
+                median(&ex),
+                max(&ex)
+            );
+        }
+        // this size's policies go (the agents answer the removals), then its pods
+        for strategy in [Strategy::Bake0, Strategy::Staged] {
+            let name = format!("p-{group}-{}", strategy.name());
+            api.delete(&name, &DeleteParams::default()).await?;
+        }
+        wait_for("the policies gone", 120, Duration::from_millis(100), || async {
+            Ok(api.list(&ListParams::default()).await?.items.is_empty().then_some(()))
+        })
+        .await?;
+        pods.delete_collection(&DeleteParams::default().grace_period(0), &ListParams::default().labels(&format!("group={group}")))
+            .await?;
+        drop(agents);
+    }
+    Ok(())
+}
+
+async fn cleanup_policies(client: &Client, ns: &str) -> R {
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    api.delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    wait_for("every TollPolicy deleted (finalizers)", 300, Duration::from_millis(500), || async {
+        Ok(api.list(&ListParams::default()).await?.items.is_empty().then_some(()))
+    })
+    .await
+}
+
+async fn delete_rest(client: &Client, ns: &str) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let _ = pods
+        .delete_collection(&DeleteParams::default().grace_period(0), &ListParams::default())
+        .await;
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    let _ = fleets
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+}
+
+async fn memory(client: &Client, args: &Args, run: &str) -> R {
+    let ns = format!("bench-mem-{run}");
+    make_namespace(client, &ns).await?;
+    let log = format!("{}/operator-mem.log", args.work);
+    let mut agents = Vec::new();
+    for _ in 0..3 {
+        agents.push(FakeAgent::start(TOKEN).await?);
+    }
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), &ns);
+    fleets
+        .create(
+            &PostParams::default(),
+            &SbcFleet::new(
+                "edge",
+                SbcFleetSpec {
+                    selector: None,
+                    endpoints: Some(
+                        agents
+                            .iter()
+                            .map(|a| StaticEndpoint {
+                                host: "127.0.0.1".into(),
+                                port: Some(a.addr().port()),
+                            })
+                            .collect(),
+                    ),
+                    backend: SbcBackend::Kamailio,
+                    agent_port: AGENT_PORT,
+                    agent_token_secret: Some(SecretKeyReference {
+                        name: "agent-token".into(),
+                        key: "token".into(),
+                    }),
+                },
+            ),
+        )
+        .await?;
+    let op = OperatorProc::start(&args.operator, &ns, &log)?;
+    let result = memory_in(client, args, &ns, &op, &agents).await;
+    let cleanup = cleanup_policies(client, &ns).await;
+    op.stop().await;
+    delete_rest(client, &ns).await;
+    result.and(cleanup)
+}
+
+async fn memory_in(client: &Client, args: &Args, ns: &str, op: &OperatorProc, agents: &[FakeAgent]) -> R {
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (idle, _) = op.memory()?;
+    let n = args.policies;
+    let t0 = Instant::now();
+    stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let tenant = format!("r{i:05}");
+                let p = TollPolicy::new(
+                    &tenant,
+                    TollPolicySpec {
+                        tenant: tenant.clone(),
+                        policy: sample_policy(&tenant, 0),
+                        fleet: FleetReference {
+                            name: "edge".into(),
+                        },
+                        rollout: RolloutStrategy {
+                            bake_seconds: 0,
+                            ..RolloutStrategy::default()
+                        },
+                        source_hash: None,
+                    },
+                );
+                api.create(&PostParams::default(), &p).await?;
+                R::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let created = t0.elapsed();
+    let mut peak_during = 0u64;
+    let total = agents.len();
+    let want = format!("{total}/{total}");
+    let all_applied = wait_for("every policy Applied", 900, Duration::from_secs(1), || async {
+        peak_during = peak_during.max(op.memory()?.0);
+        let l = api.list(&ListParams::default()).await?;
+        let applied = l
+            .items
+            .iter()
+            .filter(|p| {
+                p.status.as_ref().is_some_and(|s| {
+                    s.phase == Some(TollPolicyPhase::Applied) && s.applied.as_deref() == Some(want.as_str())
+                })
+            })
+            .count();
+        Ok((applied == n).then(|| t0.elapsed()))
+    })
+    .await?;
+    let held = agents.iter().map(|a| a.tenants().len()).min().unwrap_or(0);
+    if held < n {
+        return Err(format!("an agent holds only {held} of {n} tenants").into());
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss, hwm) = op.memory()?;
+    let mut lists = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let l = api.list(&ListParams::default()).await?;
+        lists.push(ms(t.elapsed()));
+        if l.items.len() != n {
+            return Err(format!("listed {} policies, expected {n}", l.items.len()).into());
+        }
+    }
+    println!(
+        "memory: {n} TollPolicies created in {:.1} s, all Applied ({total}/{total}) {:.1} s after the first create",
+        created.as_secs_f64(),
+        all_applied.as_secs_f64()
+    );
+    println!(
+        "memory: operator VmRSS idle {:.1} MiB; with {n} Applied policies {:.1} MiB (5 s after); peak VmHWM {:.1} MiB",
+        idle as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    println!(
+        "baseline: LIST of the {n} TollPolicies (API server alone, 5 times): median {:.0} ms, max {:.0} ms",
+        median(&lists),
+        max(&lists)
+    );
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> std::process::ExitCode {
+    match real_main().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-operator: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn real_main() -> R {
+    let args = parse_args()?;
+    std::fs::create_dir_all(&args.work)?;
+    let client = testbed_client().await?;
+    install_crds(&client).await?;
+    let run = suffix();
+    let base_ns = format!("bench-base-{run}");
+    make_namespace(&client, &base_ns).await?;
+    let b = baseline(&client, &base_ns).await;
+    delete_rest(&client, &base_ns).await;
+    b?;
+    if !args.sizes.is_empty() {
+        convergence(&client, &args, &run).await?;
+    }
+    if args.policies > 0 {
+        memory(&client, &args, &run).await?;
+    }
+    Ok(())
+}
