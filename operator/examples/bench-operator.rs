@@ -695,11 +695,10 @@ async fn memory_in(client: &Client, args: &Args, ns: &str, op: &OperatorProc, ag
         .try_collect::<Vec<()>>()
         .await?;
     let created = t0.elapsed();
-    let mut peak_during = 0u64;
     let total = agents.len();
     let want = format!("{total}/{total}");
     let all_applied = wait_for("every policy Applied", 900, Duration::from_secs(1), || async {
-        peak_during = peak_during.max(op.memory()?.0);
+        op.memory()?; // still running
         let l = api.list(&ListParams::default()).await?;
         let applied = l
             .items
