@@ -83,6 +83,7 @@ fn parse_args() -> R<Args> {
         match o.as_str() {
             "--operator" => a.operator.clone_from(val),
             "--work" => a.work.clone_from(val),
+            "--sizes" if val == "none" => a.sizes.clear(),
             "--sizes" => {
                 a.sizes = val
                     .split(',')

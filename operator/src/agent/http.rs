@@ -85,6 +85,18 @@ fn apply_result(r: Result<Value, ApplyError>) -> Resp {
     }
 }
 
+/// The `tenant` of `GET /v1/state?tenant=NAME` (`None`: no query, every
+/// tenant). Any other query is an error.
+pub fn state_filter(query: Option<&str>) -> Result<Option<String>, &'static str> {
+    let Some(q) = query.filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    match q.split_once('=') {
+        Some(("tenant", t)) if tenant_ok(t) => Ok(Some(t.to_owned())),
+        _ => Err("the only query of /v1/state is tenant=<tenant name>"),
+    }
+}
+
 /// One request.
 pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
@@ -116,7 +128,10 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
             .header("content-type", "text/plain; version=0.0.4")
             .body(Full::new(Bytes::from(agent.metrics_text().await)))
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
-        (Method::GET, ["v1", "state"]) => reply(StatusCode::OK, agent.state().await),
+        (Method::GET, ["v1", "state"]) => match state_filter(req.uri().query()) {
+            Ok(only) => reply(StatusCode::OK, agent.state(only.as_deref()).await),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
         (Method::PUT, ["v1", "tenants", t]) => {
             let t = t.to_string();
             if !tenant_ok(&t) {
@@ -220,5 +235,16 @@ mod tests {
         assert!(!tenant_ok("../x"));
         assert!(!tenant_ok(""));
         assert!(!tenant_ok("a:b"));
+    }
+
+    #[test]
+    fn state_query() {
+        assert_eq!(state_filter(None), Ok(None));
+        assert_eq!(state_filter(Some("")), Ok(None));
+        assert_eq!(state_filter(Some("tenant=acme")), Ok(Some("acme".into())));
+        assert!(state_filter(Some("tenant=../x")).is_err());
+        assert!(state_filter(Some("tenant=")).is_err());
+        assert!(state_filter(Some("other=1")).is_err());
+        assert!(state_filter(Some("tenant=a&tenant=b")).is_err());
     }
 }

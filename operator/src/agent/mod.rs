@@ -446,12 +446,16 @@ impl Agent {
         }
     }
 
-    /// The applied state, with what Kamailio holds now.
-    pub async fn state(&self) -> Value {
+    /// The applied state, with what Kamailio holds now; `only`: just that
+    /// tenant under `tenants` (the rest of the answer is the same).
+    pub async fn state(&self, only: Option<&str>) -> Value {
         let inner = self.inner.lock().await;
         let live = self.rpc.live_view(&Expected::of(&inner.rows)).await;
         let mut tenants = serde_json::Map::new();
         for (t, s) in &inner.state.tenants {
+            if only.is_some_and(|o| o != t) {
+                continue;
+            }
             let rendered = inner.rows.get(t).map(|r| view_hash(&canonical_rows(r)));
             let readback = live
                 .as_ref()

@@ -285,7 +285,16 @@ impl AgentApi for HttpAgents {
     ) -> BoxFuture<'a, Result<TenantState, String>> {
         Box::pin(async move {
             let (status, body) = self
-                .call(target, Method::GET, "/v1/state", None, self.timeout)
+                .call(
+                    target,
+                    Method::GET,
+                    // only this tenant: the answer stays small however many
+                    // tenants the SBC holds (an agent ignoring the query
+                    // answers all, which `tenant_state` reduces)
+                    &format!("/v1/state?tenant={tenant}"),
+                    None,
+                    self.timeout,
+                )
                 .await?;
             if status != StatusCode::OK {
                 return Err(format!(

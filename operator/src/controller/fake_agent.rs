@@ -166,6 +166,7 @@ impl FakeAgent {
 
 async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
     let method = req.method().clone();
     if method == Method::GET && path == "/healthz" {
         return reply(StatusCode::OK, &json!({"status": "ok"}));
@@ -185,10 +186,15 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     match (method, segs.as_slice()) {
         (Method::GET, ["v1", "state"]) => {
+            let only = query
+                .as_deref()
+                .and_then(|q| q.strip_prefix("tenant="))
+                .map(str::to_owned);
             let g = lock(st);
             let tenants: serde_json::Map<String, Value> = g
                 .tenants
                 .iter()
+                .filter(|(t, _)| only.as_ref().is_none_or(|o| o == *t))
                 .map(|(t, (rev, h))| {
                     (
                         t.clone(),
