@@ -60,6 +60,9 @@ struct Args {
     /// Identity in the Lease and in Events (default: $HOSTNAME, else random).
     #[arg(long)]
     identity: Option<String>,
+    /// TollPolicies reconciled at once (0: unbounded).
+    #[arg(long, default_value_t = 16)]
+    reconcile_concurrency: u16,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -195,6 +198,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         namespace: args.namespace.clone(),
         agent_token,
         instance: Some(identity.clone()),
+        reconcile_concurrency: args.reconcile_concurrency,
         ..Config::default()
     };
     tracing::info!(namespace = ?args.namespace, %identity, leader_election = !args.no_leader_election, "starting");

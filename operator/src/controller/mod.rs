@@ -66,6 +66,9 @@ pub struct Config {
     pub max_iterations: usize,
     /// Agent calls in flight per reconcile.
     pub agent_concurrency: usize,
+    /// TollPolicies reconciled at once (0: unbounded). Bounds the API
+    /// connections and memory when many policies change together.
+    pub reconcile_concurrency: u16,
     /// How long an agent that does not answer may block a TollPolicy's
     /// deletion (after that the finalizer goes with a Warning event).
     pub cleanup_grace: Duration,
@@ -83,6 +86,7 @@ impl std::fmt::Debug for Config {
             .field("idle_requeue", &self.idle_requeue)
             .field("max_iterations", &self.max_iterations)
             .field("agent_concurrency", &self.agent_concurrency)
+            .field("reconcile_concurrency", &self.reconcile_concurrency)
             .field("cleanup_grace", &self.cleanup_grace)
             .finish()
     }
@@ -97,6 +101,7 @@ impl Default for Config {
             idle_requeue: Duration::from_secs(60),
             max_iterations: 16,
             agent_concurrency: 64,
+            reconcile_concurrency: 16,
             cleanup_grace: Duration::from_secs(600),
         }
     }
@@ -274,7 +279,10 @@ impl Operator {
                 .default_backoff()
                 .touched_objects();
 
-        let controller = Controller::new(policies, watcher::Config::default());
+        let controller = Controller::new(policies, watcher::Config::default()).with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(ctx.config.reconcile_concurrency),
+        );
         let policy_store = controller.store();
         let ps1 = policy_store.clone();
         let ps2 = policy_store.clone();
