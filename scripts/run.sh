@@ -245,13 +245,15 @@ stop() {
     kube_env
     if alive "$STACK/operator.pid"; then
       say "deleting the stack's TollPolicies (the operator removes the tenants from the SBCs)"
-      kubectl -n "$NS" delete tollpolicies --all --timeout=60s >&2 || true
+      kubectl -n "$NS" delete tollpolicies --all --timeout=180s >&2 || true
     fi
     # without an operator nobody would remove the finalizers
     kubectl -n "$NS" get tollpolicies -o name 2>/dev/null | while read -r p; do
       kubectl -n "$NS" patch "$p" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
       kubectl -n "$NS" delete "$p" --wait=false >/dev/null 2>&1 || true
     done
+    # no garbage collector in the testbed API server: the owned revisions too
+    kubectl -n "$NS" delete policyrevisions --all >/dev/null 2>&1 || true
     kubectl -n "$NS" delete sbcfleet edge --ignore-not-found >/dev/null 2>&1 || true
   fi
   say "stopping the operator and the SBCs"

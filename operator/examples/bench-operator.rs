@@ -332,7 +332,12 @@ async fn baseline(client: &Client, ns: &str) -> R {
 
 fn agent_addr(size_index: usize, i: usize) -> String {
     // 127.S.x.y: S per fleet size, x.y from i (y in 1..=250)
-    format!("127.{}.{}.{}:{AGENT_PORT}", 100 + size_index, i / 250, i % 250 + 1)
+    format!(
+        "127.{}.{}.{}:{AGENT_PORT}",
+        100 + size_index,
+        i / 250,
+        i % 250 + 1
+    )
 }
 
 fn sbc_pod(name: &str, group: &str) -> R<Pod> {
@@ -394,31 +399,45 @@ async fn converge(
     secs: u64,
 ) -> R<(f64, f64)> {
     let suffix = format!("@{hash}");
-    let agents_done = wait_for("every agent holding the revision", secs, Duration::from_millis(20), || async {
-        Ok(agents
-            .iter()
-            .all(|a| a.tenants().get(tenant).is_some_and(|l| l.ends_with(&suffix)))
-            .then(|| ms(t0.elapsed())))
-    })
+    let agents_done = wait_for(
+        "every agent holding the revision",
+        secs,
+        Duration::from_millis(20),
+        || async {
+            Ok(agents
+                .iter()
+                .all(|a| {
+                    a.tenants()
+                        .get(tenant)
+                        .is_some_and(|l| l.ends_with(&suffix))
+                })
+                .then(|| ms(t0.elapsed())))
+        },
+    )
     .await?;
     let n = agents.len();
     let want = format!("{n}/{n}");
-    let r = wait_for("status Applied n/n", secs, Duration::from_millis(20), || async {
-        let p = api.get(name).await?;
-        let s = p.status.clone().unwrap_or_default();
-        let rev_ok = agents
-            .first()
-            .and_then(|a| a.tenants().get(tenant).cloned())
-            .and_then(|l| l.split_once('@').map(|(n, _)| n.to_owned()))
-            .and_then(|num| num.parse::<i64>().ok())
-            == s.current_revision;
-        Ok((s.phase == Some(TollPolicyPhase::Applied)
-            && s.applied.as_deref() == Some(want.as_str())
-            && s.observed_generation == generation
-            && generation.is_some()
-            && rev_ok)
-            .then(|| ms(t0.elapsed())))
-    })
+    let r = wait_for(
+        "status Applied n/n",
+        secs,
+        Duration::from_millis(20),
+        || async {
+            let p = api.get(name).await?;
+            let s = p.status.clone().unwrap_or_default();
+            let rev_ok = agents
+                .first()
+                .and_then(|a| a.tenants().get(tenant).cloned())
+                .and_then(|l| l.split_once('@').map(|(n, _)| n.to_owned()))
+                .and_then(|num| num.parse::<i64>().ok())
+                == s.current_revision;
+            Ok((s.phase == Some(TollPolicyPhase::Applied)
+                && s.applied.as_deref() == Some(want.as_str())
+                && s.observed_generation == generation
+                && generation.is_some()
+                && rev_ok)
+                .then(|| ms(t0.elapsed())))
+        },
+    )
     .await;
     match r {
         Ok(total) => Ok((total, agents_done)),
@@ -440,13 +459,22 @@ fn bake_gaps(agents: &[FakeAgent], label_suffix: &str) -> f64 {
     let mut times: Vec<SystemTime> = agents
         .iter()
         .flat_map(|a| a.applies())
-        .filter(|r| r.status == 200 && r.revision.as_deref().is_some_and(|l| l.ends_with(label_suffix)))
+        .filter(|r| {
+            r.status == 200
+                && r.revision
+                    .as_deref()
+                    .is_some_and(|l| l.ends_with(label_suffix))
+        })
         .map(|r| r.at)
         .collect();
     times.sort();
     times
         .windows(2)
-        .map(|w| w[1].duration_since(w[0]).map(|d| d.as_secs_f64()).unwrap_or(0.0))
+        .map(|w| {
+            w[1].duration_since(w[0])
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        })
         .filter(|&g| g > 0.5)
         .map(|g| g * 1000.0)
         .sum()
@@ -455,8 +483,15 @@ fn bake_gaps(agents: &[FakeAgent], label_suffix: &str) -> f64 {
 async fn convergence(client: &Client, args: &Args, run: &str) -> R {
     let ns = format!("bench-conv-{run}");
     make_namespace(client, &ns).await?;
-    println!("convergence namespace {ns}; the operator's log: {}/operator-conv.log", args.work);
-    let op = OperatorProc::start(&args.operator, &ns, &format!("{}/operator-conv.log", args.work))?;
+    println!(
+        "convergence namespace {ns}; the operator's log: {}/operator-conv.log",
+        args.work
+    );
+    let op = OperatorProc::start(
+        &args.operator,
+        &ns,
+        &format!("{}/operator-conv.log", args.work),
+    )?;
     let result = convergence_in(client, args, &ns).await;
     let cleanup = cleanup_policies(client, &ns).await;
     op.stop().await;
@@ -470,7 +505,14 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
     println!(
         "{:>6} {:>8} {:>5} {:>12} {:>10} {:>16} {:>12} {:>10}",
-        "targets", "strategy", "reps", "median_ms", "max_ms", "agents_median_ms", "excl_bake_ms", "excl_max"
+        "targets",
+        "strategy",
+        "reps",
+        "median_ms",
+        "max_ms",
+        "agents_median_ms",
+        "excl_bake_ms",
+        "excl_max"
     );
     for (si, &n) in args.sizes.iter().enumerate() {
         // agents
@@ -502,7 +544,8 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
             .await?;
         let setup = t.elapsed();
         let fleet_name = format!("fleet-{group}");
-        let selector = serde_json::from_value(json!({"matchLabels": {"app": "bench-sbc", "group": group}}))?;
+        let selector =
+            serde_json::from_value(json!({"matchLabels": {"app": "bench-sbc", "group": group}}))?;
         fleets
             .create(
                 &PostParams::default(),
@@ -521,7 +564,10 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
                 ),
             )
             .await?;
-        eprintln!("  {n} pods created and Running in {:.1} s", setup.as_secs_f64());
+        eprintln!(
+            "  {n} pods created and Running in {:.1} s",
+            setup.as_secs_f64()
+        );
         let secs = 120 + (n as u64) / 5;
         for strategy in [Strategy::Bake0, Strategy::Staged] {
             let tenant = format!("t{n}{}", strategy.name());
@@ -541,7 +587,17 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
             let t0 = Instant::now();
             let created = api.create(&PostParams::default(), &p).await?;
             let hash = policy_hash(&sample_policy(&tenant, 0));
-            let (first, _) = converge(&api, &name, &tenant, &hash, created.metadata.generation, &agents, t0, secs).await?;
+            let (first, _) = converge(
+                &api,
+                &name,
+                &tenant,
+                &hash,
+                created.metadata.generation,
+                &agents,
+                t0,
+                secs,
+            )
+            .await?;
             eprintln!("  {name}: first rollout {first:.0} ms (not counted)");
             let mut reps = Vec::new();
             for r in 1..=args.reps {
@@ -552,8 +608,17 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
                 let patched = api
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
                     .await?;
-                let (total, agents_ms) =
-                    converge(&api, &name, &tenant, &hash, patched.metadata.generation, &agents, t0, secs).await?;
+                let (total, agents_ms) = converge(
+                    &api,
+                    &name,
+                    &tenant,
+                    &hash,
+                    patched.metadata.generation,
+                    &agents,
+                    t0,
+                    secs,
+                )
+                .await?;
                 let gaps = match strategy {
                     Strategy::Bake0 => 0.0,
                     Strategy::Staged => bake_gaps(&agents, &format!("@{hash}")),
@@ -563,7 +628,9 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
                     agents: agents_ms,
                     excl_bake: total - gaps,
                 });
-                eprintln!("    rep {r}: {total:.0} ms (agents {agents_ms:.0} ms, bakes {gaps:.0} ms)");
+                eprintln!(
+                    "    rep {r}: {total:.0} ms (agents {agents_ms:.0} ms, bakes {gaps:.0} ms)"
+                );
             }
             let tot: Vec<f64> = reps.iter().map(|r| r.total).collect();
             let ag: Vec<f64> = reps.iter().map(|r| r.agents).collect();
@@ -585,12 +652,25 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
             let name = format!("p-{group}-{}", strategy.name());
             api.delete(&name, &DeleteParams::default()).await?;
         }
-        wait_for("the policies gone", 120, Duration::from_millis(100), || async {
-            Ok(api.list(&ListParams::default()).await?.items.is_empty().then_some(()))
-        })
+        wait_for(
+            "the policies gone",
+            120,
+            Duration::from_millis(100),
+            || async {
+                Ok(api
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .is_empty()
+                    .then_some(()))
+            },
+        )
         .await?;
-        pods.delete_collection(&DeleteParams::default().grace_period(0), &ListParams::default().labels(&format!("group={group}")))
-            .await?;
+        pods.delete_collection(
+            &DeleteParams::default().grace_period(0),
+            &ListParams::default().labels(&format!("group={group}")),
+        )
+        .await?;
         drop(agents);
     }
     Ok(())
@@ -600,16 +680,29 @@ async fn cleanup_policies(client: &Client, ns: &str) -> R {
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
     api.delete_collection(&DeleteParams::default(), &ListParams::default())
         .await?;
-    wait_for("every TollPolicy deleted (finalizers)", 300, Duration::from_millis(500), || async {
-        Ok(api.list(&ListParams::default()).await?.items.is_empty().then_some(()))
-    })
+    wait_for(
+        "every TollPolicy deleted (finalizers)",
+        300,
+        Duration::from_millis(500),
+        || async {
+            Ok(api
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        },
+    )
     .await
 }
 
 async fn delete_rest(client: &Client, ns: &str) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let _ = pods
-        .delete_collection(&DeleteParams::default().grace_period(0), &ListParams::default())
+        .delete_collection(
+            &DeleteParams::default().grace_period(0),
+            &ListParams::default(),
+        )
         .await;
     let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
     let _ = fleets
@@ -662,7 +755,13 @@ async fn memory(client: &Client, args: &Args, run: &str) -> R {
     result.and(cleanup)
 }
 
-async fn memory_in(client: &Client, args: &Args, ns: &str, op: &OperatorProc, agents: &[FakeAgent]) -> R {
+async fn memory_in(
+    client: &Client,
+    args: &Args,
+    ns: &str,
+    op: &OperatorProc,
+    agents: &[FakeAgent],
+) -> R {
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (idle, _) = op.memory()?;
@@ -698,20 +797,26 @@ async fn memory_in(client: &Client, args: &Args, ns: &str, op: &OperatorProc, ag
     let created = t0.elapsed();
     let total = agents.len();
     let want = format!("{total}/{total}");
-    let all_applied = wait_for("every policy Applied", 900, Duration::from_secs(1), || async {
-        op.memory()?; // still running
-        let l = api.list(&ListParams::default()).await?;
-        let applied = l
-            .items
-            .iter()
-            .filter(|p| {
-                p.status.as_ref().is_some_and(|s| {
-                    s.phase == Some(TollPolicyPhase::Applied) && s.applied.as_deref() == Some(want.as_str())
+    let all_applied = wait_for(
+        "every policy Applied",
+        900,
+        Duration::from_secs(1),
+        || async {
+            op.memory()?; // still running
+            let l = api.list(&ListParams::default()).await?;
+            let applied = l
+                .items
+                .iter()
+                .filter(|p| {
+                    p.status.as_ref().is_some_and(|s| {
+                        s.phase == Some(TollPolicyPhase::Applied)
+                            && s.applied.as_deref() == Some(want.as_str())
+                    })
                 })
-            })
-            .count();
-        Ok((applied == n).then(|| t0.elapsed()))
-    })
+                .count();
+            Ok((applied == n).then(|| t0.elapsed()))
+        },
+    )
     .await?;
     let held = agents.iter().map(|a| a.tenants().len()).min().unwrap_or(0);
     if held < n {
