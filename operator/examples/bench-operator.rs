@@ -395,8 +395,7 @@ async fn converge(
     hash: &str,
     generation: Option<i64>,
     agents: &[FakeAgent],
-    t0: Instant,
-    secs: u64,
+    (t0, secs): (Instant, u64),
 ) -> R<(f64, f64)> {
     let suffix = format!("@{hash}");
     let agents_done = wait_for(
@@ -594,8 +593,7 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
                 &hash,
                 created.metadata.generation,
                 &agents,
-                t0,
-                secs,
+                (t0, secs),
             )
             .await?;
             eprintln!("  {name}: first rollout {first:.0} ms (not counted)");
@@ -615,8 +613,7 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
                     &hash,
                     patched.metadata.generation,
                     &agents,
-                    t0,
-                    secs,
+                    (t0, secs),
                 )
                 .await?;
                 let gaps = match strategy {
