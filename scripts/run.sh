@@ -245,7 +245,7 @@ stop() {
     kube_env
     if alive "$STACK/operator.pid"; then
       say "deleting the stack's TollPolicies (the operator removes the tenants from the SBCs)"
-      kubectl -n "$NS" delete tollpolicies --all --timeout=180s >&2 || true
+      kubectl -n "$NS" delete tollpolicies --all --timeout=90s >&2 || true
     fi
     # without an operator nobody would remove the finalizers
     kubectl -n "$NS" get tollpolicies -o name 2>/dev/null | while read -r p; do
