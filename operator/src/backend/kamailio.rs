@@ -138,6 +138,10 @@ impl Backend for Kamailio {
                     text.push_str(&format!("{id}:{r}\n"));
                 }
             }
+            if table == "mtree" {
+                id += 1;
+                text.push_str(&format!("{id}:{SENTINEL_TREE}:0:-\n"));
+            }
             files.insert(table.to_string(), text);
         }
         files.insert("version".to_string(), version);
@@ -176,6 +180,13 @@ impl Kamailio {
         Ok(())
     }
 }
+
+/// A one-row tree that every bundle's `mtree` table carries and no `route`
+/// looks up. Kamailio's `mtree.reload` of a table without rows keeps the
+/// trees it had, so without this row the removal of the last tenant would
+/// leave its trees in force (measured: the read-back then refuses the apply).
+/// Not a tenant's tree (no `d:`/`c:` prefix), so the read-back ignores it.
+pub const SENTINEL_TREE: &str = "tollgate-sentinel";
 
 /// db_text escaping of one field value: `\`, `:`, newline, CR and tab.
 pub fn escape(s: &str) -> String {
