@@ -138,3 +138,14 @@ mod tests {
         }
     }
 }
+
+/// An object whose layout the schema does not describe
+/// (`x-kubernetes-preserve-unknown-fields`): `status.rollout`, the
+/// operator's own bookkeeping, whose type lives in the operator crate.
+pub(crate) fn opaque_object(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "Operator bookkeeping; do not edit.",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}

@@ -253,6 +253,10 @@ pub struct TollPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub last_rollback_reason: Option<String>,
+    /// Operator bookkeeping; do not edit. The rollout state machine's persisted state (step, bake and retry times, per-target attempts, anomaly window), so that a restarted operator resumes where it stopped. Its layout belongs to the operator and may change between versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::opaque_object")]
+    pub rollout: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A target that failed to apply a revision.

@@ -798,6 +798,7 @@ fn sample_status(generation: i64) -> TollPolicyStatus {
             },
         }],
         last_rollback_reason: None,
+        rollout: serde_json::from_value(json!({"mode": "RollingOut", "step": 0})).ok(),
     }
 }
 

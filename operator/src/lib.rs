@@ -8,4 +8,5 @@
 
 pub mod agent;
 pub mod backend;
+pub mod controller;
 pub mod rollout;

@@ -1,0 +1,274 @@
+//! `tollgate-operator`: reconciles TollPolicies onto SBC fleets
+//! (`docs/operator.md`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use kube::Client;
+use kube_lease_manager::LeaseManagerBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tollgate_operator::controller::agents::HttpAgents;
+use tollgate_operator::controller::metrics::Metrics;
+use tollgate_operator::controller::{Config, Operator};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Reconciles TollPolicies onto SBC fleets through their Tollgate agents.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Namespace to watch (default: all namespaces).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Address of the metrics and health endpoints (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// File holding the agents' bearer token, for fleets without `agentTokenSecret`.
+    #[arg(long)]
+    agent_token_file: Option<std::path::PathBuf>,
+    /// Connect timeout and timeout of `GET /v1/state`, seconds.
+    #[arg(long, default_value_t = 10)]
+    agent_timeout_secs: u64,
+    /// Timeout of an apply or removal (the agent trial-starts Kamailio), seconds.
+    #[arg(long, default_value_t = 120)]
+    agent_apply_timeout_secs: u64,
+    /// Run the controller only while holding the Lease (default on).
+    #[arg(long, default_value_t = true, overrides_with = "no_leader_election")]
+    leader_election: bool,
+    /// Run the controller without a Lease (a single replica).
+    #[arg(long, overrides_with = "leader_election")]
+    no_leader_election: bool,
+    /// Name of the coordination.k8s.io/v1 Lease.
+    #[arg(long, default_value = "tollgate-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long)]
+    lease_namespace: Option<String>,
+    /// Identity in the Lease and in Events (default: $HOSTNAME, else random).
+    #[arg(long)]
+    identity: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn random_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("tollgate-operator-{:016x}", h.finish())
+}
+
+async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics listening");
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let m = Arc::clone(&metrics);
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let m = Arc::clone(&m);
+                let ready = *ready.borrow();
+                async move {
+                    let (code, ctype, body) = match (req.method(), req.uri().path()) {
+                        (&Method::GET, "/metrics") => {
+                            (StatusCode::OK, "text/plain; version=0.0.4", m.render())
+                        }
+                        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".into()),
+                        (&Method::GET, "/readyz") if ready => {
+                            (StatusCode::OK, "text/plain", "ready\n".into())
+                        }
+                        (&Method::GET, "/readyz") => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "text/plain",
+                            "starting\n".into(),
+                        ),
+                        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+                    };
+                    let mut r = Response::new(Full::new(Bytes::from(body)));
+                    *r.status_mut() = code;
+                    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+                        r.headers_mut().insert("content-type", v);
+                    }
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logs(args.log_format);
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "tollgate-operator failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let agent_token = match &args.agent_token_file {
+        Some(p) => {
+            let t = std::fs::read_to_string(p)
+                .map_err(|e| format!("reading --agent-token-file {}: {e}", p.display()))?;
+            let t = t.trim().to_owned();
+            if t.is_empty() {
+                return Err(format!("--agent-token-file {} is empty", p.display()).into());
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(random_id);
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::default());
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let m = Arc::clone(&metrics);
+    let addr = args.metrics_addr;
+    let metrics_task = tokio::spawn(async move {
+        if let Err(e) = serve_metrics(addr, m, ready_rx).await {
+            tracing::error!(error = %e, %addr, "metrics endpoint failed");
+        }
+    });
+    let agents = Arc::new(HttpAgents::new(
+        Duration::from_secs(args.agent_timeout_secs.max(1)),
+        Duration::from_secs(args.agent_apply_timeout_secs.max(1)),
+    ));
+    let config = Config {
+        namespace: args.namespace.clone(),
+        agent_token,
+        instance: Some(identity.clone()),
+        ..Config::default()
+    };
+    tracing::info!(namespace = ?args.namespace, %identity, leader_election = !args.no_leader_election, "starting");
+
+    // SIGTERM/SIGINT, as a channel many tasks can wait on.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    if args.no_leader_election || !args.leader_election {
+        let _ = ready_tx.send(true);
+        metrics.set_leader(true);
+        Operator::new(client, config, agents, Arc::clone(&metrics))
+            .run(stopped(stop_rx.clone()))
+            .await;
+        metrics_task.abort();
+        return Ok(());
+    }
+
+    let lease_ns = args
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "default".into());
+    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&lease_ns)
+        .with_identity(&identity)
+        .with_duration(15)
+        .with_grace(10)
+        .with_field_manager(format!("tollgate-operator-{identity}"))
+        .build()
+        .await?;
+    let (mut leader, lease_task) = manager.watch().await;
+    let _ = ready_tx.send(true);
+    let mut stop = stop_rx.clone();
+    loop {
+        // Wait to become the leader (or to stop).
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => { if r.is_err() { break; } }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        tracing::info!(lease = %args.lease_name, "became the leader; starting the controller");
+        metrics.set_leader(true);
+        let mut lost = leader.clone();
+        let stop2 = stop_rx.clone();
+        let shutdown = async move {
+            tokio::select! {
+                _ = lost.wait_for(|l| !*l) => {
+                    tracing::warn!("lost the lease; stopping the controller");
+                }
+                _ = stopped(stop2) => {}
+            }
+        };
+        Operator::new(client.clone(), config.clone(), agents.clone(), Arc::clone(&metrics))
+            .run(shutdown)
+            .await;
+        metrics.set_leader(false);
+        if *stop.borrow() {
+            break;
+        }
+    }
+    // Closing the channel makes the lease task release the lease.
+    drop(leader);
+    match lease_task.await {
+        Ok(Ok(_)) => tracing::info!("lease released"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "releasing the lease"),
+        Err(e) => tracing::warn!(error = %e, "lease task"),
+    }
+    metrics_task.abort();
+    Ok(())
+}

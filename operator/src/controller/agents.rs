@@ -1,0 +1,455 @@
+//! Talking to the SBC agents (`docs/agent.md`): the [`AgentApi`] trait (a
+//! fake in unit tests) and its HTTP implementation [`HttpAgents`].
+//!
+//! The revision label the operator sends is `<number>@sha256:<hex>`
+//! ([`revision_label`]); the agent stores it verbatim and reports it back
+//! in `GET /v1/state`, which is how the operator learns what a target holds.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tollgate_crds::policy::CompiledPolicy;
+
+use crate::rollout::{ApplyResult, RevisionRef};
+
+/// Longest message kept from an agent's answer.
+pub const MAX_MESSAGE: usize = 1024;
+/// Largest answer body read from an agent.
+const MAX_ANSWER: usize = 16 << 20;
+
+/// What a target's agent reports for one tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TenantState {
+    /// The revision it holds, only when its read-back confirms it
+    /// (`consistent` and `readbackHash == renderedHash`).
+    pub applied: Option<RevisionRef>,
+    /// The agent's `lastError`.
+    pub last_error: Option<String>,
+}
+
+/// An agent to talk to: base URL and bearer token.
+#[derive(Clone)]
+pub struct AgentTarget {
+    /// `http://host:port`.
+    pub url: String,
+    /// Bearer token (never logged: `Debug` hides it).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AgentTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentTarget")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The agent operations the reconciler uses.
+pub trait AgentApi: Send + Sync + 'static {
+    /// `GET /v1/state`, reduced to `tenant`. `Err`: no usable answer.
+    fn state<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+    ) -> BoxFuture<'a, Result<TenantState, String>>;
+
+    /// `PUT /v1/tenants/{tenant}` with the revision.
+    fn apply<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+        revision: &'a RevisionRef,
+        policy: &'a CompiledPolicy,
+    ) -> BoxFuture<'a, ApplyResult>;
+
+    /// `DELETE /v1/tenants/{tenant}` (404, already absent, is success).
+    fn remove<'a>(&'a self, target: &'a AgentTarget, tenant: &'a str)
+    -> BoxFuture<'a, ApplyResult>;
+}
+
+/// `<number>@<hash>`, what the agent stores as the tenant's revision.
+pub fn revision_label(r: &RevisionRef) -> String {
+    format!("{}@{}", r.number, r.hash)
+}
+
+/// The inverse of [`revision_label`]; `None` for anything else (e.g. a
+/// revision applied by hand).
+pub fn parse_revision_label(s: &str) -> Option<RevisionRef> {
+    let (n, hash) = s.split_once('@')?;
+    let number: i64 = n.parse().ok()?;
+    let hex = hash.strip_prefix("sha256:")?;
+    if number < 1
+        || hex.len() != 64
+        || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    Some(RevisionRef {
+        number,
+        hash: hash.to_owned(),
+    })
+}
+
+/// Reduces a `GET /v1/state` answer to one tenant.
+pub fn tenant_state(body: &Value, tenant: &str) -> TenantState {
+    let last_error = body
+        .get("lastError")
+        .and_then(Value::as_str)
+        .map(|s| truncate(s, MAX_MESSAGE));
+    let applied = body
+        .get("tenants")
+        .and_then(|t| t.get(tenant))
+        .and_then(|t| {
+            let consistent = t.get("consistent").and_then(Value::as_bool) == Some(true);
+            let rendered = t.get("renderedHash").and_then(Value::as_str);
+            let readback = t.get("readbackHash").and_then(Value::as_str);
+            if !consistent || rendered.is_none() || rendered != readback {
+                return None;
+            }
+            parse_revision_label(t.get("revision")?.as_str()?)
+        });
+    TenantState {
+        applied,
+        last_error,
+    }
+}
+
+/// At most `max` characters.
+pub fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// The message of an error answer: `error` and `reasons`.
+fn error_message(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return truncate(&String::from_utf8_lossy(body), MAX_MESSAGE);
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(e) = v.get("error").and_then(Value::as_str) {
+        parts.push(e.to_owned());
+    }
+    for r in v.get("reasons").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(r) = r.as_str() {
+            parts.push(r.to_owned());
+        }
+    }
+    truncate(&parts.join("; "), MAX_MESSAGE)
+}
+
+/// Maps an apply/remove answer to an [`ApplyResult`]. `expect`: the
+/// revision sent (`None`: a removal).
+pub fn apply_result(status: StatusCode, body: &[u8], expect: Option<&RevisionRef>) -> ApplyResult {
+    match status.as_u16() {
+        200 => match expect {
+            None => ApplyResult::Ok {
+                hash: String::new(),
+            },
+            Some(r) => {
+                // A 200 means the agent read back what it rendered (docs/agent.md,
+                // pipeline step 6); check it reports the revision we sent.
+                let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                let got = v.get("revision").and_then(Value::as_str);
+                let readback = v.get("readbackHash").and_then(Value::as_str);
+                if got == Some(revision_label(r).as_str()) && readback.is_some() {
+                    ApplyResult::Ok {
+                        hash: r.hash.clone(),
+                    }
+                } else {
+                    ApplyResult::Ok {
+                        hash: format!("unconfirmed: agent reports revision {got:?}"),
+                    }
+                }
+            }
+        },
+        404 if expect.is_none() => ApplyResult::Ok {
+            hash: String::new(),
+        },
+        // Not evidence against the revision: the operator could not talk to
+        // the agent (wrong token, not an agent, agent overloaded).
+        401 | 403 | 404 | 408 | 429 | 502..=504 => ApplyResult::Unreachable {
+            message: format!(
+                "agent answered {status}: {}",
+                truncate(&error_message(body), 900)
+            ),
+        },
+        code => ApplyResult::Rejected {
+            reason: match code {
+                422 => "Rejected",
+                500 => "ReloadFailed",
+                413 => "TooLarge",
+                _ => "AgentError",
+            }
+            .to_owned(),
+            message: error_message(body),
+        },
+    }
+}
+
+/// [`AgentApi`] over HTTP/1 (hyper-util's pooled client, plain http).
+#[derive(Clone, Debug)]
+pub struct HttpAgents {
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+    apply_timeout: Duration,
+}
+
+impl HttpAgents {
+    /// `timeout`: connect and `GET /v1/state`; `apply_timeout`: PUT and
+    /// DELETE (the agent trial-starts Kamailio: seconds).
+    pub fn new(timeout: Duration, apply_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Self {
+            client,
+            timeout,
+            apply_timeout,
+        }
+    }
+
+    async fn call(
+        &self,
+        target: &AgentTarget,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", target.url))
+            .header("accept", "application/json");
+        if let Some(t) = &target.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| format!("bad request: {e}"))?;
+        let fut = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| format!("{e}: {}", source_chain(&e)))?;
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the answer: {e}"))?
+                .to_bytes();
+            Ok((status, bytes))
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        }
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push(s.to_string());
+        cur = s.source();
+    }
+    out.join(": ")
+}
+
+impl AgentApi for HttpAgents {
+    fn state<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+    ) -> BoxFuture<'a, Result<TenantState, String>> {
+        Box::pin(async move {
+            let (status, body) = self
+                .call(target, Method::GET, "/v1/state", None, self.timeout)
+                .await?;
+            if status != StatusCode::OK {
+                return Err(format!(
+                    "GET /v1/state answered {status}: {}",
+                    error_message(&body)
+                ));
+            }
+            let v: Value =
+                serde_json::from_slice(&body).map_err(|e| format!("GET /v1/state: {e}"))?;
+            Ok(tenant_state(&v, tenant))
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+        revision: &'a RevisionRef,
+        policy: &'a CompiledPolicy,
+    ) -> BoxFuture<'a, ApplyResult> {
+        Box::pin(async move {
+            let body = json!({"revision": revision_label(revision), "policy": policy});
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            match self
+                .call(
+                    target,
+                    Method::PUT,
+                    &format!("/v1/tenants/{tenant}"),
+                    Some(body),
+                    self.apply_timeout,
+                )
+                .await
+            {
+                Ok((status, body)) => apply_result(status, &body, Some(revision)),
+                Err(message) => ApplyResult::Unreachable { message },
+            }
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+    ) -> BoxFuture<'a, ApplyResult> {
+        Box::pin(async move {
+            match self
+                .call(
+                    target,
+                    Method::DELETE,
+                    &format!("/v1/tenants/{tenant}"),
+                    None,
+                    self.apply_timeout,
+                )
+                .await
+            {
+                Ok((status, body)) => apply_result(status, &body, None),
+                Err(message) => ApplyResult::Unreachable { message },
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev(n: i64) -> RevisionRef {
+        RevisionRef {
+            number: n,
+            hash: format!("sha256:{}", "0a".repeat(32)),
+        }
+    }
+
+    #[test]
+    fn labels_round_trip() {
+        let r = rev(7);
+        let l = revision_label(&r);
+        assert_eq!(l, format!("7@sha256:{}", "0a".repeat(32)));
+        assert_eq!(parse_revision_label(&l), Some(r));
+        for bad in [
+            "acme-r1",
+            "0@sha256:00",
+            "x@sha256:aa",
+            &format!("1@sha256:{}", "A".repeat(64)),
+            &format!("1@md5:{}", "a".repeat(64)),
+            &format!("-1@sha256:{}", "a".repeat(64)),
+        ] {
+            assert_eq!(parse_revision_label(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn state_needs_read_back_confirmation() {
+        let l = revision_label(&rev(3));
+        let body = json!({"tenants": {
+            "ok": {"revision": l, "renderedHash": "h", "readbackHash": "h", "consistent": true},
+            "drift": {"revision": l, "renderedHash": "h", "readbackHash": "x", "consistent": false},
+            "liar": {"revision": l, "renderedHash": "h", "readbackHash": "x", "consistent": true},
+            "nokam": {"revision": l, "renderedHash": "h", "readbackHash": null, "consistent": false},
+            "hand": {"revision": "acme-r1", "renderedHash": "h", "readbackHash": "h", "consistent": true}
+        }, "lastError": "boom"});
+        assert_eq!(tenant_state(&body, "ok").applied, Some(rev(3)));
+        for t in ["drift", "liar", "nokam", "hand", "absent"] {
+            assert_eq!(tenant_state(&body, t).applied, None, "{t}");
+        }
+        assert_eq!(tenant_state(&body, "ok").last_error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn answers_map_to_results() {
+        let r = rev(2);
+        let ok = json!({"revision": revision_label(&r), "readbackHash": "h"}).to_string();
+        assert_eq!(
+            apply_result(StatusCode::OK, ok.as_bytes(), Some(&r)),
+            ApplyResult::Ok {
+                hash: r.hash.clone()
+            }
+        );
+        let other = json!({"revision": "1@x", "readbackHash": "h"}).to_string();
+        assert!(matches!(
+            apply_result(StatusCode::OK, other.as_bytes(), Some(&r)),
+            ApplyResult::Ok { hash } if hash != r.hash
+        ));
+        let rej = json!({"error": "rejected", "reasons": ["a", "b"]}).to_string();
+        assert_eq!(
+            apply_result(StatusCode::UNPROCESSABLE_ENTITY, rej.as_bytes(), Some(&r)),
+            ApplyResult::Rejected {
+                reason: "Rejected".into(),
+                message: "rejected; a; b".into()
+            }
+        );
+        let long = json!({"error": "x".repeat(5000)}).to_string();
+        match apply_result(StatusCode::INTERNAL_SERVER_ERROR, long.as_bytes(), Some(&r)) {
+            ApplyResult::Rejected { reason, message } => {
+                assert_eq!(reason, "ReloadFailed");
+                assert_eq!(message.chars().count(), MAX_MESSAGE);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            apply_result(StatusCode::UNAUTHORIZED, b"{}", Some(&r)),
+            ApplyResult::Unreachable { .. }
+        ));
+        assert_eq!(
+            apply_result(StatusCode::NOT_FOUND, b"{}", None),
+            ApplyResult::Ok {
+                hash: String::new()
+            }
+        );
+        assert!(matches!(
+            apply_result(StatusCode::BAD_REQUEST, b"not json", Some(&r)),
+            ApplyResult::Rejected { reason, message } if reason == "AgentError" && message == "not json"
+        ));
+    }
+
+    #[tokio::test]
+    async fn unreachable_agent() {
+        // a port nothing listens on
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let a = HttpAgents::new(Duration::from_secs(2), Duration::from_secs(2));
+        let t = AgentTarget {
+            url: format!("http://{addr}"),
+            token: Some("secret-token".into()),
+        };
+        assert!(a.state(&t, "acme").await.is_err());
+        assert!(matches!(
+            a.remove(&t, "acme").await,
+            ApplyResult::Unreachable { .. }
+        ));
+        assert!(!format!("{t:?}").contains("secret-token"));
+    }
+}

@@ -1,0 +1,343 @@
+//! A test double of the SBC agent's HTTP API (`docs/agent.md`), served over
+//! real HTTP on a loopback port: bearer token, `PUT`/`DELETE
+//! /v1/tenants/{tenant}`, `GET /v1/state`, `GET /healthz`. Instead of
+//! Kamailio it keeps the tenants in memory; it renders each policy with the
+//! real Kamailio backend (a `RenderError` is a 422, as on the agent) and
+//! reports the rendered rows' hash as both `renderedHash` and
+//! `readbackHash`. It records every apply with its time, and can be told to
+//! reject applies, answer slowly, or drop connections (unreachable).
+//!
+//! For the controller's integration test and the convergence benchmark;
+//! compiled in tests and with the `fake-agent` feature.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tollgate_crds::policy::CompiledPolicy;
+
+use crate::backend::Backend;
+use crate::backend::kamailio::Kamailio;
+
+/// One `PUT` or `DELETE` the fake agent answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyRecord {
+    /// When the answer was sent.
+    pub at: SystemTime,
+    /// Tenant.
+    pub tenant: String,
+    /// The revision label sent (`None`: a DELETE).
+    pub revision: Option<String>,
+    /// HTTP status answered.
+    pub status: u16,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// tenant → (revision label, rendered hash)
+    tenants: BTreeMap<String, (String, String)>,
+    log: Vec<ApplyRecord>,
+    reject: Option<String>,
+    delay: Duration,
+    unreachable: bool,
+}
+
+/// A running fake agent; stops when dropped.
+#[derive(Debug)]
+pub struct FakeAgent {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeAgent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, v: &Value) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    *r.status_mut() = status;
+    r
+}
+
+impl FakeAgent {
+    /// Starts one on `127.0.0.1`, a free port, requiring `token`.
+    pub async fn start(token: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let state = Arc::clone(&inner);
+        let token = Arc::new(token.to_owned());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                if lock(&state).unreachable {
+                    drop(stream);
+                    continue;
+                }
+                let st = Arc::clone(&state);
+                let tok = Arc::clone(&token);
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let st = Arc::clone(&st);
+                        let tok = Arc::clone(&tok);
+                        async move { Ok::<_, std::convert::Infallible>(handle(&st, &tok, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, inner, task })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every apply and removal answered so far, in order.
+    pub fn applies(&self) -> Vec<ApplyRecord> {
+        lock(&self.inner).log.clone()
+    }
+
+    /// tenant → revision label held.
+    pub fn tenants(&self) -> BTreeMap<String, String> {
+        lock(&self.inner)
+            .tenants
+            .iter()
+            .map(|(t, (r, _))| (t.clone(), r.clone()))
+            .collect()
+    }
+
+    /// `Some(reason)`: refuse every PUT with 422 and this reason.
+    pub fn set_reject(&self, reason: Option<&str>) {
+        lock(&self.inner).reject = reason.map(str::to_owned);
+    }
+
+    /// Answer PUT and DELETE only after this long (the real agent's trial start).
+    pub fn set_delay(&self, d: Duration) {
+        lock(&self.inner).delay = d;
+    }
+
+    /// Close new connections without answering.
+    pub fn set_unreachable(&self, on: bool) {
+        lock(&self.inner).unreachable = on;
+    }
+}
+
+async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    if method == Method::GET && path == "/healthz" {
+        return reply(StatusCode::OK, &json!({"status": "ok"}));
+    }
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {token}")) {
+        return reply(StatusCode::UNAUTHORIZED, &json!({"error": "unauthorized"}));
+    }
+    let segs: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match (method, segs.as_slice()) {
+        (Method::GET, ["v1", "state"]) => {
+            let g = lock(st);
+            let tenants: serde_json::Map<String, Value> = g
+                .tenants
+                .iter()
+                .map(|(t, (rev, h))| {
+                    (
+                        t.clone(),
+                        json!({"revision": rev, "rowsHash": h, "renderedHash": h,
+                               "readbackHash": h, "consistent": true}),
+                    )
+                })
+                .collect();
+            reply(
+                StatusCode::OK,
+                &json!({"tenants": tenants, "kamailio": "reachable", "unexpectedTenants": [],
+                        "lastError": null, "blocks": []}),
+            )
+        }
+        (Method::PUT, ["v1", "tenants", t]) => {
+            let t = (*t).to_owned();
+            let body = match Limited::new(req.into_body(), 32 << 20).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+            };
+            let delay = lock(st).delay;
+            tokio::time::sleep(delay).await;
+            let (status, answer, label) = put(st, &t, &body);
+            let mut g = lock(st);
+            g.log.push(ApplyRecord {
+                at: SystemTime::now(),
+                tenant: t,
+                revision: label,
+                status: status.as_u16(),
+            });
+            reply(status, &answer)
+        }
+        (Method::DELETE, ["v1", "tenants", t]) => {
+            let delay = lock(st).delay;
+            tokio::time::sleep(delay).await;
+            let mut g = lock(st);
+            let status = if g.tenants.remove(*t).is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            g.log.push(ApplyRecord {
+                at: SystemTime::now(),
+                tenant: (*t).to_owned(),
+                revision: None,
+                status: status.as_u16(),
+            });
+            if status == StatusCode::OK {
+                reply(status, &json!({"tenant": t, "deleted": true}))
+            } else {
+                reply(status, &json!({"error": format!("tenant {t} is not applied")}))
+            }
+        }
+        _ => reply(StatusCode::NOT_FOUND, &json!({"error": "no such endpoint"})),
+    }
+}
+
+fn put(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> (StatusCode, Value, Option<String>) {
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("malformed JSON: {e}")}),
+                None,
+            );
+        }
+    };
+    let Some(rev) = v.get("revision").and_then(Value::as_str).map(str::to_owned) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "`revision` (a string) is required"}),
+            None,
+        );
+    };
+    let refuse = |reasons: Vec<String>| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": "rejected; the previous state stays in force", "reasons": reasons}),
+            Some(rev.clone()),
+        )
+    };
+    let policy: CompiledPolicy = match v.get("policy").cloned().map(serde_json::from_value) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => return refuse(vec![format!("malformed policy: {e}")]),
+        None => {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "`policy` is required"}),
+                None,
+            );
+        }
+    };
+    if policy.tenant != tenant {
+        return refuse(vec![format!(
+            "policy tenant {} is not the path's {tenant}",
+            policy.tenant
+        )]);
+    }
+    if let Some(reason) = lock(st).reject.clone() {
+        return refuse(vec![reason]);
+    }
+    let rows = match Kamailio.render_tenant(&policy, &rev, jiff::Timestamp::now()) {
+        Ok(r) => r,
+        Err(e) => return refuse(vec![e.to_string()]),
+    };
+    let hash = rows.hash();
+    lock(st)
+        .tenants
+        .insert(tenant.to_owned(), (rev.clone(), hash.clone()));
+    (
+        StatusCode::OK,
+        json!({"tenant": tenant, "deleted": false, "revision": rev, "rowsHash": hash,
+               "readbackHash": hash}),
+        Some(rev),
+    )
+}
+
+/// A small valid compiled policy for `tenant` (US home country; national
+/// calls allowed, international denied; one source network), for tests and
+/// benchmarks. `variant` changes a prefix so two variants hash differently.
+pub fn sample_policy(tenant: &str, variant: u32) -> CompiledPolicy {
+    use tollgate_crds::policy::{
+        ClassPrefix, CryptoPolicy, DestinationRule, SourceNetwork, SourcePolicy, Verdict,
+    };
+    let dest = |prefix: &str, action, rule: &str| DestinationRule {
+        prefix: prefix.into(),
+        action,
+        rule: rule.into(),
+        window: None,
+    };
+    CompiledPolicy {
+        tenant: tenant.into(),
+        home_country: "US".into(),
+        numbering_plan: "test".into(),
+        emergency_numbers: vec!["911".into()],
+        destinations: vec![
+            dest("", Verdict::Deny, "dst:international"),
+            dest("1", Verdict::Allow, "dst:national"),
+            dest(&format!("1900{variant}"), Verdict::Deny, "dst:premium"),
+        ],
+        classes: vec![ClassPrefix {
+            prefix: "1900".into(),
+            class: "premium-rate".into(),
+        }],
+        sources: SourcePolicy {
+            networks: vec![SourceNetwork {
+                cidr: "127.10.0.0/16".into(),
+                action: Verdict::Allow,
+                trunk: None,
+                rule: "src:lab".into(),
+            }],
+            geo: None,
+        },
+        windows: vec![],
+        limits: vec![],
+        responses: vec![],
+        crypto: CryptoPolicy {
+            require_tls: false,
+            require_srtp: false,
+            require_client_certificate: false,
+        },
+        rules: vec![],
+    }
+}

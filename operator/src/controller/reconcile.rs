@@ -1,0 +1,555 @@
+//! One reconcile of one TollPolicy: finalizer, validation, revision, fleet
+//! observation, then the rollout loop (plan → persist the state → act →
+//! plan again with the outcomes) and one status write.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action as KubeAction;
+use kube::runtime::events::{Event as KEvent, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason, set_condition};
+use tollgate_crds::conditions::toll_policy as cond;
+use tollgate_crds::toll_policy::TollPolicyPhase;
+use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy, TollPolicyStatus};
+
+use super::agents::{AgentTarget, MAX_MESSAGE, truncate};
+use super::fleet::{self, ResolvedTarget};
+use super::metrics::TargetCounts;
+use super::{Context, Error, FINALIZER, MANAGER, revisions};
+use crate::backend::Backend;
+use crate::backend::kamailio::Kamailio;
+use crate::rollout::{
+    Action, ApplyResult, Decision, Desired, Event, EventKind, Mode, RevisionRef, RolloutState,
+    Target, plan, write_status,
+};
+
+/// Condition reason: the policy's SbcFleet does not exist.
+pub const FLEET_NOT_FOUND: &str = "FleetNotFound";
+
+fn unix_now() -> i64 {
+    Timestamp::now().as_second()
+}
+
+/// The controller's reconcile function.
+pub async fn reconcile(policy: Arc<TollPolicy>, ctx: Arc<Context>) -> Result<KubeAction, Error> {
+    let started = Instant::now();
+    let ns = policy
+        .namespace()
+        .ok_or_else(|| Error::Invalid("TollPolicy without a namespace".into()))?;
+    let obj = ObjectRef::from(policy.as_ref());
+    let api: Api<TollPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    let c = Arc::clone(&ctx);
+    let r = finalizer(&api, FINALIZER, policy, |ev| async move {
+        match ev {
+            Finalizer::Apply(p) => apply(p, &c).await,
+            Finalizer::Cleanup(p) => cleanup(p, &c).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics
+        .reconciled(r.is_ok(), started.elapsed().as_secs_f64());
+    if r.is_ok() {
+        ctx.note_result(&obj, true);
+    }
+    r
+}
+
+/// The persisted rollout state (default when absent or unreadable).
+pub fn load_state(status: &TollPolicyStatus, policy: &str) -> RolloutState {
+    let Some(m) = &status.rollout else {
+        return RolloutState::default();
+    };
+    match serde_json::from_value(serde_json::Value::Object(m.clone())) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(policy, error = %e, "status.rollout unreadable; starting from the default state");
+            RolloutState::default()
+        }
+    }
+}
+
+fn state_map(s: &RolloutState) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(s) {
+        Ok(serde_json::Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// Server-side apply of the whole status (field manager `tollgate-operator`,
+/// forced). The whole status every time: fields this manager set before and
+/// leaves out would be removed.
+async fn patch_status(
+    api: &Api<TollPolicy>,
+    name: &str,
+    status: &TollPolicyStatus,
+) -> Result<(), Error> {
+    let patch = json!({
+        "apiVersion": TollPolicy::api_version(&()),
+        "kind": TollPolicy::kind(&()),
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}
+
+async fn publish(ctx: &Context, policy: &TollPolicy, kind: EventKind, reason: &str, note: String) {
+    let ev = KEvent {
+        type_: match kind {
+            EventKind::Normal => EventType::Normal,
+            EventKind::Warning => EventType::Warning,
+        },
+        reason: reason.to_owned(),
+        note: Some(truncate(&note, MAX_MESSAGE)),
+        action: "Rollout".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &policy.object_ref(&())).await {
+        tracing::warn!(policy = %policy.name_any(), error = %e, "publishing an event failed");
+    }
+}
+
+fn now_time() -> Time {
+    Time(Timestamp::now())
+}
+
+/// Targets of the fleet (pods listed in the fleet's namespace and matched
+/// here, or the static endpoints).
+async fn resolve(ctx: &Context, ns: &str, fleet: &SbcFleet) -> Result<Vec<ResolvedTarget>, Error> {
+    if fleet.spec.selector.is_some() {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+        let list = pods.list(&ListParams::default()).await?;
+        Ok(fleet::pod_targets(&fleet.spec, &list.items))
+    } else {
+        Ok(fleet::static_targets(&fleet.spec))
+    }
+}
+
+/// The agents' bearer token: the fleet's Secret, else `--agent-token-file`.
+async fn agent_token(ctx: &Context, ns: &str, fleet: &SbcFleet) -> Result<Option<String>, Error> {
+    let Some(r) = &fleet.spec.agent_token_secret else {
+        return Ok(ctx.config.agent_token.clone());
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = secrets.get_opt(&r.name).await?;
+    let bytes = secret
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove(&r.key))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "SbcFleet {}: Secret {} has no key {}",
+                fleet.name_any(),
+                r.name,
+                r.key
+            ))
+        })?;
+    let token = String::from_utf8(bytes.0)
+        .map_err(|_| Error::Invalid(format!("Secret {} key {} is not UTF-8", r.name, r.key)))?;
+    Ok(Some(token.trim().to_owned()))
+}
+
+/// `GET /v1/state` on the eligible targets, concurrently.
+async fn observe(
+    ctx: &Context,
+    resolved: &[ResolvedTarget],
+    token: Option<&String>,
+    tenant: &str,
+) -> Vec<Target> {
+    let n = ctx.config.agent_concurrency.max(1);
+    futures::stream::iter(resolved.to_vec())
+        .map(|r| async move {
+            let mut t = Target {
+                id: r.id.clone(),
+                ready: r.ready,
+                terminating: r.terminating,
+                applied: None,
+                last_error: None,
+            };
+            if t.eligible() {
+                let at = AgentTarget {
+                    url: r.url.clone(),
+                    token: token.cloned(),
+                };
+                match ctx.agents.state(&at, tenant).await {
+                    Ok(s) => {
+                        ctx.metrics.agent_call("state", "ok");
+                        t.applied = s.applied;
+                        t.last_error = s.last_error;
+                    }
+                    Err(e) => {
+                        ctx.metrics.agent_call("state", "unreachable");
+                        tracing::debug!(target = %r.id, error = %e, "agent state unavailable");
+                    }
+                }
+            }
+            t
+        })
+        .buffered(n)
+        .collect()
+        .await
+}
+
+fn result_label(r: &ApplyResult) -> &'static str {
+    match r {
+        ApplyResult::Ok { .. } => "ok",
+        ApplyResult::Rejected { .. } => "rejected",
+        ApplyResult::Unreachable { .. } => "unreachable",
+    }
+}
+
+/// Carries out the Apply/Rollback actions concurrently; returns the
+/// outcomes, and updates `targets` for the confirmed ones (a 200 from the
+/// agent means its read-back matched, `docs/agent.md`).
+async fn act(
+    ctx: &Context,
+    policy: &TollPolicy,
+    actions: Vec<(String, Option<RevisionRef>)>,
+    resolved: &[ResolvedTarget],
+    token: Option<&String>,
+    targets: &mut [Target],
+) -> Vec<Event> {
+    let tenant = policy.spec.tenant.as_str();
+    let n = ctx.config.agent_concurrency.max(1);
+    let outcomes: Vec<Event> = futures::stream::iter(actions)
+        .map(|(target, revision)| async move {
+            let url = resolved.iter().find(|r| r.id == target).map(|r| r.url.clone());
+            let result = match url {
+                None => ApplyResult::Unreachable {
+                    message: "target no longer in the fleet".into(),
+                },
+                Some(url) => {
+                    let at = AgentTarget {
+                        url,
+                        token: token.cloned(),
+                    };
+                    match &revision {
+                        Some(r) => match policy_for(ctx, policy, r).await {
+                            Ok(p) => ctx.agents.apply(&at, tenant, r, &p).await,
+                            Err(message) => ApplyResult::Rejected {
+                                reason: "RevisionMissing".into(),
+                                message,
+                            },
+                        },
+                        None => ctx.agents.remove(&at, tenant).await,
+                    }
+                }
+            };
+            let call = if revision.is_some() { "apply" } else { "remove" };
+            ctx.metrics.agent_call(call, result_label(&result));
+            Event::Outcome {
+                target,
+                revision,
+                result,
+            }
+        })
+        .buffer_unordered(n)
+        .collect()
+        .await;
+    for o in &outcomes {
+        if let Event::Outcome {
+            target,
+            revision,
+            result: ApplyResult::Ok { hash },
+        } = o
+            && let Some(t) = targets.iter_mut().find(|t| t.id == *target)
+        {
+            match revision {
+                Some(r) if *hash == r.hash => t.applied = Some(r.clone()),
+                Some(_) => {}
+                None => t.applied = None,
+            }
+        }
+    }
+    outcomes
+}
+
+/// The compiled policy of revision `r`: the spec's when it is the spec's
+/// content, else the PolicyRevision's (a rollback to the last good one).
+async fn policy_for(
+    ctx: &Context,
+    policy: &TollPolicy,
+    r: &RevisionRef,
+) -> Result<tollgate_crds::policy::CompiledPolicy, String> {
+    if revisions::policy_hash(&policy.spec.policy) == r.hash {
+        return Ok(policy.spec.policy.clone());
+    }
+    let ns = policy.namespace().unwrap_or_default();
+    let api: Api<PolicyRevision> = Api::namespaced(ctx.client.clone(), &ns);
+    let name = revisions::revision_name(&policy.name_any(), &r.hash);
+    match api.get_opt(&name).await {
+        Ok(Some(rev)) if rev.spec.hash == r.hash => Ok(rev.spec.policy),
+        Ok(_) => Err(format!("PolicyRevision {name} (revision {}) is missing", r.number)),
+        Err(e) => Err(format!("reading PolicyRevision {name}: {e}")),
+    }
+}
+
+fn counts(d: &Decision, targets: &[Target]) -> TargetCounts {
+    let mut c = TargetCounts::default();
+    for t in targets {
+        if !t.eligible() {
+            c.ineligible += 1;
+        } else if t.applied.is_some() && t.applied == d.state.current {
+            c.applied += 1;
+        } else if d
+            .state
+            .attempts
+            .get(&t.id)
+            .is_some_and(|a| a.failure.is_some())
+        {
+            c.failing += 1;
+        } else {
+            c.pending += 1;
+        }
+    }
+    c
+}
+
+async fn apply(policy: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Error> {
+    let ns = policy.namespace().unwrap_or_default();
+    let name = policy.name_any();
+    let obj = ObjectRef::from(policy.as_ref());
+    let api: Api<TollPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    let generation = policy.metadata.generation;
+    let server = policy.status.clone().unwrap_or_default();
+    let mut status = server.clone();
+    status.observed_generation = generation;
+    set_condition(
+        &mut status.conditions,
+        new_condition(
+            cond::COMPILED,
+            STATUS_TRUE,
+            reason::COMPILE_SUCCEEDED,
+            "spec.policy is a compiled policy",
+            generation,
+            now_time(),
+        ),
+    );
+
+    // Validation: the policy renders for the fleet's backend. The agent's
+    // trial start and probes are the second gate, per target.
+    if let Err(e) = Kamailio.render_tenant(&policy.spec.policy, "validate", Timestamp::now()) {
+        let message = truncate(&e.to_string(), MAX_MESSAGE);
+        set_condition(
+            &mut status.conditions,
+            new_condition(
+                cond::VALIDATED,
+                STATUS_FALSE,
+                reason::VALIDATION_FAILED,
+                message.clone(),
+                generation,
+                now_time(),
+            ),
+        );
+        status.phase = Some(TollPolicyPhase::Failed);
+        if status != server {
+            patch_status(&api, &name, &status).await?;
+            publish(ctx, &policy, EventKind::Warning, reason::VALIDATION_FAILED, message).await;
+        }
+        return Ok(KubeAction::await_change());
+    }
+    set_condition(
+        &mut status.conditions,
+        new_condition(
+            cond::VALIDATED,
+            STATUS_TRUE,
+            reason::VALIDATION_SUCCEEDED,
+            "renders for the kamailio backend; each agent trial-starts it before applying",
+            generation,
+            now_time(),
+        ),
+    );
+
+    let fleets: Api<SbcFleet> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(fleet) = fleets.get_opt(&policy.spec.fleet.name).await? else {
+        let message = format!("SbcFleet {} not found in {ns}", policy.spec.fleet.name);
+        set_condition(
+            &mut status.conditions,
+            new_condition(
+                cond::DEGRADED,
+                STATUS_TRUE,
+                FLEET_NOT_FOUND,
+                message.clone(),
+                generation,
+                now_time(),
+            ),
+        );
+        status.phase = Some(TollPolicyPhase::Failed);
+        if status != server {
+            patch_status(&api, &name, &status).await?;
+            publish(ctx, &policy, EventKind::Warning, FLEET_NOT_FOUND, message).await;
+        }
+        return Ok(KubeAction::requeue(ctx.config.idle_requeue));
+    };
+
+    let mut state = load_state(&status, &name);
+    let keep: Vec<i64> = [&state.current, &state.last_good]
+        .into_iter()
+        .flatten()
+        .map(|r| r.number)
+        .collect();
+    let rev_api: Api<PolicyRevision> = Api::namespaced(ctx.client.clone(), &ns);
+    let revision = revisions::ensure(&rev_api, &policy, &keep).await?;
+
+    let resolved = resolve(ctx, &ns, &fleet).await?;
+    let token = agent_token(ctx, &ns, &fleet).await?;
+    let tenant = policy.spec.tenant.clone();
+    let mut targets = observe(ctx, &resolved, token.as_ref(), &tenant).await;
+    let desired = Desired {
+        revision,
+        strategy: policy.spec.rollout.clone(),
+        anomaly_window_seconds: None,
+    };
+    let mut events = ctx.anomalies.take(&obj);
+    let mut written = server;
+    let max = ctx.config.max_iterations.max(1);
+    let mut requeue: Option<i64> = None;
+    for i in 0..max {
+        let now = unix_now();
+        let before_mode = state.mode;
+        let d = plan(&state, &desired, &targets, now, &events);
+        write_status(&d, &mut status, generation, now);
+        status.observed_generation = generation;
+        status.rollout = state_map(&d.state);
+        // Write-ahead: the state is persisted before anything is acted on.
+        if status != written {
+            patch_status(&api, &name, &status).await?;
+            written = status.clone();
+        }
+        match (d.state.mode, &d.state.current) {
+            (Mode::RollingOut, Some(c)) => ctx.metrics.rollout_seen(&obj, c.number, now),
+            (Mode::Complete | Mode::RolledBack, Some(c)) if before_mode == Mode::RollingOut => {
+                ctx.metrics
+                    .rollout_ended(&obj, c.number, now, d.state.mode == Mode::Complete);
+            }
+            _ => {}
+        }
+        let mut work = Vec::new();
+        requeue = None;
+        for a in &d.actions {
+            match a {
+                Action::Apply { target, revision } => {
+                    work.push((target.clone(), Some(revision.clone())));
+                }
+                Action::Rollback { target, to } => work.push((target.clone(), to.clone())),
+                Action::Event {
+                    kind,
+                    reason,
+                    message,
+                } => publish(ctx, &policy, *kind, reason, message.clone()).await,
+                Action::RequeueAfter(s) => {
+                    requeue = Some(requeue.map_or(*s, |r: i64| r.min(*s)));
+                }
+                Action::SetCondition { .. } => {}
+            }
+        }
+        ctx.metrics.set_targets(&obj, Some(counts(&d, &targets)));
+        state = d.state;
+        if work.is_empty() {
+            break;
+        }
+        if i + 1 == max {
+            // The decision's applies are recorded as sent: the machine
+            // re-sends them after APPLY_TIMEOUT_SECONDS. Come back soon.
+            tracing::warn!(policy = %obj, "rollout loop hit its iteration cap");
+            requeue = Some(1);
+            break;
+        }
+        events = act(ctx, &policy, work, &resolved, token.as_ref(), &mut targets).await;
+    }
+    let after = match requeue {
+        Some(s) => Duration::from_secs(s.clamp(1, 86_400).unsigned_abs()),
+        None => ctx.config.idle_requeue,
+    };
+    Ok(KubeAction::requeue(after))
+}
+
+async fn cleanup(policy: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Error> {
+    let ns = policy.namespace().unwrap_or_default();
+    let name = policy.name_any();
+    let fleets: Api<SbcFleet> = Api::namespaced(ctx.client.clone(), &ns);
+    match fleets.get_opt(&policy.spec.fleet.name).await? {
+        // The fleet is gone: nothing says where the tenant was applied, so
+        // deletion goes on (a missing fleet must not block it forever).
+        None => {
+            tracing::warn!(policy = %name, fleet = %policy.spec.fleet.name,
+                "fleet not found at deletion; the tenant cannot be removed from its former targets");
+            publish(
+                ctx,
+                &policy,
+                EventKind::Warning,
+                FLEET_NOT_FOUND,
+                format!(
+                    "SbcFleet {} not found: tenant {} not removed from its former targets",
+                    policy.spec.fleet.name, policy.spec.tenant
+                ),
+            )
+            .await;
+        }
+        Some(fleet) => {
+            let resolved: Vec<ResolvedTarget> = resolve(ctx, &ns, &fleet)
+                .await?
+                .into_iter()
+                .filter(|t| !t.terminating)
+                .collect();
+            let token = agent_token(ctx, &ns, &fleet).await?;
+            let tenant = policy.spec.tenant.as_str();
+            let n = ctx.config.agent_concurrency.max(1);
+            let token = token.as_ref();
+            let failed: Vec<String> = futures::stream::iter(resolved)
+                .map(|r| async move {
+                    let at = AgentTarget {
+                        url: r.url.clone(),
+                        token: token.cloned(),
+                    };
+                    let res = ctx.agents.remove(&at, tenant).await;
+                    ctx.metrics.agent_call("remove", result_label(&res));
+                    match res {
+                        ApplyResult::Ok { .. } => None,
+                        ApplyResult::Rejected { message, .. }
+                        | ApplyResult::Unreachable { message } => {
+                            Some(format!("{}: {}", r.id, truncate(&message, 200)))
+                        }
+                    }
+                })
+                .buffer_unordered(n)
+                .filter_map(|x| async move { x })
+                .collect()
+                .await;
+            if !failed.is_empty() {
+                let since = policy
+                    .metadata
+                    .deletion_timestamp
+                    .as_ref()
+                    .map_or(unix_now(), |t| t.0.as_second());
+                let grace = i64::try_from(ctx.config.cleanup_grace.as_secs()).unwrap_or(i64::MAX);
+                let msg = truncate(&failed.join("; "), MAX_MESSAGE);
+                if unix_now().saturating_sub(since) < grace {
+                    return Err(Error::Cleanup(msg));
+                }
+                publish(
+                    ctx,
+                    &policy,
+                    EventKind::Warning,
+                    "CleanupIncomplete",
+                    format!("gave up removing tenant {tenant} after the grace period: {msg}"),
+                )
+                .await;
+            }
+        }
+    }
+    let rev_api: Api<PolicyRevision> = Api::namespaced(ctx.client.clone(), &ns);
+    revisions::delete_all(&rev_api, &name).await?;
+    ctx.metrics
+        .set_targets(&ObjectRef::from(policy.as_ref()), None);
+    Ok(KubeAction::await_change())
+}
