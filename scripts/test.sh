@@ -51,6 +51,9 @@ scripts/test-chart.sh
 say "a local fleet of three Kamailio+agent SBCs (scripts/fleet.sh)"
 scripts/test-fleet.sh
 
+say "alerts: agent metrics -> Prometheus rules -> Alertmanager -> the webhook receiver (real Prometheus, Alertmanager)"
+scripts/test-alerts.sh
+
 say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
 scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
 

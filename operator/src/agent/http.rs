@@ -7,9 +7,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tollgate_crds::policy::CompiledPolicy;
 
 /// Request bodies above this are refused with 413.
@@ -31,16 +29,7 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Resp {
     reply(status, json!({"error": msg.into()}))
 }
 
-/// Constant-time bearer token check (over sha256 digests, so the lengths
-/// leak nothing either).
-pub fn authorized(header: Option<&str>, token: &[u8]) -> bool {
-    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-        return false;
-    };
-    let a = Sha256::digest(given.trim().as_bytes());
-    let b = Sha256::digest(token);
-    !token.is_empty() && bool::from(a.ct_eq(&b))
-}
+use crate::auth::authorized;
 
 /// A valid tenant path segment (the renderer checks the policy's own name).
 fn tenant_ok(t: &str) -> bool {
@@ -223,16 +212,6 @@ pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer() {
-        assert!(authorized(Some("Bearer s3cret"), b"s3cret"));
-        assert!(!authorized(Some("Bearer s3cre"), b"s3cret"));
-        assert!(!authorized(Some("bearer s3cret"), b"s3cret"));
-        assert!(!authorized(Some("s3cret"), b"s3cret"));
-        assert!(!authorized(None, b"s3cret"));
-        assert!(!authorized(Some("Bearer "), b""));
-    }
 
     #[test]
     fn tenant_names() {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_crds::policy::{CompiledPolicy, LimitMetric};
 
 /// The agent's settings.
 #[derive(Clone, Debug)]
@@ -596,9 +596,26 @@ impl Agent {
     /// Prometheus text.
     pub async fn metrics_text(&self) -> String {
         use std::fmt::Write;
-        let (tenants, known_rules) = {
+        let (tenants, known_rules, class_limits, windows, seeds) = {
             let inner = self.inner.lock().await;
             let tenants: Vec<String> = inner.rows.keys().cloned().collect();
+            // classes with a concurrency limit, and every window, per tenant
+            let mut class_limits: BTreeSet<(String, String)> = BTreeSet::new();
+            let mut windows = Vec::new();
+            for (t, s) in &inner.state.tenants {
+                for l in &s.policy.limits {
+                    if let (LimitMetric::Concurrent, Some(c)) = (l.metric, &l.class) {
+                        class_limits.insert((t.clone(), c.clone()));
+                    }
+                }
+                windows.extend(s.policy.windows.iter().map(|w| (t.clone(), w.clone())));
+            }
+            let seeds: Vec<(String, String, String)> = inner
+                .state
+                .tenants
+                .iter()
+                .flat_map(|(t, s)| counter_seeds(t, &s.policy))
+                .collect();
             let mut rules: BTreeSet<String> = [
                 "src:unknown",
                 "dst:invalid",
@@ -631,12 +648,21 @@ impl Agent {
                         .map(|c| format!("block:class:{c}")),
                 );
             }
-            (tenants, rules)
+            (tenants, rules, class_limits, windows, seeds)
         };
         let mut out = String::new();
         let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        let mut by_country: BTreeMap<(String, String), u64> = BTreeMap::new();
         let up = match self.rpc.htable_entries("tg_stat").await {
             Ok(entries) => {
+                // zeros first, so that a series' first call is an increase
+                for (t, o, r) in &seeds {
+                    if o == "country" {
+                        by_country.entry((t.clone(), r.clone())).or_default();
+                    } else {
+                        calls.entry((t.clone(), o.clone(), r.clone())).or_default();
+                    }
+                }
                 for (key, value) in &entries {
                     let n = match value {
                         Value::Number(n) => n.as_u64().unwrap_or(0),
@@ -657,6 +683,14 @@ impl Agent {
                     } else {
                         "other"
                     };
+                    if o == "allow"
+                        && tenants.iter().any(|x| x == t)
+                        && let Some(cc) = country_of_rule(r)
+                    {
+                        *by_country
+                            .entry((t.to_string(), cc.to_string()))
+                            .or_default() += n;
+                    }
                     let r = if known_rules.contains(r) { r } else { "other" };
                     *calls
                         .entry((t.to_string(), o.to_string(), r.to_string()))
@@ -693,6 +727,49 @@ impl Agent {
                     out,
                     "tollgate_concurrent_calls{{tenant=\"{}\"}} {n}",
                     esc(t)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_concurrent_calls_by_class Calls up per tenant and limited class (dialog profile tg_c).\n# TYPE tollgate_concurrent_calls_by_class gauge"
+        );
+        for (t, c) in &class_limits {
+            let key = format!("{t}::{c}");
+            if let Ok(v) = self.rpc.call("dlg.profile_get_size", &["tg_c", &key]).await {
+                let n = v.as_u64().unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "tollgate_concurrent_calls_by_class{{tenant=\"{}\",class=\"{}\"}} {n}",
+                    esc(t),
+                    esc(c)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_calls_by_country_total Allowed calls per tenant and destination country, for destination rules dst:country:XX (tg_stat).\n# TYPE tollgate_calls_by_country_total counter"
+        );
+        for ((t, c), n) in &by_country {
+            let _ = writeln!(
+                out,
+                "tollgate_calls_by_country_total{{tenant=\"{}\",country=\"{c}\"}} {n}",
+                esc(t)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_window_open 1 while the tenant's time window is open (the evaluator's semantics, at scrape time).\n# TYPE tollgate_window_open gauge"
+        );
+        let now = jiff::Timestamp::now();
+        for (t, w) in &windows {
+            if let Ok(open) = tollgate_policy::window::is_open(w, now) {
+                let _ = writeln!(
+                    out,
+                    "tollgate_window_open{{tenant=\"{}\",window=\"{}\"}} {}",
+                    esc(t),
+                    esc(&w.name),
+                    u8::from(open)
                 );
             }
         }
@@ -750,6 +827,43 @@ struct LiveTimings {
     reloaded: Vec<String>,
 }
 
+/// The counters a tenant's policy can move, exported as 0 before their
+/// first call: Prometheus sees no increase in a series that appears with
+/// the value 1. (tenant, outcome, rule) for allowed destination rules
+/// (`allow`) and limits (`limit`, and `warning` for concurrency warnings),
+/// and (tenant, "country", XX) for `dst:country:XX` allow rules.
+pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    let mut add = |o: &str, r: &str| {
+        out.insert((tenant.to_string(), o.to_string(), r.to_string()));
+    };
+    for d in &p.destinations {
+        if d.action == tollgate_crds::policy::Verdict::Allow {
+            add("allow", &d.rule);
+            if let Some(cc) = country_of_rule(&d.rule) {
+                add("country", cc);
+            }
+        }
+    }
+    for l in &p.limits {
+        if l.critical.is_some() && l.metric != LimitMetric::Duration {
+            add("limit", &l.rule);
+        }
+        if l.warning.is_some() && l.metric == LimitMetric::Concurrent {
+            add("warning", &l.rule);
+        }
+    }
+    out
+}
+
+/// The destination country of a `dst:country:XX` rule id (optionally
+/// `@window`): the ISO code when it is two capital letters.
+pub fn country_of_rule(rule: &str) -> Option<&str> {
+    let cc = rule.strip_prefix("dst:country:")?;
+    let cc = cc.split_once('@').map_or(cc, |(c, _)| c);
+    (cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase())).then_some(cc)
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -786,4 +900,75 @@ fn compose(
         Kamailio::set_blocks(r, &mine).map_err(|e| vec![e.to_string()])?;
     }
     Kamailio.compose(&with).map_err(|e| vec![e.to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::country_of_rule;
+
+    #[test]
+    fn countries_of_rules() {
+        assert_eq!(country_of_rule("dst:country:FR"), Some("FR"));
+        assert_eq!(country_of_rule("dst:country:US@trading"), Some("US"));
+        assert_eq!(country_of_rule("dst:country:fr"), None);
+        assert_eq!(country_of_rule("dst:country:FRA"), None);
+        assert_eq!(country_of_rule("dst:prefix:33"), None);
+        assert_eq!(country_of_rule("dst:country:"), None);
+    }
+
+    #[test]
+    fn seeds() {
+        use tollgate_crds::policy::{DestinationRule, Limit, LimitMetric, Verdict};
+        let mut p: tollgate_crds::policy::CompiledPolicy = serde_json::from_value(serde_json::json!({
+            "tenant": "acme", "homeCountry": "US", "numberingPlan": "", "emergencyNumbers": ["911"],
+            "destinations": [], "classes": [], "sources": {"networks": []}, "windows": [],
+            "limits": [], "responses": [], "crypto": {"requireTls": false, "requireSrtp": false,
+            "requireClientCertificate": false}, "rules": []
+        }))
+        .unwrap();
+        for (prefix, action, rule) in [
+            ("1", Verdict::Allow, "dst:national"),
+            ("1416", Verdict::Allow, "dst:country:CA"),
+            ("1212976", Verdict::Deny, "dst:prefix:1212976"),
+        ] {
+            p.destinations.push(DestinationRule {
+                prefix: prefix.into(),
+                action,
+                rule: rule.into(),
+                window: None,
+            });
+        }
+        for (metric, warning, critical, rule) in [
+            (
+                LimitMetric::Concurrent,
+                Some(2),
+                Some(3),
+                "limit:concurrent",
+            ),
+            (LimitMetric::Rate, Some(4), None, "limit:rate"),
+            (LimitMetric::Duration, None, Some(60), "limit:duration"),
+        ] {
+            p.limits.push(Limit {
+                metric,
+                class: None,
+                warning,
+                critical,
+                rule: rule.into(),
+            });
+        }
+        let got: Vec<String> = super::counter_seeds("acme", &p)
+            .into_iter()
+            .map(|(_, o, r)| format!("{o} {r}"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "allow dst:country:CA",
+                "allow dst:national",
+                "country CA",
+                "limit limit:concurrent",
+                "warning limit:concurrent"
+            ]
+        );
+    }
 }

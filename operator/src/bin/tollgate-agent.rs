@@ -80,14 +80,7 @@ fn config() -> Result<Config, String> {
             .map_err(|_| format!("--{k} must be a number"))
     };
     let token_file = need("token-file")?;
-    let token = std::fs::read_to_string(&token_file)
-        .map_err(|e| format!("token file {token_file}: {e}"))?
-        .trim()
-        .as_bytes()
-        .to_vec();
-    if token.len() < 16 {
-        return Err("the token must have at least 16 characters".into());
-    }
+    let token = tollgate_operator::auth::read_token_file(&token_file)?;
     let state_dir = PathBuf::from(need("state-dir")?);
     let cfg_default = std::env::current_dir()
         .map(|d| d.join("sbc/kamailio/tollgate.cfg").display().to_string())

@@ -223,7 +223,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let lease_ns = args
         .lease_namespace
         .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .unwrap_or_else(|| "default".into());
     let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
         .with_namespace(&lease_ns)
@@ -254,9 +258,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
                 _ = stopped(stop2) => {}
             }
         };
-        Operator::new(client.clone(), config.clone(), agents.clone(), Arc::clone(&metrics))
-            .run(shutdown)
-            .await;
+        Operator::new(
+            client.clone(),
+            config.clone(),
+            agents.clone(),
+            Arc::clone(&metrics),
+        )
+        .run(shutdown)
+        .await;
         metrics.set_leader(false);
         if *stop.borrow() {
             break;

@@ -88,7 +88,9 @@ pub fn parse_revision_label(s: &str) -> Option<RevisionRef> {
     let hex = hash.strip_prefix("sha256:")?;
     if number < 1
         || hex.len() != 64
-        || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
         return None;
     }
@@ -136,7 +138,12 @@ fn error_message(body: &[u8]) -> String {
     if let Some(e) = v.get("error").and_then(Value::as_str) {
         parts.push(e.to_owned());
     }
-    for r in v.get("reasons").and_then(Value::as_array).into_iter().flatten() {
+    for r in v
+        .get("reasons")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(r) = r.as_str() {
             parts.push(r.to_owned());
         }
@@ -384,7 +391,10 @@ mod tests {
         for t in ["drift", "liar", "nokam", "hand", "absent"] {
             assert_eq!(tenant_state(&body, t).applied, None, "{t}");
         }
-        assert_eq!(tenant_state(&body, "ok").last_error.as_deref(), Some("boom"));
+        assert_eq!(
+            tenant_state(&body, "ok").last_error.as_deref(),
+            Some("boom")
+        );
     }
 
     #[test]

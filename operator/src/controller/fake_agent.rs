@@ -46,7 +46,8 @@ struct Inner {
     /// tenant → (revision label, rendered hash)
     tenants: BTreeMap<String, (String, String)>,
     log: Vec<ApplyRecord>,
-    reject: Option<String>,
+    /// (label prefix, reason): refuse PUTs of revisions whose label starts so.
+    reject: Option<(String, String)>,
     delay: Duration,
     unreachable: bool,
 }
@@ -80,7 +81,13 @@ fn reply(status: StatusCode, v: &Value) -> Resp {
 impl FakeAgent {
     /// Starts one on `127.0.0.1`, a free port, requiring `token`.
     pub async fn start(token: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on("127.0.0.1:0".parse().map_err(std::io::Error::other)?, token).await
+    }
+
+    /// Starts one on `addr` (e.g. `127.0.0.2:9443`: all of 127/8 is on
+    /// the loopback interface, so several can share a port, as pods do).
+    pub async fn start_on(addr: SocketAddr, token: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Mutex::new(Inner::default()));
         let state = Arc::clone(&inner);
@@ -137,7 +144,13 @@ impl FakeAgent {
 
     /// `Some(reason)`: refuse every PUT with 422 and this reason.
     pub fn set_reject(&self, reason: Option<&str>) {
-        lock(&self.inner).reject = reason.map(str::to_owned);
+        lock(&self.inner).reject = reason.map(|r| (String::new(), r.to_owned()));
+    }
+
+    /// Refuse (422, `reason`) the PUTs whose revision label starts with
+    /// `prefix` (e.g. `"4@"`: revision 4 only); other PUTs go through.
+    pub fn set_reject_matching(&self, prefix: &str, reason: &str) {
+        lock(&self.inner).reject = Some((prefix.to_owned(), reason.to_owned()));
     }
 
     /// Answer PUT and DELETE only after this long (the real agent's trial start).
@@ -226,7 +239,10 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
             if status == StatusCode::OK {
                 reply(status, &json!({"tenant": t, "deleted": true}))
             } else {
-                reply(status, &json!({"error": format!("tenant {t} is not applied")}))
+                reply(
+                    status,
+                    &json!({"error": format!("tenant {t} is not applied")}),
+                )
             }
         }
         _ => reply(StatusCode::NOT_FOUND, &json!({"error": "no such endpoint"})),
@@ -275,7 +291,9 @@ fn put(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> (StatusCode, Value, Opti
             policy.tenant
         )]);
     }
-    if let Some(reason) = lock(st).reject.clone() {
+    if let Some((prefix, reason)) = lock(st).reject.clone()
+        && rev.starts_with(&prefix)
+    {
         return refuse(vec![reason]);
     }
     let rows = match Kamailio.render_tenant(&policy, &rev, jiff::Timestamp::now()) {

@@ -147,7 +147,10 @@ mod tests {
         }
     }
 
-    fn spec(selector: Option<LabelSelector>, endpoints: Option<Vec<StaticEndpoint>>) -> SbcFleetSpec {
+    fn spec(
+        selector: Option<LabelSelector>,
+        endpoints: Option<Vec<StaticEndpoint>>,
+    ) -> SbcFleetSpec {
         SbcFleetSpec {
             selector,
             endpoints,
@@ -171,22 +174,62 @@ mod tests {
         let cases: Vec<(&str, LabelSelector, bool)> = vec![
             ("empty selects all", LabelSelector::default(), true),
             ("matchLabels hit", ml(&[("app", "sbc")]), true),
-            ("matchLabels both", ml(&[("app", "sbc"), ("tier", "edge")]), true),
+            (
+                "matchLabels both",
+                ml(&[("app", "sbc"), ("tier", "edge")]),
+                true,
+            ),
             ("matchLabels value differs", ml(&[("app", "web")]), false),
             ("matchLabels key absent", ml(&[("zone", "a")]), false),
-            ("In hit", me(vec![expr("tier", "In", &["core", "edge"])]), true),
+            (
+                "In hit",
+                me(vec![expr("tier", "In", &["core", "edge"])]),
+                true,
+            ),
             ("In miss", me(vec![expr("tier", "In", &["core"])]), false),
             ("In absent key", me(vec![expr("zone", "In", &["a"])]), false),
             ("In no values", me(vec![expr("tier", "In", &[])]), false),
-            ("NotIn hit", me(vec![expr("tier", "NotIn", &["core"])]), true),
-            ("NotIn miss", me(vec![expr("tier", "NotIn", &["edge"])]), false),
-            ("NotIn absent key", me(vec![expr("zone", "NotIn", &["a"])]), true),
+            (
+                "NotIn hit",
+                me(vec![expr("tier", "NotIn", &["core"])]),
+                true,
+            ),
+            (
+                "NotIn miss",
+                me(vec![expr("tier", "NotIn", &["edge"])]),
+                false,
+            ),
+            (
+                "NotIn absent key",
+                me(vec![expr("zone", "NotIn", &["a"])]),
+                true,
+            ),
             ("Exists", me(vec![expr("app", "Exists", &[])]), true),
-            ("Exists absent", me(vec![expr("zone", "Exists", &[])]), false),
-            ("Exists with values", me(vec![expr("app", "Exists", &["x"])]), false),
-            ("DoesNotExist", me(vec![expr("zone", "DoesNotExist", &[])]), true),
-            ("DoesNotExist present", me(vec![expr("app", "DoesNotExist", &[])]), false),
-            ("unknown operator", me(vec![expr("app", "Gt", &["1"])]), false),
+            (
+                "Exists absent",
+                me(vec![expr("zone", "Exists", &[])]),
+                false,
+            ),
+            (
+                "Exists with values",
+                me(vec![expr("app", "Exists", &["x"])]),
+                false,
+            ),
+            (
+                "DoesNotExist",
+                me(vec![expr("zone", "DoesNotExist", &[])]),
+                true,
+            ),
+            (
+                "DoesNotExist present",
+                me(vec![expr("app", "DoesNotExist", &[])]),
+                false,
+            ),
+            (
+                "unknown operator",
+                me(vec![expr("app", "Gt", &["1"])]),
+                false,
+            ),
             (
                 "labels and expressions AND",
                 LabelSelector {
@@ -244,7 +287,7 @@ mod tests {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 labels: Some(labels(l)),
-                deletion_timestamp: deleting.then(|| Time(Timestamp::UNIX_EPOCH)),
+                deletion_timestamp: deleting.then_some(Time(Timestamp::UNIX_EPOCH)),
                 ..ObjectMeta::default()
             },
             spec: None,

@@ -42,7 +42,11 @@ impl Histogram {
             let c = self.counts.get(i).copied().unwrap_or(0);
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let lb = if labels.is_empty() {
             String::new()
         } else {
@@ -134,7 +138,13 @@ impl Metrics {
     }
 
     /// The rollout of `revision` ended (completed or rolled back) at `now`.
-    pub fn rollout_ended(&self, obj: &ObjectRef<TollPolicy>, revision: i64, now: i64, complete: bool) {
+    pub fn rollout_ended(
+        &self,
+        obj: &ObjectRef<TollPolicy>,
+        revision: i64,
+        now: i64,
+        complete: bool,
+    ) {
         let started = self
             .rollout_started
             .lock()
@@ -161,7 +171,9 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut o = String::new();
-        o.push_str("# HELP tollgate_operator_reconciles_total Reconciles of TollPolicies, by result.\n");
+        o.push_str(
+            "# HELP tollgate_operator_reconciles_total Reconciles of TollPolicies, by result.\n",
+        );
         o.push_str("# TYPE tollgate_operator_reconciles_total counter\n");
         let _ = writeln!(
             o,
@@ -217,7 +229,9 @@ impl Metrics {
         ] {
             let _ = writeln!(o, "tollgate_operator_targets{{state=\"{state}\"}} {n}");
         }
-        o.push_str("# HELP tollgate_operator_agent_calls_total Calls to SBC agents, by call and result.\n");
+        o.push_str(
+            "# HELP tollgate_operator_agent_calls_total Calls to SBC agents, by call and result.\n",
+        );
         o.push_str("# TYPE tollgate_operator_agent_calls_total counter\n");
         if let Ok(m) = self.agent_calls.lock() {
             let mut v: Vec<_> = m.iter().collect();
@@ -229,7 +243,9 @@ impl Metrics {
                 );
             }
         }
-        o.push_str("# HELP tollgate_operator_leader 1 while this process holds the leader lease.\n");
+        o.push_str(
+            "# HELP tollgate_operator_leader 1 while this process holds the leader lease.\n",
+        );
         o.push_str("# TYPE tollgate_operator_leader gauge\n");
         let _ = writeln!(
             o,

@@ -75,7 +75,10 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("namespace", &self.namespace)
-            .field("agent_token", &self.agent_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "agent_token",
+                &self.agent_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("instance", &self.instance)
             .field("idle_requeue", &self.idle_requeue)
             .field("max_iterations", &self.max_iterations)
@@ -266,12 +269,10 @@ impl Operator {
         let pods: Api<Pod> = api(&client, &ns);
 
         let (fleet_store, fleet_writer) = reflector::store::<SbcFleet>();
-        let fleet_stream = reflector::reflector(
-            fleet_writer,
-            watcher(fleets, watcher::Config::default()),
-        )
-        .default_backoff()
-        .touched_objects();
+        let fleet_stream =
+            reflector::reflector(fleet_writer, watcher(fleets, watcher::Config::default()))
+                .default_backoff()
+                .touched_objects();
 
         let controller = Controller::new(policies, watcher::Config::default());
         let policy_store = controller.store();

@@ -16,8 +16,8 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason, set_condition};
 use tollgate_crds::conditions::toll_policy as cond;
+use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason, set_condition};
 use tollgate_crds::toll_policy::TollPolicyPhase;
 use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy, TollPolicyStatus};
 
@@ -69,7 +69,15 @@ pub fn load_state(status: &TollPolicyStatus, policy: &str) -> RolloutState {
     let Some(m) = &status.rollout else {
         return RolloutState::default();
     };
-    match serde_json::from_value(serde_json::Value::Object(m.clone())) {
+    // The API server keeps `null`s and may turn an empty object into one
+    // (e.g. `attempts: {}` comes back as `attempts: null`): a null field is
+    // an absent one.
+    let m: serde_json::Map<String, serde_json::Value> = m
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    match serde_json::from_value(serde_json::Value::Object(m)) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(policy, error = %e, "status.rollout unreadable; starting from the default state");
@@ -98,20 +106,28 @@ async fn patch_status(
         "kind": TollPolicy::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }
 
 async fn publish(ctx: &Context, policy: &TollPolicy, kind: EventKind, reason: &str, note: String) {
+    // kube's Recorder folds events with the same type, reason and action
+    // into one series (the later notes are lost): the action carries the
+    // note (events.k8s.io allows 128 characters), so only repeats of the
+    // same message fold.
     let ev = KEvent {
         type_: match kind {
             EventKind::Normal => EventType::Normal,
             EventKind::Warning => EventType::Warning,
         },
         reason: reason.to_owned(),
+        action: truncate(&note, 128),
         note: Some(truncate(&note, MAX_MESSAGE)),
-        action: "Rollout".into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &policy.object_ref(&())).await {
@@ -222,7 +238,10 @@ async fn act(
     let n = ctx.config.agent_concurrency.max(1);
     let outcomes: Vec<Event> = futures::stream::iter(actions)
         .map(|(target, revision)| async move {
-            let url = resolved.iter().find(|r| r.id == target).map(|r| r.url.clone());
+            let url = resolved
+                .iter()
+                .find(|r| r.id == target)
+                .map(|r| r.url.clone());
             let result = match url {
                 None => ApplyResult::Unreachable {
                     message: "target no longer in the fleet".into(),
@@ -244,7 +263,11 @@ async fn act(
                     }
                 }
             };
-            let call = if revision.is_some() { "apply" } else { "remove" };
+            let call = if revision.is_some() {
+                "apply"
+            } else {
+                "remove"
+            };
             ctx.metrics.agent_call(call, result_label(&result));
             Event::Outcome {
                 target,
@@ -288,7 +311,10 @@ async fn policy_for(
     let name = revisions::revision_name(&policy.name_any(), &r.hash);
     match api.get_opt(&name).await {
         Ok(Some(rev)) if rev.spec.hash == r.hash => Ok(rev.spec.policy),
-        Ok(_) => Err(format!("PolicyRevision {name} (revision {}) is missing", r.number)),
+        Ok(_) => Err(format!(
+            "PolicyRevision {name} (revision {}) is missing",
+            r.number
+        )),
         Err(e) => Err(format!("reading PolicyRevision {name}: {e}")),
     }
 }
@@ -314,11 +340,21 @@ fn counts(d: &Decision, targets: &[Target]) -> TargetCounts {
     c
 }
 
-async fn apply(policy: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Error> {
-    let ns = policy.namespace().unwrap_or_default();
-    let name = policy.name_any();
-    let obj = ObjectRef::from(policy.as_ref());
+async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Error> {
+    let ns = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
+    let obj = ObjectRef::from(cached.as_ref());
     let api: Api<TollPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    // Read the object itself, not the watch cache: the cache may not have
+    // seen this operator's last status write yet, and a stale
+    // `status.rollout` would move the rollout back.
+    let Some(policy) = api.get_opt(&name).await? else {
+        return Ok(KubeAction::await_change());
+    };
+    if policy.metadata.deletion_timestamp.is_some() {
+        // Deleted since the cache saw it: the next reconcile cleans up.
+        return Ok(KubeAction::requeue(Duration::from_secs(1)));
+    }
     let generation = policy.metadata.generation;
     let server = policy.status.clone().unwrap_or_default();
     let mut status = server.clone();
@@ -353,7 +389,14 @@ async fn apply(policy: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         status.phase = Some(TollPolicyPhase::Failed);
         if status != server {
             patch_status(&api, &name, &status).await?;
-            publish(ctx, &policy, EventKind::Warning, reason::VALIDATION_FAILED, message).await;
+            publish(
+                ctx,
+                &policy,
+                EventKind::Warning,
+                reason::VALIDATION_FAILED,
+                message,
+            )
+            .await;
         }
         return Ok(KubeAction::await_change());
     }

@@ -1,1 +1,585 @@
+//! The reconciler against a mocked API server (`tower_test`) and fake
+//! agents ([`AgentApi`]): the exact API calls of a first reconcile, a
+//! reconcile with nothing to do, and a deletion.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::ObjectMeta;
+use kube::client::Body;
+use kube::runtime::controller::Action as KubeAction;
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+use tollgate_crds::policy::CompiledPolicy;
+use tollgate_crds::sbc_fleet::{SbcBackend, StaticEndpoint};
+use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy};
+use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
+
+use super::agents::{AgentApi, AgentTarget, TenantState};
+use super::fake_agent::sample_policy;
+use super::metrics::Metrics;
+use super::revisions::{self, policy_hash, revision_name};
+use super::{Config, FINALIZER, Operator, reconcile::reconcile};
+use crate::rollout::{ApplyResult, RevisionRef};
+
+/// One request the mock API server saw.
+#[derive(Clone, Debug)]
+struct Call {
+    method: String,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+impl Call {
+    fn line(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// Agents in memory: url → revision held; every call logged.
+#[derive(Default)]
+struct FakeAgents {
+    held: Mutex<BTreeMap<String, RevisionRef>>,
+    log: Mutex<Vec<String>>,
+}
+
+impl AgentApi for FakeAgents {
+    fn state<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        _tenant: &'a str,
+    ) -> BoxFuture<'a, Result<TenantState, String>> {
+        Box::pin(async move {
+            assert_eq!(target.token.as_deref(), Some("tok-0123456789abcdef"));
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("state {}", target.url));
+            Ok(TenantState {
+                applied: self.held.lock().unwrap().get(&target.url).cloned(),
+                last_error: None,
+            })
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        _tenant: &'a str,
+        revision: &'a RevisionRef,
+        _policy: &'a CompiledPolicy,
+    ) -> BoxFuture<'a, ApplyResult> {
+        Box::pin(async move {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("apply {} {}", target.url, revision.number));
+            self.held
+                .lock()
+                .unwrap()
+                .insert(target.url.clone(), revision.clone());
+            ApplyResult::Ok {
+                hash: revision.hash.clone(),
+            }
+        })
+    }
+
+    fn remove<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        _tenant: &'a str,
+    ) -> BoxFuture<'a, ApplyResult> {
+        Box::pin(async move {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("remove {}", target.url));
+            self.held.lock().unwrap().remove(&target.url);
+            ApplyResult::Ok {
+                hash: String::new(),
+            }
+        })
+    }
+}
+
+const NS: &str = "ns";
+const URLS: [&str; 2] = ["http://10.0.0.1:9443", "http://10.0.0.2:9443"];
+
+fn policy() -> TollPolicy {
+    let mut p = TollPolicy::new(
+        "acme",
+        TollPolicySpec {
+            tenant: "acme".into(),
+            policy: sample_policy("acme", 0),
+            fleet: FleetReference {
+                name: "edge".into(),
+            },
+            rollout: RolloutStrategy {
+                bake_seconds: 0,
+                ..RolloutStrategy::default()
+            },
+            source_hash: None,
+        },
+    );
+    p.metadata.namespace = Some(NS.into());
+    p.metadata.uid = Some("uid-acme".into());
+    p.metadata.generation = Some(1);
+    p.metadata.resource_version = Some("10".into());
+    p
+}
+
+fn fleet() -> SbcFleet {
+    let mut f = SbcFleet::new(
+        "edge",
+        SbcFleetSpec {
+            selector: None,
+            endpoints: Some(vec![
+                StaticEndpoint {
+                    host: "10.0.0.1".into(),
+                    port: None,
+                },
+                StaticEndpoint {
+                    host: "10.0.0.2".into(),
+                    port: None,
+                },
+            ]),
+            backend: SbcBackend::Kamailio,
+            agent_port: 9443,
+            agent_token_secret: None,
+        },
+    );
+    f.metadata.namespace = Some(NS.into());
+    f
+}
+
+fn revision_of(p: &TollPolicy) -> PolicyRevision {
+    let hash = policy_hash(&p.spec.policy);
+    let mut r = revisions::build(p, &hash, 1);
+    r.metadata.resource_version = Some("5".into());
+    r
+}
+
+type Answer = Box<dyn Fn(&Call) -> (u16, Value) + Send + Sync>;
+
+/// A client whose API server answers with `answer` and records every call.
+fn mock(answer: Answer) -> (Client, Arc<Mutex<Vec<Call>>>) {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let rec = Arc::clone(&calls);
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let method = req.method().to_string();
+            let path = req.uri().path().to_owned();
+            let query = req.uri().query().unwrap_or_default().to_owned();
+            let bytes = req.into_body().collect().await.unwrap().to_bytes();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let call = Call {
+                method,
+                path,
+                query,
+                body,
+            };
+            let (status, v) = answer(&call);
+            rec.lock().unwrap().push(call);
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&v).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    (Client::new(svc, "default"), calls)
+}
+
+fn not_found() -> (u16, Value) {
+    (
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+    )
+}
+
+/// The API server's answers for a namespace holding `policy`, the fleet and
+/// `revisions`.
+fn server(policy: TollPolicy, revisions: Vec<PolicyRevision>) -> Answer {
+    let policy = Mutex::new(policy);
+    Box::new(move |c: &Call| {
+        let base = format!("/apis/tollgate.dev/v1alpha1/namespaces/{NS}");
+        let p = c.path.as_str();
+        match c.method.as_str() {
+            "GET" if p == format!("{base}/tollpolicies/acme") => {
+                (200, serde_json::to_value(&*policy.lock().unwrap()).unwrap())
+            }
+            "GET" if p == format!("{base}/sbcfleets/edge") => {
+                (200, serde_json::to_value(fleet()).unwrap())
+            }
+            "GET" if p == format!("{base}/policyrevisions") => (
+                200,
+                json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "PolicyRevisionList",
+                       "metadata": {"resourceVersion": "7"}, "items": revisions}),
+            ),
+            "POST" => (201, c.body.clone()),
+            "DELETE" => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ),
+            "PATCH" if p.ends_with("/status") => {
+                let mut pol = policy.lock().unwrap();
+                pol.status = serde_json::from_value(c.body["status"].clone()).ok();
+                (200, serde_json::to_value(&*pol).unwrap())
+            }
+            "PATCH" if p == format!("{base}/tollpolicies/acme") => {
+                // the finalizer helper's JSON patch
+                let mut pol = policy.lock().unwrap();
+                let mut v = serde_json::to_value(&*pol).unwrap();
+                let ops: json_patch_lite::Ops = serde_json::from_value(c.body.clone()).unwrap();
+                json_patch_lite::apply(&mut v, &ops);
+                *pol = serde_json::from_value(v).unwrap();
+                (200, serde_json::to_value(&*pol).unwrap())
+            }
+            "PATCH" => (200, c.body.clone()),
+            _ => not_found(),
+        }
+    })
+}
+
+/// Just enough of RFC 6902 for the finalizer helper's patches (`test`,
+/// `add`, `remove` on `/metadata/finalizers`).
+mod json_patch_lite {
+    use serde::Deserialize;
+    use serde_json::Value;
+
+    #[derive(Deserialize, Debug)]
+    pub struct Op {
+        pub op: String,
+        pub path: String,
+        #[serde(default)]
+        pub value: Value,
+    }
+    pub type Ops = Vec<Op>;
+
+    pub fn apply(doc: &mut Value, ops: &Ops) {
+        for o in ops {
+            let parts: Vec<&str> = o.path.trim_start_matches('/').split('/').collect();
+            match (o.op.as_str(), parts.as_slice()) {
+                ("test", _) => {}
+                ("add", ["metadata", "finalizers"]) => {
+                    doc["metadata"]["finalizers"] = o.value.clone()
+                }
+                ("add", ["metadata", "finalizers", "-"]) => {
+                    let f = &mut doc["metadata"]["finalizers"];
+                    if !f.is_array() {
+                        *f = Value::Array(vec![]);
+                    }
+                    f.as_array_mut().unwrap().push(o.value.clone());
+                }
+                ("remove", ["metadata", "finalizers", i]) => {
+                    let i: usize = i.parse().unwrap();
+                    doc["metadata"]["finalizers"]
+                        .as_array_mut()
+                        .unwrap()
+                        .remove(i);
+                }
+                other => panic!("unexpected patch op {other:?}"),
+            }
+        }
+    }
+}
+
+fn operator(client: Client, agents: Arc<FakeAgents>) -> Arc<super::Context> {
+    let config = Config {
+        namespace: Some(NS.into()),
+        agent_token: Some("tok-0123456789abcdef".into()),
+        ..Config::default()
+    };
+    Operator::new(client, config, agents, Arc::new(Metrics::default())).context()
+}
+
+fn lines(calls: &Arc<Mutex<Vec<Call>>>) -> Vec<String> {
+    calls.lock().unwrap().iter().map(Call::line).collect()
+}
+
+const P: &str = "/apis/tollgate.dev/v1alpha1/namespaces/ns";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
+
+#[tokio::test]
+async fn first_reconcile_of_a_new_policy() {
+    let agents = Arc::new(FakeAgents::default());
+    let (client, calls) = mock(server(policy(), vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+
+    // 1. the finalizer goes on first, and nothing else happens
+    let a = reconcile(Arc::new(policy()), Arc::clone(&ctx))
+        .await
+        .unwrap();
+    assert_eq!(a, KubeAction::await_change());
+    let c = calls.lock().unwrap().clone();
+    assert_eq!(lines(&calls), vec![format!("PATCH {P}/tollpolicies/acme")]);
+    assert_eq!(c[0].body[0]["op"], "test");
+    assert!(c[0].body.to_string().contains(FINALIZER), "{}", c[0].body);
+    assert!(agents.log.lock().unwrap().is_empty());
+    calls.lock().unwrap().clear();
+
+    // 2. then the rollout: with bakeSeconds 0 and no canary it converges in one reconcile
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let a = reconcile(Arc::new(p), Arc::clone(&ctx)).await.unwrap();
+    assert_eq!(a, KubeAction::requeue(std::time::Duration::from_secs(60)));
+    let got = lines(&calls);
+    assert_eq!(
+        got,
+        vec![
+            format!("GET {P}/tollpolicies/acme"),
+            format!("GET {P}/sbcfleets/edge"),
+            format!("GET {P}/policyrevisions"),
+            format!("POST {P}/policyrevisions"),
+            format!("PATCH {P}/tollpolicies/acme/status"),
+            format!("POST {EVENTS}"),
+            format!("POST {EVENTS}"),
+            format!("PATCH {P}/tollpolicies/acme/status"),
+            format!("POST {EVENTS}"),
+        ],
+        "{got:#?}"
+    );
+    let c = calls.lock().unwrap().clone();
+    assert_eq!(c[2].query, "&labelSelector=tollgate.dev%2Fpolicy%3Dacme");
+    // the PolicyRevision
+    let rev = &c[3].body;
+    let hash = policy_hash(&sample_policy("acme", 0));
+    assert_eq!(rev["metadata"]["name"], revision_name("acme", &hash));
+    assert_eq!(rev["spec"]["revision"], 1);
+    assert_eq!(rev["spec"]["hash"], hash);
+    assert_eq!(rev["metadata"]["labels"]["tollgate.dev/policy"], "acme");
+    assert_eq!(rev["metadata"]["ownerReferences"][0]["uid"], "uid-acme");
+    assert_eq!(rev["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(
+        rev["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
+        true
+    );
+    // write-ahead: the state is persisted before the applies go out
+    for i in [4, 7] {
+        assert_eq!(
+            c[i].query, "&force=true&fieldManager=tollgate-operator",
+            "server-side apply"
+        );
+        assert_eq!(c[i].body["kind"], "TollPolicy");
+        assert_eq!(c[i].body["status"]["observedGeneration"], 1);
+    }
+    let s1 = &c[4].body["status"];
+    assert_eq!(s1["rollout"]["mode"], "RollingOut");
+    assert_eq!(s1["rollout"]["current"]["number"], 1);
+    assert_eq!(s1["phase"], "Progressing");
+    assert_eq!(s1["applied"], "0/2");
+    let s2 = &c[7].body["status"];
+    assert_eq!(s2["rollout"]["mode"], "Complete");
+    assert_eq!(s2["phase"], "Applied");
+    assert_eq!(s2["applied"], "2/2");
+    assert_eq!(s2["currentRevision"], 1);
+    assert_eq!(s2["lastGoodRevision"], 1);
+    let conds: BTreeMap<String, (String, String)> = s2["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().to_owned(),
+                (
+                    c["status"].as_str().unwrap().to_owned(),
+                    c["reason"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        conds["Compiled"],
+        ("True".into(), "CompileSucceeded".into())
+    );
+    assert_eq!(
+        conds["Validated"],
+        ("True".into(), "ValidationSucceeded".into())
+    );
+    assert_eq!(conds["Applied"], ("True".into(), "RolloutComplete".into()));
+    // the events
+    assert_eq!(c[5].body["reason"], "RollingOut");
+    assert_eq!(c[5].body["regarding"]["name"], "acme");
+    assert_eq!(c[5].body["reportingController"], "tollgate-operator");
+    assert_eq!(c[6].body["reason"], "RollingOut");
+    assert_ne!(c[5].body["note"], c[6].body["note"]);
+    assert_eq!(c[8].body["reason"], "RolloutComplete");
+    // the agents: state read on both, then both applied (concurrently)
+    let mut log = agents.log.lock().unwrap().clone();
+    log[2..].sort();
+    assert_eq!(
+        log,
+        vec![
+            format!("state {}", URLS[0]),
+            format!("state {}", URLS[1]),
+            format!("apply {} 1", URLS[0]),
+            format!("apply {} 1", URLS[1]),
+        ]
+    );
+}
+
+/// The converged object: finalizer, status as the first reconcile left it.
+async fn converged() -> (TollPolicy, Arc<FakeAgents>) {
+    let agents = Arc::new(FakeAgents::default());
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let (client, calls) = mock(server(p.clone(), vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    reconcile(Arc::new(p.clone()), ctx).await.unwrap();
+    let last = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|c| c.path.ends_with("/status"))
+        .unwrap()
+        .body["status"]
+        .clone();
+    p.status = Some(serde_json::from_value(last).unwrap());
+    agents.log.lock().unwrap().clear();
+    (p, agents)
+}
+
+#[tokio::test]
+async fn reconcile_with_nothing_to_do_writes_nothing() {
+    let (p, agents) = converged().await;
+    let (client, calls) = mock(server(p.clone(), vec![revision_of(&p)]));
+    let ctx = operator(client, Arc::clone(&agents));
+    let a = reconcile(Arc::new(p), ctx).await.unwrap();
+    assert_eq!(a, KubeAction::requeue(std::time::Duration::from_secs(60)));
+    assert_eq!(
+        lines(&calls),
+        vec![
+            format!("GET {P}/tollpolicies/acme"),
+            format!("GET {P}/sbcfleets/edge"),
+            format!("GET {P}/policyrevisions"),
+        ],
+        "only reads"
+    );
+    assert_eq!(
+        agents.log.lock().unwrap().clone(),
+        vec![format!("state {}", URLS[0]), format!("state {}", URLS[1])]
+    );
+}
+
+#[tokio::test]
+async fn deletion_removes_the_tenant_the_revisions_and_the_finalizer() {
+    let (mut p, agents) = converged().await;
+    p.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+    let rev = revision_of(&p);
+    let rev_name = rev.metadata.name.clone().unwrap();
+    let (client, calls) = mock(server(p.clone(), vec![rev]));
+    let ctx = operator(client, Arc::clone(&agents));
+    let a = reconcile(Arc::new(p), ctx).await.unwrap();
+    assert_eq!(a, KubeAction::await_change());
+    assert_eq!(
+        lines(&calls),
+        vec![
+            format!("GET {P}/sbcfleets/edge"),
+            format!("GET {P}/policyrevisions"),
+            format!("DELETE {P}/policyrevisions/{rev_name}"),
+            format!("PATCH {P}/tollpolicies/acme"),
+        ]
+    );
+    let c = calls.lock().unwrap().clone();
+    let ops = c[3].body.as_array().unwrap();
+    assert!(ops.iter().any(|o| o["op"] == "remove"), "{ops:?}");
+    let mut log = agents.log.lock().unwrap().clone();
+    log.sort();
+    assert_eq!(
+        log,
+        vec![format!("remove {}", URLS[0]), format!("remove {}", URLS[1])]
+    );
+    assert!(agents.held.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn deletion_with_the_fleet_gone_does_not_block() {
+    let (mut p, agents) = converged().await;
+    p.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+    let inner = server(p.clone(), vec![]);
+    let answer: Answer = Box::new(move |c: &Call| {
+        if c.path.ends_with("/sbcfleets/edge") {
+            not_found()
+        } else {
+            inner(c)
+        }
+    });
+    let (client, calls) = mock(answer);
+    let ctx = operator(client, Arc::clone(&agents));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    assert_eq!(
+        lines(&calls),
+        vec![
+            format!("GET {P}/sbcfleets/edge"),
+            format!("POST {EVENTS}"),
+            format!("GET {P}/policyrevisions"),
+            format!("PATCH {P}/tollpolicies/acme"),
+        ]
+    );
+    assert!(agents.log.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_policy_that_does_not_render_fails_validation_and_rolls_nothing_out() {
+    let agents = Arc::new(FakeAgents::default());
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    p.spec.policy.sources.networks[0].cidr = "127.10.0.300/16".into();
+    let (client, calls) = mock(server(p.clone(), vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    let a = reconcile(Arc::new(p), ctx).await.unwrap();
+    assert_eq!(a, KubeAction::await_change());
+    assert_eq!(
+        lines(&calls),
+        vec![
+            format!("GET {P}/tollpolicies/acme"),
+            format!("PATCH {P}/tollpolicies/acme/status"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    let c = calls.lock().unwrap().clone();
+    let s = &c[1].body["status"];
+    assert_eq!(s["phase"], "Failed");
+    let v = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Validated")
+        .unwrap();
+    assert_eq!(v["status"], "False");
+    assert_eq!(v["reason"], "ValidationFailed");
+    assert!(
+        v["message"].as_str().unwrap().contains("127.10.0.300"),
+        "{v}"
+    );
+    assert!(agents.log.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn anomaly_reports_reach_the_queue() {
+    let (client, _calls) = mock(server(policy(), vec![]));
+    let ctx = operator(client, Arc::new(FakeAgents::default()));
+    ctx.report_anomaly(NS, "acme", 3, "TollgateCallRateAnomaly");
+    let obj = kube::runtime::reflector::ObjectRef::<TollPolicy>::new("acme").within(NS);
+    assert_eq!(
+        ctx.anomalies.take(&obj),
+        vec![crate::rollout::Event::Anomaly {
+            revision: 3,
+            alert: "TollgateCallRateAnomaly".into()
+        }]
+    );
+    assert!(ctx.anomalies.take(&obj).is_empty());
+    let _ = ObjectMeta::default();
+    let _ = TollPolicy::kind(&());
+}

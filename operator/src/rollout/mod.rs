@@ -96,8 +96,8 @@
 //!
 //! The persisted state's status-facing part maps onto
 //! [`TollPolicyStatus`](tollgate_crds::TollPolicyStatus) through
-//! [`write_status`]; the rest (step, bake and retry times) has no field in
-//! the CRD yet (see `docs/rollout.md`).
+//! [`write_status`]; the whole state is persisted by the reconciler in
+//! `status.rollout` (see `docs/operator.md`).
 
 mod status;
 #[cfg(test)]
@@ -282,7 +282,7 @@ pub struct Attempt {
 /// The persisted state: everything [`plan`] needs besides the spec, the
 /// observed targets, the time and the events.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct RolloutState {
     /// Mode.
     pub mode: Mode,

@@ -1,0 +1,67 @@
+//! A stand-alone alert receiver for tests and trials: `alerts::serve` with a
+//! sink that prints every new action as one JSON line on stdout
+//! (`{"receivedUnixMs": ..., "action": {...}}`) and answers OK.
+//!
+//! ```console
+//! cargo run -p tollgate-operator --example alert-sink -- --listen 127.0.0.1:9190 --token-file FILE
+//! ```
+//!
+//! The operator implements the same trait to apply the actions.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tollgate_operator::alerts::{AlertAction, AlertSink};
+
+#[derive(Debug)]
+struct Print;
+
+impl AlertSink for Print {
+    async fn act(&self, action: AlertAction) -> Result<(), String> {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let line = serde_json::json!({"receivedUnixMs": ms, "action": action});
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+        out.flush().map_err(|e| e.to_string())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let mut listen = "127.0.0.1:9190".to_string();
+    let mut token_file = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match (a.as_str(), it.next()) {
+            ("--listen", Some(v)) => listen = v,
+            ("--token-file", Some(v)) => token_file = Some(v),
+            _ => {
+                eprintln!("usage: alert-sink [--listen ADDR] --token-file FILE");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    let Some(token_file) = token_file else {
+        eprintln!("usage: alert-sink [--listen ADDR] --token-file FILE");
+        return std::process::ExitCode::from(2);
+    };
+    let token = match tollgate_operator::auth::read_token_file(&token_file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: listen {listen}: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    eprintln!("alert-sink: listening on {listen} (POST /alerts)");
+    tollgate_operator::alerts::http::serve(listener, Print, token).await;
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,713 @@
+use super::http::{MAX_BODY, Receiver};
+use super::*;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame};
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+use std::pin::Pin;
+use std::sync::Mutex as StdMutex;
+use std::task::{Context, Poll};
+use tollgate_crds::policy::{ResponseAction, ResponseTrigger as T};
+
+const TOKEN: &str = "0123456789abcdef0123";
+
+#[derive(Debug, Default)]
+struct Record {
+    actions: StdMutex<Vec<AlertAction>>,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl AlertSink for Record {
+    async fn act(&self, action: AlertAction) -> Result<(), String> {
+        if self.fail.load(Ordering::Relaxed) {
+            return Err("sink down".into());
+        }
+        self.actions.lock().unwrap().push(action);
+        Ok(())
+    }
+}
+
+fn rx() -> Receiver<Record> {
+    Receiver::new(Record::default(), TOKEN.as_bytes().to_vec())
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn alert(status: &str, fp: &str, pairs: &[(&str, &str)]) -> Value {
+    json!({
+        "status": status,
+        "labels": labels(pairs),
+        "annotations": {"summary": "acme: concurrent at or above 2"},
+        "startsAt": "2026-11-25T10:00:00.000Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://127.0.0.1:9090/graph",
+        "fingerprint": fp,
+    })
+}
+
+fn payload(alerts: Vec<Value>) -> Value {
+    json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"x\"}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "tollgate",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093",
+        "alerts": alerts,
+    })
+}
+
+const BREACH: &[(&str, &str)] = &[
+    ("alertname", "TollgateConcurrentCritical"),
+    ("tollgate_tenant", "acme"),
+    ("tollgate_policy", "acme"),
+    ("namespace", "tenants"),
+    ("tollgate_limit", "concurrent"),
+    ("tollgate_class", "international"),
+    ("tollgate_level", "critical"),
+    ("severity", "critical"),
+];
+
+fn req(method: &str, path: &str, auth: Option<&str>, body: Vec<u8>) -> Request<Full<Bytes>> {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(a) = auth {
+        b = b.header("authorization", a);
+    }
+    b.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+fn post(v: &Value) -> Request<Full<Bytes>> {
+    req(
+        "POST",
+        "/alerts",
+        Some(&format!("Bearer {TOKEN}")),
+        serde_json::to_vec(v).unwrap(),
+    )
+}
+
+async fn answer(r: hyper::Response<Full<Bytes>>) -> (StatusCode, Value) {
+    let s = r.status();
+    let b = r.into_body().collect().await.unwrap().to_bytes();
+    (s, serde_json::from_slice(&b).unwrap())
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+/// A body that arrives in chunks, without a length.
+struct Chunks(Vec<Bytes>);
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.0.is_empty() {
+            Poll::Ready(None)
+        } else {
+            let c = self.0.remove(0);
+            Poll::Ready(Some(Ok(Frame::data(c))))
+        }
+    }
+}
+
+#[test]
+fn rejections() {
+    rt().block_on(async {
+        let rx = rx();
+        let good = serde_json::to_vec(&payload(vec![alert("firing", "f1", BREACH)])).unwrap();
+        // no token, wrong token, wrong scheme: 401 and nothing else
+        for auth in [
+            None,
+            Some("Bearer wrong-token-wrong-token"),
+            Some(&*format!("Basic {TOKEN}")),
+            Some(&*format!("Bearer {TOKEN}x")),
+        ] {
+            let (s, v) = answer(rx.handle(req("POST", "/alerts", auth, good.clone())).await).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED);
+            assert_eq!(v, json!({"error": "unauthorized"}));
+        }
+        // unauthenticated requests learn nothing about paths or methods
+        let (s, _) = answer(rx.handle(req("GET", "/nope", None, vec![])).await).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        let auth = format!("Bearer {TOKEN}");
+        for m in ["GET", "PUT", "DELETE", "PATCH"] {
+            let (s, _) = answer(
+                rx.handle(req(m, "/alerts", Some(&auth), good.clone()))
+                    .await,
+            )
+            .await;
+            assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{m}");
+        }
+        let (s, _) = answer(
+            rx.handle(req("POST", "/other", Some(&auth), good.clone()))
+                .await,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        // 413 by Content-Length (the body is not read)
+        let mut r = req("POST", "/alerts", Some(&auth), vec![]);
+        r.headers_mut().insert(
+            "content-length",
+            (MAX_BODY + 1).to_string().parse().unwrap(),
+        );
+        let (s, _) = answer(rx.handle(r).await).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        // 413 while reading a body without a length
+        let chunk = Bytes::from(vec![b' '; 64 << 10]);
+        let big = Chunks(vec![chunk; MAX_BODY / (64 << 10) + 1]);
+        let r = Request::builder()
+            .method("POST")
+            .uri("/alerts")
+            .header("authorization", &auth)
+            .body(big)
+            .unwrap();
+        let (s, _) = answer(rx.handle(r).await).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        // exactly the limit is read (and is then not JSON)
+        let r = Request::builder()
+            .method("POST")
+            .uri("/alerts")
+            .header("authorization", &auth)
+            .body(Chunks(vec![Bytes::from(vec![b'x'; MAX_BODY])]))
+            .unwrap();
+        let (s, _) = answer(rx.handle(r).await).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        // garbage, wrong shapes, wrong versions, bad statuses: 400
+        let mut v3 = payload(vec![alert("firing", "f1", BREACH)]);
+        v3["version"] = json!("3");
+        let mut vnum = v3.clone();
+        vnum["version"] = json!(4);
+        let mut no_alerts = payload(vec![]);
+        no_alerts.as_object_mut().unwrap().remove("alerts");
+        let mut bad_status = payload(vec![alert("pending", "f1", BREACH)]);
+        bad_status["status"] = json!("firing");
+        let cases: Vec<Vec<u8>> = vec![
+            b"garbage".to_vec(),
+            b"{\"version\":\"4\",".to_vec(),
+            b"[]".to_vec(),
+            vec![0xff, 0xfe],
+            serde_json::to_vec(&v3).unwrap(),
+            serde_json::to_vec(&vnum).unwrap(),
+            serde_json::to_vec(&no_alerts).unwrap(),
+            serde_json::to_vec(&bad_status).unwrap(),
+            serde_json::to_vec(
+                &json!({"version": "4", "status": "firing", "alerts": [{"labels": {}}]}),
+            )
+            .unwrap(),
+        ];
+        for c in cases {
+            let (s, v) = answer(
+                rx.handle(req("POST", "/alerts", Some(&auth), c.clone()))
+                    .await,
+            )
+            .await;
+            assert_eq!(
+                s,
+                StatusCode::BAD_REQUEST,
+                "{}",
+                String::from_utf8_lossy(&c)
+            );
+            assert!(v["error"].is_string());
+        }
+        // a bad Content-Length header
+        let mut r = req("POST", "/alerts", Some(&auth), good.clone());
+        r.headers_mut()
+            .insert("content-length", "12x".parse().unwrap());
+        let (s, _) = answer(rx.handle(r).await).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        // none of that acted
+        assert!(rx.sink().actions.lock().unwrap().is_empty());
+        let t = rx.metrics.text();
+        assert!(t.contains("tollgate_alert_requests_rejected_total{reason=\"unauthorized\"} 5"));
+        assert!(t.contains("tollgate_alert_requests_rejected_total{reason=\"too_large\"} 2"));
+        assert!(t.contains("tollgate_alert_requests_rejected_total{reason=\"bad_version\"} 2"));
+        assert!(t.contains("tollgate_alert_requests_rejected_total{reason=\"bad_request\"} 9"));
+        assert!(t.contains("tollgate_alert_requests_rejected_total{reason=\"method\"} 4"));
+        assert!(t.contains("tollgate_alert_requests_rejected_total{reason=\"not_found\"} 1"));
+        assert!(t.contains("tollgate_alert_actions_total{kind=\"respond\"} 0"));
+    });
+}
+
+#[test]
+fn idempotent() {
+    rt().block_on(async {
+        let rx = rx();
+        let p = payload(vec![alert("firing", "f1", BREACH)]);
+        let (s, v) = answer(rx.handle(post(&p)).await).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["actions"], 1);
+        assert_eq!(v["received"], 1);
+        // the same post again (Alertmanager's repeat): no new action
+        let (s, v) = answer(rx.handle(post(&p)).await).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["actions"], 0);
+        assert_eq!(v["duplicates"], 1);
+        // resolved: nothing, ever
+        let mut r = payload(vec![alert("resolved", "f1", BREACH)]);
+        r["status"] = json!("resolved");
+        let (_, v) = answer(rx.handle(post(&r)).await).await;
+        assert_eq!(
+            (v["actions"].clone(), v["resolved"].clone()),
+            (json!(0), json!(1))
+        );
+        // firing again later (new startsAt): acts again
+        let mut again = alert("firing", "f1", BREACH);
+        again["startsAt"] = json!("2026-11-25T11:00:00Z");
+        let (_, v) = answer(rx.handle(post(&payload(vec![again.clone()]))).await).await;
+        assert_eq!(v["actions"], 1);
+        // a group with a new alert and the old one: one new action
+        let other = alert("firing", "f2", BREACH);
+        let (_, v) = answer(rx.handle(post(&payload(vec![again, other]))).await).await;
+        assert_eq!(
+            (v["actions"].clone(), v["duplicates"].clone()),
+            (json!(1), json!(1))
+        );
+        assert_eq!(rx.sink().actions.lock().unwrap().len(), 3);
+        // a failing sink: 500, and the retry acts
+        rx.sink().fail.store(true, Ordering::Relaxed);
+        let p3 = payload(vec![alert("firing", "f3", BREACH)]);
+        let (s, v) = answer(rx.handle(post(&p3)).await).await;
+        assert_eq!(
+            (s, v["failed"].clone()),
+            (StatusCode::INTERNAL_SERVER_ERROR, json!(1))
+        );
+        rx.sink().fail.store(false, Ordering::Relaxed);
+        let (s, v) = answer(rx.handle(post(&p3)).await).await;
+        assert_eq!((s, v["actions"].clone()), (StatusCode::OK, json!(1)));
+        // unmappable alerts: 200, counted and reported
+        let (s, v) = answer(
+            rx.handle(post(&payload(vec![alert(
+                "firing",
+                "f4",
+                &[("alertname", "Watchdog"), ("severity", "none")],
+            )])))
+            .await,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["actions"], 0);
+        assert_eq!(v["ignored"][0]["alertname"], "Watchdog");
+        assert_eq!(v["ignored"][0]["fingerprint"], "f4");
+        assert!(
+            v["ignored"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("namespace")
+        );
+        let t = rx.metrics.text();
+        assert!(
+            t.contains("tollgate_alert_actions_total{kind=\"respond\"} 4"),
+            "{t}"
+        );
+        assert!(
+            t.contains("tollgate_alerts_skipped_total{reason=\"duplicate\"} 2"),
+            "{t}"
+        );
+        assert!(
+            t.contains("tollgate_alerts_received_total{status=\"resolved\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("tollgate_alerts_skipped_total{reason=\"ignored\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("tollgate_alerts_skipped_total{reason=\"sink_failed\"} 1"),
+            "{t}"
+        );
+    });
+}
+
+fn mapped(status: &str, pairs: &[(&str, &str)]) -> Mapped {
+    let a: Alert = serde_json::from_value(alert(status, "fp", pairs)).unwrap();
+    map_alert(&a)
+}
+
+#[test]
+fn label_mapping() {
+    let alert_ref = |name: &str| AlertRef {
+        name: name.into(),
+        fingerprint: "fp".into(),
+        starts_at: "2026-11-25T10:00:00.000Z".into(),
+        summary: Some("acme: concurrent at or above 2".into()),
+    };
+    let respond = |trigger: T, name: &str| {
+        Mapped::Action(AlertAction::Respond {
+            namespace: "tenants".into(),
+            policy: "acme".into(),
+            tenant: "acme".into(),
+            trigger,
+            alert: alert_ref(name),
+        })
+    };
+    let ns = ("namespace", "tenants");
+    let pol = ("tollgate_policy", "acme");
+    let ten = ("tollgate_tenant", "acme");
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Mapped);
+    let table: Vec<Case> = vec![
+        (
+            "limit with class and tollgate_level",
+            BREACH.to_vec(),
+            respond(
+                T::Breach {
+                    metric: LimitMetric::Concurrent,
+                    class: Some("international".into()),
+                    level: AlertLevel::Critical,
+                },
+                "TollgateConcurrentCritical",
+            ),
+        ),
+        (
+            "tenant-wide rate, severity as the level, plain `tenant`",
+            vec![
+                ("alertname", "R"),
+                ns,
+                pol,
+                ("tenant", "acme"),
+                ("tollgate_limit", "rate"),
+                ("severity", "warning"),
+            ],
+            respond(
+                T::Breach {
+                    metric: LimitMetric::Rate,
+                    class: None,
+                    level: AlertLevel::Warning,
+                },
+                "R",
+            ),
+        ),
+        (
+            "tollgate_level wins over severity",
+            vec![
+                ("alertname", "D"),
+                ns,
+                pol,
+                ten,
+                ("tollgate_limit", "duration"),
+                ("tollgate_level", "critical"),
+                ("severity", "warning"),
+            ],
+            respond(
+                T::Breach {
+                    metric: LimitMetric::Duration,
+                    class: None,
+                    level: AlertLevel::Critical,
+                },
+                "D",
+            ),
+        ),
+        (
+            "anomaly",
+            vec![
+                ("alertname", "N"),
+                ns,
+                pol,
+                ten,
+                ("tollgate_anomaly", "new-destination"),
+                ("country", "IE"),
+            ],
+            respond(
+                T::Anomaly {
+                    anomaly: "new-destination".into(),
+                },
+                "N",
+            ),
+        ),
+        (
+            "anomaly wins over limit",
+            vec![
+                ("alertname", "U"),
+                ns,
+                pol,
+                ten,
+                ("tollgate_anomaly", "unusual-hours"),
+                ("tollgate_limit", "rate"),
+            ],
+            respond(
+                T::Anomaly {
+                    anomaly: "unusual-hours".into(),
+                },
+                "U",
+            ),
+        ),
+        (
+            "revision: rollback, even with a tenant",
+            vec![
+                ("alertname", "B"),
+                ns,
+                pol,
+                ten,
+                ("tollgate_revision", "acme-r2"),
+                ("tollgate_anomaly", "traffic"),
+            ],
+            Mapped::Action(AlertAction::Rollback {
+                namespace: "tenants".into(),
+                policy: "acme".into(),
+                revision: "acme-r2".into(),
+                alert: alert_ref("B"),
+            }),
+        ),
+        (
+            "no namespace",
+            vec![pol, ten, ("tollgate_anomaly", "traffic")],
+            Mapped::Ignored("no `namespace` label".into()),
+        ),
+        (
+            "no policy",
+            vec![ns, ten, ("tollgate_anomaly", "traffic")],
+            Mapped::Ignored("no `tollgate_policy` label".into()),
+        ),
+        (
+            "no tenant",
+            vec![ns, pol, ("tollgate_anomaly", "traffic")],
+            Mapped::Ignored(
+                "no `tollgate_revision` and no `tollgate_tenant` (or `tenant`) label".into(),
+            ),
+        ),
+        (
+            "neither anomaly nor limit",
+            vec![ns, pol, ten, ("severity", "critical")],
+            Mapped::Ignored(
+                "neither `tollgate_anomaly` nor `tollgate_limit`: not a Tollgate alert".into(),
+            ),
+        ),
+        (
+            "unknown anomaly",
+            vec![ns, pol, ten, ("tollgate_anomaly", "any")],
+            Mapped::Ignored(
+                "`tollgate_anomaly` must be one of new-destination, unusual-hours, traffic".into(),
+            ),
+        ),
+        (
+            "unknown limit",
+            vec![
+                ns,
+                pol,
+                ten,
+                ("tollgate_limit", "bandwidth"),
+                ("severity", "critical"),
+            ],
+            Mapped::Ignored("`tollgate_limit` must be concurrent, rate or duration".into()),
+        ),
+        (
+            "limit without a level",
+            vec![
+                ns,
+                pol,
+                ten,
+                ("tollgate_limit", "rate"),
+                ("severity", "info"),
+            ],
+            Mapped::Ignored(
+                "a limit alert needs `tollgate_level` (or `severity`) warning or critical".into(),
+            ),
+        ),
+        (
+            "bad namespace",
+            vec![
+                ("namespace", "Tenants"),
+                pol,
+                ten,
+                ("tollgate_anomaly", "traffic"),
+            ],
+            Mapped::Ignored("`namespace` is not a namespace name".into()),
+        ),
+        (
+            "bad tenant",
+            vec![
+                ns,
+                pol,
+                ("tollgate_tenant", "../acme"),
+                ("tollgate_anomaly", "traffic"),
+            ],
+            Mapped::Ignored("the tenant label is not a tenant name".into()),
+        ),
+        (
+            "bad class",
+            vec![
+                ns,
+                pol,
+                ten,
+                ("tollgate_limit", "rate"),
+                ("severity", "warning"),
+                ("tollgate_class", "a b"),
+            ],
+            Mapped::Ignored("`tollgate_class` is not a class name".into()),
+        ),
+        (
+            "bad revision",
+            vec![ns, pol, ("tollgate_revision", "r 1")],
+            Mapped::Ignored("`tollgate_revision` is not an object name".into()),
+        ),
+    ];
+    for (what, pairs, want) in table {
+        assert_eq!(mapped("firing", &pairs), want, "{what}");
+        assert_eq!(
+            mapped("resolved", &pairs),
+            Mapped::Resolved,
+            "{what} resolved"
+        );
+    }
+}
+
+#[test]
+fn fingerprint_fallback() {
+    let mut a: Alert = serde_json::from_value(alert("firing", "", BREACH)).unwrap();
+    let f = fingerprint_of(&a);
+    assert_eq!(f.len(), 16);
+    a.labels.insert("x".into(), "y".into());
+    assert_ne!(fingerprint_of(&a), f);
+}
+
+#[test]
+fn seen_is_bounded() {
+    let now = Instant::now();
+    let k = |i: u32| (format!("f{i}"), "t".to_string(), "firing".to_string());
+    let mut s = Seen::new(3, Duration::from_secs(60));
+    for i in 0..5 {
+        assert!(s.claim(k(i), now));
+    }
+    assert_eq!(s.len(), 3);
+    assert!(s.claim(k(0), now), "the oldest was evicted");
+    assert!(!s.claim(k(4), now));
+    // time-bounded
+    let later = now + Duration::from_secs(61);
+    assert!(s.claim(k(4), later));
+    assert_eq!(s.len(), 1);
+    s.release(&k(4));
+    assert!(s.is_empty());
+    assert!(s.claim(k(4), later));
+}
+
+fn policy_with(responses: Vec<tollgate_crds::policy::Response>) -> CompiledPolicy {
+    CompiledPolicy {
+        tenant: "acme".into(),
+        home_country: "US".into(),
+        numbering_plan: String::new(),
+        emergency_numbers: vec!["911".into()],
+        destinations: vec![],
+        classes: vec![],
+        sources: Default::default(),
+        windows: vec![],
+        limits: vec![],
+        responses,
+        crypto: Default::default(),
+        rules: vec![],
+    }
+}
+
+fn resp(trigger: T, rule: &str) -> tollgate_crds::policy::Response {
+    tollgate_crds::policy::Response {
+        trigger,
+        action: ResponseAction::BlockTenant,
+        hold_seconds: Some(900),
+        until_acknowledged: false,
+        rule: rule.into(),
+    }
+}
+
+#[test]
+fn responses_match() {
+    let breach = |class: Option<&str>, level| T::Breach {
+        metric: LimitMetric::Concurrent,
+        class: class.map(Into::into),
+        level,
+    };
+    let p = policy_with(vec![
+        resp(
+            T::Anomaly {
+                anomaly: "any".into(),
+            },
+            "any",
+        ),
+        resp(breach(None, AlertLevel::Critical), "conc-crit"),
+        resp(
+            T::Anomaly {
+                anomaly: "new-destination".into(),
+            },
+            "newdst",
+        ),
+        resp(
+            breach(Some("international"), AlertLevel::Critical),
+            "intl-crit",
+        ),
+        resp(
+            T::Breach {
+                metric: LimitMetric::Rate,
+                class: None,
+                level: AlertLevel::Warning,
+            },
+            "rate-warn",
+        ),
+    ]);
+    let ids = |t: T| {
+        responses_for(&p, &t)
+            .iter()
+            .map(|r| r.rule.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(T::Anomaly {
+            anomaly: "new-destination".into()
+        }),
+        ["any", "newdst"]
+    );
+    assert_eq!(
+        ids(T::Anomaly {
+            anomaly: "traffic".into()
+        }),
+        ["any"]
+    );
+    assert_eq!(ids(breach(None, AlertLevel::Critical)), ["conc-crit"]);
+    assert_eq!(ids(breach(None, AlertLevel::Warning)), Vec::<&str>::new());
+    assert_eq!(
+        ids(breach(Some("international"), AlertLevel::Critical)),
+        ["intl-crit"]
+    );
+    assert_eq!(
+        ids(breach(Some("premium-rate"), AlertLevel::Critical)),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        ids(T::Breach {
+            metric: LimitMetric::Rate,
+            class: None,
+            level: AlertLevel::Warning
+        }),
+        ["rate-warn"]
+    );
+    assert!(responses_for(&policy_with(vec![]), &breach(None, AlertLevel::Critical)).is_empty());
+}
+
+#[test]
+fn payload_parse() {
+    let p =
+        parse_payload(&serde_json::to_vec(&payload(vec![alert("firing", "f", BREACH)])).unwrap())
+            .unwrap();
+    assert_eq!(p.version, "4");
+    assert_eq!(p.external_url, "http://127.0.0.1:9093");
+    assert_eq!(p.alerts[0].generator_url, "http://127.0.0.1:9090/graph");
+    assert_eq!(
+        parse_payload(br#"{"version":"5","status":"firing","alerts":[]}"#),
+        Err(PayloadError::Version("5".into()))
+    );
+    assert!(matches!(
+        parse_payload(b"{}"),
+        Err(PayloadError::Malformed(_))
+    ));
+}

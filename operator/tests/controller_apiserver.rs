@@ -1,0 +1,906 @@
+//! The controller against the real testbed API server
+//! (`scripts/apiserver.sh start`, then `export KUBECONFIG=...`; the test
+//! command `scripts/test.sh` does both), with three fake agents
+//! (`controller::fake_agent`) served over real HTTP on loopback ports.
+//!
+//! Skipped, saying so, when KUBECONFIG is unset; refuses to run unless its
+//! current context is `testbed`. Works in its own namespace, which it
+//! deletes at the end.
+
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions::is_crd_established};
+use kube::{Client, Config as KubeConfig, ResourceExt};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference, StaticEndpoint};
+use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
+use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
+use tollgate_operator::controller::agents::{HttpAgents, revision_label};
+use tollgate_operator::controller::fake_agent::{FakeAgent, sample_policy};
+use tollgate_operator::controller::metrics::Metrics;
+use tollgate_operator::controller::revisions::{POLICY_LABEL, policy_hash, revision_name};
+use tollgate_operator::controller::{Config, FINALIZER, Operator};
+use tollgate_operator::rollout::RevisionRef;
+
+type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const TOKEN: &str = "fake-agent-token-0123456789";
+const MANAGER: &str = "tollgate-operator-tests";
+
+async fn testbed_client() -> Option<Client> {
+    let Some(path) = std::env::var_os("KUBECONFIG") else {
+        eprintln!(
+            "SKIPPED controller_apiserver: KUBECONFIG is not set. Run `eval \"$(scripts/apiserver.sh start)\"` \
+             first (scripts/test.sh does)."
+        );
+        return None;
+    };
+    let kubeconfig = Kubeconfig::read_from(&path).expect("readable KUBECONFIG");
+    assert_eq!(
+        kubeconfig.current_context.as_deref(),
+        Some("testbed"),
+        "KUBECONFIG's current context is not \"testbed\": refusing to run against what may be a real cluster"
+    );
+    let options = KubeConfigOptions {
+        context: Some("testbed".into()),
+        ..KubeConfigOptions::default()
+    };
+    let config = KubeConfig::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("testbed kubeconfig");
+    Some(Client::try_from(config).expect("client"))
+}
+
+async fn install_crds(client: &Client) -> R {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(MANAGER).force();
+    for (_, crd) in tollgate_crds::all_crds() {
+        let name = crd.name_any();
+        crds.patch(&name, &params, &Patch::Apply(&crd)).await?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), &name, is_crd_established()),
+        )
+        .await
+        .map_err(|_| format!("CRD {name} not Established"))??;
+    }
+    Ok(())
+}
+
+fn suffix() -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:08x}", h.finish() as u32)
+}
+
+/// A controller running in this process; stopped (gracefully) or dropped.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start_controller(client: &Client, ns: &str) -> Running {
+    let (tx, rx) = oneshot::channel::<()>();
+    let config = Config {
+        namespace: Some(ns.to_owned()),
+        instance: Some("controller-test".into()),
+        ..Config::default()
+    };
+    let agents = Arc::new(HttpAgents::new(
+        Duration::from_secs(3),
+        Duration::from_secs(30),
+    ));
+    let op = Operator::new(client.clone(), config, agents, Arc::new(Metrics::default()));
+    let task = tokio::spawn(op.run(async move {
+        let _ = rx.await;
+    }));
+    Running {
+        stop: Some(tx),
+        task,
+    }
+}
+
+impl Running {
+    /// Kills it as a crash would: no graceful shutdown.
+    async fn kill(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        self.stop.take();
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(20), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, for at most `secs`.
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut f: F) -> R<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = R<Option<T>>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await? {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {secs} s waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn rev(number: i64, variant: u32) -> RevisionRef {
+    RevisionRef {
+        number,
+        hash: policy_hash(&sample_policy("acme", variant)),
+    }
+}
+
+async fn set_variant(api: &Api<TollPolicy>, variant: u32) -> R {
+    let p = json!({"spec": {"policy": sample_policy("acme", variant)}});
+    api.patch("acme", &PatchParams::default(), &Patch::Merge(&p))
+        .await?;
+    Ok(())
+}
+
+/// Waits until the policy's status shows `phase` for `revision`, and returns it.
+async fn wait_phase(
+    api: &Api<TollPolicy>,
+    phase: TollPolicyPhase,
+    revision: i64,
+    secs: u64,
+) -> R<TollPolicy> {
+    let what = format!("phase {phase:?} of revision {revision}");
+    let r = wait_for(&what, secs, || async {
+        let p = api.get("acme").await?;
+        let s = p.status.clone().unwrap_or_default();
+        Ok((s.phase == Some(phase)
+            && s.current_revision == Some(revision)
+            && s.observed_generation == p.metadata.generation)
+            .then_some(p))
+    })
+    .await;
+    if r.is_err()
+        && let Ok(p) = api.get("acme").await
+    {
+        eprintln!(
+            "status at timeout: {}",
+            serde_json::to_string_pretty(&p.status).unwrap_or_default()
+        );
+    }
+    r
+}
+
+fn holds(agents: &[FakeAgent]) -> Vec<Option<String>> {
+    agents
+        .iter()
+        .map(|a| a.tenants().get("acme").cloned())
+        .collect()
+}
+
+fn put_times(agent: &FakeAgent, label: &str) -> Vec<SystemTime> {
+    agent
+        .applies()
+        .iter()
+        .filter(|a| a.revision.as_deref() == Some(label) && a.status == 200)
+        .map(|a| a.at)
+        .collect()
+}
+
+fn gap(a: SystemTime, b: SystemTime) -> f64 {
+    b.duration_since(a).map(|d| d.as_secs_f64()).unwrap_or(-1.0)
+}
+
+fn condition(p: &TollPolicy, type_: &str) -> Option<(String, String)> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_rolls_out_over_fake_agents() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some(client) = testbed_client().await else {
+        return;
+    };
+    install_crds(&client).await.expect("CRDs installed");
+    let ns = format!("t-ctl-{}", suffix());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .expect("namespace");
+    let result = scenario(&client, &ns).await;
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    if let Err(e) = result {
+        panic!("controller_apiserver (namespace {ns}): {e}");
+    }
+}
+
+async fn scenario(client: &Client, ns: &str) -> R {
+    // Three agents; their ids sort as their ports do only by chance, so
+    // order them as the rollout does (by target id).
+    let mut agents = Vec::new();
+    for _ in 0..3 {
+        agents.push(FakeAgent::start(TOKEN).await?);
+    }
+    agents.sort_by_key(|a| format!("127.0.0.1:{}", a.addr().port()));
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut data = BTreeMap::new();
+    data.insert("token".to_owned(), ByteString(TOKEN.as_bytes().to_vec()));
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("agent-token".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some(data),
+                ..Secret::default()
+            },
+        )
+        .await?;
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    let fleet = SbcFleet::new(
+        "edge",
+        SbcFleetSpec {
+            selector: None,
+            endpoints: Some(
+                agents
+                    .iter()
+                    .map(|a| StaticEndpoint {
+                        host: "127.0.0.1".into(),
+                        port: Some(a.addr().port()),
+                    })
+                    .collect(),
+            ),
+            backend: SbcBackend::Kamailio,
+            agent_port: 9443,
+            agent_token_secret: Some(SecretKeyReference {
+                name: "agent-token".into(),
+                key: "token".into(),
+            }),
+        },
+    );
+    fleets.create(&PostParams::default(), &fleet).await?;
+
+    let ctl = start_controller(client, ns);
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    let revs: Api<PolicyRevision> = Api::namespaced(client.clone(), ns);
+    let policy = TollPolicy::new(
+        "acme",
+        TollPolicySpec {
+            tenant: "acme".into(),
+            policy: sample_policy("acme", 0),
+            fleet: FleetReference {
+                name: "edge".into(),
+            },
+            rollout: RolloutStrategy {
+                canary: Some(StepSize::count(1)),
+                bake_seconds: 2,
+                batch: Some(StepSize::count(1)),
+                ..RolloutStrategy::default()
+            },
+            source_hash: None,
+        },
+    );
+    api.create(&PostParams::default(), &policy).await?;
+
+    // ---- 1. the first rollout: canary, bake, batch, bake, batch
+    let t0 = Instant::now();
+    let p = wait_phase(&api, TollPolicyPhase::Applied, 1, 60).await?;
+    eprintln!(
+        "revision 1 applied to 3 agents in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let s = p.status.clone().unwrap_or_default();
+    let r1 = rev(1, 0);
+    let l1 = revision_label(&r1);
+    ensure(
+        s.applied.as_deref() == Some("3/3"),
+        format!("applied {:?}", s.applied),
+    )?;
+    ensure(s.last_good_revision == Some(1), "lastGoodRevision 1")?;
+    ensure(s.failures.is_empty(), "no failures")?;
+    for (t, want) in [
+        ("Compiled", ("True", "CompileSucceeded")),
+        ("Validated", ("True", "ValidationSucceeded")),
+        ("Applied", ("True", "RolloutComplete")),
+        ("Progressing", ("False", "AsExpected")),
+        ("Degraded", ("False", "AsExpected")),
+    ] {
+        let got = condition(&p, t);
+        ensure(
+            got.as_ref().map(|(a, b)| (a.as_str(), b.as_str())) == Some(want),
+            format!("condition {t}: {got:?}, want {want:?}"),
+        )?;
+    }
+    ensure(
+        p.finalizers().iter().any(|f| f == FINALIZER),
+        "finalizer set",
+    )?;
+    let rollout = s.rollout.clone().ok_or("status.rollout missing")?;
+    ensure(
+        rollout.get("mode") == Some(&json!("Complete")),
+        format!("rollout {rollout:?}"),
+    )?;
+    let list = revs.list(&ListParams::default()).await?;
+    ensure(
+        list.items.len() == 1,
+        format!("{} revisions", list.items.len()),
+    )?;
+    let pr = &list.items[0];
+    ensure(
+        pr.name_any() == revision_name("acme", &r1.hash),
+        format!("name {}", pr.name_any()),
+    )?;
+    ensure(
+        pr.spec.revision == 1 && pr.spec.hash == r1.hash,
+        "revision spec",
+    )?;
+    ensure(
+        pr.labels().get(POLICY_LABEL).map(String::as_str) == Some("acme"),
+        "label",
+    )?;
+    let owner = pr.owner_references().first().cloned().ok_or("owner")?;
+    ensure(
+        owner.kind == "TollPolicy"
+            && owner.controller == Some(true)
+            && Some(owner.uid.clone()) == p.metadata.uid,
+        format!("owner {owner:?}"),
+    )?;
+    ensure(
+        holds(&agents) == vec![Some(l1.clone()); 3],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+    // the steps were observable: canary first, the others after the bake
+    let t: Vec<SystemTime> = agents.iter().map(|a| put_times(a, &l1)[0]).collect();
+    let (g1, g2) = (gap(t[0], t[1]), gap(t[1], t[2]));
+    eprintln!("apply gaps: canary -> batch 1 {g1:.2} s, batch 1 -> batch 2 {g2:.2} s");
+    // The machine counts whole seconds (`rollout::Seconds`): a bake of 2 s
+    // ends between 1 and 2 s after the step's completion second.
+    ensure(
+        g1 >= 1.0 && g2 >= 1.0,
+        format!("bake gaps {g1} {g2} (want >= 1 s)"),
+    )?;
+    let events: Api<CoreEvent> = Api::namespaced(client.clone(), ns);
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some("acme"))
+        .filter_map(|e| e.reason)
+        .collect();
+    eprintln!("events: {reasons:?}");
+    ensure(
+        !reasons.is_empty() && reasons.iter().any(|r| r == "RolloutComplete"),
+        format!("events {reasons:?}"),
+    )?;
+
+    // ---- 2. a spec change gives revision 2
+    set_variant(&api, 1).await?;
+    let p = wait_phase(&api, TollPolicyPhase::Applied, 2, 60).await?;
+    let l2 = revision_label(&rev(2, 1));
+    ensure(
+        p.status.as_ref().and_then(|s| s.last_good_revision) == Some(2),
+        "last good 2",
+    )?;
+    ensure(
+        holds(&agents) == vec![Some(l2.clone()); 3],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+    ensure(
+        revs.list(&ListParams::default()).await?.items.len() == 2,
+        "two revisions",
+    )?;
+
+    // ---- 3. a batch agent rejects: the rollout halts, the failure is in status
+    agents[1].set_reject(Some("probe failed: mtree.match d:acme gave no chain"));
+    set_variant(&api, 2).await?;
+    let p = wait_phase(&api, TollPolicyPhase::Degraded, 3, 60).await?;
+    let s = p.status.clone().unwrap_or_default();
+    let f = s.failures.first().ok_or("no failure in status")?;
+    ensure(
+        f.target == format!("127.0.0.1:{}", agents[1].addr().port())
+            && f.reason == "Rejected"
+            && f.revision == 3
+            && f.message.contains("probe failed"),
+        format!("failure {f:?}"),
+    )?;
+    ensure(
+        condition(&p, "Degraded").map(|c| c.0) == Some("True".into()),
+        "Degraded=True",
+    )?;
+    let l3 = revision_label(&rev(3, 2));
+    ensure(
+        holds(&agents) == vec![Some(l3.clone()), Some(l2.clone()), Some(l2.clone())],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+
+    // ---- 4. the canary rejects a new revision: rolled back to the last good one
+    agents[1].set_reject(None);
+    agents[0].set_reject_matching("4@", "trial start failed");
+    set_variant(&api, 3).await?;
+    let p = wait_phase(&api, TollPolicyPhase::RolledBack, 4, 60).await?;
+    let s = p.status.clone().unwrap_or_default();
+    ensure(s.last_good_revision == Some(2), "last good still 2")?;
+    ensure(s.last_rollback_reason.is_some(), "lastRollbackReason")?;
+    ensure(
+        condition(&p, "RolledBack").map(|c| c.0) == Some("True".into()),
+        "RolledBack=True",
+    )?;
+    wait_for("every agent back on revision 2", 30, || async {
+        Ok((holds(&agents) == vec![Some(l2.clone()); 3]).then_some(()))
+    })
+    .await?;
+    agents[0].set_reject(None);
+
+    // ---- 5. a restarted controller resumes mid-rollout from status.rollout
+    let p = json!({"spec": {"policy": sample_policy("acme", 4), "rollout": {"bakeSeconds": 6}}});
+    api.patch("acme", &PatchParams::default(), &Patch::Merge(&p))
+        .await?;
+    let l5 = revision_label(&rev(5, 4));
+    wait_for("the canary on revision 5", 30, || async {
+        Ok((holds(&agents)[0].as_deref() == Some(l5.as_str())).then_some(()))
+    })
+    .await?;
+    ctl.kill().await;
+    let persisted = api.get("acme").await?.status.unwrap_or_default();
+    let mode = persisted
+        .rollout
+        .as_ref()
+        .and_then(|r| r.get("mode").cloned());
+    ensure(
+        mode == Some(json!("RollingOut")),
+        format!("persisted mode {mode:?}"),
+    )?;
+    ensure(
+        holds(&agents)[1..] == [Some(l2.clone()), Some(l2.clone())],
+        "others not yet",
+    )?;
+    let ctl = start_controller(client, ns);
+    wait_phase(&api, TollPolicyPhase::Applied, 5, 60).await?;
+    ensure(
+        holds(&agents) == vec![Some(l5.clone()); 3],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+    let canary = put_times(&agents[0], &l5);
+    ensure(
+        canary.len() == 1,
+        format!("the canary got revision 5 {} times", canary.len()),
+    )?;
+    let g = gap(canary[0], put_times(&agents[1], &l5)[0]);
+    eprintln!("restart: canary -> batch 1 {g:.2} s across the restart (bake 6 s)");
+    ensure(
+        g >= 5.0,
+        format!("bake across the restart {g} s (want >= 5 s)"),
+    )?;
+
+    // ---- 6. deletion removes the tenant from the agents, the revisions and the finalizer
+    api.delete("acme", &DeleteParams::default()).await?;
+    wait_for("the TollPolicy gone", 60, || async {
+        Ok(api.get_opt("acme").await?.is_none().then_some(()))
+    })
+    .await?;
+    ensure(
+        holds(&agents) == vec![None, None, None],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+    ensure(
+        revs.list(&ListParams::default()).await?.items.is_empty(),
+        "revisions deleted",
+    )?;
+    ctl.stop().await;
+    Ok(())
+}
+
+fn ensure(cond: bool, msg: impl Into<String>) -> R {
+    if cond { Ok(()) } else { Err(msg.into().into()) }
+}
+
+// ---------------------------------------------------------------- the binary
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `GET http://127.0.0.1:<port><path>` → (status, body), or None when
+/// nothing answers.
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+/// A `tollgate-operator` process, killed when dropped.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_operator(ns: &str, identity: &str, port: u16) -> Proc {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate-operator"))
+        .args([
+            "--namespace",
+            ns,
+            "--lease-namespace",
+            ns,
+            "--identity",
+            identity,
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tollgate-operator starts");
+    Proc(child)
+}
+
+async fn leader_gauge(port: u16) -> Option<u8> {
+    let (code, body) = http_get(port, "/metrics").await?;
+    if code != 200 {
+        return None;
+    }
+    body.lines()
+        .find_map(|l| l.strip_prefix("tollgate_operator_leader "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_elects_one_leader_and_hands_over_on_sigterm() {
+    let Some(client) = testbed_client().await else {
+        return;
+    };
+    install_crds(&client).await.expect("CRDs installed");
+    let ns = format!("t-lease-{}", suffix());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .expect("namespace");
+    let result = leader_scenario(&client, &ns).await;
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    if let Err(e) = result {
+        panic!("leader election (namespace {ns}): {e}");
+    }
+}
+
+async fn leader_scenario(client: &Client, ns: &str) -> R {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    let (pa, pb) = (free_port(), free_port());
+    let a = spawn_operator(ns, "op-a", pa);
+    wait_for("op-a leads", 30, || async {
+        Ok((leader_gauge(pa).await == Some(1)).then_some(()))
+    })
+    .await?;
+    let b = spawn_operator(ns, "op-b", pb);
+    wait_for("op-b up", 30, || async {
+        Ok(http_get(pb, "/healthz")
+            .await
+            .map(|(c, _)| c == 200)
+            .filter(|x| *x))
+    })
+    .await?;
+    let ready = http_get(pb, "/readyz").await.map(|x| x.0);
+    ensure(ready == Some(200), format!("op-b /readyz {ready:?}"))?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure(
+        leader_gauge(pb).await == Some(0),
+        "op-b must not lead while op-a holds the lease",
+    )?;
+    let lease = leases.get("tollgate-operator").await?;
+    let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+    ensure(
+        holder.as_deref() == Some("op-a"),
+        format!("holder {holder:?}"),
+    )?;
+
+    // SIGTERM: op-a stops its controller and releases the lease; op-b takes over
+    let pid = a.0.id().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()?;
+    ensure(st.success(), "kill -TERM")?;
+    let t0 = Instant::now();
+    let mut a = a;
+    let exited = wait_for("op-a exits", 30, || {
+        let r = a.0.try_wait().map(|s| s.map(|s| s.success()));
+        async move { Ok(r?) }
+    })
+    .await?;
+    ensure(exited, "op-a exit status 0")?;
+    wait_for("op-b leads", 40, || async {
+        Ok((leader_gauge(pb).await == Some(1)).then_some(()))
+    })
+    .await?;
+    eprintln!(
+        "handover after SIGTERM: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let lease = leases.get("tollgate-operator").await?;
+    let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+    ensure(
+        holder.as_deref() == Some("op-b"),
+        format!("holder {holder:?}"),
+    )?;
+    let metrics = http_get(pb, "/metrics")
+        .await
+        .map(|x| x.1)
+        .unwrap_or_default();
+    ensure(
+        metrics.contains("tollgate_operator_reconciles_total{result=\"ok\"}"),
+        "metrics text",
+    )?;
+    drop(b);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- a pod fleet
+
+fn sbc_pod(name: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "sbc", "tier": "edge"}},
+        "spec": {"containers": [{"name": "sbc", "image": "example.invalid/sbc:1"}]}
+    }))
+    .expect("pod")
+}
+
+/// What a kubelet would report: the pod runs at `ip` and is Ready.
+async fn pod_running(pods: &Api<k8s_openapi::api::core::v1::Pod>, name: &str, ip: &str) -> R {
+    let status = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": "True"}]}});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selector_fleet_follows_its_pods() {
+    let Some(client) = testbed_client().await else {
+        return;
+    };
+    install_crds(&client).await.expect("CRDs installed");
+    let ns = format!("t-pods-{}", suffix());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: ObjectMeta {
+                    name: Some(ns.clone()),
+                    ..ObjectMeta::default()
+                },
+                ..Namespace::default()
+            },
+        )
+        .await
+        .expect("namespace");
+    let result = pods_scenario(&client, &ns).await;
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    if let Err(e) = result {
+        panic!("selector fleet (namespace {ns}): {e}");
+    }
+}
+
+async fn pods_scenario(client: &Client, ns: &str) -> R {
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    // two "pods" on 127.0.0.2 and 127.0.0.3, the same agent port
+    let probe = std::net::TcpListener::bind("127.0.0.2:0")?;
+    let port = probe.local_addr()?.port();
+    drop(probe);
+    let a = FakeAgent::start_on(format!("127.0.0.2:{port}").parse()?, TOKEN).await?;
+    let b = FakeAgent::start_on(format!("127.0.0.3:{port}").parse()?, TOKEN).await?;
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    let selector: LabelSelector = serde_json::from_value(json!({
+        "matchLabels": {"app": "sbc"},
+        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["edge", "core"]}]
+    }))?;
+    fleets
+        .create(
+            &PostParams::default(),
+            &SbcFleet::new(
+                "pods",
+                SbcFleetSpec {
+                    selector: Some(selector),
+                    endpoints: None,
+                    backend: SbcBackend::Kamailio,
+                    agent_port: port,
+                    agent_token_secret: None,
+                },
+            ),
+        )
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(&PostParams::default(), &sbc_pod("sbc-a"))
+        .await?;
+    pod_running(&pods, "sbc-a", "127.0.0.2").await?;
+
+    // the token from --agent-token-file (Config::agent_token): no Secret here
+    let (tx, rx) = oneshot::channel::<()>();
+    let config = Config {
+        namespace: Some(ns.to_owned()),
+        agent_token: Some(TOKEN.into()),
+        ..Config::default()
+    };
+    let agents = Arc::new(HttpAgents::new(
+        Duration::from_secs(3),
+        Duration::from_secs(30),
+    ));
+    let op = Operator::new(client.clone(), config, agents, Arc::new(Metrics::default()));
+    let ctx = op.context();
+    let ctl = Running {
+        stop: Some(tx),
+        task: tokio::spawn(op.run(async move {
+            let _ = rx.await;
+        })),
+    };
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    api.create(
+        &PostParams::default(),
+        &TollPolicy::new(
+            "acme",
+            TollPolicySpec {
+                tenant: "acme".into(),
+                policy: sample_policy("acme", 0),
+                fleet: FleetReference {
+                    name: "pods".into(),
+                },
+                rollout: RolloutStrategy {
+                    bake_seconds: 0,
+                    ..RolloutStrategy::default()
+                },
+                source_hash: None,
+            },
+        ),
+    )
+    .await?;
+    let p = wait_phase(&api, TollPolicyPhase::Applied, 1, 30).await?;
+    let applied = p.status.and_then(|s| s.applied);
+    ensure(
+        applied.as_deref() == Some("1/1"),
+        format!("applied {applied:?}"),
+    )?;
+    let l1 = revision_label(&rev(1, 0));
+    ensure(
+        a.tenants().get("acme") == Some(&l1),
+        "pod a holds revision 1",
+    )?;
+
+    // a new pod becomes Ready: the pod watch reconciles the policy, which
+    // hands it the revision at once (long before the 60 s idle requeue)
+    let t0 = Instant::now();
+    pods.create(&PostParams::default(), &sbc_pod("sbc-b"))
+        .await?;
+    pod_running(&pods, "sbc-b", "127.0.0.3").await?;
+    wait_for("pod b on revision 1 and 2/2", 20, || async {
+        let s = api.get("acme").await?.status.unwrap_or_default();
+        Ok(
+            (b.tenants().get("acme") == Some(&l1) && s.applied.as_deref() == Some("2/2"))
+                .then_some(()),
+        )
+    })
+    .await?;
+    eprintln!(
+        "new pod got the revision {:.2} s after it became Ready",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // a pod the selector no longer matches leaves the fleet
+    let relabel = json!({"metadata": {"labels": {"tier": "test"}}});
+    pods.patch("sbc-b", &PatchParams::default(), &Patch::Merge(&relabel))
+        .await?;
+    wait_for("1/1 again", 20, || async {
+        let s = api.get("acme").await?.status.unwrap_or_default();
+        Ok((s.applied.as_deref() == Some("1/1")).then_some(()))
+    })
+    .await?;
+
+    // an anomaly alert for revision 2 during its bake rolls it back at once
+    // (report_anomaly triggers the reconcile; the bake would requeue in 60 s)
+    let p = json!({"spec": {"policy": sample_policy("acme", 1),
+        "rollout": {"bakeSeconds": 60, "canary": {"count": 1}}}});
+    api.patch("acme", &PatchParams::default(), &Patch::Merge(&p))
+        .await?;
+    let l2 = revision_label(&rev(2, 1));
+    wait_for("the canary on revision 2", 20, || async {
+        Ok((a.tenants().get("acme") == Some(&l2)).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t0 = Instant::now();
+    ctx.report_anomaly(ns, "acme", 2, "TollgateCallRateAnomaly");
+    let p = wait_phase(&api, TollPolicyPhase::RolledBack, 2, 20).await?;
+    eprintln!(
+        "anomaly -> RolledBack in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let why = p
+        .status
+        .and_then(|s| s.last_rollback_reason)
+        .unwrap_or_default();
+    ensure(
+        why.contains("TollgateCallRateAnomaly"),
+        format!("lastRollbackReason {why:?}"),
+    )?;
+    wait_for("pod a back on revision 1", 20, || async {
+        Ok((a.tenants().get("acme") == Some(&l1)).then_some(()))
+    })
+    .await?;
+    ctl.stop().await;
+    Ok(())
+}
