@@ -119,7 +119,7 @@ op_start() {
   local ns=$1 id=$2; shift 2
   OP_PORT=$((OP_PORT + 1))
   OP_METRICS=http://127.0.0.1:$OP_PORT
-  RUST_LOG=${TG_OP_LOG:-info} "$OPBIN" --namespace "$ns" --metrics-addr "127.0.0.1:$OP_PORT" \
+  NO_COLOR=1 RUST_LOG=${TG_OP_LOG:-info} "$OPBIN" --namespace "$ns" --metrics-addr "127.0.0.1:$OP_PORT" \
     --identity "$id" --lease-namespace "$ns" --agent-timeout-secs 3 "$@" \
     >> "$WORK/op-$id.log" 2>&1 < /dev/null &
   OP_PID=$!
@@ -167,6 +167,7 @@ TOKEN_FILE=$RUN/$NAME/token
 agent_url() { echo "http://$NET.$1:9180"; }
 state() { $H state "$(agent_url "$1")" "$TOKEN_FILE" acme; } # I -> "REV APPLIEDAT CONSISTENT"
 rev_on() { state "$1" | cut -d' ' -f1; }
+tenants_on() { curl -s --max-time 5 -H "Authorization: Bearer $(cat "$TOKEN_FILE")" "$(agent_url "$1")/v1/state" | jq -r '.tenants | keys | join(",")'; }
 rev_on_is() { [ "$(rev_on "$1")" = "$2" ]; }
 all_on() { # REV I...
   local r=$1 i; shift
@@ -203,9 +204,11 @@ check_calls() {
 say "the acme example compiled to a TollPolicy, with its loopback copy as spec.policy"
 "$HELPER" prepare examples/policies "$WORK/agree" --seed "${TG_AGREE_SEED:-20260101}" >/dev/null
 "$TG" compile examples/policies --namespace placeholder --fleet edge --output "$WORK/compiled" >/dev/null
-TEMPLATE=$(grep -l '^  tenant: acme$' "$WORK"/compiled/*.yaml | head -1)
-LOOP=$(grep -l '^tenant: acme$' "$WORK"/agree/fleet/* | head -1)
-[ -n "$TEMPLATE" ] && [ -n "$LOOP" ] || die "no acme TollPolicy ($TEMPLATE) or loopback copy ($LOOP)"
+template() { grep -l "^  tenant: $1\$" "$WORK"/compiled/*.yaml | head -1; }
+loopback() { grep -l "^tenant: $1\$" "$WORK"/agree/fleet/* | head -1; }
+for t in acme globex; do
+  [ -n "$(template $t)" ] && [ -n "$(loopback $t)" ] || die "no $t TollPolicy or loopback copy"
+done
 "$PY" - "$WORK/agree/geo.txt" "$WORK/geo.mmdb" <<'PY'
 import sys
 from mmdb_writer import MMDBWriter
@@ -220,7 +223,8 @@ w.to_db_file(mmdb)
 PY
 export TG_GEOIP_DB=$WORK/geo.mmdb
 # mkpolicy NS OUT [ARGS...] (--deny P, --canary N, --bake S, --batch N; fleet "edge")
-mkpolicy() { local ns=$1 out=$2; shift 2; $H policy "$TEMPLATE" "$LOOP" "$out" --namespace "$ns" --fleet edge "$@"; }
+mkpolicy() { local ns=$1 out=$2; shift 2; $H policy "$(template acme)" "$(loopback acme)" "$out" --namespace "$ns" --fleet edge "$@"; }
+mkglobex() { local ns=$1 out=$2; shift 2; $H policy "$(template globex)" "$(loopback globex)" "$out" --namespace "$ns" --fleet edge "$@"; }
 
 say "CRDs"
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
@@ -380,17 +384,26 @@ got=$(call 3 $ACME +12155550100)
 check "SBC 3: 1215 denied now: $got" [ "$got" = "403 dst:prefix:1215" ]
 
 ##############################################################################
-say "8. deleting the TollPolicy removes the tenant from every SBC"
-t=$(now)
+say "8. deleting a TollPolicy removes its tenant from every SBC (finalizer)"
+# a second tenant on the same fleet, so that both cases are seen: removing a
+# tenant while another stays, then removing the last one
+mkglobex "$NS" "$WORK/g1.yaml" --bake 0
+kubectl apply -f "$WORK/g1.yaml" >/dev/null
+gl_applied() { [ "$(kubectl get tollpolicy globex -n "$NS" -o jsonpath='{.status.phase} {.status.applied}' 2>/dev/null)" = "Applied 3/3" ]; }
+if wait_until 60 gl_applied; then ok "second tenant globex Applied 3/3 after ${WAITED} s"; else bad "globex not Applied: $(kubectl get tollpolicy globex -n "$NS" -o jsonpath='{.status.phase} {.status.applied}')"; fi
+gone() { ! kubectl get tollpolicy "$1" -n "$NS" >/dev/null 2>&1; }
 kubectl delete tollpolicy acme -n "$NS" --wait=false >/dev/null
-gone() { ! kubectl get tollpolicy acme -n "$NS" >/dev/null 2>&1; }
-if wait_until 30 gone; then ok "TollPolicy gone ${WAITED} s after the delete (finalizer removed)"; else bad "TollPolicy still there: $(kubectl get tollpolicy acme -n "$NS" -o jsonpath='{.metadata.finalizers}')"; fi
+if wait_until 20 gone acme; then ok "8a. TollPolicy acme gone ${WAITED} s after the delete (finalizer removed)"; else bad "8a. TollPolicy acme still there: $(tp "$NS" .metadata.finalizers)"; fi
 for i in 1 2 3; do
-  check "SBC $i: acme gone from /v1/state" rev_on_is "$i" -
+  check "SBC $i: only globex left: $(tenants_on "$i")" [ "$(tenants_on "$i")" = globex ]
   got=$(call "$i" $ACME $ALLOWED)
   check "SBC $i: acme's source now unknown: $got" [ "$got" = "403 src:unknown" ]
 done
-check "PolicyRevisions deleted" [ "$(kubectl get policyrevisions -n "$NS" -o name | wc -l)" = 0 ]
+check "acme's PolicyRevisions deleted" [ -z "$(kubectl get policyrevisions -n "$NS" -o jsonpath='{.items[?(@.spec.policyName=="acme")].metadata.name}')" ]
+kubectl delete tollpolicy globex -n "$NS" --wait=false >/dev/null
+if wait_until 20 gone globex; then ok "8b. the last tenant's TollPolicy (globex) gone ${WAITED} s after the delete"; else bad "8b. TollPolicy globex (the last tenant) still there after ${WAITED} s: $(grep -a 'failed to clean up' "$WORK/op-op-static.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | grep -o 'cleanup: .*' | cut -c1-200)"; fi
+for i in 1 2 3; do check "SBC $i: no tenant left: '$(tenants_on "$i")'" [ -z "$(tenants_on "$i")" ]; done
+check "no PolicyRevision left" [ "$(kubectl get policyrevisions -n "$NS" -o name | wc -l)" = 0 ]
 curl -s --max-time 2 "$OPS_METRICS/metrics" > "$WORK/metrics-static.txt" || true
 check "operator /metrics counts reconciles" grep -q '^tollgate_operator_reconcile' "$WORK/metrics-static.txt"
 op_stop "$OPS_PID"
@@ -400,9 +413,9 @@ op_stop "$OPS_PID"
 # empty so that one failure does not cascade into the next scenarios.
 fresh_fleet() {
   local i dirty=
-  for i in 1 2 3 4; do [ "$(rev_on "$i")" = - ] || dirty+=" $i"; done
+  for i in 1 2 3 4; do [ -z "$(tenants_on "$i")" ] || dirty+=" $i"; done
   [ -z "$dirty" ] && return 0
-  echo "  (SBCs$dirty still hold acme: restarting the fleet empty)"
+  echo "  (SBCs$dirty still hold a tenant: restarting the fleet empty)"
   scripts/fleet.sh stop "$NAME" 2>/dev/null
   scripts/fleet.sh start "$NAME" 4 >/dev/null
 }
@@ -474,7 +487,7 @@ if wait_until 30 rev_on_is 2 2; then ok "recreated pod sbc-2 got revision 2 ${WA
 if wait_until 20 applied_rev "$NS" 2 4/4; then ok "applied 4/4"; else bad "not 4/4: $(status_line "$NS")"; fi
 kubectl delete tollpolicy acme -n "$NS" --wait=false >/dev/null
 gone_p() { ! kubectl get tollpolicy acme -n "$NS" >/dev/null 2>&1; }
-if wait_until 30 gone_p; then ok "deleted; tenant removed from the 4 pods' SBCs: $(for i in 1 2 3 4; do rev_on $i; done | tr '\n' ' ')"; else bad "TollPolicy not gone"; fi
+if wait_until 20 gone_p; then ok "deleted; tenant removed from the 4 pods' SBCs: $(for i in 1 2 3 4; do rev_on $i; done | tr '\n' ' ')"; else bad "TollPolicy not gone"; fi
 check "no SBC holds acme" all_on - 1 2 3 4
 op_stop "$OPP_PID"
 
@@ -508,7 +521,7 @@ print(f"{t(sys.argv[2]) - t(sys.argv[1]):.1f}")' "$canary_at" "$b2")
 check "batch applied ${gap} s after the canary (bake 6 s kept across the restart)" \
   awk -v g="$gap" 'BEGIN { exit !(g >= 5.5) }'
 kubectl delete tollpolicy acme -n "$NS" --wait=false >/dev/null
-wait_until 30 bash -c "! kubectl get tollpolicy acme -n '$NS' >/dev/null 2>&1" || bad "restart scenario: TollPolicy not deleted"
+wait_until 20 bash -c "! kubectl get tollpolicy acme -n '$NS' >/dev/null 2>&1" || bad "restart scenario: TollPolicy not deleted"
 op_stop "$OP_PID"
 
 ##############################################################################
@@ -544,7 +557,7 @@ check "events of revision 2 reported by op-b" bash -c "kubectl get events -n '$N
 for i in 1 2 3; do check "SBC $i on revision 2" rev_on_is "$i" 2; done
 check_calls 2 r2
 kubectl delete tollpolicy acme -n "$NS" --wait=false >/dev/null
-wait_until 30 bash -c "! kubectl get tollpolicy acme -n '$NS' >/dev/null 2>&1" || bad "leader scenario: TollPolicy not deleted"
+wait_until 20 bash -c "! kubectl get tollpolicy acme -n '$NS' >/dev/null 2>&1" || bad "leader scenario: TollPolicy not deleted"
 op_stop "$B_PID"
 check "op-b released the Lease on SIGTERM" bash -c "[ -z \"\$(kubectl get lease tollgate-operator -n '$NS' -o jsonpath='{.spec.holderIdentity}')\" ]"
 
