@@ -553,6 +553,8 @@ check "op-b started no controller" bash -c "! grep -q 'became the leader' '$WORK
 leader_metric() { curl -s --max-time 2 "$1/metrics" | awk '/^tollgate_operator_leader / {print $2}'; }
 check "leader gauge: op-a $(leader_metric "$A_METRICS"), op-b $(leader_metric "$B_METRICS")" \
   [ "$(leader_metric "$A_METRICS")/$(leader_metric "$B_METRICS")" = 1/0 ]
+b_work() { curl -s --max-time 2 "$B_METRICS/metrics" | awk '/^tollgate_operator_(reconciles|agent_calls)_total/ { n += $NF } END { print n + 0 }'; }
+check "op-b made no reconcile and no agent call while standing by: $(b_work)" [ "$(b_work)" = 0 ]
 kill -KILL "$A_PID"
 killed=$(now)
 mkpolicy "$NS" "$WORK/l2.yaml" --deny 1213 --canary 1 --bake 0 --batch 1
