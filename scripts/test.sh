@@ -51,6 +51,9 @@ scripts/test-chart.sh
 say "a local fleet of three Kamailio+agent SBCs (scripts/fleet.sh)"
 scripts/test-fleet.sh
 
+say "the operator end to end: tollgate-operator, the API server, four local SBCs, kubectl and calls"
+scripts/test-operator.sh
+
 say "alerts: agent metrics -> Prometheus rules -> Alertmanager -> the webhook receiver (real Prometheus, Alertmanager)"
 scripts/test-alerts.sh
 
