@@ -48,6 +48,8 @@ impl Call {
 #[derive(Default)]
 struct FakeAgents {
     held: Mutex<BTreeMap<String, RevisionRef>>,
+    /// url → block key → expiry
+    blocks: Mutex<BTreeMap<String, BTreeMap<String, i64>>>,
     log: Mutex<Vec<String>>,
 }
 
@@ -66,6 +68,13 @@ impl AgentApi for FakeAgents {
             Ok(TenantState {
                 applied: self.held.lock().unwrap().get(&target.url).cloned(),
                 last_error: None,
+                blocks: self
+                    .blocks
+                    .lock()
+                    .unwrap()
+                    .get(&target.url)
+                    .cloned()
+                    .unwrap_or_default(),
             })
         })
     }
@@ -106,6 +115,44 @@ impl AgentApi for FakeAgents {
             ApplyResult::Ok {
                 hash: String::new(),
             }
+        })
+    }
+
+    fn put_block<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        key: &'a str,
+        expires: i64,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("block {} {key} {expires}", target.url));
+            self.blocks
+                .lock()
+                .unwrap()
+                .entry(target.url.clone())
+                .or_default()
+                .insert(key.to_owned(), expires);
+            Ok(())
+        })
+    }
+
+    fn delete_block<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("unblock {} {key}", target.url));
+            if let Some(m) = self.blocks.lock().unwrap().get_mut(&target.url) {
+                m.remove(key);
+            }
+            Ok(())
         })
     }
 }
