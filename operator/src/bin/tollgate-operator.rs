@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tollgate_operator::alerts::http::{Receiver, serve_receiver};
 use tollgate_operator::controller::agents::HttpAgents;
-use tollgate_operator::controller::responses::OperatorSink;
 use tollgate_operator::controller::metrics::Metrics;
+use tollgate_operator::controller::responses::OperatorSink;
 use tollgate_operator::controller::{Config, Operator};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -391,8 +391,8 @@ impl AgentApi for HttpAgents {
         expires: i64,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let body = serde_json::to_vec(&json!({"key": key, "expires": expires}))
-                .unwrap_or_default();
+            let body =
+                serde_json::to_vec(&json!({"key": key, "expires": expires})).unwrap_or_default();
             let (status, body) = self
                 .call(target, Method::PUT, "/v1/blocks", Some(body), self.timeout)
                 .await?;

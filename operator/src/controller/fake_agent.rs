@@ -334,8 +334,7 @@ fn put_block(st: &Mutex<Inner>, body: &[u8]) -> (StatusCode, Value, String) {
     if let Some(c) = class {
         let ok = c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
             && c.len() <= 64
-            && c
-                .bytes()
+            && c.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b));
         if !ok {
             return refuse(format!("class `{c}` is not a valid class name"));

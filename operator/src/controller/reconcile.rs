@@ -131,10 +131,7 @@ async fn commit_status(
     let lock = ctx.status_lock(&obj);
     let _g = lock.lock().await;
     if let Some(fresh) = api.get_opt(name).await? {
-        status.active_responses = fresh
-            .status
-            .map(|s| s.active_responses)
-            .unwrap_or_default();
+        status.active_responses = fresh.status.map(|s| s.active_responses).unwrap_or_default();
     }
     patch_status(api, name, status).await
 }
@@ -143,7 +140,13 @@ fn api_namespace(api: &Api<TollPolicy>, _status: &TollPolicyStatus) -> String {
     api.namespace().unwrap_or_default().to_owned()
 }
 
-pub(crate) async fn publish(ctx: &Context, policy: &TollPolicy, kind: EventKind, reason: &str, note: String) {
+pub(crate) async fn publish(
+    ctx: &Context,
+    policy: &TollPolicy,
+    kind: EventKind,
+    reason: &str,
+    note: String,
+) {
     // kube's Recorder folds events with the same type, reason and action
     // into one series (the later notes are lost): the action carries the
     // note (events.k8s.io allows 128 characters), so only repeats of the
@@ -169,7 +172,11 @@ fn now_time() -> Time {
 
 /// Targets of the fleet (pods listed in the fleet's namespace and matched
 /// here, or the static endpoints).
-pub(crate) async fn resolve(ctx: &Context, ns: &str, fleet: &SbcFleet) -> Result<Vec<ResolvedTarget>, Error> {
+pub(crate) async fn resolve(
+    ctx: &Context,
+    ns: &str,
+    fleet: &SbcFleet,
+) -> Result<Vec<ResolvedTarget>, Error> {
     if fleet.spec.selector.is_some() {
         let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
         let list = pods.list(&ListParams::default()).await?;
@@ -180,7 +187,11 @@ pub(crate) async fn resolve(ctx: &Context, ns: &str, fleet: &SbcFleet) -> Result
 }
 
 /// The agents' bearer token: the fleet's Secret, else `--agent-token-file`.
-pub(crate) async fn agent_token(ctx: &Context, ns: &str, fleet: &SbcFleet) -> Result<Option<String>, Error> {
+pub(crate) async fn agent_token(
+    ctx: &Context,
+    ns: &str,
+    fleet: &SbcFleet,
+) -> Result<Option<String>, Error> {
     let Some(r) = &fleet.spec.agent_token_secret else {
         return Ok(ctx.config.agent_token.clone());
     };
@@ -476,7 +487,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
     let tenant = policy.spec.tenant.clone();
     // Responses: drop expired ones, lift released ones (a person's
     // annotation); the blocks in force are ensured after the rollout.
-    responses::maintain(ctx, &policy, &resolved, token.as_ref()).await?;
+    let active = responses::maintain(ctx, &policy, &resolved, token.as_ref()).await?;
     let mut targets = observe(ctx, &resolved, token.as_ref(), &tenant).await;
     let desired = Desired {
         revision,
@@ -542,7 +553,6 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
     }
     // Every eligible target (a new pod too) holds the blocks in force;
     // come back when the next declared hold ends.
-    let active = responses::active_now(&api, &name).await?;
     responses::ensure(ctx, &policy, &resolved, token.as_ref(), &active).await;
     if let Some(e) = responses::next_expiry(&active) {
         let s = e.saturating_sub(unix_now()).max(1);

@@ -100,7 +100,9 @@ pub fn desired_blocks(tenant: &str, active: &[ActiveResponse], now: i64) -> BTre
     for r in active.iter().filter(|r| in_force(r, now)) {
         let e = agent_expiry(r);
         for k in block_keys(tenant, &r.action) {
-            out.entry(k).and_modify(|x| *x = stricter(*x, e)).or_insert(e);
+            out.entry(k)
+                .and_modify(|x| *x = stricter(*x, e))
+                .or_insert(e);
         }
     }
     out
@@ -233,9 +235,7 @@ pub async fn push_blocks(
                 url: r.url.clone(),
                 token: token.cloned(),
             };
-            let calls = blocks
-                .iter()
-                .map(|(k, e)| ctx.agents.put_block(&at, k, *e));
+            let calls = blocks.iter().map(|(k, e)| ctx.agents.put_block(&at, k, *e));
             let res: Vec<Result<(), String>> = futures::future::join_all(calls).await;
             let errs: Vec<String> = res.into_iter().filter_map(Result::err).collect();
             for _ in 0..blocks.len() - errs.len() {
@@ -277,15 +277,12 @@ pub async fn lift_blocks(
                 url: r.url.clone(),
                 token: token.cloned(),
             };
-            let res = futures::future::join_all(
-                keys.iter().map(|k| ctx.agents.delete_block(&at, k)),
-            )
-            .await;
+            let res =
+                futures::future::join_all(keys.iter().map(|k| ctx.agents.delete_block(&at, k)))
+                    .await;
             let errs: Vec<String> = res.into_iter().filter_map(Result::err).collect();
-            ctx.metrics.agent_call(
-                "unblock",
-                if errs.is_empty() { "ok" } else { "failed" },
-            );
+            ctx.metrics
+                .agent_call("unblock", if errs.is_empty() { "ok" } else { "failed" });
             if errs.is_empty() {
                 Ok(())
             } else {
@@ -364,11 +361,9 @@ impl AlertSink for OperatorSink {
                 tenant,
                 trigger,
                 alert,
-            } => {
-                respond(&ctx, &namespace, &policy, &tenant, &trigger, &alert)
-                    .await
-                    .map(|_| ())
-            }
+            } => respond(&ctx, &namespace, &policy, &tenant, &trigger, &alert)
+                .await
+                .map(|_| ()),
         }
     }
 }
@@ -453,8 +448,12 @@ pub async fn respond(
         Err(e) => return Err(format!("reading TollPolicy {namespace}/{policy_name}: {e}")),
     };
     if policy.spec.tenant != tenant {
-        tracing::error!(namespace, policy = policy_name, tenant,
-            "alert's tenant is not the policy's tenant; ignored");
+        tracing::error!(
+            namespace,
+            policy = policy_name,
+            tenant,
+            "alert's tenant is not the policy's tenant; ignored"
+        );
         return Ok(Responded::default());
     }
     let declared = responses_for(&policy.spec.policy, trigger);
@@ -550,7 +549,11 @@ pub async fn respond(
             .await;
         }
     } else {
-        tracing::warn!(namespace, policy = policy_name, "fleet not found; block recorded in status only");
+        tracing::warn!(
+            namespace,
+            policy = policy_name,
+            "fleet not found; block recorded in status only"
+        );
     }
     // Durable: merge into the fresh status under the policy's status lock.
     let obj = ObjectRef::from(&policy);
@@ -603,7 +606,9 @@ pub async fn respond(
 /// lock, drop expired entries and released ones (lifting their blocks),
 /// remove the release annotation. (After the rollout the reconciler makes
 /// every eligible target hold the blocks in force, [`ensure`].)
-/// Returns the status' activeResponses after the changes.
+/// Returns the activeResponses after the changes. `policy` was read at
+/// the start of this reconcile; a response the sink records meanwhile
+/// changes the object, which triggers another reconcile.
 pub async fn maintain(
     ctx: &Context,
     policy: &TollPolicy,
@@ -619,6 +624,16 @@ pub async fn maintain(
         .get(RELEASE_ANNOTATION)
         .cloned()
         .filter(|v| !v.trim().is_empty());
+    let now = Timestamp::now().as_second();
+    let read = policy
+        .status
+        .as_ref()
+        .map(|s| s.active_responses.clone())
+        .unwrap_or_default();
+    if release_value.is_none() && read.iter().all(|r| in_force(r, now)) {
+        // Nothing to end or lift (the common case: no extra API call).
+        return Ok(read);
+    }
     let obj = ObjectRef::from(policy);
     let lock = ctx.status_lock(&obj);
     let g = lock.lock().await;
@@ -626,7 +641,6 @@ pub async fn maintain(
         return Ok(Vec::new());
     };
     let mut status = fresh.status.clone().unwrap_or_default();
-    let now = Timestamp::now().as_second();
     let before_desired = desired_blocks(tenant, &status.active_responses, now);
     let expired = prune(&mut status.active_responses, now);
     let released = match &release_value {
@@ -675,7 +689,11 @@ pub async fn maintain(
                 policy,
                 EventKind::Warning,
                 BLOCK_FAILED,
-                format!("lifting {} failed on: {}", lift.join(", "), rep.failed.join("; ")),
+                format!(
+                    "lifting {} failed on: {}",
+                    lift.join(", "),
+                    rep.failed.join("; ")
+                ),
             )
             .await;
             return Err(Error::Cleanup(format!(
@@ -692,8 +710,16 @@ pub async fn maintain(
             format!(
                 "released by {RELEASE_ANNOTATION}={}: {} (lifted {} on {} targets)",
                 truncate(v, 64),
-                if rules.is_empty() { "nothing active".to_owned() } else { rules.join(", ") },
-                if lift.is_empty() { "no keys".to_owned() } else { lift.join(", ") },
+                if rules.is_empty() {
+                    "nothing active".to_owned()
+                } else {
+                    rules.join(", ")
+                },
+                if lift.is_empty() {
+                    "no keys".to_owned()
+                } else {
+                    lift.join(", ")
+                },
                 rep.ok
             ),
         )
@@ -707,16 +733,6 @@ pub async fn maintain(
         .await?;
     }
     Ok(status.active_responses)
-}
-
-/// `status.activeResponses` as the API server has it now.
-pub async fn active_now(api: &Api<TollPolicy>, name: &str) -> Result<Vec<ActiveResponse>, Error> {
-    Ok(api
-        .get_opt(name)
-        .await?
-        .and_then(|p| p.status)
-        .map(|s| s.active_responses)
-        .unwrap_or_default())
 }
 
 /// Every eligible target holds each block in force at least as strictly
@@ -741,39 +757,39 @@ pub async fn ensure(
         .cloned()
         .collect();
     let fixed: Vec<(String, Result<usize, String>)> = futures::stream::iter(eligible)
-    .map(|r| async move {
-        let at = AgentTarget {
-            url: r.url.clone(),
-            token: token.cloned(),
-        };
-        let held = match ctx.agents.state(&at, tenant).await {
-            Ok(s) => s.blocks,
-            Err(e) => return (r.id.clone(), Err(e)),
-        };
-        let missing: BTreeMap<String, i64> = want
-            .iter()
-            .filter(|(k, e)| !satisfied(held.get(*k).copied(), **e))
-            .map(|(k, e)| (k.clone(), *e))
-            .collect();
-        let mut errs = Vec::new();
-        for (k, e) in &missing {
-            match ctx.agents.put_block(&at, k, *e).await {
-                Ok(()) => ctx.metrics.agent_call("block", "ok"),
-                Err(m) => {
-                    ctx.metrics.agent_call("block", "failed");
-                    errs.push(m);
+        .map(|r| async move {
+            let at = AgentTarget {
+                url: r.url.clone(),
+                token: token.cloned(),
+            };
+            let held = match ctx.agents.state(&at, tenant).await {
+                Ok(s) => s.blocks,
+                Err(e) => return (r.id.clone(), Err(e)),
+            };
+            let missing: BTreeMap<String, i64> = want
+                .iter()
+                .filter(|(k, e)| !satisfied(held.get(*k).copied(), **e))
+                .map(|(k, e)| (k.clone(), *e))
+                .collect();
+            let mut errs = Vec::new();
+            for (k, e) in &missing {
+                match ctx.agents.put_block(&at, k, *e).await {
+                    Ok(()) => ctx.metrics.agent_call("block", "ok"),
+                    Err(m) => {
+                        ctx.metrics.agent_call("block", "failed");
+                        errs.push(m);
+                    }
                 }
             }
-        }
-        if errs.is_empty() {
-            (r.id.clone(), Ok(missing.len()))
-        } else {
-            (r.id.clone(), Err(errs.join("; ")))
-        }
-    })
-    .buffer_unordered(n)
-    .collect()
-    .await;
+            if errs.is_empty() {
+                (r.id.clone(), Ok(missing.len()))
+            } else {
+                (r.id.clone(), Err(errs.join("; ")))
+            }
+        })
+        .buffer_unordered(n)
+        .collect()
+        .await;
     let set: Vec<&str> = fixed
         .iter()
         .filter(|(_, r)| matches!(r, Ok(n) if *n > 0))
@@ -831,21 +847,36 @@ mod tests {
         let mut a = vec![];
         assert_eq!(merge(&mut a, entry("r1", Some(2000), "f1")), Merge::Added);
         // the same alert again: nothing
-        assert_eq!(merge(&mut a, entry("r1", Some(9000), "f1")), Merge::Unchanged);
+        assert_eq!(
+            merge(&mut a, entry("r1", Some(9000), "f1")),
+            Merge::Unchanged
+        );
         // shorter: nothing
-        assert_eq!(merge(&mut a, entry("r1", Some(1500), "f2")), Merge::Unchanged);
+        assert_eq!(
+            merge(&mut a, entry("r1", Some(1500), "f2")),
+            Merge::Unchanged
+        );
         assert_eq!(agent_expiry(&a[0]), 2000);
         // longer wins
-        assert_eq!(merge(&mut a, entry("r1", Some(3000), "f3")), Merge::Strengthened);
+        assert_eq!(
+            merge(&mut a, entry("r1", Some(3000), "f3")),
+            Merge::Strengthened
+        );
         assert_eq!(agent_expiry(&a[0]), 3000);
         // until acknowledged wins and stays
         assert_eq!(merge(&mut a, entry("r1", None, "f4")), Merge::Strengthened);
         assert!(a[0].until_acknowledged && a[0].expires.is_none());
-        assert_eq!(merge(&mut a, entry("r1", Some(99_999), "f5")), Merge::Unchanged);
+        assert_eq!(
+            merge(&mut a, entry("r1", Some(99_999), "f5")),
+            Merge::Unchanged
+        );
         assert!(a[0].until_acknowledged);
         assert_eq!(a.len(), 1);
         for i in 1..MAX_ACTIVE {
-            assert_eq!(merge(&mut a, entry(&format!("x{i}"), Some(5000), "f")), Merge::Added);
+            assert_eq!(
+                merge(&mut a, entry(&format!("x{i}"), Some(5000), "f")),
+                Merge::Added
+            );
         }
         assert_eq!(merge(&mut a, entry("over", Some(5000), "f")), Merge::Full);
     }

@@ -283,6 +283,20 @@ fn server(policy: TollPolicy, revisions: Vec<PolicyRevision>) -> Answer {
                 pol.status = serde_json::from_value(c.body["status"].clone()).ok();
                 (200, serde_json::to_value(&*pol).unwrap())
             }
+            "PATCH" if p == format!("{base}/tollpolicies/acme") && c.body.is_object() => {
+                // a merge patch of annotations (the release annotation's removal)
+                let mut pol = policy.lock().unwrap();
+                let ann = pol.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                if let Some(m) = c.body["metadata"]["annotations"].as_object() {
+                    for (k, v) in m {
+                        match v.as_str() {
+                            Some(v) => ann.insert(k.clone(), v.to_owned()),
+                            None => ann.remove(k),
+                        };
+                    }
+                }
+                (200, serde_json::to_value(&*pol).unwrap())
+            }
             "PATCH" if p == format!("{base}/tollpolicies/acme") => {
                 // the finalizer helper's JSON patch
                 let mut pol = policy.lock().unwrap();
@@ -388,9 +402,12 @@ async fn first_reconcile_of_a_new_policy() {
             format!("GET {P}/sbcfleets/edge"),
             format!("GET {P}/policyrevisions"),
             format!("POST {P}/policyrevisions"),
+            // each status write re-reads activeResponses under the lock
+            format!("GET {P}/tollpolicies/acme"),
             format!("PATCH {P}/tollpolicies/acme/status"),
             format!("POST {EVENTS}"),
             format!("POST {EVENTS}"),
+            format!("GET {P}/tollpolicies/acme"),
             format!("PATCH {P}/tollpolicies/acme/status"),
             format!("POST {EVENTS}"),
         ],
@@ -412,7 +429,7 @@ async fn first_reconcile_of_a_new_policy() {
         true
     );
     // write-ahead: the state is persisted before the applies go out
-    for i in [4, 7] {
+    for i in [5, 9] {
         assert_eq!(
             c[i].query, "&force=true&fieldManager=tollgate-operator",
             "server-side apply"
@@ -420,12 +437,12 @@ async fn first_reconcile_of_a_new_policy() {
         assert_eq!(c[i].body["kind"], "TollPolicy");
         assert_eq!(c[i].body["status"]["observedGeneration"], 1);
     }
-    let s1 = &c[4].body["status"];
+    let s1 = &c[5].body["status"];
     assert_eq!(s1["rollout"]["mode"], "RollingOut");
     assert_eq!(s1["rollout"]["current"]["number"], 1);
     assert_eq!(s1["phase"], "Progressing");
     assert_eq!(s1["applied"], "0/2");
-    let s2 = &c[7].body["status"];
+    let s2 = &c[9].body["status"];
     assert_eq!(s2["rollout"]["mode"], "Complete");
     assert_eq!(s2["phase"], "Applied");
     assert_eq!(s2["applied"], "2/2");
@@ -455,12 +472,12 @@ async fn first_reconcile_of_a_new_policy() {
     );
     assert_eq!(conds["Applied"], ("True".into(), "RolloutComplete".into()));
     // the events
-    assert_eq!(c[5].body["reason"], "RollingOut");
-    assert_eq!(c[5].body["regarding"]["name"], "acme");
-    assert_eq!(c[5].body["reportingController"], "tollgate-operator");
     assert_eq!(c[6].body["reason"], "RollingOut");
-    assert_ne!(c[5].body["note"], c[6].body["note"]);
-    assert_eq!(c[8].body["reason"], "RolloutComplete");
+    assert_eq!(c[6].body["regarding"]["name"], "acme");
+    assert_eq!(c[6].body["reportingController"], "tollgate-operator");
+    assert_eq!(c[7].body["reason"], "RollingOut");
+    assert_ne!(c[6].body["note"], c[7].body["note"]);
+    assert_eq!(c[10].body["reason"], "RolloutComplete");
     // the agents: state read on both, then both applied (concurrently)
     let mut log = agents.log.lock().unwrap().clone();
     log[2..].sort();
@@ -591,12 +608,13 @@ async fn a_policy_that_does_not_render_fails_validation_and_rolls_nothing_out() 
         lines(&calls),
         vec![
             format!("GET {P}/tollpolicies/acme"),
+            format!("GET {P}/tollpolicies/acme"),
             format!("PATCH {P}/tollpolicies/acme/status"),
             format!("POST {EVENTS}"),
         ]
     );
     let c = calls.lock().unwrap().clone();
-    let s = &c[1].body["status"];
+    let s = &c[2].body["status"];
     assert_eq!(s["phase"], "Failed");
     let v = s["conditions"]
         .as_array()
@@ -629,4 +647,222 @@ async fn anomaly_reports_reach_the_queue() {
     assert!(ctx.anomalies.take(&obj).is_empty());
     let _ = ObjectMeta::default();
     let _ = TollPolicy::kind(&());
+}
+
+fn active(
+    rule: &str,
+    expires_in: Option<i64>,
+    fp: &str,
+) -> tollgate_crds::toll_policy::ActiveResponse {
+    use tollgate_crds::toll_policy::{ActiveResponse, AlertReference};
+    let now = Timestamp::now().as_second();
+    ActiveResponse {
+        rule: rule.into(),
+        action: tollgate_crds::policy::ResponseAction::BlockClasses {
+            classes: vec!["premium-rate".into()],
+        },
+        since: Time(Timestamp::now()),
+        expires: expires_in.map(|s| Time(Timestamp::from_second(now + s).unwrap())),
+        until_acknowledged: expires_in.is_none(),
+        alert: AlertReference {
+            name: "TollgateLimit".into(),
+            fingerprint: Some(fp.into()),
+        },
+    }
+}
+
+/// The reconciler's whole-status apply carries the activeResponses the
+/// API server holds (recorded by the sink after the reconcile read the
+/// object), and the blocks in force go to every target that lacks them.
+#[tokio::test]
+async fn status_writes_carry_active_responses_and_targets_get_the_blocks() {
+    let agents = Arc::new(FakeAgents::default());
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    // the API server already has a response the reconcile's copy lacks
+    let mut on_server = p.clone();
+    on_server.status = Some(tollgate_crds::TollPolicyStatus {
+        active_responses: vec![active("respond:1", None, "fp1")],
+        ..Default::default()
+    });
+    let (client, calls) = mock(server(on_server, vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let c = calls.lock().unwrap().clone();
+    let patches: Vec<&Call> = c.iter().filter(|c| c.path.ends_with("/status")).collect();
+    assert_eq!(patches.len(), 2);
+    for pc in patches {
+        let ar = &pc.body["status"]["activeResponses"];
+        assert_eq!(ar[0]["rule"], "respond:1", "{}", pc.body);
+        assert_eq!(ar[0]["untilAcknowledged"], true);
+        assert_eq!(ar[0]["alert"]["fingerprint"], "fp1");
+    }
+    // every status PATCH follows a GET of the object (fresh activeResponses)
+    for (i, x) in c.iter().enumerate() {
+        if x.path.ends_with("/status") {
+            assert_eq!(c[i - 1].line(), format!("GET {P}/tollpolicies/acme"));
+        }
+    }
+    let b = agents.blocks.lock().unwrap().clone();
+    for u in URLS {
+        assert_eq!(b[u].get("acme::premium-rate"), Some(&0), "{b:?}");
+    }
+}
+
+/// The release annotation: blocks lifted on every target, the entry gone
+/// from status, a ResponseReleased event, the annotation removed.
+#[tokio::test]
+async fn release_annotation_lifts_the_blocks() {
+    let agents = Arc::new(FakeAgents::default());
+    let (mut p, agents0) = converged().await;
+    drop(agents0);
+    {
+        let mut held = agents.held.lock().unwrap();
+        let r = RevisionRef {
+            number: 1,
+            hash: policy_hash(&p.spec.policy),
+        };
+        for u in URLS {
+            held.insert(u.into(), r.clone());
+            agents
+                .blocks
+                .lock()
+                .unwrap()
+                .entry(u.into())
+                .or_default()
+                .insert("acme::premium-rate".into(), 0);
+        }
+    }
+    if let Some(s) = p.status.as_mut() {
+        s.active_responses = vec![
+            active("respond:1", None, "fp1"),
+            active("respond:2", Some(3600), "fp2"),
+        ];
+    }
+    p.metadata.annotations = Some(BTreeMap::from([(
+        super::responses::RELEASE_ANNOTATION.to_owned(),
+        "respond:1".to_owned(),
+    )]));
+    let (client, calls) = mock(server(p.clone(), vec![revision_of(&p)]));
+    let ctx = operator(client, Arc::clone(&agents));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let c = calls.lock().unwrap().clone();
+    let got: Vec<String> = c.iter().map(Call::line).collect();
+    // respond:2 still blocks the same class: the key is re-set with its
+    // hold (a person loosened it), not lifted
+    let st = c.iter().find(|c| c.path.ends_with("/status")).unwrap();
+    let ar = st.body["status"]["activeResponses"].as_array().unwrap();
+    assert_eq!(ar.len(), 1);
+    assert_eq!(ar[0]["rule"], "respond:2");
+    let ev = c
+        .iter()
+        .find(|c| c.body["reason"] == "ResponseReleased")
+        .unwrap_or_else(|| panic!("{got:#?}"));
+    assert!(ev.body["note"].as_str().unwrap().contains("respond:1"));
+    let meta = c
+        .iter()
+        .find(|c| c.method == "PATCH" && c.path == format!("{P}/tollpolicies/acme"))
+        .unwrap();
+    assert!(meta.body["metadata"]["annotations"]["tollgate.dev/release"].is_null());
+    let b = agents.blocks.lock().unwrap().clone();
+    for u in URLS {
+        let e = b[u]["acme::premium-rate"];
+        assert!(
+            e > Timestamp::now().as_second(),
+            "re-set with respond:2's hold: {b:?}"
+        );
+    }
+}
+
+/// The sink's Respond: blocks on every target first, then one status write
+/// (after a fresh read) carrying the new entry; the same alert again
+/// changes nothing.
+#[tokio::test]
+async fn respond_pushes_blocks_then_records_the_response() {
+    use crate::alerts::{AlertAction, AlertRef, AlertSink};
+    use tollgate_crds::policy::{
+        AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger,
+    };
+    let agents = Arc::new(FakeAgents::default());
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let trigger = ResponseTrigger::Breach {
+        metric: LimitMetric::Concurrent,
+        class: Some("premium-rate".into()),
+        level: AlertLevel::Critical,
+    };
+    p.spec.policy.responses = vec![
+        Decl {
+            trigger: trigger.clone(),
+            action: ResponseAction::Alert,
+            hold_seconds: None,
+            until_acknowledged: false,
+            rule: "respond:0".into(),
+        },
+        Decl {
+            trigger: trigger.clone(),
+            action: ResponseAction::BlockClasses {
+                classes: vec!["premium-rate".into()],
+            },
+            hold_seconds: Some(600),
+            until_acknowledged: false,
+            rule: "respond:1".into(),
+        },
+    ];
+    let (client, calls) = mock(server(p.clone(), vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    let sink = super::responses::OperatorSink::new(Arc::clone(&ctx));
+    let action = AlertAction::Respond {
+        namespace: NS.into(),
+        policy: "acme".into(),
+        tenant: "acme".into(),
+        trigger,
+        alert: AlertRef {
+            name: "TollgateConcurrentCritical".into(),
+            fingerprint: "f00d".into(),
+            starts_at: String::new(),
+            summary: None,
+        },
+    };
+    sink.act(action.clone()).await.unwrap();
+    assert_eq!(
+        lines(&calls),
+        vec![
+            format!("GET {P}/tollpolicies/acme"),
+            format!("POST {EVENTS}"), // ResponseAlert
+            format!("GET {P}/sbcfleets/edge"),
+            format!("POST {EVENTS}"), // BlockApplied
+            format!("GET {P}/tollpolicies/acme"),
+            format!("PATCH {P}/tollpolicies/acme/status"),
+            format!("POST {EVENTS}"), // ResponseActive
+        ]
+    );
+    let c = calls.lock().unwrap().clone();
+    assert_eq!(c[1].body["reason"], "ResponseAlert");
+    assert_eq!(c[3].body["reason"], "BlockApplied");
+    assert!(c[3].body["note"].as_str().unwrap().contains("2/2 targets"));
+    assert_eq!(c[5].query, "&force=true&fieldManager=tollgate-operator");
+    let ar = &c[5].body["status"]["activeResponses"][0];
+    assert_eq!(ar["rule"], "respond:1");
+    assert_eq!(ar["alert"]["fingerprint"], "f00d");
+    assert!(ar["expires"].is_string());
+    let b = agents.blocks.lock().unwrap().clone();
+    let e0 = b[URLS[0]]["acme::premium-rate"];
+    assert!(e0 > Timestamp::now().as_second() + 500);
+    assert_eq!(b[URLS[1]]["acme::premium-rate"], e0);
+    // the same alert again: blocks re-sent with the same expiry, no write
+    calls.lock().unwrap().clear();
+    sink.act(action).await.unwrap();
+    assert!(
+        !lines(&calls).iter().any(|l| l.ends_with("/status")),
+        "{:?}",
+        lines(&calls)
+    );
+    assert_eq!(
+        agents.blocks.lock().unwrap()[URLS[0]]["acme::premium-rate"],
+        e0
+    );
+    // not the leader: not ready, and acting is refused
+    sink.set(None);
+    assert!(!sink.ready());
 }
