@@ -153,6 +153,11 @@ impl FakeAgent {
         lock(&self.inner).blocks.clone()
     }
 
+    /// Forgets every block (as if lifted), for benchmarks.
+    pub fn clear_blocks(&self) {
+        lock(&self.inner).blocks.clear();
+    }
+
     /// Every block call answered: (`PUT`/`DELETE`, key, status).
     pub fn block_calls(&self) -> Vec<(String, String, u16)> {
         lock(&self.inner).block_log.clone()
