@@ -647,7 +647,38 @@ pub async fn maintain(
         Some(v) => release(&mut status.active_responses, v),
         None => Vec::new(),
     };
-    if !expired.is_empty() || !released.is_empty() {
+    // Lift first (under the lock): the released entries leave the status
+    // only once every target dropped their keys, so a failure is retried.
+    let mut lift: Vec<String> = Vec::new();
+    let mut rep = PushReport::default();
+    if release_value.is_some() {
+        // Lift the keys no remaining response holds; re-set the ones a
+        // remaining response still holds (possibly shorter now: a person
+        // loosened it).
+        let after = desired_blocks(tenant, &status.active_responses, now);
+        lift = released
+            .iter()
+            .flat_map(|r| block_keys(tenant, &r.action))
+            .filter(|k| !after.contains_key(k))
+            .collect();
+        lift.sort();
+        lift.dedup();
+        let reset: BTreeMap<String, i64> = after
+            .iter()
+            .filter(|(k, e)| before_desired.get(*k) != Some(*e))
+            .map(|(k, e)| (k.clone(), *e))
+            .collect();
+        rep = lift_blocks(ctx, targets, token, &lift).await;
+        if !reset.is_empty() {
+            push_blocks(ctx, targets, token, &reset).await;
+        }
+    }
+    let lift_failed = !rep.failed.is_empty();
+    if lift_failed {
+        // keep the released entries (and the annotation): retried
+        status.active_responses.extend(released.iter().cloned());
+    }
+    if !expired.is_empty() || (!released.is_empty() && !lift_failed) {
         reconcile::patch_status(&api, &name, &status).await?;
     }
     drop(g);
@@ -662,28 +693,7 @@ pub async fn maintain(
         .await;
     }
     if let Some(v) = &release_value {
-        // Lift the keys no remaining response holds; re-set the ones a
-        // remaining response still holds (possibly shorter now: a person
-        // loosened it).
-        let after = desired_blocks(tenant, &status.active_responses, now);
-        let mut lift: Vec<String> = released
-            .iter()
-            .flat_map(|r| block_keys(tenant, &r.action))
-            .filter(|k| !after.contains_key(k))
-            .collect();
-        lift.sort();
-        lift.dedup();
-        let reset: BTreeMap<String, i64> = after
-            .iter()
-            .filter(|(k, e)| before_desired.get(*k) != Some(*e))
-            .map(|(k, e)| (k.clone(), *e))
-            .collect();
-        let rep = lift_blocks(ctx, targets, token, &lift).await;
-        if !reset.is_empty() {
-            push_blocks(ctx, targets, token, &reset).await;
-        }
-        if !rep.failed.is_empty() {
-            // Keep the annotation: the next reconcile lifts again.
+        if lift_failed {
             reconcile::publish(
                 ctx,
                 policy,

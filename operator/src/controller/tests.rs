@@ -50,6 +50,8 @@ struct FakeAgents {
     held: Mutex<BTreeMap<String, RevisionRef>>,
     /// url → block key → expiry
     blocks: Mutex<BTreeMap<String, BTreeMap<String, i64>>>,
+    /// DELETE /v1/blocks fails on every agent while set
+    refuse_unblock: std::sync::atomic::AtomicBool,
     log: Mutex<Vec<String>>,
 }
 
@@ -149,6 +151,12 @@ impl AgentApi for FakeAgents {
                 .lock()
                 .unwrap()
                 .push(format!("unblock {} {key}", target.url));
+            if self
+                .refuse_unblock
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return Err("agent answered 500".into());
+            }
             if let Some(m) = self.blocks.lock().unwrap().get_mut(&target.url) {
                 m.remove(key);
             }
@@ -865,4 +873,69 @@ async fn respond_pushes_blocks_then_records_the_response() {
     // not the leader: not ready, and acting is refused
     sink.set(None);
     assert!(!sink.ready());
+}
+
+
+/// A release whose DELETE fails on a target keeps the entry in status and
+/// the annotation (the reconcile fails and is retried); once the agents
+/// answer, the release goes through.
+#[tokio::test]
+async fn a_failed_lift_keeps_the_response_and_the_annotation() {
+    use std::sync::atomic::Ordering;
+    let agents = Arc::new(FakeAgents::default());
+    let (mut p, _a) = converged().await;
+    {
+        let r = RevisionRef {
+            number: 1,
+            hash: policy_hash(&p.spec.policy),
+        };
+        for u in URLS {
+            agents.held.lock().unwrap().insert(u.into(), r.clone());
+            agents
+                .blocks
+                .lock()
+                .unwrap()
+                .entry(u.into())
+                .or_default()
+                .insert("acme::premium-rate".into(), 0);
+        }
+    }
+    if let Some(s) = p.status.as_mut() {
+        s.active_responses = vec![active("respond:1", None, "fp1")];
+    }
+    p.metadata.annotations = Some(BTreeMap::from([(
+        super::responses::RELEASE_ANNOTATION.to_owned(),
+        "all".to_owned(),
+    )]));
+    agents.refuse_unblock.store(true, Ordering::Relaxed);
+    let (client, calls) = mock(server(p.clone(), vec![revision_of(&p)]));
+    let ctx = operator(client, Arc::clone(&agents));
+    assert!(reconcile(Arc::new(p.clone()), Arc::clone(&ctx)).await.is_err());
+    let c = calls.lock().unwrap().clone();
+    assert!(
+        !c.iter().any(|c| c.path.ends_with("/status")),
+        "no status write: {:?}",
+        lines(&calls)
+    );
+    assert!(
+        !c.iter().any(|c| c.method == "PATCH" && c.path == format!("{P}/tollpolicies/acme")),
+        "the annotation stays"
+    );
+    assert!(c.iter().any(|c| c.body["reason"] == "BlockFailed"));
+    // the agents answer again: released
+    agents.refuse_unblock.store(false, Ordering::Relaxed);
+    calls.lock().unwrap().clear();
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let c = calls.lock().unwrap().clone();
+    let st = c.iter().find(|c| c.path.ends_with("/status")).unwrap();
+    assert!(
+        st.body["status"]["activeResponses"].is_null()
+            || st.body["status"]["activeResponses"] == json!([]),
+        "{}",
+        st.body
+    );
+    let b = agents.blocks.lock().unwrap().clone();
+    for u in URLS {
+        assert!(!b[u].contains_key("acme::premium-rate"), "{b:?}");
+    }
 }
