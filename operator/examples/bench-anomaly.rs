@@ -282,7 +282,10 @@ async fn run_in(kube: &Client, ns: &str, n: usize, alerts: usize) -> R<(Vec<f64>
             if status.is_success() {
                 Ok(answered)
             } else {
-                Err(format!("webhook answered {status}: {}", String::from_utf8_lossy(&text)))
+                Err(format!(
+                    "webhook answered {status}: {}",
+                    String::from_utf8_lossy(&text)
+                ))
             }
         });
         // read-back: every agent's GET /v1/state lists the block

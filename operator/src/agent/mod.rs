@@ -606,7 +606,10 @@ impl Agent {
                 .tenants
                 .iter()
                 .map(|(t, s)| {
-                    let r = s.revision.split_once('@').map_or(s.revision.as_str(), |(n, _)| n);
+                    let r = s
+                        .revision
+                        .split_once('@')
+                        .map_or(s.revision.as_str(), |(n, _)| n);
                     (t.clone(), r.chars().take(128).collect())
                 })
                 .collect();

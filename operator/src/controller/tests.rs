@@ -875,7 +875,6 @@ async fn respond_pushes_blocks_then_records_the_response() {
     assert!(!sink.ready());
 }
 
-
 /// A release whose DELETE fails on a target keeps the entry in status and
 /// the annotation (the reconcile fails and is retried); once the agents
 /// answer, the release goes through.
@@ -910,7 +909,11 @@ async fn a_failed_lift_keeps_the_response_and_the_annotation() {
     agents.refuse_unblock.store(true, Ordering::Relaxed);
     let (client, calls) = mock(server(p.clone(), vec![revision_of(&p)]));
     let ctx = operator(client, Arc::clone(&agents));
-    assert!(reconcile(Arc::new(p.clone()), Arc::clone(&ctx)).await.is_err());
+    assert!(
+        reconcile(Arc::new(p.clone()), Arc::clone(&ctx))
+            .await
+            .is_err()
+    );
     let c = calls.lock().unwrap().clone();
     assert!(
         !c.iter().any(|c| c.path.ends_with("/status")),
@@ -918,7 +921,8 @@ async fn a_failed_lift_keeps_the_response_and_the_annotation() {
         lines(&calls)
     );
     assert!(
-        !c.iter().any(|c| c.method == "PATCH" && c.path == format!("{P}/tollpolicies/acme")),
+        !c.iter()
+            .any(|c| c.method == "PATCH" && c.path == format!("{P}/tollpolicies/acme")),
         "the annotation stays"
     );
     assert!(c.iter().any(|c| c.body["reason"] == "BlockFailed"));
