@@ -185,8 +185,18 @@ impl<S: AlertSink> Receiver<S> {
                 continue;
             }
             let kind = action.kind();
-            match self.sink.act(action).await {
-                Ok(()) => {
+            match self.sink.act_checked(action).await {
+                Ok(Some(reason)) => {
+                    // nothing to act on (e.g. an unknown policy): a retry
+                    // would not change that
+                    m.ignored.fetch_add(1, Ordering::Relaxed);
+                    ignored.push(json!({
+                        "alertname": alert.labels.get("alertname").map(|s| s.chars().take(253).collect::<String>()),
+                        "fingerprint": super::fingerprint_of(alert),
+                        "reason": reason,
+                    }));
+                }
+                Ok(None) => {
                     actions += 1;
                     match kind {
                         "rollback" => m.rollback.fetch_add(1, Ordering::Relaxed),

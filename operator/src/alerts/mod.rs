@@ -448,6 +448,17 @@ pub trait AlertSink: Send + Sync + 'static {
 
     /// Applies `action`.
     fn act(&self, action: AlertAction) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// [`AlertSink::act`] that may find nothing to act on: `Ok(Some(reason))`
+    /// lists the alert under `ignored` in the answer (200, not retried).
+    /// The default acts and never ignores.
+    fn act_checked(
+        &self,
+        action: AlertAction,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send {
+        let fut = self.act(action);
+        async move { fut.await.map(|()| None) }
+    }
 }
 
 /// Counters of the receiver, with Prometheus text output.

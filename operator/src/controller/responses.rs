@@ -345,6 +345,10 @@ impl AlertSink for OperatorSink {
     }
 
     async fn act(&self, action: AlertAction) -> Result<(), String> {
+        self.act_checked(action).await.map(|_| ())
+    }
+
+    async fn act_checked(&self, action: AlertAction) -> Result<Option<String>, String> {
         let Some(ctx) = self.current() else {
             return Err("not the leader".into());
         };
@@ -363,7 +367,7 @@ impl AlertSink for OperatorSink {
                 alert,
             } => respond(&ctx, &namespace, &policy, &tenant, &trigger, &alert)
                 .await
-                .map(|_| ()),
+                .map(|r| r.ignored),
         }
     }
 }
@@ -393,25 +397,27 @@ async fn rollback(
     policy: &str,
     revision: &str,
     alert: &AlertRef,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let api: Api<TollPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     match api.get_opt(policy).await {
         Ok(Some(_)) => {}
         Ok(None) => {
             tracing::error!(namespace, policy, alert = %alert.name,
                 "rollback alert for an unknown TollPolicy; ignored");
-            return Ok(());
+            return Ok(Some(format!("no TollPolicy {namespace}/{policy}")));
         }
         Err(e) => return Err(format!("reading TollPolicy {namespace}/{policy}: {e}")),
     }
     let Some(n) = revision_number(ctx, namespace, policy, revision).await? else {
         tracing::error!(namespace, policy, revision, alert = %alert.name,
             "rollback alert names no revision of this policy; ignored");
-        return Ok(());
+        return Ok(Some(format!(
+            "no revision {revision} of TollPolicy {namespace}/{policy}"
+        )));
     };
     tracing::info!(namespace, policy, revision = n, alert = %alert.name, "anomaly alert: reported to the rollout");
     ctx.report_anomaly(namespace, policy, n, &alert.name);
-    Ok(())
+    Ok(None)
 }
 
 /// What [`respond`] did (for tests and the benchmark).
@@ -425,6 +431,8 @@ pub struct Responded {
     pub push: PushReport,
     /// Status entries added or strengthened.
     pub recorded: usize,
+    /// Why nothing was done (unknown policy, another tenant).
+    pub ignored: Option<String>,
 }
 
 /// Applies the declared responses of `policy` for `trigger`: fast path
@@ -443,7 +451,10 @@ pub async fn respond(
         Ok(None) => {
             tracing::error!(namespace, policy = policy_name, alert = %alert.name,
                 "response alert for an unknown TollPolicy; ignored");
-            return Ok(Responded::default());
+            return Ok(Responded {
+                ignored: Some(format!("no TollPolicy {namespace}/{policy_name}")),
+                ..Responded::default()
+            });
         }
         Err(e) => return Err(format!("reading TollPolicy {namespace}/{policy_name}: {e}")),
     };

@@ -943,3 +943,45 @@ async fn a_failed_lift_keeps_the_response_and_the_annotation() {
         assert!(!b[u].contains_key("acme::premium-rate"), "{b:?}");
     }
 }
+
+/// Through the real receiver: an alert for a TollPolicy that does not exist
+/// is answered 200 and listed under `ignored` (not retried, nothing done);
+/// a standby (no context) answers 503.
+#[tokio::test]
+async fn unknown_policy_is_ignored_and_a_standby_answers_503() {
+    use crate::alerts::http::Receiver;
+    use bytes::Bytes;
+    use http_body_util::Full;
+    let agents = Arc::new(FakeAgents::default());
+    let (client, calls) = mock(server(policy(), vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    let sink = super::responses::OperatorSink::new(ctx);
+    let rx = Receiver::new(sink.clone(), b"hook-token".to_vec());
+    let body = json!({
+        "version": "4", "status": "firing", "alerts": [{
+            "status": "firing", "fingerprint": "abcd", "startsAt": "2026-01-01T00:00:00Z",
+            "labels": {"alertname": "X", "namespace": NS, "tollgate_policy": "nope",
+                       "tollgate_tenant": "acme", "tollgate_limit": "concurrent",
+                       "tollgate_level": "critical"}}]});
+    let req = || {
+        http::Request::builder()
+            .method("POST")
+            .uri("/alerts")
+            .header("authorization", "Bearer hook-token")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let resp = rx.handle(req()).await;
+    assert_eq!(resp.status(), 200);
+    let b = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["actions"], 0, "{v}");
+    assert_eq!(
+        v["ignored"][0]["reason"],
+        format!("no TollPolicy {NS}/nope")
+    );
+    assert_eq!(lines(&calls), vec![format!("GET {P}/tollpolicies/nope")]);
+    assert!(agents.log.lock().unwrap().is_empty());
+    sink.set(None);
+    assert_eq!(rx.handle(req()).await.status(), 503);
+}
