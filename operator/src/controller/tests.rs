@@ -964,7 +964,7 @@ async fn unknown_policy_is_ignored_and_a_standby_answers_503() {
                        "tollgate_tenant": "acme", "tollgate_limit": "concurrent",
                        "tollgate_level": "critical"}}]});
     let req = || {
-        http::Request::builder()
+        Request::builder()
             .method("POST")
             .uri("/alerts")
             .header("authorization", "Bearer hook-token")
