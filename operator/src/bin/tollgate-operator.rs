@@ -190,6 +190,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         }
         None => None,
     };
+    let webhook_token = match &args.webhook_token_file {
+        Some(p) => {
+            let t = std::fs::read_to_string(p)
+                .map_err(|e| format!("reading --webhook-token-file {}: {e}", p.display()))?;
+            let t = t.trim().to_owned();
+            if t.is_empty() {
+                return Err(format!("--webhook-token-file {} is empty", p.display()).into());
+            }
+            Some(t)
+        }
+        None => None,
+    };
     let identity = args
         .identity
         .clone()
@@ -203,13 +215,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let sink = OperatorSink::default();
     let mut extra: Option<Extra> = None;
     let mut webhook_task = None;
-    if let Some(p) = &args.webhook_token_file {
-        let t = std::fs::read_to_string(p)
-            .map_err(|e| format!("reading --webhook-token-file {}: {e}", p.display()))?;
-        let t = t.trim().to_owned();
-        if t.is_empty() {
-            return Err(format!("--webhook-token-file {} is empty", p.display()).into());
-        }
+    if let Some(t) = webhook_token {
         let receiver = Arc::new(Receiver::new(sink.clone(), t.into_bytes()));
         let listener = TcpListener::bind(args.webhook_addr)
             .await
