@@ -265,6 +265,10 @@ for i in 1 2; do
 done
 K -n "$NS" get events --field-selector involvedObject.name=acme -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' > "$WORK/events" 2>/dev/null || true
 check "a ResponseReleased event" grep -q ResponseReleased "$WORK/events"
+sleep 3   # Alertmanager re-sends and resolves what it holds: no alert re-blocks
+ar=$(active)
+b=$(curl -sS --max-time 5 -H "Authorization: Bearer $(cat "$FTOKEN")" "$A1/v1/state" | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("blocks"))')
+check "3 s later still released (status '$ar', agent 1 blocks $b)" [ -z "$ar" ] && [ "$b" = "{}" ]
 
 say "2. rollback: revision 2 denies national calls; canary on SBC 1, then a 60 s bake"
 t0=$(now_ms)
