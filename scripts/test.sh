@@ -57,6 +57,9 @@ scripts/test-operator.sh
 say "alerts: agent metrics -> Prometheus rules -> Alertmanager -> the webhook receiver (real Prometheus, Alertmanager)"
 scripts/test-alerts.sh
 
+say "the anomaly loop closed: SIPp -> Prometheus -> Alertmanager -> operator -> block on both SBCs; automatic rollback"
+scripts/test-anomaly.sh
+
 say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
 scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
 
