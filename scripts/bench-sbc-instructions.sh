@@ -4,24 +4,25 @@
 # machine runs (the calls/s of scripts/bench-sbc.sh do not on shared cores).
 #
 # For each config: Kamailio (the same flags as scripts/bench-sbc.sh: -x tlsf
-# -X tlsf, TG_SHM_MB=1024, the same children) runs under callgrind, which
-# follows its forked processes (one output file each); once with no call
-# (idle) and once with TG_INSTR_CALLS calls (-d 0, from one SIPp UAC at
-# TG_INSTR_RATE/s, slow enough for Kamailio under valgrind, to the same UAS),
-# both stopped TG_INSTR_SECS after Kamailio answers RPC, so the timer
-# processes run equally long. Instructions per call = (all processes, calls
-# run - idle run) / calls. tollgate.cfg holds the data bench-sbc.sh gives
-# it: acme's test copy (scripts/test-agreement.sh) without limits, revision
-# acme-r1, the calls from acme's network to +14155550100 (allowed). Also
-# printed: the SIP worker processes' share and, per config, the functions
-# with the most inclusive instructions in the calls run (TG_INSTR_TOP, 0 =
-# none). A run with SIPp retransmissions or failed calls is flagged (they
-# add work): the counts are then not comparable.
+# -X tlsf, TG_SHM_MB=1024, the same children and sockets) runs under
+# callgrind, which follows its forked processes (one output file each), twice:
+# with TG_INSTR_CALLS/5 calls and with TG_INSTR_CALLS calls (-d 0, one SIPp
+# UAC at TG_INSTR_RATE/s, slow enough for Kamailio under valgrind, to the same
+# UAS), each stopped TG_INSTR_SECS after Kamailio answers RPC. Instructions
+# per call = (all processes of the big run - those of the small run) / the
+# difference in calls: the start, the timers' idle work and each process's
+# first-message costs cancel out. tollgate.cfg holds the data bench-sbc.sh
+# gives it: acme's test copy (scripts/test-agreement.sh) without limits,
+# revision acme-r1; the calls go from acme's network to +14155550100
+# (allowed). Also printed, per config, the functions with the most inclusive
+# instructions per call (TG_INSTR_TOP, 0 = none). A run with SIPp
+# retransmissions or failed calls is flagged (they add work): its count is
+# then not comparable.
 #
 #   scripts/bench-sbc-instructions.sh
 #
 # Settings: TG_INSTR_CALLS (default 1000), TG_INSTR_RATE (default 50),
-# TG_INSTR_SECS (default CALLS/RATE + 8), TG_INSTR_TOP (default 25),
+# TG_INSTR_SECS (default CALLS/RATE + 10), TG_INSTR_TOP (default 25),
 # TG_INSTR_CFGS (default "plain tollgate"; names in sbc/kamailio or .cfg files), TG_AGENT_TEST_IP (default
 # 127.203.0.1). Takes about 2 minutes.
 set -euo pipefail
@@ -45,7 +46,8 @@ UAS_IP=$NET.2
 WORK=$RUN/$NAME-work
 CALLS=${TG_INSTR_CALLS:-1000}
 RATE=${TG_INSTR_RATE:-50}
-SECS=${TG_INSTR_SECS:-$(( CALLS / RATE + 8 ))}
+SECS=${TG_INSTR_SECS:-$(( CALLS / RATE + 10 ))}
+SMALL=$(( CALLS / 5 ))
 TOP=${TG_INSTR_TOP:-25}
 CFGS=${TG_INSTR_CFGS:-plain tollgate}
 PY=$(python_env)
@@ -131,29 +133,48 @@ print(f"{ok} x 200, {bye} BYE 200, {retrans} retransmissions, {failed[-1] if fai
 PY
 }
 
+# per-function inclusive instructions per call: (big - small) / calls
+top_functions() { "$PY" - "$1" "$2" "$3" "$TOP" <<'PY'
+import collections, glob, re, subprocess, sys
+def funcs(d):
+    agg = collections.Counter()
+    for f in glob.glob(d + "/cg.*"):
+        out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", f],
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            m = re.match(r"^\s*([\d,]+) \([ \d.]+%\)\s+(.*)$", line)
+            if m:
+                name = re.sub(r"'\d+", "", m[2]).replace("/usr/lib/x86_64-linux-gnu/kamailio/modules/", "")
+                agg[name] += int(m[1].replace(",", ""))
+    return agg
+small, big, n, top = funcs(sys.argv[1]), funcs(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rows = sorted(((big[k] - small[k]) / n, k) for k in big)
+for v, k in reversed(rows[-top:]):
+    print(f"  {v:>10,.0f}  {k}")
+PY
+}
+
 declare -A PER_CALL
 for cfg in $CFGS; do
   [ -f "$(cfg_path "$cfg")" ] || die "no config $(cfg_path "$cfg")"
-  say "$(cfg_path "$cfg"): idle for $SECS s, then $CALLS calls at $RATE/s within $SECS s (under callgrind)"
-  run "$cfg" 0
+  say "$(cfg_path "$cfg"): $SMALL calls, then $CALLS calls, at $RATE/s; each run $SECS s (under callgrind)"
+  run "$cfg" "$SMALL"
   run "$cfg" "$CALLS"
   cfg=$(cfg_label "$cfg")
-  idle=$(total "$WORK/$cfg-0")
-  busy=$(total "$WORK/$cfg-$CALLS")
-  per=$(( (busy - idle) / CALLS ))
+  small=$(total "$WORK/$cfg-$SMALL")
+  big=$(total "$WORK/$cfg-$CALLS")
+  per=$(( (big - small) / (CALLS - SMALL) ))
   PER_CALL[$cfg]=$per
-  check=$(sipp_check "$WORK/$cfg-$CALLS" "$CALLS")
-  echo "$cfg.cfg: idle $idle, with calls $busy instructions (all processes); per call $per; SIPp: $check"
-  case $check in
-    "$CALLS x 200, $CALLS BYE 200, 0 retransmissions, 0 failed") ;;
+  c1=$(sipp_check "$WORK/$cfg-$SMALL" "$SMALL")
+  c2=$(sipp_check "$WORK/$cfg-$CALLS" "$CALLS")
+  echo "$cfg.cfg: $small instructions with $SMALL calls, $big with $CALLS (all processes); per call $per; SIPp: $c1; $c2"
+  case "$c1; $c2" in
+    "$SMALL x 200, $SMALL BYE 200, 0 retransmissions, 0 failed; $CALLS x 200, $CALLS BYE 200, 0 retransmissions, 0 failed") ;;
     *) echo "WARNING $cfg.cfg: retransmissions or failed calls: this count is not comparable" ;;
   esac
   if [ "$TOP" -gt 0 ]; then
-    # the busiest process (a SIP worker): its top functions, inclusive
-    f=$(grep -H '^summary:' "$WORK/$cfg-$CALLS"/cg.* | sort -t' ' -k2 -n | tail -1 | cut -d: -f1)
-    echo "$cfg.cfg: top functions (inclusive) of the busiest process, $(basename "$f"):"
-    callgrind_annotate --inclusive=yes --threshold=100 "$f" 2>/dev/null \
-      | grep -E '^ *[0-9,]+ ' | sed -n "1,${TOP}p" | sed 's/^/  /' || true
+    echo "$cfg.cfg: inclusive instructions per call of the top functions:"
+    top_functions "$WORK/$cfg-$SMALL" "$WORK/$cfg-$CALLS" $(( CALLS - SMALL ))
   fi
 done
 if [ -n "${PER_CALL[plain]:-}" ] && [ -n "${PER_CALL[tollgate]:-}" ]; then
