@@ -21,8 +21,8 @@
 #
 #   scripts/bench-sbc-instructions.sh
 #
-# Settings: TG_INSTR_CALLS (default 1000), TG_INSTR_RATE (default 50),
-# TG_INSTR_SECS (default CALLS/RATE + 10), TG_INSTR_TOP (default 25),
+# Settings: TG_INSTR_CALLS (default 1000), TG_INSTR_RATE (default 40),
+# TG_INSTR_SECS (default CALLS/RATE + 10), TG_INSTR_TOP (default 15),
 # TG_INSTR_CFGS (default "plain tollgate"; names in sbc/kamailio or .cfg files), TG_AGENT_TEST_IP (default
 # 127.203.0.1). Takes about 2 minutes.
 set -euo pipefail
@@ -45,10 +45,10 @@ NET=${SBC_IP%.*}
 UAS_IP=$NET.2
 WORK=$RUN/$NAME-work
 CALLS=${TG_INSTR_CALLS:-1000}
-RATE=${TG_INSTR_RATE:-50}
+RATE=${TG_INSTR_RATE:-40}
 SECS=${TG_INSTR_SECS:-$(( CALLS / RATE + 10 ))}
 SMALL=$(( CALLS / 5 ))
-TOP=${TG_INSTR_TOP:-25}
+TOP=${TG_INSTR_TOP:-15}
 CFGS=${TG_INSTR_CFGS:-plain tollgate}
 PY=$(python_env)
 SRC=127.51.100.20   # acme's allowed network in the test copies (as bench-sbc.sh)

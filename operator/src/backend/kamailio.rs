@@ -614,14 +614,14 @@ impl<'p> Renderer<'p> {
     }
 
     /// `tg_limit` rows: per limit `critical`, `warning`, `rule`, then
-    /// `<t>::limits`, the metrics with a limit (1 concurrent + 2 rate + 4
-    /// duration; no row when there is none): the script skips the lookups of
-    /// a metric the tenant does not limit.
+    /// `<t>::limits` = 8 + the metrics with a limit (1 concurrent, 2 rate, 4
+    /// duration): the script skips the lookups of a metric the tenant does
+    /// not limit (and looks at every metric when the row is missing).
     fn limits(&self) -> Result<Vec<String>, RenderError> {
         let t = self.t;
         let mut seen = BTreeSet::new();
         let mut rows = Vec::new();
-        let mut metrics = 0u8;
+        let mut metrics = 8u8;
         for (i, l) in self.p.limits.iter().enumerate() {
             let field = format!("limits[{i}]");
             check_text(t, &format!("{field}.rule"), &l.rule)?;
@@ -656,9 +656,7 @@ impl<'p> Renderer<'p> {
             }
             rows.push(ht_row(&format!("{base}::rule"), &l.rule));
         }
-        if metrics != 0 {
-            rows.push(ht_row(&format!("{t}::limits"), &metrics.to_string()));
-        }
+        rows.push(ht_row(&format!("{t}::limits"), &metrics.to_string()));
         Ok(rows)
     }
 

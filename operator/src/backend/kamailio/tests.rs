@@ -292,7 +292,7 @@ fn htables() {
          acme\\:\\:rate\\:\\:international\\:\\:rule:0:0:limit\\:rate\\:international:0\n\
          acme\\:\\:duration\\:\\:critical:0:0:14400:0\n\
          acme\\:\\:duration\\:\\:rule:0:0:limit\\:duration:0\n\
-         acme\\:\\:limits:0:0:7:0\n"
+         acme\\:\\:limits:0:0:15:0\n"
     );
     assert_eq!(table(&rows, "tg_block"), "");
 }
@@ -308,7 +308,7 @@ fn the_limits_row_names_the_limited_metrics() {
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
-    assert!(limits_row(vec![]).is_empty(), "no limit, no row");
+    assert_eq!(limits_row(vec![]), ["acme\\:\\:limits:0:0:8:0"]);
     let class_rate = Limit {
         metric: LimitMetric::Rate,
         class: Some("premium".into()),
@@ -316,7 +316,7 @@ fn the_limits_row_names_the_limited_metrics() {
         critical: Some(5),
         rule: "limit:rate:premium".into(),
     };
-    assert_eq!(limits_row(vec![class_rate.clone()]), ["acme\\:\\:limits:0:0:2:0"]);
+    assert_eq!(limits_row(vec![class_rate.clone()]), ["acme\\:\\:limits:0:0:10:0"]);
     let tenant_duration = Limit {
         metric: LimitMetric::Duration,
         class: None,
@@ -326,7 +326,7 @@ fn the_limits_row_names_the_limited_metrics() {
     };
     assert_eq!(
         limits_row(vec![tenant_duration, class_rate]),
-        ["acme\\:\\:limits:0:0:6:0"]
+        ["acme\\:\\:limits:0:0:14:0"]
     );
 }
 
