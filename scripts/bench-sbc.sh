@@ -97,6 +97,23 @@ sed -e 's|<scenario name="tollgate uac">|&<nop><action><log message="START [call
     -e 's|<log message="BYE |<log message="[call_number] [clock_tick] BYE |' \
     sbc/sipp/uac.xml > "$WORK/uac-timed.xml"
 
+# sipp_errors FILE -> SIPp's error events (-trace_err) counted by kind
+sipp_errors() { "$PY" - "$1" <<'PY'
+import re, sys
+try:
+    err = open(sys.argv[1], errors="replace").read()
+except OSError:
+    err = ""
+kinds = {}
+for m in re.finditer(r"\d+\.\d+: ([^\n']*?)(?: for)? Call-I[dD][ :]+'?[^'\s]*'?(?:: ([^\n]*))?", err):
+    k = (m[1] + (" " + m[2] if m[2] else "")).strip()
+    k = re.sub(r"^(Aborting call on unexpected message).*?(while [^,]*), received '([^\n']*).*", r"\1 \2: \3", k)
+    k = re.sub(r"\d+-\d+@\S+", "", k)[:120]
+    kinds[k] = kinds.get(k, 0) + 1
+print("; ".join(f"{n} x {k}" for k, n in sorted(kinds.items(), key=lambda x: -x[1])) or "none")
+PY
+}
+
 # load LABEL NUMBER CALLS RATE -> calls/s ; counts in $WORK/LABEL.log;
 # $WORK/LABEL.t0 = Unix ms just before SIPp starts
 load() {
@@ -109,7 +126,7 @@ load() {
     -trace_err -error_file "$WORK/$label.err" > "$WORK/$label.out" 2>&1 || true
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   local ok; ok=$(grep -c ' RESULT .* 200 ' "$WORK/$label.log" 2>/dev/null || true)
-  echo "$label: $n calls offered at $rate/s, $ok x 200, $ms ms, $(( ok * 1000 / (ms > 0 ? ms : 1) )) calls/s, load average $(loadavg)" >&2
+  echo "$label: $n calls offered at $rate/s, $ok x 200, $ms ms, $(( ok * 1000 / (ms > 0 ? ms : 1) )) calls/s, load average $(loadavg); SIPp errors: $(sipp_errors "$WORK/$label.err")" >&2
   echo $(( ok * 1000 / (ms > 0 ? ms : 1) ))
 }
 ratio() { "$PY" -c "print(round($2/max($1,1), 3))"; }
@@ -177,14 +194,18 @@ print(f"RESULT flow: {n} calls offered, {len(start)} INVITEs sent, {ok} x 200, "
       f"{len(failed)} failed (no 200 or no BYE 200; SIPp's failed-call count {sipp_failed[1] if sipp_failed else '?'}); "
       f"{sum(during(c, put0, put1) for c in failed)} failed among the {sum(during(c, put0, put1) for c in start)} sent during the PUT, "
       f"{sum(during(c, live0, live1) for c in failed)} among the {sum(during(c, live0, live1) for c in start)} sent while Kamailio was touched")
+# why SIPp gave up on each failed call: its error file (-trace_err), first
+# event per call (an abort, with the message received and the scenario index)
 why = {}
 err = open(w + "/flow.err", errors="replace").read()
-for m in re.finditer(r"Aborting call on unexpected message for Call-Id '(\d+)-[^']*': ([^\n]*)\n?([^\n]*)", err):
-    why[int(m[1])] = (m[2] + " " + m[3]).strip()[:110]
-late = sum(1 for c in failed if "180 Ringing" in why.get(c, "") or "183 " in why.get(c, ""))
-print(f"RESULT flow failures: {late} of {len(failed)} aborted by SIPp on a provisional (18x) answer "
-      f"arriving after the call's 200 OK (reordered across Kamailio's UDP workers), "
-      f"{len(failed) - late} other")
+for m in re.finditer(r"(Aborting call on [^\n']*?|[^\n:]*?)(?: for)? Call-I[dD][ :]+'?(\d+)-[^'\s]*'?(?:: ([^\n]*))?", err):
+    why.setdefault(int(m[2]), " ".join(x for x in (m[1], m[3] or "") if x).strip()[:140])
+causes = {}
+for c in failed:
+    k = re.sub(r"\d+-\d+@\S+", "", why.get(c, "no SIPp error recorded"))
+    k = re.sub(r"^(Aborting call on unexpected message).*?(while [^,]*), received '([^\n']*).*", r"\1 \2: \3", k)
+    causes[k] = causes.get(k, 0) + 1
+print(f"RESULT flow failures: {len(failed)}" + "".join(f"; {n} x {k}" for k, n in sorted(causes.items(), key=lambda x: -x[1])))
 for c in failed[:30]:
     res = result.get(c)
     print(f"  failed call {c}: INVITE at {start[c] + base - put0:+d} ms from the PUT "

@@ -316,7 +316,10 @@ fn the_limits_row_names_the_limited_metrics() {
         critical: Some(5),
         rule: "limit:rate:premium".into(),
     };
-    assert_eq!(limits_row(vec![class_rate.clone()]), ["acme\\:\\:limits:0:0:10:0"]);
+    assert_eq!(
+        limits_row(vec![class_rate.clone()]),
+        ["acme\\:\\:limits:0:0:10:0"]
+    );
     let tenant_duration = Limit {
         metric: LimitMetric::Duration,
         class: None,
