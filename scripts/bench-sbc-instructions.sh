@@ -14,8 +14,8 @@
 # first-message costs cancel out. tollgate.cfg holds the data bench-sbc.sh
 # gives it: acme's test copy (scripts/test-agreement.sh) without limits,
 # revision acme-r1; the calls go from acme's network to +14155550100
-# (allowed). Also printed, per config, the functions with the most inclusive
-# instructions per call (TG_INSTR_TOP, 0 = none). A run with SIPp
+# (allowed). Also printed, per config, the functions with the most own
+# (exclusive) instructions per call (TG_INSTR_TOP, 0 = none). A run with SIPp
 # retransmissions or failed calls is flagged (they add work): its count is
 # then not comparable.
 #
@@ -133,13 +133,13 @@ print(f"{ok} x 200, {bye} BYE 200, {retrans} retransmissions, {failed[-1] if fai
 PY
 }
 
-# per-function inclusive instructions per call: (big - small) / calls
+# per-function own (exclusive) instructions per call: (big - small) / calls
 top_functions() { "$PY" - "$1" "$2" "$3" "$TOP" <<'PY'
 import collections, glob, re, subprocess, sys
 def funcs(d):
     agg = collections.Counter()
     for f in glob.glob(d + "/cg.*"):
-        out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", f],
+        out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", f],
                              capture_output=True, text=True).stdout
         for line in out.splitlines():
             m = re.match(r"^\s*([\d,]+) \([ \d.]+%\)\s+(.*)$", line)
@@ -148,7 +148,7 @@ def funcs(d):
                 agg[name] += int(m[1].replace(",", ""))
     return agg
 small, big, n, top = funcs(sys.argv[1]), funcs(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rows = sorted(((big[k] - small[k]) / n, k) for k in big)
+rows = sorted(((big[k] - small[k]) / n, k) for k in big if k != "PROGRAM TOTALS")
 for v, k in reversed(rows[-top:]):
     print(f"  {v:>10,.0f}  {k}")
 PY
@@ -173,7 +173,7 @@ for cfg in $CFGS; do
     *) echo "WARNING $cfg.cfg: retransmissions or failed calls: this count is not comparable" ;;
   esac
   if [ "$TOP" -gt 0 ]; then
-    echo "$cfg.cfg: inclusive instructions per call of the top functions:"
+    echo "$cfg.cfg: the functions with the most own instructions per call:"
     top_functions "$WORK/$cfg-$SMALL" "$WORK/$cfg-$CALLS" $(( CALLS - SMALL ))
   fi
 done
