@@ -104,7 +104,7 @@ run() {
   local t0; t0=$(date +%s)
   if [ "$n" -gt 0 ]; then
     timeout $(( SECS + 60 )) sipp "$SBC_IP:5060" -sf sbc/sipp/uac.xml -inf "$WORK/calls.csv" -i $SRC -p 0 -t u1 \
-      -m "$n" -r "$RATE" -l 200 -d 0 -nostdin -timeout "${SECS}s" -trace_logs -log_file "$dir/calls.log" \
+      -m "$n" -r "$RATE" -l 200 -d 0 -nostdin -timeout "${SECS}s" -recv_timeout 70s -trace_logs -log_file "$dir/calls.log" \
       -trace_err -error_file "$dir/sipp.err" > "$dir/sipp.out" 2>&1 || true
   fi
   local left=$(( t0 + SECS - $(date +%s) ))

@@ -3,7 +3,10 @@
 #  1. calls/s through tollgate.cfg vs plain.cfg (no policy), the same SIPp
 #     load (TG_BENCH_CALLS calls, -d 0) offered at TG_BENCH_RATE_LOW/s (a
 #     load that saturates neither) and at TG_BENCH_RATE/s (saturation), with
-#     the ratio for each (target >= 0.9) and the load average;
+#     the ratio for each (target >= 0.9), the load average and SIPp's errors
+#     by kind; calls/s = 200s / (last 200 - first INVITE, SIPp's clock). The
+#     instructions per call, which do not depend on the machine's load:
+#     scripts/bench-sbc-instructions.sh;
 #  2. the time to apply a 100,000-prefix revision of acme through the agent
 #     while ~300 calls/s flow (TG_BENCH_FLOW_S seconds): from the PUT to the
 #     new policy enforced (last reload answered), the part during which
@@ -114,6 +117,9 @@ print("; ".join(f"{n} x {k}" for k, n in sorted(kinds.items(), key=lambda x: -x[
 PY
 }
 
+# -recv_timeout: a call whose answer was lost (UDP under saturation) would
+# otherwise wait for ever, and SIPp's -timeout only stops new calls: longer
+# than Kamailio's fr_inv_timer (60 s), after which it answers 408 itself.
 # load LABEL NUMBER CALLS RATE -> calls/s ; counts in $WORK/LABEL.log;
 # $WORK/LABEL.t0 = Unix ms just before SIPp starts
 load() {
@@ -122,11 +128,26 @@ load() {
   local t0; t0=$(date +%s%N)
   echo $((t0 / 1000000)) > "$WORK/$label.t0"
   timeout 600 sipp "$SBC_IP:5060" -sf "$WORK/uac-timed.xml" -inf "$WORK/$label.csv" -i $SRC -p 0 -t u1 \
-    -m "$n" -r "$rate" -l 2000 -d 0 -nostdin -timeout 300s -trace_logs -log_file "$WORK/$label.log" \
+    -m "$n" -r "$rate" -l 2000 -d 0 -nostdin -timeout 300s -recv_timeout 70s -trace_logs -log_file "$WORK/$label.log" \
     -trace_err -error_file "$WORK/$label.err" > "$WORK/$label.out" 2>&1 || true
-  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  local wall=$(( ($(date +%s%N) - t0) / 1000000 ))
   local ok; ok=$(grep -c ' RESULT .* 200 ' "$WORK/$label.log" 2>/dev/null || true)
-  echo "$label: $n calls offered at $rate/s, $ok x 200, $ms ms, $(( ok * 1000 / (ms > 0 ? ms : 1) )) calls/s, load average $(loadavg); SIPp errors: $(sipp_errors "$WORK/$label.err")" >&2
+  # SIPp's clock: from the first INVITE to the last 200 (a straggler that
+  # waits for a lost answer does not stretch it)
+  local ms; ms=$("$PY" - "$WORK/$label.log" <<'PY'
+import re, sys
+first = last = None
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"START \d+ (\d+)", line)
+    if m:
+        first = int(m[1]) if first is None else min(first, int(m[1]))
+    m = re.match(r"\d+ (\d+) RESULT \S+ 200 ", line)
+    if m:
+        last = int(m[1]) if last is None else max(last, int(m[1]))
+print(last - first if first is not None and last is not None else 0)
+PY
+)
+  echo "$label: $n calls offered at $rate/s, $ok x 200, $ms ms from the first INVITE to the last 200 ($wall ms until SIPp ended), $(( ok * 1000 / (ms > 0 ? ms : 1) )) calls/s, load average $(loadavg); SIPp errors: $(sipp_errors "$WORK/$label.err")" >&2
   echo $(( ok * 1000 / (ms > 0 ? ms : 1) ))
 }
 ratio() { "$PY" -c "print(round($2/max($1,1), 3))"; }
