@@ -218,7 +218,10 @@ print(f"RESULT flow: {n} calls offered, {len(start)} INVITEs sent, {ok} x 200, "
 # why SIPp gave up on each failed call: its error file (-trace_err), first
 # event per call (an abort, with the message received and the scenario index)
 why = {}
-err = open(w + "/flow.err", errors="replace").read()
+try:
+    err = open(w + "/flow.err", errors="replace").read()
+except OSError:  # SIPp writes it only when there was an error
+    err = ""
 for m in re.finditer(r"(Aborting call on [^\n']*?|[^\n:]*?)(?: for)? Call-I[dD][ :]+'?(\d+)-[^'\s]*'?(?:: ([^\n]*))?", err):
     why.setdefault(int(m[2]), " ".join(x for x in (m[1], m[3] or "") if x).strip()[:140])
 causes = {}
