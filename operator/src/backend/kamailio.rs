@@ -624,18 +624,24 @@ impl<'p> Renderer<'p> {
             .collect())
     }
 
+    /// `tg_limit` rows: per limit `critical`, `warning`, `rule`, then
+    /// `<t>::limits` = 8 + the metrics with a limit (1 concurrent, 2 rate, 4
+    /// duration): the script skips the lookups of a metric the tenant does
+    /// not limit (and looks at every metric when the row is missing).
     fn limits(&self) -> Result<Vec<String>, RenderError> {
         let t = self.t;
         let mut seen = BTreeSet::new();
         let mut rows = Vec::new();
+        let mut metrics = 8u8;
         for (i, l) in self.p.limits.iter().enumerate() {
             let field = format!("limits[{i}]");
             check_text(t, &format!("{field}.rule"), &l.rule)?;
-            let metric = match l.metric {
-                LimitMetric::Concurrent => "concurrent",
-                LimitMetric::Rate => "rate",
-                LimitMetric::Duration => "duration",
+            let (metric, bit) = match l.metric {
+                LimitMetric::Concurrent => ("concurrent", 1),
+                LimitMetric::Rate => ("rate", 2),
+                LimitMetric::Duration => ("duration", 4),
             };
+            metrics |= bit;
             let base = match &l.class {
                 None => format!("{t}::{metric}"),
                 Some(c) => {
@@ -661,6 +667,7 @@ impl<'p> Renderer<'p> {
             }
             rows.push(ht_row(&format!("{base}::rule"), &l.rule));
         }
+        rows.push(ht_row(&format!("{t}::limits"), &metrics.to_string()));
         Ok(rows)
     }
 
