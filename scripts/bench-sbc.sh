@@ -3,7 +3,10 @@
 #  1. calls/s through tollgate.cfg vs plain.cfg (no policy), the same SIPp
 #     load (TG_BENCH_CALLS calls, -d 0) offered at TG_BENCH_RATE_LOW/s (a
 #     load that saturates neither) and at TG_BENCH_RATE/s (saturation), with
-#     the ratio for each (target >= 0.9) and the load average;
+#     the ratio for each (target >= 0.9), the load average and SIPp's errors
+#     by kind; calls/s = 200s / (last 200 - first INVITE, SIPp's clock). The
+#     instructions per call, which do not depend on the machine's load:
+#     scripts/bench-sbc-instructions.sh;
 #  2. the time to apply a 100,000-prefix revision of acme through the agent
 #     while ~300 calls/s flow (TG_BENCH_FLOW_S seconds): from the PUT to the
 #     new policy enforced (last reload answered), the part during which
@@ -97,6 +100,26 @@ sed -e 's|<scenario name="tollgate uac">|&<nop><action><log message="START [call
     -e 's|<log message="BYE |<log message="[call_number] [clock_tick] BYE |' \
     sbc/sipp/uac.xml > "$WORK/uac-timed.xml"
 
+# sipp_errors FILE -> SIPp's error events (-trace_err) counted by kind
+sipp_errors() { "$PY" - "$1" <<'PY'
+import re, sys
+try:
+    err = open(sys.argv[1], errors="replace").read()
+except OSError:
+    err = ""
+kinds = {}
+for m in re.finditer(r"\d+\.\d+: ([^\n']*?)(?: for)? Call-I[dD][ :]+'?[^'\s]*'?(?:: ([^\n]*))?", err):
+    k = (m[1] + (" " + m[2] if m[2] else "")).strip()
+    k = re.sub(r"^(Aborting call on unexpected message).*?(while [^,]*), received '([^\n']*).*", r"\1 \2: \3", k)
+    k = re.sub(r"\d+-\d+@\S+", "", k)[:120]
+    kinds[k] = kinds.get(k, 0) + 1
+print("; ".join(f"{n} x {k}" for k, n in sorted(kinds.items(), key=lambda x: -x[1])) or "none")
+PY
+}
+
+# -recv_timeout: a call whose answer was lost (UDP under saturation) would
+# otherwise wait for ever, and SIPp's -timeout only stops new calls: longer
+# than Kamailio's fr_inv_timer (60 s), after which it answers 408 itself.
 # load LABEL NUMBER CALLS RATE -> calls/s ; counts in $WORK/LABEL.log;
 # $WORK/LABEL.t0 = Unix ms just before SIPp starts
 load() {
@@ -105,11 +128,26 @@ load() {
   local t0; t0=$(date +%s%N)
   echo $((t0 / 1000000)) > "$WORK/$label.t0"
   timeout 600 sipp "$SBC_IP:5060" -sf "$WORK/uac-timed.xml" -inf "$WORK/$label.csv" -i $SRC -p 0 -t u1 \
-    -m "$n" -r "$rate" -l 2000 -d 0 -nostdin -timeout 300s -trace_logs -log_file "$WORK/$label.log" \
+    -m "$n" -r "$rate" -l 2000 -d 0 -nostdin -timeout 300s -recv_timeout 70s -trace_logs -log_file "$WORK/$label.log" \
     -trace_err -error_file "$WORK/$label.err" > "$WORK/$label.out" 2>&1 || true
-  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  local wall=$(( ($(date +%s%N) - t0) / 1000000 ))
   local ok; ok=$(grep -c ' RESULT .* 200 ' "$WORK/$label.log" 2>/dev/null || true)
-  echo "$label: $n calls offered at $rate/s, $ok x 200, $ms ms, $(( ok * 1000 / (ms > 0 ? ms : 1) )) calls/s, load average $(loadavg)" >&2
+  # SIPp's clock: from the first INVITE to the last 200 (a straggler that
+  # waits for a lost answer does not stretch it)
+  local ms; ms=$("$PY" - "$WORK/$label.log" <<'PY'
+import re, sys
+first = last = None
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"START \d+ (\d+)", line)
+    if m:
+        first = int(m[1]) if first is None else min(first, int(m[1]))
+    m = re.match(r"\d+ (\d+) RESULT \S+ 200 ", line)
+    if m:
+        last = int(m[1]) if last is None else max(last, int(m[1]))
+print(last - first if first is not None and last is not None else 0)
+PY
+)
+  echo "$label: $n calls offered at $rate/s, $ok x 200, $ms ms from the first INVITE to the last 200 ($wall ms until SIPp ended), $(( ok * 1000 / (ms > 0 ? ms : 1) )) calls/s, load average $(loadavg); SIPp errors: $(sipp_errors "$WORK/$label.err")" >&2
   echo $(( ok * 1000 / (ms > 0 ? ms : 1) ))
 }
 ratio() { "$PY" -c "print(round($2/max($1,1), 3))"; }
@@ -177,14 +215,21 @@ print(f"RESULT flow: {n} calls offered, {len(start)} INVITEs sent, {ok} x 200, "
       f"{len(failed)} failed (no 200 or no BYE 200; SIPp's failed-call count {sipp_failed[1] if sipp_failed else '?'}); "
       f"{sum(during(c, put0, put1) for c in failed)} failed among the {sum(during(c, put0, put1) for c in start)} sent during the PUT, "
       f"{sum(during(c, live0, live1) for c in failed)} among the {sum(during(c, live0, live1) for c in start)} sent while Kamailio was touched")
+# why SIPp gave up on each failed call: its error file (-trace_err), first
+# event per call (an abort, with the message received and the scenario index)
 why = {}
-err = open(w + "/flow.err", errors="replace").read()
-for m in re.finditer(r"Aborting call on unexpected message for Call-Id '(\d+)-[^']*': ([^\n]*)\n?([^\n]*)", err):
-    why[int(m[1])] = (m[2] + " " + m[3]).strip()[:110]
-late = sum(1 for c in failed if "180 Ringing" in why.get(c, "") or "183 " in why.get(c, ""))
-print(f"RESULT flow failures: {late} of {len(failed)} aborted by SIPp on a provisional (18x) answer "
-      f"arriving after the call's 200 OK (reordered across Kamailio's UDP workers), "
-      f"{len(failed) - late} other")
+try:
+    err = open(w + "/flow.err", errors="replace").read()
+except OSError:  # SIPp writes it only when there was an error
+    err = ""
+for m in re.finditer(r"(Aborting call on [^\n']*?|[^\n:]*?)(?: for)? Call-I[dD][ :]+'?(\d+)-[^'\s]*'?(?:: ([^\n]*))?", err):
+    why.setdefault(int(m[2]), " ".join(x for x in (m[1], m[3] or "") if x).strip()[:140])
+causes = {}
+for c in failed:
+    k = re.sub(r"\d+-\d+@\S+", "", why.get(c, "no SIPp error recorded"))
+    k = re.sub(r"^(Aborting call on unexpected message).*?(while [^,]*), received '([^\n']*).*", r"\1 \2: \3", k)
+    causes[k] = causes.get(k, 0) + 1
+print(f"RESULT flow failures: {len(failed)}" + "".join(f"; {n} x {k}" for k, n in sorted(causes.items(), key=lambda x: -x[1])))
 for c in failed[:30]:
     res = result.get(c)
     print(f"  failed call {c}: INVITE at {start[c] + base - put0:+d} ms from the PUT "

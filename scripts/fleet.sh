@@ -9,6 +9,10 @@
 #   scripts/fleet.sh stop NAME              stop everything the fleet started (also a half-started one)
 #   scripts/fleet.sh status NAME            one line per SBC: running or not; exit 1 if any part is down
 #   scripts/fleet.sh call NAME I SRC NUMBER one SIPp call from SRC through SBC I (1-based): prints "CODE RULE"
+#   scripts/fleet.sh part NAME I kamailio|agent stop|start
+#                                           stop or start one part of SBC I alone, keeping its data
+#                                           and state dirs (a broken SBC in tests: Kamailio down
+#                                           makes the agent's reloads fail, agent down = unreachable)
 #
 # Addresses: SBC i is 127.0.K.i (SIP port 5100+10i, JSON-RPC 5101+10i, agent
 # TG_FLEET_AGENT_PORT, default 9180: one port for the whole fleet, like the
@@ -29,7 +33,7 @@ set -euo pipefail
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 export TOLLGATE_RUN=$RUN
 
-usage() { sed -n '2,27p' "$0" >&2; exit 2; }
+usage() { sed -n '2,31p' "$0" >&2; exit 2; }
 
 valid_name() { [[ $1 =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || die "fleet name '$1': use 1-31 of a-z 0-9 -"; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -105,10 +109,20 @@ start_one() { # NAME I BIN
   rm -rf "$dir/data" "$dir/state"
   mkdir -p "$dir/state"
   empty_tables "$dir/data"
-  local geo=()
-  [ -n "${TG_GEOIP_DB:-}" ] && geo=(--geoip-db "$TG_GEOIP_DB")
+  kamailio_start "$name" "$i"
+  agent_start "$name" "$i" "$bin"
+}
+
+kamailio_start() { # NAME I (sbc_vars set): Kamailio on the SBC's data dir as it is
+  local fdir=$RUN/$1 dir=$RUN/$1/sbc$2
   TG_RELAY=$(cat "$fdir/uas") TG_RPC_PORT=$RPC_PORT \
     "$ROOT/scripts/sbc.sh" start "$SBC" "$IP" "$SIP_PORT" "$dir/data" 2>> "$fdir/fleet.log"
+}
+
+agent_start() { # NAME I BIN (sbc_vars set): the agent on the SBC's data and state dirs as they are
+  local fdir=$RUN/$1 dir=$RUN/$1/sbc$2 bin=$3
+  local geo=()
+  [ -n "${TG_GEOIP_DB:-}" ] && geo=(--geoip-db "$TG_GEOIP_DB")
   "$bin" --listen "$IP:$AGENT_PORT" --rpc-url "http://$IP:$RPC_PORT/RPC" --data-dir "$dir/data" \
     --state-dir "$dir/state" --token-file "$fdir/token" --cfg "$ROOT/sbc/kamailio/tollgate.cfg" \
     --trial-ip "$TRIAL_IP" "${geo[@]}" --reconcile-secs 2 >> "$dir/agent.log" 2>&1 < /dev/null &
@@ -158,6 +172,21 @@ cmd_start() {
     sbc_vars "$name" "$i"
     echo "$SBC sip=$IP:$SIP_PORT agent=http://$IP:$AGENT_PORT rpc=http://$IP:$RPC_PORT/RPC"
   done
+}
+
+cmd_part() {
+  [ $# -eq 4 ] || usage
+  local name=$1 i=$2 what=$3 action=$4 dir=$RUN/$1/sbc$2
+  valid_name "$name"
+  [[ $i =~ ^[0-9]+$ ]] && [ -d "$dir" ] || die "fleet $name has no SBC $i"
+  sbc_vars "$name" "$i"
+  case $what/$action in
+    kamailio/stop) "$ROOT/scripts/sbc.sh" stop "$SBC" >/dev/null ;;
+    kamailio/start) sbc_up "$SBC" || kamailio_start "$name" "$i" ;;
+    agent/stop) stop_pidfile "$dir/agent.pid" "agent $SBC" ;;
+    agent/start) alive "$dir/agent.pid" || agent_start "$name" "$i" "$(agent_bin)" ;;
+    *) usage ;;
+  esac
 }
 
 cmd_stop() {
@@ -222,5 +251,6 @@ case $cmd in
   stop) cmd_stop "$@" ;;
   status) cmd_status "$@" ;;
   call) cmd_call "$@" ;;
+  part) cmd_part "$@" ;;
   *) usage ;;
 esac

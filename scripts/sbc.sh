@@ -16,6 +16,9 @@
 #   TG_TLS_CFG   a tls module config: enables TLS on TG_TLS_PORT (default PORT+2)
 #   TG_SHM_MB    shared memory (default 256), TG_PKG_MB private memory (default 16)
 #   TG_DEBUG=1   verbose log
+#   TG_KAMAILIO_WRAP  a command prefix for kamailio (e.g. "valgrind --tool=callgrind ...")
+#   TG_START_S   seconds to wait for the first RPC answer (default 10); TG_STOP_S
+#                seconds stop waits after TERM before KILL (default 5)
 # RPC params: a param of digits only is sent as a JSON number; prefix it with
 # "s:" to send it as a string (e.g. `rpc N htable.sets tg_block acme s:0`).
 # Runtime files: ${TOLLGATE_RUN:-/tmp/tollgate-run}/NAME/{pid,log,env}.
@@ -24,7 +27,7 @@ set -euo pipefail
 
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 
-usage() { sed -n '2,21p' "$0" >&2; exit 2; }
+usage() { sed -n '2,24p' "$0" >&2; exit 2; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -93,11 +96,14 @@ cmd_start() {
     cat "$dir/check.log" >&2
     die "kamailio -c rejected $cfg"
   fi
-  kamailio -f "$cfg" "${defs[@]}" -DD -E -m "${TG_SHM_MB:-256}" -M "${TG_PKG_MB:-16}" \
+  local wrap=()
+  # shellcheck disable=SC2206
+  [ -n "${TG_KAMAILIO_WRAP:-}" ] && wrap=(${TG_KAMAILIO_WRAP})
+  "${wrap[@]}" kamailio -f "$cfg" "${defs[@]}" -DD -E -m "${TG_SHM_MB:-256}" -M "${TG_PKG_MB:-16}" \
     -x tlsf -X tlsf > "$dir/log" 2>&1 < /dev/null &
   echo $! > "$dir/pid"
   local i
-  for i in $(seq 1 100); do
+  for i in $(seq 1 $(( ${TG_START_S:-10} * 10 ))); do
     if ! alive "$dir/pid"; then
       tail -20 "$dir/log" >&2
       die "SBC $name exited during start (log: $dir/log)"
@@ -109,7 +115,7 @@ cmd_start() {
     sleep 0.1
   done
   cmd_stop "$name" || true
-  die "SBC $name did not answer RPC within 10 s (log: $dir/log)"
+  die "SBC $name did not answer RPC within ${TG_START_S:-10} s (log: $dir/log)"
 }
 
 stop_pid() {
@@ -117,13 +123,13 @@ stop_pid() {
   if ! alive "$pidf"; then rm -f "$pidf"; echo "$what not running" >&2; return 0; fi
   local pid; pid=$(cat "$pidf")
   kill -TERM "$pid"
-  for i in $(seq 1 50); do
+  for i in $(seq 1 $(( ${TG_STOP_S:-5} * 10 ))); do
     kill -0 "$pid" 2>/dev/null || { rm -f "$pidf"; echo "$what stopped" >&2; return 0; }
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$pidf"
-  echo "$what killed after 5 s" >&2
+  echo "$what killed after ${TG_STOP_S:-5} s" >&2
 }
 
 cmd_stop() {

@@ -296,6 +296,21 @@ check "metrics count acme's allowed national calls" grep -qE '^tollgate_calls_to
 code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' "$AGENT/healthz")
 check "healthz at the end: $code" [ "$code" = 200 ]
 
+say "remove every tenant, the last one included (an empty policy set again)"
+api GET /v1/state > /dev/null
+for t in $("$PY" -c 'import json,sys; print(" ".join(sorted(json.load(open(sys.argv[1]))["tenants"])))' "$WORK/resp"); do
+  code=$(api DELETE "/v1/tenants/$t")
+  check "DELETE $t: $code" [ "$code" = 200 ]
+done
+api GET /v1/state > /dev/null
+check "no tenant applied" "$PY" -c 'import json,sys; sys.exit(0 if not json.load(open(sys.argv[1]))["tenants"] else 1)' "$WORK/resp"
+summary=$(scripts/sbc.sh rpc "$NAME" mtree.summary 2>&1 || true)
+trees=$(printf '%s' "$summary" | tr -d ' \t\n' | { grep -o '"table":"[^"]*"' || true; } | sort -u | tr '\n' ' ')
+check "Kamailio holds no tenant's tree: ${trees:-$summary}" [ "$trees" = '"table":"tollgate-sentinel" ' ]
+expect_call $ACME +14155550100 "403 src:unknown" "acme removed"
+code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' "$AGENT/healthz")
+check "healthz with an empty policy set: $code" [ "$code" = 200 ]
+
 echo
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]

@@ -51,8 +51,14 @@ scripts/test-chart.sh
 say "a local fleet of three Kamailio+agent SBCs (scripts/fleet.sh)"
 scripts/test-fleet.sh
 
+say "the operator end to end: tollgate-operator, the API server, four local SBCs, kubectl and calls"
+scripts/test-operator.sh
+
 say "alerts: agent metrics -> Prometheus rules -> Alertmanager -> the webhook receiver (real Prometheus, Alertmanager)"
 scripts/test-alerts.sh
+
+say "the anomaly loop closed: SIPp -> Prometheus -> Alertmanager -> operator -> block on both SBCs; automatic rollback"
+scripts/test-anomaly.sh
 
 say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
 scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"

@@ -600,9 +600,23 @@ impl Agent {
     /// Prometheus text.
     pub async fn metrics_text(&self) -> String {
         use std::fmt::Write;
-        let (tenants, known_rules, class_limits, windows, seeds) = {
+        let (tenants, known_rules, class_limits, windows, seeds, revisions) = {
             let inner = self.inner.lock().await;
             let tenants: Vec<String> = inner.rows.keys().cloned().collect();
+            // tenant → its revision as a number (`<n>@sha256:…` labels) or
+            // the label itself
+            let revisions: Vec<(String, String)> = inner
+                .state
+                .tenants
+                .iter()
+                .map(|(t, s)| {
+                    let r = s
+                        .revision
+                        .split_once('@')
+                        .map_or(s.revision.as_str(), |(n, _)| n);
+                    (t.clone(), r.chars().take(128).collect())
+                })
+                .collect();
             // classes with a concurrency limit, and every window, per tenant
             let mut class_limits: BTreeSet<(String, String)> = BTreeSet::new();
             let mut windows = Vec::new();
@@ -652,7 +666,7 @@ impl Agent {
                         .map(|c| format!("block:class:{c}")),
                 );
             }
-            (tenants, rules, class_limits, windows, seeds)
+            (tenants, rules, class_limits, windows, seeds, revisions)
         };
         let mut out = String::new();
         let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
@@ -707,6 +721,18 @@ impl Agent {
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         let _ = writeln!(out, "# HELP tollgate_sbc_up Kamailio answers JSON-RPC.");
         let _ = writeln!(out, "# TYPE tollgate_sbc_up gauge\ntollgate_sbc_up {up}");
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_tenant_revision_info The revision each applied tenant holds (1 per tenant).\n# TYPE tollgate_tenant_revision_info gauge"
+        );
+        for (t, r) in &revisions {
+            let _ = writeln!(
+                out,
+                "tollgate_tenant_revision_info{{tenant=\"{}\",revision=\"{}\"}} 1",
+                esc(t),
+                esc(r)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP tollgate_calls_total INVITEs evaluated by the SBC since its start (tg_stat).\n# TYPE tollgate_calls_total counter"

@@ -2,7 +2,7 @@
 //! ask Kamailio to hold (compared with what Kamailio reports), and the
 //! agent's own checks of a composed bundle.
 
-use crate::backend::kamailio::parse_cidr;
+use crate::backend::kamailio::{SENTINEL_TREE, parse_cidr};
 use crate::backend::{Bundle, TenantRows};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -227,6 +227,9 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
             let at = format!("mtree line {}", n + 1);
             if f.len() != 4 {
                 bad(format!("{at}: {} fields, want 4", f.len()));
+                continue;
+            }
+            if f[1] == SENTINEL_TREE && f[2] == "0" && f[3] == "-" {
                 continue;
             }
             let known = f[1]

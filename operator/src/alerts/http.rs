@@ -2,7 +2,8 @@
 //! <token>` (hyper, HTTP/1.1). See docs/alerts.md.
 //!
 //! Order of checks: the token (anything unauthenticated gets 401 and
-//! nothing else), then path (404) and method (405), then the body size
+//! nothing else), then whether the sink acts now (503 on a replica that is
+//! not the leader), then path (404) and method (405), then the body size
 //! (413, by `Content-Length` and while reading), then the payload (400).
 //! Nothing is logged here: neither the token nor payloads.
 
@@ -89,6 +90,13 @@ impl<S: AlertSink> Receiver<S> {
                 hyper::header::HeaderValue::from_static("Bearer"),
             );
             return r;
+        }
+        if !self.sink.ready() {
+            m.not_leader.fetch_add(1, Ordering::Relaxed);
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not the leader replica; retry",
+            );
         }
         if req.uri().path() != "/alerts" {
             m.not_found.fetch_add(1, Ordering::Relaxed);
@@ -177,8 +185,18 @@ impl<S: AlertSink> Receiver<S> {
                 continue;
             }
             let kind = action.kind();
-            match self.sink.act(action).await {
-                Ok(()) => {
+            match self.sink.act_checked(action).await {
+                Ok(Some(reason)) => {
+                    // nothing to act on (e.g. an unknown policy): a retry
+                    // would not change that
+                    m.ignored.fetch_add(1, Ordering::Relaxed);
+                    ignored.push(json!({
+                        "alertname": alert.labels.get("alertname").map(|s| s.chars().take(253).collect::<String>()),
+                        "fingerprint": super::fingerprint_of(alert),
+                        "reason": reason,
+                    }));
+                }
+                Ok(None) => {
                     actions += 1;
                     match kind {
                         "rollback" => m.rollback.fetch_add(1, Ordering::Relaxed),

@@ -439,8 +439,26 @@ impl Seen {
 /// webhook answer 500 so Alertmanager retries; the action is then not
 /// remembered as done.
 pub trait AlertSink: Send + Sync + 'static {
+    /// Whether it acts now; `false` (e.g. not the leader replica) makes the
+    /// webhook answer 503 to authenticated requests, so Alertmanager
+    /// retries.
+    fn ready(&self) -> bool {
+        true
+    }
+
     /// Applies `action`.
     fn act(&self, action: AlertAction) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// [`AlertSink::act`] that may find nothing to act on: `Ok(Some(reason))`
+    /// lists the alert under `ignored` in the answer (200, not retried).
+    /// The default acts and never ignores.
+    fn act_checked(
+        &self,
+        action: AlertAction,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send {
+        let fut = self.act(action);
+        async move { fut.await.map(|()| None) }
+    }
 }
 
 /// Counters of the receiver, with Prometheus text output.
@@ -459,6 +477,7 @@ pub struct ReceiverMetrics {
     pub bad_version: AtomicU64,
     pub method: AtomicU64,
     pub not_found: AtomicU64,
+    pub not_leader: AtomicU64,
 }
 
 impl ReceiverMetrics {
@@ -511,6 +530,7 @@ impl ReceiverMetrics {
             ("bad_version", &self.bad_version),
             ("method", &self.method),
             ("not_found", &self.not_found),
+            ("not_leader", &self.not_leader),
         ] {
             let _ = writeln!(
                 out,

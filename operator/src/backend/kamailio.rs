@@ -138,6 +138,10 @@ impl Backend for Kamailio {
                     text.push_str(&format!("{id}:{r}\n"));
                 }
             }
+            if table == "mtree" {
+                id += 1;
+                text.push_str(&format!("{id}:{SENTINEL_TREE}:0:-\n"));
+            }
             files.insert(table.to_string(), text);
         }
         files.insert("version".to_string(), version);
@@ -176,6 +180,13 @@ impl Kamailio {
         Ok(())
     }
 }
+
+/// A one-row tree that every bundle's `mtree` table carries and no `route`
+/// looks up. Kamailio's `mtree.reload` of a table without rows keeps the
+/// trees it had, so without this row the removal of the last tenant would
+/// leave its trees in force (measured: the read-back then refuses the apply).
+/// Not a tenant's tree (no `d:`/`c:` prefix), so the read-back ignores it.
+pub const SENTINEL_TREE: &str = "tollgate-sentinel";
 
 /// db_text escaping of one field value: `\`, `:`, newline, CR and tab.
 pub fn escape(s: &str) -> String {
@@ -613,18 +624,24 @@ impl<'p> Renderer<'p> {
             .collect())
     }
 
+    /// `tg_limit` rows: per limit `critical`, `warning`, `rule`, then
+    /// `<t>::limits` = 8 + the metrics with a limit (1 concurrent, 2 rate, 4
+    /// duration): the script skips the lookups of a metric the tenant does
+    /// not limit (and looks at every metric when the row is missing).
     fn limits(&self) -> Result<Vec<String>, RenderError> {
         let t = self.t;
         let mut seen = BTreeSet::new();
         let mut rows = Vec::new();
+        let mut metrics = 8u8;
         for (i, l) in self.p.limits.iter().enumerate() {
             let field = format!("limits[{i}]");
             check_text(t, &format!("{field}.rule"), &l.rule)?;
-            let metric = match l.metric {
-                LimitMetric::Concurrent => "concurrent",
-                LimitMetric::Rate => "rate",
-                LimitMetric::Duration => "duration",
+            let (metric, bit) = match l.metric {
+                LimitMetric::Concurrent => ("concurrent", 1),
+                LimitMetric::Rate => ("rate", 2),
+                LimitMetric::Duration => ("duration", 4),
             };
+            metrics |= bit;
             let base = match &l.class {
                 None => format!("{t}::{metric}"),
                 Some(c) => {
@@ -650,6 +667,7 @@ impl<'p> Renderer<'p> {
             }
             rows.push(ht_row(&format!("{base}::rule"), &l.rule));
         }
+        rows.push(ht_row(&format!("{t}::limits"), &metrics.to_string()));
         Ok(rows)
     }
 

@@ -16,8 +16,10 @@ use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tollgate_operator::alerts::http::{Receiver, serve_receiver};
 use tollgate_operator::controller::agents::HttpAgents;
 use tollgate_operator::controller::metrics::Metrics;
+use tollgate_operator::controller::responses::OperatorSink;
 use tollgate_operator::controller::{Config, Operator};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -63,10 +65,19 @@ struct Args {
     /// TollPolicies reconciled at once (0: unbounded).
     #[arg(long, default_value_t = 16)]
     reconcile_concurrency: u16,
+    /// Address of the Alertmanager webhook (`POST /alerts`).
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    webhook_addr: SocketAddr,
+    /// File holding the bearer token Alertmanager presents. The webhook runs
+    /// only when this is given.
+    #[arg(long)]
+    webhook_token_file: Option<std::path::PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
 }
+
+type Extra = Arc<dyn Fn() -> String + Send + Sync>;
 
 fn random_id() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -78,6 +89,7 @@ fn random_id() -> String {
 async fn serve_metrics(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    extra: Option<Extra>,
     ready: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
@@ -87,15 +99,21 @@ async fn serve_metrics(
             continue;
         };
         let m = Arc::clone(&metrics);
+        let extra = extra.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let m = Arc::clone(&m);
+                let extra = extra.clone();
                 let ready = *ready.borrow();
                 async move {
                     let (code, ctype, body) = match (req.method(), req.uri().path()) {
                         (&Method::GET, "/metrics") => {
-                            (StatusCode::OK, "text/plain; version=0.0.4", m.render())
+                            let mut text = m.render();
+                            if let Some(x) = &extra {
+                                text.push_str(&x());
+                            }
+                            (StatusCode::OK, "text/plain; version=0.0.4", text)
                         }
                         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".into()),
                         (&Method::GET, "/readyz") if ready => {
@@ -175,6 +193,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         }
         None => None,
     };
+    let webhook_token = match &args.webhook_token_file {
+        Some(p) => {
+            let t = std::fs::read_to_string(p)
+                .map_err(|e| format!("reading --webhook-token-file {}: {e}", p.display()))?;
+            let t = t.trim().to_owned();
+            if t.is_empty() {
+                return Err(format!("--webhook-token-file {} is empty", p.display()).into());
+            }
+            Some(t)
+        }
+        None => None,
+    };
     let identity = args
         .identity
         .clone()
@@ -182,11 +212,29 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         .unwrap_or_else(random_id);
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
+    // The webhook: only with a token. Every replica serves it; only the
+    // leader's sink holds a controller context and acts, the others answer
+    // 503 and Alertmanager retries (through the Service, to the leader).
+    let sink = OperatorSink::default();
+    let mut extra: Option<Extra> = None;
+    let mut webhook_task = None;
+    if let Some(t) = webhook_token {
+        let receiver = Arc::new(Receiver::new(sink.clone(), t.into_bytes()));
+        let listener = TcpListener::bind(args.webhook_addr)
+            .await
+            .map_err(|e| format!("binding --webhook-addr {}: {e}", args.webhook_addr))?;
+        tracing::info!(addr = %args.webhook_addr, "alert webhook listening (POST /alerts, bearer token)");
+        let r = Arc::clone(&receiver);
+        extra = Some(Arc::new(move || r.metrics.text()));
+        webhook_task = Some(tokio::spawn(serve_receiver(listener, receiver)));
+    } else {
+        tracing::info!("alert webhook off: no --webhook-token-file");
+    }
     let (ready_tx, ready_rx) = watch::channel(false);
     let m = Arc::clone(&metrics);
     let addr = args.metrics_addr;
     let metrics_task = tokio::spawn(async move {
-        if let Err(e) = serve_metrics(addr, m, ready_rx).await {
+        if let Err(e) = serve_metrics(addr, m, extra, ready_rx).await {
             tracing::error!(error = %e, %addr, "metrics endpoint failed");
         }
     });
@@ -217,10 +265,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     if args.no_leader_election || !args.leader_election {
         let _ = ready_tx.send(true);
         metrics.set_leader(true);
-        Operator::new(client, config, agents, Arc::clone(&metrics))
-            .run(stopped(stop_rx.clone()))
-            .await;
+        let op = Operator::new(client, config, agents, Arc::clone(&metrics));
+        sink.set(Some(op.context()));
+        op.run(stopped(stop_rx.clone())).await;
+        sink.set(None);
         metrics_task.abort();
+        if let Some(t) = webhook_task {
+            t.abort();
+        }
         return Ok(());
     }
 
@@ -262,14 +314,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
                 _ = stopped(stop2) => {}
             }
         };
-        Operator::new(
+        let op = Operator::new(
             client.clone(),
             config.clone(),
             agents.clone(),
             Arc::clone(&metrics),
-        )
-        .run(shutdown)
-        .await;
+        );
+        sink.set(Some(op.context()));
+        op.run(shutdown).await;
+        sink.set(None);
         metrics.set_leader(false);
         if *stop.borrow() {
             break;
@@ -283,5 +336,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         Err(e) => tracing::warn!(error = %e, "lease task"),
     }
     metrics_task.abort();
+    if let Some(t) = webhook_task {
+        t.abort();
+    }
     Ok(())
 }

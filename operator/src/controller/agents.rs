@@ -5,6 +5,7 @@
 //! ([`revision_label`]); the agent stores it verbatim and reports it back
 //! in `GET /v1/state`, which is how the operator learns what a target holds.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,6 +33,18 @@ pub struct TenantState {
     pub applied: Option<RevisionRef>,
     /// The agent's `lastError`.
     pub last_error: Option<String>,
+    /// The tenant's blocks the agent holds (`blocks` of `GET /v1/state`,
+    /// keys `<tenant>` and `<tenant>::<class>`): key → expiry in epoch
+    /// seconds, 0 = until lifted. Expired entries may still be listed.
+    pub blocks: BTreeMap<String, i64>,
+}
+
+/// `true` if `key` is `tenant` or `tenant::<class>`.
+pub fn block_key_of(key: &str, tenant: &str) -> bool {
+    key == tenant
+        || key
+            .strip_prefix(tenant)
+            .is_some_and(|rest| rest.starts_with("::"))
 }
 
 /// An agent to talk to: base URL and bearer token.
@@ -73,6 +86,22 @@ pub trait AgentApi: Send + Sync + 'static {
     /// `DELETE /v1/tenants/{tenant}` (404, already absent, is success).
     fn remove<'a>(&'a self, target: &'a AgentTarget, tenant: &'a str)
     -> BoxFuture<'a, ApplyResult>;
+
+    /// `PUT /v1/blocks` `{"key", "expires"}` (epoch seconds, 0 = until
+    /// lifted). `Err`: the agent did not set it (the message).
+    fn put_block<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        key: &'a str,
+        expires: i64,
+    ) -> BoxFuture<'a, Result<(), String>>;
+
+    /// `DELETE /v1/blocks/{key}` (404, already absent, is success).
+    fn delete_block<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// `<number>@<hash>`, what the agent stores as the tenant's revision.
@@ -118,9 +147,18 @@ pub fn tenant_state(body: &Value, tenant: &str) -> TenantState {
             }
             parse_revision_label(t.get("revision")?.as_str()?)
         });
+    let blocks = body
+        .get("blocks")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| block_key_of(k, tenant))
+        .filter_map(|(k, v)| Some((k.clone(), v.as_i64()?)))
+        .collect();
     TenantState {
         applied,
         last_error,
+        blocks,
     }
 }
 
@@ -352,6 +390,54 @@ impl AgentApi for HttpAgents {
             {
                 Ok((status, body)) => apply_result(status, &body, None),
                 Err(message) => ApplyResult::Unreachable { message },
+            }
+        })
+    }
+    fn put_block<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        key: &'a str,
+        expires: i64,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let body =
+                serde_json::to_vec(&json!({"key": key, "expires": expires})).unwrap_or_default();
+            let (status, body) = self
+                .call(target, Method::PUT, "/v1/blocks", Some(body), self.timeout)
+                .await?;
+            if status == StatusCode::OK {
+                Ok(())
+            } else {
+                Err(format!(
+                    "PUT /v1/blocks answered {status}: {}",
+                    error_message(&body)
+                ))
+            }
+        })
+    }
+
+    fn delete_block<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let (status, body) = self
+                .call(
+                    target,
+                    Method::DELETE,
+                    &format!("/v1/blocks/{key}"),
+                    None,
+                    self.timeout,
+                )
+                .await?;
+            if status == StatusCode::OK || status == StatusCode::NOT_FOUND {
+                Ok(())
+            } else {
+                Err(format!(
+                    "DELETE /v1/blocks answered {status}: {}",
+                    error_message(&body)
+                ))
             }
         })
     }

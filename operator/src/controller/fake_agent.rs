@@ -4,7 +4,9 @@
 //! Kamailio it keeps the tenants in memory; it renders each policy with the
 //! real Kamailio backend (a `RenderError` is a 422, as on the agent) and
 //! reports the rendered rows' hash as both `renderedHash` and
-//! `readbackHash`. It records every apply with its time, and can be told to
+//! `readbackHash`. Blocks (`PUT /v1/blocks`, `DELETE /v1/blocks/{key}`)
+//! follow the agent's rules (422 for a tenant that is not applied or a bad
+//! class; 404 for an unknown key) and are listed in `blocks` of the state. It records every apply with its time, and can be told to
 //! reject applies, answer slowly, or drop connections (unreachable).
 //!
 //! For the controller's integration test and the convergence benchmark;
@@ -46,6 +48,10 @@ struct Inner {
     /// tenant → (revision label, rendered hash)
     tenants: BTreeMap<String, (String, String)>,
     log: Vec<ApplyRecord>,
+    /// block key → expiry (epoch s, 0 = until lifted)
+    blocks: BTreeMap<String, i64>,
+    /// block calls answered: (method, key, status)
+    block_log: Vec<(String, String, u16)>,
     /// (label prefix, reason): refuse PUTs of revisions whose label starts so.
     reject: Option<(String, String)>,
     delay: Duration,
@@ -142,6 +148,21 @@ impl FakeAgent {
             .collect()
     }
 
+    /// block key → expiry (epoch s, 0 = until lifted) held.
+    pub fn blocks(&self) -> BTreeMap<String, i64> {
+        lock(&self.inner).blocks.clone()
+    }
+
+    /// Forgets every block (as if lifted), for benchmarks.
+    pub fn clear_blocks(&self) {
+        lock(&self.inner).blocks.clear();
+    }
+
+    /// Every block call answered: (`PUT`/`DELETE`, key, status).
+    pub fn block_calls(&self) -> Vec<(String, String, u16)> {
+        lock(&self.inner).block_log.clone()
+    }
+
     /// `Some(reason)`: refuse every PUT with 422 and this reason.
     pub fn set_reject(&self, reason: Option<&str>) {
         lock(&self.inner).reject = reason.map(|r| (String::new(), r.to_owned()));
@@ -191,6 +212,11 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
                 .and_then(|q| q.strip_prefix("tenant="))
                 .map(str::to_owned);
             let g = lock(st);
+            let blocks: serde_json::Map<String, Value> = g
+                .blocks
+                .iter()
+                .map(|(k, e)| (k.clone(), json!(e)))
+                .collect();
             let tenants: serde_json::Map<String, Value> = g
                 .tenants
                 .iter()
@@ -206,7 +232,7 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
             reply(
                 StatusCode::OK,
                 &json!({"tenants": tenants, "kamailio": "reachable", "unexpectedTenants": [],
-                        "lastError": null, "blocks": []}),
+                        "lastError": null, "blocks": blocks}),
             )
         }
         (Method::PUT, ["v1", "tenants", t]) => {
@@ -251,8 +277,82 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
                 )
             }
         }
+        (Method::PUT, ["v1", "blocks"]) => {
+            let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+            };
+            let (status, answer, key) = put_block(st, &body);
+            let mut g = lock(st);
+            g.block_log.push(("PUT".into(), key, status.as_u16()));
+            reply(status, &answer)
+        }
+        (Method::DELETE, ["v1", "blocks", key]) => {
+            let mut g = lock(st);
+            let status = if g.blocks.remove(*key).is_some() {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            g.block_log
+                .push(("DELETE".into(), (*key).to_owned(), status.as_u16()));
+            if status == StatusCode::OK {
+                reply(status, &json!({"blocks": g.blocks}))
+            } else {
+                reply(status, &json!({"error": format!("no block `{key}`")}))
+            }
+        }
         _ => reply(StatusCode::NOT_FOUND, &json!({"error": "no such endpoint"})),
     }
+}
+
+/// `PUT /v1/blocks` as the agent does it: the key's tenant must be applied
+/// and its class a valid name (422 otherwise); `expires` absent or null is
+/// 0 (until lifted), negative is refused.
+fn put_block(st: &Mutex<Inner>, body: &[u8]) -> (StatusCode, Value, String) {
+    let bad = |m: &str| (StatusCode::BAD_REQUEST, json!({"error": m}), String::new());
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return bad("malformed JSON");
+    };
+    let Some(key) = v.get("key").and_then(Value::as_str).map(str::to_owned) else {
+        return bad("`key` (tenant or tenant::class) is required");
+    };
+    let expires = match v.get("expires") {
+        None | Some(Value::Null) => 0,
+        Some(e) => match e.as_i64() {
+            Some(e) => e,
+            None => return bad("`expires` must be epoch seconds (0 = until lifted)"),
+        },
+    };
+    let refuse = |m: String| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": "rejected; the previous state stays in force", "reasons": [m]}),
+            key.clone(),
+        )
+    };
+    if expires < 0 {
+        return refuse("expires must be >= 0".into());
+    }
+    let (tenant, class) = match key.split_once("::") {
+        Some((t, c)) => (t, Some(c)),
+        None => (key.as_str(), None),
+    };
+    let mut g = lock(st);
+    if !g.tenants.contains_key(tenant) {
+        return refuse(format!("no tenant `{tenant}` is applied"));
+    }
+    if let Some(c) = class {
+        let ok = c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && c.len() <= 64
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b));
+        if !ok {
+            return refuse(format!("class `{c}` is not a valid class name"));
+        }
+    }
+    g.blocks.insert(key.clone(), expires);
+    (StatusCode::OK, json!({"blocks": g.blocks}), key)
 }
 
 fn put(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> (StatusCode, Value, Option<String>) {

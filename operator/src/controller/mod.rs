@@ -8,6 +8,8 @@
 //! - [`agents`]: the agent HTTP client behind the [`agents::AgentApi`] trait.
 //! - [`reconcile`]: one reconcile of one TollPolicy (finalizer, status,
 //!   rollout loop).
+//! - [`responses`]: the alert sink (declared responses, rollbacks from
+//!   alerts), and keeping `status.activeResponses` on every target.
 //! - [`metrics`]: the operator's Prometheus metrics.
 //! - `fake_agent` (tests and the `fake-agent` feature): an in-process test
 //!   double of the agent API over real HTTP.
@@ -21,6 +23,7 @@ pub mod fake_agent;
 pub mod fleet;
 pub mod metrics;
 pub mod reconcile;
+pub mod responses;
 pub mod revisions;
 #[cfg(test)]
 mod tests;
@@ -165,6 +168,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive reconcile errors per policy (for the error backoff).
     errors: Mutex<HashMap<ObjectRef<TollPolicy>, u32>>,
+    /// Per policy: serializes status writes (reconciler and alert sink).
+    status_locks: Mutex<HashMap<ObjectRef<TollPolicy>, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -191,6 +196,16 @@ impl Context {
                 alert: alert.chars().take(256).collect(),
             },
         );
+    }
+
+    /// The lock every status write of `obj` holds (the reconciler's and the
+    /// alert sink's), so `activeResponses` read under it stay current.
+    pub fn status_lock(&self, obj: &ObjectRef<TollPolicy>) -> Arc<tokio::sync::Mutex<()>> {
+        match self.status_locks.lock() {
+            Ok(mut m) => Arc::clone(m.entry(obj.clone()).or_default()),
+            // a poisoned map: a fresh lock still serializes nothing worse
+            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     fn note_result(&self, obj: &ObjectRef<TollPolicy>, ok: bool) -> u32 {
@@ -243,6 +258,7 @@ impl Operator {
             anomalies,
             metrics,
             errors: Mutex::new(HashMap::new()),
+            status_locks: Mutex::new(HashMap::new()),
         });
         Self { ctx, trigger }
     }

@@ -24,7 +24,7 @@ use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy, TollPolicyStatus};
 use super::agents::{AgentTarget, MAX_MESSAGE, truncate};
 use super::fleet::{self, ResolvedTarget};
 use super::metrics::TargetCounts;
-use super::{Context, Error, FINALIZER, MANAGER, revisions};
+use super::{Context, Error, FINALIZER, MANAGER, responses, revisions};
 use crate::backend::Backend;
 use crate::backend::kamailio::Kamailio;
 use crate::rollout::{
@@ -95,8 +95,10 @@ fn state_map(s: &RolloutState) -> Option<serde_json::Map<String, serde_json::Val
 
 /// Server-side apply of the whole status (field manager `tollgate-operator`,
 /// forced). The whole status every time: fields this manager set before and
-/// leaves out would be removed.
-async fn patch_status(
+/// leaves out would be removed. Callers hold the policy's
+/// [`Context::status_lock`] and carry `activeResponses` read fresh under it
+/// (see [`commit_status`]).
+pub(crate) async fn patch_status(
     api: &Api<TollPolicy>,
     name: &str,
     status: &TollPolicyStatus,
@@ -115,7 +117,36 @@ async fn patch_status(
     Ok(())
 }
 
-async fn publish(ctx: &Context, policy: &TollPolicy, kind: EventKind, reason: &str, note: String) {
+/// [`patch_status`] of the reconciler's status with `activeResponses` read
+/// fresh under the policy's status lock: the sink records responses
+/// concurrently, and a whole-status apply must carry them over.
+async fn commit_status(
+    ctx: &Context,
+    api: &Api<TollPolicy>,
+    name: &str,
+    status: &mut TollPolicyStatus,
+) -> Result<(), Error> {
+    let ns = api_namespace(api, status);
+    let obj = ObjectRef::<TollPolicy>::new(name).within(&ns);
+    let lock = ctx.status_lock(&obj);
+    let _g = lock.lock().await;
+    if let Some(fresh) = api.get_opt(name).await? {
+        status.active_responses = fresh.status.map(|s| s.active_responses).unwrap_or_default();
+    }
+    patch_status(api, name, status).await
+}
+
+fn api_namespace(api: &Api<TollPolicy>, _status: &TollPolicyStatus) -> String {
+    api.namespace().unwrap_or_default().to_owned()
+}
+
+pub(crate) async fn publish(
+    ctx: &Context,
+    policy: &TollPolicy,
+    kind: EventKind,
+    reason: &str,
+    note: String,
+) {
     // kube's Recorder folds events with the same type, reason and action
     // into one series (the later notes are lost): the action carries the
     // note (events.k8s.io allows 128 characters), so only repeats of the
@@ -141,7 +172,11 @@ fn now_time() -> Time {
 
 /// Targets of the fleet (pods listed in the fleet's namespace and matched
 /// here, or the static endpoints).
-async fn resolve(ctx: &Context, ns: &str, fleet: &SbcFleet) -> Result<Vec<ResolvedTarget>, Error> {
+pub(crate) async fn resolve(
+    ctx: &Context,
+    ns: &str,
+    fleet: &SbcFleet,
+) -> Result<Vec<ResolvedTarget>, Error> {
     if fleet.spec.selector.is_some() {
         let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
         let list = pods.list(&ListParams::default()).await?;
@@ -152,7 +187,11 @@ async fn resolve(ctx: &Context, ns: &str, fleet: &SbcFleet) -> Result<Vec<Resolv
 }
 
 /// The agents' bearer token: the fleet's Secret, else `--agent-token-file`.
-async fn agent_token(ctx: &Context, ns: &str, fleet: &SbcFleet) -> Result<Option<String>, Error> {
+pub(crate) async fn agent_token(
+    ctx: &Context,
+    ns: &str,
+    fleet: &SbcFleet,
+) -> Result<Option<String>, Error> {
     let Some(r) = &fleet.spec.agent_token_secret else {
         return Ok(ctx.config.agent_token.clone());
     };
@@ -388,7 +427,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         );
         status.phase = Some(TollPolicyPhase::Failed);
         if status != server {
-            patch_status(&api, &name, &status).await?;
+            commit_status(ctx, &api, &name, &mut status).await?;
             publish(
                 ctx,
                 &policy,
@@ -428,7 +467,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         );
         status.phase = Some(TollPolicyPhase::Failed);
         if status != server {
-            patch_status(&api, &name, &status).await?;
+            commit_status(ctx, &api, &name, &mut status).await?;
             publish(ctx, &policy, EventKind::Warning, FLEET_NOT_FOUND, message).await;
         }
         return Ok(KubeAction::requeue(ctx.config.idle_requeue));
@@ -446,6 +485,9 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
     let resolved = resolve(ctx, &ns, &fleet).await?;
     let token = agent_token(ctx, &ns, &fleet).await?;
     let tenant = policy.spec.tenant.clone();
+    // Responses: drop expired ones, lift released ones (a person's
+    // annotation); the blocks in force are ensured after the rollout.
+    let active = responses::maintain(ctx, &policy, &resolved, token.as_ref()).await?;
     let mut targets = observe(ctx, &resolved, token.as_ref(), &tenant).await;
     let desired = Desired {
         revision,
@@ -465,7 +507,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         status.rollout = state_map(&d.state);
         // Write-ahead: the state is persisted before anything is acted on.
         if status != written {
-            patch_status(&api, &name, &status).await?;
+            commit_status(ctx, &api, &name, &mut status).await?;
             written = status.clone();
         }
         match (d.state.mode, &d.state.current) {
@@ -508,6 +550,13 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
             break;
         }
         events = act(ctx, &policy, work, &resolved, token.as_ref(), &mut targets).await;
+    }
+    // Every eligible target (a new pod too) holds the blocks in force;
+    // come back when the next declared hold ends.
+    responses::ensure(ctx, &policy, &resolved, token.as_ref(), &active).await;
+    if let Some(e) = responses::next_expiry(&active) {
+        let s = e.saturating_sub(unix_now()).max(1);
+        requeue = Some(requeue.map_or(s, |r| r.min(s)));
     }
     let after = match requeue {
         Some(s) => Duration::from_secs(s.clamp(1, 86_400).unsigned_abs()),

@@ -48,6 +48,10 @@ impl Call {
 #[derive(Default)]
 struct FakeAgents {
     held: Mutex<BTreeMap<String, RevisionRef>>,
+    /// url → block key → expiry
+    blocks: Mutex<BTreeMap<String, BTreeMap<String, i64>>>,
+    /// DELETE /v1/blocks fails on every agent while set
+    refuse_unblock: std::sync::atomic::AtomicBool,
     log: Mutex<Vec<String>>,
 }
 
@@ -66,6 +70,13 @@ impl AgentApi for FakeAgents {
             Ok(TenantState {
                 applied: self.held.lock().unwrap().get(&target.url).cloned(),
                 last_error: None,
+                blocks: self
+                    .blocks
+                    .lock()
+                    .unwrap()
+                    .get(&target.url)
+                    .cloned()
+                    .unwrap_or_default(),
             })
         })
     }
@@ -106,6 +117,50 @@ impl AgentApi for FakeAgents {
             ApplyResult::Ok {
                 hash: String::new(),
             }
+        })
+    }
+
+    fn put_block<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        key: &'a str,
+        expires: i64,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("block {} {key} {expires}", target.url));
+            self.blocks
+                .lock()
+                .unwrap()
+                .entry(target.url.clone())
+                .or_default()
+                .insert(key.to_owned(), expires);
+            Ok(())
+        })
+    }
+
+    fn delete_block<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("unblock {} {key}", target.url));
+            if self
+                .refuse_unblock
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return Err("agent answered 500".into());
+            }
+            if let Some(m) = self.blocks.lock().unwrap().get_mut(&target.url) {
+                m.remove(key);
+            }
+            Ok(())
         })
     }
 }
@@ -236,6 +291,20 @@ fn server(policy: TollPolicy, revisions: Vec<PolicyRevision>) -> Answer {
                 pol.status = serde_json::from_value(c.body["status"].clone()).ok();
                 (200, serde_json::to_value(&*pol).unwrap())
             }
+            "PATCH" if p == format!("{base}/tollpolicies/acme") && c.body.is_object() => {
+                // a merge patch of annotations (the release annotation's removal)
+                let mut pol = policy.lock().unwrap();
+                let ann = pol.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                if let Some(m) = c.body["metadata"]["annotations"].as_object() {
+                    for (k, v) in m {
+                        match v.as_str() {
+                            Some(v) => ann.insert(k.clone(), v.to_owned()),
+                            None => ann.remove(k),
+                        };
+                    }
+                }
+                (200, serde_json::to_value(&*pol).unwrap())
+            }
             "PATCH" if p == format!("{base}/tollpolicies/acme") => {
                 // the finalizer helper's JSON patch
                 let mut pol = policy.lock().unwrap();
@@ -341,9 +410,12 @@ async fn first_reconcile_of_a_new_policy() {
             format!("GET {P}/sbcfleets/edge"),
             format!("GET {P}/policyrevisions"),
             format!("POST {P}/policyrevisions"),
+            // each status write re-reads activeResponses under the lock
+            format!("GET {P}/tollpolicies/acme"),
             format!("PATCH {P}/tollpolicies/acme/status"),
             format!("POST {EVENTS}"),
             format!("POST {EVENTS}"),
+            format!("GET {P}/tollpolicies/acme"),
             format!("PATCH {P}/tollpolicies/acme/status"),
             format!("POST {EVENTS}"),
         ],
@@ -365,7 +437,7 @@ async fn first_reconcile_of_a_new_policy() {
         true
     );
     // write-ahead: the state is persisted before the applies go out
-    for i in [4, 7] {
+    for i in [5, 9] {
         assert_eq!(
             c[i].query, "&force=true&fieldManager=tollgate-operator",
             "server-side apply"
@@ -373,12 +445,12 @@ async fn first_reconcile_of_a_new_policy() {
         assert_eq!(c[i].body["kind"], "TollPolicy");
         assert_eq!(c[i].body["status"]["observedGeneration"], 1);
     }
-    let s1 = &c[4].body["status"];
+    let s1 = &c[5].body["status"];
     assert_eq!(s1["rollout"]["mode"], "RollingOut");
     assert_eq!(s1["rollout"]["current"]["number"], 1);
     assert_eq!(s1["phase"], "Progressing");
     assert_eq!(s1["applied"], "0/2");
-    let s2 = &c[7].body["status"];
+    let s2 = &c[9].body["status"];
     assert_eq!(s2["rollout"]["mode"], "Complete");
     assert_eq!(s2["phase"], "Applied");
     assert_eq!(s2["applied"], "2/2");
@@ -408,12 +480,12 @@ async fn first_reconcile_of_a_new_policy() {
     );
     assert_eq!(conds["Applied"], ("True".into(), "RolloutComplete".into()));
     // the events
-    assert_eq!(c[5].body["reason"], "RollingOut");
-    assert_eq!(c[5].body["regarding"]["name"], "acme");
-    assert_eq!(c[5].body["reportingController"], "tollgate-operator");
     assert_eq!(c[6].body["reason"], "RollingOut");
-    assert_ne!(c[5].body["note"], c[6].body["note"]);
-    assert_eq!(c[8].body["reason"], "RolloutComplete");
+    assert_eq!(c[6].body["regarding"]["name"], "acme");
+    assert_eq!(c[6].body["reportingController"], "tollgate-operator");
+    assert_eq!(c[7].body["reason"], "RollingOut");
+    assert_ne!(c[6].body["note"], c[7].body["note"]);
+    assert_eq!(c[10].body["reason"], "RolloutComplete");
     // the agents: state read on both, then both applied (concurrently)
     let mut log = agents.log.lock().unwrap().clone();
     log[2..].sort();
@@ -544,12 +616,13 @@ async fn a_policy_that_does_not_render_fails_validation_and_rolls_nothing_out() 
         lines(&calls),
         vec![
             format!("GET {P}/tollpolicies/acme"),
+            format!("GET {P}/tollpolicies/acme"),
             format!("PATCH {P}/tollpolicies/acme/status"),
             format!("POST {EVENTS}"),
         ]
     );
     let c = calls.lock().unwrap().clone();
-    let s = &c[1].body["status"];
+    let s = &c[2].body["status"];
     assert_eq!(s["phase"], "Failed");
     let v = s["conditions"]
         .as_array()
@@ -582,4 +655,333 @@ async fn anomaly_reports_reach_the_queue() {
     assert!(ctx.anomalies.take(&obj).is_empty());
     let _ = ObjectMeta::default();
     let _ = TollPolicy::kind(&());
+}
+
+fn active(
+    rule: &str,
+    expires_in: Option<i64>,
+    fp: &str,
+) -> tollgate_crds::toll_policy::ActiveResponse {
+    use tollgate_crds::toll_policy::{ActiveResponse, AlertReference};
+    let now = Timestamp::now().as_second();
+    ActiveResponse {
+        rule: rule.into(),
+        action: tollgate_crds::policy::ResponseAction::BlockClasses {
+            classes: vec!["premium-rate".into()],
+        },
+        since: Time(Timestamp::now()),
+        expires: expires_in.map(|s| Time(Timestamp::from_second(now + s).unwrap())),
+        until_acknowledged: expires_in.is_none(),
+        alert: AlertReference {
+            name: "TollgateLimit".into(),
+            fingerprint: Some(fp.into()),
+        },
+    }
+}
+
+/// The reconciler's whole-status apply carries the activeResponses the
+/// API server holds (recorded by the sink after the reconcile read the
+/// object), and the blocks in force go to every target that lacks them.
+#[tokio::test]
+async fn status_writes_carry_active_responses_and_targets_get_the_blocks() {
+    let agents = Arc::new(FakeAgents::default());
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    // the API server already has a response the reconcile's copy lacks
+    let mut on_server = p.clone();
+    on_server.status = Some(tollgate_crds::TollPolicyStatus {
+        active_responses: vec![active("respond:1", None, "fp1")],
+        ..Default::default()
+    });
+    let (client, calls) = mock(server(on_server, vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let c = calls.lock().unwrap().clone();
+    let patches: Vec<&Call> = c.iter().filter(|c| c.path.ends_with("/status")).collect();
+    assert_eq!(patches.len(), 2);
+    for pc in patches {
+        let ar = &pc.body["status"]["activeResponses"];
+        assert_eq!(ar[0]["rule"], "respond:1", "{}", pc.body);
+        assert_eq!(ar[0]["untilAcknowledged"], true);
+        assert_eq!(ar[0]["alert"]["fingerprint"], "fp1");
+    }
+    // every status PATCH follows a GET of the object (fresh activeResponses)
+    for (i, x) in c.iter().enumerate() {
+        if x.path.ends_with("/status") {
+            assert_eq!(c[i - 1].line(), format!("GET {P}/tollpolicies/acme"));
+        }
+    }
+    let b = agents.blocks.lock().unwrap().clone();
+    for u in URLS {
+        assert_eq!(b[u].get("acme::premium-rate"), Some(&0), "{b:?}");
+    }
+}
+
+/// The release annotation: blocks lifted on every target, the entry gone
+/// from status, a ResponseReleased event, the annotation removed.
+#[tokio::test]
+async fn release_annotation_lifts_the_blocks() {
+    let agents = Arc::new(FakeAgents::default());
+    let (mut p, agents0) = converged().await;
+    drop(agents0);
+    {
+        let mut held = agents.held.lock().unwrap();
+        let r = RevisionRef {
+            number: 1,
+            hash: policy_hash(&p.spec.policy),
+        };
+        for u in URLS {
+            held.insert(u.into(), r.clone());
+            agents
+                .blocks
+                .lock()
+                .unwrap()
+                .entry(u.into())
+                .or_default()
+                .insert("acme::premium-rate".into(), 0);
+        }
+    }
+    if let Some(s) = p.status.as_mut() {
+        s.active_responses = vec![
+            active("respond:1", None, "fp1"),
+            active("respond:2", Some(3600), "fp2"),
+        ];
+    }
+    p.metadata.annotations = Some(BTreeMap::from([(
+        super::responses::RELEASE_ANNOTATION.to_owned(),
+        "respond:1".to_owned(),
+    )]));
+    let (client, calls) = mock(server(p.clone(), vec![revision_of(&p)]));
+    let ctx = operator(client, Arc::clone(&agents));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let c = calls.lock().unwrap().clone();
+    let got: Vec<String> = c.iter().map(Call::line).collect();
+    // respond:2 still blocks the same class: the key is re-set with its
+    // hold (a person loosened it), not lifted
+    let st = c.iter().find(|c| c.path.ends_with("/status")).unwrap();
+    let ar = st.body["status"]["activeResponses"].as_array().unwrap();
+    assert_eq!(ar.len(), 1);
+    assert_eq!(ar[0]["rule"], "respond:2");
+    let ev = c
+        .iter()
+        .find(|c| c.body["reason"] == "ResponseReleased")
+        .unwrap_or_else(|| panic!("{got:#?}"));
+    assert!(ev.body["note"].as_str().unwrap().contains("respond:1"));
+    let meta = c
+        .iter()
+        .find(|c| c.method == "PATCH" && c.path == format!("{P}/tollpolicies/acme"))
+        .unwrap();
+    assert!(meta.body["metadata"]["annotations"]["tollgate.dev/release"].is_null());
+    let b = agents.blocks.lock().unwrap().clone();
+    for u in URLS {
+        let e = b[u]["acme::premium-rate"];
+        assert!(
+            e > Timestamp::now().as_second(),
+            "re-set with respond:2's hold: {b:?}"
+        );
+    }
+}
+
+/// The sink's Respond: blocks on every target first, then one status write
+/// (after a fresh read) carrying the new entry; the same alert again
+/// changes nothing.
+#[tokio::test]
+async fn respond_pushes_blocks_then_records_the_response() {
+    use crate::alerts::{AlertAction, AlertRef, AlertSink};
+    use tollgate_crds::policy::{
+        AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger,
+    };
+    let agents = Arc::new(FakeAgents::default());
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let trigger = ResponseTrigger::Breach {
+        metric: LimitMetric::Concurrent,
+        class: Some("premium-rate".into()),
+        level: AlertLevel::Critical,
+    };
+    p.spec.policy.responses = vec![
+        Decl {
+            trigger: trigger.clone(),
+            action: ResponseAction::Alert,
+            hold_seconds: None,
+            until_acknowledged: false,
+            rule: "respond:0".into(),
+        },
+        Decl {
+            trigger: trigger.clone(),
+            action: ResponseAction::BlockClasses {
+                classes: vec!["premium-rate".into()],
+            },
+            hold_seconds: Some(600),
+            until_acknowledged: false,
+            rule: "respond:1".into(),
+        },
+    ];
+    let (client, calls) = mock(server(p.clone(), vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    let sink = super::responses::OperatorSink::new(Arc::clone(&ctx));
+    let action = AlertAction::Respond {
+        namespace: NS.into(),
+        policy: "acme".into(),
+        tenant: "acme".into(),
+        trigger,
+        alert: AlertRef {
+            name: "TollgateConcurrentCritical".into(),
+            fingerprint: "f00d".into(),
+            starts_at: String::new(),
+            summary: None,
+        },
+    };
+    sink.act(action.clone()).await.unwrap();
+    assert_eq!(
+        lines(&calls),
+        vec![
+            format!("GET {P}/tollpolicies/acme"),
+            format!("POST {EVENTS}"), // ResponseAlert
+            format!("GET {P}/sbcfleets/edge"),
+            format!("POST {EVENTS}"), // BlockApplied
+            format!("GET {P}/tollpolicies/acme"),
+            format!("PATCH {P}/tollpolicies/acme/status"),
+            format!("POST {EVENTS}"), // ResponseActive
+        ]
+    );
+    let c = calls.lock().unwrap().clone();
+    assert_eq!(c[1].body["reason"], "ResponseAlert");
+    assert_eq!(c[3].body["reason"], "BlockApplied");
+    assert!(c[3].body["note"].as_str().unwrap().contains("2/2 targets"));
+    assert_eq!(c[5].query, "&force=true&fieldManager=tollgate-operator");
+    let ar = &c[5].body["status"]["activeResponses"][0];
+    assert_eq!(ar["rule"], "respond:1");
+    assert_eq!(ar["alert"]["fingerprint"], "f00d");
+    assert!(ar["expires"].is_string());
+    let b = agents.blocks.lock().unwrap().clone();
+    let e0 = b[URLS[0]]["acme::premium-rate"];
+    assert!(e0 > Timestamp::now().as_second() + 500);
+    assert_eq!(b[URLS[1]]["acme::premium-rate"], e0);
+    // the same alert again: blocks re-sent with the same expiry, no write
+    calls.lock().unwrap().clear();
+    sink.act(action).await.unwrap();
+    assert!(
+        !lines(&calls).iter().any(|l| l.ends_with("/status")),
+        "{:?}",
+        lines(&calls)
+    );
+    assert_eq!(
+        agents.blocks.lock().unwrap()[URLS[0]]["acme::premium-rate"],
+        e0
+    );
+    // not the leader: not ready, and acting is refused
+    sink.set(None);
+    assert!(!sink.ready());
+}
+
+/// A release whose DELETE fails on a target keeps the entry in status and
+/// the annotation (the reconcile fails and is retried); once the agents
+/// answer, the release goes through.
+#[tokio::test]
+async fn a_failed_lift_keeps_the_response_and_the_annotation() {
+    use std::sync::atomic::Ordering;
+    let agents = Arc::new(FakeAgents::default());
+    let (mut p, _a) = converged().await;
+    {
+        let r = RevisionRef {
+            number: 1,
+            hash: policy_hash(&p.spec.policy),
+        };
+        for u in URLS {
+            agents.held.lock().unwrap().insert(u.into(), r.clone());
+            agents
+                .blocks
+                .lock()
+                .unwrap()
+                .entry(u.into())
+                .or_default()
+                .insert("acme::premium-rate".into(), 0);
+        }
+    }
+    if let Some(s) = p.status.as_mut() {
+        s.active_responses = vec![active("respond:1", None, "fp1")];
+    }
+    p.metadata.annotations = Some(BTreeMap::from([(
+        super::responses::RELEASE_ANNOTATION.to_owned(),
+        "all".to_owned(),
+    )]));
+    agents.refuse_unblock.store(true, Ordering::Relaxed);
+    let (client, calls) = mock(server(p.clone(), vec![revision_of(&p)]));
+    let ctx = operator(client, Arc::clone(&agents));
+    assert!(
+        reconcile(Arc::new(p.clone()), Arc::clone(&ctx))
+            .await
+            .is_err()
+    );
+    let c = calls.lock().unwrap().clone();
+    assert!(
+        !c.iter().any(|c| c.path.ends_with("/status")),
+        "no status write: {:?}",
+        lines(&calls)
+    );
+    assert!(
+        !c.iter()
+            .any(|c| c.method == "PATCH" && c.path == format!("{P}/tollpolicies/acme")),
+        "the annotation stays"
+    );
+    assert!(c.iter().any(|c| c.body["reason"] == "BlockFailed"));
+    // the agents answer again: released
+    agents.refuse_unblock.store(false, Ordering::Relaxed);
+    calls.lock().unwrap().clear();
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let c = calls.lock().unwrap().clone();
+    let st = c.iter().find(|c| c.path.ends_with("/status")).unwrap();
+    assert!(
+        st.body["status"]["activeResponses"].is_null()
+            || st.body["status"]["activeResponses"] == json!([]),
+        "{}",
+        st.body
+    );
+    let b = agents.blocks.lock().unwrap().clone();
+    for u in URLS {
+        assert!(!b[u].contains_key("acme::premium-rate"), "{b:?}");
+    }
+}
+
+/// Through the real receiver: an alert for a TollPolicy that does not exist
+/// is answered 200 and listed under `ignored` (not retried, nothing done);
+/// a standby (no context) answers 503.
+#[tokio::test]
+async fn unknown_policy_is_ignored_and_a_standby_answers_503() {
+    use crate::alerts::http::Receiver;
+    use bytes::Bytes;
+    use http_body_util::Full;
+    let agents = Arc::new(FakeAgents::default());
+    let (client, calls) = mock(server(policy(), vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    let sink = super::responses::OperatorSink::new(ctx);
+    let rx = Receiver::new(sink.clone(), b"hook-token".to_vec());
+    let body = json!({
+        "version": "4", "status": "firing", "alerts": [{
+            "status": "firing", "fingerprint": "abcd", "startsAt": "2026-01-01T00:00:00Z",
+            "labels": {"alertname": "X", "namespace": NS, "tollgate_policy": "nope",
+                       "tollgate_tenant": "acme", "tollgate_limit": "concurrent",
+                       "tollgate_level": "critical"}}]});
+    let req = || {
+        Request::builder()
+            .method("POST")
+            .uri("/alerts")
+            .header("authorization", "Bearer hook-token")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let resp = rx.handle(req()).await;
+    assert_eq!(resp.status(), 200);
+    let b = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["actions"], 0, "{v}");
+    assert_eq!(
+        v["ignored"][0]["reason"],
+        format!("no TollPolicy {NS}/nope")
+    );
+    assert_eq!(lines(&calls), vec![format!("GET {P}/tollpolicies/nope")]);
+    assert!(agents.log.lock().unwrap().is_empty());
+    sink.set(None);
+    assert_eq!(rx.handle(req()).await.status(), 503);
 }

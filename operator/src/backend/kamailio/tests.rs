@@ -291,9 +291,46 @@ fn htables() {
          acme\\:\\:rate\\:\\:international\\:\\:warning:0:0:3:0\n\
          acme\\:\\:rate\\:\\:international\\:\\:rule:0:0:limit\\:rate\\:international:0\n\
          acme\\:\\:duration\\:\\:critical:0:0:14400:0\n\
-         acme\\:\\:duration\\:\\:rule:0:0:limit\\:duration:0\n"
+         acme\\:\\:duration\\:\\:rule:0:0:limit\\:duration:0\n\
+         acme\\:\\:limits:0:0:15:0\n"
     );
     assert_eq!(table(&rows, "tg_block"), "");
+}
+
+#[test]
+fn the_limits_row_names_the_limited_metrics() {
+    let limits_row = |limits: Vec<Limit>| {
+        let mut p = small("acme");
+        p.limits = limits;
+        table(&render(&p), "tg_limit")
+            .lines()
+            .filter(|l| l.starts_with("acme\\:\\:limits:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(limits_row(vec![]), ["acme\\:\\:limits:0:0:8:0"]);
+    let class_rate = Limit {
+        metric: LimitMetric::Rate,
+        class: Some("premium".into()),
+        warning: None,
+        critical: Some(5),
+        rule: "limit:rate:premium".into(),
+    };
+    assert_eq!(
+        limits_row(vec![class_rate.clone()]),
+        ["acme\\:\\:limits:0:0:10:0"]
+    );
+    let tenant_duration = Limit {
+        metric: LimitMetric::Duration,
+        class: None,
+        warning: None,
+        critical: Some(60),
+        rule: "limit:duration".into(),
+    };
+    assert_eq!(
+        limits_row(vec![tenant_duration, class_rate]),
+        ["acme\\:\\:limits:0:0:14:0"]
+    );
 }
 
 fn epoch(s: &str) -> i64 {

@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# The anomaly loop closed, all real: the testbed API server (CRDs from
+# crds/), two local SBCs (scripts/fleet.sh: Kamailio + tollgate-agent) in a
+# static SbcFleet, the tollgate-operator binary with its Alertmanager
+# webhook, Prometheus scraping both agents (rules from tollgate-rules for
+# the tenant, plus one revision rule), Alertmanager posting to the
+# operator's /alerts with a bearer token.
+#
+# 1. Fraud response: SIPp drives international calls above acme's
+#    `concurrent international` critical level (a loopback copy of acme
+#    with low levels and a declared response `block class international`
+#    until acknowledged) -> the rule fires -> Alertmanager posts -> the
+#    operator pushes the block to both agents -> international calls get
+#    `403 block:class:international` on BOTH SBCs while national calls
+#    still get 200; kubectl shows status.activeResponses; `kubectl annotate
+#    ... tollgate.dev/release=all` lifts it and international calls pass.
+# 2. Rollback: revision 2 wrongly denies national calls; a canary rollout
+#    (1 SBC, then a 60 s bake) puts it on SBC 1; national calls there are
+#    denied; a rule on those denials joined with
+#    tollgate_tenant_revision_info labels the alert with the revision ->
+#    Alertmanager -> the operator rolls back (phase RolledBack) -> national
+#    calls pass again on every SBC, which hold revision 1.
+#
+#   scripts/test-anomaly.sh
+#
+# Settings: TG_ANOMALY_NET (default 47: addresses 127.0.47.0/24),
+# TOLLGATE_RUN (default /tmp/tollgate-run). Uses the running testbed API
+# server or starts one (and stops it only then). Bounded: every wait has a
+# count, every curl --max-time, SIPp -timeout and `timeout`.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+scripts/sbc-install.sh
+scripts/monitoring-install.sh
+ensure_kubectl
+
+RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
+export TOLLGATE_RUN=$RUN
+NAME=tganomaly
+export TG_FLEET_NET=${TG_ANOMALY_NET:-47}
+NET=127.0.$TG_FLEET_NET
+OP_IP=$NET.240
+WORK=$RUN/$NAME-work
+MON=$WORK/monitoring
+NS=t-anomaly-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+PY=$(python_env)
+ACME=127.51.100.20     # acme's allowed network in the loopback copy
+INTL=+14165550101      # Canada: class international for acme (US)
+NATL=+12125550100      # national
+
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
+bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+say "building tollgate-agent, tollgate-operator, tollgate-rules and the agreement helper"
+cargo build --quiet --locked -p tollgate-operator --bin tollgate-agent --bin tollgate-operator \
+  --bin tollgate-rules --example agreement
+BIN=$CARGO_TARGET_DIR/debug
+export TG_AGENT_BIN=$BIN/tollgate-agent
+
+started_api=0
+scripts/apiserver.sh status >/dev/null 2>&1 || started_api=1
+eval "$(scripts/apiserver.sh start)"
+[ -n "${KUBECONFIG:-}" ] || die "no KUBECONFIG from scripts/apiserver.sh"
+K() { kubectl --request-timeout=10s "$@"; }
+
+OP_PID=
+LOAD=
+cleanup() {
+  if [ -n "$LOAD" ]; then kill "$LOAD" 2>/dev/null || true; wait "$LOAD" 2>/dev/null || true; fi
+  if [ -n "$OP_PID" ]; then kill "$OP_PID" 2>/dev/null || true; wait "$OP_PID" 2>/dev/null || true; fi
+  scripts/monitoring.sh stop "$MON" 2>/dev/null || true
+  scripts/fleet.sh stop "$NAME" 2>/dev/null || true
+  kubectl --request-timeout=10s delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  if [ "$started_api" = 1 ]; then scripts/apiserver.sh stop || true; fi
+}
+trap cleanup EXIT
+scripts/monitoring.sh stop "$MON" 2>/dev/null || true
+rm -rf "$WORK"
+mkdir -p "$WORK" "$MON"
+
+say "CRDs, namespace $NS"
+K apply --server-side --force-conflicts -f crds/ >/dev/null
+K wait --for=condition=Established --timeout=30s crd/tollpolicies.tollgate.dev crd/sbcfleets.tollgate.dev \
+  crd/policyrevisions.tollgate.dev >/dev/null
+K create namespace "$NS" >/dev/null
+
+say "a loopback copy of acme: concurrent international warning 2, critical 3 -> block class international"
+"$BIN/examples/agreement" prepare examples/policies "$WORK/agree" --seed "${TG_AGREE_SEED:-20260101}" >/dev/null
+"$PY" - "$WORK/agree/fleet" "$WORK" "$NS" <<'PY'
+import copy, json, os, sys, yaml
+src, out, ns = sys.argv[1:4]
+for f in sorted(os.listdir(src)):
+    p = yaml.safe_load(open(os.path.join(src, f)))
+    if p["tenant"] != "acme":
+        continue
+    p["limits"] = [{"metric": "concurrent", "class": "international", "warning": 2, "critical": 3,
+                    "rule": "limit:concurrent:international"}]
+    p["responses"] = [{
+        "trigger": {"kind": "breach", "metric": "concurrent", "class": "international", "level": "critical"},
+        "action": {"kind": "blockClasses", "classes": ["international"]},
+        "untilAcknowledged": True,
+        "rule": "respond:concurrent:international:critical"}]
+    yaml.safe_dump(p, open(os.path.join(out, "acme.yaml"), "w"), sort_keys=False)
+    def policy(pol, rollout):
+        return {"apiVersion": "tollgate.dev/v1alpha1", "kind": "TollPolicy",
+                "metadata": {"name": "acme", "namespace": ns},
+                "spec": {"tenant": "acme", "policy": pol, "fleet": {"name": "edge"}, "rollout": rollout}}
+    json.dump(policy(p, {"bakeSeconds": 0}), open(os.path.join(out, "policy-1.json"), "w"))
+    # revision 2: the national rule denies (the wrong revision)
+    bad = copy.deepcopy(p)
+    n = 0
+    for d in bad["destinations"]:
+        if d["rule"] == "dst:national":
+            d["action"] = "deny"; n += 1
+    assert n, "no dst:national destination in acme"
+    json.dump(policy(bad, {"canary": {"count": 1}, "bakeSeconds": 60, "batch": {"count": 1}}),
+              open(os.path.join(out, "policy-2.json"), "w"))
+PY
+[ -f "$WORK/policy-1.json" ] || die "no acme test copy"
+
+say "two SBCs (scripts/fleet.sh), the SbcFleet, the operator"
+scripts/fleet.sh start "$NAME" 2 > "$WORK/fleet.out"
+sed 's/^/    /' "$WORK/fleet.out"
+FTOKEN=$RUN/$NAME/token
+SIP1=$(awk -F'\t' -v n="$NAME-1" '$1 == n {print $2}' "$RUN/$NAME/fleet.tsv")
+A1=$(awk -F'\t' -v n="$NAME-1" '$1 == n {print $3}' "$RUN/$NAME/fleet.tsv")
+A2=$(awk -F'\t' -v n="$NAME-2" '$1 == n {print $3}' "$RUN/$NAME/fleet.tsv")
+H1=${A1#http://}; H2=${A2#http://}
+K -n "$NS" create secret generic agent-token --from-file=token="$FTOKEN" >/dev/null
+cat > "$WORK/fleet.yaml" <<EOF
+apiVersion: tollgate.dev/v1alpha1
+kind: SbcFleet
+metadata: {name: edge, namespace: $NS}
+spec:
+  backend: kamailio
+  agentPort: ${H1##*:}
+  agentTokenSecret: {name: agent-token, key: token}
+  endpoints:
+    - {host: "${H1%:*}", port: ${H1##*:}}
+    - {host: "${H2%:*}", port: ${H2##*:}}
+EOF
+K apply -f "$WORK/fleet.yaml" >/dev/null
+head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$WORK/alerts.token"
+chmod 600 "$WORK/alerts.token"
+TOKEN=$(cat "$WORK/alerts.token")
+RX=http://$OP_IP:19443/alerts
+RUST_LOG=info,kube=warn "$BIN/tollgate-operator" --namespace "$NS" --no-leader-election \
+  --metrics-addr "$OP_IP:18080" --webhook-addr "$OP_IP:19443" --webhook-token-file "$WORK/alerts.token" \
+  --identity anomaly-test > "$WORK/operator.log" 2>&1 &
+OP_PID=$!
+for i in $(seq 1 100); do curl -s --max-time 1 -o /dev/null "http://$OP_IP:18080/readyz" && break; sleep 0.1; done
+check "the operator logs that its webhook listens" grep -q 'alert webhook listening' "$WORK/operator.log"
+code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -X POST --data '{}' "$RX" || true)
+check "the webhook refuses a request without the token: $code" [ "$code" = 401 ]
+
+t0=$(now_ms)
+K apply -f "$WORK/policy-1.json" >/dev/null
+phase=
+for i in $(seq 1 150); do
+  phase=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.status.phase}' 2>/dev/null || true)
+  [ "$phase" = Applied ] && break
+  sleep 0.2
+done
+check "revision 1 applied to both SBCs: phase $phase in $(( $(now_ms) - t0 )) ms" [ "$phase" = Applied ]
+
+say "rules (tollgate-rules + the revision rule), Prometheus, Alertmanager"
+"$BIN/tollgate-rules" --namespace "$NS" --fresh 30s --learning 4s --history 1h "$WORK/acme.yaml" \
+  > "$WORK/rules.yml" 2> "$WORK/rules.notes"
+cat > "$WORK/revision-rules.yml" <<EOF
+groups:
+  - name: tollgate-revision-acme
+    interval: 1s
+    rules:
+      - alert: TollgateRevisionDeniesNational
+        # national calls denied on a target, labelled with the revision it holds
+        expr: |
+          label_replace(
+            (sum by (tenant, instance) (tollgate_calls_total{tenant="acme",outcome="deny",rule="dst:national"}) > 0)
+            * on (tenant, instance) group_left (revision) tollgate_tenant_revision_info{tenant="acme"},
+            "tollgate_revision", "\$1", "revision", "(.+)")
+        labels:
+          severity: critical
+          namespace: $NS
+          tollgate_policy: acme
+        annotations:
+          summary: revision {{ \$labels.revision }} denies national calls on {{ \$labels.instance }}
+EOF
+check "promtool accepts both rule files" promtool check rules "$WORK/rules.yml" "$WORK/revision-rules.yml"
+scripts/monitoring.sh start "$MON" --target "$H1" --target "$H2" --scrape-token-file "$FTOKEN" \
+  --rules "$WORK/rules.yml" --rules "$WORK/revision-rules.yml" --webhook "$RX" \
+  --webhook-token-file "$WORK/alerts.token" --prometheus "$NET.241:9090" --alertmanager "$NET.241:9093"
+PROM=http://$NET.241:9090
+prom_query() { curl -sS --max-time 5 --data-urlencode "query=$1" "$PROM/api/v1/query"; }
+up=
+for i in $(seq 1 50); do
+  up=$(prom_query 'sum(up{job="tollgate-agent"})' | "$PY" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")')
+  [ "$up" = 2 ] && break
+  sleep 0.2
+done
+check "Prometheus scrapes both agents (up: $up)" [ "$up" = 2 ]
+revs=
+for i in $(seq 1 50); do
+  revs=$(prom_query 'tollgate_tenant_revision_info{tenant="acme"}' | "$PY" -c 'import json,sys; print(",".join(sorted(x["metric"]["revision"] for x in json.load(sys.stdin)["data"]["result"])))')
+  [ "$revs" = 1,1 ] && break
+  sleep 0.2
+done
+check "both agents export tollgate_tenant_revision_info revision 1 ($revs)" [ "$revs" = 1,1 ]
+
+call() { scripts/fleet.sh call "$NAME" "$1" "$ACME" "$2" 2>/dev/null || echo "no answer"; }
+active() { K -n "$NS" get tollpolicy acme -o jsonpath='{.status.activeResponses}' 2>/dev/null || true; }
+
+say "1. fraud: international calls on SBC 1 above the critical level (3)"
+for i in 1 2; do
+  got=$(call $i $INTL); check "SBC $i before: international $got" [ "${got%% *}" = 200 ]
+done
+: > "$WORK/intl.csv"; echo SEQUENTIAL >> "$WORK/intl.csv"
+for i in 1 2 3 4 5 6 7 8; do echo "+1416555010$i;RTP/AVP" >> "$WORK/intl.csv"; done
+t0=$(now_ms)
+timeout 60 sipp "$SIP1" -sf sbc/sipp/uac.xml -inf "$WORK/intl.csv" -i "$ACME" -p 0 -t u1 -m 8 -l 8 -r 8 \
+  -d 8000 -nostdin -timeout 40s -trace_logs -log_file "$WORK/intl.log" > /dev/null 2>&1 &
+LOAD=$!
+ar=
+for i in $(seq 1 150); do
+  ar=$(active)
+  case $ar in *respond:concurrent:international:critical*) break ;; esac
+  sleep 0.2
+done
+t_status=$(now_ms)
+check "the declared response is in status.activeResponses $((t_status - t0)) ms after the load started" \
+  grep -q 'respond:concurrent:international:critical' <<< "$ar"
+check "  ... until acknowledged, with the alert's name and fingerprint ($ar)" "$PY" -c '
+import json,sys; a=json.loads(sys.argv[1])[0]
+sys.exit(0 if a["untilAcknowledged"] and a["action"]=={"kind":"blockClasses","classes":["international"]} and a["alert"]["name"] and a["alert"]["fingerprint"] else 1)' "$ar"
+for a in "$A1" "$A2"; do
+  b=$(curl -sS --max-time 5 -H "Authorization: Bearer $(cat "$FTOKEN")" "$a/v1/state" | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("blocks"))')
+  check "agent $a holds the block: $b" grep -q "'acme::international': 0" <<< "$b"
+done
+for i in 1 2; do
+  got=$(call $i $INTL); check "SBC $i: international now $got" [ "$got" = "403 block:class:international" ]
+  got=$(call $i $NATL); check "SBC $i: national still $got" [ "$got" = "200 dst:national" ]
+done
+K -n "$NS" get events --field-selector involvedObject.name=acme -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' > "$WORK/events" 2>/dev/null || true
+check "Events record the steps ($(sort -u "$WORK/events" | tr '\n' ' '))" bash -c "grep -q BlockApplied '$WORK/events' && grep -q ResponseActive '$WORK/events'"
+
+wait "$LOAD" || true; LOAD=   # the load's calls end (BYE): below the levels again
+ans=$(grep -c '^RESULT .* 200 ' "$WORK/intl.log" 2>/dev/null || true)
+check "the load: $ans of 8 answered before the levels and the block cut in" [ "$ans" -ge 1 ] && [ "$ans" -le 3 ]
+
+say "acknowledge: kubectl annotate tollpolicy acme tollgate.dev/release=all"
+t0=$(now_ms)
+K -n "$NS" annotate tollpolicy acme tollgate.dev/release=all >/dev/null
+for i in $(seq 1 100); do
+  ar=$(active); ann=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.metadata.annotations.tollgate\.dev/release}' 2>/dev/null || true)
+  [ -z "$ar" ] && [ -z "$ann" ] && break
+  sleep 0.2
+done
+check "released in $(( $(now_ms) - t0 )) ms: activeResponses empty, annotation removed" [ -z "$ar" ] && [ -z "$ann" ]
+for i in 1 2; do
+  got=$(call $i $INTL); check "SBC $i: international after the release $got" [ "${got%% *}" = 200 ]
+done
+K -n "$NS" get events --field-selector involvedObject.name=acme -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}' > "$WORK/events" 2>/dev/null || true
+check "a ResponseReleased event" grep -q ResponseReleased "$WORK/events"
+sleep 3   # Alertmanager re-sends and resolves what it holds: no alert re-blocks
+ar=$(active)
+b=$(curl -sS --max-time 5 -H "Authorization: Bearer $(cat "$FTOKEN")" "$A1/v1/state" | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("blocks"))')
+check "3 s later still released (status '$ar', agent 1 blocks $b)" [ -z "$ar" ] && [ "$b" = "{}" ]
+
+say "2. rollback: revision 2 denies national calls; canary on SBC 1, then a 60 s bake"
+t0=$(now_ms)
+K apply -f "$WORK/policy-2.json" >/dev/null
+got=
+for i in $(seq 1 100); do
+  got=$(call 1 $NATL)
+  [ "$got" = "403 dst:national" ] && break
+  sleep 0.3
+done
+t_deny=$(now_ms)
+check "SBC 1 (canary) holds revision 2: national $got ($((t_deny - t0)) ms)" [ "$got" = "403 dst:national" ]
+phase=
+for i in $(seq 1 200); do
+  phase=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.status.phase}' 2>/dev/null || true)
+  [ "$phase" = RolledBack ] && break
+  sleep 0.2
+done
+check "rolled back automatically: phase $phase $(( $(now_ms) - t_deny )) ms after the first denial" [ "$phase" = RolledBack ]
+reason=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.status.lastRollbackReason}' 2>/dev/null || true)
+check "  ... because of the alert ($reason)" grep -q 'TollgateRevisionDeniesNational' <<< "$reason"
+for i in 1 2; do
+  got=
+  for j in $(seq 1 50); do got=$(call $i $NATL); [ "$got" = "200 dst:national" ] && break; sleep 0.2; done
+  check "SBC $i: national again $got (the old behaviour)" [ "$got" = "200 dst:national" ]
+done
+for a in "$A1" "$A2"; do
+  r=$(curl -sS --max-time 5 -H "Authorization: Bearer $(cat "$FTOKEN")" "$a/v1/state" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["tenants"]["acme"]["revision"].split("@")[0])')
+  check "agent $a holds revision $r" [ "$r" = 1 ]
+done
+
+curl -sS --max-time 5 "http://$OP_IP:18080/metrics" > "$WORK/op-metrics" || true
+check "the operator's /metrics has the receiver's counters ($(grep -E '^tollgate_alert_actions_total' "$WORK/op-metrics" | tr '\n' ' '))" \
+  bash -c "grep -qE '^tollgate_alert_actions_total\{kind=\"respond\"\} [1-9]' '$WORK/op-metrics' && grep -qE '^tollgate_alert_actions_total\{kind=\"rollback\"\} [1-9]' '$WORK/op-metrics'"
+check "the operator logged no token" bash -c "! grep -q -- '$TOKEN' '$WORK/operator.log'"
+
+echo
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]

@@ -1,0 +1,583 @@
+#!/usr/bin/env bash
+# The operator end to end, on real parts: the tollgate-operator binary against
+# the testbed Kubernetes API server, a fleet of four local SBCs (real Kamailio +
+# tollgate-agent each, scripts/fleet.sh), TollPolicies applied with kubectl,
+# SIPp calls through every SBC. Scenarios (docs/operator.md, "Tests"):
+#
+#   1 static fleet: a TollPolicy (loopback copy of the acme example) rolls out
+#     to 3 SBCs listed as endpoints, token from a Secret; calls and agent state
+#   2 `kubectl get tollpolicies` columns, `kubectl get events` reasons
+#   3 a second revision rolls out in observable steps (canary 1, bake 4 s,
+#     batch 1), sampled every 0.3 s
+#   4 a canary whose Kamailio is down (reload fails) -> rolled back; a
+#     non-canary agent stopped mid-rollout -> Degraded, halted, completes when
+#     it returns
+#   8 deleting the TollPolicy removes the tenant from every SBC (finalizer)
+#   5 a pod-selector fleet: Pods created and their status patched as a kubelet
+#     would; a new Ready pod gets the current revision at once; a terminating
+#     pod is skipped
+#   6 the operator SIGKILLed during a bake resumes; no needless re-apply
+#   7 two replicas, one Lease: only the leader acts; the other takes over
+#
+#   scripts/test-operator.sh
+#
+# Uses KUBECONFIG when set (scripts/test.sh); otherwise starts the testbed API
+# server and stops it at the end. Each scenario group has its own namespace
+# and its own operator process(es) limited to it (--namespace). Settings:
+# TG_OP_NET (third octet of the fleet's loopback addresses, default 205),
+# TOLLGATE_RUN (default /tmp/tollgate-run). Every wait is bounded. About 3-4
+# minutes once built.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+scripts/sbc-install.sh
+ensure_kubectl
+
+RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
+export TOLLGATE_RUN=$RUN
+NET=127.0.${TG_OP_NET:-205}
+export TG_FLEET_NET=${TG_OP_NET:-205}
+NAME=tgoptest
+WORK=$RUN/$NAME-work
+PY=$(python_env)
+H="$PY $ROOT/scripts/operator-e2e.py"
+T0=$(date +%s.%N)
+
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
+bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; LAST_FAIL=1; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+now() { date +%s.%N; }
+
+say "building tollgate-operator, tollgate-agent, tollgate and the agreement helper"
+cargo build --quiet --locked -p tollgate-operator --bin tollgate-operator --bin tollgate-agent --example agreement
+cargo build --quiet --locked -p tollgate-policy --bin tollgate
+OPBIN=$CARGO_TARGET_DIR/debug/tollgate-operator
+export TG_AGENT_BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
+HELPER=$CARGO_TARGET_DIR/debug/examples/agreement
+TG=$CARGO_TARGET_DIR/debug/tollgate
+
+# --- the API server ---------------------------------------------------------
+API_STARTED=0
+if [ -z "${KUBECONFIG:-}" ]; then
+  if ! scripts/apiserver.sh status >/dev/null 2>&1; then API_STARTED=1; fi
+  exports=$(scripts/apiserver.sh start)
+  eval "$exports"
+fi
+[ "$(kubectl config current-context)" = testbed ] || die "refusing to use a cluster whose context is not 'testbed'"
+
+# --- cleanup ------------------------------------------------------------------
+OP_PIDS=()       # every operator started (pid), for the cleanup
+NAMESPACES=()
+LAST_FAIL=0
+op_logs_tail() {
+  local f
+  for f in "$WORK"/op-*.log; do
+    [ -f "$f" ] || continue
+    echo "---- last lines of $f"
+    tail -25 "$f"
+  done
+}
+cleanup() {
+  local rc=$? p ns
+  if [ "$FAIL" != 0 ] || [ "$rc" != 0 ]; then op_logs_tail >&2 || true; fi
+  for p in "${OP_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${OP_PIDS[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  for ns in "${NAMESPACES[@]}"; do
+    # no operator is left to run the finalizers: drop them, then the namespace
+    for o in $(kubectl get tollpolicies,pods -n "$ns" -o name 2>/dev/null); do
+      kubectl patch "$o" -n "$ns" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+    done
+    kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+  done
+  scripts/fleet.sh stop "$NAME" 2>/dev/null || true
+  if [ "$API_STARTED" = 1 ]; then scripts/apiserver.sh stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+scripts/fleet.sh stop "$NAME" 2>/dev/null || true
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+# --- helpers ------------------------------------------------------------------
+SUFFIX=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+new_ns() { # PURPOSE -> a fresh namespace
+  local ns=tgop-$1-$SUFFIX
+  kubectl create namespace "$ns" >/dev/null
+  NAMESPACES+=("$ns")
+  echo "$ns"
+}
+
+OP_PORT=9300
+# op_start NS IDENTITY [FLAGS...]: an operator limited to NS; sets OP_PID, OP_METRICS
+op_start() {
+  local ns=$1 id=$2; shift 2
+  OP_PORT=$((OP_PORT + 1))
+  OP_METRICS=http://127.0.0.1:$OP_PORT
+  NO_COLOR=1 RUST_LOG=${TG_OP_LOG:-info} "$OPBIN" --namespace "$ns" --metrics-addr "127.0.0.1:$OP_PORT" \
+    --identity "$id" --lease-namespace "$ns" --agent-timeout-secs 3 "$@" \
+    >> "$WORK/op-$id.log" 2>&1 < /dev/null &
+  OP_PID=$!
+  OP_PIDS+=("$OP_PID")
+  local i
+  for i in $(seq 1 100); do
+    kill -0 "$OP_PID" 2>/dev/null || { tail -20 "$WORK/op-$id.log" >&2; die "operator $id exited at start"; }
+    curl -s --max-time 1 -o /dev/null "$OP_METRICS/healthz" && return 0
+    sleep 0.1
+  done
+  die "operator $id did not serve /healthz within 10 s"
+}
+op_stop() { # PID [SIGNAL]
+  kill -"${2:-TERM}" "$1" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+# wait_until SECONDS CMD...: polls every 0.2 s; WAITED = seconds it took
+wait_until() {
+  local limit=$1; shift
+  local t0; t0=$(now)
+  while true; do
+    if "$@" >/dev/null 2>&1; then WAITED=$(elapsed "$t0"); return 0; fi
+    if awk -v a="$t0" -v b="$(now)" -v l="$limit" 'BEGIN { exit !(b - a > l) }'; then
+      WAITED=$(elapsed "$t0"); return 1
+    fi
+    sleep 0.2
+  done
+}
+
+tp() { # NS JSONPATH: a field of TollPolicy acme
+  kubectl get tollpolicy acme -n "$1" -o jsonpath="{$2}" 2>/dev/null
+}
+phase_is() { [ "$(tp "$1" .status.phase)" = "$2" ]; }
+applied_rev() { # NS REV APPLIED: phase Applied, currentRevision REV, applied APPLIED
+  [ "$(tp "$1" .status.phase)" = Applied ] && [ "$(tp "$1" .status.currentRevision)" = "$2" ] &&
+    [ "$(tp "$1" .status.applied)" = "$3" ]
+}
+status_line() { # NS: a short status for the log
+  kubectl get tollpolicy acme -n "$1" -o jsonpath='{.status.phase} applied={.status.applied} current={.status.currentRevision} lastGood={.status.lastGoodRevision}' 2>/dev/null || true
+}
+
+TOKEN_FILE=$RUN/$NAME/token
+agent_url() { echo "http://$NET.$1:9180"; }
+state() { $H state "$(agent_url "$1")" "$TOKEN_FILE" acme; } # I -> "REV APPLIEDAT CONSISTENT"
+rev_on() { state "$1" | cut -d' ' -f1; }
+tenants_on() { curl -s --max-time 5 -H "Authorization: Bearer $(cat "$TOKEN_FILE")" "$(agent_url "$1")/v1/state" | jq -r '.tenants | keys | join(",")'; }
+rev_on_is() { [ "$(rev_on "$1")" = "$2" ]; }
+all_on() { # REV I...
+  local r=$1 i; shift
+  for i in "$@"; do [ "$(rev_on "$i")" = "$r" ] || return 1; done
+}
+call() { scripts/fleet.sh call "$NAME" "$1" "$2" "$3" 2>/dev/null || echo "no answer"; }
+
+ACME=127.51.100.20     # acme's allowed network in the loopback copy
+OTHER=127.0.0.9        # no tenant's source
+ALLOWED=+12125550100   # national: allowed by acme
+DENIED=+12129761234    # the 976 pay-per-call exchange: denied by acme
+NEW2=+12135550100      # national under r1, denied by the prefix 1213 added in r2
+NEW4=+12145550100      # national until the prefix 1214 is denied
+
+# check_calls I REVISION_KIND: the policy through SBC I
+#   base: allowed 200, 976 denied, unknown source denied, 1213 allowed
+#   r2:   like base but 1213 denied with dst:prefix:1213
+check_calls() {
+  local i=$1 kind=$2 got
+  got=$(call "$i" $ACME $ALLOWED)
+  check "SBC $i ($kind): acme -> $ALLOWED allowed: $got" [ "$got" = "200 dst:national" ]
+  got=$(call "$i" $ACME $DENIED)
+  check "SBC $i ($kind): acme -> $DENIED denied: $got" bash -c "[[ '$got' == '403 dst:'* ]]"
+  got=$(call "$i" $OTHER $ALLOWED)
+  check "SBC $i ($kind): unknown source denied: $got" [ "$got" = "403 src:unknown" ]
+  got=$(call "$i" $ACME $NEW2)
+  case $kind in
+    base) check "SBC $i ($kind): acme -> $NEW2 allowed (no 1213 rule yet): $got" [ "$got" = "200 dst:national" ] ;;
+    *) check "SBC $i ($kind): acme -> $NEW2 denied by the new rule: $got" [ "$got" = "403 dst:prefix:1213" ] ;;
+  esac
+}
+
+# --- inputs -------------------------------------------------------------------
+say "the acme example compiled to a TollPolicy, with its loopback copy as spec.policy"
+"$HELPER" prepare examples/policies "$WORK/agree" --seed "${TG_AGREE_SEED:-20260101}" >/dev/null
+"$TG" compile examples/policies --namespace placeholder --fleet edge --output "$WORK/compiled" >/dev/null
+template() { grep -l "^  tenant: $1\$" "$WORK"/compiled/*.yaml | head -1; }
+loopback() { grep -l "^tenant: $1\$" "$WORK"/agree/fleet/* | head -1; }
+for t in acme globex; do
+  [ -n "$(template $t)" ] && [ -n "$(loopback $t)" ] || die "no $t TollPolicy or loopback copy"
+done
+"$PY" - "$WORK/agree/geo.txt" "$WORK/geo.mmdb" <<'PY'
+import sys
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
+geo, mmdb = sys.argv[1:3]
+w = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Country",
+               languages=["en"], description="tollgate operator test geo")
+for line in open(geo):
+    net, cc = line.split()
+    w.insert_network(IPSet([net]), {"country": {"iso_code": cc, "names": {"en": cc}}})
+w.to_db_file(mmdb)
+PY
+export TG_GEOIP_DB=$WORK/geo.mmdb
+# mkpolicy NS OUT [ARGS...] (--deny P, --canary N, --bake S, --batch N; fleet "edge")
+mkpolicy() { local ns=$1 out=$2; shift 2; $H policy "$(template acme)" "$(loopback acme)" "$out" --namespace "$ns" --fleet edge "$@"; }
+mkglobex() { local ns=$1 out=$2; shift 2; $H policy "$(template globex)" "$(loopback globex)" "$out" --namespace "$ns" --fleet edge "$@"; }
+
+say "CRDs"
+kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
+kubectl wait --for=condition=Established --timeout=30s -f crds/ >/dev/null
+
+say "a fleet of 4 local SBCs on $NET.1-4 (agents on port 9180)"
+scripts/fleet.sh start "$NAME" 4
+check "fleet: every part up" scripts/fleet.sh status "$NAME"
+
+token_secret() { # NS
+  kubectl create secret generic agent-token -n "$1" --from-file=token="$TOKEN_FILE" >/dev/null
+}
+static_fleet() { # NS: SbcFleet edge with SBCs 1-3 as endpoints
+  kubectl apply -n "$1" -f - >/dev/null <<EOF
+apiVersion: tollgate.dev/v1alpha1
+kind: SbcFleet
+metadata:
+  name: edge
+spec:
+  endpoints:
+    - host: $NET.1
+    - host: $NET.2
+    - host: $NET.3
+  agentPort: 9180
+  agentTokenSecret: {name: agent-token, key: token}
+EOF
+}
+
+##############################################################################
+say "1. static endpoints: revision 1 rolls out to SBCs 1-3"
+NS=$(new_ns static)
+token_secret "$NS"
+static_fleet "$NS"
+op_start "$NS" op-static
+OPS_PID=$OP_PID
+OPS_METRICS=$OP_METRICS
+ready_200() { [ "$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ]; }
+if wait_until 30 ready_200 "$OPS_METRICS"; then ok "operator running, /readyz 200 after ${WAITED} s"; else bad "operator /readyz: $(curl -s --max-time 2 "$OPS_METRICS/readyz")"; fi
+mkpolicy "$NS" "$WORK/r1.yaml" --canary 1 --bake 0 --batch 1
+t=$(now)
+kubectl apply -f "$WORK/r1.yaml" >/dev/null
+if wait_until 90 applied_rev "$NS" 1 3/3; then
+  ok "phase Applied, applied 3/3, revision 1 after ${WAITED} s"
+else
+  bad "revision 1 not Applied 3/3 after ${WAITED} s: $(status_line "$NS")"
+fi
+check "finalizer tollgate.dev/cleanup set" [ "$(tp "$NS" '.metadata.finalizers[0]')" = tollgate.dev/cleanup ]
+check "status.lastGoodRevision 1" [ "$(tp "$NS" .status.lastGoodRevision)" = 1 ]
+check "status.observedGeneration = metadata.generation" [ "$(tp "$NS" .status.observedGeneration)" = "$(tp "$NS" .metadata.generation)" ]
+for c in Compiled Validated Applied; do
+  check "condition $c True" [ "$(tp "$NS" ".status.conditions[?(@.type==\"$c\")].status")" = True ]
+done
+REV1=$(kubectl get policyrevisions -n "$NS" -o jsonpath='{.items[0].metadata.name}')
+HASH1=$(kubectl get policyrevisions -n "$NS" -o jsonpath='{.items[0].spec.hash}')
+check "PolicyRevision $REV1 named <policy>-<hash10>" [ "$REV1" = "acme-${HASH1:7:10}" ]
+check "PolicyRevision owned by the TollPolicy" [ "$(kubectl get policyrevision "$REV1" -n "$NS" -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')" = TollPolicy/acme ]
+for i in 1 2 3; do
+  label=$(curl -s --max-time 5 -H "Authorization: Bearer $(cat "$TOKEN_FILE")" "$(agent_url $i)/v1/state" | jq -r '.tenants.acme.revision')
+  check "SBC $i: GET /v1/state revision $label" [ "$label" = "1@$HASH1" ]
+  check "SBC $i: consistent" [ "$(state $i | cut -d' ' -f3)" = true ]
+  check_calls "$i" base
+done
+check "SBC 4 (not in the fleet) untouched: $(rev_on 4)" rev_on_is 4 -
+
+##############################################################################
+say "2. kubectl get tollpolicies / events"
+kubectl get tollpolicies -n "$NS" | tee "$WORK/get.txt"
+check "columns NAME TENANT REVISION PHASE APPLIED AGE" \
+  bash -c "head -1 '$WORK/get.txt' | grep -Eq '^NAME +TENANT +REVISION +PHASE +APPLIED +AGE *$'"
+check "row: acme acme 1 Applied 3/3" bash -c "sed -n 2p '$WORK/get.txt' | grep -Eq '^acme +acme +1 +Applied +3/3 +[0-9]+s'"
+kubectl get events -n "$NS" --sort-by=.metadata.creationTimestamp | tee "$WORK/events1.txt"
+for r in RollingOut Canary RolloutComplete; do
+  check "event reason $r" grep -q " $r " "$WORK/events1.txt"
+done
+check "events name tollpolicy/acme" grep -q "tollpolicy/acme" "$WORK/events1.txt"
+
+##############################################################################
+say "3. revision 2 (deny 1213) in steps: canary 1, bake 4 s, batch 1"
+mkpolicy "$NS" "$WORK/r2.yaml" --deny 1213 --canary 1 --bake 4 --batch 1
+$H sample "$NS" acme "$TOKEN_FILE" acme 0.3 90 2 "$WORK/steps2.tsv" "$(agent_url 1)" "$(agent_url 2)" "$(agent_url 3)" &
+SAMPLER=$!
+t=$(now)
+kubectl apply -f "$WORK/r2.yaml" >/dev/null
+if wait "$SAMPLER"; then ok "revision 2 Applied on 3/3 after $(elapsed "$t") s ($(wc -l < "$WORK/steps2.tsv") samples)"; else bad "revision 2 not applied everywhere within 90 s: $(status_line "$NS")"; fi
+if $H steps "$WORK/steps2.tsv" 1 2 4 > "$WORK/steps2.txt"; then
+  ok "steps canary (1 new, 2 old) -> batch (2 new, 1 old) -> all, each >= the bake:"
+else
+  bad "rollout steps wrong:"
+fi
+cat "$WORK/steps2.txt"
+kubectl get events -n "$NS" --sort-by=.metadata.creationTimestamp > "$WORK/events2.txt"
+check "event reason Baking" grep -q " Baking " "$WORK/events2.txt"
+check "lastGoodRevision 2" [ "$(tp "$NS" .status.lastGoodRevision)" = 2 ]
+check "2 PolicyRevisions kept" [ "$(kubectl get policyrevisions -n "$NS" -o name | wc -l)" = 2 ]
+for i in 1 2 3; do check_calls "$i" r2; done
+
+##############################################################################
+say "4a. a canary that cannot apply (its Kamailio is down): rolled back"
+# SBC 1 is the canary (targets are taken in id order: $NET.1:9180 first)
+scripts/fleet.sh part "$NAME" 1 kamailio stop
+mkpolicy "$NS" "$WORK/r3.yaml" --deny 1213 --deny 1214 --canary 1 --bake 2 --batch 1
+t=$(now)
+kubectl apply -f "$WORK/r3.yaml" >/dev/null
+if wait_until 90 phase_is "$NS" RolledBack; then
+  ok "phase RolledBack after ${WAITED} s"
+else
+  bad "not RolledBack after ${WAITED} s: $(status_line "$NS")"
+fi
+check "condition RolledBack True" [ "$(tp "$NS" '.status.conditions[?(@.type=="RolledBack")].status')" = True ]
+reason=$(tp "$NS" .status.lastRollbackReason)
+check "lastRollbackReason: $reason" bash -c "[ -n \"\$1\" ] && [[ \"\$1\" == *'rolling back to'* ]]" _ "$reason"
+check "currentRevision 3, lastGoodRevision 2" [ "$(tp "$NS" .status.currentRevision)/$(tp "$NS" .status.lastGoodRevision)" = 3/2 ]
+kubectl get events -n "$NS" --sort-by=.metadata.creationTimestamp > "$WORK/events3.txt"
+check "Warning event ApplyFailed" grep -Eq 'Warning +ApplyFailed ' "$WORK/events3.txt"
+grep -E 'ApplyFailed' "$WORK/events3.txt" | tail -2
+check "SBCs 2 and 3 never got revision 3: on 2" all_on 2 2 3
+scripts/fleet.sh part "$NAME" 1 kamailio start
+# the agent notices its Kamailio came back empty and re-applies what it holds (revision 2)
+if wait_until 30 all_on 2 1; then ok "SBC 1 consistent on revision 2 again ${WAITED} s after its Kamailio restarted"; else bad "SBC 1 not back on revision 2: $(state 1)"; fi
+sleep 1
+for i in 1 2 3; do check_calls "$i" r2; done
+got=$(call 1 $ACME $NEW4)
+check "SBC 1: revision 3's 1214 rule not in force: $got" [ "$got" = "200 dst:national" ]
+
+say "4b. a non-canary agent stopped mid-rollout: halted (Degraded), resumes when it returns"
+mkpolicy "$NS" "$WORK/r4.yaml" --deny 1213 --deny 1215 --canary 1 --bake 3 --batch 1
+t=$(now)
+kubectl apply -f "$WORK/r4.yaml" >/dev/null
+# stop SBC 3's agent as soon as the batch (SBC 2) has revision 4
+if wait_until 60 all_on 4 1 2; then ok "canary and batch 1 on revision 4 after ${WAITED} s"; else bad "SBCs 1-2 not on revision 4: $(status_line "$NS")"; fi
+scripts/fleet.sh part "$NAME" 3 agent stop
+stopped_at=$(now)
+if wait_until 60 phase_is "$NS" Degraded; then ok "phase Degraded ${WAITED} s after SBC 3's agent stopped"; else bad "not Degraded: $(status_line "$NS")"; fi
+ftarget=$(tp "$NS" '.status.failures[0].target')
+freason=$(tp "$NS" '.status.failures[0].reason')
+fmsg=$(tp "$NS" '.status.failures[0].message')
+check "status.failures names $NET.3:9180: $ftarget ($freason: ${fmsg:0:80})" [ "$ftarget" = "$NET.3:9180" ]
+check "failure reason set" [ -n "$freason" ]
+check "condition Degraded True" [ "$(tp "$NS" '.status.conditions[?(@.type=="Degraded")].status')" = True ]
+check "applied 2/3 while halted: $(tp "$NS" .status.applied)" [ "$(tp "$NS" .status.applied)" = 2/3 ]
+kubectl get events -n "$NS" --sort-by=.metadata.creationTimestamp > "$WORK/events4.txt"
+check "Warning event TargetsUnreachable" grep -Eq 'Warning +TargetsUnreachable ' "$WORK/events4.txt"
+for i in 1 2; do
+  got=$(call "$i" $ACME +12155550100)
+  check "SBC $i keeps revision 4 (1215 denied): $got" [ "$got" = "403 dst:prefix:1215" ]
+done
+got=$(call 3 $ACME +12155550100)
+check "SBC 3 (agent down) keeps revision 2 (1215 allowed): $got" [ "$got" = "200 dst:national" ]
+sleep 2
+check "still Degraded while the agent is down ($(elapsed "$stopped_at") s)" phase_is "$NS" Degraded
+scripts/fleet.sh part "$NAME" 3 agent start
+t=$(now)
+if wait_until 120 applied_rev "$NS" 4 3/3; then ok "Applied 3/3 on revision 4 ${WAITED} s after the agent returned (retry with backoff)"; else bad "not Applied after the agent returned: $(status_line "$NS")"; fi
+check "failures cleared" [ -z "$(tp "$NS" '.status.failures[*].target')" ]
+check "SBC 3 on revision 4" rev_on_is 3 4
+got=$(call 3 $ACME +12155550100)
+check "SBC 3: 1215 denied now: $got" [ "$got" = "403 dst:prefix:1215" ]
+
+##############################################################################
+say "8. deleting a TollPolicy removes its tenant from every SBC (finalizer)"
+# a second tenant on the same fleet, so that both cases are seen: removing a
+# tenant while another stays, then removing the last one
+mkglobex "$NS" "$WORK/g1.yaml" --bake 0
+kubectl apply -f "$WORK/g1.yaml" >/dev/null
+gl_applied() { [ "$(kubectl get tollpolicy globex -n "$NS" -o jsonpath='{.status.phase} {.status.applied}' 2>/dev/null)" = "Applied 3/3" ]; }
+if wait_until 60 gl_applied; then ok "second tenant globex Applied 3/3 after ${WAITED} s"; else bad "globex not Applied: $(kubectl get tollpolicy globex -n "$NS" -o jsonpath='{.status.phase} {.status.applied}')"; fi
+gone() { ! kubectl get tollpolicy "$1" -n "$NS" >/dev/null 2>&1; }
+kubectl delete tollpolicy acme -n "$NS" --wait=false >/dev/null
+if wait_until 60 gone acme; then ok "8a. TollPolicy acme gone ${WAITED} s after the delete (finalizer removed)"; else bad "8a. TollPolicy acme still there: $(tp "$NS" .metadata.finalizers)"; fi
+for i in 1 2 3; do
+  check "SBC $i: only globex left: $(tenants_on "$i")" [ "$(tenants_on "$i")" = globex ]
+  got=$(call "$i" $ACME $ALLOWED)
+  check "SBC $i: acme's source now unknown: $got" [ "$got" = "403 src:unknown" ]
+done
+check "acme's PolicyRevisions deleted" [ -z "$(kubectl get policyrevisions -n "$NS" -o jsonpath='{.items[?(@.spec.policyName=="acme")].metadata.name}')" ]
+kubectl delete tollpolicy globex -n "$NS" --wait=false >/dev/null
+if wait_until 60 gone globex; then ok "8b. the last tenant's TollPolicy (globex) gone ${WAITED} s after the delete"; else bad "8b. TollPolicy globex (the last tenant) still there after ${WAITED} s: $(grep -a 'failed to clean up' "$WORK/op-op-static.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | grep -o 'cleanup: .*' | cut -c1-200)"; fi
+for i in 1 2 3; do check "SBC $i: no tenant left: '$(tenants_on "$i")'" [ -z "$(tenants_on "$i")" ]; done
+check "no PolicyRevision left" [ "$(kubectl get policyrevisions -n "$NS" -o name | wc -l)" = 0 ]
+curl -s --max-time 2 "$OPS_METRICS/metrics" > "$WORK/metrics-static.txt" || true
+check "operator /metrics counts reconciles" grep -q '^tollgate_operator_reconcile' "$WORK/metrics-static.txt"
+op_stop "$OPS_PID"
+
+# fresh_fleet: the next group starts from SBCs without acme. A deletion that
+# worked left none; otherwise (a failure reported above) the fleet is restarted
+# empty so that one failure does not cascade into the next scenarios.
+fresh_fleet() {
+  local i dirty=
+  for i in 1 2 3 4; do [ -z "$(tenants_on "$i")" ] || dirty+=" $i"; done
+  [ -z "$dirty" ] && return 0
+  echo "  (SBCs$dirty still hold a tenant: restarting the fleet empty)"
+  scripts/fleet.sh stop "$NAME" 2>/dev/null
+  scripts/fleet.sh start "$NAME" 4 >/dev/null
+}
+
+##############################################################################
+fresh_fleet
+say "5. a pod-selector fleet: Pods made Ready as a kubelet would"
+NS=$(new_ns pods)
+token_secret "$NS"
+kubectl apply -n "$NS" -f - >/dev/null <<EOF
+apiVersion: tollgate.dev/v1alpha1
+kind: SbcFleet
+metadata:
+  name: edge
+spec:
+  selector:
+    matchLabels: {app: sbc}
+  agentPort: 9180
+  agentTokenSecret: {name: agent-token, key: token}
+EOF
+pod() { # NAME: a Pod labelled app=sbc (Pending: nothing runs it)
+  kubectl apply -n "$NS" -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $1
+  labels: {app: sbc}
+spec:
+  containers:
+    - name: sbc
+      image: registry.invalid/tollgate-sbc:test
+EOF
+}
+pod_ready() { # NAME IP: what the kubelet would report
+  kubectl patch pod "$1" -n "$NS" --subresource=status --type=merge -p "{\"status\":{\"phase\":\"Running\",\"podIP\":\"$2\",\"podIPs\":[{\"ip\":\"$2\"}],\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}" >/dev/null
+}
+for i in 1 2 3; do pod sbc-$i; pod_ready sbc-$i "$NET.$i"; done
+pod sbc-4 # created, not scheduled yet: no IP
+op_start "$NS" op-pods
+OPP_PID=$OP_PID
+mkpolicy "$NS" "$WORK/p1.yaml" --canary 1 --bake 0 --batch 1
+kubectl apply -f "$WORK/p1.yaml" >/dev/null
+if wait_until 90 applied_rev "$NS" 1 3/3; then ok "revision 1 Applied 3/3 on pods sbc-1..3 after ${WAITED} s"; else bad "not Applied 3/3: $(status_line "$NS")"; fi
+for i in 1 2 3; do check "SBC $i (pod sbc-$i) on revision 1" rev_on_is "$i" 1; done
+check "SBC 4 (pod without IP) untouched" rev_on_is 4 -
+for i in 1 3; do check_calls "$i" base; done
+t=$(now)
+pod_ready sbc-4 "$NET.4"
+if wait_until 30 rev_on_is 4 1; then ok "new Ready pod sbc-4 got revision 1 ${WAITED} s after its Ready status"; else bad "sbc-4 did not get revision 1: $(state 4)"; fi
+if wait_until 20 applied_rev "$NS" 1 4/4; then ok "applied 4/4"; else bad "not 4/4: $(status_line "$NS")"; fi
+check_calls 4 base
+
+say "5b. a terminating pod is skipped"
+kubectl patch pod sbc-2 -n "$NS" --type merge -p '{"metadata":{"finalizers":["tollgate.test/hold"]}}' >/dev/null
+kubectl delete pod sbc-2 -n "$NS" --wait=false >/dev/null
+check "sbc-2 has a deletionTimestamp" [ -n "$(kubectl get pod sbc-2 -n "$NS" -o jsonpath='{.metadata.deletionTimestamp}')" ]
+mkpolicy "$NS" "$WORK/p2.yaml" --deny 1213 --canary 1 --bake 0 --batch 1
+kubectl apply -f "$WORK/p2.yaml" >/dev/null
+if wait_until 90 applied_rev "$NS" 2 3/3; then ok "revision 2 Applied 3/3 (the terminating pod not counted) after ${WAITED} s"; else bad "revision 2 not Applied 3/3: $(status_line "$NS")"; fi
+for i in 1 3 4; do check "SBC $i on revision 2" rev_on_is "$i" 2; done
+check "SBC 2 (terminating pod) skipped: still revision $(rev_on 2)" rev_on_is 2 1
+check_calls 3 r2
+kubectl patch pod sbc-2 -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null
+wait_until 10 bash -c "! kubectl get pod sbc-2 -n '$NS' >/dev/null 2>&1" || true
+say "5c. the pod recreated (a restarted SBC pod) gets the current revision at once"
+pod sbc-2
+pod_ready sbc-2 "$NET.2"
+if wait_until 30 rev_on_is 2 2; then ok "recreated pod sbc-2 got revision 2 ${WAITED} s after its Ready status"; else bad "sbc-2 not on revision 2: $(state 2)"; fi
+if wait_until 20 applied_rev "$NS" 2 4/4; then ok "applied 4/4"; else bad "not 4/4: $(status_line "$NS")"; fi
+kubectl delete tollpolicy acme -n "$NS" --wait=false >/dev/null
+gone_p() { ! kubectl get tollpolicy acme -n "$NS" >/dev/null 2>&1; }
+if wait_until 60 gone_p; then ok "deleted; tenant removed from the 4 pods' SBCs: $(for i in 1 2 3 4; do rev_on $i; done | tr '\n' ' ')"; else bad "TollPolicy not gone"; fi
+check "no SBC holds acme" all_on - 1 2 3 4
+op_stop "$OPP_PID"
+
+##############################################################################
+fresh_fleet
+say "6. the operator SIGKILLed during a bake resumes"
+NS=$(new_ns restart)
+token_secret "$NS"
+static_fleet "$NS"
+op_start "$NS" op-restart
+BAKE=8
+mkpolicy "$NS" "$WORK/k1.yaml" --canary 1 --bake $BAKE
+kubectl apply -f "$WORK/k1.yaml" >/dev/null
+if wait_until 60 rev_on_is 1 1; then ok "canary SBC 1 on revision 1 after ${WAITED} s"; else bad "canary not applied: $(status_line "$NS")"; fi
+canary_at=$(state 1 | cut -d' ' -f2)
+has_bake_until() { [ -n "$(tp "$NS" .status.rollout.bakeUntil)" ]; }
+wait_until 5 has_bake_until || true
+bake_until=$(tp "$NS" .status.rollout.bakeUntil)
+ph=$(tp "$NS" .status.phase)
+kill -KILL "$OP_PID"
+killed=$(now)
+check "SIGKILL during the bake (phase $ph, bakeUntil $bake_until persisted, SBCs 2/3: $(rev_on 2)/$(rev_on 3))" \
+  bash -c "[ '$ph' = Canary ] && [ -n '$bake_until' ] && [ '$(rev_on 2)' = - ] && [ '$(rev_on 3)' = - ]"
+sleep 3   # down for 3 s of the 8 s bake
+restarted=$(now)
+op_start "$NS" op-restart
+if wait_until 60 applied_rev "$NS" 1 3/3; then ok "restarted operator completed the rollout, Applied 3/3 $(elapsed "$killed") s after the kill"; else bad "not completed after the restart: $(status_line "$NS")"; fi
+check "canary not re-applied: SBC 1 appliedAt unchanged ($canary_at)" [ "$(state 1 | cut -d' ' -f2)" = "$canary_at" ]
+check "SBCs 2 and 3 on revision 1" all_on 1 2 3
+# when did the next step start? the operator's own Event (events.k8s.io eventTime, microseconds)
+step2=$(kubectl get events.v1.events.k8s.io -n "$NS" -o json | jq -r '[.items[] | select(.note | test("step 2 started")) | .eventTime][0] // empty')
+read -r vs_bake vs_restart < <("$PY" -c 'import sys
+from datetime import datetime
+e = datetime.fromisoformat(sys.argv[1].replace("Z", "+00:00")).timestamp()
+print(f"{e - float(sys.argv[2]):.1f} {e - float(sys.argv[3]):.1f}")' "${step2:-1970-01-01T00:00:00Z}" "${bake_until:-0}" "$restarted")
+# The restarted operator first waits for the killed one's Lease to expire
+# (15 s), so measure from the moment it became the leader: resumed = the
+# batch starts at once (the persisted bake is over by then), a restarted bake
+# would start >= BAKE s after.
+leader_at=$(grep 'became the leader' "$WORK/op-op-restart.log" | tail -1 | cut -d' ' -f1)
+vs_leader=$("$PY" -c 'import sys
+from datetime import datetime
+t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+print(f"{t(sys.argv[1]) - t(sys.argv[2]):.1f}")' "${step2:-1970-01-01T00:00:00Z}" "${leader_at:-1970-01-01T00:00:00Z}")
+check "batch started ${vs_bake} s after the persisted bakeUntil, ${vs_leader} s after the restarted operator became the leader (${vs_restart} s after the restart; a restarted bake would be >= $BAKE s after the leader)" \
+  awk -v a="$vs_bake" -v l="$vs_leader" -v b=$BAKE 'BEGIN { exit !(a >= -1 && l >= 0 && l < b - 1) }'
+kubectl delete tollpolicy acme -n "$NS" --wait=false >/dev/null
+wait_until 60 bash -c "! kubectl get tollpolicy acme -n '$NS' >/dev/null 2>&1" || bad "restart scenario: TollPolicy not deleted"
+op_stop "$OP_PID"
+
+##############################################################################
+fresh_fleet
+say "7. two replicas, one Lease"
+NS=$(new_ns leader)
+token_secret "$NS"
+static_fleet "$NS"
+op_start "$NS" op-a
+A_PID=$OP_PID A_METRICS=$OP_METRICS
+holder() { kubectl get lease tollgate-operator -n "$NS" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
+holder_is() { [ "$(holder)" = "$1" ]; }
+wait_until 20 holder_is op-a || true
+op_start "$NS" op-b
+B_PID=$OP_PID B_METRICS=$OP_METRICS
+kubectl get lease -n "$NS" | tee "$WORK/lease.txt"
+check "Lease tollgate-operator held by op-a" holder_is op-a
+mkpolicy "$NS" "$WORK/l1.yaml" --canary 1 --bake 0 --batch 1
+kubectl apply -f "$WORK/l1.yaml" >/dev/null
+if wait_until 90 applied_rev "$NS" 1 3/3; then ok "revision 1 Applied 3/3 after ${WAITED} s"; else bad "not Applied: $(status_line "$NS")"; fi
+check "only op-a reported events" bash -c "[ \"\$(kubectl get events -n '$NS' -o jsonpath='{range .items[*]}{.reportingInstance}{\"\\n\"}{end}' | sort -u | tr '\n' ' ')\" = 'op-a ' ]"
+check "op-b started no controller" bash -c "! grep -q 'became the leader' '$WORK/op-op-b.log'"
+leader_metric() { curl -s --max-time 2 "$1/metrics" | awk '/^tollgate_operator_leader / {print $2}'; }
+check "leader gauge: op-a $(leader_metric "$A_METRICS"), op-b $(leader_metric "$B_METRICS")" \
+  [ "$(leader_metric "$A_METRICS")/$(leader_metric "$B_METRICS")" = 1/0 ]
+b_work() { curl -s --max-time 2 "$B_METRICS/metrics" | awk '/^tollgate_operator_(reconciles|agent_calls)_total/ { n += $NF } END { print n + 0 }'; }
+check "op-b made no reconcile and no agent call while standing by: $(b_work)" [ "$(b_work)" = 0 ]
+kill -KILL "$A_PID"
+killed=$(now)
+mkpolicy "$NS" "$WORK/l2.yaml" --deny 1213 --canary 1 --bake 0 --batch 1
+kubectl apply -f "$WORK/l2.yaml" >/dev/null
+if wait_until 40 holder_is op-b; then ok "op-b holds the Lease $(elapsed "$killed") s after op-a was killed (lease 15 s)"; else bad "op-b did not take the Lease: $(holder)"; fi
+if wait_until 60 applied_rev "$NS" 2 3/3; then ok "op-b rolled out revision 2: Applied 3/3 $(elapsed "$killed") s after the kill"; else bad "revision 2 not applied by op-b: $(status_line "$NS")"; fi
+check "events of revision 2 reported by op-b" bash -c "kubectl get events -n '$NS' -o jsonpath='{range .items[*]}{.reportingInstance}{\"\\n\"}{end}' | grep -qx op-b"
+for i in 1 2 3; do check "SBC $i on revision 2" rev_on_is "$i" 2; done
+check_calls 2 r2
+kubectl delete tollpolicy acme -n "$NS" --wait=false >/dev/null
+wait_until 60 bash -c "! kubectl get tollpolicy acme -n '$NS' >/dev/null 2>&1" || bad "leader scenario: TollPolicy not deleted"
+op_stop "$B_PID"
+check "op-b released the Lease on SIGTERM" bash -c "[ -z \"\$(kubectl get lease tollgate-operator -n '$NS' -o jsonpath='{.spec.holderIdentity}')\" ]"
+
+echo
+echo "total $(elapsed "$T0") s"
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
