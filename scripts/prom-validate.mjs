@@ -1,6 +1,7 @@
 // Validates Prometheus Operator objects (ServiceMonitor, PrometheusRule)
 // against the JSON schemas of @kubernetes-models/prometheus-operator
-// (generated from the operator's CRDs). Used by scripts/test-chart.sh.
+// (generated from the operator's CRDs). Used by scripts/test-chart.sh and
+// scripts/test-rules.sh (any file: convert its YAML documents to a JSON array).
 //
 //   node scripts/prom-validate.mjs NODE_DIR < objects.json
 //
