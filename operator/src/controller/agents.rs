@@ -102,6 +102,10 @@ pub trait AgentApi: Send + Sync + 'static {
         target: &'a AgentTarget,
         key: &'a str,
     ) -> BoxFuture<'a, Result<(), String>>;
+
+    /// `GET /healthz` (no token is sent: the endpoint needs none). `Ok`:
+    /// 200; `Err`: why not (no answer, or the status and reason).
+    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// `<number>@<hash>`, what the agent stores as the tenant's revision.
@@ -439,6 +443,29 @@ impl AgentApi for HttpAgents {
                     error_message(&body)
                 ))
             }
+        })
+    }
+
+    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let anonymous = AgentTarget {
+                url: target.url.clone(),
+                token: None,
+            };
+            let (status, body) = self
+                .call(&anonymous, Method::GET, "/healthz", None, self.timeout)
+                .await?;
+            if status == StatusCode::OK {
+                return Ok(());
+            }
+            let reason = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| error_message(&body));
+            Err(format!(
+                "GET /healthz answered {status}: {}",
+                truncate(&reason, 256)
+            ))
         })
     }
 }

@@ -63,6 +63,9 @@ struct Inner {
 pub struct FakeAgent {
     addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    /// `true` while unreachable: open connections close, as when the agent
+    /// goes down (a pooled keep-alive connection must not keep answering).
+    down: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -98,6 +101,7 @@ impl FakeAgent {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let state = Arc::clone(&inner);
         let token = Arc::new(token.to_owned());
+        let (down, down_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -109,19 +113,28 @@ impl FakeAgent {
                 }
                 let st = Arc::clone(&state);
                 let tok = Arc::clone(&token);
+                let mut gone = down_rx.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let st = Arc::clone(&st);
                         let tok = Arc::clone(&tok);
                         async move { Ok::<_, std::convert::Infallible>(handle(&st, &tok, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = gone.wait_for(|d| *d) => {}
+                    }
                 });
             }
         });
-        Ok(Self { addr, inner, task })
+        Ok(Self {
+            addr,
+            inner,
+            down,
+            task,
+        })
     }
 
     /// Where it listens.
@@ -179,9 +192,10 @@ impl FakeAgent {
         lock(&self.inner).delay = d;
     }
 
-    /// Close new connections without answering.
+    /// Close new connections without answering, and the open ones too.
     pub fn set_unreachable(&self, on: bool) {
         lock(&self.inner).unreachable = on;
+        self.down.send_replace(on);
     }
 }
 

@@ -10,6 +10,8 @@
 //!   rollout loop).
 //! - [`responses`]: the alert sink (declared responses, rollbacks from
 //!   alerts), and keeping `status.activeResponses` on every target.
+//! - [`fleet_status`]: the SbcFleet status controller (targets, agents
+//!   answering `GET /healthz`, conditions Resolved and Ready).
 //! - [`metrics`]: the operator's Prometheus metrics.
 //! - `fake_agent` (tests and the `fake-agent` feature): an in-process test
 //!   double of the agent API over real HTTP.
@@ -21,6 +23,7 @@ pub mod agents;
 #[cfg(any(test, feature = "fake-agent"))]
 pub mod fake_agent;
 pub mod fleet;
+pub mod fleet_status;
 pub mod metrics;
 pub mod reconcile;
 pub mod responses;
@@ -75,6 +78,9 @@ pub struct Config {
     /// How long an agent that does not answer may block a TollPolicy's
     /// deletion (after that the finalizer goes with a Warning event).
     pub cleanup_grace: Duration,
+    /// How often each SbcFleet's status is refreshed (besides on fleet and
+    /// pod changes).
+    pub fleet_status_interval: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -91,6 +97,7 @@ impl std::fmt::Debug for Config {
             .field("agent_concurrency", &self.agent_concurrency)
             .field("reconcile_concurrency", &self.reconcile_concurrency)
             .field("cleanup_grace", &self.cleanup_grace)
+            .field("fleet_status_interval", &self.fleet_status_interval)
             .finish()
     }
 }
@@ -106,6 +113,7 @@ impl Default for Config {
             agent_concurrency: 64,
             reconcile_concurrency: 16,
             cleanup_grace: Duration::from_secs(600),
+            fleet_status_interval: Duration::from_secs(30),
         }
     }
 }
@@ -268,9 +276,11 @@ impl Operator {
         Arc::clone(&self.ctx)
     }
 
-    /// Runs the controller until `shutdown` completes (then finishes the
-    /// reconciles in flight and returns).
+    /// Runs the controllers (TollPolicy and SbcFleet status) until
+    /// `shutdown` completes (then finishes the reconciles in flight and
+    /// returns).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+        let shutdown = futures::FutureExt::shared(shutdown);
         let ctx = self.ctx;
         let client = ctx.client.clone();
         let ns = ctx.config.namespace.clone();
@@ -288,6 +298,12 @@ impl Operator {
         let revisions: Api<PolicyRevision> = api(&client, &ns);
         let fleets: Api<SbcFleet> = api(&client, &ns);
         let pods: Api<Pod> = api(&client, &ns);
+        let fleet_status = fleet_status_controller(
+            fleets.clone(),
+            pods.clone(),
+            Arc::clone(&ctx),
+            shutdown.clone(),
+        );
 
         let (fleet_store, fleet_writer) = reflector::store::<SbcFleet>();
         let fleet_stream =
@@ -306,7 +322,7 @@ impl Operator {
         let trigger = futures::stream::unfold(self.trigger, |mut rx| async move {
             rx.recv().await.map(|o| (o, rx))
         });
-        controller
+        let policies = controller
             .owns(revisions, watcher::Config::default())
             .watches_stream(fleet_stream, move |fleet: SbcFleet| {
                 policies_of_fleet(&ps1, &fleet)
@@ -321,9 +337,45 @@ impl Operator {
                 if let Err(e) = r {
                     tracing::debug!(error = %e, "controller stream");
                 }
-            })
-            .await;
+            });
+        futures::join!(policies, fleet_status);
     }
+}
+
+/// The SbcFleet status controller ([`fleet_status`]): every fleet, again
+/// on its own requeue and when a pod it selects changes.
+async fn fleet_status_controller(
+    fleets: Api<SbcFleet>,
+    pods: Api<Pod>,
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let controller = Controller::new(fleets, watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default().concurrency(ctx.config.reconcile_concurrency),
+    );
+    let store = controller.store();
+    controller
+        .watches(pods, watcher::Config::default(), move |pod: Pod| {
+            let ns = pod.namespace();
+            store
+                .state()
+                .iter()
+                .filter(|f| f.namespace() == ns && fleet::selects(&f.spec, &pod))
+                .map(|f| ObjectRef::from(f.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(
+            fleet_status::reconcile_fleet,
+            fleet_status::error_policy,
+            ctx,
+        )
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "fleet status stream");
+            }
+        })
+        .await;
 }
 
 /// [`Operator::new`] then [`Operator::run`].

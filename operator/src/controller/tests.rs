@@ -163,6 +163,17 @@ impl AgentApi for FakeAgents {
             Ok(())
         })
     }
+
+    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            assert_eq!(target.token, None, "GET /healthz needs no token");
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("health {}", target.url));
+            Ok(())
+        })
+    }
 }
 
 const NS: &str = "ns";
