@@ -48,6 +48,9 @@ scripts/test-agent.sh
 say "the Helm chart and example manifests: real Helm engine, offline schema validation"
 scripts/test-chart.sh
 
+say "the example alert rules: up to date, promtool, Prometheus Operator schema"
+scripts/test-rules.sh
+
 say "a local fleet of three Kamailio+agent SBCs (scripts/fleet.sh)"
 scripts/test-fleet.sh
 
@@ -59,6 +62,14 @@ scripts/test-alerts.sh
 
 say "the anomaly loop closed: SIPp -> Prometheus -> Alertmanager -> operator -> block on both SBCs; automatic rollback"
 scripts/test-anomaly.sh
+
+say "the main job: the one-command local stack (scripts/run.sh), its tour, then scripts/run.sh stop"
+run_out=$(scripts/run.sh 2>&1) || { printf '%s\n' "$run_out" | tail -40; die "scripts/run.sh failed"; }
+printf '%s\n' "$run_out" | tail -30
+for want in "-> 200 dst:national" "-> 403 dst:international" "-> 403 dst:prefix:1212976" "-> 403 src:unknown"; do
+  grep -qF -- "$want" <<< "$run_out" || die "the tour of scripts/run.sh lacks a call '$want'"
+done
+scripts/run.sh stop
 
 say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
 scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
