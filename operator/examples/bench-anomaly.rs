@@ -23,7 +23,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,47 +32,28 @@ use hyper::{Method, Request};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config as KubeConfig};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tollgate_crds::policy::{
     AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger,
 };
-use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference, StaticEndpoint};
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy};
-use tollgate_crds::{SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
+use tollgate_crds::{SbcFleet, TollPolicy, TollPolicySpec};
 use tollgate_operator::alerts::http::{Receiver, serve_receiver};
 use tollgate_operator::controller::agents::{AgentApi, AgentTarget, HttpAgents};
-use tollgate_operator::controller::fake_agent::{FakeAgent, sample_policy};
+use tollgate_operator::controller::fake_agent::sample_policy;
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::responses::OperatorSink;
 use tollgate_operator::controller::revisions::policy_hash;
 use tollgate_operator::controller::{Config, Operator};
 use tollgate_operator::rollout::RevisionRef;
 
-type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use tollgate_operator::controller::testkit::{self, R};
 
 const AGENT_TOKEN: &str = "bench-agent-token-0123456789";
 const HOOK_TOKEN: &str = "bench-webhook-token-0123456789";
 const KEY: &str = "acme::premium-rate";
-
-async fn client() -> R<Client> {
-    let path = std::env::var_os("KUBECONFIG").ok_or("KUBECONFIG is not set")?;
-    let kc = Kubeconfig::read_from(&path)?;
-    if kc.current_context.as_deref() != Some("testbed") {
-        return Err("KUBECONFIG's current context is not \"testbed\"".into());
-    }
-    let opts = KubeConfigOptions {
-        context: Some("testbed".into()),
-        ..KubeConfigOptions::default()
-    };
-    Ok(Client::try_from(
-        KubeConfig::from_custom_kubeconfig(kc, &opts).await?,
-    )?)
-}
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -102,31 +82,15 @@ fn payload(ns: &str, fp: &str) -> Value {
 }
 
 async fn run_size(kube: &Client, n: usize, alerts: usize) -> R<(Vec<f64>, Vec<f64>)> {
-    let suffix: u32 = std::process::id() ^ (n as u32).wrapping_mul(2_654_435_761);
-    let ns = format!("bench-anomaly-{n}-{suffix:08x}");
-    let namespaces: Api<Namespace> = Api::all(kube.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(ns.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await?;
+    let ns = format!("bench-anomaly-{n}-{}", testkit::suffix());
+    testkit::create_namespace(kube, &ns).await?;
     let r = run_in(kube, &ns, n, alerts).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    testkit::delete_namespace(kube, &ns).await;
     r
 }
 
 async fn run_in(kube: &Client, ns: &str, n: usize, alerts: usize) -> R<(Vec<f64>, Vec<f64>)> {
-    let mut agents = Vec::with_capacity(n);
-    for _ in 0..n {
-        agents.push(FakeAgent::start(AGENT_TOKEN).await?);
-    }
+    let agents = testkit::start_agents(n, AGENT_TOKEN).await?;
     let http = Arc::new(HttpAgents::new(
         Duration::from_secs(5),
         Duration::from_secs(30),
@@ -164,48 +128,12 @@ async fn run_in(kube: &Client, ns: &str, n: usize, alerts: usize) -> R<(Vec<f64>
             return Err(format!("applying acme to {}: {r:?}", t.url).into());
         }
     }
-    let secrets: Api<Secret> = Api::namespaced(kube.clone(), ns);
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("agent-token".into()),
-                    ..ObjectMeta::default()
-                },
-                data: Some(BTreeMap::from([(
-                    "token".to_owned(),
-                    ByteString(AGENT_TOKEN.as_bytes().to_vec()),
-                )])),
-                ..Secret::default()
-            },
-        )
-        .await?;
+    testkit::create_token_secret(kube, ns, AGENT_TOKEN).await?;
     let fleets: Api<SbcFleet> = Api::namespaced(kube.clone(), ns);
     fleets
         .create(
             &PostParams::default(),
-            &SbcFleet::new(
-                "edge",
-                SbcFleetSpec {
-                    selector: None,
-                    endpoints: Some(
-                        agents
-                            .iter()
-                            .map(|a| StaticEndpoint {
-                                host: "127.0.0.1".into(),
-                                port: Some(a.addr().port()),
-                            })
-                            .collect(),
-                    ),
-                    backend: SbcBackend::Kamailio,
-                    agent_port: 9443,
-                    agent_token_secret: Some(SecretKeyReference {
-                        name: "agent-token".into(),
-                        key: "token".into(),
-                    }),
-                },
-            ),
+            &testkit::static_fleet("edge", &agents, 9443, true),
         )
         .await?;
     let policies: Api<TollPolicy> = Api::namespaced(kube.clone(), ns);
@@ -319,8 +247,12 @@ async fn main() -> std::process::ExitCode {
     if sizes.is_empty() {
         sizes = vec![1, 10, 100];
     }
-    let kube = match client().await {
-        Ok(c) => c,
+    let kube = match testkit::testbed_client().await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            eprintln!("bench-anomaly: KUBECONFIG is not set");
+            return std::process::ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("bench-anomaly: {e}");
             return std::process::ExitCode::FAILURE;

@@ -33,28 +33,22 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::collections::BTreeMap;
-use std::future::Future;
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions::is_crd_established};
-use kube::{Client, Config as KubeConfig, ResourceExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::process::{Child, Command};
-use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference, StaticEndpoint};
+use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference};
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
 use tollgate_crds::{SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
 use tollgate_operator::controller::fake_agent::{FakeAgent, sample_policy};
 use tollgate_operator::controller::revisions::policy_hash;
 
-type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use tollgate_operator::controller::testkit::{self, R, wait_for};
 
 const TOKEN: &str = "bench-agent-token-0123456789";
 const MANAGER: &str = "tollgate-bench";
@@ -108,76 +102,9 @@ fn parse_args() -> R<Args> {
     Ok(a)
 }
 
-async fn testbed_client() -> R<Client> {
-    let path = std::env::var_os("KUBECONFIG")
-        .ok_or("KUBECONFIG is not set: eval \"$(scripts/apiserver.sh start)\" first")?;
-    let kubeconfig = Kubeconfig::read_from(&path)?;
-    if kubeconfig.current_context.as_deref() != Some("testbed") {
-        return Err("KUBECONFIG's current context is not \"testbed\": refusing to run".into());
-    }
-    let options = KubeConfigOptions {
-        context: Some("testbed".into()),
-        ..KubeConfigOptions::default()
-    };
-    let config = KubeConfig::from_custom_kubeconfig(kubeconfig, &options).await?;
-    Ok(Client::try_from(config)?)
-}
-
-async fn install_crds(client: &Client) -> R {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(MANAGER).force();
-    for (_, crd) in tollgate_crds::all_crds() {
-        let name = crd.name_any();
-        crds.patch(&name, &params, &Patch::Apply(&crd)).await?;
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(crds.clone(), &name, is_crd_established()),
-        )
-        .await
-        .map_err(|_| format!("CRD {name} not Established"))??;
-    }
-    Ok(())
-}
-
-fn suffix() -> String {
-    let n = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or_default();
-    format!("{:x}", (n as u64) & 0xff_ffff)
-}
-
 async fn make_namespace(client: &Client, name: &str) -> R {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(name.into()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await?;
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
-    let mut data = BTreeMap::new();
-    data.insert("token".to_owned(), ByteString(TOKEN.as_bytes().to_vec()));
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("agent-token".into()),
-                    ..ObjectMeta::default()
-                },
-                data: Some(data),
-                ..Secret::default()
-            },
-        )
-        .await?;
-    Ok(())
+    testkit::create_namespace(client, name).await?;
+    testkit::create_token_secret(client, name, TOKEN).await
 }
 
 /// The real operator binary, restricted to `ns`.
@@ -238,23 +165,6 @@ impl OperatorProc {
         {
             let _ = self.child.kill().await;
         }
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, secs: u64, every: Duration, mut f: F) -> R<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = R<Option<T>>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await? {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out after {secs} s waiting for {what}").into());
-        }
-        tokio::time::sleep(every).await;
     }
 }
 
@@ -705,43 +615,19 @@ async fn delete_rest(client: &Client, ns: &str) {
     let _ = fleets
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+    testkit::delete_namespace(client, ns).await;
 }
 
 async fn memory(client: &Client, args: &Args, run: &str) -> R {
     let ns = format!("bench-mem-{run}");
     make_namespace(client, &ns).await?;
     let log = format!("{}/operator-mem.log", args.work);
-    let mut agents = Vec::new();
-    for _ in 0..3 {
-        agents.push(FakeAgent::start(TOKEN).await?);
-    }
+    let agents = testkit::start_agents(3, TOKEN).await?;
     let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), &ns);
     fleets
         .create(
             &PostParams::default(),
-            &SbcFleet::new(
-                "edge",
-                SbcFleetSpec {
-                    selector: None,
-                    endpoints: Some(
-                        agents
-                            .iter()
-                            .map(|a| StaticEndpoint {
-                                host: "127.0.0.1".into(),
-                                port: Some(a.addr().port()),
-                            })
-                            .collect(),
-                    ),
-                    backend: SbcBackend::Kamailio,
-                    agent_port: AGENT_PORT,
-                    agent_token_secret: Some(SecretKeyReference {
-                        name: "agent-token".into(),
-                        key: "token".into(),
-                    }),
-                },
-            ),
+            &testkit::static_fleet("edge", &agents, AGENT_PORT, true),
         )
         .await?;
     let op = OperatorProc::start(&args.operator, &ns, &log)?;
@@ -863,9 +749,11 @@ async fn main() -> std::process::ExitCode {
 async fn real_main() -> R {
     let args = parse_args()?;
     std::fs::create_dir_all(&args.work)?;
-    let client = testbed_client().await?;
-    install_crds(&client).await?;
-    let run = suffix();
+    let client = testkit::testbed_client()
+        .await?
+        .ok_or("KUBECONFIG is not set: eval \"$(scripts/apiserver.sh start)\" first")?;
+    testkit::install_crds(&client, MANAGER).await?;
+    let run = testkit::suffix();
     let base_ns = format!("bench-base-{run}");
     make_namespace(&client, &base_ns).await?;
     let b = baseline(&client, &base_ns).await;

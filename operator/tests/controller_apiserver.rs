@@ -9,24 +9,16 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::collections::hash_map::RandomState;
-use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions::is_crd_established};
-use kube::{Client, Config as KubeConfig, ResourceExt};
+use k8s_openapi::api::core::v1::Event as CoreEvent;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference, StaticEndpoint};
+use tollgate_crds::sbc_fleet::SbcBackend;
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
 use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
 use tollgate_operator::controller::agents::{HttpAgents, revision_label};
@@ -36,61 +28,13 @@ use tollgate_operator::controller::revisions::{POLICY_LABEL, policy_hash, revisi
 use tollgate_operator::controller::{Config, FINALIZER, Operator};
 use tollgate_operator::rollout::RevisionRef;
 
-type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use tollgate_operator::controller::testkit::{self, R, wait_for};
+
+/// How often the waits poll.
+const POLL: Duration = Duration::from_millis(200);
 
 const TOKEN: &str = "fake-agent-token-0123456789";
 const MANAGER: &str = "tollgate-operator-tests";
-
-async fn testbed_client() -> Option<Client> {
-    let Some(path) = std::env::var_os("KUBECONFIG") else {
-        eprintln!(
-            "SKIPPED controller_apiserver: KUBECONFIG is not set. Run `eval \"$(scripts/apiserver.sh start)\"` \
-             first (scripts/test.sh does)."
-        );
-        return None;
-    };
-    let kubeconfig = Kubeconfig::read_from(&path).expect("readable KUBECONFIG");
-    assert_eq!(
-        kubeconfig.current_context.as_deref(),
-        Some("testbed"),
-        "KUBECONFIG's current context is not \"testbed\": refusing to run against what may be a real cluster"
-    );
-    let options = KubeConfigOptions {
-        context: Some("testbed".into()),
-        ..KubeConfigOptions::default()
-    };
-    let config = KubeConfig::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .expect("testbed kubeconfig");
-    Some(Client::try_from(config).expect("client"))
-}
-
-async fn install_crds(client: &Client) -> R {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(MANAGER).force();
-    for (_, crd) in tollgate_crds::all_crds() {
-        let name = crd.name_any();
-        crds.patch(&name, &params, &Patch::Apply(&crd)).await?;
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(crds.clone(), &name, is_crd_established()),
-        )
-        .await
-        .map_err(|_| format!("CRD {name} not Established"))??;
-    }
-    Ok(())
-}
-
-fn suffix() -> String {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    format!("{:08x}", h.finish() as u32)
-}
 
 /// A controller running in this process; stopped (gracefully) or dropped.
 struct Running {
@@ -136,24 +80,6 @@ impl Running {
     }
 }
 
-/// Polls `f` every 200 ms until it returns `Some`, for at most `secs`.
-async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut f: F) -> R<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = R<Option<T>>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await? {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out after {secs} s waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn rev(number: i64, variant: u32) -> RevisionRef {
     RevisionRef {
         number,
@@ -176,7 +102,7 @@ async fn wait_phase(
     secs: u64,
 ) -> R<TollPolicy> {
     let what = format!("phase {phase:?} of revision {revision}");
-    let r = wait_for(&what, secs, || async {
+    let r = wait_for(&what, secs, POLL, || async {
         let p = api.get("acme").await?;
         let s = p.status.clone().unwrap_or_default();
         Ok((s.phase == Some(phase)
@@ -231,27 +157,14 @@ async fn controller_rolls_out_over_fake_agents() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let Some(client) = testbed_client().await else {
+    let Some((client, ns)) = testkit::testbed_namespace("controller_apiserver", "t-ctl", MANAGER)
+        .await
+        .expect("testbed namespace")
+    else {
         return;
     };
-    install_crds(&client).await.expect("CRDs installed");
-    let ns = format!("t-ctl-{}", suffix());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(ns.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .expect("namespace");
     let result = scenario(&client, &ns).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    testkit::delete_namespace(&client, &ns).await;
     if let Err(e) = result {
         panic!("controller_apiserver (namespace {ns}): {e}");
     }
@@ -260,50 +173,12 @@ async fn controller_rolls_out_over_fake_agents() {
 async fn scenario(client: &Client, ns: &str) -> R {
     // Three agents; their ids sort as their ports do only by chance, so
     // order them as the rollout does (by target id).
-    let mut agents = Vec::new();
-    for _ in 0..3 {
-        agents.push(FakeAgent::start(TOKEN).await?);
-    }
+    let mut agents = testkit::start_agents(3, TOKEN).await?;
     agents.sort_by_key(|a| format!("127.0.0.1:{}", a.addr().port()));
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let mut data = BTreeMap::new();
-    data.insert("token".to_owned(), ByteString(TOKEN.as_bytes().to_vec()));
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("agent-token".into()),
-                    ..ObjectMeta::default()
-                },
-                data: Some(data),
-                ..Secret::default()
-            },
-        )
-        .await?;
+    testkit::create_token_secret(client, ns, TOKEN).await?;
     let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
-    let fleet = SbcFleet::new(
-        "edge",
-        SbcFleetSpec {
-            selector: None,
-            endpoints: Some(
-                agents
-                    .iter()
-                    .map(|a| StaticEndpoint {
-                        host: "127.0.0.1".into(),
-                        port: Some(a.addr().port()),
-                    })
-                    .collect(),
-            ),
-            backend: SbcBackend::Kamailio,
-            agent_port: 9443,
-            agent_token_secret: Some(SecretKeyReference {
-                name: "agent-token".into(),
-                key: "token".into(),
-            }),
-        },
-    );
+    let fleet = testkit::static_fleet("edge", &agents, 9443, true);
     fleets.create(&PostParams::default(), &fleet).await?;
 
     let ctl = start_controller(client, ns);
@@ -472,7 +347,7 @@ async fn scenario(client: &Client, ns: &str) -> R {
         condition(&p, "RolledBack").map(|c| c.0) == Some("True".into()),
         "RolledBack=True",
     )?;
-    wait_for("every agent back on revision 2", 30, || async {
+    wait_for("every agent back on revision 2", 30, POLL, || async {
         Ok((holds(&agents) == vec![Some(l2.clone()); 3]).then_some(()))
     })
     .await?;
@@ -483,7 +358,7 @@ async fn scenario(client: &Client, ns: &str) -> R {
     api.patch("acme", &PatchParams::default(), &Patch::Merge(&p))
         .await?;
     let l5 = revision_label(&rev(5, 4));
-    wait_for("the canary on revision 5", 30, || async {
+    wait_for("the canary on revision 5", 30, POLL, || async {
         Ok((holds(&agents)[0].as_deref() == Some(l5.as_str())).then_some(()))
     })
     .await?;
@@ -521,7 +396,7 @@ async fn scenario(client: &Client, ns: &str) -> R {
 
     // ---- 6. deletion removes the tenant from the agents, the revisions and the finalizer
     api.delete("acme", &DeleteParams::default()).await?;
-    wait_for("the TollPolicy gone", 60, || async {
+    wait_for("the TollPolicy gone", 60, POLL, || async {
         Ok(api.get_opt("acme").await?.is_none().then_some(()))
     })
     .await?;
@@ -611,27 +486,14 @@ async fn leader_gauge(port: u16) -> Option<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_elects_one_leader_and_hands_over_on_sigterm() {
-    let Some(client) = testbed_client().await else {
+    let Some((client, ns)) = testkit::testbed_namespace("controller_apiserver", "t-lease", MANAGER)
+        .await
+        .expect("testbed namespace")
+    else {
         return;
     };
-    install_crds(&client).await.expect("CRDs installed");
-    let ns = format!("t-lease-{}", suffix());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(ns.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .expect("namespace");
     let result = leader_scenario(&client, &ns).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    testkit::delete_namespace(&client, &ns).await;
     if let Err(e) = result {
         panic!("leader election (namespace {ns}): {e}");
     }
@@ -642,12 +504,12 @@ async fn leader_scenario(client: &Client, ns: &str) -> R {
     let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
     let (pa, pb) = (free_port(), free_port());
     let a = spawn_operator(ns, "op-a", pa);
-    wait_for("op-a leads", 30, || async {
+    wait_for("op-a leads", 30, POLL, || async {
         Ok((leader_gauge(pa).await == Some(1)).then_some(()))
     })
     .await?;
     let b = spawn_operator(ns, "op-b", pb);
-    wait_for("op-b up", 30, || async {
+    wait_for("op-b up", 30, POLL, || async {
         Ok(http_get(pb, "/healthz")
             .await
             .map(|(c, _)| c == 200)
@@ -676,13 +538,13 @@ async fn leader_scenario(client: &Client, ns: &str) -> R {
     ensure(st.success(), "kill -TERM")?;
     let t0 = Instant::now();
     let mut a = a;
-    let exited = wait_for("op-a exits", 30, || {
+    let exited = wait_for("op-a exits", 30, POLL, || {
         let r = a.0.try_wait().map(|s| s.map(|s| s.success()));
         async move { Ok(r?) }
     })
     .await?;
     ensure(exited, "op-a exit status 0")?;
-    wait_for("op-b leads", 40, || async {
+    wait_for("op-b leads", 40, POLL, || async {
         Ok((leader_gauge(pb).await == Some(1)).then_some(()))
     })
     .await?;
@@ -730,27 +592,14 @@ async fn pod_running(pods: &Api<k8s_openapi::api::core::v1::Pod>, name: &str, ip
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selector_fleet_follows_its_pods() {
-    let Some(client) = testbed_client().await else {
+    let Some((client, ns)) = testkit::testbed_namespace("controller_apiserver", "t-pods", MANAGER)
+        .await
+        .expect("testbed namespace")
+    else {
         return;
     };
-    install_crds(&client).await.expect("CRDs installed");
-    let ns = format!("t-pods-{}", suffix());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(ns.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .expect("namespace");
     let result = pods_scenario(&client, &ns).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    testkit::delete_namespace(&client, &ns).await;
     if let Err(e) = result {
         panic!("selector fleet (namespace {ns}): {e}");
     }
@@ -847,7 +696,7 @@ async fn pods_scenario(client: &Client, ns: &str) -> R {
     pods.create(&PostParams::default(), &sbc_pod("sbc-b"))
         .await?;
     pod_running(&pods, "sbc-b", "127.0.0.3").await?;
-    wait_for("pod b on revision 1 and 2/2", 20, || async {
+    wait_for("pod b on revision 1 and 2/2", 20, POLL, || async {
         let s = api.get("acme").await?.status.unwrap_or_default();
         Ok(
             (b.tenants().get("acme") == Some(&l1) && s.applied.as_deref() == Some("2/2"))
@@ -864,7 +713,7 @@ async fn pods_scenario(client: &Client, ns: &str) -> R {
     let relabel = json!({"metadata": {"labels": {"tier": "test"}}});
     pods.patch("sbc-b", &PatchParams::default(), &Patch::Merge(&relabel))
         .await?;
-    wait_for("1/1 again", 20, || async {
+    wait_for("1/1 again", 20, POLL, || async {
         let s = api.get("acme").await?.status.unwrap_or_default();
         Ok((s.applied.as_deref() == Some("1/1")).then_some(()))
     })
@@ -877,7 +726,7 @@ async fn pods_scenario(client: &Client, ns: &str) -> R {
     api.patch("acme", &PatchParams::default(), &Patch::Merge(&p))
         .await?;
     let l2 = revision_label(&rev(2, 1));
-    wait_for("the canary on revision 2", 20, || async {
+    wait_for("the canary on revision 2", 20, POLL, || async {
         Ok((a.tenants().get("acme") == Some(&l2)).then_some(()))
     })
     .await?;
@@ -897,7 +746,7 @@ async fn pods_scenario(client: &Client, ns: &str) -> R {
         why.contains("TollgateCallRateAnomaly"),
         format!("lastRollbackReason {why:?}"),
     )?;
-    wait_for("pod a back on revision 1", 20, || async {
+    wait_for("pod a back on revision 1", 20, POLL, || async {
         Ok((a.tenants().get("acme") == Some(&l1)).then_some(()))
     })
     .await?;

@@ -11,81 +11,22 @@
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions::is_crd_established};
-use kube::{Client, Config as KubeConfig, ResourceExt};
+use kube::api::{Api, PostParams};
+use kube::{Client, ResourceExt};
 use tokio::sync::oneshot;
 
+use tollgate_crds::SbcFleet;
 use tollgate_crds::conditions::{find_condition, sbc_fleet as cond};
-use tollgate_crds::sbc_fleet::{SbcBackend, StaticEndpoint};
-use tollgate_crds::{SbcFleet, SbcFleetSpec};
 use tollgate_operator::controller::agents::HttpAgents;
-use tollgate_operator::controller::fake_agent::FakeAgent;
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::{Config, MANAGER, Operator};
 
-type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use tollgate_operator::controller::testkit::{self, R};
 
 const TOKEN: &str = "fake-agent-token-0123456789";
-
-async fn testbed_client() -> Option<Client> {
-    let Some(path) = std::env::var_os("KUBECONFIG") else {
-        eprintln!(
-            "SKIPPED fleet_status_apiserver: KUBECONFIG is not set. Run `eval \"$(scripts/apiserver.sh start)\"` \
-             first (scripts/test.sh does)."
-        );
-        return None;
-    };
-    let kubeconfig = Kubeconfig::read_from(&path).expect("readable KUBECONFIG");
-    assert_eq!(
-        kubeconfig.current_context.as_deref(),
-        Some("testbed"),
-        "KUBECONFIG's current context is not \"testbed\": refusing to run against what may be a real cluster"
-    );
-    let options = KubeConfigOptions {
-        context: Some("testbed".into()),
-        ..KubeConfigOptions::default()
-    };
-    let config = KubeConfig::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .expect("testbed kubeconfig");
-    Some(Client::try_from(config).expect("client"))
-}
-
-async fn install_crds(client: &Client) -> R {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply("tollgate-operator-tests").force();
-    for (_, crd) in tollgate_crds::all_crds() {
-        let name = crd.name_any();
-        crds.patch(&name, &params, &Patch::Apply(&crd)).await?;
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(crds.clone(), &name, is_crd_established()),
-        )
-        .await
-        .map_err(|_| format!("CRD {name} not Established"))??;
-    }
-    Ok(())
-}
-
-fn suffix() -> String {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    format!("{:08x}", h.finish() as u32)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_status_counts_answering_agents() {
@@ -93,27 +34,15 @@ async fn fleet_status_counts_answering_agents() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let Some(client) = testbed_client().await else {
+    let Some((client, ns)) =
+        testkit::testbed_namespace("fleet_status_apiserver", "t-fst", "tollgate-operator-tests")
+            .await
+            .expect("testbed namespace")
+    else {
         return;
     };
-    install_crds(&client).await.expect("CRDs installed");
-    let ns = format!("t-fst-{}", suffix());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(ns.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .expect("namespace");
     let result = scenario(&client, &ns).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    testkit::delete_namespace(&client, &ns).await;
     if let Err(e) = result {
         panic!("fleet_status_apiserver (namespace {ns}): {e}");
     }
@@ -162,29 +91,9 @@ async fn wait_status(
 }
 
 async fn scenario(client: &Client, ns: &str) -> R {
-    let mut agents = Vec::new();
-    for _ in 0..3 {
-        agents.push(FakeAgent::start(TOKEN).await?);
-    }
+    let agents = testkit::start_agents(3, TOKEN).await?;
     let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
-    let fleet = SbcFleet::new(
-        "edge",
-        SbcFleetSpec {
-            selector: None,
-            endpoints: Some(
-                agents
-                    .iter()
-                    .map(|a| StaticEndpoint {
-                        host: "127.0.0.1".into(),
-                        port: Some(a.addr().port()),
-                    })
-                    .collect(),
-            ),
-            backend: SbcBackend::Kamailio,
-            agent_port: 9443,
-            agent_token_secret: None,
-        },
-    );
+    let fleet = testkit::static_fleet("edge", &agents, 9443, false);
     fleets.create(&PostParams::default(), &fleet).await?;
 
     let (tx, rx) = oneshot::channel::<()>();

@@ -8,28 +8,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::collections::hash_map::RandomState;
-use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::core::v1::Event as CoreEvent;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions::is_crd_established};
-use kube::{Client, Config as KubeConfig, ResourceExt};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
 use serde_json::json;
 use tollgate_crds::policy::{
     AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger,
 };
-use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference, StaticEndpoint};
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, TollPolicyPhase};
-use tollgate_crds::{SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
+use tollgate_crds::{SbcFleet, TollPolicy, TollPolicySpec};
 use tollgate_operator::alerts::{AlertAction, AlertRef, AlertSink};
 use tollgate_operator::controller::agents::HttpAgents;
 use tollgate_operator::controller::fake_agent::{FakeAgent, sample_policy};
@@ -37,80 +28,14 @@ use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::responses::{OperatorSink, RELEASE_ANNOTATION};
 use tollgate_operator::controller::{Config, Operator};
 
-type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use tollgate_operator::controller::testkit::{self, R, wait_for};
+
+/// How often the waits poll.
+const POLL: Duration = Duration::from_millis(200);
 
 const TOKEN: &str = "fake-agent-token-0123456789";
 const MANAGER: &str = "tollgate-operator-tests";
 const KEY: &str = "acme::premium-rate";
-
-async fn testbed_client() -> Option<Client> {
-    let Some(path) = std::env::var_os("KUBECONFIG") else {
-        eprintln!(
-            "SKIPPED controller_apiserver: KUBECONFIG is not set. Run `eval \"$(scripts/apiserver.sh start)\"` \
-             first (scripts/test.sh does)."
-        );
-        return None;
-    };
-    let kubeconfig = Kubeconfig::read_from(&path).expect("readable KUBECONFIG");
-    assert_eq!(
-        kubeconfig.current_context.as_deref(),
-        Some("testbed"),
-        "KUBECONFIG's current context is not \"testbed\": refusing to run against what may be a real cluster"
-    );
-    let options = KubeConfigOptions {
-        context: Some("testbed".into()),
-        ..KubeConfigOptions::default()
-    };
-    let config = KubeConfig::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .expect("testbed kubeconfig");
-    Some(Client::try_from(config).expect("client"))
-}
-
-async fn install_crds(client: &Client) -> R {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(MANAGER).force();
-    for (_, crd) in tollgate_crds::all_crds() {
-        let name = crd.name_any();
-        crds.patch(&name, &params, &Patch::Apply(&crd)).await?;
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(crds.clone(), &name, is_crd_established()),
-        )
-        .await
-        .map_err(|_| format!("CRD {name} not Established"))??;
-    }
-    Ok(())
-}
-
-fn suffix() -> String {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    format!("{:08x}", h.finish() as u32)
-}
-
-/// Polls `f` every 200 ms until it returns `Some`, for at most `secs`.
-async fn wait_for<T, F, Fut>(what: &str, secs: u64, mut f: F) -> R<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = R<Option<T>>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await? {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out after {secs} s waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn ensure(cond: bool, msg: impl Into<String>) -> R {
     if cond { Ok(()) } else { Err(msg.into().into()) }
@@ -143,83 +68,30 @@ fn respond(ns: &str, level: AlertLevel, fp: &str) -> AlertAction {
     }
 }
 
-fn endpoints(agents: &[FakeAgent]) -> Vec<StaticEndpoint> {
-    agents
-        .iter()
-        .map(|a| StaticEndpoint {
-            host: "127.0.0.1".into(),
-            port: Some(a.addr().port()),
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn responses_reach_every_agent_and_status() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let Some(client) = testbed_client().await else {
+    let Some((client, ns)) = testkit::testbed_namespace("responses_apiserver", "t-resp", MANAGER)
+        .await
+        .expect("testbed namespace")
+    else {
         return;
     };
-    install_crds(&client).await.expect("CRDs installed");
-    let ns = format!("t-resp-{}", suffix());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(ns.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .expect("namespace");
     let result = scenario(&client, &ns).await;
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    testkit::delete_namespace(&client, &ns).await;
     if let Err(e) = result {
         panic!("responses_apiserver (namespace {ns}): {e}");
     }
 }
 
 async fn scenario(client: &Client, ns: &str) -> R {
-    let mut agents = vec![
-        FakeAgent::start(TOKEN).await?,
-        FakeAgent::start(TOKEN).await?,
-    ];
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let mut data = BTreeMap::new();
-    data.insert("token".to_owned(), ByteString(TOKEN.as_bytes().to_vec()));
-    secrets
-        .create(
-            &PostParams::default(),
-            &Secret {
-                metadata: ObjectMeta {
-                    name: Some("agent-token".into()),
-                    ..ObjectMeta::default()
-                },
-                data: Some(data),
-                ..Secret::default()
-            },
-        )
-        .await?;
+    let mut agents = testkit::start_agents(2, TOKEN).await?;
+    testkit::create_token_secret(client, ns, TOKEN).await?;
     let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
-    let fleet = SbcFleet::new(
-        "edge",
-        SbcFleetSpec {
-            selector: None,
-            endpoints: Some(endpoints(&agents)),
-            backend: SbcBackend::Kamailio,
-            agent_port: 9443,
-            agent_token_secret: Some(SecretKeyReference {
-                name: "agent-token".into(),
-                key: "token".into(),
-            }),
-        },
-    );
+    let fleet = testkit::static_fleet("edge", &agents, 9443, true);
     fleets.create(&PostParams::default(), &fleet).await?;
 
     let config = Config {
@@ -280,7 +152,7 @@ async fn scenario(client: &Client, ns: &str) -> R {
     )
     .await?;
     let r = async {
-        wait_for("phase Applied", 60, || async {
+        wait_for("phase Applied", 60, POLL, || async {
             let p = api.get("acme").await?;
             Ok((p.status.and_then(|s| s.phase) == Some(TollPolicyPhase::Applied)).then_some(()))
         })
@@ -350,12 +222,12 @@ async fn scenario(client: &Client, ns: &str) -> R {
 
         // 4. a new target gets the active block from the reconciler
         agents.push(FakeAgent::start(TOKEN).await?);
-        let patch = json!({"spec": {"endpoints": endpoints(&agents)}});
+        let patch = json!({"spec": {"endpoints": testkit::endpoints(&agents)}});
         fleets
             .patch("edge", &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         let newest = agents.last().unwrap();
-        wait_for("the new target holds the block", 30, || async {
+        wait_for("the new target holds the block", 30, POLL, || async {
             Ok(newest
                 .blocks()
                 .get(KEY)
@@ -369,7 +241,7 @@ async fn scenario(client: &Client, ns: &str) -> R {
         let patch = json!({"metadata": {"annotations": {RELEASE_ANNOTATION: "all"}}});
         api.patch("acme", &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        wait_for("released", 30, || async {
+        wait_for("released", 30, POLL, || async {
             let p = api.get("acme").await?;
             let gone = p
                 .status
@@ -383,7 +255,7 @@ async fn scenario(client: &Client, ns: &str) -> R {
         })
         .await?;
         let events: Api<CoreEvent> = Api::namespaced(client.clone(), ns);
-        wait_for("a ResponseReleased event", 10, || async {
+        wait_for("a ResponseReleased event", 10, POLL, || async {
             let l = events.list(&ListParams::default()).await?;
             Ok(l.items
                 .iter()

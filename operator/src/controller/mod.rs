@@ -15,6 +15,9 @@
 //! - [`metrics`]: the operator's Prometheus metrics.
 //! - `fake_agent` (tests and the `fake-agent` feature): an in-process test
 //!   double of the agent API over real HTTP.
+//! - `testkit` (the `fake-agent` feature): test support for tests and
+//!   benchmarks against the testbed API server (client, CRDs, namespaces,
+//!   fake-agent fleets, polling).
 //!
 //! Entry points: [`Operator::new`] then [`Operator::run`] (or [`run`]);
 //! [`Context::report_anomaly`] feeds anomaly alerts to the rollouts.
@@ -28,6 +31,8 @@ pub mod metrics;
 pub mod reconcile;
 pub mod responses;
 pub mod revisions;
+#[cfg(feature = "fake-agent")]
+pub mod testkit;
 #[cfg(test)]
 mod tests;
 

@@ -220,6 +220,29 @@ pub struct PushReport {
     pub failed: Vec<String>,
 }
 
+impl PushReport {
+    /// Tallies the per-target outcomes of [`target_outcome`].
+    fn from_outcomes(outcomes: Vec<Result<(), String>>) -> Self {
+        let mut rep = Self::default();
+        for o in outcomes {
+            match o {
+                Ok(()) => rep.ok += 1,
+                Err(e) => rep.failed.push(e),
+            }
+        }
+        rep
+    }
+}
+
+/// One target's outcome: `Ok`, or `target: errors` (shortened).
+fn target_outcome(id: &str, errs: &[String]) -> Result<(), String> {
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{id}: {}", truncate(&errs.join("; "), 300)))
+    }
+}
+
 /// `PUT /v1/blocks` of `blocks` (key → expiry) to every target, in
 /// parallel (at most `agent_concurrency` in flight).
 pub async fn push_blocks(
@@ -244,23 +267,12 @@ pub async fn push_blocks(
             for _ in &errs {
                 ctx.metrics.agent_call("block", "failed");
             }
-            if errs.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{}: {}", r.id, truncate(&errs.join("; "), 300)))
-            }
+            target_outcome(&r.id, &errs)
         })
         .buffer_unordered(n)
         .collect()
         .await;
-    let mut rep = PushReport::default();
-    for r in results {
-        match r {
-            Ok(()) => rep.ok += 1,
-            Err(e) => rep.failed.push(e),
-        }
-    }
-    rep
+    PushReport::from_outcomes(results)
 }
 
 /// `DELETE /v1/blocks/{key}` of `keys` on every target, in parallel.
@@ -283,23 +295,12 @@ pub async fn lift_blocks(
             let errs: Vec<String> = res.into_iter().filter_map(Result::err).collect();
             ctx.metrics
                 .agent_call("unblock", if errs.is_empty() { "ok" } else { "failed" });
-            if errs.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{}: {}", r.id, truncate(&errs.join("; "), 300)))
-            }
+            target_outcome(&r.id, &errs)
         })
         .buffer_unordered(n)
         .collect()
         .await;
-    let mut rep = PushReport::default();
-    for r in results {
-        match r {
-            Ok(()) => rep.ok += 1,
-            Err(e) => rep.failed.push(e),
-        }
-    }
-    rep
+    PushReport::from_outcomes(results)
 }
 
 /// The operator's [`AlertSink`]. It acts only while it holds a controller

@@ -55,6 +55,26 @@ struct FakeAgents {
     log: Mutex<Vec<String>>,
 }
 
+impl FakeAgents {
+    /// Every agent holds revision 1 of `p` and the block
+    /// `acme::premium-rate` (no expiry).
+    fn hold_with_block(&self, p: &TollPolicy) {
+        let r = RevisionRef {
+            number: 1,
+            hash: policy_hash(&p.spec.policy),
+        };
+        for u in URLS {
+            self.held.lock().unwrap().insert(u.into(), r.clone());
+            self.blocks
+                .lock()
+                .unwrap()
+                .entry(u.into())
+                .or_default()
+                .insert("acme::premium-rate".into(), 0);
+        }
+    }
+}
+
 impl AgentApi for FakeAgents {
     fn state<'a>(
         &'a self,
@@ -735,23 +755,7 @@ async fn release_annotation_lifts_the_blocks() {
     let agents = Arc::new(FakeAgents::default());
     let (mut p, agents0) = converged().await;
     drop(agents0);
-    {
-        let mut held = agents.held.lock().unwrap();
-        let r = RevisionRef {
-            number: 1,
-            hash: policy_hash(&p.spec.policy),
-        };
-        for u in URLS {
-            held.insert(u.into(), r.clone());
-            agents
-                .blocks
-                .lock()
-                .unwrap()
-                .entry(u.into())
-                .or_default()
-                .insert("acme::premium-rate".into(), 0);
-        }
-    }
+    agents.hold_with_block(&p);
     if let Some(s) = p.status.as_mut() {
         s.active_responses = vec![
             active("respond:1", None, "fp1"),
@@ -894,22 +898,7 @@ async fn a_failed_lift_keeps_the_response_and_the_annotation() {
     use std::sync::atomic::Ordering;
     let agents = Arc::new(FakeAgents::default());
     let (mut p, _a) = converged().await;
-    {
-        let r = RevisionRef {
-            number: 1,
-            hash: policy_hash(&p.spec.policy),
-        };
-        for u in URLS {
-            agents.held.lock().unwrap().insert(u.into(), r.clone());
-            agents
-                .blocks
-                .lock()
-                .unwrap()
-                .entry(u.into())
-                .or_default()
-                .insert("acme::premium-rate".into(), 0);
-        }
-    }
+    agents.hold_with_block(&p);
     if let Some(s) = p.status.as_mut() {
         s.active_responses = vec![active("respond:1", None, "fp1")];
     }
