@@ -60,3 +60,8 @@ node_env() {
   fi
   echo "$dir"
 }
+
+# prom_query PROM_URL QUERY: Prometheus' answer (JSON) to an instant query
+prom_query() { curl -sS --max-time 5 --data-urlencode "query=$2" "$1/api/v1/query"; }
+# prom_value PROM_URL QUERY: the first sample's value, empty when there is none
+prom_value() { prom_query "$1" "$2" | jq -r '.data.result[0].value[1] // empty'; }

@@ -140,17 +140,16 @@ scripts/monitoring.sh start "$MON" --target "$SBC_IP:9180" --scrape-token-file "
 PROM=http://$SBC_IP:9090
 AM=http://$SBC_IP:9093
 
-prom_query() { curl -sS --max-time 5 --data-urlencode "query=$1" "$PROM/api/v1/query"; }
 up=
 for i in $(seq 1 50); do
-  up=$(prom_query 'up{job="tollgate-agent"}' | "$PY" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")')
+  up=$(prom_value "$PROM" 'up{job="tollgate-agent"}')
   [ "$up" = 1 ] && break
   sleep 0.2
 done
 check "Prometheus scrapes the agent with the bearer token (up=$up)" [ "$up" = 1 ]
 seeded=
 for i in $(seq 1 50); do
-  seeded=$(prom_query 'tollgate_calls_total{tenant="acme",outcome="allow",rule="dst:national"}' | "$PY" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")')
+  seeded=$(prom_value "$PROM" 'tollgate_calls_total{tenant="acme",outcome="allow",rule="dst:national"}')
   [ "$seeded" = 0 ] && break
   sleep 0.2
 done
@@ -248,9 +247,9 @@ wait $LOAD || true
 ans=$(grep -c '^RESULT .* 200 ' "$WORK/intl.log" 2>/dev/null || true)
 lim=$(grep -c '^RESULT .* 486 limit:concurrent:international' "$WORK/intl.log" 2>/dev/null || true)
 check "the SBC answered 3 and refused 5 at the critical level (200: $ans, 486: $lim)" [ "$ans" = 3 ] && [ "$lim" = 5 ]
-prom_query 'tollgate_calls_by_country_total{tenant="acme"}' > "$WORK/q"
+prom_query "$PROM" 'tollgate_calls_by_country_total{tenant="acme"}' > "$WORK/q"
 check "the agent exports allowed calls per country (CA)" grep -q '"country":"CA"' "$WORK/q"
-prom_query 'tollgate_window_open{tenant="acme"}' > "$WORK/q"
+prom_query "$PROM" 'tollgate_window_open{tenant="acme"}' > "$WORK/q"
 check "the agent exports window states (all 0 now)" "$PY" -c '
 import json,sys; r=json.load(open(sys.argv[1]))["data"]["result"]
 sys.exit(0 if r and all(x["value"][1]=="0" for x in r) else 1)' "$WORK/q"

@@ -195,17 +195,16 @@ scripts/monitoring.sh start "$MON" --target "$H1" --target "$H2" --scrape-token-
   --rules "$WORK/rules.yml" --rules "$WORK/revision-rules.yml" --webhook "$RX" \
   --webhook-token-file "$WORK/alerts.token" --prometheus "$NET.241:9090" --alertmanager "$NET.241:9093"
 PROM=http://$NET.241:9090
-prom_query() { curl -sS --max-time 5 --data-urlencode "query=$1" "$PROM/api/v1/query"; }
 up=
 for i in $(seq 1 50); do
-  up=$(prom_query 'sum(up{job="tollgate-agent"})' | "$PY" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")')
+  up=$(prom_value "$PROM" 'sum(up{job="tollgate-agent"})')
   [ "$up" = 2 ] && break
   sleep 0.2
 done
 check "Prometheus scrapes both agents (up: $up)" [ "$up" = 2 ]
 revs=
 for i in $(seq 1 50); do
-  revs=$(prom_query 'tollgate_tenant_revision_info{tenant="acme"}' | "$PY" -c 'import json,sys; print(",".join(sorted(x["metric"]["revision"] for x in json.load(sys.stdin)["data"]["result"])))')
+  revs=$(prom_query "$PROM" 'tollgate_tenant_revision_info{tenant="acme"}' | "$PY" -c 'import json,sys; print(",".join(sorted(x["metric"]["revision"] for x in json.load(sys.stdin)["data"]["result"])))')
   [ "$revs" = 1,1 ] && break
   sleep 0.2
 done
