@@ -65,3 +65,12 @@ node_env() {
 prom_query() { curl -sS --max-time 5 --data-urlencode "query=$2" "$1/api/v1/query"; }
 # prom_value PROM_URL QUERY: the first sample's value, empty when there is none
 prom_value() { prom_query "$1" "$2" | jq -r '.data.result[0].value[1] // empty'; }
+
+# The test scripts' checks: `ok WHAT` / `bad WHAT` count and print a line;
+# `check WHAT CMD...` runs CMD and says ok or FAIL; each script ends with
+# "$PASS passed, $FAIL failed".
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
+bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }

@@ -32,11 +32,6 @@ DATA=$WORK/data
 STATE=$WORK/state
 PY=$(python_env)
 
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
-bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 
 say "building tollgate-agent and the agreement helper"
 cargo build --quiet --locked -p tollgate-operator --bin tollgate-agent --example agreement

@@ -41,11 +41,6 @@ MON=$WORK/monitoring
 NS=tollgate-test
 PY=$(python_env)
 
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
-bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 say "building tollgate-agent, tollgate-rules, the agreement helper and alert-sink"

@@ -49,11 +49,6 @@ ACME=127.51.100.20     # acme's allowed network in the loopback copy
 INTL=+14165550101      # Canada: class international for acme (US)
 NATL=+12125550100      # national
 
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
-bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 say "building tollgate-agent, tollgate-operator, tollgate-rules and the agreement helper"

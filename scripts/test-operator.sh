@@ -44,11 +44,6 @@ PY=$(python_env)
 H="$PY $ROOT/scripts/operator-e2e.py"
 T0=$(date +%s.%N)
 
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
-bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; LAST_FAIL=1; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 now() { date +%s.%N; }
 
@@ -72,7 +67,6 @@ fi
 # --- cleanup ------------------------------------------------------------------
 OP_PIDS=()       # every operator started (pid), for the cleanup
 NAMESPACES=()
-LAST_FAIL=0
 op_logs_tail() {
   local f
   for f in "$WORK"/op-*.log; do

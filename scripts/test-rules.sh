@@ -55,10 +55,6 @@ if [ "$mode" = update ]; then
   exit 0
 fi
 
-PASS=0
-FAIL=0
-ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
-bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
 
 say "tools: promtool (Debian prometheus), PyYAML, Prometheus Operator schemas (npm)"
 scripts/monitoring-install.sh
