@@ -115,13 +115,17 @@ expect() {
     return 0
   fi
   pass "$what${code/#200/ (then BYE 200)}"
-  record_stat "$src" "$code" "$rule" "$got_phrase"
+  record_stat "$src" "$code" "$rule" "$got_phrase" "$num"
 }
 
+# record_stat SRC CODE RULE PHRASE NUMBER: the counters the call moves; an
+# allowed call (not an emergency call) also counts its destination country,
+# computed by the final check from the test data's country tree
 record_stat() {
-  local src=$1 code=$2 rule=$3 phrase=$4 outcome
+  local src=$1 code=$2 rule=$3 phrase=$4 num=$5 outcome
   case $code in
-    2*) outcome=allow ;;
+    2*) outcome=allow
+        [ "$rule" = dst:emergency ] || echo "$(tenant_of "$src") $num" >> "$WORK/allowed.txt" ;;
     486) outcome=limit ;;
     *) if [ "$phrase" = "Policy Unavailable" ]; then outcome=error; else outcome=deny; fi ;;
   esac
@@ -157,6 +161,8 @@ expect 127.10.1.1 +1-212-555-0100 200 dst:national OK
 expect 127.20.1.1 02071234567 200 dst:national OK
 expect 127.20.1.1 0033123456789 200 dst:country:FR OK
 expect 127.20.1.1 +12125550100 200 dst:country:US OK
+# a number of no country (NANP toll-free): counted as country ZZ
+expect 127.10.1.1 +18005550100 200 dst:national OK
 
 say "each rejection: its code, reason phrase and X-Tollgate-Rule"
 expect 127.30.0.1 +12125550100 403 src:unknown "Unknown Source"
@@ -236,8 +242,8 @@ expect 127.10.1.1 911 200 dst:emergency OK
 expect 127.20.1.1 02071234567 200 dst:national OK
 long_done A
 long_done B
-record_stat 127.10.1.2 200 dst:national OK
-record_stat 127.10.1.3 200 dst:country:GB OK
+record_stat 127.10.1.2 200 dst:national OK +12125550101
+record_stat 127.10.1.3 200 dst:country:GB OK +442071234567
 expect 127.10.1.1 +12125550100 200 dst:national OK
 
 say "concurrent burst: 8 calls within ~40 ms, exactly 2 (the critical level) get through"
@@ -255,6 +261,7 @@ else
   fail "burst: $n200 x 200, $n486 x 486, $nbye BYE 200: $(tr '\n' '|' < "$f.log")"
 fi
 EXPECT_STAT[acme::allow::dst:national]=$(( ${EXPECT_STAT[acme::allow::dst:national]:-0} + n200 ))
+for i in $(seq 1 "$n200"); do echo "acme +12125550200" >> "$WORK/allowed.txt"; done
 EXPECT_STAT[acme::limit::limit:concurrent]=$(( ${EXPECT_STAT[acme::limit::limit:concurrent]:-0} + n486 ))
 
 say "reload of the destination tree: new outcome, same PID, a long call survives"
@@ -268,7 +275,7 @@ t=$(date +%s%N); out=$(rpc mtree.reload s:d:globex); echo "mtree.reload: $(ms_si
 expect 127.20.1.1 +12125550100 403 dst:country:US-closed "Destination Denied"
 expect 127.20.1.1 02071234567 200 dst:national OK
 long_done C
-record_stat 127.20.1.2 200 dst:national OK
+record_stat 127.20.1.2 200 dst:national OK 02071234567
 [ "$(cat "$RUN/$NAME/pid")" = "$PID" ] && kill -0 "$PID" && pass "same Kamailio process ($PID) after the reloads" || fail "the SBC restarted"
 
 say "repairing the misspelled tree by data only"
@@ -296,7 +303,7 @@ for attempt in 1 2; do
   o2=$(call 127.20.1.1 09012345678 | grep '^RESULT' || true)
   o3=$(call 127.20.1.1 09012345678 | grep '^RESULT' || true)
   for o in "$o1" "$o2" "$o3"; do
-    read -r _ _ c r p <<< "$o"; record_stat 127.20.1.1 "$c" "$r" "$p"
+    read -r _ _ c r p <<< "$o"; record_stat 127.20.1.1 "$c" "$r" "$p" 09012345678
   done
   if [[ $o1 == *" 200 dst:national "* && $o2 == *" 200 dst:national "* && $o3 == *" 486 limit:rate:premium-rate Limit Reached"* ]]; then
     rate_ok=1; break
@@ -317,7 +324,7 @@ if [ -n "$line" ]; then
   else
     fail "duration: BYE after ${el}s, wanted about 3 s"
   fi
-  record_stat 127.20.1.1 200 dst:country:FR OK
+  record_stat 127.20.1.1 200 dst:country:FR OK +33123456789
 else
   fail "duration: no BYE from the SBC: $out"
 fi
@@ -325,8 +332,9 @@ fi
 say "counters (tg_stat) against the calls made"
 rpc htable.dump tg_stat > "$WORK/tg_stat.json"
 for k in "${!EXPECT_STAT[@]}"; do echo "$k ${EXPECT_STAT[$k]}"; done | sort > "$WORK/expected_stat.txt"
-"$PY" - "$WORK/tg_stat.json" "$WORK/expected_stat.txt" <<'PY' && pass "every tg_stat counter of an outcome equals the calls made" || fail "tg_stat counters differ"
-import json, sys
+touch "$WORK/allowed.txt"
+"$PY" - "$WORK/tg_stat.json" "$WORK/expected_stat.txt" "$WORK/allowed.txt" "$DATA/mtree" "$DATA/tg_tenant" <<'PY' && pass "every tg_stat counter of an outcome and of a destination country equals the calls made" || fail "tg_stat counters differ"
+import json, re, sys
 got = {}
 for slot in json.load(open(sys.argv[1]))["result"]:
     for item in slot["slot"]:
@@ -335,6 +343,36 @@ want = {}
 for line in open(sys.argv[2]):
     k, v = line.rsplit(" ", 1)
     want[k] = int(v)
+# <t>::country::<CC> per allowed call: the number as tollgate.cfg normalizes
+# it (the tenant's calling code from tg_tenant), longest prefix in the test
+# data's tollgate-country rows, ZZ when none
+def fields(row):
+    return [f.replace("\\:", ":") for f in re.split(r"(?<!\\):", row.rstrip("\n"))]
+tree = {}
+for row in list(open(sys.argv[4]))[1:]:
+    f = fields(row)
+    if f[1] == "tollgate-country":
+        tree[f[2]] = f[3]
+cc = {}
+for row in list(open(sys.argv[5]))[1:]:
+    f = fields(row)
+    if f[1].endswith("::cc"):
+        cc[f[1][:-4]] = f[4]
+def e164(num, c):
+    d = re.sub(r"[^0-9]", "", num)
+    if num.lstrip().startswith("+"): return d
+    if c == "1" and d.startswith("011"): return d[3:]
+    if c != "1" and d.startswith("00"): return d[2:]
+    if c == "1" and len(d) == 10: return "1" + d
+    if c == "1" and len(d) == 11 and d.startswith("1"): return d
+    if c != "1" and d.startswith("0"): return c + d[1:]
+    raise SystemExit(f"test: cannot normalize {num}")
+for line in open(sys.argv[3]):
+    t, num = line.split()
+    n = e164(num, cc[t])
+    country = next((tree[n[:i]] for i in range(len(n), 0, -1) if n[:i] in tree), "ZZ")
+    k = f"{t}::country::{country}"
+    want[k] = want.get(k, 0) + 1
 bad = 0
 for k in sorted(set(got) | set(want)):
     if "::warning::" in k:

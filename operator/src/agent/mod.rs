@@ -691,6 +691,16 @@ impl Agent {
                     let (Some(t), Some(o), Some(r)) = (it.next(), it.next(), it.next()) else {
                         continue;
                     };
+                    // `<t>::country::<CC>`: allowed calls per destination
+                    // country (tollgate.cfg), for applied tenants
+                    if o == "country" {
+                        if tenants.iter().any(|x| x == t) {
+                            *by_country
+                                .entry((t.to_string(), country_label(r).to_string()))
+                                .or_default() += n;
+                        }
+                        continue;
+                    }
                     let t = if t == "_" || tenants.iter().any(|x| x == t) {
                         t
                     } else {
@@ -701,14 +711,6 @@ impl Agent {
                     } else {
                         "other"
                     };
-                    if o == "allow"
-                        && tenants.iter().any(|x| x == t)
-                        && let Some(cc) = country_of_rule(r)
-                    {
-                        *by_country
-                            .entry((t.to_string(), cc.to_string()))
-                            .or_default() += n;
-                    }
                     let r = if known_rules.contains(r) { r } else { "other" };
                     *calls
                         .entry((t.to_string(), o.to_string(), r.to_string()))
@@ -778,7 +780,7 @@ impl Agent {
         }
         let _ = writeln!(
             out,
-            "# HELP tollgate_calls_by_country_total Allowed calls per tenant and destination country, for destination rules dst:country:XX (tg_stat).\n# TYPE tollgate_calls_by_country_total counter"
+            "# HELP tollgate_calls_by_country_total Allowed calls (emergency calls excepted) per tenant and destination country, ZZ = no country (tg_stat).\n# TYPE tollgate_calls_by_country_total counter"
         );
         for ((t, c), n) in &by_country {
             let _ = writeln!(
@@ -886,6 +888,16 @@ pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, Stri
     out
 }
 
+/// The `country` label of a `<t>::country::<CC>` counter: the code when it
+/// is two capital letters (what the country tree holds), else `ZZ`.
+pub fn country_label(cc: &str) -> &str {
+    if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase()) {
+        cc
+    } else {
+        kamailio::NO_COUNTRY
+    }
+}
+
 /// The destination country of a `dst:country:XX` rule id (optionally
 /// `@window`): the ISO code when it is two capital letters.
 pub fn country_of_rule(rule: &str) -> Option<&str> {
@@ -934,7 +946,16 @@ fn compose(
 
 #[cfg(test)]
 mod tests {
-    use super::country_of_rule;
+    use super::{country_label, country_of_rule};
+
+    #[test]
+    fn country_labels() {
+        assert_eq!(country_label("FR"), "FR");
+        assert_eq!(country_label("ZZ"), "ZZ");
+        for bad in ["", "fr", "FRA", "F", "F1", "\"\"", "É"] {
+            assert_eq!(country_label(bad), "ZZ", "{bad}");
+        }
+    }
 
     #[test]
     fn countries_of_rules() {

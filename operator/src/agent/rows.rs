@@ -2,7 +2,7 @@
 //! ask Kamailio to hold (compared with what Kamailio reports), and the
 //! agent's own checks of a composed bundle.
 
-use crate::backend::kamailio::{SENTINEL_TREE, parse_cidr};
+use crate::backend::kamailio::{COUNTRY_TREE, SENTINEL_TREE, country_rows, parse_cidr};
 use crate::backend::{Bundle, TenantRows};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,7 +176,8 @@ pub fn tenant_of_key(key: &str) -> Option<&str> {
 /// renderer's): every address row canonical (the address as the standard
 /// parser prints it, length in range, no host bits, grp = 129 - length,
 /// port 0, a tag of a known tenant); every mtree row a `d:`/`c:` tree of a
-/// known tenant with a digits-only prefix.
+/// known tenant with a digits-only prefix, the sentinel row, or a row of the
+/// fleet-wide country tree, which must be exactly [`country_rows`].
 pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> {
     let mut errs = Vec::new();
     let mut bad = |m: String| {
@@ -222,6 +223,9 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
         }
     }
     if let Some(mt) = bundle.files.get("mtree") {
+        let want = country_rows();
+        // (line, prefix, country) of the country tree's rows
+        let mut countries: Vec<(usize, String, String)> = Vec::new();
         for (n, line) in mt.lines().enumerate().skip(1) {
             let f = split_row(line);
             let at = format!("mtree line {}", n + 1);
@@ -230,6 +234,10 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
                 continue;
             }
             if f[1] == SENTINEL_TREE && f[2] == "0" && f[3] == "-" {
+                continue;
+            }
+            if f[1] == COUNTRY_TREE {
+                countries.push((n + 1, f[2].clone(), f[3].clone()));
                 continue;
             }
             let known = f[1]
@@ -242,6 +250,24 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
             if f[2].is_empty() || f[2].len() > 15 || !f[2].bytes().all(|b| b.is_ascii_digit()) {
                 bad(format!("{at}: prefix `{}` is not 1-15 digits", f[2]));
             }
+        }
+        // the renderer's rows, in its order
+        let differ = countries
+            .iter()
+            .zip(want)
+            .find(|((_, p, c), (wp, wc))| p != wp || c != wc);
+        if let Some(((line, p, c), (wp, wc))) = differ {
+            bad(format!(
+                "mtree line {line}: country tree row `{}` -> `{}`, want `{wp}` -> `{wc}`",
+                p.escape_debug(),
+                c.escape_debug()
+            ));
+        } else if countries.len() != want.len() {
+            bad(format!(
+                "the country tree has {} rows, want {}",
+                countries.len(),
+                want.len()
+            ));
         }
     }
     errs
@@ -272,7 +298,18 @@ mod tests {
             a.push('\n');
         }
         files.insert("address".into(), a);
+        files.insert("mtree".into(), mtree_with(""));
         Bundle::new(files)
+    }
+
+    /// An mtree file: the header, `rows`, the country tree and the sentinel.
+    fn mtree_with(rows: &str) -> String {
+        let mut m = format!("hdr\n{rows}");
+        for (i, (p, iso)) in country_rows().iter().enumerate() {
+            m.push_str(&format!("{}:{COUNTRY_TREE}:{p}:{iso}\n", i + 100));
+        }
+        m.push_str(&format!("99999:{SENTINEL_TREE}:0:-\n"));
+        m
     }
 
     fn tenants() -> BTreeSet<String> {
@@ -344,10 +381,52 @@ mod tests {
         let mut b = bundle_with_address(&[]);
         b.files.insert(
             "mtree".into(),
-            "hdr\n1:d\\:acme:33:a,x\n2:d\\:acmee:33:a,x\n3:c\\:acme:3a:n\n".into(),
+            mtree_with("1:d\\:acme:33:a,x\n2:d\\:acmee:33:a,x\n3:c\\:acme:3a:n\n"),
         );
         let e = check_bundle(&b, &tenants());
         assert_eq!(e.len(), 2, "{e:?}");
+    }
+
+    #[test]
+    fn the_country_tree_must_be_the_renderers() {
+        let b = bundle_with_address(&[]);
+        assert_eq!(check_bundle(&b, &tenants()), Vec::<String>::new());
+        let good = b.files["mtree"].clone();
+        let rows = country_rows();
+        assert!(rows.len() > 500, "{}", rows.len());
+        let (p, iso) = &rows[0];
+        let (lp, liso) = &rows[rows.len() - 1];
+        for (from, to, why) in [
+            // another country
+            (
+                format!(":{COUNTRY_TREE}:{p}:{iso}\n"),
+                format!(":{COUNTRY_TREE}:{p}:XX\n"),
+                format!("country tree row `{p}` -> `XX`, want `{p}` -> `{iso}`"),
+            ),
+            // the last row dropped
+            (
+                format!(":{COUNTRY_TREE}:{lp}:{liso}\n"),
+                format!(":{SENTINEL_TREE}:0:-\n"),
+                format!(
+                    "the country tree has {} rows, want {}",
+                    rows.len() - 1,
+                    rows.len()
+                ),
+            ),
+        ] {
+            let mut b = b.clone();
+            b.files.insert("mtree".into(), good.replacen(&from, &to, 1));
+            let e = check_bundle(&b, &tenants());
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(e[0].contains(&why), "{why}: {e:?}");
+        }
+        // no country tree at all
+        let mut b = b.clone();
+        b.files
+            .insert("mtree".into(), format!("hdr\n1:{SENTINEL_TREE}:0:-\n"));
+        let e = check_bundle(&b, &tenants());
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("country tree has 0 rows"), "{e:?}");
     }
 
     #[test]

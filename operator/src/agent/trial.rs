@@ -5,6 +5,7 @@
 use super::rows::Expected;
 use super::rpc::Rpc;
 use crate::backend::Bundle;
+use crate::backend::kamailio::{COUNTRY_TREE, country_rows};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -168,6 +169,7 @@ async fn run_in(
             return Err("trial: a lookup in a missing tree did not fail".into());
         }
         probes += 1;
+        probes += probe_countries(&rpc).await?;
         for p in probe_policies {
             probes += probe_tenant(&rpc, p, cfg.max_probes).await?;
         }
@@ -358,6 +360,31 @@ async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize
             ));
         }
         n += 2;
+    }
+    Ok(n)
+}
+
+/// The fleet-wide country tree answers: its first, middle and last rows,
+/// each looked up by its own prefix, give that row's country.
+async fn probe_countries(rpc: &Rpc) -> Result<usize, String> {
+    let rows = country_rows();
+    let picks = [0, rows.len() / 2, rows.len().saturating_sub(1)];
+    let mut n = 0;
+    for i in picks {
+        let Some((prefix, iso)) = rows.get(i) else {
+            continue;
+        };
+        let m = rpc
+            .call("mtree.match", &[COUNTRY_TREE, prefix, "0"])
+            .await
+            .map_err(|e| format!("probe {COUNTRY_TREE} {prefix}: {e}"))?;
+        let got = m.get("TVALUE").and_then(|v| v.as_str()).unwrap_or("");
+        if got != *iso {
+            return Err(format!(
+                "probe {COUNTRY_TREE} +{prefix}: the trial SBC has `{got}`, the numbering table `{iso}`"
+            ));
+        }
+        n += 1;
     }
     Ok(n)
 }

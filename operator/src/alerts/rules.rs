@@ -10,7 +10,7 @@
 use super::{L_ANOMALY, L_CLASS, L_LEVEL, L_LIMIT, L_NAMESPACE, L_POLICY, L_TENANT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tollgate_crds::policy::{CompiledPolicy, Limit, LimitMetric, Verdict};
+use tollgate_crds::policy::{CompiledPolicy, Limit, LimitMetric};
 
 /// A Prometheus rules file: `groups:`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,37 +234,32 @@ pub fn rules_for_with(
         }
     }
 
-    // first call to a destination country: the agent counts allowed calls
-    // per country for destination rules of the form dst:country:XX
-    let has_country = policy
-        .destinations
-        .iter()
-        .any(|d| d.action == Verdict::Allow && d.rule.starts_with("dst:country:"));
-    if has_country {
-        let m = format!("tollgate_calls_by_country_total{{tenant={tq}}}");
-        rules.push(Rule {
-            alert: "TollgateNewDestination".into(),
-            expr: format!(
-                "(sum by (tenant, country) ({m}) > 0 unless on (tenant, country) sum by (tenant, country) (max_over_time({m}[{h}] offset {f})) > 0) and on (tenant) sum by (tenant) (present_over_time(tollgate_calls_total{{tenant={tq}}}[{h}] offset {l}))",
-                h = opt.history,
-                f = opt.fresh,
-                l = opt.learning,
+    // first call to a destination country: the SBC counts every allowed
+    // call per destination country (the fleet-wide country tree, `ZZ` for
+    // numbers of no country); calls within the home country are not a
+    // new destination
+    let m = format!(
+        "tollgate_calls_by_country_total{{tenant={tq},country!={}}}",
+        q(&policy.home_country)
+    );
+    rules.push(Rule {
+        alert: "TollgateNewDestination".into(),
+        expr: format!(
+            "(sum by (tenant, country) ({m}) > 0 unless on (tenant, country) sum by (tenant, country) (max_over_time({m}[{h}] offset {f})) > 0) and on (tenant) sum by (tenant) (present_over_time(tollgate_calls_total{{tenant={tq}}}[{h}] offset {l}))",
+            h = opt.history,
+            f = opt.fresh,
+            l = opt.learning,
+        ),
+        for_: None,
+        labels: base(&[(L_ANOMALY, "new-destination"), ("severity", "warning")]),
+        annotations: BTreeMap::from([(
+            "summary".to_string(),
+            format!(
+                "{t}: calls to {{{{ $labels.country }}}}, a destination country not called in the previous {}",
+                opt.history
             ),
-            for_: None,
-            labels: base(&[(L_ANOMALY, "new-destination"), ("severity", "warning")]),
-            annotations: BTreeMap::from([(
-                "summary".to_string(),
-                format!(
-                    "{t}: calls to a destination country not called in the previous {}",
-                    opt.history
-                ),
-            )]),
-        });
-    } else {
-        skipped.push(format!(
-            "{t}: new-destination: no `allow country` destination rule, the agent cannot tell countries apart"
-        ));
-    }
+        )]),
+    });
 
     // calls while every window of the tenant is closed
     if policy.windows.is_empty() {
@@ -303,7 +298,7 @@ pub fn rules_for_with(
 mod tests {
     use super::*;
     use tollgate_crds::policy::{
-        CryptoPolicy, DestinationRule, SourcePolicy, TimeWindow, Weekday, WeeklySpan,
+        CryptoPolicy, DestinationRule, SourcePolicy, TimeWindow, Verdict, Weekday, WeeklySpan,
     };
 
     fn policy() -> CompiledPolicy {
@@ -454,20 +449,46 @@ mod tests {
         let r = find(&g, "TollgateNewDestination", None);
         assert_eq!(
             r.expr,
-            "(sum by (tenant, country) (tollgate_calls_by_country_total{tenant=\"acme\"}) > 0 unless on (tenant, country) sum by (tenant, country) (max_over_time(tollgate_calls_by_country_total{tenant=\"acme\"}[30d] offset 10m)) > 0) and on (tenant) sum by (tenant) (present_over_time(tollgate_calls_total{tenant=\"acme\"}[30d] offset 1d))"
+            "(sum by (tenant, country) (tollgate_calls_by_country_total{tenant=\"acme\",country!=\"US\"}) > 0 unless on (tenant, country) sum by (tenant, country) (max_over_time(tollgate_calls_by_country_total{tenant=\"acme\",country!=\"US\"}[30d] offset 10m)) > 0) and on (tenant) sum by (tenant) (present_over_time(tollgate_calls_total{tenant=\"acme\"}[30d] offset 1d))"
         );
         assert_eq!(r.labels["tollgate_anomaly"], "new-destination");
+        assert_eq!(
+            r.annotations["summary"],
+            "acme: calls to {{ $labels.country }}, a destination country not called in the previous 30d"
+        );
         let r = find(&g, "TollgateUnusualHours", None);
         assert_eq!(
             r.expr,
             "(sum by (tenant) (increase(tollgate_calls_total{tenant=\"acme\",outcome=\"allow\",rule!=\"dst:emergency\"}[1m])) > 0) and on (tenant) (max by (tenant) (tollgate_window_open{tenant=\"acme\"}) == 0)"
         );
+        // every tenant gets the new-destination rule, whatever its
+        // destination rules name (here: the whole international scope)
         let mut p = policy();
         p.windows.clear();
-        p.destinations[0].rule = "dst:prefix:33".into();
+        p.home_country = "GB".into();
+        p.destinations = vec![DestinationRule {
+            prefix: String::new(),
+            action: Verdict::Allow,
+            rule: "dst:international".into(),
+            window: None,
+        }];
         let g = rules_for(&p, "tenants", "acme");
-        assert!(!g.rules.iter().any(|r| r.labels.contains_key(L_ANOMALY)));
-        assert_eq!(g.skipped.len(), 4);
+        let anomalies: Vec<&str> = g
+            .rules
+            .iter()
+            .filter_map(|r| r.labels.get(L_ANOMALY).map(String::as_str))
+            .collect();
+        assert_eq!(anomalies, ["new-destination"]);
+        let r = find(&g, "TollgateNewDestination", None);
+        assert!(
+            r.expr
+                .contains("tollgate_calls_by_country_total{tenant=\"acme\",country!=\"GB\"}"),
+            "{}",
+            r.expr
+        );
+        // the two limits without a metric, and the unusual hours
+        assert_eq!(g.skipped.len(), 3, "{:?}", g.skipped);
+        assert!(!g.skipped.iter().any(|s| s.contains("new-destination")));
     }
 
     #[test]

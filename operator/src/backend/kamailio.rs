@@ -139,6 +139,10 @@ impl Backend for Kamailio {
                 }
             }
             if table == "mtree" {
+                for (prefix, iso) in country_rows() {
+                    id += 1;
+                    text.push_str(&format!("{id}:{COUNTRY_TREE}:{prefix}:{iso}\n"));
+                }
                 id += 1;
                 text.push_str(&format!("{id}:{SENTINEL_TREE}:0:-\n"));
             }
@@ -187,6 +191,52 @@ impl Kamailio {
 /// leave its trees in force (measured: the read-back then refuses the apply).
 /// Not a tenant's tree (no `d:`/`c:` prefix), so the read-back ignores it.
 pub const SENTINEL_TREE: &str = "tollgate-sentinel";
+
+/// The fleet-wide country tree every bundle's `mtree` table carries (after
+/// the tenants' trees): E.164 prefix → ISO 3166-1 alpha-2 code of the
+/// country the numbers under it belong to, from the project's numbering
+/// table (`tollgate_policy::numbering`, docs/numbering.md). A longest-prefix
+/// lookup gives what [`tollgate_policy::numbering::country_of`] gives: every
+/// country prefix with its country, every carve-out that is no country's
+/// prefix with [`NO_COUNTRY`]; a number under no row (non-geographic codes,
+/// NANP service codes, unassigned ranges) matches nothing. tollgate.cfg
+/// looks it up for every allowed call and counts `<t>::country::<CC>` in
+/// `tg_stat` (`ZZ` when nothing matches). Not a tenant's tree (no `d:`/`c:`
+/// prefix): the read-back ignores it; the agent's bundle check accepts
+/// exactly [`country_rows`].
+pub const COUNTRY_TREE: &str = "tollgate-country";
+
+/// The country code of numbers in no country (user-assigned in ISO 3166-1).
+pub const NO_COUNTRY: &str = "ZZ";
+
+/// The rows of [`COUNTRY_TREE`]: (prefix, ISO code), sorted by prefix.
+/// Computed once; the same for every bundle of one build.
+pub fn country_rows() -> &'static [(String, &'static str)] {
+    static ROWS: std::sync::OnceLock<Vec<(String, &'static str)>> = std::sync::OnceLock::new();
+    ROWS.get_or_init(|| {
+        let mut rows: BTreeMap<String, &'static str> = BTreeMap::new();
+        let countries = tollgate_policy::numbering::countries();
+        for c in countries {
+            for p in &c.carve_outs {
+                rows.entry(p.clone()).or_insert(NO_COUNTRY);
+            }
+        }
+        for c in countries {
+            for p in &c.prefixes {
+                rows.insert(p.clone(), c.iso);
+            }
+        }
+        // what reaches Kamailio: digits only, two capital letters
+        rows.retain(|p, iso| {
+            !p.is_empty()
+                && p.len() <= 15
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && iso.len() == 2
+                && iso.bytes().all(|b| b.is_ascii_uppercase())
+        });
+        rows.into_iter().collect()
+    })
+}
 
 /// db_text escaping of one field value: `\`, `:`, newline, CR and tab.
 pub fn escape(s: &str) -> String {

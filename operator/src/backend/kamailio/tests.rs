@@ -744,3 +744,91 @@ fn blocks() {
 fn escaping() {
     assert_eq!(escape("a:b\\c\nd\re\tf"), "a\\:b\\\\c\\nd\\re\\tf");
 }
+
+/// Longest-prefix lookup in the country tree, as `mt_match` mode 0 does.
+fn country_lookup(number: &str) -> Option<&'static str> {
+    let rows = country_rows();
+    (1..=number.len()).rev().find_map(|len| {
+        let p = &number[..len];
+        rows.binary_search_by(|(q, _)| q.as_str().cmp(p))
+            .ok()
+            .map(|i| rows[i].1)
+    })
+}
+
+#[test]
+fn the_country_tree_answers_as_country_of() {
+    let rows = country_rows();
+    assert!(rows.windows(2).all(|w| w[0].0 < w[1].0), "sorted, unique");
+    assert!(rows.iter().all(|(p, iso)| {
+        !p.is_empty()
+            && p.len() <= 15
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && iso.len() == 2
+            && iso.bytes().all(|b| b.is_ascii_uppercase())
+    }));
+    // every row's numbers and a few beyond, against the numbering table
+    let mut numbers: Vec<String> = Vec::new();
+    for (p, _) in rows {
+        for tail in ["", "0", "5", "9", "1234567"] {
+            let n = format!("{p}{tail}");
+            if n.len() <= 15 {
+                numbers.push(n);
+            }
+        }
+    }
+    numbers.extend(
+        [
+            "33142685300",
+            "442079460000",
+            "441481712345",
+            "12125550100",
+            "14165550100",
+            "18765550100",
+            "18005550100",
+            "881612345678",
+            "88212345678",
+            "8613812345678",
+            "77172123456",
+            "74951234567",
+        ]
+        .map(String::from),
+    );
+    for n in &numbers {
+        let want = tollgate_policy::numbering::country_of(n).map(|c| c.iso);
+        let got = country_lookup(n).filter(|iso| *iso != NO_COUNTRY);
+        assert_eq!(got, want, "+{n}");
+    }
+    assert_eq!(country_lookup("33142685300"), Some("FR"));
+    assert_eq!(country_lookup("441481712345"), Some("GG"));
+    assert_eq!(country_lookup("442079460000"), Some("GB"));
+    assert_eq!(country_lookup("14165550100"), Some("CA"));
+    assert_eq!(country_lookup("18005550100"), None);
+    assert_eq!(country_lookup("88212345678"), None);
+}
+
+#[test]
+fn every_bundle_carries_the_country_tree_after_the_tenants() {
+    let a = render(&small("acme"));
+    for tenants in [BTreeMap::new(), BTreeMap::from([("acme".into(), a)])] {
+        let f = Kamailio.compose(&tenants).unwrap();
+        let lines: Vec<&str> = f.files["mtree"].lines().collect();
+        let rows = country_rows();
+        let n = lines.len();
+        assert_eq!(
+            lines[n - 1],
+            format!("{}:{SENTINEL_TREE}:0:-", n - 1),
+            "the sentinel last"
+        );
+        let first = n - 1 - rows.len();
+        assert!(!lines[first - 1].contains(COUNTRY_TREE));
+        for (i, (p, iso)) in rows.iter().enumerate() {
+            assert_eq!(
+                lines[first + i],
+                format!("{}:{COUNTRY_TREE}:{p}:{iso}", first + i)
+            );
+        }
+        // deterministic: the same bundle twice
+        assert_eq!(Kamailio.compose(&tenants).unwrap().hash, f.hash);
+    }
+}
