@@ -288,6 +288,11 @@ expect_call $ACME +14155550100 "200 dst:national" "a call to count"
 api GET /metrics > /dev/null
 grep -E '^tollgate_calls_total\{tenant="acme",outcome="allow",rule="dst:national"\}|^tollgate_agent_applies_total|^tollgate_concurrent_calls\{tenant="acme"|^tollgate_agent_last_apply|^tollgate_agent_recoveries' "$WORK/resp" | sed 's/^/    /'
 check "metrics count acme's allowed national calls" grep -qE '^tollgate_calls_total\{tenant="acme",outcome="allow",rule="dst:national"\} [1-9]' "$WORK/resp"
+grep -E '^tollgate_calls_by_country_total\{tenant="acme"' "$WORK/resp" | sed 's/^/    /'
+check "metrics count acme's calls to the US (no dst:country rule names it)" \
+  grep -qE '^tollgate_calls_by_country_total\{tenant="acme",country="US"\} [1-9]' "$WORK/resp"
+check "the country counters are not counted as calls of an outcome \"other\"" \
+  bash -c "! grep -q 'outcome=\"other\"' '$WORK/resp'"
 code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' "$AGENT/healthz")
 check "healthz at the end: $code" [ "$code" = 200 ]
 
@@ -301,7 +306,8 @@ api GET /v1/state > /dev/null
 check "no tenant applied" "$PY" -c 'import json,sys; sys.exit(0 if not json.load(open(sys.argv[1]))["tenants"] else 1)' "$WORK/resp"
 summary=$(scripts/sbc.sh rpc "$NAME" mtree.summary 2>&1 || true)
 trees=$(printf '%s' "$summary" | tr -d ' \t\n' | { grep -o '"table":"[^"]*"' || true; } | sort -u | tr '\n' ' ')
-check "Kamailio holds no tenant's tree: ${trees:-$summary}" [ "$trees" = '"table":"tollgate-sentinel" ' ]
+check "Kamailio holds no tenant's tree (the fleet-wide country tree and the sentinel only): ${trees:-$summary}" \
+  [ "$trees" = '"table":"tollgate-country" "table":"tollgate-sentinel" ' ]
 expect_call $ACME +14155550100 "403 src:unknown" "acme removed"
 code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' "$AGENT/healthz")
 check "healthz with an empty policy set: $code" [ "$code" = 200 ]

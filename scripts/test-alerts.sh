@@ -85,9 +85,24 @@ for f in sorted(os.listdir(src)):
         w["spans"] = [{"days": [days[(today + 3) % 7]], "startMinute": 60, "endMinute": 120}]
     json.dump({"revision": "acme-alerts-1", "policy": p}, open(os.path.join(out, "acme.json"), "w"))
     yaml.safe_dump(p, open(os.path.join(out, "acme.yaml"), "w"), sort_keys=False)
+    # roam: acme's numbers, but the whole international scope allowed and
+    # no country named by any rule (no dst:country:* entry), no windows, no
+    # limits; its own network
+    r = dict(p, tenant="roam", limits=[], windows=[])
+    r["destinations"] = [
+        dict(d, action="allow") if d["prefix"] == "" else d
+        for d in p["destinations"]
+        if not d["rule"].startswith("dst:country:") and "window" not in d
+    ]
+    assert [d["rule"] for d in r["destinations"] if d["prefix"] == ""] == ["dst:international"]
+    r["sources"] = {"networks": [{"cidr": "127.52.7.0/24", "action": "allow", "rule": "src:roam"}]}
+    json.dump({"revision": "roam-alerts-1", "policy": r}, open(os.path.join(out, "roam.json"), "w"))
+    yaml.safe_dump(r, open(os.path.join(out, "roam.yaml"), "w"), sort_keys=False)
 PY
 [ -f "$WORK/acme.json" ] || die "no acme test copy"
+[ -f "$WORK/roam.json" ] || die "no roam test copy"
 ACME=127.51.100.20     # acme, allowed network, US
+ROAM=127.52.7.20       # roam, allowed network, US, every international call allowed
 
 # an empty policy set: every table is its header line alone
 for f in sbc/testdata/*; do
@@ -104,7 +119,7 @@ ATOKEN=$(cat "$WORK/agent.token")
 TOKEN=$(cat "$WORK/alerts.token")
 
 say "rules from the policy (tollgate-rules, short anomaly periods for the test)"
-"$BIN/tollgate-rules" --namespace "$NS" --fresh 30s --learning 4s --history 1h "$WORK/acme.yaml" \
+"$BIN/tollgate-rules" --namespace "$NS" --fresh 30s --learning 4s --history 1h "$WORK/acme.yaml" "$WORK/roam.yaml" \
   > "$WORK/rules.yml" 2> "$WORK/rules.notes"
 sed 's/^/    /' "$WORK/rules.notes"
 check "promtool accepts the rules: $(promtool check rules "$WORK/rules.yml" 2>&1 | grep -o '[0-9]* rules found')" \
@@ -129,6 +144,9 @@ done
 code=$(curl -sS --max-time 120 -o "$WORK/resp" -w '%{http_code}' -X PUT -H "Authorization: Bearer $ATOKEN" \
   -H 'Content-Type: application/json' --data-binary "@$WORK/acme.json" "$AGENT/v1/tenants/acme")
 check "PUT acme (test copy): $code" [ "$code" = 200 ]
+code=$(curl -sS --max-time 120 -o "$WORK/resp" -w '%{http_code}' -X PUT -H "Authorization: Bearer $ATOKEN" \
+  -H 'Content-Type: application/json' --data-binary "@$WORK/roam.json" "$AGENT/v1/tenants/roam")
+check "PUT roam (international allowed, no country named): $code" [ "$code" = 200 ]
 scripts/monitoring.sh start "$MON" --target "$SBC_IP:9180" --scrape-token-file "$WORK/agent.token" \
   --rules "$WORK/rules.yml" --webhook "$RX" --webhook-token-file "$WORK/alerts.token" \
   --prometheus "$SBC_IP:9090" --alertmanager "$SBC_IP:9093"
@@ -150,11 +168,11 @@ for i in $(seq 1 50); do
 done
 check "acme's counters are scraped at 0 before its first call ($seeded)" [ "$seeded" = 0 ]
 
-# call NUMBER -> "CODE RULE"
+# call NUMBER [SOURCE] -> "CODE RULE"
 call() {
-  local num=$1 f=$WORK/call-$RANDOM
+  local num=$1 src=${2:-$ACME} f=$WORK/call-$RANDOM
   printf 'SEQUENTIAL\n%s;RTP/AVP\n' "$num" > "$f.csv"
-  timeout 30 sipp "$SBC_IP:$SBC_PORT" -sf sbc/sipp/uac.xml -inf "$f.csv" -i "$ACME" -p 0 -t u1 -m 1 -d 0 \
+  timeout 30 sipp "$SBC_IP:$SBC_PORT" -sf sbc/sipp/uac.xml -inf "$f.csv" -i "$src" -p 0 -t u1 -m 1 -d 0 \
     -nostdin -timeout 15s -trace_logs -log_file "$f.log" > /dev/null 2>&1 || true
   awk '/^RESULT/ {print $3, $4; exit}' "$f.log" 2>/dev/null
 }
@@ -191,7 +209,8 @@ PY
 }
 
 COND_HOURS='a["tenant"]=="acme" and a["namespace"]=="'$NS'" and a["policy"]=="acme" and t=={"kind":"anomaly","anomaly":"unusual-hours"}'
-COND_NEWDST='a["tenant"]=="acme" and t=={"kind":"anomaly","anomaly":"new-destination"}'
+COND_NEWDST='a["tenant"]=="acme" and t=={"kind":"anomaly","anomaly":"new-destination"} and "calls to CA," in a["alert"].get("summary","")'
+COND_ROAM_FR='a["tenant"]=="roam" and t=={"kind":"anomaly","anomaly":"new-destination"} and "calls to FR," in a["alert"].get("summary","")'
 COND_CRIT='a["kind"]=="respond" and a["tenant"]=="acme" and a["namespace"]=="'$NS'" and t=={"kind":"breach","metric":"concurrent","class":"international","level":"critical"}'
 COND_WARN='a["kind"]=="respond" and a["tenant"]=="acme" and t=={"kind":"breach","metric":"concurrent","class":"international","level":"warning"}'
 COND_RATE='a["kind"]=="respond" and a["tenant"]=="acme" and t=={"kind":"breach","metric":"rate","level":"warning"}'
@@ -244,6 +263,24 @@ lim=$(grep -c '^RESULT .* 486 limit:concurrent:international' "$WORK/intl.log" 2
 check "the SBC answered 3 and refused 5 at the critical level (200: $ans, 486: $lim)" [ "$ans" = 3 ] && [ "$lim" = 5 ]
 prom_query "$PROM" 'tollgate_calls_by_country_total{tenant="acme"}' > "$WORK/q"
 check "the agent exports allowed calls per country (CA)" grep -q '"country":"CA"' "$WORK/q"
+
+say "roam allows every international call and names no country: a first call to France"
+got=$(call +12125550100 "$ROAM")
+check "roam, national call: $got" [ "$got" = "200 dst:national" ]
+t_fr=$(now_ms)
+got=$(call +33142685300 "$ROAM")
+check "roam, a call to France (never called): $got" [ "$got" = "200 dst:international" ]
+if r=$(wait_action "$COND_ROAM_FR" 20); then
+  s=$(starts_of "$COND_ROAM_FR")
+  ok "Respond anomaly new-destination (FR) for roam: call -> webhook $((r - t_fr)) ms, alert active -> webhook $((r - s)) ms"
+else
+  bad "no new-destination action for roam's call to France within 20 s ($(tail -c 300 "$WORK/actions.jsonl"))"
+fi
+prom_query "$PROM" 'tollgate_calls_by_country_total{tenant="roam"}' > "$WORK/q"
+check "the agent exports roam's calls per country (FR 1, US 1): $(tr -d '\n' < "$WORK/q" | head -c 300)" "$PY" -c '
+import json,sys; r=json.load(open(sys.argv[1]))["data"]["result"]
+v={x["metric"]["country"]: x["value"][1] for x in r}
+sys.exit(0 if v.get("FR")=="1" and v.get("US")=="1" else 1)' "$WORK/q"
 prom_query "$PROM" 'tollgate_window_open{tenant="acme"}' > "$WORK/q"
 check "the agent exports window states (all 0 now)" "$PY" -c '
 import json,sys; r=json.load(open(sys.argv[1]))["data"]["result"]
@@ -254,6 +291,11 @@ check "each alert acted on once (no duplicate (fingerprint, startsAt))" "$PY" -c
 import json,sys,collections
 c=collections.Counter((json.loads(l)["action"]["alert"]["fingerprint"], json.loads(l)["action"]["alert"]["startsAt"]) for l in open(sys.argv[1]))
 sys.exit(0 if c and max(c.values())==1 else 1)' "$WORK/actions.jsonl"
+check "no new-destination for roam other than France (its home country US is not new)" "$PY" -c '
+import json,sys
+n=[json.loads(l)["action"] for l in open(sys.argv[1])]
+n=[a for a in n if a.get("tenant")=="roam" and a.get("trigger",{}).get("anomaly")=="new-destination"]
+sys.exit(0 if len(n)==1 and "calls to FR," in n[0]["alert"].get("summary","") else 1)' "$WORK/actions.jsonl"
 n_actions=$(wc -l < "$WORK/actions.jsonl")
 echo "    $n_actions actions: $("$PY" -c '
 import json,sys
