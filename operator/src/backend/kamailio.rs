@@ -160,7 +160,7 @@ impl Kamailio {
             let key = match &b.class {
                 None => t.clone(),
                 Some(c) => {
-                    check_name(&t, &format!("blocks[{i}].class"), c)?;
+                    check_name(&t, format_args!("blocks[{i}].class"), c)?;
                     format!("{t}::{c}")
                 }
             };
@@ -314,8 +314,8 @@ impl<'p> Renderer<'p> {
         check_tenant(t)?;
         let mut windows = BTreeMap::new();
         for (i, w) in p.windows.iter().enumerate() {
-            check_name(t, &format!("windows[{i}].name"), &w.name)?;
-            check_text(t, &format!("windows[{i}].rule"), &w.rule)?;
+            check_name(t, format_args!("windows[{i}].name"), &w.name)?;
+            check_text(t, format_args!("windows[{i}].rule"), &w.rule)?;
             let tz = TimeZone::get(&w.zone).map_err(|_| {
                 RenderError::invalid(
                     t,
@@ -388,9 +388,9 @@ impl<'p> Renderer<'p> {
                     format!("network {net} is listed twice"),
                 ));
             }
-            check_text(t, &format!("{field}.rule"), &n.rule)?;
+            check_text(t, format_args!("{field}.rule"), &n.rule)?;
             if let Some(trunk) = &n.trunk {
-                check_name(t, &format!("{field}.trunk"), trunk)?;
+                check_name(t, format_args!("{field}.trunk"), trunk)?;
             }
             let action = match n.action {
                 Verdict::Allow => "allow",
@@ -622,7 +622,7 @@ impl<'p> Renderer<'p> {
         let t = self.t;
         let mut set = BTreeSet::new();
         for (i, n) in self.p.emergency_numbers.iter().enumerate() {
-            check_digits(t, &format!("emergencyNumbers[{i}]"), n, 1)?;
+            check_digits(t, format_args!("emergencyNumbers[{i}]"), n, 1)?;
             set.insert(n.as_str());
         }
         Ok(set
@@ -642,7 +642,7 @@ impl<'p> Renderer<'p> {
         let mut metrics = 8u8;
         for (i, l) in self.p.limits.iter().enumerate() {
             let field = format!("limits[{i}]");
-            check_text(t, &format!("{field}.rule"), &l.rule)?;
+            check_text(t, format_args!("{field}.rule"), &l.rule)?;
             let (metric, bit) = match l.metric {
                 LimitMetric::Concurrent => ("concurrent", 1),
                 LimitMetric::Rate => ("rate", 2),
@@ -652,7 +652,7 @@ impl<'p> Renderer<'p> {
             let base = match &l.class {
                 None => format!("{t}::{metric}"),
                 Some(c) => {
-                    check_name(t, &format!("{field}.class"), c)?;
+                    check_name(t, format_args!("{field}.class"), c)?;
                     format!("{t}::{metric}::{c}")
                 }
             };
