@@ -437,6 +437,10 @@ fn until_acknowledged(rule: &str, level: AlertLevel) -> Declared {
 /// of the alert (fired anew) must still act.
 #[tokio::test]
 async fn a_released_alert_stays_released_across_a_restart() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let Some((client, ns)) = testkit::testbed_namespace("responses_apiserver", "t-ack", MANAGER)
         .await
         .expect("testbed namespace")
@@ -605,6 +609,10 @@ async fn restart_scenario(client: &Client, ns: &str) -> R {
 /// entry.
 #[tokio::test]
 async fn a_full_status_folds_and_keeps_every_response() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let Some((client, ns)) = testkit::testbed_namespace("responses_apiserver", "t-fold", MANAGER)
         .await
         .expect("testbed namespace")

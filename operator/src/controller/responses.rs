@@ -635,7 +635,8 @@ impl AlertSink for OperatorSink {
         let Some(ctx) = self.current() else {
             return Err("not the leader".into());
         };
-        match action {
+        let kind = action.kind();
+        let r = match action {
             AlertAction::Rollback {
                 namespace,
                 policy,
@@ -651,7 +652,12 @@ impl AlertSink for OperatorSink {
             } => respond(&ctx, &namespace, &policy, &tenant, &trigger, &alert)
                 .await
                 .map(|r| r.ignored),
+        };
+        if let Err(e) = &r {
+            // the webhook answers 500 (without the message): Alertmanager retries
+            tracing::warn!(kind, error = %e, "alert action failed; the webhook answers 500");
         }
+        r
     }
 }
 
