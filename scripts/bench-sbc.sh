@@ -20,7 +20,7 @@
 # Settings: TG_BENCH_CALLS (default 20000), TG_BENCH_RATE (default 10000),
 # TG_BENCH_RATE_LOW (default 2000), TG_BENCH_FLOW_S (default 20),
 # TG_BENCH_PREFIXES (default 100000), TG_AGENT_TEST_IP (default
-# 127.203.0.1). Bounded: timeouts everywhere.
+# 127.203.0.1), TG_BENCH_PARTS (`all`, or `apply`: skip part 1). Bounded: timeouts everywhere.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -41,6 +41,7 @@ RATE=${TG_BENCH_RATE:-10000}
 RATE_LOW=${TG_BENCH_RATE_LOW:-2000}
 FLOW_S=${TG_BENCH_FLOW_S:-20}
 PREFIXES=${TG_BENCH_PREFIXES:-100000}
+PARTS=${TG_BENCH_PARTS:-all}
 PY=$(python_env)
 SRC=127.51.100.20   # acme's allowed network in the test copies
 
@@ -152,11 +153,13 @@ PY
 }
 ratio() { "$PY" -c "print(round($2/max($1,1), 3))"; }
 
-say "1. calls/s: plain.cfg vs tollgate.cfg ($CALLS calls at $RATE_LOW/s and at $RATE/s)"
-start_sbc sbc/kamailio/plain.cfg
-plain_low=$(load plain-low +14155550100 "$CALLS" "$RATE_LOW")
-plain_sat=$(load plain-sat +14155550100 "$CALLS" "$RATE")
-scripts/sbc.sh stop "$NAME"
+if [ "$PARTS" != apply ]; then
+  say "1. calls/s: plain.cfg vs tollgate.cfg ($CALLS calls at $RATE_LOW/s and at $RATE/s)"
+  start_sbc sbc/kamailio/plain.cfg
+  plain_low=$(load plain-low +14155550100 "$CALLS" "$RATE_LOW")
+  plain_sat=$(load plain-sat +14155550100 "$CALLS" "$RATE")
+  scripts/sbc.sh stop "$NAME"
+fi
 start_sbc sbc/kamailio/tollgate.cfg
 "$BIN" --listen "$SBC_IP:9180" --rpc-url "http://$SBC_IP:5061/RPC" --data-dir "$WORK/data" \
   --state-dir "$WORK/state" --token-file "$WORK/token" --cfg "$ROOT/sbc/kamailio/tollgate.cfg" \
@@ -164,10 +167,12 @@ start_sbc sbc/kamailio/tollgate.cfg
 AGENT_PID=$!
 for _ in $(seq 1 100); do curl -s --max-time 2 -o /dev/null "$AGENT/healthz" && break; sleep 0.1; done
 code=$(put "$WORK/r1.json"); [ "$code" = 200 ] || die "PUT r1: $code $(cat "$WORK/resp")"
-tg_low=$(load tollgate-low +14155550100 "$CALLS" "$RATE_LOW")
-tg_sat=$(load tollgate-sat +14155550100 "$CALLS" "$RATE")
-echo "RESULT calls/s offered $RATE_LOW/s: plain=$plain_low tollgate=$tg_low ratio=$(ratio "$plain_low" "$tg_low")"
-echo "RESULT calls/s offered $RATE/s (saturated): plain=$plain_sat tollgate=$tg_sat ratio=$(ratio "$plain_sat" "$tg_sat")"
+if [ "$PARTS" != apply ]; then
+  tg_low=$(load tollgate-low +14155550100 "$CALLS" "$RATE_LOW")
+  tg_sat=$(load tollgate-sat +14155550100 "$CALLS" "$RATE")
+  echo "RESULT calls/s offered $RATE_LOW/s: plain=$plain_low tollgate=$tg_low ratio=$(ratio "$plain_low" "$tg_low")"
+  echo "RESULT calls/s offered $RATE/s (saturated): plain=$plain_sat tollgate=$tg_sat ratio=$(ratio "$plain_sat" "$tg_sat")"
+fi
 
 say "2. apply a $PREFIXES-prefix revision while ~300 calls/s flow"
 n=$((300 * FLOW_S))

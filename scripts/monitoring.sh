@@ -3,11 +3,12 @@
 # loopback, for tests: Prometheus scrapes the given targets every second and
 # evaluates the given rule files every second; Alertmanager sends every
 # alert group at once (group_wait 0s, group_interval 1s, repeat_interval
-# 4h, one group per label set) to one webhook with a bearer token.
+# 4h or --repeat-interval, one group per label set) to one webhook with a
+# bearer token.
 #
 #   scripts/monitoring.sh start DIR [--target HOST:PORT]... [--scrape-token-file F]
 #       [--rules FILE]... [--webhook URL] [--webhook-token-file F]
-#       [--prometheus ADDR] [--alertmanager ADDR]
+#       [--prometheus ADDR] [--alertmanager ADDR] [--repeat-interval DURATION]
 #   scripts/monitoring.sh stop DIR
 #
 # Defaults: Prometheus on 127.0.0.1:19090, Alertmanager on 127.0.0.1:19093
@@ -20,7 +21,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,20p' "$0" >&2; exit 2; }
+usage() { sed -n '2,21p' "$0" >&2; exit 2; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 stop_one() { # PIDFILE
@@ -50,6 +51,7 @@ cmd_start() {
   [ $# -ge 1 ] || usage
   local dir=$1; shift
   local targets=() rules=() scrape_tok="" hook="" hook_tok="" prom=127.0.0.1:19090 am=127.0.0.1:19093
+  local repeat=4h
   while [ $# -gt 0 ]; do
     case $1 in
       --target) targets+=("$2"); shift 2 ;;
@@ -59,6 +61,7 @@ cmd_start() {
       --webhook-token-file) hook_tok=$(realpath "$2"); shift 2 ;;
       --prometheus) prom=$2; shift 2 ;;
       --alertmanager) am=$2; shift 2 ;;
+      --repeat-interval) repeat=$2; shift 2 ;;
       *) usage ;;
     esac
   done
@@ -100,7 +103,7 @@ cmd_start() {
     echo "  group_by: ['...']"
     echo "  group_wait: 0s"
     echo "  group_interval: 1s"
-    echo "  repeat_interval: 4h"
+    echo "  repeat_interval: $repeat"
     echo "receivers:"
     echo "  - name: tollgate"
     if [ -n "$hook" ]; then

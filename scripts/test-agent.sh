@@ -173,16 +173,20 @@ check "nothing changed in the data dir" [ "$(data_sig)" = "$sig0" ]
 expect_call $ACME +12125550100 "403 src:unknown" "still no policy"
 
 say "PUT the example tenants (test copies)"
+warm=0 applied=0
 for b in "$WORK"/bodies/*.json; do
   t=$(basename "$b" .json)
   case $t in bad-*|*-r2) continue ;; esac
   code=$(put_tenant "$t" "$b")
   if [ "$code" = 200 ]; then
     ok "PUT $t: 200 $("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("probes", d["probes"], "timings(ms)", {k: round(v) for k, v in d["timingsMs"].items()})' "$WORK/resp")"
+    applied=$((applied + 1))
+    grep -q '"trialWarm": *true' "$WORK/resp" && warm=$((warm + 1))
   else
     bad "PUT $t: $code $(cat "$WORK/resp")"
   fi
 done
+check "every apply after the first reloaded the warm trial instance ($warm of $applied)" [ "$warm" = $((applied - 1)) ]
 expect_call $ACME +12125550100 "200 dst:national" "acme r1"
 [ -n "$GLOBEX" ] && expect_call "$GLOBEX" +442079460000 "$(call "$GLOBEX" +442079460000)" "globex answers" >/dev/null
 api GET /v1/state > /dev/null
@@ -253,6 +257,29 @@ kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
 start_agent
 api GET /v1/state > /dev/null; cp "$WORK/resp" "$WORK/state-after"
 check "GET /v1/state identical after the restart" cmp -s "$WORK/state-before" "$WORK/state-after"
+
+say "the warm trial Kamailio does not outlive the agent"
+# processes of this agent's trial instances: their environment names the trial dir
+trial_procs() {
+  local n=0 p
+  for p in $(pgrep -x kamailio); do
+    { tr '\0' '\n' < "/proc/$p/environ"; } 2>/dev/null | grep -q "^TG_DB_URL=text://$STATE/trial/" && n=$((n + 1))
+  done
+  echo $n
+}
+wait_trial_procs() { # WANT: polls up to 10 s
+  local i
+  for i in $(seq 1 50); do [ "$(trial_procs)" = "$1" ] && return 0; sleep 0.2; done
+  return 1
+}
+check "no trial Kamailio after the restart (SIGTERM stopped it)" wait_trial_procs 0
+code=$(put_tenant acme "$WORK/bodies/acme-r2.json")
+check "PUT acme r2 again: $code; a warm trial Kamailio runs ($(trial_procs) processes)" \
+  [ "$code" = 200 ] && [ "$(trial_procs)" -gt 0 ]
+kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+check "after SIGKILL of the agent its trial Kamailio is left ($(trial_procs) processes)" [ "$(trial_procs)" -gt 0 ]
+start_agent
+check "the restarted agent stopped the one left behind" wait_trial_procs 0
 
 say "Kamailio restarted with stale files (r1): the agent re-applies r2"
 scripts/sbc.sh stop "$NAME"

@@ -14,6 +14,11 @@
 #    `403 block:class:international` on BOTH SBCs while national calls
 #    still get 200; kubectl shows status.activeResponses; `kubectl annotate
 #    ... tollgate.dev/release=all` lifts it and international calls pass.
+#    The operator then restarts while the alert keeps firing; Alertmanager
+#    re-sends it (repeat_interval 2s) to the new process, whose in-memory
+#    set of handled alerts is empty: status.acknowledgedAlerts keeps the
+#    released block from coming back; a new instance of the alert (a new
+#    startsAt) still blocks.
 # 2. Rollback: revision 2 wrongly denies national calls; a canary rollout
 #    (1 SBC, then a 60 s bake) puts it on SBC 1; national calls there are
 #    denied; a rule on those denials joined with
@@ -144,11 +149,14 @@ head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$WORK/alerts.token"
 chmod 600 "$WORK/alerts.token"
 TOKEN=$(cat "$WORK/alerts.token")
 RX=http://$OP_IP:19443/alerts
-RUST_LOG=info,kube=warn "$BIN/tollgate-operator" --namespace "$NS" --no-leader-election \
-  --metrics-addr "$OP_IP:18080" --webhook-addr "$OP_IP:19443" --webhook-token-file "$WORK/alerts.token" \
-  --identity anomaly-test > "$WORK/operator.log" 2>&1 &
-OP_PID=$!
-for i in $(seq 1 100); do curl -s --max-time 1 -o /dev/null "http://$OP_IP:18080/readyz" && break; sleep 0.1; done
+start_operator() { # LOG
+  RUST_LOG=info,kube=warn "$BIN/tollgate-operator" --namespace "$NS" --no-leader-election \
+    --metrics-addr "$OP_IP:18080" --webhook-addr "$OP_IP:19443" --webhook-token-file "$WORK/alerts.token" \
+    --identity anomaly-test > "$1" 2>&1 &
+  OP_PID=$!
+  for i in $(seq 1 100); do curl -s --max-time 1 -o /dev/null "http://$OP_IP:18080/readyz" && break; sleep 0.1; done
+}
+start_operator "$WORK/operator.log"
 check "the operator logs that its webhook listens" grep -q 'alert webhook listening' "$WORK/operator.log"
 code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -X POST --data '{}' "$RX" || true)
 check "the webhook refuses a request without the token: $code" [ "$code" = 401 ]
@@ -188,8 +196,10 @@ EOF
 check "promtool accepts both rule files" promtool check rules "$WORK/rules.yml" "$WORK/revision-rules.yml"
 scripts/monitoring.sh start "$MON" --target "$H1" --target "$H2" --scrape-token-file "$FTOKEN" \
   --rules "$WORK/rules.yml" --rules "$WORK/revision-rules.yml" --webhook "$RX" \
-  --webhook-token-file "$WORK/alerts.token" --prometheus "$NET.241:9090" --alertmanager "$NET.241:9093"
+  --webhook-token-file "$WORK/alerts.token" --prometheus "$NET.241:9090" --alertmanager "$NET.241:9093" \
+  --repeat-interval 2s
 PROM=http://$NET.241:9090
+AM=http://$NET.241:9093
 up=
 for i in $(seq 1 50); do
   up=$(prom_value "$PROM" 'sum(up{job="tollgate-agent"})')
@@ -264,6 +274,85 @@ ar=$(active)
 b=$(curl -sS --max-time 5 -H "Authorization: Bearer $(cat "$FTOKEN")" "$A1/v1/state" | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("blocks"))')
 check "3 s later still released (status '$ar', agent 1 blocks $b)" [ -z "$ar" ] && [ "$b" = "{}" ]
 
+say "1b. restart: the operator stops and starts again while the alert keeps firing"
+curl -sS --max-time 5 "$AM/api/v2/alerts?active=true&filter=alertname%3D%22TollgateConcurrentCritical%22" > "$WORK/am-crit.json" || true
+inst=$("$PY" -c 'import json,sys; a=[x for x in json.load(open(sys.argv[1])) if x["status"]["state"]=="active"]; print(a[0]["fingerprint"], a[0]["startsAt"]) if a else None' "$WORK/am-crit.json" 2>/dev/null || true)
+check "Alertmanager still holds TollgateConcurrentCritical firing (fingerprint startsAt: $inst)" [ -n "$inst" ]
+acks=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.status.acknowledgedAlerts}' 2>/dev/null || true)
+check "status.acknowledgedAlerts records that instance as Released ($acks)" "$PY" -c '
+import json, sys, datetime
+fp, starts = sys.argv[2].split()
+t = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+acks = json.loads(sys.argv[1] or "[]")
+sys.exit(0 if any(a["alert"]["fingerprint"] == fp and t(a["alert"]["startsAt"]) == t(starts)
+                  and a["reason"] == "Released" and a["rule"] == "respond:concurrent:international:critical"
+                  for a in acks) else 1)' "$acks" "$inst"
+kill "$OP_PID" 2>/dev/null || true; wait "$OP_PID" 2>/dev/null || true; OP_PID=
+start_operator "$WORK/operator-2.log"
+check "the operator is up again" curl -sf --max-time 2 -o /dev/null "http://$OP_IP:18080/readyz"
+# Alertmanager re-sends the firing alerts every 2 s: wait for the new
+# process to receive the released instance again and ignore it
+for i in $(seq 1 50); do
+  grep -q 'acknowledged alert instance re-sent; ignored' "$WORK/operator-2.log" && break
+  sleep 0.2
+done
+check "Alertmanager re-sent the released alert to the restarted operator, which ignored it" \
+  bash -c "grep 'acknowledged alert instance re-sent; ignored' '$WORK/operator-2.log' | grep -q 'TollgateConcurrentCritical'"
+sleep 2
+ar=$(active)
+for a in "$A1" "$A2"; do
+  b=$(curl -sS --max-time 5 -H "Authorization: Bearer $(cat "$FTOKEN")" "$a/v1/state" | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("blocks"))')
+  check "agent $a still holds no block after the restart and the re-sends ($b)" [ "$b" = "{}" ]
+done
+check "status.activeResponses still empty after the restart ('$ar')" [ -z "$ar" ]
+for i in 1 2; do
+  got=$(call $i $INTL); check "SBC $i: international still $got" [ "${got%% *}" = 200 ]
+done
+# Alertmanager's alert as it would send it, the instant written with an
+# offset instead of Z (another key for the receiver's in-memory set, the
+# same instance for the operator): 200, listed under `ignored` with the
+# reason; then the same alert fired anew (startsAt now): it acts
+"$PY" - "$WORK/am-crit.json" "$WORK" <<'PY'
+import json, sys, datetime
+alerts, out = json.load(open(sys.argv[1])), sys.argv[2]
+a = [x for x in alerts if x["status"]["state"] == "active"][0]
+def payload(starts):
+    return {"version": "4", "groupKey": "replay", "truncatedAlerts": 0, "status": "firing",
+            "receiver": "tollgate", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+            "externalURL": "http://replay", "alerts": [
+                {"status": "firing", "labels": a["labels"], "annotations": a.get("annotations", {}),
+                 "startsAt": starts, "endsAt": "0001-01-01T00:00:00Z",
+                 "generatorURL": a.get("generatorURL", ""), "fingerprint": a["fingerprint"]}]}
+json.dump(payload(a["startsAt"].replace("Z", "+00:00")), open(out + "/resend.json", "w"))
+now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+json.dump(payload(now), open(out + "/anew.json", "w"))
+PY
+post() { curl -sS --max-time 10 -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  --data-binary "@$1" "$RX" 2>/dev/null || true; }
+r=$(post "$WORK/resend.json")
+check "a re-send of the released instance: ignored with the reason ($r)" "$PY" -c '
+import json, sys; r = json.loads(sys.argv[1])
+sys.exit(0 if r["actions"] == 0 and len(r["ignored"]) == 1
+         and "a person released its response" in r["ignored"][0]["reason"] else 1)' "$r"
+r=$(post "$WORK/anew.json")
+check "the alert fired anew (a new startsAt) acts: $r" "$PY" -c '
+import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if r["actions"] == 1 else 1)' "$r"
+for i in 1 2; do
+  got=$(call $i $INTL); check "SBC $i: international blocked again $got" [ "$got" = "403 block:class:international" ]
+done
+K -n "$NS" annotate tollpolicy acme tollgate.dev/release=all >/dev/null
+for i in $(seq 1 100); do
+  ar=$(active); ann=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.metadata.annotations.tollgate\.dev/release}' 2>/dev/null || true)
+  [ -z "$ar" ] && [ -z "$ann" ] && break
+  sleep 0.2
+done
+check "released again" [ -z "$ar" ] && [ -z "$ann" ]
+for i in 1 2; do
+  got=
+  for j in $(seq 1 20); do got=$(call $i $INTL); [ "${got%% *}" = 200 ] && break; sleep 0.2; done
+  check "SBC $i: international after the second release $got" [ "${got%% *}" = 200 ]
+done
+
 say "2. rollback: revision 2 denies national calls; canary on SBC 1, then a 60 s bake"
 t0=$(now_ms)
 K apply -f "$WORK/policy-2.json" >/dev/null
@@ -297,7 +386,7 @@ done
 curl -sS --max-time 5 "http://$OP_IP:18080/metrics" > "$WORK/op-metrics" || true
 check "the operator's /metrics has the receiver's counters ($(grep -E '^tollgate_alert_actions_total' "$WORK/op-metrics" | tr '\n' ' '))" \
   bash -c "grep -qE '^tollgate_alert_actions_total\{kind=\"respond\"\} [1-9]' '$WORK/op-metrics' && grep -qE '^tollgate_alert_actions_total\{kind=\"rollback\"\} [1-9]' '$WORK/op-metrics'"
-check "the operator logged no token" bash -c "! grep -q -- '$TOKEN' '$WORK/operator.log'"
+check "the operator logged no token" bash -c "! grep -q -- '$TOKEN' '$WORK/operator.log' '$WORK/operator-2.log'"
 
 echo
 echo "$PASS passed, $FAIL failed"

@@ -89,6 +89,34 @@ mod tests {
         }
     }
 
+    /// `status.activeResponses` holds as many entries as a policy may
+    /// declare responses, and the constants say what the schema says.
+    #[test]
+    fn active_responses_fit_every_declared_response() {
+        let crd = serde_json::to_value(TollPolicy::crd()).expect("json");
+        let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+        let max = |v: &serde_json::Value| v["maxItems"].as_u64().expect("maxItems");
+        let declared = max(&root["spec"]["properties"]["policy"]["properties"]["responses"]);
+        let status = &root["status"]["properties"];
+        let active = max(&status["activeResponses"]);
+        assert_eq!(declared, active);
+        assert_eq!(active, toll_policy::MAX_ACTIVE_RESPONSES as u64);
+        assert_eq!(
+            max(&status["acknowledgedAlerts"]),
+            toll_policy::MAX_ACKNOWLEDGED_ALERTS as u64
+        );
+        let item = &status["activeResponses"]["items"]["properties"];
+        assert_eq!(
+            max(&item["alerts"]),
+            toll_policy::MAX_RESPONSE_ALERTS as u64
+        );
+        assert_eq!(
+            max(&item["foldedRules"]),
+            toll_policy::MAX_FOLDED_RULES as u64
+        );
+        assert_eq!(item["foldedRules"]["items"]["maxLength"], 256);
+    }
+
     #[test]
     fn crds_have_names_and_categories() {
         for (_, crd) in all_crds() {

@@ -13,8 +13,17 @@ use crate::policy::{CompiledPolicy, ResponseAction};
 
 /// Most entries in `status.failures` (a top-N, never one per call).
 pub const MAX_FAILURES: usize = 10;
-/// Most entries in `status.activeResponses`.
-pub const MAX_ACTIVE_RESPONSES: usize = 32;
+/// Most entries in `status.activeResponses`: as many as a policy may declare
+/// responses (`spec.policy.responses`, a test keeps the two equal). Entries
+/// of rules from older revisions can linger; when the list is full a new
+/// response is folded into an entry (see `ActiveResponse::folded_rules`).
+pub const MAX_ACTIVE_RESPONSES: usize = 64;
+/// Most alert instances recorded per active response (`alerts`).
+pub const MAX_RESPONSE_ALERTS: usize = 8;
+/// Most rules folded into one active response (`foldedRules`).
+pub const MAX_FOLDED_RULES: usize = 16;
+/// Most entries in `status.acknowledgedAlerts`.
+pub const MAX_ACKNOWLEDGED_ALERTS: usize = 128;
 
 /// Desired state of a tenant's toll-fraud policy.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -245,10 +254,14 @@ pub struct TollPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub failures: Vec<TargetFailure>,
-    /// Emergency responses in force (blocks set off by limit breaches or anomaly alerts), at most 32.
+    /// Emergency responses in force (blocks set off by limit breaches or anomaly alerts), at most 64 (as many as a policy declares responses at most).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = MAX_ACTIVE_RESPONSES))]
     pub active_responses: Vec<ActiveResponse>,
+    /// Operator-owned. Alert instances (fingerprint + startsAt) whose response ended: a person released it or its declared hold ended. While such an instance keeps firing, Alertmanager's re-sends of it do not set a response off again, also after an operator restart or a failover; a new instance of the alert (a new startsAt, after it resolved and fired again) still does. Newest first, at most 128: an instance pushed out acts again if re-sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_ACKNOWLEDGED_ALERTS))]
+    pub acknowledged_alerts: Vec<AcknowledgedAlert>,
     /// Why the last rollback happened (human readable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
@@ -296,8 +309,40 @@ pub struct ActiveResponse {
     /// It holds until a person acknowledges it.
     #[serde(default)]
     pub until_acknowledged: bool,
-    /// The alert that set it off.
+    /// The alert that set it off (or made it stricter last).
     pub alert: AlertReference,
+    /// Every alert instance that set it off or matched it while in force, newest first, at most 8. Releasing the response acknowledges all of them (`acknowledgedAlerts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_RESPONSE_ALERTS))]
+    pub alerts: Vec<AlertReference>,
+    /// Other response rules folded into this entry because `activeResponses` was full: the entry blocks the union of their actions and holds as long as the longest of them. Releasing one of its rules removes that rule's name; the blocks end when the entry's last rule is released (or `all`), or when the hold ends. At most 16 names: a rule folded beyond that is not named and ends with the entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_FOLDED_RULES), inner(length(min = 1, max = 256)))]
+    pub folded_rules: Vec<String>,
+}
+
+/// How an alert instance came to be acknowledged.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AcknowledgedReason {
+    /// A person released the response (the `tollgate.dev/release` annotation).
+    Released,
+    /// The response's declared hold (`holdSeconds`) ended.
+    HoldEnded,
+}
+
+/// An alert instance whose response ended; its re-sends do not act again.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AcknowledgedAlert {
+    /// Id of the response rule that ended.
+    #[schemars(length(min = 1, max = 256))]
+    pub rule: String,
+    /// The alert instance (name, fingerprint, startsAt).
+    pub alert: AlertReference,
+    /// Released by a person, or the declared hold ended.
+    pub reason: AcknowledgedReason,
+    /// When.
+    pub time: Time,
 }
 
 /// An alert, as Alertmanager identifies it.
@@ -311,6 +356,10 @@ pub struct AlertReference {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub fingerprint: Option<String>,
+    /// When this instance of the alert started firing (RFC 3339, UTC). With the fingerprint it names one instance: an alert that resolves and fires again has a new startsAt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub starts_at: Option<String>,
 }
 
 #[cfg(test)]

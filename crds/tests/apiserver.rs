@@ -35,8 +35,9 @@ use tollgate_crds::sbc_fleet::{
     SbcBackend, SbcFleet, SbcFleetSpec, SecretKeyReference, StaticEndpoint,
 };
 use tollgate_crds::toll_policy::{
-    ActiveResponse, AlertReference, FleetReference, RolloutStrategy, StepSize, TargetFailure,
-    TollPolicy, TollPolicyPhase, TollPolicySpec, TollPolicyStatus,
+    AcknowledgedAlert, AcknowledgedReason, ActiveResponse, AlertReference, FleetReference,
+    RolloutStrategy, StepSize, TargetFailure, TollPolicy, TollPolicyPhase, TollPolicySpec,
+    TollPolicyStatus,
 };
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -795,7 +796,31 @@ fn sample_status(generation: i64) -> TollPolicyStatus {
             alert: AlertReference {
                 name: "TollgateLimitCritical".into(),
                 fingerprint: Some("3f2a9c".into()),
+                starts_at: Some("2023-11-14T22:13:19.123Z".into()),
             },
+            alerts: vec![
+                AlertReference {
+                    name: "TollgateLimitCritical".into(),
+                    fingerprint: Some("3f2a9c".into()),
+                    starts_at: Some("2023-11-14T22:13:19.123Z".into()),
+                },
+                AlertReference {
+                    name: "TollgateNewDestination".into(),
+                    fingerprint: Some("77ab01".into()),
+                    starts_at: Some("2023-11-14T22:14:00Z".into()),
+                },
+            ],
+            folded_rules: vec!["respond:old-revision".into()],
+        }],
+        acknowledged_alerts: vec![AcknowledgedAlert {
+            rule: "respond:international".into(),
+            alert: AlertReference {
+                name: "TollgateConcurrentCritical".into(),
+                fingerprint: Some("c0ffee".into()),
+                starts_at: Some("2023-11-14T20:00:00.5Z".into()),
+            },
+            reason: AcknowledgedReason::Released,
+            time: time(1_700_000_250),
         }],
         last_rollback_reason: None,
         rollout: serde_json::from_value(json!({"mode": "RollingOut", "step": 0})).ok(),
@@ -858,6 +883,32 @@ async fn status_is_written_through_the_status_subresource_with_ssa() {
             }
             Err(e) => return Err(e.into()),
         }
+        // activeResponses: as many as a policy declares responses (64), not one more;
+        // acknowledgedAlerts at most 128.
+        let mut full = next.clone();
+        full.active_responses = (0..64).map(|i| ActiveResponse { rule: format!("respond:{i}"), ..next.active_responses[0].clone() }).collect();
+        full.acknowledged_alerts = (0..128).map(|i| AcknowledgedAlert { rule: format!("respond:{i}"), ..next.acknowledged_alerts[0].clone() }).collect();
+        policies.patch_status("acme", &operator, &Patch::Apply(status_patch(&full))).await?;
+        let back = policies.get_status("acme").await?.status.ok_or("no status")?;
+        ensure!(back.active_responses.len() == 64 && back.acknowledged_alerts.len() == 128, "a full status did not read back");
+        for (field, over) in [("activeResponses", 65usize), ("acknowledgedAlerts", 129)] {
+            let mut too_many = full.clone();
+            if field == "activeResponses" {
+                too_many.active_responses.push(too_many.active_responses[0].clone());
+            } else {
+                too_many.acknowledged_alerts.push(too_many.acknowledged_alerts[0].clone());
+            }
+            match policies.patch_status("acme", &operator, &Patch::Apply(status_patch(&too_many))).await {
+                Ok(_) => return Err(format!("{over} {field} accepted").into()),
+                Err(kube::Error::Api(s)) => {
+                    eprintln!("{over} {field} -> {} {}: {}", s.code, s.reason, s.message);
+                    ensure!(s.message.contains(&format!("status.{field}")) && s.message.contains(&format!("must have at most {} items", over - 1)), "unexpected: {}", s.message);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        policies.patch_status("acme", &operator, &Patch::Apply(status_patch(&next))).await?;
+
         let mut both = next.clone();
         both.active_responses[0].until_acknowledged = true;
         match policies.patch_status("acme", &operator, &Patch::Apply(status_patch(&both))).await {

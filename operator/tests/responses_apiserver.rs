@@ -11,6 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
 use k8s_openapi::api::core::v1::Event as CoreEvent;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -19,8 +22,11 @@ use serde_json::json;
 use tollgate_crds::policy::{
     AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger,
 };
-use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, TollPolicyPhase};
+use tollgate_crds::toll_policy::{
+    AcknowledgedReason, FleetReference, RolloutStrategy, TollPolicyPhase,
+};
 use tollgate_crds::{SbcFleet, TollPolicy, TollPolicySpec};
+use tollgate_operator::alerts::http::Receiver;
 use tollgate_operator::alerts::{AlertAction, AlertRef, AlertSink};
 use tollgate_operator::controller::agents::HttpAgents;
 use tollgate_operator::controller::fake_agent::{FakeAgent, sample_policy};
@@ -62,7 +68,7 @@ fn respond(ns: &str, level: AlertLevel, fp: &str) -> AlertAction {
         alert: AlertRef {
             name: "TollgateConcurrentPremium".into(),
             fingerprint: fp.into(),
-            starts_at: String::new(),
+            starts_at: "2026-11-25T10:00:00.123Z".into(),
             summary: Some("premium-rate calls above the limit".into()),
         },
     }
@@ -178,6 +184,10 @@ async fn scenario(client: &Client, ns: &str) -> R {
             "fingerprint",
         )?;
         ensure(
+            ar[0].alert.starts_at.as_deref() == Some("2026-11-25T10:00:00.123Z"),
+            format!("startsAt: {:?}", ar[0].alert.starts_at),
+        )?;
+        ensure(
             !ar[0].until_acknowledged && ar[0].expires.is_some(),
             "expires",
         )?;
@@ -282,5 +292,473 @@ async fn scenario(client: &Client, ns: &str) -> R {
     .await;
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+    r
+}
+
+/// A running operator (controller and alert sink) of its own, as one
+/// process or replica would be.
+struct Running {
+    receiver: Receiver<OperatorSink>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(client: &Client, ns: &str, instance: &str) -> Running {
+        let config = Config {
+            namespace: Some(ns.to_owned()),
+            instance: Some(instance.into()),
+            ..Config::default()
+        };
+        let http = Arc::new(HttpAgents::new(
+            Duration::from_secs(3),
+            Duration::from_secs(30),
+        ));
+        let op = Operator::new(client.clone(), config, http, Arc::new(Metrics::default()));
+        let sink = OperatorSink::new(op.context());
+        // a fresh receiver: its in-memory set of handled alerts is empty,
+        // as after a restart or on the other replica
+        let receiver = Receiver::new(sink, HOOK_TOKEN.as_bytes().to_vec());
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(op.run(async move {
+            let _ = stop_rx.await;
+        }));
+        Running {
+            receiver,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
+    }
+
+    /// POSTs an Alertmanager v4 payload of `alerts` to the webhook
+    /// receiver; its JSON answer.
+    async fn post(&self, alerts: &[serde_json::Value]) -> R<serde_json::Value> {
+        let body = json!({"version": "4", "status": "firing", "receiver": "tollgate",
+                          "groupKey": "{}:{}", "alerts": alerts});
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/alerts")
+            .header("authorization", format!("Bearer {HOOK_TOKEN}"))
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        let resp = self.receiver.handle(req).await;
+        let status = resp.status();
+        let b = resp.into_body().collect().await?.to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&b)?;
+        ensure(status == 200, format!("webhook answered {status}: {v}"))?;
+        Ok(v)
+    }
+}
+
+const HOOK_TOKEN: &str = "hook-token-0123456789";
+
+/// A firing alert of acme's premium-rate concurrency at `level`, as
+/// Alertmanager sends it.
+fn firing(ns: &str, fp: &str, starts_at: &str, level: &str) -> serde_json::Value {
+    json!({
+        "status": "firing", "fingerprint": fp, "startsAt": starts_at,
+        "endsAt": "0001-01-01T00:00:00Z",
+        "labels": {"alertname": "TollgateConcurrentCritical", "namespace": ns,
+                   "tollgate_policy": "acme", "tollgate_tenant": "acme",
+                   "tollgate_limit": "concurrent", "tollgate_class": "premium-rate",
+                   "tollgate_level": level, "instance": fp},
+        "annotations": {"summary": "premium-rate calls above the limit"}})
+}
+
+/// TollPolicy acme on fleet edge with `responses` declared.
+async fn create_policy(api: &Api<TollPolicy>, responses: Vec<Declared>) -> R {
+    let mut policy = sample_policy("acme", 0);
+    policy.responses = responses;
+    api.create(
+        &PostParams::default(),
+        &TollPolicy::new(
+            "acme",
+            TollPolicySpec {
+                tenant: "acme".into(),
+                policy,
+                fleet: FleetReference {
+                    name: "edge".into(),
+                },
+                rollout: RolloutStrategy {
+                    bake_seconds: 0,
+                    ..RolloutStrategy::default()
+                },
+                source_hash: None,
+            },
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn wait_applied(api: &Api<TollPolicy>) -> R {
+    wait_for("phase Applied", 60, POLL, || async {
+        let p = api.get("acme").await?;
+        Ok((p.status.and_then(|s| s.phase) == Some(TollPolicyPhase::Applied)).then_some(()))
+    })
+    .await
+}
+
+async fn release_and_wait(api: &Api<TollPolicy>, value: &str) -> R {
+    let patch = json!({"metadata": {"annotations": {RELEASE_ANNOTATION: value}}});
+    api.patch("acme", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    wait_for("the release carried out", 30, POLL, || async {
+        let p = api.get("acme").await?;
+        Ok((!p.annotations().contains_key(RELEASE_ANNOTATION)).then_some(()))
+    })
+    .await
+}
+
+fn status_of(p: &TollPolicy) -> tollgate_crds::TollPolicyStatus {
+    p.status.clone().unwrap_or_default()
+}
+
+fn until_acknowledged(rule: &str, level: AlertLevel) -> Declared {
+    Declared {
+        trigger: trigger(level),
+        action: ResponseAction::BlockClasses {
+            classes: vec!["premium-rate".into()],
+        },
+        hold_seconds: None,
+        until_acknowledged: true,
+        rule: rule.into(),
+    }
+}
+
+/// Issue 6's gap 1: a person releases a block while its alert keeps
+/// firing; Alertmanager re-sends the alert; the operator restarted (or
+/// another replica took over) in between, so its in-memory set of handled
+/// alerts is empty. The released block must not come back; a new instance
+/// of the alert (fired anew) must still act.
+#[tokio::test]
+async fn a_released_alert_stays_released_across_a_restart() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some((client, ns)) = testkit::testbed_namespace("responses_apiserver", "t-ack", MANAGER)
+        .await
+        .expect("testbed namespace")
+    else {
+        return;
+    };
+    let result = restart_scenario(&client, &ns).await;
+    testkit::delete_namespace(&client, &ns).await;
+    if let Err(e) = result {
+        panic!("a_released_alert_stays_released_across_a_restart (namespace {ns}): {e}");
+    }
+}
+
+async fn restart_scenario(client: &Client, ns: &str) -> R {
+    let agents = testkit::start_agents(2, TOKEN).await?;
+    testkit::create_token_secret(client, ns, TOKEN).await?;
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    fleets
+        .create(
+            &PostParams::default(),
+            &testkit::static_fleet("edge", &agents, 9443, true),
+        )
+        .await?;
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    create_policy(
+        &api,
+        vec![until_acknowledged("respond:critical", AlertLevel::Critical)],
+    )
+    .await?;
+    let first = Running::start(client, ns, "ack-test-1");
+    let r1 = async {
+        wait_applied(&api).await?;
+        // two SBCs' alerts (two fingerprints) set the response off
+        let s1 = "2026-11-25T10:00:00.123Z";
+        let v = first
+            .post(&[
+                firing(ns, "fp-sbc1", s1, "critical"),
+                firing(ns, "fp-sbc2", "2026-11-25T10:00:01.5Z", "critical"),
+            ])
+            .await?;
+        ensure(v["actions"] == 2, format!("two actions: {v}"))?;
+        for a in &agents {
+            ensure(
+                a.blocks().get(KEY) == Some(&0),
+                format!("{} holds the block: {:?}", a.url(), a.blocks()),
+            )?;
+        }
+        let ar = status_of(&api.get("acme").await?).active_responses;
+        ensure(ar.len() == 1, format!("one entry: {ar:?}"))?;
+        let fps: Vec<_> = ar[0]
+            .alerts
+            .iter()
+            .filter_map(|a| a.fingerprint.as_deref())
+            .collect();
+        ensure(
+            fps == ["fp-sbc2", "fp-sbc1"],
+            format!("both alert instances recorded: {fps:?}"),
+        )?;
+        // a person releases it while both alerts keep firing
+        release_and_wait(&api, "all").await?;
+        let st = status_of(&api.get("acme").await?);
+        ensure(st.active_responses.is_empty(), "released")?;
+        let acked: Vec<_> = st
+            .acknowledged_alerts
+            .iter()
+            .map(|a| {
+                (
+                    a.alert.fingerprint.clone().unwrap_or_default(),
+                    a.alert.starts_at.clone().unwrap_or_default(),
+                    a.reason,
+                )
+            })
+            .collect();
+        ensure(
+            acked.len() == 2
+                && acked
+                    .iter()
+                    .all(|(_, _, r)| *r == AcknowledgedReason::Released)
+                && acked.contains(&("fp-sbc1".into(), s1.into(), AcknowledgedReason::Released)),
+            format!("both instances acknowledged: {acked:?}"),
+        )?;
+        wait_for("the block lifted on every agent", 10, POLL, || async {
+            Ok(agents
+                .iter()
+                .all(|a| !a.blocks().contains_key(KEY))
+                .then_some(()))
+        })
+        .await?;
+        // Alertmanager re-sends: this process remembers them
+        let v = first.post(&[firing(ns, "fp-sbc1", s1, "critical")]).await?;
+        ensure(v["duplicates"] == 1, format!("a duplicate: {v}"))?;
+        Ok::<(), testkit::Error>(())
+    }
+    .await;
+    // the operator stops; a new process (or the other replica) takes over
+    first.stop().await;
+    r1?;
+    let second = Running::start(client, ns, "ack-test-2");
+    let r2 = async {
+        let s1 = "2026-11-25T10:00:00.123Z";
+        let v = second
+            .post(&[
+                firing(ns, "fp-sbc1", s1, "critical"),
+                firing(ns, "fp-sbc2", "2026-11-25T10:00:01.5Z", "critical"),
+            ])
+            .await?;
+        ensure(
+            v["actions"] == 0 && v["duplicates"] == 0,
+            format!("the re-sent instances act no more: {v}"),
+        )?;
+        let ignored = v["ignored"].as_array().cloned().unwrap_or_default();
+        ensure(
+            ignored.len() == 2
+                && ignored.iter().all(|i| {
+                    i["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("a person released its response"))
+                }),
+            format!("both listed as ignored with the reason: {v}"),
+        )?;
+        // the reconciler of the new process does not bring it back either
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        ensure(
+            agents.iter().all(|a| !a.blocks().contains_key(KEY)),
+            "the released block came back after the restart",
+        )?;
+        ensure(
+            status_of(&api.get("acme").await?)
+                .active_responses
+                .is_empty(),
+            "the released response is back in status",
+        )?;
+        // the alert resolved and fired again: a new instance acts
+        let v = second
+            .post(&[firing(ns, "fp-sbc1", "2026-11-25T10:30:00Z", "critical")])
+            .await?;
+        ensure(v["actions"] == 1, format!("a new instance acts: {v}"))?;
+        for a in &agents {
+            ensure(
+                a.blocks().get(KEY) == Some(&0),
+                format!("{} holds the block again: {:?}", a.url(), a.blocks()),
+            )?;
+        }
+        let st = status_of(&api.get("acme").await?);
+        ensure(
+            st.active_responses.len() == 1
+                && st.active_responses[0].alert.starts_at.as_deref()
+                    == Some("2026-11-25T10:30:00Z"),
+            format!("the new instance recorded: {:?}", st.active_responses),
+        )?;
+        ensure(
+            st.acknowledged_alerts.len() == 2,
+            "the acknowledgements stay",
+        )?;
+        Ok::<(), testkit::Error>(())
+    }
+    .await;
+    second.stop().await;
+    r2
+}
+
+/// Issue 6's gap 2: `status.activeResponses` is full (64 entries of rules
+/// from older revisions); a new response is not lost: it is pushed to the
+/// agents, folded into an entry (recorded), kept by the reconciler (a new
+/// agent gets it), and ends only when a person releases every rule of the
+/// entry.
+#[tokio::test]
+async fn a_full_status_folds_and_keeps_every_response() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some((client, ns)) = testkit::testbed_namespace("responses_apiserver", "t-fold", MANAGER)
+        .await
+        .expect("testbed namespace")
+    else {
+        return;
+    };
+    let result = fold_scenario(&client, &ns).await;
+    testkit::delete_namespace(&client, &ns).await;
+    if let Err(e) = result {
+        panic!("a_full_status_folds_and_keeps_every_response (namespace {ns}): {e}");
+    }
+}
+
+async fn fold_scenario(client: &Client, ns: &str) -> R {
+    let mut agents = testkit::start_agents(2, TOKEN).await?;
+    testkit::create_token_secret(client, ns, TOKEN).await?;
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    fleets
+        .create(
+            &PostParams::default(),
+            &testkit::static_fleet("edge", &agents, 9443, true),
+        )
+        .await?;
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    create_policy(
+        &api,
+        vec![until_acknowledged("respond:critical", AlertLevel::Critical)],
+    )
+    .await?;
+    // 64 responses of an older revision's rules in force, as the operator
+    // writes status (server-side apply, its field manager)
+    let hour = now() + 3600;
+    let old: Vec<serde_json::Value> = (0..64)
+        .map(|i| {
+            json!({"rule": format!("respond:old-{i}"),
+                   "action": {"kind": "blockClasses", "classes": ["international"]},
+                   "since": Timestamp::now().to_string(),
+                   "expires": Timestamp::from_second(hour).map(|t| t.to_string()).unwrap_or_default(),
+                   "alert": {"name": "TollgateOld", "fingerprint": format!("old-{i}"),
+                             "startsAt": "2026-11-25T09:00:00Z"}})
+        })
+        .collect();
+    api.patch_status(
+        "acme",
+        &PatchParams::apply("tollgate-operator").force(),
+        &Patch::Apply(
+            json!({"apiVersion": "tollgate.dev/v1alpha1", "kind": "TollPolicy",
+                             "status": {"activeResponses": old}}),
+        ),
+    )
+    .await?;
+    let op = Running::start(client, ns, "fold-test");
+    let r = async {
+        wait_applied(&api).await?;
+        ensure(
+            status_of(&api.get("acme").await?).active_responses.len() == 64,
+            "64 entries kept by the reconciler",
+        )?;
+        let v = op
+            .post(&[firing(ns, "fp-new", "2026-11-25T10:00:00Z", "critical")])
+            .await?;
+        ensure(v["actions"] == 1, format!("acted: {v}"))?;
+        for a in &agents {
+            ensure(
+                a.blocks().get(KEY) == Some(&0),
+                format!("{} holds the new block: {:?}", a.url(), a.blocks()),
+            )?;
+        }
+        let st = status_of(&api.get("acme").await?);
+        ensure(st.active_responses.len() == 64, "still 64 entries")?;
+        let host = st
+            .active_responses
+            .iter()
+            .find(|r| r.folded_rules.contains(&"respond:critical".to_string()))
+            .ok_or_else(|| format!("respond:critical folded nowhere: {:?}", st.active_responses))?;
+        ensure(
+            host.rule == "respond:old-0"
+                && host.until_acknowledged
+                && host.action
+                    == ResponseAction::BlockClasses {
+                        classes: vec!["international".into(), "premium-rate".into()],
+                    },
+            format!("folded into respond:old-0, made stricter: {host:?}"),
+        )?;
+        let events: Api<CoreEvent> = Api::namespaced(client.clone(), ns);
+        wait_for("a ResponseFolded event", 10, POLL, || async {
+            let l = events.list(&ListParams::default()).await?;
+            Ok(l.items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("ResponseFolded"))
+                .then_some(()))
+        })
+        .await?;
+        // the reconciler renders the blocks from status: a new agent gets
+        // the folded response's block too
+        agents.push(FakeAgent::start(TOKEN).await?);
+        let patch = json!({"spec": {"endpoints": testkit::endpoints(&agents)}});
+        fleets
+            .patch("edge", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        let newest = agents.last().ok_or("no agent")?;
+        wait_for("the new agent holds the folded block", 30, POLL, || async {
+            let b = newest.blocks();
+            Ok((b.get(KEY) == Some(&0) && b.get("acme::international") == Some(&0)).then_some(()))
+        })
+        .await?;
+        // releasing the folded rule alone keeps the blocks (respond:old-0
+        // still holds them): only the name goes
+        release_and_wait(&api, "respond:critical").await?;
+        let st = status_of(&api.get("acme").await?);
+        ensure(
+            st.active_responses.len() == 64 && st.active_responses[0].folded_rules.is_empty(),
+            format!(
+                "the name went, the entry stays: {:?}",
+                st.active_responses[0]
+            ),
+        )?;
+        ensure(
+            agents.iter().all(|a| a.blocks().get(KEY) == Some(&0)),
+            "releasing one rule of a folded entry lifted its blocks",
+        )?;
+        // the entry's last rule: its premium-rate block is lifted; the
+        // other old entries still block international (re-set to their hold)
+        release_and_wait(&api, "respond:old-0").await?;
+        wait_for(
+            "premium-rate lifted, international kept",
+            10,
+            POLL,
+            || async {
+                Ok(agents
+                    .iter()
+                    .all(|a| {
+                        let b = a.blocks();
+                        !b.contains_key(KEY) && b.get("acme::international") == Some(&hour)
+                    })
+                    .then_some(()))
+            },
+        )
+        .await?;
+        ensure(
+            status_of(&api.get("acme").await?).active_responses.len() == 63,
+            "63 entries left",
+        )?;
+        Ok::<(), testkit::Error>(())
+    }
+    .await;
+    op.stop().await;
     r
 }

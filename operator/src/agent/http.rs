@@ -137,17 +137,21 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
             if !tenant_ok(&t) {
                 return error(StatusCode::BAD_REQUEST, "bad tenant name in the path");
             }
-            let body = match body_json(req).await {
+            let mut body = match body_json(req).await {
                 Ok(v) => v,
                 Err(r) => return r,
             };
-            let Some(rev) = body.get("revision").and_then(Value::as_str) else {
+            let Some(rev) = body
+                .get("revision")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+            else {
                 return error(StatusCode::BAD_REQUEST, "`revision` (a string) is required");
             };
-            let Some(policy) = body.get("policy") else {
+            let Some(policy) = body.get_mut("policy").map(Value::take) else {
                 return error(StatusCode::BAD_REQUEST, "`policy` is required");
             };
-            let policy: CompiledPolicy = match serde_json::from_value(policy.clone()) {
+            let policy: CompiledPolicy = match serde_json::from_value(policy) {
                 Ok(p) => p,
                 Err(e) => {
                     return reply(
@@ -157,7 +161,7 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
                     );
                 }
             };
-            apply_result(agent.apply(&t, Some((rev.to_string(), policy))).await)
+            apply_result(agent.apply(&t, Some((rev, policy))).await)
         }
         (Method::DELETE, ["v1", "tenants", t]) => {
             let t = t.to_string();

@@ -61,6 +61,9 @@ struct Inner {
     rows: BTreeMap<String, TenantRows>,
     bundle_hash: String,
     last_error: Option<String>,
+    /// The warm trial instance (`TrialConfig::warm`), holding what the live
+    /// SBC holds.
+    warm: Option<trial::Instance>,
 }
 
 /// Counters for `/metrics`.
@@ -93,9 +96,8 @@ pub struct Agent {
     pub rpc: Rpc,
     inner: tokio::sync::Mutex<Inner>,
     pub metrics: Metrics,
-    /// Wall-clock second of the last `permissions.addressReload` (Kamailio
-    /// refuses a second one within the same second: reload_delta = 1).
-    last_address_reload: std::sync::Mutex<u64>,
+    /// The live Kamailio's address reloads.
+    address_slot: rpc::AddressSlot,
 }
 
 fn state_file(dir: &Path) -> PathBuf {
@@ -143,6 +145,7 @@ impl Agent {
         std::fs::create_dir_all(&cfg.state_dir)
             .map_err(|e| format!("state dir {}: {e}", cfg.state_dir.display()))?;
         std::fs::create_dir_all(&cfg.trial.dir).map_err(|e| format!("trial dir: {e}"))?;
+        trial::clean_leftovers(&cfg.trial.dir);
         let rpc = Rpc::from_url(
             &cfg.rpc_url,
             std::time::Duration::from_secs(cfg.rpc_timeout_secs),
@@ -165,8 +168,15 @@ impl Agent {
             rpc,
             inner: tokio::sync::Mutex::new(inner),
             metrics: Metrics::default(),
-            last_address_reload: std::sync::Mutex::new(0),
+            address_slot: rpc::AddressSlot::default(),
         })
+    }
+
+    /// Stops the warm trial instance (before the agent exits).
+    pub async fn shutdown(&self) {
+        if let Some(w) = self.inner.lock().await.warm.take() {
+            w.stop().await;
+        }
     }
 
     fn persist(&self, state: &Persisted) -> Result<(), String> {
@@ -228,48 +238,40 @@ impl Agent {
         t0: Instant,
     ) -> Result<Value, ApplyError> {
         let now = jiff::Timestamp::now();
-        let mut cand = inner.rows.clone();
-        let mut probes = Vec::new();
         let deleting = change.is_none();
-        match &change {
-            Some((rev, policy)) => {
-                if policy.tenant != tenant {
-                    return Err(ApplyError::Rejected(vec![format!(
-                        "the policy is for tenant `{}`, not `{tenant}`",
-                        policy.tenant
-                    )]));
-                }
-                let rows = Kamailio
-                    .render_tenant(policy, rev, now)
-                    .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
-                cand.insert(tenant.to_string(), rows);
-                probes.push(policy.clone());
-            }
-            None => {
-                if cand.remove(tenant).is_none() {
-                    return Err(ApplyError::NotFound(format!("no tenant `{tenant}`")));
-                }
-            }
-        }
-        // a. compose + own checks
-        let bundle = compose(&cand, &inner.state.blocks).map_err(ApplyError::Rejected)?;
-        let names: BTreeSet<String> = cand.keys().cloned().collect();
-        let errs = check_bundle(&bundle, &names);
-        if !errs.is_empty() {
-            return Err(ApplyError::Rejected(errs));
-        }
+        let Prepared {
+            cand,
+            bundle,
+            expected,
+            probes,
+        } = prepare(
+            &inner.rows,
+            &inner.state.blocks,
+            tenant,
+            change.as_ref(),
+            now,
+        )?;
         let t_checks = t0.elapsed();
         // b. trial load + probes
-        let expected = Expected::of(&cand);
-        let report = trial::run(&self.cfg.trial, &bundle, &expected, &probes)
-            .await
-            .map_err(|e| ApplyError::Rejected(vec![e]))?;
+        let report = trial::run(
+            &self.cfg.trial,
+            &mut inner.warm,
+            &bundle,
+            &expected,
+            &probes,
+        )
+        .await
+        .map_err(|e| ApplyError::Rejected(vec![e]))?;
         let t_trial = t0.elapsed();
         // c-e. swap, reload, read back; f. restore on failure
         let live_start = unix_ms();
         let (readback, live) = match self.swap_and_verify(&bundle, &cand, &expected, false).await {
             Ok(rb) => rb,
             Err(e) => {
+                // the warm trial holds the candidate now, the live SBC not
+                if let Some(w) = inner.warm.take() {
+                    w.stop().await;
+                }
                 let old = compose(&inner.rows, &inner.state.blocks).map_err(|x| {
                     ApplyError::Failed(format!("{e}; and the old bundle: {}", x.join("; ")))
                 })?;
@@ -324,6 +326,7 @@ impl Agent {
             "timingsMs": {
                 "checks": t_checks.as_secs_f64() * 1e3,
                 "trialStart": report.start_ms,
+                "trialWarm": report.warm,
                 "trial": (t_trial - t_checks).as_secs_f64() * 1e3,
                 "swap": live.swap_ms,
                 "reload": live.reload_ms,
@@ -360,44 +363,10 @@ impl Agent {
         } else {
             written
         };
-        // The address table first (rate limited, waits for its slot), then
-        // the other changed tables at once: different modules, one reload
-        // per table (concurrent reloads of ONE table are what can crash
-        // Kamailio), so a big mtree.reload does not delay the htables.
-        let mut reloaded = Vec::new();
-        let mut set = tokio::task::JoinSet::new();
-        for table in &tables {
-            if let Some((method, params)) = kamailio::reload_command(table) {
-                self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
-                reloaded.push(table.clone());
-                if method == "permissions.addressReload" {
-                    self.wait_address_reload_slot().await;
-                    if let Err(e) = self.rpc.reload(method, &params).await {
-                        self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
-                        return Err(format!("reload {table}: {e}"));
-                    }
-                    continue;
-                }
-                let rpc = self.rpc.clone();
-                let table = table.clone();
-                set.spawn(async move {
-                    rpc.reload(method, &params)
-                        .await
-                        .map_err(|e| format!("reload {table}: {e}"))
-                });
-            }
-        }
-        let mut first_err = None;
-        while let Some(r) = set.join_next().await {
-            let r = r.map_err(|e| format!("reload task: {e}")).and_then(|x| x);
-            if let Err(e) = r {
-                self.metrics.reload_failures.fetch_add(1, Ordering::Relaxed);
-                first_err.get_or_insert(e);
-            }
-        }
-        if let Some(e) = first_err {
-            return Err(e);
-        }
+        let reloaded = self
+            .rpc
+            .reload_tables(&tables, &self.address_slot, Some(&self.metrics))
+            .await?;
         let enforced_unix_ms = unix_ms();
         let reload_ms = t0.elapsed().as_secs_f64() * 1e3 - swap_ms;
         let t1 = Instant::now();
@@ -423,27 +392,6 @@ impl Agent {
                 reloaded,
             },
         ))
-    }
-
-    /// Sleeps until the wall clock is past the second of the last address
-    /// reload (Kamailio compares whole seconds), then records this one.
-    async fn wait_address_reload_slot(&self) {
-        let now = || {
-            SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-        };
-        let last = self.last_address_reload.lock().map_or(0, |g| *g);
-        let n = now();
-        if n.as_secs() <= last {
-            let wait = std::time::Duration::from_secs(last + 1)
-                .saturating_sub(n)
-                .saturating_add(std::time::Duration::from_millis(20));
-            tokio::time::sleep(wait).await;
-        }
-        if let Ok(mut g) = self.last_address_reload.lock() {
-            *g = now().as_secs();
-        }
     }
 
     /// The applied state, with what Kamailio holds now; `only`: just that
@@ -913,6 +861,67 @@ fn unix_ms() -> u64 {
 }
 
 /// Every tenant's rows with its blocks in force, composed.
+/// What an apply checked before any Kamailio is touched.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Every tenant's rows after the change.
+    pub cand: BTreeMap<String, TenantRows>,
+    /// The composed files.
+    pub bundle: Bundle,
+    /// What Kamailio must hold afterwards.
+    pub expected: Expected,
+    /// The policies the trial probes (the changed tenant's).
+    pub probes: Vec<CompiledPolicy>,
+}
+
+/// The pure part of an apply (steps a of docs/agent.md): render the
+/// tenant's revision (`Some`) or drop the tenant (`None`), compose the
+/// fleet's bundle with the blocks in force, run the own checks, and derive
+/// the expected read-back. No I/O.
+pub fn prepare(
+    rows: &BTreeMap<String, TenantRows>,
+    blocks: &BTreeMap<String, i64>,
+    tenant: &str,
+    change: Option<&(String, CompiledPolicy)>,
+    now: jiff::Timestamp,
+) -> Result<Prepared, ApplyError> {
+    let mut cand = rows.clone();
+    let mut probes = Vec::new();
+    match change {
+        Some((rev, policy)) => {
+            if policy.tenant != tenant {
+                return Err(ApplyError::Rejected(vec![format!(
+                    "the policy is for tenant `{}`, not `{tenant}`",
+                    policy.tenant
+                )]));
+            }
+            let rows = Kamailio
+                .render_tenant(policy, rev, now)
+                .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
+            cand.insert(tenant.to_string(), rows);
+            probes.push(policy.clone());
+        }
+        None => {
+            if cand.remove(tenant).is_none() {
+                return Err(ApplyError::NotFound(format!("no tenant `{tenant}`")));
+            }
+        }
+    }
+    let bundle = compose(&cand, blocks).map_err(ApplyError::Rejected)?;
+    let names: BTreeSet<String> = cand.keys().cloned().collect();
+    let errs = check_bundle(&bundle, &names);
+    if !errs.is_empty() {
+        return Err(ApplyError::Rejected(errs));
+    }
+    let expected = Expected::of(&cand);
+    Ok(Prepared {
+        cand,
+        bundle,
+        expected,
+        probes,
+    })
+}
+
 fn compose(
     rows: &BTreeMap<String, TenantRows>,
     blocks: &BTreeMap<String, i64>,

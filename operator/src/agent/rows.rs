@@ -13,9 +13,36 @@ pub const HTABLES: [&str; 5] = ["tg_tenant", "tg_geo", "tg_emerg", "tg_limit", "
 
 /// Splits one db_text row at unescaped `:` and unescapes each field.
 pub fn split_row(row: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = row.chars();
+    let mut out = Vec::with_capacity(5);
+    let b = row.as_bytes();
+    let (mut start, mut i, mut escaped) = (0, 0, false);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                escaped = true;
+                i += 2;
+                continue;
+            }
+            b':' => {
+                out.push(field(&row[start..i], escaped));
+                start = i + 1;
+                escaped = false;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(field(row.get(start..).unwrap_or(""), escaped));
+    out
+}
+
+/// One field of a row, unescaped if it holds a `\`.
+fn field(f: &str, escaped: bool) -> String {
+    if !escaped {
+        return f.to_owned();
+    }
+    let mut cur = String::with_capacity(f.len());
+    let mut chars = f.chars();
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
@@ -25,12 +52,10 @@ pub fn split_row(row: &str) -> Vec<String> {
                 Some(o) => cur.push(o),
                 None => cur.push('\\'),
             },
-            ':' => out.push(std::mem::take(&mut cur)),
             c => cur.push(c),
         }
     }
-    out.push(cur);
-    out
+    cur
 }
 
 /// One entry of the canonical view: `table \t key \t value`.
@@ -45,20 +70,21 @@ pub const FULL_LIST: usize = 5000;
 /// Sampled prefixes of a big tree.
 pub const TREE_SAMPLE: usize = 400;
 
-/// The prefixes of a big tree that are read back: evenly spaced over the
-/// sorted prefixes, plus the last one.
-pub fn tree_sample(sorted: &[String]) -> Vec<String> {
-    if sorted.len() <= FULL_LIST {
-        return sorted.to_vec();
-    }
-    let step = (sorted.len() / TREE_SAMPLE).max(1);
-    let mut v: Vec<String> = sorted.iter().step_by(step).cloned().collect();
-    if let Some(last) = sorted.last()
-        && v.last() != Some(last)
-    {
-        v.push(last.clone());
-    }
-    v
+/// The entries of a tree that are read back: all of a small tree; of a big
+/// one, [`TREE_SAMPLE`] evenly spaced over the sorted prefixes plus the last.
+fn sample_of(entries: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
+    let n = entries.len();
+    let step = if n <= FULL_LIST {
+        1
+    } else {
+        (n / TREE_SAMPLE).max(1)
+    };
+    // every step-th entry, and the last one
+    entries
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| i % step == 0 || *i + 1 == n)
+        .map(|(_, e)| e)
 }
 
 /// The trees of one tenant's rows: tree name → prefix → value.
@@ -92,8 +118,8 @@ impl Expected {
             let tr = trees(r);
             for (name, entries) in &tr {
                 if entries.len() > FULL_LIST {
-                    let sorted: Vec<String> = entries.keys().cloned().collect();
-                    e.samples.insert(name.clone(), tree_sample(&sorted));
+                    let sample = sample_of(entries).map(|(p, _)| p.clone()).collect();
+                    e.samples.insert(name.clone(), sample);
                 }
             }
             e.views.insert(t.clone(), canonical_with(r, tr));
@@ -119,13 +145,15 @@ fn canonical_with(
             }
         } else {
             out.insert(entry(&tree, "#items", &entries.len().to_string()));
-            let sorted: Vec<String> = entries.keys().cloned().collect();
-            for p in tree_sample(&sorted) {
-                out.insert(entry(&tree, &p, &entries[&p]));
+            for (p, v) in sample_of(&entries) {
+                out.insert(entry(&tree, p, v));
             }
         }
     }
     for (table, list) in &rows.tables {
+        if table == "mtree" {
+            continue; // the trees: above
+        }
         for r in list {
             let f = split_row(r);
             match table.as_str() {
@@ -137,8 +165,6 @@ fn canonical_with(
                         &f[4],
                     ));
                 }
-                // tname, prefix, value: above
-                "mtree" if f.len() == 3 => {}
                 t if HTABLES.contains(&t) && f.len() == 5 => {
                     out.insert(entry(t, &f[0], &f[3]));
                 }
@@ -318,17 +344,27 @@ mod tests {
 
     #[test]
     fn big_trees_are_sampled() {
-        let small: Vec<String> = (0..10).map(|i| i.to_string()).collect();
-        assert_eq!(tree_sample(&small), small);
-        let big: Vec<String> = (0..100_000).map(|i| format!("{i:06}")).collect();
-        let s = tree_sample(&big);
+        let tree = |n: usize| -> BTreeMap<String, String> {
+            (0..n).map(|i| (format!("{i:06}"), i.to_string())).collect()
+        };
+        let small = tree(10);
+        let s: Vec<_> = sample_of(&small).collect();
+        assert_eq!(s, small.iter().collect::<Vec<_>>());
+        let big = tree(100_000);
+        let s: Vec<_> = sample_of(&big).collect();
         assert!(
             s.len() >= TREE_SAMPLE && s.len() <= TREE_SAMPLE + 2,
             "{}",
             s.len()
         );
-        assert_eq!(s.first(), big.first());
-        assert_eq!(s.last(), big.last());
+        assert_eq!(s.first().copied(), big.iter().next());
+        assert_eq!(s.last().copied(), big.iter().next_back());
+        // evenly spaced: every 250th, then the last
+        assert_eq!(s[1].0, "000250");
+        assert_eq!(s[s.len() - 2].0, "099750");
+        // one over the full-list size is sampled, at the edge all is read
+        assert_eq!(sample_of(&tree(FULL_LIST)).count(), FULL_LIST);
+        assert!(sample_of(&tree(FULL_LIST + 1)).count() < FULL_LIST);
     }
 
     #[test]
@@ -338,6 +374,10 @@ mod tests {
             ["1", "d:acme", "33", "a,dst:x\\y\n"]
         );
         assert_eq!(split_row(""), [""]);
+        // an escaped backslash before a separator; a lone one at the end
+        assert_eq!(split_row(r"a\\:b:c\"), ["a\\", "b", "c\\"]);
+        assert_eq!(split_row(r"é\é:x"), ["éé", "x"]);
+        assert_eq!(split_row("::"), ["", "", ""]);
     }
 
     #[test]

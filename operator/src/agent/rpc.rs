@@ -10,6 +10,38 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
+/// The wall-clock second of one Kamailio's last `permissions.addressReload`:
+/// Kamailio refuses a second one within the same second (reload_delta = 1).
+#[derive(Debug, Default)]
+pub struct AddressSlot(std::sync::Mutex<u64>);
+
+impl AddressSlot {
+    /// Sleeps until the wall clock is past the second of the last address
+    /// reload (Kamailio compares whole seconds), then records this one.
+    pub async fn wait(&self) {
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+        };
+        let last = self.0.lock().map_or(0, |g| *g);
+        let n = now();
+        if n.as_secs() <= last {
+            let wait = Duration::from_secs(last + 1)
+                .saturating_sub(n)
+                .saturating_add(Duration::from_millis(20));
+            tokio::time::sleep(wait).await;
+        }
+        if let Ok(mut g) = self.0.lock() {
+            *g = now().as_secs();
+        }
+    }
+}
+
+/// Calls [`Rpc::many`] keeps in flight (Kamailio's RPC runs on its TCP
+/// workers: `tcp_children` in the cfg).
+pub const PARALLEL: usize = 4;
+
 /// A JSON-RPC endpoint of one Kamailio.
 #[derive(Clone, Debug)]
 pub struct Rpc {
@@ -91,7 +123,6 @@ impl Rpc {
         Ok(bytes)
     }
 
-    /// The JSON-RPC command of a reload, checked.
     /// Every `(key, value)` of an htable, from `htable.dump` (which groups them in slots).
     pub async fn htable_entries(&self, table: &str) -> Result<Vec<(String, Value)>, String> {
         let v = self.call("htable.dump", &[table]).await?;
@@ -131,36 +162,121 @@ impl Rpc {
         Err(last)
     }
 
-    /// `mtree.match <tree> <prefix> 0` for each prefix, up to
-    /// `MATCH_PARALLEL` in flight (each is a real lookup in the tree
-    /// Kamailio holds); `<tree>\t<matched prefix>\t<value>` per prefix.
-    async fn sampled_matches(
+    /// Reloads `tables` (bundle file names; those without a reload command
+    /// are skipped): the address table first (rate limited, it waits for
+    /// its slot), then the others at once: different modules, one reload per
+    /// table (concurrent reloads of ONE table are what can crash Kamailio),
+    /// so a big `mtree.reload` does not delay the htables. Returns the tables
+    /// reloaded; counts reloads and failures into `metrics` if given.
+    pub async fn reload_tables(
         &self,
-        tree: &str,
-        prefixes: Vec<String>,
+        tables: &[String],
+        slot: &AddressSlot,
+        metrics: Option<&super::Metrics>,
     ) -> Result<Vec<String>, String> {
-        const MATCH_PARALLEL: usize = 4;
+        let count = |c: fn(&super::Metrics) -> &std::sync::atomic::AtomicU64| {
+            if let Some(m) = metrics {
+                c(m).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        let mut reloaded = Vec::new();
         let mut set = tokio::task::JoinSet::new();
-        let mut out = Vec::with_capacity(prefixes.len());
-        let mut it = prefixes.into_iter();
+        for table in tables {
+            let Some((method, params)) = crate::backend::kamailio::reload_command(table) else {
+                continue;
+            };
+            count(|m| &m.reloads);
+            reloaded.push(table.clone());
+            if method == "permissions.addressReload" {
+                slot.wait().await;
+                if let Err(e) = self.reload(method, &params).await {
+                    count(|m| &m.reload_failures);
+                    return Err(format!("reload {table}: {e}"));
+                }
+                continue;
+            }
+            let rpc = self.clone();
+            let table = table.clone();
+            set.spawn(async move {
+                rpc.reload(method, &params)
+                    .await
+                    .map_err(|e| format!("reload {table}: {e}"))
+            });
+        }
+        let mut first_err = None;
+        while let Some(r) = set.join_next().await {
+            let r = r.map_err(|e| format!("reload task: {e}")).and_then(|x| x);
+            if let Err(e) = r {
+                count(|m| &m.reload_failures);
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(reloaded),
+        }
+    }
+
+    /// Many calls, up to [`PARALLEL`] in flight; each call's result, in
+    /// the order of `calls`.
+    pub async fn many_each(
+        &self,
+        calls: Vec<(&'static str, Vec<String>)>,
+    ) -> Vec<Result<Value, String>> {
+        let mut set = tokio::task::JoinSet::new();
+        let mut out: Vec<Result<Value, String>> = vec![Err("not called".to_string()); calls.len()];
+        let mut it = calls.into_iter().enumerate();
         loop {
-            while set.len() < MATCH_PARALLEL {
-                let Some(p) = it.next() else { break };
+            while set.len() < PARALLEL {
+                let Some((i, (method, params))) = it.next() else {
+                    break;
+                };
                 let rpc = self.clone();
-                let tree = tree.to_string();
                 set.spawn(async move {
-                    let m = rpc.call("mtree.match", &[&tree, &p, "0"]).await?;
-                    let got = m.get("PREFIX").and_then(Value::as_str).unwrap_or("");
-                    let v = m.get("TVALUE").and_then(Value::as_str).unwrap_or("");
-                    Ok::<String, String>(format!("{tree}\t{got}\t{v}"))
+                    let p: Vec<&str> = params.iter().map(String::as_str).collect();
+                    (i, rpc.call(method, &p).await)
                 });
             }
             let Some(r) = set.join_next().await else {
                 break;
             };
-            out.push(r.map_err(|e| format!("mtree.match task: {e}"))??);
+            if let Ok((i, v)) = r {
+                out[i] = v;
+            }
         }
-        Ok(out)
+        out
+    }
+
+    /// [`Rpc::many_each`], or the first error.
+    pub async fn many(
+        &self,
+        calls: Vec<(&'static str, Vec<String>)>,
+    ) -> Result<Vec<Value>, String> {
+        self.many_each(calls).await.into_iter().collect()
+    }
+
+    /// `mtree.match <tree> <prefix> 0` for each prefix (each is a real
+    /// lookup in the tree Kamailio holds); `<tree>\t<matched prefix>\t<value>`
+    /// per prefix.
+    async fn sampled_matches(
+        &self,
+        tree: &str,
+        prefixes: Vec<String>,
+    ) -> Result<Vec<String>, String> {
+        let calls = prefixes
+            .into_iter()
+            .map(|p| ("mtree.match", vec![tree.to_string(), p, "0".to_string()]))
+            .collect();
+        Ok(self
+            .many(calls)
+            .await?
+            .iter()
+            .map(|m| {
+                let got = m.get("PREFIX").and_then(Value::as_str).unwrap_or("");
+                let v = m.get("TVALUE").and_then(Value::as_str).unwrap_or("");
+                format!("{tree}\t{got}\t{v}")
+            })
+            .collect())
     }
 
     /// Everything Kamailio holds for the tenants' tables, as a canonical view

@@ -3,9 +3,9 @@
 //! against the evaluator before the live SBC is touched.
 
 use super::rows::Expected;
-use super::rpc::Rpc;
-use crate::backend::Bundle;
+use super::rpc::{AddressSlot, Rpc};
 use crate::backend::kamailio::{COUNTRY_TREE, country_rows};
+use crate::backend::{Bundle, write};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,14 +27,21 @@ pub struct TrialConfig {
     pub dir: PathBuf,
     /// Maximum number of destination probes per tenant.
     pub max_probes: usize,
+    /// Keep the trial instance running between applies and reload it with
+    /// each candidate, instead of starting one per apply.
+    pub warm: bool,
 }
 
 /// What the trial found.
 #[derive(Clone, Debug, Default)]
 pub struct TrialReport {
     pub probes: usize,
+    /// From the trial's start until the instance held the bundle (started,
+    /// or reloaded when warm).
     pub start_ms: u128,
     pub total_ms: u128,
+    /// The warm instance was reloaded (no start).
+    pub warm: bool,
 }
 
 fn free_port(ip: &str) -> Result<u16, String> {
@@ -48,37 +55,174 @@ fn free_port(ip: &str) -> Result<u16, String> {
     Err("no free port".into())
 }
 
-/// Writes `bundle` to a fresh dir, checks the cfg with it (`kamailio -c`),
-/// starts the instance, waits for RPC, reads back and probes, stops it.
+/// A trial Kamailio kept running between applies (`TrialConfig::warm`). It
+/// holds what the live SBC holds (the last bundle applied), so loading a
+/// candidate into it rehearses the live reload; the agent discards it
+/// whenever that may no longer be true (a failed trial or live apply, a
+/// changed cfg file, an exited process).
+#[derive(Debug)]
+pub struct Instance {
+    child: tokio::process::Child,
+    rpc: Rpc,
+    dir: PathBuf,
+    data: PathBuf,
+    slot: AddressSlot,
+    cfg_stamp: Option<(std::time::SystemTime, u64)>,
+}
+
+impl Instance {
+    /// SIGTERM (then SIGKILL) and remove its dir.
+    pub async fn stop(mut self) {
+        stop(&mut self.child).await;
+        let _ = std::fs::remove_file(self.dir.with_extension("pid"));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    fn usable(&mut self, cfg: &TrialConfig) -> bool {
+        matches!(self.child.try_wait(), Ok(None)) && self.cfg_stamp == stamp(&cfg.cfg)
+    }
+}
+
+/// The cfg file's mtime and size (a changed cfg needs a fresh instance).
+fn stamp(cfg: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(cfg).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Stops a trial Kamailio a previous agent process left running (its pid
+/// file in the trial dir, checked against the process's environment so an
+/// unrelated process that reuses the pid is left alone), and removes the
+/// old trial dirs.
+pub fn clean_leftovers(dir: &Path) {
+    let Ok(list) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in list.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("trial-") {
+            continue;
+        }
+        if let Some(pid) = path
+            .extension()
+            .filter(|x| *x == "pid")
+            .and_then(|_| std::fs::read_to_string(&path).ok())
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            let data = path.with_extension("").join("data");
+            let mark = format!("TG_DB_URL=text://{}", data.display());
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            if env.split(|b| *b == 0).any(|v| v == mark.as_bytes()) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+            let _ = std::fs::remove_file(&path);
+        } else if path.is_dir() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Validates `bundle` in a trial Kamailio: the warm instance in `warm` (if
+/// usable) reloads the changed tables, else a fresh one starts with the
+/// bundle (cfg checked with `kamailio -c` first); then read-back and
+/// probes. With `cfg.warm` the instance stays in `warm` after a success;
+/// it is stopped after any failure. A warm instance that fails is retried
+/// once with a fresh one, so only a bundle that fails from a clean start
+/// is refused.
 pub async fn run(
     cfg: &TrialConfig,
+    warm: &mut Option<Instance>,
     bundle: &Bundle,
     expect: &Expected,
     probe_policies: &[CompiledPolicy],
 ) -> Result<TrialReport, String> {
     let t0 = Instant::now();
+    if let Some(mut inst) = warm.take() {
+        if inst.usable(cfg) {
+            let r = async {
+                let written = write::write_bundle(&inst.data, bundle, std::time::SystemTime::now())
+                    .map_err(|e| format!("trial write: {e}"))?;
+                inst.rpc
+                    .reload_tables(&written, &inst.slot, None)
+                    .await
+                    .map_err(|e| format!("trial: {e}"))?;
+                verify(cfg, &inst.rpc, expect, probe_policies, t0).await
+            }
+            .await;
+            match r {
+                Ok(mut rep) => {
+                    rep.warm = true;
+                    rep.total_ms = t0.elapsed().as_millis();
+                    if cfg.warm {
+                        *warm = Some(inst);
+                    } else {
+                        inst.stop().await;
+                    }
+                    return Ok(rep);
+                }
+                Err(e) => {
+                    eprintln!("agent: the warm trial instance failed ({e}); trying a fresh one");
+                    inst.stop().await;
+                }
+            }
+        } else {
+            inst.stop().await;
+        }
+    }
+    let inst = start(cfg, bundle).await?;
+    let r = verify(cfg, &inst.rpc, expect, probe_policies, t0).await;
+    match r {
+        Ok(mut rep) if cfg.warm => {
+            rep.total_ms = t0.elapsed().as_millis();
+            *warm = Some(inst);
+            Ok(rep)
+        }
+        r => {
+            inst.stop().await;
+            r.map(|mut rep| {
+                rep.total_ms = t0.elapsed().as_millis();
+                rep
+            })
+        }
+    }
+}
+
+/// A fresh trial instance loaded with `bundle`: its own dir, `kamailio -c`,
+/// start, wait for RPC.
+async fn start(cfg: &TrialConfig, bundle: &Bundle) -> Result<Instance, String> {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = cfg.dir.join(format!("trial-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let data = dir.join("data");
     std::fs::create_dir_all(&data).map_err(|e| format!("trial dir: {e}"))?;
-    for (name, content) in &bundle.files {
-        std::fs::write(data.join(name), content).map_err(|e| format!("trial write {name}: {e}"))?;
+    write::write_bundle(&data, bundle, std::time::SystemTime::now())
+        .map_err(|e| format!("trial write: {e}"))?;
+    let cfg_stamp = stamp(&cfg.cfg);
+    match spawn(cfg, &dir, &data).await {
+        Ok((child, rpc)) => Ok(Instance {
+            child,
+            rpc,
+            dir,
+            data,
+            slot: AddressSlot::default(),
+            cfg_stamp,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(dir.with_extension("pid"));
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
     }
-    let result = run_in(cfg, &dir, &data, expect, probe_policies, t0).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
 }
 
-async fn run_in(
+async fn spawn(
     cfg: &TrialConfig,
     dir: &Path,
     data: &Path,
-    expect: &Expected,
-    probe_policies: &[CompiledPolicy],
-    t0: Instant,
-) -> Result<TrialReport, String> {
+) -> Result<(tokio::process::Child, Rpc), String> {
     let sip = free_port(&cfg.ip)?;
     let rpc_port = free_port(&cfg.ip)?;
     let mut env: Vec<(String, String)> = vec![
@@ -132,58 +276,66 @@ async fn run_in(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("trial: start kamailio: {e}"))?;
+    if let Some(pid) = child.id() {
+        // for clean_leftovers, should this agent die without stopping it
+        let _ = std::fs::write(dir.with_extension("pid"), pid.to_string());
+    }
     let rpc = Rpc {
         authority: format!("{}:{rpc_port}", cfg.ip),
         path: "/RPC".into(),
         timeout: Duration::from_secs(30),
     };
-    let result = async {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Err(format!(
-                    "trial: kamailio exited during start ({st}): {}",
-                    tail(&std::fs::read_to_string(&log).unwrap_or_default())
-                ));
-            }
-            let quick = Rpc {
-                timeout: Duration::from_millis(500),
-                ..rpc.clone()
-            };
-            if quick.call("core.uptime", &[]).await.is_ok() {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err("trial: kamailio did not answer RPC within 30 s".to_string());
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let quick = Rpc {
+        timeout: Duration::from_millis(500),
+        ..rpc.clone()
+    };
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Err(format!(
+                "trial: kamailio exited during start ({st}): {}",
+                tail(&std::fs::read_to_string(&log).unwrap_or_default())
+            ));
         }
-        let start_ms = t0.elapsed().as_millis();
-        // read back: the trial instance must hold exactly the rendered rows
-        let live = rpc.live_view(expect).await?;
-        compare_views(expect, &live).map_err(|e| format!("trial read-back: {e}"))?;
-        // probes: every tenant's trees answer; a missing tree is detected
-        let mut probes = 0;
-        let absent = "d:tollgate-absent-tree";
-        if rpc.call("mtree.match", &[absent, "1", "0"]).await.is_ok() {
-            return Err("trial: a lookup in a missing tree did not fail".into());
+        if quick.call("core.uptime", &[]).await.is_ok() {
+            return Ok((child, rpc));
         }
-        probes += 1;
-        probes += probe_countries(&rpc).await?;
-        for p in probe_policies {
-            probes += probe_tenant(&rpc, p, cfg.max_probes).await?;
+        if Instant::now() > deadline {
+            stop(&mut child).await;
+            return Err("trial: kamailio did not answer RPC within 30 s".to_string());
         }
-        Ok(TrialReport {
-            probes,
-            start_ms,
-            total_ms: 0,
-        })
+        tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    .await;
-    stop(&mut child).await;
-    result.map(|mut r| {
-        r.total_ms = t0.elapsed().as_millis();
-        r
+}
+
+/// Read-back (the instance must hold exactly the rendered rows) and probes
+/// (every tenant's trees answer as the evaluator decides; a missing tree is
+/// detected).
+async fn verify(
+    cfg: &TrialConfig,
+    rpc: &Rpc,
+    expect: &Expected,
+    probe_policies: &[CompiledPolicy],
+    t0: Instant,
+) -> Result<TrialReport, String> {
+    let start_ms = t0.elapsed().as_millis();
+    let live = rpc.live_view(expect).await?;
+    compare_views(expect, &live).map_err(|e| format!("trial read-back: {e}"))?;
+    let mut probes = 0;
+    let absent = "d:tollgate-absent-tree";
+    if rpc.call("mtree.match", &[absent, "1", "0"]).await.is_ok() {
+        return Err("trial: a lookup in a missing tree did not fail".into());
+    }
+    probes += 1;
+    probes += probe_countries(rpc).await?;
+    for p in probe_policies {
+        probes += probe_tenant(rpc, p, cfg.max_probes).await?;
+    }
+    Ok(TrialReport {
+        probes,
+        start_ms,
+        total_ms: 0,
+        warm: false,
     })
 }
 
@@ -294,41 +446,75 @@ async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize
     let ev = Evaluator::new(&q);
     let dtree = format!("d:{t}");
     let ctree = format!("c:{t}");
-    let mut windows: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let numbers = probe_numbers(p, max);
+    // every lookup first (several in flight), then the comparison
+    let calls = numbers
+        .iter()
+        .flat_map(|n| {
+            [&dtree, &ctree].map(|tree| {
+                (
+                    "mtree.match",
+                    vec![tree.to_string(), n.clone(), "0".to_string()],
+                )
+            })
+        })
+        .collect();
+    let answers = rpc
+        .many(calls)
+        .await
+        .map_err(|e| format!("probe {t}: {e}"))?;
+    let tvalue =
+        |v: &serde_json::Value| v.get("TVALUE").and_then(|v| v.as_str()).map(str::to_string);
+    // the windows the chains name: `<t>::<window>` → its open intervals
+    let mut keys = BTreeSet::new();
+    for chain in answers.iter().step_by(2).filter_map(tvalue) {
+        for e in chain.split(';') {
+            let f: Vec<&str> = e.split(',').collect();
+            if f.len() >= 4 {
+                keys.insert(format!("{t}::{}", f[2]));
+            }
+        }
+    }
+    let keys: Vec<String> = keys.into_iter().collect();
+    let got = rpc
+        .many_each(
+            keys.iter()
+                .map(|k| ("htable.get", vec!["tg_window".to_string(), k.clone()]))
+                .collect(),
+        )
+        .await;
+    // a window without an entry (htable.get fails) is closed
+    let windows: BTreeMap<&String, Option<String>> = keys
+        .iter()
+        .zip(got)
+        .map(|(k, v)| {
+            let w = v.ok().and_then(|v| {
+                v.get("item")
+                    .and_then(|i| i.get("value"))
+                    .and_then(|x| x.as_str().map(str::to_string))
+            });
+            (k, w)
+        })
+        .collect();
+    let now = jiff::Timestamp::now();
     let mut n = 0;
-    for number in probe_numbers(p, max) {
+    for (number, pair) in numbers.iter().zip(answers.chunks(2)) {
         let call = Call::new(
             format!("+{number}"),
             std::net::IpAddr::from([10, 0, 0, 1]),
-            jiff::Timestamp::now(),
+            now,
         );
         let d = ev.decide(&call, false);
-        let chain = rpc
-            .call("mtree.match", &[&dtree, &number, "0"])
-            .await
-            .map_err(|e| format!("probe {dtree} {number}: {e}"))?;
-        let chain = chain
-            .get("TVALUE")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("probe {dtree} {number}: no value"))?
-            .to_string();
+        let chain = tvalue(&pair[0]).ok_or_else(|| format!("probe {dtree} {number}: no value"))?;
         let mut verdict = None;
         for e in chain.split(';').filter(|e| !e.is_empty()) {
             let f: Vec<&str> = e.split(',').collect();
             let applies = if f.len() >= 4 {
                 let key = format!("{t}::{}", f[2]);
-                if !windows.contains_key(&key) {
-                    let v = rpc.call("htable.get", &["tg_window", &key]).await.ok();
-                    let v = v.and_then(|v| {
-                        v.get("item")
-                            .and_then(|i| i.get("value"))
-                            .and_then(|x| x.as_str().map(str::to_string))
-                    });
-                    windows.insert(key.clone(), v);
-                }
-                let open = windows[&key]
-                    .as_deref()
-                    .is_some_and(|w| window_open(w, call.time.as_second()));
+                let open = windows
+                    .get(&key)
+                    .and_then(|w| w.as_deref())
+                    .is_some_and(|w| window_open(w, now.as_second()));
                 (f[3] == "i") == open
             } else {
                 true
@@ -348,11 +534,7 @@ async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize
                 d.rule
             ));
         }
-        let classes = rpc
-            .call("mtree.match", &[&ctree, &number, "0"])
-            .await
-            .map_err(|e| format!("probe {ctree} {number}: {e}"))?;
-        let classes = classes.get("TVALUE").and_then(|v| v.as_str()).unwrap_or("");
+        let classes = tvalue(&pair[1]).unwrap_or_default();
         if classes != d.classes.join(",") {
             return Err(format!(
                 "probe {ctree} +{number}: the trial SBC has classes `{classes}`, the evaluator `{}`",

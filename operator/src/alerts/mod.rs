@@ -373,6 +373,11 @@ pub type SeenKey = (String, String, String);
 /// and on every group change with the same fingerprint and `startsAt`;
 /// those yield no new action. An alert that fires again after resolving
 /// has a new `startsAt` and acts again.
+///
+/// In memory only, so an optimisation: after a restart or on another
+/// replica the set is empty, and a sink must decide from durable state
+/// alone (the operator's sink keeps the alert instances in the
+/// TollPolicy's status: `controller::responses`).
 #[derive(Debug)]
 pub struct Seen {
     cap: usize,

@@ -5,6 +5,7 @@
 //!     [--listen 127.0.0.1:9180] [--rpc-url http://127.0.0.1:5061/RPC]
 //!     [--kamailio /usr/sbin/kamailio] [--cfg sbc/kamailio/tollgate.cfg]
 //!     [--trial-ip 127.0.0.1] [--trial-shm-mb 256] [--trial-pkg-mb 16]
+//!     [--trial-mode warm]
 //!     [--geoip-db FILE] [--max-probes 200] [--reconcile-secs 5]
 //!     [--rpc-timeout-secs 30]
 //! ```
@@ -29,6 +30,7 @@ const FLAGS: &[&str] = &[
     "trial-ip",
     "trial-shm-mb",
     "trial-pkg-mb",
+    "trial-mode",
     "geoip-db",
     "max-probes",
     "reconcile-secs",
@@ -99,6 +101,11 @@ fn config() -> Result<Config, String> {
             geoip: m.get("geoip-db").map(PathBuf::from),
             dir: state_dir.join("trial"),
             max_probes: num("max-probes", 200)? as usize,
+            warm: match get("trial-mode", "warm").as_str() {
+                "warm" => true,
+                "cold" => false,
+                o => return Err(format!("--trial-mode is warm or cold, not `{o}`")),
+            },
         },
         state_dir,
         reconcile_secs: num("reconcile-secs", 5)?,
@@ -114,7 +121,7 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
             }
             eprintln!(
-                "usage: tollgate-agent --token-file FILE --data-dir DIR --state-dir DIR [--listen ADDR] [--rpc-url URL] [--kamailio BIN] [--cfg FILE] [--trial-ip IP] [--trial-shm-mb N] [--trial-pkg-mb N] [--geoip-db FILE] [--max-probes N] [--reconcile-secs N] [--rpc-timeout-secs N]"
+                "usage: tollgate-agent --token-file FILE --data-dir DIR --state-dir DIR [--listen ADDR] [--rpc-url URL] [--kamailio BIN] [--cfg FILE] [--trial-ip IP] [--trial-shm-mb N] [--trial-pkg-mb N] [--trial-mode warm|cold] [--geoip-db FILE] [--max-probes N] [--reconcile-secs N] [--rpc-timeout-secs N]"
             );
             return ExitCode::from(2);
         }
@@ -167,9 +174,21 @@ fn main() -> ExitCode {
                 tokio::time::sleep(every).await;
             }
         });
-        tokio::select! {
-            _ = http::serve(agent, listener) => ExitCode::SUCCESS,
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: SIGTERM handler: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+        let code = tokio::select! {
+            _ = http::serve(agent.clone(), listener) => ExitCode::SUCCESS,
             _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
-        }
+            _ = term.recv() => ExitCode::SUCCESS,
+        };
+        // the warm trial Kamailio must not outlive the agent
+        agent.shutdown().await;
+        code
     })
 }

@@ -96,8 +96,8 @@ fn state_map(s: &RolloutState) -> Option<serde_json::Map<String, serde_json::Val
 /// Server-side apply of the whole status (field manager `tollgate-operator`,
 /// forced). The whole status every time: fields this manager set before and
 /// leaves out would be removed. Callers hold the policy's
-/// [`Context::status_lock`] and carry `activeResponses` read fresh under it
-/// (see [`commit_status`]).
+/// [`Context::status_lock`] and carry `activeResponses` and
+/// `acknowledgedAlerts` read fresh under it (see [`commit_status`]).
 pub(crate) async fn patch_status(
     api: &Api<TollPolicy>,
     name: &str,
@@ -117,9 +117,10 @@ pub(crate) async fn patch_status(
     Ok(())
 }
 
-/// [`patch_status`] of the reconciler's status with `activeResponses` read
-/// fresh under the policy's status lock: the sink records responses
-/// concurrently, and a whole-status apply must carry them over.
+/// [`patch_status`] of the reconciler's status with `activeResponses` and
+/// `acknowledgedAlerts` read fresh under the policy's status lock: the sink
+/// and [`responses::maintain`] record them, and a whole-status apply must
+/// carry them over.
 async fn commit_status(
     ctx: &Context,
     api: &Api<TollPolicy>,
@@ -131,7 +132,9 @@ async fn commit_status(
     let lock = ctx.status_lock(&obj);
     let _g = lock.lock().await;
     if let Some(fresh) = api.get_opt(name).await? {
-        status.active_responses = fresh.status.map(|s| s.active_responses).unwrap_or_default();
+        let fresh = fresh.status.unwrap_or_default();
+        status.active_responses = fresh.active_responses;
+        status.acknowledged_alerts = fresh.acknowledged_alerts;
     }
     patch_status(api, name, status).await
 }

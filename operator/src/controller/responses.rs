@@ -8,16 +8,28 @@
 //!   (`PUT /v1/blocks`, the fast path), then recorded in
 //!   `status.activeResponses` (durable), with an Event per step.
 //! - Responses never loosen protection ([`merge`]): a response only makes a
-//!   tenant's state stricter (a later expiry, or until acknowledged); a
-//!   repeated alert changes nothing; resolved alerts do nothing.
+//!   tenant's state stricter (a later expiry, until acknowledged, more
+//!   blocked); a re-sent alert instance changes nothing; resolved alerts do
+//!   nothing. A full `activeResponses` folds a new response into an entry
+//!   (made at least as strict as both) rather than dropping it.
 //! - Only a person loosens: the annotation [`RELEASE_ANNOTATION`] (a rule id
 //!   or `all`) makes the reconciler lift those blocks ([`release`]).
+//! - Acknowledgements are durable: the alert instances (fingerprint +
+//!   startsAt) of a released response, or of one whose hold ended, go to
+//!   `status.acknowledgedAlerts` ([`acknowledge`]); the sink ignores a
+//!   re-sent instance found there ([`acknowledged`]), also after a restart
+//!   or a failover, when the receiver's in-memory set of handled alerts is
+//!   empty. That set is only an optimisation.
 //! - Status writes of the sink and the reconciler are serialized per policy
-//!   ([`Context::status_lock`]); each write reads `activeResponses` fresh
-//!   under that lock, so the reconciler's whole-status apply never drops a
-//!   response the sink just recorded.
+//!   ([`Context::status_lock`]); each write reads `activeResponses` and
+//!   `acknowledgedAlerts` fresh under that lock, so the reconciler's
+//!   whole-status apply never drops what the sink just recorded. The sink
+//!   holds the lock from its read of the policy through the fast path to
+//!   its status write, so a release and a response of the same policy never
+//!   interleave (a release cannot miss a block pushed meanwhile, and a
+//!   re-sent instance cannot slip past its acknowledgement).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
@@ -27,7 +39,10 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use tollgate_crds::policy::ResponseAction;
-use tollgate_crds::toll_policy::{ActiveResponse, AlertReference};
+use tollgate_crds::toll_policy::{
+    AcknowledgedAlert, AcknowledgedReason, ActiveResponse, AlertReference, MAX_ACKNOWLEDGED_ALERTS,
+    MAX_ACTIVE_RESPONSES, MAX_FOLDED_RULES, MAX_RESPONSE_ALERTS,
+};
 use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy};
 
 use super::agents::{AgentTarget, truncate};
@@ -37,10 +52,15 @@ use crate::alerts::{AlertAction, AlertRef, AlertSink, responses_for};
 use crate::rollout::EventKind;
 
 /// Annotation a person sets to lift responses: a response rule id (as in
-/// `status.activeResponses[].rule`), several separated by commas, or `all`.
+/// `status.activeResponses[].rule` or `foldedRules`), several separated by
+/// commas, or `all`.
 pub const RELEASE_ANNOTATION: &str = "tollgate.dev/release";
-/// Most entries of `status.activeResponses` (the CRD's limit).
-pub const MAX_ACTIVE: usize = 32;
+/// Most entries of `status.activeResponses` (the CRD's limit: as many as a
+/// policy may declare responses).
+pub const MAX_ACTIVE: usize = MAX_ACTIVE_RESPONSES;
+/// Most classes of one `blockClasses` action (the CRD's limit); a fold
+/// that would exceed it blocks the tenant instead.
+pub const MAX_ACTION_CLASSES: usize = 64;
 
 /// Event reasons.
 pub const BLOCK_APPLIED: &str = "BlockApplied";
@@ -50,6 +70,8 @@ pub const BLOCK_FAILED: &str = "BlockFailed";
 pub const RESPONSE_ALERT: &str = "ResponseAlert";
 /// A response was recorded in status (or made stricter).
 pub const RESPONSE_ACTIVE: &str = "ResponseActive";
+/// `activeResponses` was full: a response was folded into an entry.
+pub const RESPONSE_FOLDED: &str = "ResponseFolded";
 /// A person released responses.
 pub const RESPONSE_RELEASED: &str = "ResponseReleased";
 /// A response's declared hold ended.
@@ -108,41 +130,256 @@ pub fn desired_blocks(tenant: &str, active: &[ActiveResponse], now: i64) -> BTre
     out
 }
 
+/// Whether `a` blocks at least what `b` blocks.
+pub fn covers(a: &ResponseAction, b: &ResponseAction) -> bool {
+    match (a, b) {
+        (_, ResponseAction::Alert) | (ResponseAction::BlockTenant, _) => true,
+        (
+            ResponseAction::BlockClasses { classes: x },
+            ResponseAction::BlockClasses { classes: y },
+        ) => y.iter().all(|c| x.contains(c)),
+        _ => false,
+    }
+}
+
+/// An action blocking everything `a` and `b` block: the tenant if either
+/// blocks it, else the classes of both (`a`'s first); more classes than
+/// the CRD allows in one action ([`MAX_ACTION_CLASSES`]) block the tenant.
+pub fn union(a: &ResponseAction, b: &ResponseAction) -> ResponseAction {
+    match (a, b) {
+        (ResponseAction::Alert, x) | (x, ResponseAction::Alert) => x.clone(),
+        (ResponseAction::BlockTenant, _) | (_, ResponseAction::BlockTenant) => {
+            ResponseAction::BlockTenant
+        }
+        (
+            ResponseAction::BlockClasses { classes: x },
+            ResponseAction::BlockClasses { classes: y },
+        ) => {
+            let mut classes = x.clone();
+            for c in y {
+                if !classes.contains(c) {
+                    classes.push(c.clone());
+                }
+            }
+            if classes.len() > MAX_ACTION_CLASSES {
+                ResponseAction::BlockTenant
+            } else {
+                ResponseAction::BlockClasses { classes }
+            }
+        }
+    }
+}
+
+/// Whether agent expiry `new` holds longer than `old` (0 = until lifted).
+fn longer(old: i64, new: i64) -> bool {
+    old != 0 && (new == 0 || new > old)
+}
+
+/// The form `startsAt` is stored and compared in: the instant, in UTC
+/// (RFC 3339); `None` for an empty or unparseable value.
+pub fn normalize_instant(s: &str) -> Option<String> {
+    s.trim().parse::<Timestamp>().ok().map(|t| t.to_string())
+}
+
+/// The status form of an alert (names cut to the CRD's limits, `startsAt`
+/// normalized).
+pub fn reference(alert: &AlertRef) -> AlertReference {
+    let name = if alert.name.is_empty() {
+        "unnamed".to_owned()
+    } else {
+        truncate(&alert.name, 256)
+    };
+    AlertReference {
+        name,
+        fingerprint: Some(truncate(&alert.fingerprint, 64)).filter(|f| !f.is_empty()),
+        starts_at: normalize_instant(&alert.starts_at),
+    }
+}
+
+/// Whether `a` and `b` name the same alert instance: the same fingerprint
+/// and the same `startsAt` (both absent counts as the same, for a sender
+/// that gives none).
+pub fn same_instance(a: &AlertReference, b: &AlertReference) -> bool {
+    a.fingerprint.is_some() && a.fingerprint == b.fingerprint && a.starts_at == b.starts_at
+}
+
+/// The alert instances an entry records (`alert` and `alerts`, once each).
+pub fn instances(r: &ActiveResponse) -> Vec<AlertReference> {
+    let mut out: Vec<AlertReference> = Vec::new();
+    for a in std::iter::once(&r.alert).chain(&r.alerts) {
+        if !out.iter().any(|o| same_instance(o, a) || o == a) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// The acknowledgement of the instance `alert` names, if any. Only a
+/// known instance (fingerprint and `startsAt`) is ever acknowledged.
+pub fn acknowledged<'a>(
+    acks: &'a [AcknowledgedAlert],
+    alert: &AlertReference,
+) -> Option<&'a AcknowledgedAlert> {
+    alert.starts_at.as_ref()?;
+    acks.iter().find(|a| same_instance(&a.alert, alert))
+}
+
+/// Records `alerts` (instances of response `rule`) as acknowledged at
+/// `now`: newest first, one entry per instance (a newer one replaces an
+/// older), at most [`MAX_ACKNOWLEDGED_ALERTS`] (the oldest go). Instances
+/// without a fingerprint or `startsAt` are not recorded: they could never
+/// be told from a new instance, and ignoring a new one would loosen.
+pub fn acknowledge(
+    acks: &mut Vec<AcknowledgedAlert>,
+    rule: &str,
+    alerts: impl IntoIterator<Item = AlertReference>,
+    reason: AcknowledgedReason,
+    now: Timestamp,
+) {
+    for alert in alerts {
+        if alert.fingerprint.is_none() || alert.starts_at.is_none() {
+            continue;
+        }
+        acks.retain(|a| !same_instance(&a.alert, &alert));
+        acks.insert(
+            0,
+            AcknowledgedAlert {
+                rule: truncate(rule, 256),
+                alert,
+                reason,
+                time: Time(now),
+            },
+        );
+    }
+    acks.truncate(MAX_ACKNOWLEDGED_ALERTS);
+}
+
 /// What [`merge`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Merge {
     /// A new entry.
     Added,
-    /// An entry of the same rule now holds longer (or until acknowledged).
+    /// An entry of the same rule now holds longer (or until acknowledged)
+    /// or blocks more.
     Strengthened,
-    /// Nothing changed (the same alert, or the entry is already as strict).
+    /// An entry of the same rule, already as strict, records the alert
+    /// instance too (released with it).
+    Joined,
+    /// Nothing changed (the same alert instance again).
     Unchanged,
-    /// No room (the CRD allows [`MAX_ACTIVE`]).
-    Full,
+    /// `activeResponses` was full: the response went into the entry of
+    /// rule `into`, made at least as strict as both; `named`: the rule is
+    /// listed in its `foldedRules` (false when that list is full).
+    Folded { into: String, named: bool },
 }
 
-/// Records `new` in `active` without ever loosening: per rule, the stricter
-/// hold wins; the same alert (fingerprint) again changes nothing.
-pub fn merge(active: &mut Vec<ActiveResponse>, new: ActiveResponse) -> Merge {
-    let Some(old) = active.iter_mut().find(|r| r.rule == new.rule) else {
-        if active.len() >= MAX_ACTIVE {
-            return Merge::Full;
+/// Puts the alert of `new` first in `old.alerts` (once, at most
+/// [`MAX_RESPONSE_ALERTS`]).
+fn note_alert(old: &mut ActiveResponse, alert: &AlertReference) {
+    old.alerts
+        .retain(|a| !same_instance(a, alert) && a != alert);
+    old.alerts.insert(0, alert.clone());
+    old.alerts.truncate(MAX_RESPONSE_ALERTS);
+}
+
+/// Makes `old` at least as strict as `new`; `same_rule`: `new` is a
+/// re-send of the rule (an instance it already recorded changes nothing).
+/// Returns (made stricter, alert newly recorded).
+fn absorb(old: &mut ActiveResponse, new: &ActiveResponse, same_rule: bool) -> (bool, bool) {
+    let known = instances(old).iter().any(|a| same_instance(a, &new.alert));
+    if same_rule && known {
+        // a re-send of the same instance never extends a hold; it can only
+        // widen what a changed declaration of the rule blocks
+        if covers(&old.action, &new.action) {
+            return (false, false);
         }
+        old.action = union(&old.action, &new.action);
+        return (true, false);
+    }
+    let extend = longer(agent_expiry(old), agent_expiry(new));
+    let widen = !covers(&old.action, &new.action);
+    if extend {
+        old.until_acknowledged = new.until_acknowledged;
+        old.expires = new.expires.clone();
+    }
+    if widen {
+        old.action = union(&old.action, &new.action);
+    }
+    if extend || widen {
+        old.alert = new.alert.clone();
+    }
+    note_alert(old, &new.alert);
+    (extend || widen, !known)
+}
+
+/// How much stricter folding `new` into `host` makes `host`: (the keys
+/// blocked anew or held longer, each class 1 and the tenant
+/// [`MAX_ACTION_CLASSES`] + 1; no room to name the rule; not the same
+/// action).
+fn fold_cost(host: &ActiveResponse, new: &ActiveResponse) -> (usize, bool, bool) {
+    let weight = |a: &ResponseAction| match a {
+        ResponseAction::Alert => 0,
+        ResponseAction::BlockTenant => MAX_ACTION_CLASSES + 1,
+        ResponseAction::BlockClasses { classes } => classes.len(),
+    };
+    let u = union(&host.action, &new.action);
+    let cost = if longer(agent_expiry(host), agent_expiry(new)) {
+        // every key of the entry is held longer
+        weight(&u)
+    } else if u == host.action {
+        0
+    } else if u == ResponseAction::BlockTenant {
+        weight(&u)
+    } else {
+        weight(&u).saturating_sub(weight(&host.action))
+    };
+    (
+        cost,
+        host.folded_rules.len() >= MAX_FOLDED_RULES,
+        host.action != new.action,
+    )
+}
+
+/// Records `new` in `active` without ever loosening and without ever
+/// dropping it. An entry of the same rule (or one it was folded into)
+/// takes the stricter hold and blocks what both block; the same alert
+/// instance again changes nothing. With no entry of the rule and the list
+/// full ([`MAX_ACTIVE`]), `new` is folded into the entry it makes least
+/// stricter (the fewest keys blocked anew or held longer, the tenant
+/// counting as more than every class; then one with room in `foldedRules`;
+/// then the same action; then the first): that entry blocks the union of
+/// both actions, holds as long as the longer, and lists the rule in
+/// `foldedRules` (if there is room: the blocks go in regardless).
+pub fn merge(active: &mut Vec<ActiveResponse>, new: ActiveResponse) -> Merge {
+    if let Some(old) = active
+        .iter_mut()
+        .find(|r| r.rule == new.rule || r.folded_rules.contains(&new.rule))
+    {
+        return match absorb(old, &new, true) {
+            (true, _) => Merge::Strengthened,
+            (false, true) => Merge::Joined,
+            (false, false) => Merge::Unchanged,
+        };
+    }
+    if active.len() < MAX_ACTIVE {
+        active.push(new);
+        return Merge::Added;
+    }
+    let Some(i) = (0..active.len()).min_by_key(|i| (fold_cost(&active[*i], &new), *i)) else {
+        // MAX_ACTIVE is not 0: a full list has an entry
         active.push(new);
         return Merge::Added;
     };
-    if old.alert.fingerprint.is_some() && old.alert.fingerprint == new.alert.fingerprint {
-        return Merge::Unchanged;
+    let host = &mut active[i];
+    absorb(host, &new, false);
+    let named = host.folded_rules.len() < MAX_FOLDED_RULES;
+    if named {
+        host.folded_rules.push(new.rule.clone());
     }
-    let (o, n) = (agent_expiry(old), agent_expiry(&new));
-    if o == 0 || (n != 0 && n <= o) {
-        return Merge::Unchanged;
+    Merge::Folded {
+        into: host.rule.clone(),
+        named,
     }
-    old.until_acknowledged = new.until_acknowledged;
-    old.expires = new.expires;
-    old.alert = new.alert;
-    old.action = new.action;
-    Merge::Strengthened
 }
 
 /// Removes the entries whose declared hold ended by `now`; returns them.
@@ -152,20 +389,70 @@ pub fn prune(active: &mut Vec<ActiveResponse>, now: i64) -> Vec<ActiveResponse> 
     gone
 }
 
-/// Removes the entries the release annotation's `value` names (`all`, or
-/// rule ids separated by commas); returns them.
-pub fn release(active: &mut Vec<ActiveResponse>, value: &str) -> Vec<ActiveResponse> {
+/// What [`release`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Released {
+    /// Entries removed: every rule of theirs was named (or `all`).
+    pub removed: Vec<ActiveResponse>,
+    /// Named rules removed from entries that stay because other rules are
+    /// folded into them: (rule, the entry's rule now). Their blocks stay.
+    pub unfolded: Vec<(String, String)>,
+    /// The alert instances of every entry touched, with the rule released:
+    /// to be acknowledged.
+    pub acknowledged: Vec<(String, AlertReference)>,
+}
+
+impl Released {
+    /// Nothing was named that is active.
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.unfolded.is_empty()
+    }
+}
+
+/// Carries out the release annotation's `value` (`all`, or rule ids
+/// separated by commas) on `active`. An entry goes when each of its rules
+/// (`rule` and `foldedRules`) is named; an entry with some rules named
+/// loses those names and keeps its blocks (the rules not named still hold
+/// them). The instances of every entry touched are to be acknowledged: a
+/// re-send of one must not set a released rule off again.
+pub fn release(active: &mut Vec<ActiveResponse>, value: &str) -> Released {
     let names: Vec<&str> = value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
     let all = names.contains(&"all");
-    let (gone, keep): (Vec<_>, Vec<_>) = active
-        .drain(..)
-        .partition(|r| all || names.contains(&r.rule.as_str()));
+    let mut out = Released::default();
+    let mut keep = Vec::new();
+    for mut r in active.drain(..) {
+        let named = |s: &str| all || names.contains(&s);
+        let hit: Vec<String> = std::iter::once(&r.rule)
+            .chain(&r.folded_rules)
+            .filter(|s| named(s))
+            .cloned()
+            .collect();
+        let Some(first) = hit.first().cloned() else {
+            keep.push(r);
+            continue;
+        };
+        for a in instances(&r) {
+            out.acknowledged.push((first.clone(), a));
+        }
+        if hit.len() == 1 + r.folded_rules.len() {
+            out.removed.push(r);
+            continue;
+        }
+        r.folded_rules.retain(|s| !hit.contains(s));
+        if hit.contains(&r.rule) && !r.folded_rules.is_empty() {
+            r.rule = r.folded_rules.remove(0);
+        }
+        for h in hit {
+            out.unfolded.push((h, r.rule.clone()));
+        }
+        keep.push(r);
+    }
     *active = keep;
-    gone
+    out
 }
 
 /// The earliest expiry (epoch s) among the entries that expire.
@@ -193,21 +480,16 @@ pub fn entry_for(
             .ok()
             .map(Time)
     };
-    let name = if alert.name.is_empty() {
-        "unnamed".to_owned()
-    } else {
-        truncate(&alert.name, 256)
-    };
+    let alert = reference(alert);
     ActiveResponse {
         rule: truncate(&resp.rule, 256),
         action: resp.action.clone(),
         since: Time(now),
         until_acknowledged: expires.is_none(),
         expires,
-        alert: AlertReference {
-            name,
-            fingerprint: Some(truncate(&alert.fingerprint, 64)).filter(|f| !f.is_empty()),
-        },
+        alerts: vec![alert.clone()],
+        alert,
+        folded_rules: Vec::new(),
     }
 }
 
@@ -353,7 +635,8 @@ impl AlertSink for OperatorSink {
         let Some(ctx) = self.current() else {
             return Err("not the leader".into());
         };
-        match action {
+        let kind = action.kind();
+        let r = match action {
             AlertAction::Rollback {
                 namespace,
                 policy,
@@ -369,7 +652,12 @@ impl AlertSink for OperatorSink {
             } => respond(&ctx, &namespace, &policy, &tenant, &trigger, &alert)
                 .await
                 .map(|r| r.ignored),
+        };
+        if let Err(e) = &r {
+            // the webhook answers 500 (without the message): Alertmanager retries
+            tracing::warn!(kind, error = %e, "alert action failed; the webhook answers 500");
         }
+        r
     }
 }
 
@@ -430,14 +718,32 @@ pub struct Responded {
     pub blocks: BTreeMap<String, i64>,
     /// The fast path's report.
     pub push: PushReport,
-    /// Status entries added or strengthened.
+    /// Status entries added, strengthened, joined or folded into.
     pub recorded: usize,
-    /// Why nothing was done (unknown policy, another tenant).
+    /// Why nothing was done (unknown policy, another tenant, an alert
+    /// instance already acknowledged).
     pub ignored: Option<String>,
 }
 
+/// Why an acknowledged alert instance is ignored (the webhook's answer).
+pub fn ack_reason(a: &AcknowledgedAlert) -> String {
+    let how = match a.reason {
+        AcknowledgedReason::Released => "a person released its response",
+        AcknowledgedReason::HoldEnded => "the declared hold of its response ended",
+    };
+    format!(
+        "alert instance (fingerprint {}, startsAt {}) acknowledged: {how} ({}) at {}; it acts again when it fires anew",
+        a.alert.fingerprint.as_deref().unwrap_or("-"),
+        a.alert.starts_at.as_deref().unwrap_or("-"),
+        a.rule,
+        a.time.0
+    )
+}
+
 /// Applies the declared responses of `policy` for `trigger`: fast path
-/// (blocks on every target), then durable (status), with Events.
+/// (blocks on every target), then durable (status), then Events. Holds
+/// the policy's status lock from the read of the policy to the status
+/// write (see the module's header).
 pub async fn respond(
     ctx: &Context,
     namespace: &str,
@@ -447,6 +753,9 @@ pub async fn respond(
     alert: &AlertRef,
 ) -> Result<Responded, String> {
     let api: Api<TollPolicy> = Api::namespaced(ctx.client.clone(), namespace);
+    let obj = ObjectRef::<TollPolicy>::new(policy_name).within(namespace);
+    let lock = ctx.status_lock(&obj);
+    let guard = lock.lock().await;
     let policy = match api.get_opt(policy_name).await {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -466,7 +775,12 @@ pub async fn respond(
             tenant,
             "alert's tenant is not the policy's tenant; ignored"
         );
-        return Ok(Responded::default());
+        return Ok(Responded {
+            ignored: Some(format!(
+                "TollPolicy {namespace}/{policy_name} is not tenant {tenant}'s"
+            )),
+            ..Responded::default()
+        });
     }
     let declared = responses_for(&policy.spec.policy, trigger);
     let mut out = Responded {
@@ -478,63 +792,133 @@ pub async fn respond(
             "no declared response for this alert");
         return Ok(out);
     }
+    let mut status = policy.status.clone().unwrap_or_default();
+    if let Some(a) = acknowledged(&status.acknowledged_alerts, &reference(alert)) {
+        let reason = ack_reason(a);
+        tracing::info!(namespace, policy = policy_name, alert = %alert.name, reason = %reason,
+            "acknowledged alert instance re-sent; ignored");
+        out.ignored = Some(reason);
+        return Ok(out);
+    }
     let now = Timestamp::now();
     let summary = alert.summary.as_deref().unwrap_or("");
+    let mut events: Vec<(EventKind, &str, String)> = Vec::new();
     let mut entries = Vec::new();
     for r in &declared {
         if matches!(r.action, ResponseAction::Alert) {
-            reconcile::publish(
-                ctx,
-                &policy,
+            events.push((
                 EventKind::Warning,
                 RESPONSE_ALERT,
                 format!("{} ({}): {}", alert.name, r.rule, summary),
-            )
-            .await;
+            ));
         } else {
             entries.push(entry_for(r, alert, now));
         }
     }
-    if entries.is_empty() {
-        return Ok(out);
+    if !entries.is_empty() {
+        out.recorded = record(
+            ctx,
+            &api,
+            &policy,
+            &mut status,
+            entries,
+            alert,
+            now,
+            &mut out,
+            &mut events,
+        )
+        .await?;
     }
-    // Fast path: the stricter of what is in force and what is new, per key
-    // (a weaker response must not shorten a block in force on the agents).
-    let current = policy
-        .status
-        .as_ref()
-        .map(|s| s.active_responses.clone())
-        .unwrap_or_default();
-    let mut merged = current.clone();
-    for e in &entries {
-        merge(&mut merged, e.clone());
+    drop(guard);
+    for (kind, reason, note) in events {
+        reconcile::publish(ctx, &policy, kind, reason, note).await;
     }
-    let all = desired_blocks(tenant, &merged, now.as_second());
-    let keys: std::collections::BTreeSet<String> = entries
+    Ok(out)
+}
+
+/// The blocks of `entries`: the fast path to every ready target, then the
+/// status write (the caller holds the status lock and read `status`
+/// under it). Returns how many entries changed the status; Events go to
+/// `events`.
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    ctx: &Context,
+    api: &Api<TollPolicy>,
+    policy: &TollPolicy,
+    status: &mut tollgate_crds::TollPolicyStatus,
+    entries: Vec<ActiveResponse>,
+    alert: &AlertRef,
+    now: Timestamp,
+    out: &mut Responded,
+    events: &mut Vec<(EventKind, &'static str, String)>,
+) -> Result<usize, String> {
+    let namespace = policy.namespace().unwrap_or_default();
+    let policy_name = policy.name_any();
+    let tenant = policy.spec.tenant.as_str();
+    // What status will hold; pushed per key as the stricter of what is in
+    // force and what is new (a weaker response must not shorten a block in
+    // force on the agents; a fold may lengthen another entry's keys).
+    let before = desired_blocks(tenant, &status.active_responses, now.as_second());
+    let mut notes = Vec::new();
+    let mut changed = 0;
+    for e in entries.iter().cloned() {
+        let rule = e.rule.clone();
+        match merge(&mut status.active_responses, e) {
+            Merge::Added => notes.push(format!("{rule} active")),
+            Merge::Strengthened => notes.push(format!("{rule} made stricter")),
+            Merge::Joined => notes.push(format!("{rule} also set off by this alert")),
+            Merge::Unchanged => continue,
+            Merge::Folded { into, named } => {
+                notes.push(format!("{rule} folded into {into}"));
+                events.push((
+                    EventKind::Warning,
+                    RESPONSE_FOLDED,
+                    format!(
+                        "status.activeResponses is full ({MAX_ACTIVE}): {rule} folded into {into}, which now blocks what both block and holds as long as the longer{}",
+                        if named {
+                            String::new()
+                        } else {
+                            format!(" ({into} has {MAX_FOLDED_RULES} folded rules: {rule} is not named and ends with it)")
+                        }
+                    ),
+                ));
+            }
+        }
+        changed += 1;
+    }
+    let after = desired_blocks(tenant, &status.active_responses, now.as_second());
+    let keys: BTreeSet<String> = entries
         .iter()
         .flat_map(|e| block_keys(tenant, &e.action))
+        .chain(
+            after
+                .iter()
+                .filter(|(k, e)| before.get(*k) != Some(*e))
+                .map(|(k, _)| k.clone()),
+        )
         .collect();
-    out.blocks = all.into_iter().filter(|(k, _)| keys.contains(k)).collect();
-    let fleets: Api<SbcFleet> = Api::namespaced(ctx.client.clone(), namespace);
+    out.blocks = after
+        .into_iter()
+        .filter(|(k, _)| keys.contains(k))
+        .collect();
+    let fleets: Api<SbcFleet> = Api::namespaced(ctx.client.clone(), &namespace);
     let fleet = fleets
         .get_opt(&policy.spec.fleet.name)
         .await
         .map_err(|e| format!("reading SbcFleet: {e}"))?;
     if let Some(fleet) = fleet {
-        let targets: Vec<ResolvedTarget> = reconcile::resolve(ctx, namespace, &fleet)
+        let targets: Vec<ResolvedTarget> = reconcile::resolve(ctx, &namespace, &fleet)
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
             .filter(|t| t.ready && !t.terminating)
             .collect();
-        let token = reconcile::agent_token(ctx, namespace, &fleet)
+        let token = reconcile::agent_token(ctx, &namespace, &fleet)
             .await
             .map_err(|e| e.to_string())?;
         out.push = push_blocks(ctx, &targets, token.as_ref(), &out.blocks).await;
         let keys_s: Vec<&str> = out.blocks.keys().map(String::as_str).collect();
-        reconcile::publish(
-            ctx,
-            &policy,
+        events.push((
             EventKind::Warning,
             BLOCK_APPLIED,
             format!(
@@ -544,12 +928,9 @@ pub async fn respond(
                 targets.len(),
                 alert.name
             ),
-        )
-        .await;
+        ));
         if !out.push.failed.is_empty() {
-            reconcile::publish(
-                ctx,
-                &policy,
+            events.push((
                 EventKind::Warning,
                 BLOCK_FAILED,
                 format!(
@@ -557,8 +938,7 @@ pub async fn respond(
                     out.push.failed.len(),
                     out.push.failed.join("; ")
                 ),
-            )
-            .await;
+            ));
         }
     } else {
         tracing::warn!(
@@ -567,51 +947,19 @@ pub async fn respond(
             "fleet not found; block recorded in status only"
         );
     }
-    // Durable: merge into the fresh status under the policy's status lock.
-    let obj = ObjectRef::from(&policy);
-    let lock = ctx.status_lock(&obj);
-    let _g = lock.lock().await;
-    let fresh = api
-        .get_opt(policy_name)
-        .await
-        .map_err(|e| format!("reading TollPolicy: {e}"))?
-        .ok_or_else(|| format!("TollPolicy {namespace}/{policy_name} was deleted"))?;
-    let mut status = fresh.status.clone().unwrap_or_default();
-    let mut notes = Vec::new();
-    for e in entries {
-        let rule = e.rule.clone();
-        match merge(&mut status.active_responses, e) {
-            Merge::Added => notes.push(format!("{rule} active")),
-            Merge::Strengthened => notes.push(format!("{rule} held longer")),
-            Merge::Unchanged => {}
-            Merge::Full => {
-                reconcile::publish(
-                    ctx,
-                    &policy,
-                    EventKind::Warning,
-                    BLOCK_FAILED,
-                    format!("status.activeResponses is full ({MAX_ACTIVE}); {rule} not recorded"),
-                )
-                .await;
-            }
-        }
-    }
-    out.recorded = notes.len();
-    if !notes.is_empty() {
-        reconcile::patch_status(&api, policy_name, &status)
+    // Durable: the status read under the lock, with the entries merged.
+    if changed > 0 {
+        reconcile::patch_status(api, &policy_name, status)
             .await
             .map_err(|e| e.to_string())?;
-        reconcile::publish(
-            ctx,
-            &policy,
+        events.push((
             EventKind::Warning,
             RESPONSE_ACTIVE,
             format!("{} (alert {})", notes.join("; "), alert.name),
-        )
-        .await;
+        ));
     }
     // The reconciler keeps the blocks on new targets and ends them.
-    Ok(out)
+    Ok(changed)
 }
 
 /// The responses part of a reconcile, before the rollout: under the status
@@ -655,9 +1003,21 @@ pub async fn maintain(
     let mut status = fresh.status.clone().unwrap_or_default();
     let before_desired = desired_blocks(tenant, &status.active_responses, now);
     let expired = prune(&mut status.active_responses, now);
+    let stamp = Timestamp::now();
+    for e in &expired {
+        // a re-send of these instances must not set the hold off again
+        acknowledge(
+            &mut status.acknowledged_alerts,
+            &e.rule,
+            instances(e),
+            AcknowledgedReason::HoldEnded,
+            stamp,
+        );
+    }
+    let kept = status.active_responses.clone();
     let released = match &release_value {
         Some(v) => release(&mut status.active_responses, v),
-        None => Vec::new(),
+        None => Released::default(),
     };
     // Lift first (under the lock): the released entries leave the status
     // only once every target dropped their keys, so a failure is retried.
@@ -669,6 +1029,7 @@ pub async fn maintain(
         // loosened it).
         let after = desired_blocks(tenant, &status.active_responses, now);
         lift = released
+            .removed
             .iter()
             .flat_map(|r| block_keys(tenant, &r.action))
             .filter(|k| !after.contains_key(k))
@@ -688,7 +1049,20 @@ pub async fn maintain(
     let lift_failed = !rep.failed.is_empty();
     if lift_failed {
         // keep the released entries (and the annotation): retried
-        status.active_responses.extend(released.iter().cloned());
+        status.active_responses = kept;
+    } else {
+        // Durable acknowledgement: Alertmanager re-sends these instances
+        // while they keep firing; none sets a released response off again,
+        // whichever replica receives it, restarted or not.
+        for (rule, a) in &released.acknowledged {
+            acknowledge(
+                &mut status.acknowledged_alerts,
+                rule,
+                [a.clone()],
+                AcknowledgedReason::Released,
+                stamp,
+            );
+        }
     }
     if !expired.is_empty() || (!released.is_empty() && !lift_failed) {
         reconcile::patch_status(&api, &name, &status).await?;
@@ -723,7 +1097,20 @@ pub async fn maintain(
                 rep.failed.len()
             )));
         }
-        let rules: Vec<&str> = released.iter().map(|r| r.rule.as_str()).collect();
+        let mut rules: Vec<String> = released
+            .removed
+            .iter()
+            .map(|r| {
+                if r.folded_rules.is_empty() {
+                    r.rule.clone()
+                } else {
+                    format!("{} (with {})", r.rule, r.folded_rules.join(", "))
+                }
+            })
+            .collect();
+        rules.extend(released.unfolded.iter().map(|(rule, host)| {
+            format!("{rule} (folded: its blocks stay with {host}, still active)")
+        }));
         reconcile::publish(
             ctx,
             policy,
@@ -843,24 +1230,41 @@ pub async fn ensure(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use proptest::prelude::*;
 
     fn at(s: i64) -> Time {
         Time(Timestamp::from_second(s).unwrap())
     }
 
+    fn alert(fp: &str, starts: i64) -> AlertReference {
+        AlertReference {
+            name: "A".into(),
+            fingerprint: Some(fp.into()),
+            starts_at: Some(Timestamp::from_second(starts).unwrap().to_string()),
+        }
+    }
+
+    fn classes(c: &[&str]) -> ResponseAction {
+        ResponseAction::BlockClasses {
+            classes: c.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// An entry of `rule` set off by alert `fp` (instance started at 100).
     fn entry(rule: &str, expires: Option<i64>, fp: &str) -> ActiveResponse {
+        entry_of(rule, expires, alert(fp, 100))
+    }
+
+    fn entry_of(rule: &str, expires: Option<i64>, a: AlertReference) -> ActiveResponse {
         ActiveResponse {
             rule: rule.into(),
-            action: ResponseAction::BlockClasses {
-                classes: vec!["international".into()],
-            },
+            action: classes(&["international"]),
             since: at(1000),
             expires: expires.map(at),
             until_acknowledged: expires.is_none(),
-            alert: AlertReference {
-                name: "A".into(),
-                fingerprint: Some(fp.into()),
-            },
+            alerts: vec![a.clone()],
+            alert: a,
+            folded_rules: Vec::new(),
         }
     }
 
@@ -868,39 +1272,291 @@ mod tests {
     fn merge_never_loosens() {
         let mut a = vec![];
         assert_eq!(merge(&mut a, entry("r1", Some(2000), "f1")), Merge::Added);
-        // the same alert again: nothing
+        // the same alert instance again (a re-send): nothing, even with a
+        // later expiry (a re-send never extends a hold)
         assert_eq!(
             merge(&mut a, entry("r1", Some(9000), "f1")),
             Merge::Unchanged
         );
-        // shorter: nothing
-        assert_eq!(
-            merge(&mut a, entry("r1", Some(1500), "f2")),
-            Merge::Unchanged
-        );
+        // another alert, shorter: recorded with the entry, nothing loosened
+        assert_eq!(merge(&mut a, entry("r1", Some(1500), "f2")), Merge::Joined);
         assert_eq!(agent_expiry(&a[0]), 2000);
+        assert_eq!(a[0].alert.fingerprint.as_deref(), Some("f1"));
+        assert_eq!(a[0].alerts.len(), 2);
+        assert_eq!(a[0].alerts[0].fingerprint.as_deref(), Some("f2"));
         // longer wins
         assert_eq!(
             merge(&mut a, entry("r1", Some(3000), "f3")),
             Merge::Strengthened
         );
         assert_eq!(agent_expiry(&a[0]), 3000);
+        assert_eq!(a[0].alert.fingerprint.as_deref(), Some("f3"));
         // until acknowledged wins and stays
         assert_eq!(merge(&mut a, entry("r1", None, "f4")), Merge::Strengthened);
         assert!(a[0].until_acknowledged && a[0].expires.is_none());
         assert_eq!(
             merge(&mut a, entry("r1", Some(99_999), "f5")),
-            Merge::Unchanged
+            Merge::Joined
         );
         assert!(a[0].until_acknowledged);
         assert_eq!(a.len(), 1);
-        for i in 1..MAX_ACTIVE {
-            assert_eq!(
-                merge(&mut a, entry(&format!("x{i}"), Some(5000), "f")),
-                Merge::Added
+        // the same fingerprint fired anew (a new startsAt) is a new instance
+        assert_eq!(
+            merge(&mut a, entry_of("r1", None, alert("f1", 500))),
+            Merge::Joined
+        );
+        assert_eq!(
+            merge(&mut a, entry_of("r1", None, alert("f1", 500))),
+            Merge::Unchanged
+        );
+        // at most MAX_RESPONSE_ALERTS instances, newest first
+        for i in 0..20 {
+            merge(&mut a, entry("r1", None, &format!("g{i}")));
+        }
+        assert_eq!(a[0].alerts.len(), MAX_RESPONSE_ALERTS);
+        assert_eq!(a[0].alerts[0].fingerprint.as_deref(), Some("g19"));
+    }
+
+    #[test]
+    fn a_fired_anew_alert_extends_a_hold() {
+        let mut a = vec![entry_of("r1", Some(2000), alert("f1", 100))];
+        // the same instance re-sent later: no extension
+        assert_eq!(
+            merge(&mut a, entry_of("r1", Some(5000), alert("f1", 100))),
+            Merge::Unchanged
+        );
+        assert_eq!(agent_expiry(&a[0]), 2000);
+        // resolved and fired again: a new instance acts
+        assert_eq!(
+            merge(&mut a, entry_of("r1", Some(5000), alert("f1", 1900))),
+            Merge::Strengthened
+        );
+        assert_eq!(agent_expiry(&a[0]), 5000);
+    }
+
+    #[test]
+    fn a_changed_declaration_of_a_rule_only_widens() {
+        // the rule blocked the tenant until 5000; a later revision declares
+        // it as a class block held longer: both hold (the tenant until 9000)
+        let mut t = entry("r", Some(5000), "f1");
+        t.action = ResponseAction::BlockTenant;
+        let mut a = vec![t];
+        assert_eq!(
+            merge(&mut a, entry("r", Some(9000), "f2")),
+            Merge::Strengthened
+        );
+        assert_eq!(a[0].action, ResponseAction::BlockTenant);
+        assert_eq!(agent_expiry(&a[0]), 9000);
+        // classes: the union
+        let mut a = vec![entry("r", None, "f1")];
+        let mut n = entry("r", Some(10), "f2");
+        n.action = classes(&["premium-rate"]);
+        assert_eq!(merge(&mut a, n), Merge::Strengthened);
+        assert_eq!(a[0].action, classes(&["international", "premium-rate"]));
+        assert!(a[0].until_acknowledged);
+    }
+
+    #[test]
+    fn covers_and_union() {
+        let i = classes(&["international"]);
+        let ip = classes(&["international", "premium-rate"]);
+        assert!(covers(&ip, &i) && !covers(&i, &ip));
+        assert!(covers(&ResponseAction::BlockTenant, &ip));
+        assert!(!covers(&ip, &ResponseAction::BlockTenant));
+        assert!(covers(&i, &ResponseAction::Alert));
+        assert_eq!(union(&i, &classes(&["premium-rate"])), ip);
+        assert_eq!(union(&ip, &i), ip);
+        assert_eq!(
+            union(&i, &ResponseAction::BlockTenant),
+            ResponseAction::BlockTenant
+        );
+        assert_eq!(union(&ResponseAction::Alert, &i), i);
+        let many: Vec<String> = (0..MAX_ACTION_CLASSES).map(|n| format!("c{n}")).collect();
+        let big = ResponseAction::BlockClasses { classes: many };
+        assert_eq!(union(&big, &big), big);
+        assert_eq!(
+            union(&big, &classes(&["one-more"])),
+            ResponseAction::BlockTenant
+        );
+    }
+
+    /// A full list: the entry of every rule `x0..x63`, international
+    /// blocked until 5000 except x7 (premium-rate, until acknowledged) and
+    /// x9 (the tenant, until 3000).
+    fn full() -> Vec<ActiveResponse> {
+        let mut a: Vec<ActiveResponse> = (0..MAX_ACTIVE)
+            .map(|i| entry(&format!("x{i}"), Some(5000), &format!("fx{i}")))
+            .collect();
+        a[7].action = classes(&["premium-rate"]);
+        a[7].expires = None;
+        a[7].until_acknowledged = true;
+        a[9].action = ResponseAction::BlockTenant;
+        a[9].expires = Some(at(3000));
+        a
+    }
+
+    #[test]
+    fn a_full_list_folds_and_never_drops() {
+        // the same action, a hold within: into the first such entry, the
+        // name recorded, nothing else changes
+        let mut a = full();
+        let before = a.clone();
+        let m = merge(&mut a, entry("new", Some(4000), "fn"));
+        assert_eq!(
+            m,
+            Merge::Folded {
+                into: "x0".into(),
+                named: true
+            }
+        );
+        assert_eq!(a.len(), MAX_ACTIVE);
+        assert_eq!(a[0].folded_rules, vec!["new".to_string()]);
+        assert_eq!(agent_expiry(&a[0]), 5000);
+        assert_eq!(desired_blocks("t", &a, 0), desired_blocks("t", &before, 0));
+        // until acknowledged, premium-rate: x7 covers it exactly
+        let mut a = full();
+        let mut n = entry("p", None, "fp");
+        n.action = classes(&["premium-rate"]);
+        assert!(matches!(merge(&mut a, n), Merge::Folded { into, .. } if into == "x7"));
+        // a longer hold of international: into the first entry of the same
+        // action, held longer
+        let mut a = full();
+        let m = merge(&mut a, entry("long", Some(8000), "fl"));
+        assert!(
+            matches!(m, Merge::Folded { ref into, .. } if into == "x0"),
+            "{m:?}"
+        );
+        assert_eq!(agent_expiry(&a[0]), 8000);
+        assert_eq!(a[0].alert.fingerprint.as_deref(), Some("fl"));
+        // a class nobody blocks: added to the least changed entry
+        let mut a = full();
+        let mut n = entry("mobile", Some(6000), "fm");
+        n.action = classes(&["mobile"]);
+        let m = merge(&mut a, n);
+        assert!(
+            matches!(m, Merge::Folded { ref into, .. } if into == "x7"),
+            "{m:?}"
+        );
+        assert_eq!(a[7].action, classes(&["premium-rate", "mobile"]));
+        assert!(a[7].until_acknowledged);
+        // the rule again: found in foldedRules, an instance joins
+        assert_eq!(
+            merge(&mut a, {
+                let mut n = entry("mobile", Some(6000), "fm2");
+                n.action = classes(&["mobile"]);
+                n
+            }),
+            Merge::Joined
+        );
+        // the tenant: into the tenant block
+        let mut a = full();
+        let mut n = entry("all", None, "ft");
+        n.action = ResponseAction::BlockTenant;
+        let m = merge(&mut a, n);
+        assert!(
+            matches!(m, Merge::Folded { ref into, .. } if into == "x9"),
+            "{m:?}"
+        );
+        assert!(a[9].until_acknowledged);
+        // a full foldedRules: the next host with room
+        let mut a = full();
+        for i in 0..MAX_FOLDED_RULES + 1 {
+            merge(
+                &mut a,
+                entry(&format!("f{i}"), Some(4000), &format!("ff{i}")),
             );
         }
-        assert_eq!(merge(&mut a, entry("over", Some(5000), "f")), Merge::Full);
+        assert_eq!(a[0].folded_rules.len(), MAX_FOLDED_RULES);
+        assert_eq!(a[1].folded_rules, vec![format!("f{MAX_FOLDED_RULES}")]);
+        // no room anywhere: the blocks still go in, the name does not
+        let mut a = full();
+        for e in &mut a {
+            e.folded_rules = (0..MAX_FOLDED_RULES)
+                .map(|i| format!("{}-{i}", e.rule))
+                .collect();
+        }
+        let mut n = entry("late", None, "fl");
+        n.action = classes(&["late"]);
+        let m = merge(&mut a, n);
+        assert_eq!(
+            m,
+            Merge::Folded {
+                into: "x7".into(),
+                named: false
+            }
+        );
+        assert_eq!(a[7].action, classes(&["premium-rate", "late"]));
+        assert_eq!(desired_blocks("t", &a, 0).get("t::late"), Some(&0));
+    }
+
+    fn arb_entry() -> impl Strategy<Value = ActiveResponse> {
+        (
+            0usize..80,
+            prop::option::of(1000i64..9000),
+            0usize..6,
+            prop::collection::vec(0usize..5, 1..4),
+            0u8..6,
+            0i64..3,
+        )
+            .prop_map(|(rule, exp, kind, cls, fp, starts)| {
+                let mut e = entry_of(
+                    &format!("r{rule}"),
+                    exp,
+                    alert(&format!("f{fp}"), 100 + starts),
+                );
+                e.action = if kind == 0 {
+                    ResponseAction::BlockTenant
+                } else {
+                    let mut c: Vec<String> = cls.iter().map(|n| format!("c{n}")).collect();
+                    c.dedup();
+                    ResponseAction::BlockClasses { classes: c }
+                };
+                e
+            })
+    }
+
+    proptest! {
+        /// Whatever is merged, in whatever order, into however full a
+        /// list: no key in force before is weaker after; the keys of a
+        /// response set off by an alert instance new to its rule hold at
+        /// least as long as it declares (a re-sent instance never extends
+        /// a hold); the list stays within the CRD's limits.
+        #[test]
+        fn merge_never_loosens_and_never_drops(
+            seq in prop::collection::vec(arb_entry(), 1..200),
+        ) {
+            let mut a: Vec<ActiveResponse> = Vec::new();
+            let mut seen: Vec<(String, AlertReference)> = Vec::new();
+            for n in seq {
+                let before = desired_blocks("t", &a, 0);
+                let key = (n.rule.clone(), n.alert.clone());
+                let want = if seen.contains(&key) {
+                    BTreeMap::new()
+                } else {
+                    seen.push(key);
+                    desired_blocks("t", std::slice::from_ref(&n), 0)
+                };
+                merge(&mut a, n);
+                let after = desired_blocks("t", &a, 0);
+                // the tenant block covers every class key
+                let held = |k: &str| match (after.get(k), after.get("t")) {
+                    (Some(a), Some(b)) => Some(stricter(*a, *b)),
+                    (a, b) => a.or(b).copied(),
+                };
+                for (k, e) in before.iter().chain(want.iter()) {
+                    let h = held(k);
+                    prop_assert!(satisfied(h, *e), "{k}: {e} -> {h:?}");
+                }
+                prop_assert!(a.len() <= MAX_ACTIVE);
+                for r in &a {
+                    prop_assert!(r.alerts.len() <= MAX_RESPONSE_ALERTS);
+                    prop_assert!(r.folded_rules.len() <= MAX_FOLDED_RULES);
+                    if let ResponseAction::BlockClasses { classes } = &r.action {
+                        prop_assert!(classes.len() <= MAX_ACTION_CLASSES);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -951,13 +1607,135 @@ mod tests {
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].rule, "a");
         assert_eq!(next_expiry(&a), Some(4000));
-        let gone = release(&mut a, "c, nope");
-        assert_eq!(gone.len(), 1);
+        let r = release(&mut a, "c, nope");
+        assert_eq!(r.removed.len(), 1);
+        assert!(r.unfolded.is_empty());
+        assert_eq!(r.acknowledged, vec![("c".to_string(), alert("f3", 100))]);
         assert_eq!(a.len(), 1);
         let mut b = vec![entry("a", None, "f"), entry("b", None, "g")];
-        assert_eq!(release(&mut b, "all").len(), 2);
+        let r = release(&mut b, "all");
+        assert_eq!(r.removed.len(), 2);
+        assert_eq!(r.acknowledged.len(), 2);
         assert!(b.is_empty());
         assert_eq!(next_expiry(&b), None);
+        assert!(release(&mut b, "all").is_empty());
+    }
+
+    #[test]
+    fn releasing_folded_rules() {
+        let mut e = entry("host", None, "f1");
+        e.folded_rules = vec!["x".into(), "y".into()];
+        e.alerts.push(alert("f2", 100));
+        // a folded rule: its name goes, the blocks stay with the others
+        let mut a = vec![e.clone()];
+        let r = release(&mut a, "x");
+        assert!(r.removed.is_empty());
+        assert_eq!(r.unfolded, vec![("x".to_string(), "host".to_string())]);
+        assert_eq!(a[0].folded_rules, vec!["y".to_string()]);
+        // every instance of the entry is acknowledged (which set x off is
+        // not known; acknowledging the others changes nothing while the
+        // entry stays)
+        assert_eq!(r.acknowledged.len(), 2);
+        // the entry's own rule: the next folded one takes its place
+        let r = release(&mut a, "host");
+        assert_eq!(r.unfolded, vec![("host".to_string(), "y".to_string())]);
+        assert_eq!(a[0].rule, "y");
+        assert!(a[0].folded_rules.is_empty());
+        // the last rule: gone
+        let r = release(&mut a, "y");
+        assert_eq!(r.removed.len(), 1);
+        assert!(a.is_empty());
+        // every name at once
+        let mut a = vec![e];
+        let r = release(&mut a, "y,host,x");
+        assert_eq!(r.removed.len(), 1);
+        assert!(r.unfolded.is_empty());
+    }
+
+    #[test]
+    fn acknowledgements_name_instances() {
+        let mut acks = Vec::new();
+        let t = Timestamp::from_second(5000).unwrap();
+        acknowledge(
+            &mut acks,
+            "r1",
+            [alert("f1", 100), alert("f2", 100)],
+            AcknowledgedReason::Released,
+            t,
+        );
+        assert_eq!(acks.len(), 2);
+        assert_eq!(acks[0].alert.fingerprint.as_deref(), Some("f2"));
+        // the same instance, a later acknowledgement: one entry, newest
+        acknowledge(
+            &mut acks,
+            "r2",
+            [alert("f1", 100)],
+            AcknowledgedReason::HoldEnded,
+            t,
+        );
+        assert_eq!(acks.len(), 2);
+        assert_eq!(acks[0].rule, "r2");
+        assert_eq!(acks[0].reason, AcknowledgedReason::HoldEnded);
+        // an instance without startsAt or fingerprint is never recorded
+        let mut no_start = alert("f3", 100);
+        no_start.starts_at = None;
+        let mut no_fp = alert("f4", 100);
+        no_fp.fingerprint = None;
+        acknowledge(
+            &mut acks,
+            "r",
+            [no_start.clone(), no_fp],
+            AcknowledgedReason::Released,
+            t,
+        );
+        assert_eq!(acks.len(), 2);
+        // matching: the same fingerprint and startsAt only
+        assert!(acknowledged(&acks, &alert("f1", 100)).is_some());
+        assert!(acknowledged(&acks, &alert("f1", 101)).is_none());
+        assert!(acknowledged(&acks, &alert("f9", 100)).is_none());
+        assert!(acknowledged(&acks, &no_start).is_none());
+        // bounded, newest kept
+        for i in 0..MAX_ACKNOWLEDGED_ALERTS + 10 {
+            acknowledge(
+                &mut acks,
+                "r",
+                [alert(&format!("g{i}"), 100)],
+                AcknowledgedReason::Released,
+                t,
+            );
+        }
+        assert_eq!(acks.len(), MAX_ACKNOWLEDGED_ALERTS);
+        let newest = format!("g{}", MAX_ACKNOWLEDGED_ALERTS + 9);
+        assert_eq!(acks[0].alert.fingerprint.as_deref(), Some(newest.as_str()));
+        assert!(acknowledged(&acks, &alert("f1", 100)).is_none());
+        let reason = ack_reason(&acks[0]);
+        assert!(
+            reason.contains(&newest) && reason.contains("released"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn instants_are_compared_normalized() {
+        assert_eq!(
+            normalize_instant("2026-01-01T01:00:00.5+01:00"),
+            normalize_instant("2026-01-01T00:00:00.500000000Z")
+        );
+        assert_eq!(
+            normalize_instant("2026-01-01T00:00:00.123456789Z").as_deref(),
+            Some("2026-01-01T00:00:00.123456789Z")
+        );
+        assert_eq!(normalize_instant(""), None);
+        assert_eq!(normalize_instant("yesterday"), None);
+        let r = reference(&AlertRef {
+            name: String::new(),
+            fingerprint: "x".repeat(100),
+            starts_at: "2026-01-01T02:00:00+02:00".into(),
+            summary: None,
+        });
+        assert_eq!(r.name, "unnamed");
+        assert_eq!(r.fingerprint.as_ref().map(String::len), Some(64));
+        assert_eq!(r.starts_at.as_deref(), Some("2026-01-01T00:00:00Z"));
     }
 
     #[test]
@@ -966,7 +1744,7 @@ mod tests {
         let alert = AlertRef {
             name: "TollgateConcurrentCritical".into(),
             fingerprint: "abc".into(),
-            starts_at: String::new(),
+            starts_at: "2026-11-25T10:00:00.123Z".into(),
             summary: None,
         };
         let mut r = Response {
@@ -975,9 +1753,7 @@ mod tests {
                 class: Some("international".into()),
                 level: AlertLevel::Critical,
             },
-            action: ResponseAction::BlockClasses {
-                classes: vec!["international".into()],
-            },
+            action: classes(&["international"]),
             hold_seconds: Some(600),
             until_acknowledged: false,
             rule: "respond:1".into(),
@@ -987,6 +1763,11 @@ mod tests {
         assert_eq!(agent_expiry(&e), 1_000_600);
         assert!(!e.until_acknowledged);
         assert_eq!(e.alert.fingerprint.as_deref(), Some("abc"));
+        assert_eq!(
+            e.alert.starts_at.as_deref(),
+            Some("2026-11-25T10:00:00.123Z")
+        );
+        assert_eq!(e.alerts, vec![e.alert.clone()]);
         r.hold_seconds = None;
         r.until_acknowledged = true;
         let e = entry_for(&r, &alert, now);

@@ -703,10 +703,27 @@ fn active(
         since: Time(Timestamp::now()),
         expires: expires_in.map(|s| Time(Timestamp::from_second(now + s).unwrap())),
         until_acknowledged: expires_in.is_none(),
+        alerts: Vec::new(),
         alert: AlertReference {
             name: "TollgateLimit".into(),
             fingerprint: Some(fp.into()),
+            starts_at: Some("2026-01-01T00:00:00Z".into()),
         },
+        folded_rules: Vec::new(),
+    }
+}
+
+fn acked(fp: &str, starts_at: &str) -> tollgate_crds::toll_policy::AcknowledgedAlert {
+    use tollgate_crds::toll_policy::{AcknowledgedAlert, AcknowledgedReason, AlertReference};
+    AcknowledgedAlert {
+        rule: "respond:1".into(),
+        alert: AlertReference {
+            name: "TollgateLimit".into(),
+            fingerprint: Some(fp.into()),
+            starts_at: Some(starts_at.into()),
+        },
+        reason: AcknowledgedReason::Released,
+        time: Time(Timestamp::now()),
     }
 }
 
@@ -722,6 +739,7 @@ async fn status_writes_carry_active_responses_and_targets_get_the_blocks() {
     let mut on_server = p.clone();
     on_server.status = Some(tollgate_crds::TollPolicyStatus {
         active_responses: vec![active("respond:1", None, "fp1")],
+        acknowledged_alerts: vec![acked("fp0", "2026-01-01T00:00:00Z")],
         ..Default::default()
     });
     let (client, calls) = mock(server(on_server, vec![]));
@@ -735,6 +753,8 @@ async fn status_writes_carry_active_responses_and_targets_get_the_blocks() {
         assert_eq!(ar[0]["rule"], "respond:1", "{}", pc.body);
         assert_eq!(ar[0]["untilAcknowledged"], true);
         assert_eq!(ar[0]["alert"]["fingerprint"], "fp1");
+        let ack = &pc.body["status"]["acknowledgedAlerts"];
+        assert_eq!(ack[0]["alert"]["fingerprint"], "fp0", "{}", pc.body);
     }
     // every status PATCH follows a GET of the object (fresh activeResponses)
     for (i, x) in c.iter().enumerate() {
@@ -777,6 +797,13 @@ async fn release_annotation_lifts_the_blocks() {
     let ar = st.body["status"]["activeResponses"].as_array().unwrap();
     assert_eq!(ar.len(), 1);
     assert_eq!(ar[0]["rule"], "respond:2");
+    // the released alert instance is acknowledged, durably
+    let ack = st.body["status"]["acknowledgedAlerts"].as_array().unwrap();
+    assert_eq!(ack.len(), 1, "{}", st.body);
+    assert_eq!(ack[0]["rule"], "respond:1");
+    assert_eq!(ack[0]["reason"], "Released");
+    assert_eq!(ack[0]["alert"]["fingerprint"], "fp1");
+    assert_eq!(ack[0]["alert"]["startsAt"], "2026-01-01T00:00:00Z");
     let ev = c
         .iter()
         .find(|c| c.body["reason"] == "ResponseReleased")
@@ -843,31 +870,34 @@ async fn respond_pushes_blocks_then_records_the_response() {
         alert: AlertRef {
             name: "TollgateConcurrentCritical".into(),
             fingerprint: "f00d".into(),
-            starts_at: String::new(),
+            starts_at: "2026-01-01T00:00:00Z".into(),
             summary: None,
         },
     };
     sink.act(action.clone()).await.unwrap();
+    // one read under the status lock, the blocks, one write, then Events
     assert_eq!(
         lines(&calls),
         vec![
             format!("GET {P}/tollpolicies/acme"),
-            format!("POST {EVENTS}"), // ResponseAlert
             format!("GET {P}/sbcfleets/edge"),
-            format!("POST {EVENTS}"), // BlockApplied
-            format!("GET {P}/tollpolicies/acme"),
             format!("PATCH {P}/tollpolicies/acme/status"),
+            format!("POST {EVENTS}"), // ResponseAlert
+            format!("POST {EVENTS}"), // BlockApplied
             format!("POST {EVENTS}"), // ResponseActive
         ]
     );
     let c = calls.lock().unwrap().clone();
-    assert_eq!(c[1].body["reason"], "ResponseAlert");
-    assert_eq!(c[3].body["reason"], "BlockApplied");
-    assert!(c[3].body["note"].as_str().unwrap().contains("2/2 targets"));
-    assert_eq!(c[5].query, "&force=true&fieldManager=tollgate-operator");
-    let ar = &c[5].body["status"]["activeResponses"][0];
+    assert_eq!(c[3].body["reason"], "ResponseAlert");
+    assert_eq!(c[4].body["reason"], "BlockApplied");
+    assert!(c[4].body["note"].as_str().unwrap().contains("2/2 targets"));
+    assert_eq!(c[5].body["reason"], "ResponseActive");
+    assert_eq!(c[2].query, "&force=true&fieldManager=tollgate-operator");
+    let ar = &c[2].body["status"]["activeResponses"][0];
     assert_eq!(ar["rule"], "respond:1");
     assert_eq!(ar["alert"]["fingerprint"], "f00d");
+    assert_eq!(ar["alert"]["startsAt"], "2026-01-01T00:00:00Z");
+    assert_eq!(ar["alerts"][0]["fingerprint"], "f00d");
     assert!(ar["expires"].is_string());
     let b = agents.blocks.lock().unwrap().clone();
     let e0 = b[URLS[0]]["acme::premium-rate"];
@@ -984,4 +1014,128 @@ async fn unknown_policy_is_ignored_and_a_standby_answers_503() {
     assert!(agents.log.lock().unwrap().is_empty());
     sink.set(None);
     assert_eq!(rx.handle(req()).await.status(), 503);
+}
+
+/// A hold that ended: the entry leaves the status and its alert instance is
+/// acknowledged (`HoldEnded`), so a re-send does not set it off again.
+#[tokio::test]
+async fn an_ended_hold_acknowledges_its_alert() {
+    let (mut p, agents) = converged().await;
+    if let Some(s) = p.status.as_mut() {
+        let mut e = active("respond:1", Some(3600), "fp1");
+        e.expires = Some(Time(
+            Timestamp::from_second(Timestamp::now().as_second() - 5).unwrap(),
+        ));
+        s.active_responses = vec![e, active("respond:2", None, "fp2")];
+    }
+    let (client, calls) = mock(server(p.clone(), vec![revision_of(&p)]));
+    let ctx = operator(client, Arc::clone(&agents));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let c = calls.lock().unwrap().clone();
+    let st = c.iter().find(|c| c.path.ends_with("/status")).unwrap();
+    let ar = st.body["status"]["activeResponses"].as_array().unwrap();
+    assert_eq!(ar.len(), 1);
+    assert_eq!(ar[0]["rule"], "respond:2");
+    let ack = st.body["status"]["acknowledgedAlerts"].as_array().unwrap();
+    assert_eq!(ack.len(), 1);
+    assert_eq!(ack[0]["reason"], "HoldEnded");
+    assert_eq!(ack[0]["alert"]["fingerprint"], "fp1");
+    assert!(c.iter().any(|c| c.body["reason"] == "ResponseExpired"));
+}
+
+/// Through the real receiver, as after a restart (its set of handled
+/// alerts empty): an alert instance the status acknowledges is answered
+/// 200 and listed under `ignored` with the reason, and nothing reaches the
+/// agents; the same alert fired anew (a new startsAt) acts.
+#[tokio::test]
+async fn an_acknowledged_instance_is_ignored_and_a_new_one_acts() {
+    use crate::alerts::http::Receiver;
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use tollgate_crds::policy::{
+        AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger,
+    };
+    let agents = Arc::new(FakeAgents::default());
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    p.spec.policy.responses = vec![Decl {
+        trigger: ResponseTrigger::Breach {
+            metric: LimitMetric::Concurrent,
+            class: Some("premium-rate".into()),
+            level: AlertLevel::Critical,
+        },
+        action: ResponseAction::BlockClasses {
+            classes: vec!["premium-rate".into()],
+        },
+        hold_seconds: None,
+        until_acknowledged: true,
+        rule: "respond:1".into(),
+    }];
+    // released before the restart: Alertmanager sent it with a +01:00
+    // offset and milliseconds; the status holds it normalized
+    p.status = Some(tollgate_crds::TollPolicyStatus {
+        acknowledged_alerts: vec![acked("beef", "2026-01-01T00:00:00.25Z")],
+        ..Default::default()
+    });
+    let (client, calls) = mock(server(p, vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    let rx = Receiver::new(
+        super::responses::OperatorSink::new(ctx),
+        b"hook-token".to_vec(),
+    );
+    let post = |starts: &str| {
+        let body = json!({
+            "version": "4", "status": "firing", "alerts": [{
+                "status": "firing", "fingerprint": "beef", "startsAt": starts,
+                "labels": {"alertname": "TollgateConcurrentCritical", "namespace": NS,
+                           "tollgate_policy": "acme", "tollgate_tenant": "acme",
+                           "tollgate_limit": "concurrent", "tollgate_class": "premium-rate",
+                           "tollgate_level": "critical"}}]});
+        Request::builder()
+            .method("POST")
+            .uri("/alerts")
+            .header("authorization", "Bearer hook-token")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let answer = |r: Response<Full<Bytes>>| async move {
+        assert_eq!(r.status(), 200);
+        let b = r.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<Value>(&b).unwrap()
+    };
+    let v = answer(rx.handle(post("2026-01-01T01:00:00.250+01:00")).await).await;
+    assert_eq!(v["actions"], 0, "{v}");
+    let reason = v["ignored"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("acknowledged") && reason.contains("a person released"),
+        "{reason}"
+    );
+    assert_eq!(lines(&calls), vec![format!("GET {P}/tollpolicies/acme")]);
+    assert!(
+        agents.log.lock().unwrap().is_empty(),
+        "nothing reached the agents"
+    );
+    assert!(agents.blocks.lock().unwrap().is_empty());
+    // re-sent again: a duplicate now (the receiver's own set)
+    let v = answer(rx.handle(post("2026-01-01T01:00:00.250+01:00")).await).await;
+    assert_eq!(v["duplicates"], 1, "{v}");
+    // the same instant written another way: still the acknowledged instance
+    let v = answer(rx.handle(post("2026-01-01T00:00:00.25Z")).await).await;
+    assert_eq!(v["ignored"].as_array().map(Vec::len), Some(1), "{v}");
+    // fired anew: a new instance acts
+    let v = answer(rx.handle(post("2026-01-01T00:10:00Z")).await).await;
+    assert_eq!(v["actions"], 1, "{v}");
+    let b = agents.blocks.lock().unwrap().clone();
+    for u in URLS {
+        assert_eq!(b[u].get("acme::premium-rate"), Some(&0), "{b:?}");
+    }
+    let c = calls.lock().unwrap().clone();
+    let st = c.iter().find(|c| c.path.ends_with("/status")).unwrap();
+    let ar = &st.body["status"]["activeResponses"][0];
+    assert_eq!(ar["alert"]["startsAt"], "2026-01-01T00:10:00Z");
+    // the acknowledgement of the old instance stays
+    assert_eq!(
+        st.body["status"]["acknowledgedAlerts"][0]["alert"]["fingerprint"],
+        "beef"
+    );
 }
