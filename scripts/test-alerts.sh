@@ -77,6 +77,8 @@ for f in sorted(os.listdir(src)):
         {"metric": "concurrent", "class": "international", "warning": 2, "critical": 3,
          "rule": "limit:concurrent:international"},
         {"metric": "rate", "warning": 4, "rule": "limit:rate"},
+        {"metric": "rate", "class": "international", "warning": 2,
+         "rule": "limit:rate:international"},
     ]
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     for w in p["windows"]:
@@ -214,6 +216,7 @@ COND_ROAM_FR='a["tenant"]=="roam" and t=={"kind":"anomaly","anomaly":"new-destin
 COND_CRIT='a["kind"]=="respond" and a["tenant"]=="acme" and a["namespace"]=="'$NS'" and t=={"kind":"breach","metric":"concurrent","class":"international","level":"critical"}'
 COND_WARN='a["kind"]=="respond" and a["tenant"]=="acme" and t=={"kind":"breach","metric":"concurrent","class":"international","level":"warning"}'
 COND_RATE='a["kind"]=="respond" and a["tenant"]=="acme" and t=={"kind":"breach","metric":"rate","level":"warning"}'
+COND_CRATE='a["kind"]=="respond" and a["tenant"]=="acme" and t=={"kind":"breach","metric":"rate","class":"international","level":"warning"}'
 
 say "a national call while every window of acme is closed -> unusual hours"
 t_nat=$(now_ms)
@@ -257,10 +260,17 @@ if r=$(wait_action "$COND_RATE" 10); then
 else
   bad "no rate warning action"
 fi
+if r=$(wait_action "$COND_CRATE" 10); then
+  ok "Respond breach rate/international/warning (per class, the calls its limit saw): load start -> webhook $((r - t0)) ms"
+else
+  bad "no per-class rate warning action"
+fi
 wait $LOAD || true
 ans=$(grep -c '^RESULT .* 200 ' "$WORK/intl.log" 2>/dev/null || true)
 lim=$(grep -c '^RESULT .* 486 limit:concurrent:international' "$WORK/intl.log" 2>/dev/null || true)
 check "the SBC answered 3 and refused 5 at the critical level (200: $ans, 486: $lim)" [ "$ans" = 3 ] && [ "$lim" = 5 ]
+rated=$(prom_value "$PROM" 'tollgate_rate_limit_calls_total{tenant="acme",rule="limit:rate:international"}')
+check "the agent exports the calls the class rate limit saw: $rated (the 3 under the concurrency level)" [ "$rated" = 3 ]
 prom_query "$PROM" 'tollgate_calls_by_country_total{tenant="acme"}' > "$WORK/q"
 check "the agent exports allowed calls per country (CA)" grep -q '"country":"CA"' "$WORK/q"
 

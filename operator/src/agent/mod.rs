@@ -619,12 +619,15 @@ impl Agent {
         let mut out = String::new();
         let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         let mut by_country: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut rated: BTreeMap<(String, String), u64> = BTreeMap::new();
         let up = match self.rpc.htable_entries("tg_stat").await {
             Ok(entries) => {
                 // zeros first, so that a series' first call is an increase
                 for (t, o, r) in &seeds {
                     if o == "country" {
                         by_country.entry((t.clone(), r.clone())).or_default();
+                    } else if o == "rated" {
+                        rated.entry((t.clone(), r.clone())).or_default();
                     } else {
                         calls.entry((t.clone(), o.clone(), r.clone())).or_default();
                     }
@@ -646,6 +649,14 @@ impl Agent {
                             *by_country
                                 .entry((t.to_string(), country_label(r).to_string()))
                                 .or_default() += n;
+                        }
+                        continue;
+                    }
+                    // `<t>::rated::<rule>`: calls a rate limit with a
+                    // warning level saw (tollgate.cfg route LIMIT_RATE)
+                    if o == "rated" {
+                        if tenants.iter().any(|x| x == t) && known_rules.contains(r) {
+                            *rated.entry((t.to_string(), r.to_string())).or_default() += n;
                         }
                         continue;
                     }
@@ -739,6 +750,18 @@ impl Agent {
         }
         let _ = writeln!(
             out,
+            "# HELP tollgate_rate_limit_calls_total Calls counted against a call-rate limit that has a warning level, per tenant and limit rule (tg_stat).\n# TYPE tollgate_rate_limit_calls_total counter"
+        );
+        for ((t, r), n) in &rated {
+            let _ = writeln!(
+                out,
+                "tollgate_rate_limit_calls_total{{tenant=\"{}\",rule=\"{}\"}} {n}",
+                esc(t),
+                esc(r)
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP tollgate_window_open 1 while the tenant's time window is open (the evaluator's semantics, at scrape time).\n# TYPE tollgate_window_open gauge"
         );
         let now = jiff::Timestamp::now();
@@ -810,7 +833,8 @@ struct LiveTimings {
 /// The counters a tenant's policy can move, exported as 0 before their
 /// first call: Prometheus sees no increase in a series that appears with
 /// the value 1. (tenant, outcome, rule) for allowed destination rules
-/// (`allow`) and limits (`limit`, and `warning` for concurrency warnings),
+/// (`allow`) and limits (`limit`, `warning` for concurrency warnings and
+/// `rated` for rate limits with a warning level),
 /// and (tenant, "country", XX) for `dst:country:XX` allow rules.
 pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
@@ -831,6 +855,9 @@ pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, Stri
         }
         if l.warning.is_some() && l.metric == LimitMetric::Concurrent {
             add("warning", &l.rule);
+        }
+        if l.warning.is_some() && l.metric == LimitMetric::Rate {
+            add("rated", &l.rule);
         }
     }
     out
@@ -1027,6 +1054,7 @@ mod tests {
                 "allow dst:national",
                 "country CA",
                 "limit limit:concurrent",
+                "rated limit:rate",
                 "warning limit:concurrent"
             ]
         );

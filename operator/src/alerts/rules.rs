@@ -184,6 +184,13 @@ pub fn rules_for_with(
                 "max by (tenant) (sum without (outcome, rule) (increase(tollgate_calls_total{{tenant={tq},outcome=~\"allow|limit\",rule!=\"dst:emergency\"}}[{}])))",
                 opt.rate_window
             )),
+            // a class's rate: the calls its limit saw (counted by the SBC
+            // only when the limit has a warning level)
+            (LimitMetric::Rate, Some(_)) if l.warning.is_some() => Some(format!(
+                "max by (tenant) (increase(tollgate_rate_limit_calls_total{{tenant={tq},rule={}}}[{}]))",
+                q(&l.rule),
+                opt.rate_window
+            )),
             (LimitMetric::Rate, Some(_)) | (LimitMetric::Duration, _) => None,
         };
         for (level, value) in [("warning", l.warning), ("critical", l.critical)] {
@@ -197,14 +204,10 @@ pub fn rules_for_with(
                 (Some(g), "warning", _) => format!("{g} >= {v}"),
                 (Some(g), _, _) => format!("({g} >= {v}) or ({})", rejected(l)),
                 (None, "critical", LimitMetric::Rate) => rejected(l),
+                // a duration limit (the SBC ends the call at its level)
                 (None, _, _) => {
                     skipped.push(format!(
-                        "{t}: {what} {level} {v}: the agent exports no {} metric",
-                        if l.metric == LimitMetric::Duration {
-                            "call-duration"
-                        } else {
-                            "per-class call-rate"
-                        }
+                        "{t}: {what} {level} {v}: the SBC enforces it as the call's dialog timeout; the agent exports no call-duration metric"
                     ));
                     continue;
                 }
@@ -408,14 +411,26 @@ mod tests {
             r.expr,
             "max by (tenant) (sum without (outcome, rule) (increase(tollgate_calls_total{tenant=\"acme\",outcome=~\"allow|limit\",rule!=\"dst:emergency\"}[1m]))) >= 20"
         );
-        // per-class rate: only the rejections are visible
+        // per-class rate with a warning level: the calls the limit saw
+        let seen = "max by (tenant) (increase(tollgate_rate_limit_calls_total{tenant=\"acme\",rule=\"limit:rate:premium-rate\"}[1m]))";
+        let r = find(&g, "TollgateRateWarning", Some("premium-rate"));
+        assert_eq!(r.expr, format!("{seen} >= 2"));
         let r = find(&g, "TollgateRateCritical", Some("premium-rate"));
+        assert_eq!(
+            r.expr,
+            format!("({seen} >= 4) or (sum by (tenant) (increase(tollgate_calls_total{{tenant=\"acme\",outcome=\"limit\",rule=\"limit:rate:premium-rate\"}}[1m])) > 0)")
+        );
+        // without a warning level the SBC does not count: only the rejections
+        let mut p = policy();
+        p.limits[2].warning = None;
+        let g2 = rules_for(&p, "tenants", "acme");
+        let r = find(&g2, "TollgateRateCritical", Some("premium-rate"));
         assert_eq!(
             r.expr,
             "sum by (tenant) (increase(tollgate_calls_total{tenant=\"acme\",outcome=\"limit\",rule=\"limit:rate:premium-rate\"}[1m])) > 0"
         );
         assert!(
-            !g.rules
+            !g2.rules
                 .iter()
                 .any(|r| r.alert == "TollgateRateWarning" && r.labels.contains_key(L_CLASS))
         );
@@ -424,7 +439,7 @@ mod tests {
                 .iter()
                 .any(|r| r.alert.starts_with("TollgateDuration"))
         );
-        assert_eq!(g.skipped.len(), 2, "{:?}", g.skipped);
+        assert_eq!(g.skipped.len(), 1, "{:?}", g.skipped);
         // every limit rule maps back to a Respond action with its trigger
         for r in g.rules.iter().filter(|r| r.labels.contains_key(L_LIMIT)) {
             let a = super::super::Alert {
