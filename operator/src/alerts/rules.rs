@@ -418,11 +418,19 @@ mod tests {
         let r = find(&g, "TollgateRateCritical", Some("premium-rate"));
         assert_eq!(
             r.expr,
-            format!("({seen} >= 4) or (sum by (tenant) (increase(tollgate_calls_total{{tenant=\"acme\",outcome=\"limit\",rule=\"limit:rate:premium-rate\"}}[1m])) > 0)")
+            format!(
+                "({seen} >= 4) or (sum by (tenant) (increase(tollgate_calls_total{{tenant=\"acme\",outcome=\"limit\",rule=\"limit:rate:premium-rate\"}}[1m])) > 0)"
+            )
         );
         // without a warning level the SBC does not count: only the rejections
         let mut p = policy();
-        p.limits[2].warning = None;
+        for l in p
+            .limits
+            .iter_mut()
+            .filter(|l| l.rule == "limit:rate:premium-rate")
+        {
+            l.warning = None;
+        }
         let g2 = rules_for(&p, "tenants", "acme");
         let r = find(&g2, "TollgateRateCritical", Some("premium-rate"));
         assert_eq!(
@@ -501,8 +509,8 @@ mod tests {
             "{}",
             r.expr
         );
-        // the two limits without a metric, and the unusual hours
-        assert_eq!(g.skipped.len(), 3, "{:?}", g.skipped);
+        // the duration limit (no metric), and the unusual hours
+        assert_eq!(g.skipped.len(), 2, "{:?}", g.skipped);
         assert!(!g.skipped.iter().any(|s| s.contains("new-destination")));
     }
 
