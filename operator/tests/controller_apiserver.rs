@@ -153,21 +153,11 @@ fn condition(p: &TollPolicy, type_: &str) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_rolls_out_over_fake_agents() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let Some((client, ns)) = testkit::testbed_namespace("controller_apiserver", "t-ctl", MANAGER)
-        .await
-        .expect("testbed namespace")
-    else {
-        return;
-    };
-    let result = scenario(&client, &ns).await;
-    testkit::delete_namespace(&client, &ns).await;
-    if let Err(e) = result {
-        panic!("controller_apiserver (namespace {ns}): {e}");
-    }
+    testkit::in_testbed_namespace("controller_apiserver", "t-ctl", MANAGER, async |c, ns| {
+        scenario(c, ns).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn scenario(client: &Client, ns: &str) -> R {
@@ -486,17 +476,11 @@ async fn leader_gauge(port: u16) -> Option<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_elects_one_leader_and_hands_over_on_sigterm() {
-    let Some((client, ns)) = testkit::testbed_namespace("controller_apiserver", "t-lease", MANAGER)
-        .await
-        .expect("testbed namespace")
-    else {
-        return;
-    };
-    let result = leader_scenario(&client, &ns).await;
-    testkit::delete_namespace(&client, &ns).await;
-    if let Err(e) = result {
-        panic!("leader election (namespace {ns}): {e}");
-    }
+    testkit::in_testbed_namespace("controller_apiserver", "t-lease", MANAGER, async |c, ns| {
+        leader_scenario(c, ns).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn leader_scenario(client: &Client, ns: &str) -> R {
@@ -592,17 +576,11 @@ async fn pod_running(pods: &Api<k8s_openapi::api::core::v1::Pod>, name: &str, ip
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selector_fleet_follows_its_pods() {
-    let Some((client, ns)) = testkit::testbed_namespace("controller_apiserver", "t-pods", MANAGER)
-        .await
-        .expect("testbed namespace")
-    else {
-        return;
-    };
-    let result = pods_scenario(&client, &ns).await;
-    testkit::delete_namespace(&client, &ns).await;
-    if let Err(e) = result {
-        panic!("selector fleet (namespace {ns}): {e}");
-    }
+    testkit::in_testbed_namespace("controller_apiserver", "t-pods", MANAGER, async |c, ns| {
+        pods_scenario(c, ns).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn pods_scenario(client: &Client, ns: &str) -> R {

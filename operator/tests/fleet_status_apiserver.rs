@@ -30,22 +30,14 @@ const TOKEN: &str = "fake-agent-token-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_status_counts_answering_agents() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let Some((client, ns)) =
-        testkit::testbed_namespace("fleet_status_apiserver", "t-fst", "tollgate-operator-tests")
-            .await
-            .expect("testbed namespace")
-    else {
-        return;
-    };
-    let result = scenario(&client, &ns).await;
-    testkit::delete_namespace(&client, &ns).await;
-    if let Err(e) = result {
-        panic!("fleet_status_apiserver (namespace {ns}): {e}");
-    }
+    testkit::in_testbed_namespace(
+        "fleet_status_apiserver",
+        "t-fst",
+        "tollgate-operator-tests",
+        async |c, ns| scenario(c, ns).await,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// (targets, ready, Ready status, Ready message, observedGeneration ==

@@ -76,21 +76,11 @@ fn respond(ns: &str, level: AlertLevel, fp: &str) -> AlertAction {
 
 #[tokio::test]
 async fn responses_reach_every_agent_and_status() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let Some((client, ns)) = testkit::testbed_namespace("responses_apiserver", "t-resp", MANAGER)
-        .await
-        .expect("testbed namespace")
-    else {
-        return;
-    };
-    let result = scenario(&client, &ns).await;
-    testkit::delete_namespace(&client, &ns).await;
-    if let Err(e) = result {
-        panic!("responses_apiserver (namespace {ns}): {e}");
-    }
+    testkit::in_testbed_namespace("responses_apiserver", "t-resp", MANAGER, async |c, ns| {
+        scenario(c, ns).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn scenario(client: &Client, ns: &str) -> R {
@@ -437,21 +427,11 @@ fn until_acknowledged(rule: &str, level: AlertLevel) -> Declared {
 /// of the alert (fired anew) must still act.
 #[tokio::test]
 async fn a_released_alert_stays_released_across_a_restart() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let Some((client, ns)) = testkit::testbed_namespace("responses_apiserver", "t-ack", MANAGER)
-        .await
-        .expect("testbed namespace")
-    else {
-        return;
-    };
-    let result = restart_scenario(&client, &ns).await;
-    testkit::delete_namespace(&client, &ns).await;
-    if let Err(e) = result {
-        panic!("a_released_alert_stays_released_across_a_restart (namespace {ns}): {e}");
-    }
+    testkit::in_testbed_namespace("responses_apiserver", "t-ack", MANAGER, async |c, ns| {
+        restart_scenario(c, ns).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn restart_scenario(client: &Client, ns: &str) -> R {
@@ -609,21 +589,11 @@ async fn restart_scenario(client: &Client, ns: &str) -> R {
 /// entry.
 #[tokio::test]
 async fn a_full_status_folds_and_keeps_every_response() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let Some((client, ns)) = testkit::testbed_namespace("responses_apiserver", "t-fold", MANAGER)
-        .await
-        .expect("testbed namespace")
-    else {
-        return;
-    };
-    let result = fold_scenario(&client, &ns).await;
-    testkit::delete_namespace(&client, &ns).await;
-    if let Err(e) = result {
-        panic!("a_full_status_folds_and_keeps_every_response (namespace {ns}): {e}");
-    }
+    testkit::in_testbed_namespace("responses_apiserver", "t-fold", MANAGER, async |c, ns| {
+        fold_scenario(c, ns).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 async fn fold_scenario(client: &Client, ns: &str) -> R {

@@ -8,7 +8,7 @@
 //! - [`install_crds`]: server-side apply of every Tollgate CRD, then waits
 //!   for each to be `Established`.
 //! - [`suffix`], [`create_namespace`], [`delete_namespace`]: a namespace of
-//!   one's own.
+//!   one's own; [`in_testbed_namespace`] frames a whole test with them.
 //! - [`start_agents`], [`create_token_secret`], [`static_fleet`]: a fleet of
 //!   [`FakeAgent`]s behind a static SbcFleet.
 //! - [`wait_for`]: polling until a condition holds, with a deadline.
@@ -134,6 +134,31 @@ pub async fn create_namespace(client: &Client, name: &str) -> R {
         .await
         .map_err(|e| format!("creating namespace {name}: {e}"))?;
     Ok(())
+}
+
+/// An integration test's frame: logging from `RUST_LOG`, a fresh namespace
+/// `<prefix>-<suffix>` on the testbed API server, `scenario` in it, the
+/// namespace deleted. `Ok` also when the test is skipped (no `KUBECONFIG`);
+/// the scenario's error names the test and the namespace.
+pub async fn in_testbed_namespace(
+    test: &str,
+    prefix: &str,
+    manager: &str,
+    scenario: impl AsyncFnOnce(&Client, &str) -> R,
+) -> Result<(), String> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let Some((client, ns)) = testbed_namespace(test, prefix, manager)
+        .await
+        .map_err(|e| format!("{test}: testbed namespace: {e}"))?
+    else {
+        return Ok(());
+    };
+    let result = scenario(&client, &ns).await;
+    delete_namespace(&client, &ns).await;
+    result.map_err(|e| format!("{test} (namespace {ns}): {e}"))
 }
 
 /// Deletes the namespace `name` (best effort: cleanup after a result that
