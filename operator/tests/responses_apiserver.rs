@@ -106,45 +106,29 @@ async fn scenario(client: &Client, ns: &str) -> R {
         let _ = stop_rx.await;
     }));
 
-    let mut policy = sample_policy("acme", 0);
-    policy.responses = vec![
-        Declared {
-            trigger: trigger(AlertLevel::Critical),
-            action: ResponseAction::BlockClasses {
-                classes: vec!["premium-rate".into()],
-            },
-            hold_seconds: Some(3600),
-            until_acknowledged: false,
-            rule: "respond:critical".into(),
-        },
-        Declared {
-            trigger: trigger(AlertLevel::Warning),
-            action: ResponseAction::BlockClasses {
-                classes: vec!["premium-rate".into()],
-            },
-            hold_seconds: Some(60),
-            until_acknowledged: false,
-            rule: "respond:warning".into(),
-        },
-    ];
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
-    api.create(
-        &PostParams::default(),
-        &TollPolicy::new(
-            "acme",
-            TollPolicySpec {
-                tenant: "acme".into(),
-                policy,
-                fleet: FleetReference {
-                    name: "edge".into(),
+    create_policy(
+        &api,
+        vec![
+            Declared {
+                trigger: trigger(AlertLevel::Critical),
+                action: ResponseAction::BlockClasses {
+                    classes: vec!["premium-rate".into()],
                 },
-                rollout: RolloutStrategy {
-                    bake_seconds: 0,
-                    ..RolloutStrategy::default()
-                },
-                source_hash: None,
+                hold_seconds: Some(3600),
+                until_acknowledged: false,
+                rule: "respond:critical".into(),
             },
-        ),
+            Declared {
+                trigger: trigger(AlertLevel::Warning),
+                action: ResponseAction::BlockClasses {
+                    classes: vec!["premium-rate".into()],
+                },
+                hold_seconds: Some(60),
+                until_acknowledged: false,
+                rule: "respond:warning".into(),
+            },
+        ],
     )
     .await?;
     let r = async {
