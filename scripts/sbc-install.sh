@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the SBC and its tests need, idempotently: Kamailio 5.6 with the
-# modules tollgate.cfg loads, SIPp, openssl (test certificates), jq and curl
+# modules tollgate.cfg loads, SIPp, openssl (test certificates), procps
+# (pgrep: test-agent finds the trial Kamailio processes), jq and curl
 # (the test scripts read JSON answers with them) and the Python
 # venv with mmdb-writer (the test GeoIP2 database). A fast no-op when all is
 # there; `apt-get update` runs only when a package is missing.
@@ -9,7 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 pkgs=(kamailio kamailio-extra-modules kamailio-utils-modules kamailio-json-modules
-      kamailio-tls-modules kamailio-geoip2-modules sip-tester openssl jq curl)
+      kamailio-tls-modules kamailio-geoip2-modules sip-tester openssl jq curl procps)
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
