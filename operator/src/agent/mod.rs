@@ -16,6 +16,7 @@ use rpc::Rpc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
@@ -547,7 +548,6 @@ impl Agent {
 
     /// Prometheus text.
     pub async fn metrics_text(&self) -> String {
-        use std::fmt::Write;
         let (tenants, known_rules, class_limits, windows, seeds, revisions) = {
             let inner = self.inner.lock().await;
             let tenants: Vec<String> = inner.rows.keys().cloned().collect();
@@ -679,142 +679,185 @@ impl Agent {
             }
             Err(_) => 0,
         };
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        let _ = writeln!(out, "# HELP tollgate_sbc_up Kamailio answers JSON-RPC.");
-        let _ = writeln!(out, "# TYPE tollgate_sbc_up gauge\ntollgate_sbc_up {up}");
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_tenant_revision_info The revision each applied tenant holds (1 per tenant).\n# TYPE tollgate_tenant_revision_info gauge"
+        let o = &mut out;
+        family(
+            o,
+            "tollgate_sbc_up",
+            "gauge",
+            Some("Kamailio answers JSON-RPC."),
+        );
+        sample(o, "tollgate_sbc_up", &[], up);
+        family(
+            o,
+            "tollgate_tenant_revision_info",
+            "gauge",
+            Some("The revision each applied tenant holds (1 per tenant)."),
         );
         for (t, r) in &revisions {
-            let _ = writeln!(
-                out,
-                "tollgate_tenant_revision_info{{tenant=\"{}\",revision=\"{}\"}} 1",
-                esc(t),
-                esc(r)
+            sample(
+                o,
+                "tollgate_tenant_revision_info",
+                &[("tenant", t), ("revision", r)],
+                1,
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_calls_total INVITEs evaluated by the SBC since its start (tg_stat).\n# TYPE tollgate_calls_total counter"
+        family(
+            o,
+            "tollgate_calls_total",
+            "counter",
+            Some("INVITEs evaluated by the SBC since its start (tg_stat)."),
         );
-        for ((t, o, r), n) in &calls {
-            let _ = writeln!(
-                out,
-                "tollgate_calls_total{{tenant=\"{}\",outcome=\"{}\",rule=\"{}\"}} {n}",
-                esc(t),
-                esc(o),
-                esc(r)
+        for ((t, oc, r), n) in &calls {
+            sample(
+                o,
+                "tollgate_calls_total",
+                &[("tenant", t), ("outcome", oc), ("rule", r)],
+                n,
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_concurrent_calls Calls up per tenant (dialog profile tg_t).\n# TYPE tollgate_concurrent_calls gauge"
+        family(
+            o,
+            "tollgate_concurrent_calls",
+            "gauge",
+            Some("Calls up per tenant (dialog profile tg_t)."),
         );
         for t in &tenants {
             if let Ok(v) = self.rpc.call("dlg.profile_get_size", &["tg_t", t]).await {
-                let n = v.as_u64().unwrap_or(0);
-                let _ = writeln!(
-                    out,
-                    "tollgate_concurrent_calls{{tenant=\"{}\"}} {n}",
-                    esc(t)
+                sample(
+                    o,
+                    "tollgate_concurrent_calls",
+                    &[("tenant", t)],
+                    v.as_u64().unwrap_or(0),
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_concurrent_calls_by_class Calls up per tenant and limited class (dialog profile tg_c).\n# TYPE tollgate_concurrent_calls_by_class gauge"
+        family(
+            o,
+            "tollgate_concurrent_calls_by_class",
+            "gauge",
+            Some("Calls up per tenant and limited class (dialog profile tg_c)."),
         );
         for (t, c) in &class_limits {
             let key = format!("{t}::{c}");
             if let Ok(v) = self.rpc.call("dlg.profile_get_size", &["tg_c", &key]).await {
-                let n = v.as_u64().unwrap_or(0);
-                let _ = writeln!(
-                    out,
-                    "tollgate_concurrent_calls_by_class{{tenant=\"{}\",class=\"{}\"}} {n}",
-                    esc(t),
-                    esc(c)
+                sample(
+                    o,
+                    "tollgate_concurrent_calls_by_class",
+                    &[("tenant", t), ("class", c)],
+                    v.as_u64().unwrap_or(0),
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_calls_by_country_total Allowed calls (emergency calls excepted) per tenant and destination country, ZZ = no country (tg_stat).\n# TYPE tollgate_calls_by_country_total counter"
+        family(
+            o,
+            "tollgate_calls_by_country_total",
+            "counter",
+            Some(
+                "Allowed calls (emergency calls excepted) per tenant and destination country, ZZ = no country (tg_stat).",
+            ),
         );
         for ((t, c), n) in &by_country {
-            let _ = writeln!(
-                out,
-                "tollgate_calls_by_country_total{{tenant=\"{}\",country=\"{c}\"}} {n}",
-                esc(t)
+            sample(
+                o,
+                "tollgate_calls_by_country_total",
+                &[("tenant", t), ("country", c)],
+                n,
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_rate_limit_calls_total Calls counted against a call-rate limit that has a warning level, per tenant and limit rule (tg_stat).\n# TYPE tollgate_rate_limit_calls_total counter"
+        family(
+            o,
+            "tollgate_rate_limit_calls_total",
+            "counter",
+            Some(
+                "Calls counted against a call-rate limit that has a warning level, per tenant and limit rule (tg_stat).",
+            ),
         );
         for ((t, r), n) in &rated {
-            let _ = writeln!(
-                out,
-                "tollgate_rate_limit_calls_total{{tenant=\"{}\",rule=\"{}\"}} {n}",
-                esc(t),
-                esc(r)
+            sample(
+                o,
+                "tollgate_rate_limit_calls_total",
+                &[("tenant", t), ("rule", r)],
+                n,
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_window_open 1 while the tenant's time window is open (the evaluator's semantics, at scrape time).\n# TYPE tollgate_window_open gauge"
+        family(
+            o,
+            "tollgate_window_open",
+            "gauge",
+            Some(
+                "1 while the tenant's time window is open (the evaluator's semantics, at scrape time).",
+            ),
         );
         let now = jiff::Timestamp::now();
         for (t, w) in &windows {
             if let Ok(open) = tollgate_policy::window::is_open(w, now) {
-                let _ = writeln!(
-                    out,
-                    "tollgate_window_open{{tenant=\"{}\",window=\"{}\"}} {}",
-                    esc(t),
-                    esc(&w.name),
-                    u8::from(open)
+                sample(
+                    o,
+                    "tollgate_window_open",
+                    &[("tenant", t), ("window", &w.name)],
+                    u8::from(open),
                 );
             }
         }
         let m = &self.metrics;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_agent_applies_total Applies by result.\n# TYPE tollgate_agent_applies_total counter"
+        family(
+            o,
+            "tollgate_agent_applies_total",
+            "counter",
+            Some("Applies by result."),
         );
         for (r, a) in [
             ("ok", &m.applies_ok),
             ("rejected", &m.applies_rejected),
             ("failed", &m.applies_failed),
         ] {
-            let _ = writeln!(
-                out,
-                "tollgate_agent_applies_total{{result=\"{r}\"}} {}",
-                g(a)
-            );
+            sample(o, "tollgate_agent_applies_total", &[("result", r)], g(a));
         }
-        let _ = writeln!(
-            out,
-            "# TYPE tollgate_agent_reloads_total counter\ntollgate_agent_reloads_total {}",
-            g(&m.reloads)
+        for (name, a) in [
+            ("tollgate_agent_reloads_total", &m.reloads),
+            ("tollgate_agent_reload_failures_total", &m.reload_failures),
+            ("tollgate_agent_recoveries_total", &m.recoveries),
+        ] {
+            family(o, name, "counter", None);
+            sample(o, name, &[], g(a));
+        }
+        family(
+            o,
+            "tollgate_agent_last_apply_seconds",
+            "gauge",
+            Some("Duration of the last apply."),
         );
-        let _ = writeln!(
-            out,
-            "# TYPE tollgate_agent_reload_failures_total counter\ntollgate_agent_reload_failures_total {}",
-            g(&m.reload_failures)
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE tollgate_agent_recoveries_total counter\ntollgate_agent_recoveries_total {}",
-            g(&m.recoveries)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_agent_last_apply_seconds Duration of the last apply.\n# TYPE tollgate_agent_last_apply_seconds gauge\ntollgate_agent_last_apply_seconds {}",
-            g(&m.last_apply_us) as f64 / 1e6
+        sample(
+            o,
+            "tollgate_agent_last_apply_seconds",
+            &[],
+            g(&m.last_apply_us) as f64 / 1e6,
         );
         out
     }
+}
+
+/// The `# HELP` (if any) and `# TYPE` lines of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: Option<&str>) {
+    if let Some(h) = help {
+        let _ = writeln!(out, "# HELP {name} {h}");
+    }
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One sample, `name{label="value",...} value`, the label values escaped
+/// (`\` and `"`).
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    out.push_str(name);
+    for (i, (k, v)) in labels.iter().enumerate() {
+        let v = v.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = write!(out, "{}{k}=\"{v}\"", if i == 0 { '{' } else { ',' });
+    }
+    if !labels.is_empty() {
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
 }
 
 /// Timings of the live part of an apply (swap, reload, read-back).
@@ -991,6 +1034,24 @@ mod tests {
         for bad in ["", "fr", "FRA", "F", "F1", "\"\"", "É"] {
             assert_eq!(country_label(bad), "ZZ", "{bad}");
         }
+    }
+
+    #[test]
+    fn metric_text_lines() {
+        let mut out = String::new();
+        super::family(&mut out, "m_total", "counter", Some("Calls."));
+        super::sample(
+            &mut out,
+            "m_total",
+            &[("tenant", "a\"b\\c"), ("rule", "r")],
+            3,
+        );
+        super::family(&mut out, "u", "gauge", None);
+        super::sample(&mut out, "u", &[], 0.5);
+        assert_eq!(
+            out,
+            "# HELP m_total Calls.\n# TYPE m_total counter\nm_total{tenant=\"a\\\"b\\\\c\",rule=\"r\"} 3\n# TYPE u gauge\nu 0.5\n"
+        );
     }
 
     #[test]
