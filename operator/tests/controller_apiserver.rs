@@ -166,10 +166,7 @@ async fn scenario(client: &Client, ns: &str) -> R {
     let mut agents = testkit::start_agents(3, TOKEN).await?;
     agents.sort_by_key(|a| format!("127.0.0.1:{}", a.addr().port()));
 
-    testkit::create_token_secret(client, ns, TOKEN).await?;
-    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
-    let fleet = testkit::static_fleet("edge", &agents, 9443, true);
-    fleets.create(&PostParams::default(), &fleet).await?;
+    testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
 
     let ctl = start_controller(client, ns);
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);

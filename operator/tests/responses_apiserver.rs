@@ -25,7 +25,7 @@ use tollgate_crds::policy::{
 use tollgate_crds::toll_policy::{
     AcknowledgedReason, FleetReference, RolloutStrategy, TollPolicyPhase,
 };
-use tollgate_crds::{SbcFleet, TollPolicy, TollPolicySpec};
+use tollgate_crds::{TollPolicy, TollPolicySpec};
 use tollgate_operator::alerts::http::Receiver;
 use tollgate_operator::alerts::{AlertAction, AlertRef, AlertSink};
 use tollgate_operator::controller::agents::HttpAgents;
@@ -85,10 +85,7 @@ async fn responses_reach_every_agent_and_status() {
 
 async fn scenario(client: &Client, ns: &str) -> R {
     let mut agents = testkit::start_agents(2, TOKEN).await?;
-    testkit::create_token_secret(client, ns, TOKEN).await?;
-    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
-    let fleet = testkit::static_fleet("edge", &agents, 9443, true);
-    fleets.create(&PostParams::default(), &fleet).await?;
+    testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
 
     let config = Config {
         namespace: Some(ns.to_owned()),
@@ -206,10 +203,7 @@ async fn scenario(client: &Client, ns: &str) -> R {
 
         // 4. a new target gets the active block from the reconciler
         agents.push(FakeAgent::start(TOKEN).await?);
-        let patch = json!({"spec": {"endpoints": testkit::endpoints(&agents)}});
-        fleets
-            .patch("edge", &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        testkit::set_edge_agents(client, ns, &agents).await?;
         let newest = agents.last().unwrap();
         wait_for("the new target holds the block", 30, POLL, || async {
             Ok(newest
@@ -420,14 +414,7 @@ async fn a_released_alert_stays_released_across_a_restart() {
 
 async fn restart_scenario(client: &Client, ns: &str) -> R {
     let agents = testkit::start_agents(2, TOKEN).await?;
-    testkit::create_token_secret(client, ns, TOKEN).await?;
-    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
-    fleets
-        .create(
-            &PostParams::default(),
-            &testkit::static_fleet("edge", &agents, 9443, true),
-        )
-        .await?;
+    testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
     create_policy(
         &api,
@@ -582,14 +569,7 @@ async fn a_full_status_folds_and_keeps_every_response() {
 
 async fn fold_scenario(client: &Client, ns: &str) -> R {
     let mut agents = testkit::start_agents(2, TOKEN).await?;
-    testkit::create_token_secret(client, ns, TOKEN).await?;
-    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
-    fleets
-        .create(
-            &PostParams::default(),
-            &testkit::static_fleet("edge", &agents, 9443, true),
-        )
-        .await?;
+    testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
     create_policy(
         &api,
@@ -663,10 +643,7 @@ async fn fold_scenario(client: &Client, ns: &str) -> R {
         // the reconciler renders the blocks from status: a new agent gets
         // the folded response's block too
         agents.push(FakeAgent::start(TOKEN).await?);
-        let patch = json!({"spec": {"endpoints": testkit::endpoints(&agents)}});
-        fleets
-            .patch("edge", &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        testkit::set_edge_agents(client, ns, &agents).await?;
         let newest = agents.last().ok_or("no agent")?;
         wait_for("the new agent holds the folded block", 30, POLL, || async {
             let b = newest.blocks();

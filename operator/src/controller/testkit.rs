@@ -205,6 +205,32 @@ pub async fn create_token_secret(client: &Client, ns: &str, token: &str) -> R {
     Ok(())
 }
 
+/// The usual test fleet in `ns`: the Secret of `token` and the static
+/// SbcFleet `edge` of `agents` (agent port 9443) that names it.
+pub async fn create_edge_fleet(client: &Client, ns: &str, agents: &[FakeAgent], token: &str) -> R {
+    create_token_secret(client, ns, token).await?;
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    fleets
+        .create(
+            &PostParams::default(),
+            &static_fleet("edge", agents, 9443, true),
+        )
+        .await
+        .map_err(|e| format!("creating SbcFleet edge in {ns}: {e}"))?;
+    Ok(())
+}
+
+/// Points the fleet `edge` of [`create_edge_fleet`] at `agents`.
+pub async fn set_edge_agents(client: &Client, ns: &str, agents: &[FakeAgent]) -> R {
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({"spec": {"endpoints": endpoints(agents)}});
+    fleets
+        .patch("edge", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| format!("patching SbcFleet edge in {ns}: {e}"))?;
+    Ok(())
+}
+
 /// The static endpoints (`127.0.0.1:<port>`) of `agents`.
 pub fn endpoints(agents: &[FakeAgent]) -> Vec<StaticEndpoint> {
     agents
