@@ -8,11 +8,13 @@
 #     instructions per call, which do not depend on the machine's load:
 #     scripts/bench-sbc-instructions.sh;
 #  2. the time to apply a 100,000-prefix revision of acme through the agent
-#     while ~300 calls/s flow (TG_BENCH_FLOW_S seconds): from the PUT to the
-#     new policy enforced (last reload answered), the part during which
-#     Kamailio is touched (swap + reload, then + read-back), the PUT's
-#     answer; and the calls that did not get 200, in total and those whose
-#     INVITE was sent during the apply (per-call SIPp timestamps).
+#     while ~300 calls/s flow (TG_BENCH_FLOW_S seconds), both ways the agent
+#     offers: a one-shot PUT (acme-big), then a staged apply of the next
+#     revision (acme-big2: stage, then commit). For each: from the call to
+#     the new policy enforced (last reload answered), the part during which
+#     Kamailio is touched (swap + reload, then + read-back), the answer; the
+#     stage's time; and the calls that did not get 200, in total and those
+#     whose INVITE was sent during each call (per-call SIPp timestamps).
 #     Targets: < 0.5 s, zero failed.
 #
 #   scripts/bench-sbc.sh
@@ -74,6 +76,17 @@ big["limits"] = []
 big["crypto"] = small["crypto"]
 json.dump({"revision": "acme-r1", "policy": small}, open(sys.argv[3] + "/r1.json", "w"))
 json.dump({"revision": "acme-big", "policy": big}, open(sys.argv[3] + "/big.json", "w"))
+# acme-big2, for the staged apply: every 50th generated prefix flipped
+# (none that the flow's number falls under)
+flow = "14155550100"
+flipped = 0
+for i, d in enumerate(big["destinations"]):
+    if d["rule"].startswith("dst:big:") and i % 50 == 0 and not flow.startswith(d["prefix"]):
+        d["action"] = "deny" if d["action"] == "allow" else "allow"
+        flipped += 1
+json.dump({"revision": "acme-big2", "policy": big}, open(sys.argv[3] + "/big2.json", "w"))
+json.dump({"revision": "acme-big2"}, open(sys.argv[3] + "/commit2.json", "w"))
+print("acme-big2:", flipped, "destinations flipped")
 print("big policy:", len(big["destinations"]), "destinations,", len(big["classes"]), "class prefixes")
 PY
 
@@ -89,8 +102,21 @@ TG_UAS_TIMEOUT=900 scripts/sbc.sh uas-start "$NAME" "$UAS_IP" 5070
 start_sbc() { # CFG
   TG_CFG=$1 TG_SHM_MB=1024 TG_RELAY=$UAS_IP:5070 scripts/sbc.sh start "$NAME" "$SBC_IP" 5060 "$WORK/data"
 }
-put() { curl -sS --max-time 300 -o "$WORK/resp" -w '%{http_code}' -X PUT -H "Authorization: Bearer $TOKEN" \
-  -H 'Content-Type: application/json' --data-binary "@$1" "$AGENT/v1/tenants/acme"; }
+# call METHOD BODY PATH ANSWER -> HTTP status; the answer in ANSWER
+call() { curl -sS --max-time 300 -o "$4" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' --data-binary "@$2" "$AGENT/v1/tenants/acme$3"; }
+put() { call PUT "$1" "" "$WORK/resp"; }
+# timed LABEL METHOD BODY PATH: one call to the agent during the flow; its
+# Unix ms window and answer go to $WORK/windows and $WORK/LABEL.resp
+timed() {
+  local t0 t1 code
+  t0=$(date +%s%N)
+  code=$(call "$2" "$3" "$4" "$WORK/$1.resp")
+  t1=$(date +%s%N)
+  echo "$1 $((t0 / 1000000)) $((t1 / 1000000))" >> "$WORK/windows"
+  echo "$1: $code in $(( (t1 - t0) / 1000000 )) ms; load average $(loadavg); agent: $("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("timingsMs", d), "reloaded:", d.get("reloaded"), "revalidated:", d.get("revalidated"))' "$WORK/$1.resp")"
+  [ "$code" = 200 ] || die "$1: answered $code"
+}
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
@@ -180,23 +206,27 @@ load flow +14155550100 "$n" 300 > "$WORK/flow.rate" &
 FLOW=$!
 sleep $((FLOW_S / 3))
 echo "load average before the PUT: $(loadavg)"
-t0=$(date +%s%N)
-code=$(put "$WORK/big.json")
-t1=$(date +%s%N)
-echo "$((t0 / 1000000)) $((t1 / 1000000))" > "$WORK/put.window"
-wall=$(( (t1 - t0) / 1000000 ))
-echo "PUT acme-big: $code in $wall ms; load average $(loadavg); agent: $("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("timingsMs", d), "reloaded:", d.get("reloaded"))' "$WORK/resp")"
+: > "$WORK/windows"
+# one-shot: PUT acme-big (checks, trial, swap, reload, read-back in one call)
+timed put PUT "$WORK/big.json" ""
+sleep 2
+# two-phase: stage acme-big2 (checks and trial; the live SBC untouched), then
+# commit it (swap, reload, read-back)
+timed stage POST "$WORK/big2.json" /stage
+sleep 1
+timed commit POST "$WORK/commit2.json" /commit
 wait $FLOW || true
 echo "load average after the flow: $(loadavg)"
 # attribution: per call, the INVITE's send time (SIPp clock + its start) vs
-# the apply's instants
+# the calls' windows and the instants the agent reports
 "$PY" - "$WORK" "$n" <<'PY'
 import json, re, sys
 w, n = sys.argv[1], int(sys.argv[2])
 t0 = int(open(w + "/flow.t0").read())
-put0, put1 = map(int, open(w + "/put.window").read().split())
-r = json.load(open(w + "/resp"))
-live0, enf, live1 = r.get("liveStartUnixMs"), r.get("enforcedUnixMs"), r.get("liveEndUnixMs")
+win = {}
+for line in open(w + "/windows"):
+    label, a, b = line.split()
+    win[label] = (int(a), int(b), json.load(open(f"{w}/{label}.resp")))
 start, result, bye = {}, {}, {}
 for line in open(w + "/flow.log", errors="replace"):
     m = re.match(r"START (\d+) (\d+)", line)
@@ -213,13 +243,21 @@ failed = sorted(c for c in start if c not in result or result[c][1] != "200" or 
 sipp_failed = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", open(w + "/flow.out", errors="replace").read())
 def during(c, a, b):
     return a is not None and b is not None and a <= start[c] + base <= b
-print(f"RESULT apply: PUT->enforced {enf - put0 if enf else '?'} ms, PUT answered in {put1 - put0} ms, "
-      f"Kamailio touched (swap+reload) {enf - live0 if enf else '?'} ms, "
-      f"(swap+reload+read-back) {live1 - live0 if live1 else '?'} ms")
+def sent(a, b):
+    return f"{sum(during(c, a, b) for c in failed)} failed among the {sum(during(c, a, b) for c in start)} sent"
+put0, put1, r = win["put"]
+print(f"RESULT apply, one-shot PUT: PUT->enforced {r['enforcedUnixMs'] - put0} ms, PUT answered in {put1 - put0} ms, "
+      f"Kamailio touched (swap+reload) {r['enforcedUnixMs'] - r['liveStartUnixMs']} ms, "
+      f"(swap+reload+read-back) {r['liveEndUnixMs'] - r['liveStartUnixMs']} ms; {sent(put0, put1)} during the PUT")
+s0, s1, _ = win["stage"]
+c0, c1, r = win["commit"]
+print(f"RESULT apply, staged: stage answered in {s1 - s0} ms (checks and trial, live SBC untouched; {sent(s0, s1)} meanwhile); "
+      f"commit->enforced {r['enforcedUnixMs'] - c0} ms, commit answered in {c1 - c0} ms, "
+      f"Kamailio touched (swap+reload) {r['enforcedUnixMs'] - r['liveStartUnixMs']} ms, "
+      f"(swap+reload+read-back) {r['liveEndUnixMs'] - r['liveStartUnixMs']} ms, revalidated {r.get('revalidated')}; "
+      f"{sent(c0, c1)} during the commit")
 print(f"RESULT flow: {n} calls offered, {len(start)} INVITEs sent, {ok} x 200, "
-      f"{len(failed)} failed (no 200 or no BYE 200; SIPp's failed-call count {sipp_failed[1] if sipp_failed else '?'}); "
-      f"{sum(during(c, put0, put1) for c in failed)} failed among the {sum(during(c, put0, put1) for c in start)} sent during the PUT, "
-      f"{sum(during(c, live0, live1) for c in failed)} among the {sum(during(c, live0, live1) for c in start)} sent while Kamailio was touched")
+      f"{len(failed)} failed (no 200 or no BYE 200; SIPp's failed-call count {sipp_failed[1] if sipp_failed else '?'})")
 # why SIPp gave up on each failed call: its error file (-trace_err), first
 # event per call (an abort, with the message received and the scenario index)
 why = {}

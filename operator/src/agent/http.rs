@@ -82,6 +82,7 @@ fn apply_result(r: Result<Value, ApplyError>) -> Resp {
         ),
         Err(ApplyError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
         Err(ApplyError::Failed(m)) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Err(ApplyError::Conflict(m)) => error(StatusCode::CONFLICT, m),
     }
 }
 
@@ -94,6 +95,39 @@ pub fn state_filter(query: Option<&str>) -> Result<Option<String>, &'static str>
     match q.split_once('=') {
         Some(("tenant", t)) if tenant_ok(t) => Ok(Some(t.to_owned())),
         _ => Err("the only query of /v1/state is tenant=<tenant name>"),
+    }
+}
+
+/// The revision and policy of a `PUT /v1/tenants/{t}` or `POST
+/// …/stage` body; `Err`: the answer to send.
+async fn revision_body(t: &str, req: Request<Incoming>) -> Result<(String, CompiledPolicy), Resp> {
+    if !tenant_ok(t) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "bad tenant name in the path",
+        ));
+    }
+    let mut body = body_json(req).await?;
+    let Some(rev) = body
+        .get("revision")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "`revision` (a string) is required",
+        ));
+    };
+    let Some(policy) = body.get_mut("policy").map(Value::take) else {
+        return Err(error(StatusCode::BAD_REQUEST, "`policy` is required"));
+    };
+    match serde_json::from_value(policy) {
+        Ok(p) => Ok((rev, p)),
+        Err(e) => Err(reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": "rejected; the previous state stays in force",
+                   "reasons": [format!("malformed policy: {e}")]}),
+        )),
     }
 }
 
@@ -134,34 +168,31 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
         },
         (Method::PUT, ["v1", "tenants", t]) => {
             let t = t.to_string();
+            match revision_body(&t, req).await {
+                Ok((rev, policy)) => apply_result(agent.apply(&t, Some((rev, policy))).await),
+                Err(r) => r,
+            }
+        }
+        (Method::POST, ["v1", "tenants", t, "stage"]) => {
+            let t = t.to_string();
+            match revision_body(&t, req).await {
+                Ok((rev, policy)) => apply_result(agent.stage(&t, rev, policy).await),
+                Err(r) => r,
+            }
+        }
+        (Method::POST, ["v1", "tenants", t, "commit"]) => {
+            let t = t.to_string();
             if !tenant_ok(&t) {
                 return error(StatusCode::BAD_REQUEST, "bad tenant name in the path");
             }
-            let mut body = match body_json(req).await {
+            let body = match body_json(req).await {
                 Ok(v) => v,
                 Err(r) => return r,
             };
-            let Some(rev) = body
-                .get("revision")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-            else {
+            let Some(rev) = body.get("revision").and_then(Value::as_str) else {
                 return error(StatusCode::BAD_REQUEST, "`revision` (a string) is required");
             };
-            let Some(policy) = body.get_mut("policy").map(Value::take) else {
-                return error(StatusCode::BAD_REQUEST, "`policy` is required");
-            };
-            let policy: CompiledPolicy = match serde_json::from_value(policy) {
-                Ok(p) => p,
-                Err(e) => {
-                    return reply(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        json!({"error": "rejected; the previous state stays in force",
-                               "reasons": [format!("malformed policy: {e}")]}),
-                    );
-                }
-            };
-            apply_result(agent.apply(&t, Some((rev, policy))).await)
+            apply_result(agent.commit(&t, rev).await)
         }
         (Method::DELETE, ["v1", "tenants", t]) => {
             let t = t.to_string();
@@ -197,6 +228,7 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
             apply_result(agent.block(&key, None).await)
         }
         (_, ["v1", "tenants", _])
+        | (_, ["v1", "tenants", _, "stage" | "commit"])
         | (_, ["v1", "blocks"])
         | (_, ["v1", "state"])
         | (_, ["metrics"]) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),

@@ -62,9 +62,64 @@ struct Inner {
     rows: BTreeMap<String, TenantRows>,
     bundle_hash: String,
     last_error: Option<String>,
-    /// The warm trial instance (`TrialConfig::warm`), holding what the live
-    /// SBC holds.
+    /// The warm trial instance (`TrialConfig::warm`), holding the last
+    /// bundle checked.
     warm: Option<trial::Instance>,
+    /// Revisions staged and not yet committed, per tenant.
+    staged: BTreeMap<String, Staged>,
+}
+
+/// A staged revision (`Agent::stage`).
+#[derive(Debug)]
+struct Staged {
+    revision: String,
+    policy: CompiledPolicy,
+    /// The checks' result, kept for the newest stage only (it holds every
+    /// tenant's rows); without it a commit checks again.
+    checked: Option<Box<Checked>>,
+}
+
+/// What the checks before the live SBC is touched produced.
+#[derive(Debug)]
+struct Checked {
+    /// The state they were made against.
+    base: Base,
+    prepared: Prepared,
+    report: trial::TrialReport,
+    checks_ms: f64,
+    trial_ms: f64,
+    /// When the revision was rendered (its windows start there).
+    at: jiff::Timestamp,
+}
+
+/// What a checked bundle depends on besides the changed tenant: the bundle
+/// applied, the blocks and which of them are still in force.
+#[derive(Debug, PartialEq, Eq)]
+struct Base {
+    bundle_hash: String,
+    blocks: BTreeMap<String, i64>,
+    in_force: BTreeSet<String>,
+}
+
+impl Base {
+    fn of(inner: &Inner, now: i64) -> Base {
+        Base {
+            bundle_hash: inner.bundle_hash.clone(),
+            blocks: inner.state.blocks.clone(),
+            in_force: inner
+                .state
+                .blocks
+                .iter()
+                .filter(|(_, e)| block_in_force(**e, now))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+}
+
+/// A block with expiry `e` (epoch seconds, 0 = until lifted) at `now`.
+fn block_in_force(e: i64, now: i64) -> bool {
+    e == 0 || e > now
 }
 
 /// Counters for `/metrics`.
@@ -77,6 +132,8 @@ pub struct Metrics {
     pub reload_failures: AtomicU64,
     pub recoveries: AtomicU64,
     pub last_apply_us: AtomicU64,
+    /// Revisions staged (checked, not yet committed).
+    pub stages: AtomicU64,
 }
 
 /// Why an apply did not happen.
@@ -88,6 +145,8 @@ pub enum ApplyError {
     NotFound(String),
     /// Failed after the swap; the previous state was restored (500).
     Failed(String),
+    /// A commit of a revision that is not staged (409).
+    Conflict(String),
 }
 
 /// The agent.
@@ -205,12 +264,18 @@ impl Agent {
         let mut inner = self.inner.lock().await;
         let t0 = Instant::now();
         let r = self.apply_locked(&mut inner, tenant, change, t0).await;
-        if !matches!(r, Err(ApplyError::NotFound(_))) {
+        self.account(&mut inner, tenant, &r, t0);
+        r
+    }
+
+    /// Counts and logs an apply's (or commit's) outcome.
+    fn account(&self, inner: &mut Inner, tenant: &str, r: &Result<Value, ApplyError>, t0: Instant) {
+        if !matches!(r, Err(ApplyError::NotFound(_) | ApplyError::Conflict(_))) {
             self.metrics
                 .last_apply_us
                 .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
-        match &r {
+        match r {
             Ok(_) => {
                 self.metrics.applies_ok.fetch_add(1, Ordering::Relaxed);
                 inner.last_error = None;
@@ -226,9 +291,8 @@ impl Agent {
                 inner.last_error = Some(e.clone());
                 eprintln!("agent: {tenant}: FAILED: {e}");
             }
-            Err(ApplyError::NotFound(_)) => {}
+            Err(ApplyError::NotFound(_) | ApplyError::Conflict(_)) => {}
         }
-        r
     }
 
     async fn apply_locked(
@@ -238,33 +302,76 @@ impl Agent {
         change: Option<(String, CompiledPolicy)>,
         t0: Instant,
     ) -> Result<Value, ApplyError> {
+        let checked = self
+            .check_locked(inner, tenant, change.as_ref(), t0)
+            .await?;
+        self.commit_locked(inner, tenant, change, checked, t0).await
+    }
+
+    /// Steps a–b of docs/agent.md: everything an apply checks before the
+    /// live SBC is touched (render, own checks, the trial and its probes).
+    async fn check_locked(
+        &self,
+        inner: &mut Inner,
+        tenant: &str,
+        change: Option<&(String, CompiledPolicy)>,
+        t0: Instant,
+    ) -> Result<Checked, ApplyError> {
         let now = jiff::Timestamp::now();
-        let deleting = change.is_none();
-        let Prepared {
-            cand,
-            bundle,
-            expected,
-            probes,
-        } = prepare(
-            &inner.rows,
-            &inner.state.blocks,
-            tenant,
-            change.as_ref(),
-            now,
-        )?;
-        let t_checks = t0.elapsed();
-        // b. trial load + probes
+        let prepared = prepare(&inner.rows, &inner.state.blocks, tenant, change, now)?;
+        let checks_ms = t0.elapsed().as_secs_f64() * 1e3;
         let report = trial::run(
             &self.cfg.trial,
             &mut inner.warm,
-            &bundle,
-            &expected,
-            &probes,
+            &prepared.bundle,
+            &prepared.expected,
+            &prepared.probes,
         )
         .await
         .map_err(|e| ApplyError::Rejected(vec![e]))?;
-        let t_trial = t0.elapsed();
-        // c-e. swap, reload, read back; f. restore on failure
+        Ok(Checked {
+            base: Base::of(inner, now.as_second()),
+            prepared,
+            report,
+            checks_ms,
+            trial_ms: t0.elapsed().as_secs_f64() * 1e3 - checks_ms,
+            at: now,
+        })
+    }
+
+    /// Steps c–f: swap, reload, read back (restoring the previous state on
+    /// any failure), then persist. `checked` was derived from the state in
+    /// `inner` (the caller makes sure).
+    async fn commit_locked(
+        &self,
+        inner: &mut Inner,
+        tenant: &str,
+        change: Option<(String, CompiledPolicy)>,
+        checked: Checked,
+        t0: Instant,
+    ) -> Result<Value, ApplyError> {
+        // any stage of this tenant is superseded; any other stage's checks
+        // were made against the state this commit replaces
+        inner.staged.remove(tenant);
+        for s in inner.staged.values_mut() {
+            s.checked = None;
+        }
+        let deleting = change.is_none();
+        let Checked {
+            prepared:
+                Prepared {
+                    cand,
+                    bundle,
+                    expected,
+                    ..
+                },
+            report,
+            checks_ms,
+            trial_ms,
+            at,
+            ..
+        } = checked;
+        let t_live = t0.elapsed();
         let live_start = unix_ms();
         let (readback, live) = match self.swap_and_verify(&bundle, &cand, &expected, false).await {
             Ok(rb) => rb,
@@ -299,7 +406,7 @@ impl Agent {
                         rows_hash: rows.hash(),
                         tables: rows.tables.clone(),
                         networks: rows.networks.iter().map(ToString::to_string).collect(),
-                        applied_at: now.to_string(),
+                        applied_at: at.to_string(),
                     },
                 );
             }
@@ -325,14 +432,14 @@ impl Agent {
             "bundleHash": bundle.hash,
             "probes": report.probes,
             "timingsMs": {
-                "checks": t_checks.as_secs_f64() * 1e3,
+                "checks": checks_ms,
                 "trialStart": report.start_ms,
                 "trialWarm": report.warm,
-                "trial": (t_trial - t_checks).as_secs_f64() * 1e3,
+                "trial": trial_ms,
                 "swap": live.swap_ms,
                 "reload": live.reload_ms,
                 "readback": live.readback_ms,
-                "swapReloadReadback": (t_total - t_trial).as_secs_f64() * 1e3,
+                "swapReloadReadback": (t_total - t_live).as_secs_f64() * 1e3,
                 "total": t_total.as_secs_f64() * 1e3,
             },
             // wall-clock instants (Unix ms): the live SBC is first touched
@@ -343,6 +450,113 @@ impl Agent {
             "liveEndUnixMs": live.end_unix_ms,
             "reloaded": live.reloaded,
         }))
+    }
+
+    /// The first half of a two-phase apply (docs/agent.md, "Staged
+    /// applies"): checks the revision exactly as a PUT does (render, own
+    /// checks, trial, probes) without touching the live SBC, and keeps the
+    /// result for [`Agent::commit`]. A later stage of the tenant replaces it.
+    pub async fn stage(
+        &self,
+        tenant: &str,
+        revision: String,
+        policy: CompiledPolicy,
+    ) -> Result<Value, ApplyError> {
+        let mut inner = self.inner.lock().await;
+        let t0 = Instant::now();
+        let change = (revision, policy);
+        let r = self
+            .check_locked(&mut inner, tenant, Some(&change), t0)
+            .await;
+        let checked = match r {
+            Ok(c) => c,
+            Err(e) => {
+                if let ApplyError::Rejected(reasons) = &e {
+                    self.metrics
+                        .applies_rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    eprintln!("agent: {tenant}: stage rejected: {}", reasons.join("; "));
+                }
+                return Err(e);
+            }
+        };
+        self.metrics.stages.fetch_add(1, Ordering::Relaxed);
+        let answer = json!({
+            "tenant": tenant,
+            "revision": change.0,
+            "staged": true,
+            "bundleHash": checked.prepared.bundle.hash,
+            "probes": checked.report.probes,
+            "timingsMs": {
+                "checks": checked.checks_ms,
+                "trialStart": checked.report.start_ms,
+                "trialWarm": checked.report.warm,
+                "trial": checked.trial_ms,
+                "total": t0.elapsed().as_secs_f64() * 1e3,
+            },
+        });
+        // one checked bundle is kept (it holds every tenant's rows): the
+        // newest stage's
+        for s in inner.staged.values_mut() {
+            s.checked = None;
+        }
+        inner.staged.insert(
+            tenant.to_string(),
+            Staged {
+                revision: change.0,
+                policy: change.1,
+                checked: Some(Box::new(checked)),
+            },
+        );
+        Ok(answer)
+    }
+
+    /// The second half: applies the staged `revision` of `tenant` (swap,
+    /// reload, read back, persist; as a PUT from there on). When the state
+    /// changed since the stage (another apply, a block set, lifted or run
+    /// out), or a newer stage took its checked bundle, the revision is
+    /// checked again first (`revalidated` in the answer). Nothing staged
+    /// under that revision: [`ApplyError::Conflict`].
+    pub async fn commit(&self, tenant: &str, revision: &str) -> Result<Value, ApplyError> {
+        let mut inner = self.inner.lock().await;
+        let t0 = Instant::now();
+        let staged = match inner.staged.remove(tenant) {
+            Some(s) if s.revision == revision => s,
+            Some(s) => {
+                let msg = format!(
+                    "revision `{revision}` of tenant `{tenant}` is not staged (`{}` is)",
+                    s.revision
+                );
+                inner.staged.insert(tenant.to_string(), s);
+                return Err(ApplyError::Conflict(msg));
+            }
+            None => {
+                return Err(ApplyError::Conflict(format!(
+                    "nothing is staged for tenant `{tenant}`"
+                )));
+            }
+        };
+        let current = Base::of(&inner, jiff::Timestamp::now().as_second());
+        let change = Some((staged.revision, staged.policy));
+        let (r, revalidated) = match staged.checked {
+            Some(c) if c.base == current => {
+                let c = *c;
+                (
+                    self.commit_locked(&mut inner, tenant, change, c, t0).await,
+                    false,
+                )
+            }
+            _ => (
+                self.apply_locked(&mut inner, tenant, change, t0).await,
+                true,
+            ),
+        };
+        self.account(&mut inner, tenant, &r, t0);
+        r.map(|mut v| {
+            v["staged"] = json!(true);
+            v["revalidated"] = json!(revalidated);
+            v
+        })
     }
 
     /// Writes the bundle into the live data dir (changed files only, forward
@@ -818,6 +1032,7 @@ impl Agent {
             ("tollgate_agent_reloads_total", &m.reloads),
             ("tollgate_agent_reload_failures_total", &m.reload_failures),
             ("tollgate_agent_recoveries_total", &m.recoveries),
+            ("tollgate_agent_stages_total", &m.stages),
         ] {
             family(o, name, "counter", None);
             sample(o, name, &[], g(a));
@@ -930,7 +1145,6 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Every tenant's rows with its blocks in force, composed.
 /// What an apply checked before any Kamailio is touched.
 #[derive(Debug)]
 pub struct Prepared {
@@ -992,6 +1206,7 @@ pub fn prepare(
     })
 }
 
+/// Every tenant's rows with its blocks in force, composed.
 fn compose(
     rows: &BTreeMap<String, TenantRows>,
     blocks: &BTreeMap<String, i64>,
@@ -1001,7 +1216,7 @@ fn compose(
     for (t, r) in with.iter_mut() {
         let mine: Vec<ActiveBlock> = blocks
             .iter()
-            .filter(|(_, e)| **e == 0 || **e > now)
+            .filter(|(_, e)| block_in_force(**e, now))
             .filter_map(|(k, e)| {
                 let class = if k == t {
                     None
