@@ -65,6 +65,10 @@ for f in sorted(os.listdir(src)):
         p2 = json.loads(json.dumps(p))
         p2["destinations"].append({"prefix": "1212", "action": "deny", "rule": "dst:prefix:1212"})
         json.dump({"revision": "acme-r2", "policy": p2}, open(os.path.join(out, "acme-r2.json"), "w"))
+        # r3 (staged applies): r2 and +1312 denied
+        p3 = json.loads(json.dumps(p2))
+        p3["destinations"].append({"prefix": "1312", "action": "deny", "rule": "dst:prefix:1312"})
+        json.dump({"revision": "acme-r3", "policy": p3}, open(os.path.join(out, "acme-r3.json"), "w"))
         # bad: a source network the SBC would misread (127.0.0.300 -> .44)
         b = json.loads(json.dumps(p))
         b["sources"]["networks"].append({"cidr": "127.0.0.300/32", "action": "allow", "rule": "src:bad"})
@@ -109,6 +113,9 @@ api() { # METHOD PATH [curl args...] -> prints "CODE" then the body in $WORK/res
   curl -sS --max-time 120 -o "$WORK/resp" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $TOKEN" "$@" "$AGENT$p"
 }
 put_tenant() { api PUT "/v1/tenants/$1" -H 'Content-Type: application/json' --data-binary "@$2"; }
+stage() { api POST "/v1/tenants/$1/stage" -H 'Content-Type: application/json' --data-binary "@$2"; }
+commit() { api POST "/v1/tenants/$1/commit" -H 'Content-Type: application/json' -d "{\"revision\": \"$2\"}"; }
+field() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2]))' "$WORK/resp" "$1"; }
 
 start_agent() {
   "$BIN" --listen "$SBC_IP:9180" --rpc-url "http://$SBC_IP:$RPC_PORT/RPC" --data-dir "$DATA" \
@@ -176,7 +183,7 @@ say "PUT the example tenants (test copies)"
 warm=0 applied=0
 for b in "$WORK"/bodies/*.json; do
   t=$(basename "$b" .json)
-  case $t in bad-*|*-r2) continue ;; esac
+  case $t in bad-*|*-r2|*-r3) continue ;; esac
   code=$(put_tenant "$t" "$b")
   if [ "$code" = 200 ]; then
     ok "PUT $t: 200 $("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print("probes", d["probes"], "timings(ms)", {k: round(v) for k, v in d["timingsMs"].items()})' "$WORK/resp")"
@@ -251,12 +258,56 @@ code=$(api DELETE /v1/blocks/acme)
 check "DELETE /v1/blocks/acme: $code" [ "$code" = 200 ]
 expect_call $ACME +14155550100 "200 dst:national" "unblocked"
 
+say "staged applies: stage checks without touching Kamailio, commit applies"
+sig2=$(data_sig)
+code=$(commit acme acme-r3)
+check "commit of a revision never staged: $code ($(field error))" [ "$code" = 409 ]
+code=$(stage acme "$WORK/bodies/bad-prefix.json")
+check "stage of a bad revision: $code" [ "$code" = 422 ]
+code=$(commit acme acme-bad-prefix)
+check "commit of the refused revision: $code" [ "$code" = 409 ]
+code=$(stage acme "$WORK/bodies/acme-r3.json")
+check "stage acme r3: $code, staged $(field staged), $(field probes) probes" [ "$code" = 200 ] && [ "$(field staged)" = True ]
+check "data files unchanged by the stages" [ "$(data_sig)" = "$sig2" ]
+expect_call $ACME +13125550100 "200 dst:national" "staged, not committed: r2 in force"
+api GET /v1/state > /dev/null
+check "state still says acme-r2" grep -q '"revision": "acme-r2"' "$WORK/resp"
+code=$(commit acme acme-r9)
+check "commit of another revision than the staged one: $code ($(field error))" [ "$code" = 409 ]
+code=$(commit acme acme-r3)
+check "commit acme r3: $code, revalidated $(field revalidated), readbackHash $(field readbackHash | cut -c1-12)" \
+  [ "$code" = 200 ] && [ "$(field revalidated)" = False ] && [ "$(field readbackHash)" != None ]
+expect_call $ACME +13125550100 "403 dst:prefix:1312" "acme r3 after the commit"
+code=$(commit acme acme-r3)
+check "commit of it again: $code" [ "$code" = 409 ]
+# a stage made stale by a change of the state (a block) is checked again
+code=$(stage acme "$WORK/bodies/acme-r2.json")
+check "stage acme r2: $code" [ "$code" = 200 ]
+code=$(api PUT /v1/blocks -H 'Content-Type: application/json' -d '{"key":"globex","expires":0}')
+check "a block of globex meanwhile: $code" [ "$code" = 200 ]
+code=$(commit acme acme-r2)
+check "commit acme r2: $code, revalidated $(field revalidated)" [ "$code" = 200 ] && [ "$(field revalidated)" = True ]
+expect_call $ACME +13125550100 "200 dst:national" "acme r2 again"
+[ -n "$GLOBEX" ] && expect_call "$GLOBEX" +442079460000 "403 block:tenant" "the block of globex stays"
+code=$(api DELETE /v1/blocks/globex)
+check "DELETE /v1/blocks/globex: $code" [ "$code" = 200 ]
+api GET /v1/state > /dev/null
+check "state: acme-r2, every tenant consistent" "$PY" -c '
+import json,sys; d=json.load(open(sys.argv[1]))
+sys.exit(0 if d["tenants"]["acme"]["revision"] == "acme-r2" and all(t["consistent"] for t in d["tenants"].values()) else 1)' "$WORK/resp"
+api GET /metrics > /dev/null
+check "metrics: $(grep '^tollgate_agent_stages_total' "$WORK/resp")" grep -qx 'tollgate_agent_stages_total 2' "$WORK/resp"
+
 say "agent restart: same state"
+code=$(stage acme "$WORK/bodies/acme-r3.json")
+check "stage acme r3 before the restart: $code" [ "$code" = 200 ]
 api GET /v1/state > /dev/null; cp "$WORK/resp" "$WORK/state-before"
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
 start_agent
 api GET /v1/state > /dev/null; cp "$WORK/resp" "$WORK/state-after"
 check "GET /v1/state identical after the restart" cmp -s "$WORK/state-before" "$WORK/state-after"
+code=$(commit acme acme-r3)
+check "a stage does not survive the restart: commit $code" [ "$code" = 409 ]
 
 say "the warm trial Kamailio does not outlive the agent"
 # processes of this agent's trial instances: their environment names the trial dir

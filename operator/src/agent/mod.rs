@@ -239,10 +239,26 @@ impl Agent {
         }
     }
 
-    fn persist(&self, state: &Persisted) -> Result<(), String> {
+    /// Writes the state file (the tenants as given, the blocks) atomically.
+    /// Borrowed: a change is persisted before `Inner::state` takes it,
+    /// without copying every tenant's policy and rows.
+    fn persist<'a>(
+        &self,
+        tenants: impl Iterator<Item = (&'a String, &'a TenantState)>,
+        blocks: &BTreeMap<String, i64>,
+    ) -> Result<(), String> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            tenants: BTreeMap<&'a String, &'a TenantState>,
+            blocks: &'a BTreeMap<String, i64>,
+        }
         let sf = state_file(&self.cfg.state_dir);
         let tmp = sf.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
+        let view = View {
+            tenants: tenants.collect(),
+            blocks,
+        };
+        let text = serde_json::to_vec(&view).map_err(|e| e.to_string())?;
         (|| -> std::io::Result<()> {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;
@@ -394,32 +410,31 @@ impl Agent {
             }
         };
         // success: persist
-        let mut state = inner.state.clone();
-        match change {
-            Some((rev, policy)) => {
-                let rows = &cand[tenant];
-                state.tenants.insert(
-                    tenant.to_string(),
-                    TenantState {
-                        revision: rev,
-                        policy,
-                        rows_hash: rows.hash(),
-                        tables: rows.tables.clone(),
-                        networks: rows.networks.iter().map(ToString::to_string).collect(),
-                        applied_at: at.to_string(),
-                    },
-                );
+        let key = tenant.to_string();
+        let new = change.map(|(rev, policy)| {
+            let rows = &cand[tenant];
+            TenantState {
+                revision: rev,
+                policy,
+                rows_hash: rows.hash(),
+                tables: rows.tables.clone(),
+                networks: rows.networks.iter().map(ToString::to_string).collect(),
+                applied_at: at.to_string(),
             }
-            None => {
-                state.tenants.remove(tenant);
-            }
-        }
-        if let Err(e) = self.persist(&state) {
+        });
+        let others = inner.state.tenants.iter().filter(|(t, _)| **t != key);
+        if let Err(e) = self.persist(
+            others.chain(new.iter().map(|s| (&key, s))),
+            &inner.state.blocks,
+        ) {
             // Kamailio holds the new state; the next start re-applies the old
             // one from disk, so say so loudly
             return Err(ApplyError::Failed(e));
         }
-        inner.state = state;
+        match new {
+            Some(s) => inner.state.tenants.insert(key, s),
+            None => inner.state.tenants.remove(&key),
+        };
         inner.rows = cand;
         inner.bundle_hash = bundle.hash.clone();
         let t_total = t0.elapsed();
@@ -733,7 +748,7 @@ impl Agent {
         } else if !inner.state.blocks.contains_key(key) {
             return Err(ApplyError::NotFound(format!("no block `{key}`")));
         }
-        let mut state = inner.state.clone();
+        let mut blocks = inner.state.blocks.clone();
         match expires {
             Some(e) => {
                 if e < 0 {
@@ -743,19 +758,20 @@ impl Agent {
                     .call("htable.sets", &["tg_block", key, &e.to_string()])
                     .await
                     .map_err(ApplyError::Failed)?;
-                state.blocks.insert(key.to_string(), e);
+                blocks.insert(key.to_string(), e);
             }
             None => {
                 // absent in memory (e.g. after a restart without the file) is fine
                 let _ = self.rpc.call("htable.delete", &["tg_block", key]).await;
-                state.blocks.remove(key);
+                blocks.remove(key);
             }
         }
-        let bundle = compose(&inner.rows, &state.blocks).map_err(ApplyError::Rejected)?;
+        let bundle = compose(&inner.rows, &blocks).map_err(ApplyError::Rejected)?;
         write::write_bundle(&self.cfg.data_dir, &bundle, SystemTime::now())
             .map_err(|e| ApplyError::Failed(format!("write tg_block: {e}")))?;
-        self.persist(&state).map_err(ApplyError::Failed)?;
-        inner.state = state;
+        self.persist(inner.state.tenants.iter(), &blocks)
+            .map_err(ApplyError::Failed)?;
+        inner.state.blocks = blocks;
         inner.bundle_hash = bundle.hash;
         Ok(json!({"blocks": inner.state.blocks}))
     }
@@ -1240,7 +1256,33 @@ fn compose(
 
 #[cfg(test)]
 mod tests {
-    use super::{country_label, country_of_rule};
+    use super::{Base, Inner, country_label, country_of_rule};
+
+    #[test]
+    fn a_stage_goes_stale_with_the_blocks_in_force() {
+        let mut inner = Inner {
+            bundle_hash: "h1".into(),
+            ..Inner::default()
+        };
+        inner.state.blocks.insert("acme".into(), 0);
+        inner.state.blocks.insert("globex".into(), 1_000);
+        let at_stage = Base::of(&inner, 900);
+        assert_eq!(at_stage, Base::of(&inner, 999), "nothing changed");
+        assert_ne!(at_stage, Base::of(&inner, 1_000), "globex's block ran out");
+        assert!(at_stage.in_force.contains("acme") && at_stage.in_force.contains("globex"));
+        let mut other = Inner {
+            bundle_hash: "h2".into(),
+            ..Inner::default()
+        };
+        other.state.blocks = inner.state.blocks.clone();
+        assert_ne!(at_stage, Base::of(&other, 900), "another bundle applied");
+        other.bundle_hash = "h1".into();
+        other.state.blocks.insert("initech".into(), 0);
+        assert_ne!(at_stage, Base::of(&other, 900), "a block set");
+        other.state.blocks.remove("initech");
+        other.state.blocks.insert("globex".into(), 2_000);
+        assert_ne!(at_stage, Base::of(&other, 900), "a block's expiry moved");
+    }
 
     #[test]
     fn country_labels() {
