@@ -15,6 +15,7 @@
 #   TG_GEOIP_DB  a GeoIP2 .mmdb: enables geo lookups (-A WITH_GEOIP)
 #   TG_TLS_CFG   a tls module config: enables TLS on TG_TLS_PORT (default PORT+2)
 #   TG_SHM_MB    shared memory (default 256), TG_PKG_MB private memory (default 16)
+#   TG_SHM_PREFAULT=1  touch all of it at start (-A WITH_SHM_PREFAULT, tollgate.cfg)
 #   TG_DEBUG=1   verbose log
 #   TG_KAMAILIO_WRAP  a command prefix for kamailio (e.g. "valgrind --tool=callgrind ...")
 #   TG_START_S   seconds to wait for the first RPC answer (default 10); TG_STOP_S
@@ -27,7 +28,7 @@ set -euo pipefail
 
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 
-usage() { sed -n '2,24p' "$0" >&2; exit 2; }
+usage() { sed -n '2,25p' "$0" >&2; exit 2; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -88,6 +89,7 @@ cmd_start() {
   [ -n "${TG_GEOIP_DB:-}" ] && defs+=(-A WITH_GEOIP)
   [ -n "${TG_TLS_CFG:-}" ] && defs+=(-A WITH_TLS)
   [ "${TG_DEBUG:-0}" = 1 ] && defs+=(-A WITH_DEBUG)
+  [ "${TG_SHM_PREFAULT:-0}" = 1 ] && defs+=(-A WITH_SHM_PREFAULT)
   set -a
   # shellcheck disable=SC1091
   . "$dir/env"

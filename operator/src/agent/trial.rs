@@ -56,8 +56,9 @@ fn free_port(ip: &str) -> Result<u16, String> {
 }
 
 /// A trial Kamailio kept running between applies (`TrialConfig::warm`). It
-/// holds what the live SBC holds (the last bundle applied), so loading a
-/// candidate into it rehearses the live reload; the agent discards it
+/// holds the last bundle checked (what the live SBC holds, or a staged
+/// candidate); a candidate's files that differ from its own are written and
+/// reloaded, which rehearses the live reload; the agent discards it
 /// whenever that may no longer be true (a failed trial or live apply, a
 /// changed cfg file, an exited process).
 #[derive(Debug)]
