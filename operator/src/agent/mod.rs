@@ -324,7 +324,7 @@ impl Agent {
         self.commit_locked(inner, tenant, change, checked, t0).await
     }
 
-    /// Steps a–b of docs/agent.md: everything an apply checks before the
+    /// Steps 1–3 of docs/agent.md: everything an apply checks before the
     /// live SBC is touched (render, own checks, the trial and its probes).
     async fn check_locked(
         &self,
@@ -355,7 +355,7 @@ impl Agent {
         })
     }
 
-    /// Steps c–f: swap, reload, read back (restoring the previous state on
+    /// Steps 4–8: swap, reload, read back (restoring the previous state on
     /// any failure), then persist. `checked` was derived from the state in
     /// `inner` (the caller makes sure).
     async fn commit_locked(
@@ -1174,7 +1174,7 @@ pub struct Prepared {
     pub probes: Vec<CompiledPolicy>,
 }
 
-/// The pure part of an apply (steps a of docs/agent.md): render the
+/// The pure part of an apply (steps 1–2 of docs/agent.md): render the
 /// tenant's revision (`Some`) or drop the tenant (`None`), compose the
 /// fleet's bundle with the blocks in force, run the own checks, and derive
 /// the expected read-back. No I/O.
