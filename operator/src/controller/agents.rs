@@ -148,6 +148,11 @@ pub enum StageResult {
 pub enum CommitResult {
     /// The outcome, mapped as a PUT's answer (a 200 confirms the revision).
     Done(ApplyResult),
+    /// A 200 (the outcome, as [`CommitResult::Done`]'s) after the agent
+    /// checked the revision again first (`"revalidated": true`: its state
+    /// changed since the stage, e.g. another tenant's apply or stage), so
+    /// the commit took as long as a PUT.
+    Rechecked(ApplyResult),
     /// 409: the revision is not staged there (the agent restarted since the
     /// stage, or its stage was replaced); also 404/405, an agent that no
     /// longer knows commits (replaced by an older one since the stage).
@@ -327,6 +332,15 @@ pub fn commit_result(status: StatusCode, body: &[u8], revision: &RevisionRef) ->
             status: status.as_u16(),
             message: error_message(body),
         },
+        200 => {
+            let result = apply_result(status, body, Some(revision));
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            if v.get("revalidated").and_then(Value::as_bool) == Some(true) {
+                CommitResult::Rechecked(result)
+            } else {
+                CommitResult::Done(result)
+            }
+        }
         _ => CommitResult::Done(apply_result(status, body, Some(revision))),
     }
 }
@@ -773,6 +787,15 @@ mod tests {
         assert_eq!(
             commit_result(StatusCode::OK, ok.as_bytes(), &r),
             CommitResult::Done(ApplyResult::Ok {
+                hash: r.hash.clone()
+            })
+        );
+        let rechecked = json!({"tenant": "acme", "revision": revision_label(&r),
+                               "readbackHash": "h", "staged": true, "revalidated": true})
+        .to_string();
+        assert_eq!(
+            commit_result(StatusCode::OK, rechecked.as_bytes(), &r),
+            CommitResult::Rechecked(ApplyResult::Ok {
                 hash: r.hash.clone()
             })
         );

@@ -904,7 +904,7 @@ mod tests {
         assert_eq!(h.apply(&t, "beta", &rb, &other).await, confirmed(&rb));
         assert_eq!(
             h.commit(&t, "acme", &r2).await,
-            CommitResult::Done(confirmed(&r2))
+            CommitResult::Rechecked(confirmed(&r2))
         );
         assert!(a.applies().last().unwrap().revalidated);
         // and a refusal then counts
@@ -917,6 +917,29 @@ mod tests {
             CommitResult::Done(ApplyResult::Rejected { .. })
         ));
         assert_eq!(a.tenants().get("acme"), Some(&revision_label(&r2)));
+    }
+
+    #[tokio::test]
+    async fn a_later_stage_of_another_tenant_makes_the_commit_check_again() {
+        let (_a, h, t) = setup().await;
+        let (r1, p1) = (rev(1, 0), sample_policy("acme", 0));
+        let other = sample_policy("beta", 0);
+        let rb = RevisionRef {
+            number: 1,
+            hash: policy_hash(&other),
+        };
+        assert_eq!(h.stage(&t, "acme", &r1, &p1).await, StageResult::Staged);
+        assert_eq!(h.stage(&t, "beta", &rb, &other).await, StageResult::Staged);
+        // the agent keeps the newest stage's checks only (beta's)
+        assert_eq!(
+            h.commit(&t, "acme", &r1).await,
+            CommitResult::Rechecked(confirmed(&r1))
+        );
+        // and acme's commit changed the state beta's checks were made on
+        assert_eq!(
+            h.commit(&t, "beta", &rb).await,
+            CommitResult::Rechecked(confirmed(&rb))
+        );
     }
 
     #[tokio::test]

@@ -374,6 +374,12 @@ async fn act(
                         ctx.metrics.agent_call("commit", result_label(&result));
                         result
                     }
+                    CommitResult::Rechecked(result) => {
+                        ctx.metrics.agent_call("commit", result_label(&result));
+                        tracing::info!(%target, revision = r.number,
+                            "the agent checked the revision again at commit (its state changed since the stage)");
+                        result
+                    }
                     CommitResult::NotStaged { status, message } => {
                         ctx.metrics.agent_call("commit", "not_staged");
                         tracing::info!(%target, status, %message,
