@@ -24,7 +24,8 @@
 #    denied; a rule on those denials joined with
 #    tollgate_tenant_revision_info labels the alert with the revision ->
 #    Alertmanager -> the operator rolls back (phase RolledBack) -> national
-#    calls pass again on every SBC, which hold revision 1.
+#    calls pass again on every SBC, which hold revision 1. Every revision
+#    reached the SBCs staged then committed (agent and operator metrics).
 #
 #   scripts/test-anomaly.sh
 #
@@ -384,6 +385,17 @@ for a in "$A1" "$A2"; do
 done
 
 curl -sS --max-time 5 "http://$OP_IP:18080/metrics" > "$WORK/op-metrics" || true
+# two-phase applies (docs/operator.md): revision 1, the canary's revision 2
+# and the rollback to revision 1 were each staged, then committed; no PUT
+stages=()
+for a in "$A1" "$A2"; do
+  stages+=("$(curl -sS --max-time 5 -H "Authorization: Bearer $(cat "$FTOKEN")" "$a/metrics" | awk '$1 == "tollgate_agent_stages_total" { print $2 }')")
+done
+check "the agents staged revisions (tollgate_agent_stages_total: SBC 1 ${stages[0]}, >= 3; SBC 2 ${stages[1]}, >= 1)" \
+  bash -c "[ '${stages[0]:-0}' -ge 3 ] && [ '${stages[1]:-0}' -ge 1 ]"
+commits=$(awk '$1 == "tollgate_operator_agent_calls_total{call=\"commit\",result=\"ok\"}" { print $2 }' "$WORK/op-metrics")
+check "the restarted operator committed revision 2 and the rollback (commits ok: ${commits:-0}, >= 2), with no PUT" \
+  bash -c "[ '${commits:-0}' -ge 2 ] && ! grep -q 'call=\"apply\"' '$WORK/op-metrics'"
 check "the operator's /metrics has the receiver's counters ($(grep -E '^tollgate_alert_actions_total' "$WORK/op-metrics" | tr '\n' ' '))" \
   bash -c "grep -qE '^tollgate_alert_actions_total\{kind=\"respond\"\} [1-9]' '$WORK/op-metrics' && grep -qE '^tollgate_alert_actions_total\{kind=\"rollback\"\} [1-9]' '$WORK/op-metrics'"
 check "the operator logged no token" bash -c "! grep -q -- '$TOKEN' '$WORK/operator.log' '$WORK/operator-2.log'"

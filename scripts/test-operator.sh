@@ -5,7 +5,8 @@
 # SIPp calls through every SBC. Scenarios (docs/operator.md, "Tests"):
 #
 #   1 static fleet: a TollPolicy (loopback copy of the acme example) rolls out
-#     to 3 SBCs listed as endpoints, token from a Secret; calls and agent state
+#     to 3 SBCs listed as endpoints, token from a Secret; calls and agent state;
+#     each SBC was staged then committed (agent and operator metrics), no PUT
 #   2 `kubectl get tollpolicies` columns, `kubectl get events` reasons
 #   3 a second revision rolls out in observable steps (canary 1, bake 4 s,
 #     batch 1), sampled every 0.3 s
@@ -282,6 +283,22 @@ for i in 1 2 3; do
   check_calls "$i" base
 done
 check "SBC 4 (not in the fleet) untouched: $(rev_on 4)" rev_on_is 4 -
+# two-phase applies (docs/operator.md): each SBC was staged revision 1, then
+# committed it; no PUT
+agent_metric() { # I NAME: a sample of the agent's /metrics (0 when absent)
+  curl -s --max-time 5 -H "Authorization: Bearer $(cat "$TOKEN_FILE")" "$(agent_url "$1")/metrics" |
+    awk -v m="$2" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'
+}
+op_calls() { # METRICS_URL CALL RESULT: the operator's count of agent calls (0 when absent)
+  curl -s --max-time 5 "$1/metrics" |
+    awk -v m="tollgate_operator_agent_calls_total{call=\"$2\",result=\"$3\"}" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'
+}
+for i in 1 2 3; do
+  check "SBC $i: tollgate_agent_stages_total $(agent_metric $i tollgate_agent_stages_total) (revision 1 staged once)" [ "$(agent_metric $i tollgate_agent_stages_total)" = 1 ]
+done
+check "SBC 4: nothing staged: $(agent_metric 4 tollgate_agent_stages_total)" [ "$(agent_metric 4 tollgate_agent_stages_total)" = 0 ]
+check "operator: 3 stages ok, 3 commits ok, no PUT: $(op_calls "$OPS_METRICS" stage ok)/$(op_calls "$OPS_METRICS" commit ok)/$(op_calls "$OPS_METRICS" apply ok)" \
+  [ "$(op_calls "$OPS_METRICS" stage ok)/$(op_calls "$OPS_METRICS" commit ok)/$(op_calls "$OPS_METRICS" apply ok)" = 3/3/0 ]
 
 ##############################################################################
 say "2. kubectl get tollpolicies / events"

@@ -22,7 +22,7 @@ use tollgate_crds::sbc_fleet::SbcBackend;
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
 use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
 use tollgate_operator::controller::agents::{HttpAgents, revision_label};
-use tollgate_operator::controller::fake_agent::{FakeAgent, sample_policy};
+use tollgate_operator::controller::fake_agent::{ApplyRecord, FakeAgent, Via, sample_policy};
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::revisions::{POLICY_LABEL, policy_hash, revision_name};
 use tollgate_operator::controller::{Config, FINALIZER, Operator};
@@ -43,6 +43,11 @@ struct Running {
 }
 
 fn start_controller(client: &Client, ns: &str) -> Running {
+    start_controller_with(client, ns, Arc::new(Metrics::default()))
+}
+
+/// [`start_controller`] counting in `metrics`.
+fn start_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Running {
     let (tx, rx) = oneshot::channel::<()>();
     let config = Config {
         namespace: Some(ns.to_owned()),
@@ -53,7 +58,7 @@ fn start_controller(client: &Client, ns: &str) -> Running {
         Duration::from_secs(3),
         Duration::from_secs(30),
     ));
-    let op = Operator::new(client.clone(), config, agents, Arc::new(Metrics::default()));
+    let op = Operator::new(client.clone(), config, agents, metrics);
     let task = tokio::spawn(op.run(async move {
         let _ = rx.await;
     }));
@@ -394,6 +399,232 @@ async fn scenario(client: &Client, ns: &str) -> R {
     ensure(
         revs.list(&ListParams::default()).await?.items.is_empty(),
         "revisions deleted",
+    )?;
+    ctl.stop().await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- two-phase applies
+
+/// The applies (PUT, commit) of `label` the agent answered.
+fn applies_of(agent: &FakeAgent, label: &str) -> Vec<ApplyRecord> {
+    agent
+        .applies()
+        .into_iter()
+        .filter(|a| a.revision.as_deref() == Some(label))
+        .collect()
+}
+
+/// (via, status) of the applies of `label`.
+fn vias(agent: &FakeAgent, label: &str) -> Vec<(Via, u16)> {
+    applies_of(agent, label)
+        .iter()
+        .map(|a| (a.via, a.status))
+        .collect()
+}
+
+/// Statuses of the stages of `label`.
+fn stage_statuses(agent: &FakeAgent, label: &str) -> Vec<u16> {
+    agent
+        .stages()
+        .iter()
+        .filter(|s| s.revision.as_deref() == Some(label))
+        .map(|s| s.status)
+        .collect()
+}
+
+fn agent_calls(metrics: &Metrics, call: &str, result: &str) -> u64 {
+    let want =
+        format!("tollgate_operator_agent_calls_total{{call=\"{call}\",result=\"{result}\"}} ");
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(want.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_staged_everywhere_then_committed() {
+    testkit::in_testbed_namespace("controller_apiserver", "t-stage", MANAGER, async |c, ns| {
+        two_phase_scenario(c, ns).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+async fn two_phase_scenario(client: &Client, ns: &str) -> R {
+    let mut agents = testkit::start_agents(3, TOKEN).await?;
+    agents.sort_by_key(|a| format!("127.0.0.1:{}", a.addr().port()));
+    // the stages answer at different times (the agent's checks take ~1 s
+    // for a large policy); the commits must all wait for the slowest
+    for (a, ms) in agents.iter().zip([0, 300, 900]) {
+        a.set_delay(Duration::from_millis(ms));
+        a.set_commit_delay(Duration::from_millis(50));
+    }
+    testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ctl = start_controller_with(client, ns, Arc::clone(&metrics));
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    // one batch of every target: no canary, no bake
+    let policy = TollPolicy::new(
+        "acme",
+        TollPolicySpec {
+            tenant: "acme".into(),
+            policy: sample_policy("acme", 0),
+            fleet: FleetReference {
+                name: "edge".into(),
+            },
+            rollout: RolloutStrategy {
+                bake_seconds: 0,
+                ..RolloutStrategy::default()
+            },
+            source_hash: None,
+        },
+    );
+    api.create(&PostParams::default(), &policy).await?;
+
+    // ---- 1. stage on all three, then commit on all three; no PUT
+    wait_phase(&api, TollPolicyPhase::Applied, 1, 60).await?;
+    let l1 = revision_label(&rev(1, 0));
+    ensure(
+        holds(&agents) == vec![Some(l1.clone()); 3],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+    for (i, a) in agents.iter().enumerate() {
+        ensure(
+            stage_statuses(a, &l1) == [200] && vias(a, &l1) == [(Via::Commit, 200)],
+            format!(
+                "agent {i}: stages {:?}, applies {:?}",
+                stage_statuses(a, &l1),
+                vias(a, &l1)
+            ),
+        )?;
+    }
+    let last_stage = agents
+        .iter()
+        .flat_map(|a| a.stages())
+        .map(|s| s.at)
+        .max()
+        .ok_or("no stage")?;
+    let all: Vec<ApplyRecord> = agents.iter().flat_map(|a| applies_of(a, &l1)).collect();
+    let first_commit = all.iter().map(|a| a.received).min().ok_or("no commit")?;
+    let last_commit = all.iter().map(|a| a.at).max().ok_or("no commit")?;
+    let first_stage = agents
+        .iter()
+        .flat_map(|a| a.stages())
+        .map(|s| s.received)
+        .min()
+        .ok_or("no stage")?;
+    eprintln!(
+        "stages {:.2} s (first sent -> last answered), then the commits within {:.2} s \
+         (first sent {:.3} s after the last stage answered)",
+        gap(first_stage, last_stage),
+        gap(first_commit, last_commit),
+        gap(last_stage, first_commit),
+    );
+    ensure(
+        first_commit >= last_stage,
+        format!(
+            "a commit was sent {:.3} s before the last stage answered",
+            gap(first_commit, last_stage)
+        ),
+    )?;
+    ensure(
+        agent_calls(&metrics, "stage", "ok") == 3
+            && agent_calls(&metrics, "commit", "ok") == 3
+            && agent_calls(&metrics, "apply", "ok") == 0,
+        format!("metrics:\n{}", metrics.render()),
+    )?;
+
+    // ---- 2. an agent that predates staged applies (404) gets a PUT
+    agents[2].set_legacy(true);
+    set_variant(&api, 1).await?;
+    wait_phase(&api, TollPolicyPhase::Applied, 2, 60).await?;
+    let l2 = revision_label(&rev(2, 1));
+    ensure(
+        holds(&agents) == vec![Some(l2.clone()); 3],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+    for (i, want) in [(0, Via::Commit), (1, Via::Commit), (2, Via::Put)] {
+        let got = vias(&agents[i], &l2);
+        ensure(
+            got == [(want, 200)],
+            format!("agent {i}: applies of revision 2 {got:?}, want {want:?}"),
+        )?;
+    }
+    ensure(
+        stage_statuses(&agents[2], &l2).is_empty(),
+        "the legacy agent recorded a stage",
+    )?;
+    ensure(
+        agent_calls(&metrics, "stage", "unsupported") == 1
+            && agent_calls(&metrics, "apply", "ok") == 1,
+        format!("metrics:\n{}", metrics.render()),
+    )?;
+    agents[2].set_legacy(false);
+
+    // ---- 3. an agent that lost its stage (409 on commit) gets a PUT
+    agents[1].set_forget_stages(true);
+    set_variant(&api, 2).await?;
+    wait_phase(&api, TollPolicyPhase::Applied, 3, 60).await?;
+    let l3 = revision_label(&rev(3, 2));
+    ensure(
+        holds(&agents) == vec![Some(l3.clone()); 3],
+        format!("agents hold {:?}", holds(&agents)),
+    )?;
+    let got = vias(&agents[1], &l3);
+    ensure(
+        got == [(Via::Commit, 409), (Via::Put, 200)],
+        format!("agent 1: applies of revision 3 {got:?}"),
+    )?;
+    for i in [0, 2] {
+        let got = vias(&agents[i], &l3);
+        ensure(
+            got == [(Via::Commit, 200)],
+            format!("agent {i}: applies of revision 3 {got:?}"),
+        )?;
+    }
+    ensure(
+        agent_calls(&metrics, "commit", "not_staged") == 1,
+        format!("metrics:\n{}", metrics.render()),
+    )?;
+    agents[1].set_forget_stages(false);
+
+    // ---- 4. a target refusing at stage stays on its revision; the others
+    // of the batch commit and the rollout halts (Degraded), as with PUTs
+    agents[0].set_reject_matching("4@", "probe failed: mtree.match d:acme gave no chain");
+    set_variant(&api, 3).await?;
+    let p = wait_phase(&api, TollPolicyPhase::Degraded, 4, 60).await?;
+    let l4 = revision_label(&rev(4, 3));
+    let f = p
+        .status
+        .as_ref()
+        .and_then(|s| s.failures.first().cloned())
+        .ok_or("no failure in status")?;
+    ensure(
+        f.target == format!("127.0.0.1:{}", agents[0].addr().port())
+            && f.reason == "Rejected"
+            && f.revision == 4
+            && f.message.contains("probe failed"),
+        format!("failure {f:?}"),
+    )?;
+    wait_for("agents 1 and 2 on revision 4", 30, POLL, || async {
+        Ok((holds(&agents)[1..] == [Some(l4.clone()), Some(l4.clone())]).then_some(()))
+    })
+    .await?;
+    ensure(
+        holds(&agents)[0].as_deref() == Some(l3.as_str()),
+        format!("the refusing agent holds {:?}", holds(&agents)[0]),
+    )?;
+    ensure(
+        applies_of(&agents[0], &l4).is_empty()
+            && stage_statuses(&agents[0], &l4).first() == Some(&422),
+        format!(
+            "refusing agent: stages {:?}, applies {:?}",
+            stage_statuses(&agents[0], &l4),
+            vias(&agents[0], &l4)
+        ),
     )?;
     ctl.stop().await;
     Ok(())

@@ -83,6 +83,26 @@ pub trait AgentApi: Send + Sync + 'static {
         policy: &'a CompiledPolicy,
     ) -> BoxFuture<'a, ApplyResult>;
 
+    /// `POST /v1/tenants/{tenant}/stage` with the revision: the agent checks
+    /// it as a PUT does (render, own checks, trial start, probes) without
+    /// touching the live SBC, and keeps it for [`AgentApi::commit`].
+    fn stage<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+        revision: &'a RevisionRef,
+        policy: &'a CompiledPolicy,
+    ) -> BoxFuture<'a, StageResult>;
+
+    /// `POST /v1/tenants/{tenant}/commit` `{"revision"}`: the agent applies
+    /// the revision it staged (swap, reload, read back, persist).
+    fn commit<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+        revision: &'a RevisionRef,
+    ) -> BoxFuture<'a, CommitResult>;
+
     /// `DELETE /v1/tenants/{tenant}` (404, already absent, is success).
     fn remove<'a>(&'a self, target: &'a AgentTarget, tenant: &'a str)
     -> BoxFuture<'a, ApplyResult>;
@@ -106,6 +126,43 @@ pub trait AgentApi: Send + Sync + 'static {
     /// `GET /healthz` (no token is sent: the endpoint needs none). `Ok`:
     /// 200; `Err`: why not (no answer, or the status and reason).
     fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// The answer to a stage (`POST /v1/tenants/{tenant}/stage`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageResult {
+    /// The agent checked the revision and keeps it: commit it.
+    Staged,
+    /// 404 or 405: an agent that predates staged applies; send a PUT.
+    Unsupported {
+        /// The status it answered.
+        status: u16,
+    },
+    /// Refused (422 …) or no usable answer: the target's outcome, mapped as
+    /// a PUT's answer would be (never [`ApplyResult::Ok`]).
+    Failed(ApplyResult),
+}
+
+/// The answer to a commit (`POST /v1/tenants/{tenant}/commit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommitResult {
+    /// The outcome, mapped as a PUT's answer (a 200 confirms the revision).
+    Done(ApplyResult),
+    /// A 200 (the outcome, as [`CommitResult::Done`]'s) after the agent
+    /// checked the revision again first (`"revalidated": true`: its state
+    /// changed since the stage, e.g. another tenant's apply or stage), so
+    /// the commit took as long as a PUT.
+    Rechecked(ApplyResult),
+    /// 409: the revision is not staged there (the agent restarted since the
+    /// stage, or its stage was replaced); also 404/405, an agent that no
+    /// longer knows commits (replaced by an older one since the stage).
+    /// Nothing was applied: send a PUT.
+    NotStaged {
+        /// The status it answered.
+        status: u16,
+        /// The agent's `error`.
+        message: String,
+    },
 }
 
 /// `<number>@<hash>`, what the agent stores as the tenant's revision.
@@ -242,6 +299,52 @@ pub fn apply_result(status: StatusCode, body: &[u8], expect: Option<&RevisionRef
     }
 }
 
+/// Maps a stage answer to a [`StageResult`]. `revision`: the one sent.
+pub fn stage_result(status: StatusCode, body: &[u8], revision: &RevisionRef) -> StageResult {
+    match status.as_u16() {
+        200 => {
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let staged = v.get("staged").and_then(Value::as_bool) == Some(true);
+            let got = v.get("revision").and_then(Value::as_str);
+            if staged && got == Some(revision_label(revision).as_str()) {
+                StageResult::Staged
+            } else {
+                // not what a stage answers: no evidence against the revision
+                StageResult::Failed(ApplyResult::Unreachable {
+                    message: format!(
+                        "agent answered the stage 200 without staging it (staged {}, revision {got:?})",
+                        v.get("staged").unwrap_or(&Value::Null)
+                    ),
+                })
+            }
+        }
+        404 | 405 => StageResult::Unsupported {
+            status: status.as_u16(),
+        },
+        _ => StageResult::Failed(apply_result(status, body, Some(revision))),
+    }
+}
+
+/// Maps a commit answer to a [`CommitResult`]. `revision`: the one sent.
+pub fn commit_result(status: StatusCode, body: &[u8], revision: &RevisionRef) -> CommitResult {
+    match status.as_u16() {
+        404 | 405 | 409 => CommitResult::NotStaged {
+            status: status.as_u16(),
+            message: error_message(body),
+        },
+        200 => {
+            let result = apply_result(status, body, Some(revision));
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            if v.get("revalidated").and_then(Value::as_bool) == Some(true) {
+                CommitResult::Rechecked(result)
+            } else {
+                CommitResult::Done(result)
+            }
+        }
+        _ => CommitResult::Done(apply_result(status, body, Some(revision))),
+    }
+}
+
 /// [`AgentApi`] over HTTP/1 (hyper-util's pooled client, plain http).
 #[derive(Clone, Debug)]
 pub struct HttpAgents {
@@ -251,8 +354,8 @@ pub struct HttpAgents {
 }
 
 impl HttpAgents {
-    /// `timeout`: connect and `GET /v1/state`; `apply_timeout`: PUT and
-    /// DELETE (the agent trial-starts Kamailio: seconds).
+    /// `timeout`: connect and `GET /v1/state`; `apply_timeout`: PUT,
+    /// DELETE, stage and commit (the agent trial-starts Kamailio: seconds).
     pub fn new(timeout: Duration, apply_timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
@@ -372,6 +475,57 @@ impl AgentApi for HttpAgents {
             {
                 Ok((status, body)) => apply_result(status, &body, Some(revision)),
                 Err(message) => ApplyResult::Unreachable { message },
+            }
+        })
+    }
+
+    fn stage<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+        revision: &'a RevisionRef,
+        policy: &'a CompiledPolicy,
+    ) -> BoxFuture<'a, StageResult> {
+        Box::pin(async move {
+            let body = json!({"revision": revision_label(revision), "policy": policy});
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            match self
+                .call(
+                    target,
+                    Method::POST,
+                    &format!("/v1/tenants/{tenant}/stage"),
+                    Some(body),
+                    self.apply_timeout,
+                )
+                .await
+            {
+                Ok((status, body)) => stage_result(status, &body, revision),
+                Err(message) => StageResult::Failed(ApplyResult::Unreachable { message }),
+            }
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+        revision: &'a RevisionRef,
+    ) -> BoxFuture<'a, CommitResult> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(&json!({"revision": revision_label(revision)}))
+                .unwrap_or_default();
+            match self
+                .call(
+                    target,
+                    Method::POST,
+                    &format!("/v1/tenants/{tenant}/commit"),
+                    Some(body),
+                    self.apply_timeout,
+                )
+                .await
+            {
+                Ok((status, body)) => commit_result(status, &body, revision),
+                Err(message) => CommitResult::Done(ApplyResult::Unreachable { message }),
             }
         })
     }
@@ -566,6 +720,108 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn stage_answers_map_to_results() {
+        let r = rev(4);
+        let staged = json!({"tenant": "acme", "revision": revision_label(&r), "staged": true,
+                            "bundleHash": "b", "probes": [], "timingsMs": {}})
+        .to_string();
+        assert_eq!(
+            stage_result(StatusCode::OK, staged.as_bytes(), &r),
+            StageResult::Staged
+        );
+        // a 200 that does not say it staged our revision is no evidence
+        // against the revision, and not a confirmation either
+        for odd in [
+            json!({"revision": revision_label(&r)}).to_string(),
+            json!({"revision": revision_label(&rev(3)), "staged": true}).to_string(),
+            "not json".to_owned(),
+        ] {
+            assert!(
+                matches!(
+                    stage_result(StatusCode::OK, odd.as_bytes(), &r),
+                    StageResult::Failed(ApplyResult::Unreachable { .. })
+                ),
+                "{odd}"
+            );
+        }
+        // an old agent: 404 for an unknown path, 405 for a known one
+        let old = json!({"error": "no such endpoint"}).to_string();
+        assert_eq!(
+            stage_result(StatusCode::NOT_FOUND, old.as_bytes(), &r),
+            StageResult::Unsupported { status: 404 }
+        );
+        assert_eq!(
+            stage_result(StatusCode::METHOD_NOT_ALLOWED, b"{}", &r),
+            StageResult::Unsupported { status: 405 }
+        );
+        // refusals map as a PUT's
+        let rej = json!({"error": "rejected; the previous state stays in force",
+                         "reasons": ["probe failed"]})
+        .to_string();
+        assert_eq!(
+            stage_result(StatusCode::UNPROCESSABLE_ENTITY, rej.as_bytes(), &r),
+            StageResult::Failed(ApplyResult::Rejected {
+                reason: "Rejected".into(),
+                message: "rejected; the previous state stays in force; probe failed".into()
+            })
+        );
+        assert!(matches!(
+            stage_result(StatusCode::BAD_REQUEST, b"{}", &r),
+            StageResult::Failed(ApplyResult::Rejected { reason, .. }) if reason == "AgentError"
+        ));
+        for s in [StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE] {
+            assert!(matches!(
+                stage_result(s, b"{}", &r),
+                StageResult::Failed(ApplyResult::Unreachable { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn commit_answers_map_to_results() {
+        let r = rev(4);
+        let ok = json!({"tenant": "acme", "revision": revision_label(&r), "readbackHash": "h",
+                        "staged": true, "revalidated": false})
+        .to_string();
+        assert_eq!(
+            commit_result(StatusCode::OK, ok.as_bytes(), &r),
+            CommitResult::Done(ApplyResult::Ok {
+                hash: r.hash.clone()
+            })
+        );
+        let rechecked = json!({"tenant": "acme", "revision": revision_label(&r),
+                               "readbackHash": "h", "staged": true, "revalidated": true})
+        .to_string();
+        assert_eq!(
+            commit_result(StatusCode::OK, rechecked.as_bytes(), &r),
+            CommitResult::Rechecked(ApplyResult::Ok {
+                hash: r.hash.clone()
+            })
+        );
+        let conflict = json!({"error": "nothing is staged for tenant `acme`"}).to_string();
+        assert_eq!(
+            commit_result(StatusCode::CONFLICT, conflict.as_bytes(), &r),
+            CommitResult::NotStaged {
+                status: 409,
+                message: "nothing is staged for tenant `acme`".into()
+            }
+        );
+        assert!(matches!(
+            commit_result(StatusCode::NOT_FOUND, b"{}", &r),
+            CommitResult::NotStaged { status: 404, .. }
+        ));
+        assert!(matches!(
+            commit_result(StatusCode::INTERNAL_SERVER_ERROR, b"{\"error\": \"reload failed\"}", &r),
+            CommitResult::Done(ApplyResult::Rejected { reason, message })
+                if reason == "ReloadFailed" && message == "reload failed"
+        ));
+        assert!(matches!(
+            commit_result(StatusCode::UNPROCESSABLE_ENTITY, b"{}", &r),
+            CommitResult::Done(ApplyResult::Rejected { reason, .. }) if reason == "Rejected"
+        ));
+    }
+
     #[tokio::test]
     async fn unreachable_agent() {
         // a port nothing listens on
@@ -581,6 +837,15 @@ mod tests {
         assert!(matches!(
             a.remove(&t, "acme").await,
             ApplyResult::Unreachable { .. }
+        ));
+        let p = crate::controller::fake_agent::sample_policy("acme", 0);
+        assert!(matches!(
+            a.stage(&t, "acme", &rev(1), &p).await,
+            StageResult::Failed(ApplyResult::Unreachable { .. })
+        ));
+        assert!(matches!(
+            a.commit(&t, "acme", &rev(1)).await,
+            CommitResult::Done(ApplyResult::Unreachable { .. })
         ));
         assert!(!format!("{t:?}").contains("secret-token"));
     }

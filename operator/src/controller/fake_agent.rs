@@ -1,13 +1,27 @@
 //! A test double of the SBC agent's HTTP API (`docs/agent.md`), served over
 //! real HTTP on a loopback port: bearer token, `PUT`/`DELETE
-//! /v1/tenants/{tenant}`, `GET /v1/state`, `GET /healthz`. Instead of
-//! Kamailio it keeps the tenants in memory; it renders each policy with the
-//! real Kamailio backend (a `RenderError` is a 422, as on the agent) and
-//! reports the rendered rows' hash as both `renderedHash` and
-//! `readbackHash`. Blocks (`PUT /v1/blocks`, `DELETE /v1/blocks/{key}`)
-//! follow the agent's rules (422 for a tenant that is not applied or a bad
-//! class; 404 for an unknown key) and are listed in `blocks` of the state. It records every apply with its time, and can be told to
-//! reject applies, answer slowly, or drop connections (unreachable).
+//! /v1/tenants/{tenant}`, the staged apply (`POST /v1/tenants/{tenant}/stage`
+//! then `…/commit`), `GET /v1/state`, `GET /healthz`. Instead of Kamailio it
+//! keeps the tenants in memory; it renders each policy with the real
+//! Kamailio backend (a `RenderError` is a 422, as on the agent) and reports
+//! the rendered rows' hash as both `renderedHash` and `readbackHash`.
+//!
+//! Staged applies follow the agent: a stage runs the checks a PUT runs and
+//! keeps the revision without changing what the agent holds; a commit of
+//! that revision applies it (409 when it is not staged: never staged,
+//! already committed, another revision staged); when the agent's state
+//! changed since the stage (an apply, a removal, a block) or a later stage
+//! replaced its checked result, the commit checks again first
+//! (`revalidated`). [`FakeAgent::set_legacy`] makes it an agent that
+//! predates staged applies (404 `no such endpoint` for both).
+//!
+//! Blocks (`PUT /v1/blocks`, `DELETE /v1/blocks/{key}`) follow the agent's
+//! rules (422 for a tenant that is not applied or a bad class; 404 for an
+//! unknown key) and are listed in `blocks` of the state. It records every
+//! apply (PUT, commit, DELETE: [`ApplyRecord::via`]) and every stage with
+//! their times, and can be told to reject revisions, answer slowly, forget
+//! its stages (as a restart between stage and commit does), or drop
+//! connections (unreachable).
 //!
 //! For the controller's integration test and the convergence benchmark;
 //! compiled in tests and with the `fake-agent` feature.
@@ -30,17 +44,63 @@ use tollgate_crds::policy::CompiledPolicy;
 use crate::backend::Backend;
 use crate::backend::kamailio::Kamailio;
 
-/// One `PUT` or `DELETE` the fake agent answered.
+/// How an apply reached the fake agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `PUT /v1/tenants/{tenant}`.
+    Put,
+    /// `POST /v1/tenants/{tenant}/commit` of a staged revision.
+    Commit,
+    /// `DELETE /v1/tenants/{tenant}`.
+    Delete,
+}
+
+/// One `PUT`, commit or `DELETE` the fake agent answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplyRecord {
+    /// When the request arrived.
+    pub received: SystemTime,
     /// When the answer was sent.
     pub at: SystemTime,
     /// Tenant.
     pub tenant: String,
-    /// The revision label sent (`None`: a DELETE).
+    /// The revision label sent (`None`: a DELETE; a commit without one).
     pub revision: Option<String>,
     /// HTTP status answered.
     pub status: u16,
+    /// Which request it was.
+    pub via: Via,
+    /// A commit that checked the revision again (the state changed since
+    /// its stage); `false` otherwise.
+    pub revalidated: bool,
+}
+
+/// One `POST /v1/tenants/{tenant}/stage` the fake agent answered (a legacy
+/// agent's 404s are not recorded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageRecord {
+    /// When the request arrived.
+    pub received: SystemTime,
+    /// When the answer was sent.
+    pub at: SystemTime,
+    /// Tenant.
+    pub tenant: String,
+    /// The revision label sent.
+    pub revision: Option<String>,
+    /// HTTP status answered.
+    pub status: u16,
+}
+
+/// A staged revision.
+#[derive(Debug)]
+struct Staged {
+    revision: String,
+    policy: CompiledPolicy,
+    /// The rendered rows' hash.
+    hash: String,
+    /// [`Inner::generation`] when it was checked; `None` once a later stage
+    /// took the checked result (the agent keeps the newest one only).
+    checked_at: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -52,10 +112,21 @@ struct Inner {
     blocks: BTreeMap<String, i64>,
     /// block calls answered: (method, key, status)
     block_log: Vec<(String, String, u16)>,
-    /// (label prefix, reason): refuse PUTs of revisions whose label starts so.
+    /// (label prefix, reason): refuse PUTs and stages (and commits that
+    /// check again) of revisions whose label starts so.
     reject: Option<(String, String)>,
     delay: Duration,
+    commit_delay: Duration,
     unreachable: bool,
+    /// tenant → revision staged
+    staged: BTreeMap<String, Staged>,
+    stage_log: Vec<StageRecord>,
+    /// Bumped by every change of the tenants or blocks held.
+    generation: u64,
+    /// 404 for stage and commit, as an agent that predates them.
+    legacy: bool,
+    /// Answer stages but keep nothing (a restart between stage and commit).
+    forget_stages: bool,
 }
 
 /// A running fake agent; stops when dropped.
@@ -147,9 +218,42 @@ impl FakeAgent {
         format!("http://{}", self.addr)
     }
 
-    /// Every apply and removal answered so far, in order.
+    /// Every apply (PUT or commit) and removal answered so far, in order.
     pub fn applies(&self) -> Vec<ApplyRecord> {
         lock(&self.inner).log.clone()
+    }
+
+    /// Every stage answered so far, in order.
+    pub fn stages(&self) -> Vec<StageRecord> {
+        lock(&self.inner).stage_log.clone()
+    }
+
+    /// tenant → revision label staged and not committed.
+    pub fn staged(&self) -> BTreeMap<String, String> {
+        lock(&self.inner)
+            .staged
+            .iter()
+            .map(|(t, s)| (t.clone(), s.revision.clone()))
+            .collect()
+    }
+
+    /// `true`: behave as an agent that predates staged applies (stage and
+    /// commit answer 404 `{"error": "no such endpoint"}`).
+    pub fn set_legacy(&self, on: bool) {
+        lock(&self.inner).legacy = on;
+    }
+
+    /// `true`: answer stages (after the checks) but keep nothing, as an
+    /// agent restarted between a stage and its commit; the commit then
+    /// answers 409.
+    pub fn set_forget_stages(&self, on: bool) {
+        lock(&self.inner).forget_stages = on;
+    }
+
+    /// Answer commits only after this long (the real agent's swap, reload
+    /// and read-back); none by default.
+    pub fn set_commit_delay(&self, d: Duration) {
+        lock(&self.inner).commit_delay = d;
     }
 
     /// tenant → revision label held.
@@ -176,18 +280,19 @@ impl FakeAgent {
         lock(&self.inner).block_log.clone()
     }
 
-    /// `Some(reason)`: refuse every PUT with 422 and this reason.
+    /// `Some(reason)`: refuse every PUT and stage with 422 and this reason.
     pub fn set_reject(&self, reason: Option<&str>) {
         lock(&self.inner).reject = reason.map(|r| (String::new(), r.to_owned()));
     }
 
-    /// Refuse (422, `reason`) the PUTs whose revision label starts with
-    /// `prefix` (e.g. `"4@"`: revision 4 only); other PUTs go through.
+    /// Refuse (422, `reason`) the PUTs and stages whose revision label starts
+    /// with `prefix` (e.g. `"4@"`: revision 4 only); others go through.
     pub fn set_reject_matching(&self, prefix: &str, reason: &str) {
         lock(&self.inner).reject = Some((prefix.to_owned(), reason.to_owned()));
     }
 
-    /// Answer PUT and DELETE only after this long (the real agent's trial start).
+    /// Answer PUT, DELETE and stage only after this long (the real agent's
+    /// trial start).
     pub fn set_delay(&self, d: Duration) {
         lock(&self.inner).delay = d;
     }
@@ -200,6 +305,7 @@ impl FakeAgent {
 }
 
 async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp {
+    let received = SystemTime::now();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let method = req.method().clone();
@@ -260,6 +366,31 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
             let (status, answer, label) = put(st, &t, &body);
             let mut g = lock(st);
             g.log.push(ApplyRecord {
+                received,
+                at: SystemTime::now(),
+                tenant: t,
+                revision: label,
+                status: status.as_u16(),
+                via: Via::Put,
+                revalidated: false,
+            });
+            reply(status, &answer)
+        }
+        (Method::POST, ["v1", "tenants", _, "stage" | "commit"]) if lock(st).legacy => {
+            reply(StatusCode::NOT_FOUND, &json!({"error": "no such endpoint"}))
+        }
+        (Method::POST, ["v1", "tenants", t, "stage"]) => {
+            let t = (*t).to_owned();
+            let body = match Limited::new(req.into_body(), 32 << 20).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+            };
+            let delay = lock(st).delay;
+            tokio::time::sleep(delay).await;
+            let (status, answer, label) = stage(st, &t, &body);
+            let mut g = lock(st);
+            g.stage_log.push(StageRecord {
+                received,
                 at: SystemTime::now(),
                 tenant: t,
                 revision: label,
@@ -267,20 +398,49 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
             });
             reply(status, &answer)
         }
+        (Method::POST, ["v1", "tenants", t, "commit"]) => {
+            let t = (*t).to_owned();
+            let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+            };
+            let delay = lock(st).commit_delay;
+            tokio::time::sleep(delay).await;
+            let (status, answer, label, revalidated) = commit(st, &t, &body);
+            let mut g = lock(st);
+            g.log.push(ApplyRecord {
+                received,
+                at: SystemTime::now(),
+                tenant: t,
+                revision: label,
+                status: status.as_u16(),
+                via: Via::Commit,
+                revalidated,
+            });
+            reply(status, &answer)
+        }
+        (_, ["v1", "tenants", _, "stage" | "commit"]) if !lock(st).legacy => reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": "method not allowed"}),
+        ),
         (Method::DELETE, ["v1", "tenants", t]) => {
             let delay = lock(st).delay;
             tokio::time::sleep(delay).await;
             let mut g = lock(st);
             let status = if g.tenants.remove(*t).is_some() {
+                g.generation += 1;
                 StatusCode::OK
             } else {
                 StatusCode::NOT_FOUND
             };
             g.log.push(ApplyRecord {
+                received,
                 at: SystemTime::now(),
                 tenant: (*t).to_owned(),
                 revision: None,
                 status: status.as_u16(),
+                via: Via::Delete,
+                revalidated: false,
             });
             if status == StatusCode::OK {
                 reply(status, &json!({"tenant": t, "deleted": true}))
@@ -304,6 +464,7 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
         (Method::DELETE, ["v1", "blocks", key]) => {
             let mut g = lock(st);
             let status = if g.blocks.remove(*key).is_some() {
+                g.generation += 1;
                 StatusCode::OK
             } else {
                 StatusCode::NOT_FOUND
@@ -366,70 +527,195 @@ fn put_block(st: &Mutex<Inner>, body: &[u8]) -> (StatusCode, Value, String) {
         }
     }
     g.blocks.insert(key.clone(), expires);
+    g.generation += 1;
     (StatusCode::OK, json!({"blocks": g.blocks}), key)
 }
 
-fn put(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> (StatusCode, Value, Option<String>) {
+type Answer = (StatusCode, Value, Option<String>);
+
+/// The revision and policy of a PUT or stage body; `Err`: the answer.
+fn revision_body(tenant: &str, body: &[u8]) -> Result<(String, CompiledPolicy), Answer> {
     let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
-            return (
+            return Err((
                 StatusCode::BAD_REQUEST,
                 json!({"error": format!("malformed JSON: {e}")}),
                 None,
-            );
+            ));
         }
     };
     let Some(rev) = v.get("revision").and_then(Value::as_str).map(str::to_owned) else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            json!({"error": "`revision` (a string) is required"}),
+            None,
+        ));
+    };
+    let policy: CompiledPolicy = match v.get("policy").cloned().map(serde_json::from_value) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => return Err(refusal(&rev, vec![format!("malformed policy: {e}")])),
+        None => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                json!({"error": "`policy` is required"}),
+                None,
+            ));
+        }
+    };
+    if policy.tenant != tenant {
+        let why = format!("policy tenant {} is not the path's {tenant}", policy.tenant);
+        return Err(refusal(&rev, vec![why]));
+    }
+    Ok((rev, policy))
+}
+
+/// A 422 as the agent answers it.
+fn refusal(rev: &str, reasons: Vec<String>) -> Answer {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"error": "rejected; the previous state stays in force", "reasons": reasons}),
+        Some(rev.to_owned()),
+    )
+}
+
+/// What the agent checks before the live SBC is touched: the refusal set
+/// by the test, then the render. `Ok`: the rendered rows' hash.
+fn check(st: &Mutex<Inner>, rev: &str, policy: &CompiledPolicy) -> Result<String, Answer> {
+    if let Some((prefix, reason)) = lock(st).reject.clone()
+        && rev.starts_with(&prefix)
+    {
+        return Err(refusal(rev, vec![reason]));
+    }
+    match Kamailio.render_tenant(policy, rev, jiff::Timestamp::now()) {
+        Ok(rows) => Ok(rows.hash()),
+        Err(e) => Err(refusal(rev, vec![e.to_string()])),
+    }
+}
+
+/// Holds `rev` for `tenant` (what a PUT or commit does once checked), and
+/// the answer's body.
+fn hold(st: &Mutex<Inner>, tenant: &str, rev: &str, hash: &str) -> Value {
+    let mut g = lock(st);
+    g.tenants
+        .insert(tenant.to_owned(), (rev.to_owned(), hash.to_owned()));
+    g.generation += 1;
+    // a stage of this tenant is superseded; other stages' checks were made
+    // against the state this replaces
+    g.staged.remove(tenant);
+    for s in g.staged.values_mut() {
+        s.checked_at = None;
+    }
+    json!({"tenant": tenant, "deleted": false, "revision": rev, "rowsHash": hash,
+           "readbackHash": hash})
+}
+
+fn put(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> Answer {
+    let (rev, policy) = match revision_body(tenant, body) {
+        Ok(x) => x,
+        Err(a) => return a,
+    };
+    match check(st, &rev, &policy) {
+        Ok(hash) => (StatusCode::OK, hold(st, tenant, &rev, &hash), Some(rev)),
+        Err(a) => a,
+    }
+}
+
+fn stage(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> Answer {
+    let (rev, policy) = match revision_body(tenant, body) {
+        Ok(x) => x,
+        Err(a) => return a,
+    };
+    let hash = match check(st, &rev, &policy) {
+        Ok(h) => h,
+        Err(a) => return a,
+    };
+    let mut g = lock(st);
+    if !g.forget_stages {
+        // one checked result is kept: the newest stage's
+        for s in g.staged.values_mut() {
+            s.checked_at = None;
+        }
+        let checked_at = Some(g.generation);
+        g.staged.insert(
+            tenant.to_owned(),
+            Staged {
+                revision: rev.clone(),
+                policy,
+                hash: hash.clone(),
+                checked_at,
+            },
+        );
+    }
+    (
+        StatusCode::OK,
+        json!({"tenant": tenant, "revision": rev, "staged": true, "bundleHash": hash,
+               "probes": [], "timingsMs": {}}),
+        Some(rev),
+    )
+}
+
+/// A commit: (status, answer, revision label, revalidated).
+fn commit(
+    st: &Mutex<Inner>,
+    tenant: &str,
+    body: &[u8],
+) -> (StatusCode, Value, Option<String>, bool) {
+    let Some(rev) = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("revision").and_then(Value::as_str).map(str::to_owned))
+    else {
         return (
             StatusCode::BAD_REQUEST,
             json!({"error": "`revision` (a string) is required"}),
             None,
+            false,
         );
     };
-    let refuse = |reasons: Vec<String>| {
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"error": "rejected; the previous state stays in force", "reasons": reasons}),
-            Some(rev.clone()),
-        )
-    };
-    let policy: CompiledPolicy = match v.get("policy").cloned().map(serde_json::from_value) {
-        Some(Ok(p)) => p,
-        Some(Err(e)) => return refuse(vec![format!("malformed policy: {e}")]),
-        None => {
-            return (
-                StatusCode::BAD_REQUEST,
-                json!({"error": "`policy` is required"}),
-                None,
-            );
+    let staged = {
+        let mut g = lock(st);
+        match g.staged.remove(tenant) {
+            Some(s) if s.revision == rev => {
+                let fresh = s.checked_at == Some(g.generation);
+                (s, fresh)
+            }
+            Some(s) => {
+                let msg = format!(
+                    "revision `{rev}` of tenant `{tenant}` is not staged (`{}` is)",
+                    s.revision
+                );
+                g.staged.insert(tenant.to_owned(), s);
+                return (
+                    StatusCode::CONFLICT,
+                    json!({"error": msg}),
+                    Some(rev),
+                    false,
+                );
+            }
+            None => {
+                return (
+                    StatusCode::CONFLICT,
+                    json!({"error": format!("nothing is staged for tenant `{tenant}`")}),
+                    Some(rev),
+                    false,
+                );
+            }
         }
     };
-    if policy.tenant != tenant {
-        return refuse(vec![format!(
-            "policy tenant {} is not the path's {tenant}",
-            policy.tenant
-        )]);
-    }
-    if let Some((prefix, reason)) = lock(st).reject.clone()
-        && rev.starts_with(&prefix)
-    {
-        return refuse(vec![reason]);
-    }
-    let rows = match Kamailio.render_tenant(&policy, &rev, jiff::Timestamp::now()) {
-        Ok(r) => r,
-        Err(e) => return refuse(vec![e.to_string()]),
+    let (s, fresh) = staged;
+    let hash = if fresh {
+        s.hash
+    } else {
+        // the state changed since the stage: check again, as the agent does
+        match check(st, &rev, &s.policy) {
+            Ok(h) => h,
+            Err((status, answer, label)) => return (status, answer, label, true),
+        }
     };
-    let hash = rows.hash();
-    lock(st)
-        .tenants
-        .insert(tenant.to_owned(), (rev.clone(), hash.clone()));
-    (
-        StatusCode::OK,
-        json!({"tenant": tenant, "deleted": false, "revision": rev, "rowsHash": hash,
-               "readbackHash": hash}),
-        Some(rev),
-    )
+    let mut answer = hold(st, tenant, &rev, &hash);
+    answer["staged"] = json!(true);
+    answer["revalidated"] = json!(!fresh);
+    (StatusCode::OK, answer, Some(rev), !fresh)
 }
 
 /// A small valid compiled policy for `tenant` (US home country; national
@@ -477,5 +763,207 @@ pub fn sample_policy(tenant: &str, variant: u32) -> CompiledPolicy {
             require_client_certificate: false,
         },
         rules: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::controller::agents::{
+        AgentApi, AgentTarget, CommitResult, HttpAgents, StageResult, revision_label,
+    };
+    use crate::controller::revisions::policy_hash;
+    use crate::rollout::{ApplyResult, RevisionRef};
+
+    const TOKEN: &str = "fake-agent-unit-token";
+
+    fn rev(number: i64, variant: u32) -> RevisionRef {
+        RevisionRef {
+            number,
+            hash: policy_hash(&sample_policy("acme", variant)),
+        }
+    }
+
+    async fn setup() -> (FakeAgent, HttpAgents, AgentTarget) {
+        let a = FakeAgent::start(TOKEN).await.unwrap();
+        let t = AgentTarget {
+            url: a.url(),
+            token: Some(TOKEN.into()),
+        };
+        let h = HttpAgents::new(Duration::from_secs(5), Duration::from_secs(5));
+        (a, h, t)
+    }
+
+    /// The rendered hash a commit's or PUT's `Ok` carries is the revision's.
+    fn confirmed(r: &RevisionRef) -> ApplyResult {
+        ApplyResult::Ok {
+            hash: r.hash.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn stage_then_commit_applies_and_a_second_commit_conflicts() {
+        let (a, h, t) = setup().await;
+        let (r1, p1) = (rev(1, 0), sample_policy("acme", 0));
+        assert_eq!(h.stage(&t, "acme", &r1, &p1).await, StageResult::Staged);
+        // staged, not applied
+        assert!(a.tenants().is_empty());
+        assert_eq!(a.staged().get("acme"), Some(&revision_label(&r1)));
+        assert_eq!(
+            h.state(&t, "acme").await.unwrap().applied,
+            None,
+            "a stage does not change what the agent holds"
+        );
+        assert_eq!(
+            h.commit(&t, "acme", &r1).await,
+            CommitResult::Done(confirmed(&r1))
+        );
+        assert_eq!(a.tenants().get("acme"), Some(&revision_label(&r1)));
+        assert_eq!(h.state(&t, "acme").await.unwrap().applied, Some(r1.clone()));
+        let applies = a.applies();
+        assert_eq!(applies.len(), 1);
+        assert_eq!(applies[0].via, Via::Commit);
+        assert!(!applies[0].revalidated);
+        assert!(applies[0].received >= a.stages()[0].at);
+        // already committed: 409, nothing applied
+        assert!(matches!(
+            h.commit(&t, "acme", &r1).await,
+            CommitResult::NotStaged { status: 409, message } if message.contains("nothing is staged")
+        ));
+        assert_eq!(a.applies().len(), 2);
+        assert_eq!(a.applies()[1].status, 409);
+        // a PUT is recorded as one
+        let (r2, p2) = (rev(2, 1), sample_policy("acme", 1));
+        assert_eq!(h.apply(&t, "acme", &r2, &p2).await, confirmed(&r2));
+        assert_eq!(a.applies()[2].via, Via::Put);
+    }
+
+    #[tokio::test]
+    async fn a_commit_of_another_revision_conflicts_and_keeps_the_stage() {
+        let (a, h, t) = setup().await;
+        let (r1, p1) = (rev(1, 0), sample_policy("acme", 0));
+        assert_eq!(h.stage(&t, "acme", &r1, &p1).await, StageResult::Staged);
+        assert!(matches!(
+            h.commit(&t, "acme", &rev(2, 1)).await,
+            CommitResult::NotStaged { status: 409, message } if message.contains("is not staged")
+        ));
+        assert!(a.tenants().is_empty());
+        assert_eq!(
+            h.commit(&t, "acme", &r1).await,
+            CommitResult::Done(confirmed(&r1))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_stage_keeps_nothing() {
+        let (a, h, t) = setup().await;
+        a.set_reject_matching("1@", "probe failed: mtree.match");
+        let r = h
+            .stage(&t, "acme", &rev(1, 0), &sample_policy("acme", 0))
+            .await;
+        assert!(
+            matches!(&r, StageResult::Failed(ApplyResult::Rejected { reason, message })
+                if reason == "Rejected" && message.contains("probe failed")),
+            "{r:?}"
+        );
+        assert!(a.staged().is_empty() && a.tenants().is_empty());
+        assert_eq!(a.stages()[0].status, 422);
+        // a policy that does not render is refused as by a PUT
+        a.set_reject(None);
+        let mut bad = sample_policy("acme", 0);
+        bad.sources.networks[0].cidr = "127.10.0.300/16".into();
+        assert!(matches!(
+            h.stage(&t, "acme", &rev(2, 9), &bad).await,
+            StageResult::Failed(ApplyResult::Rejected { .. })
+        ));
+        assert!(a.staged().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_changed_state_is_checked_again_at_commit() {
+        let (a, h, t) = setup().await;
+        let (r1, p1) = (rev(1, 0), sample_policy("acme", 0));
+        assert_eq!(h.stage(&t, "acme", &r1, &p1).await, StageResult::Staged);
+        // unchanged state: a refusal set after the stage does not matter
+        a.set_reject(Some("too late"));
+        assert_eq!(
+            h.commit(&t, "acme", &r1).await,
+            CommitResult::Done(confirmed(&r1))
+        );
+        a.set_reject(None);
+        // another apply in between: the commit checks again
+        let (r2, p2) = (rev(2, 1), sample_policy("acme", 1));
+        assert_eq!(h.stage(&t, "acme", &r2, &p2).await, StageResult::Staged);
+        let other = sample_policy("beta", 0);
+        let rb = RevisionRef {
+            number: 1,
+            hash: policy_hash(&other),
+        };
+        assert_eq!(h.apply(&t, "beta", &rb, &other).await, confirmed(&rb));
+        assert_eq!(
+            h.commit(&t, "acme", &r2).await,
+            CommitResult::Rechecked(confirmed(&r2))
+        );
+        assert!(a.applies().last().unwrap().revalidated);
+        // and a refusal then counts
+        let (r3, p3) = (rev(3, 2), sample_policy("acme", 2));
+        assert_eq!(h.stage(&t, "acme", &r3, &p3).await, StageResult::Staged);
+        assert!(h.put_block(&t, "acme::premium-rate", 0).await.is_ok());
+        a.set_reject(Some("probe failed"));
+        assert!(matches!(
+            h.commit(&t, "acme", &r3).await,
+            CommitResult::Done(ApplyResult::Rejected { .. })
+        ));
+        assert_eq!(a.tenants().get("acme"), Some(&revision_label(&r2)));
+    }
+
+    #[tokio::test]
+    async fn a_later_stage_of_another_tenant_makes_the_commit_check_again() {
+        let (_a, h, t) = setup().await;
+        let (r1, p1) = (rev(1, 0), sample_policy("acme", 0));
+        let other = sample_policy("beta", 0);
+        let rb = RevisionRef {
+            number: 1,
+            hash: policy_hash(&other),
+        };
+        assert_eq!(h.stage(&t, "acme", &r1, &p1).await, StageResult::Staged);
+        assert_eq!(h.stage(&t, "beta", &rb, &other).await, StageResult::Staged);
+        // the agent keeps the newest stage's checks only (beta's)
+        assert_eq!(
+            h.commit(&t, "acme", &r1).await,
+            CommitResult::Rechecked(confirmed(&r1))
+        );
+        // and acme's commit changed the state beta's checks were made on
+        assert_eq!(
+            h.commit(&t, "beta", &rb).await,
+            CommitResult::Rechecked(confirmed(&rb))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_legacy_agent_answers_404_and_a_forgetful_one_409() {
+        let (a, h, t) = setup().await;
+        let (r1, p1) = (rev(1, 0), sample_policy("acme", 0));
+        a.set_legacy(true);
+        assert_eq!(
+            h.stage(&t, "acme", &r1, &p1).await,
+            StageResult::Unsupported { status: 404 }
+        );
+        assert!(matches!(
+            h.commit(&t, "acme", &r1).await,
+            CommitResult::NotStaged { status: 404, message } if message == "no such endpoint"
+        ));
+        assert!(a.stages().is_empty() && a.applies().is_empty());
+        a.set_legacy(false);
+        a.set_forget_stages(true);
+        assert_eq!(h.stage(&t, "acme", &r1, &p1).await, StageResult::Staged);
+        assert!(a.staged().is_empty());
+        assert!(matches!(
+            h.commit(&t, "acme", &r1).await,
+            CommitResult::NotStaged { status: 409, .. }
+        ));
+        assert!(a.tenants().is_empty());
     }
 }

@@ -18,10 +18,11 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tollgate_crds::conditions::toll_policy as cond;
 use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason, set_condition};
+use tollgate_crds::policy::CompiledPolicy;
 use tollgate_crds::toll_policy::TollPolicyPhase;
 use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy, TollPolicyStatus};
 
-use super::agents::{AgentTarget, MAX_MESSAGE, truncate};
+use super::agents::{AgentTarget, CommitResult, MAX_MESSAGE, StageResult, truncate};
 use super::fleet::{self, ResolvedTarget};
 use super::metrics::TargetCounts;
 use super::{Context, Error, FINALIZER, MANAGER, responses, revisions};
@@ -265,9 +266,41 @@ fn result_label(r: &ApplyResult) -> &'static str {
     }
 }
 
-/// Carries out the Apply/Rollback actions concurrently; returns the
-/// outcomes, and updates `targets` for the confirmed ones (a 200 from the
-/// agent means its read-back matched, `docs/agent.md`).
+/// What phase 2 of [`act`] does for one action.
+enum Step {
+    /// The outcome is known already (no such target, revision missing,
+    /// refused at stage).
+    Done(ApplyResult),
+    /// `DELETE` (a rollback to no revision).
+    Remove(AgentTarget),
+    /// Commit the staged revision; `PUT` it when the agent no longer has
+    /// it staged.
+    Commit(AgentTarget, RevisionRef, CompiledPolicy),
+    /// `PUT` the revision (the agent does not stage).
+    Put(AgentTarget, RevisionRef, CompiledPolicy),
+}
+
+/// Carries out the Apply/Rollback actions of one decision (a batch) in two
+/// phases, each concurrent (`agent_concurrency` at a time):
+///
+/// 1. every revision is *staged* on its target (`POST …/stage`: the agent
+///    runs all the checks of an apply, trial start and probes included,
+///    without touching the live SBC);
+/// 2. once every stage of the batch has answered, the staged revisions are
+///    *committed* (`POST …/commit`: swap, reload, read back), and the
+///    removals (`DELETE`) go out.
+///
+/// So the targets of a batch switch within one commit time of each other,
+/// and a refusal is known before the batch touches any SBC. A target whose
+/// stage is refused (or unanswered) gets that outcome, mapped as a PUT's
+/// answer; the batch's other targets still commit: the state machine
+/// handles the refusal exactly as when every target was PUT (halt, retry,
+/// canary rollback). Fallbacks to a `PUT` in phase 2: a stage answered
+/// 404/405 (an agent predating staged applies), a commit answered 409 (the
+/// agent lost the stage: restarted, or its stage was replaced) or 404/405.
+///
+/// Returns the outcomes, and updates `targets` for the confirmed ones (a
+/// 200 from the agent means its read-back matched, `docs/agent.md`).
 async fn act(
     ctx: &Context,
     policy: &TollPolicy,
@@ -278,39 +311,84 @@ async fn act(
 ) -> Vec<Event> {
     let tenant = policy.spec.tenant.as_str();
     let n = ctx.config.agent_concurrency.max(1);
-    let outcomes: Vec<Event> = futures::stream::iter(actions)
+    // phase 1: stage
+    let staged: Vec<(String, Option<RevisionRef>, Step)> = futures::stream::iter(actions)
         .map(|(target, revision)| async move {
             let url = resolved
                 .iter()
                 .find(|r| r.id == target)
                 .map(|r| r.url.clone());
-            let result = match url {
-                None => ApplyResult::Unreachable {
+            let step = match url {
+                None => Step::Done(ApplyResult::Unreachable {
                     message: "target no longer in the fleet".into(),
-                },
+                }),
                 Some(url) => {
                     let at = AgentTarget {
                         url,
                         token: token.cloned(),
                     };
                     match &revision {
+                        None => Step::Remove(at),
                         Some(r) => match policy_for(ctx, policy, r).await {
-                            Ok(p) => ctx.agents.apply(&at, tenant, r, &p).await,
-                            Err(message) => ApplyResult::Rejected {
+                            Err(message) => Step::Done(ApplyResult::Rejected {
                                 reason: "RevisionMissing".into(),
                                 message,
+                            }),
+                            Ok(p) => match ctx.agents.stage(&at, tenant, r, &p).await {
+                                StageResult::Staged => {
+                                    ctx.metrics.agent_call("stage", "ok");
+                                    Step::Commit(at, r.clone(), p)
+                                }
+                                StageResult::Unsupported { status } => {
+                                    ctx.metrics.agent_call("stage", "unsupported");
+                                    tracing::debug!(%target, status,
+                                        "the agent does not stage; applying with a PUT");
+                                    Step::Put(at, r.clone(), p)
+                                }
+                                StageResult::Failed(result) => {
+                                    ctx.metrics.agent_call("stage", result_label(&result));
+                                    Step::Done(result)
+                                }
                             },
                         },
-                        None => ctx.agents.remove(&at, tenant).await,
                     }
                 }
             };
-            let call = if revision.is_some() {
-                "apply"
-            } else {
-                "remove"
+            (target, revision, step)
+        })
+        .buffer_unordered(n)
+        .collect()
+        .await;
+    // phase 2: commit (every stage of the batch has answered)
+    let outcomes: Vec<Event> = futures::stream::iter(staged)
+        .map(|(target, revision, step)| async move {
+            let result = match step {
+                Step::Done(result) => result,
+                Step::Remove(at) => {
+                    let result = ctx.agents.remove(&at, tenant).await;
+                    ctx.metrics.agent_call("remove", result_label(&result));
+                    result
+                }
+                Step::Commit(at, r, p) => match ctx.agents.commit(&at, tenant, &r).await {
+                    CommitResult::Done(result) => {
+                        ctx.metrics.agent_call("commit", result_label(&result));
+                        result
+                    }
+                    CommitResult::Rechecked(result) => {
+                        ctx.metrics.agent_call("commit", result_label(&result));
+                        tracing::info!(%target, revision = r.number,
+                            "the agent checked the revision again at commit (its state changed since the stage)");
+                        result
+                    }
+                    CommitResult::NotStaged { status, message } => {
+                        ctx.metrics.agent_call("commit", "not_staged");
+                        tracing::info!(%target, status, %message,
+                            "the agent no longer holds the staged revision; applying with a PUT");
+                        put(ctx, &at, tenant, &r, &p).await
+                    }
+                },
+                Step::Put(at, r, p) => put(ctx, &at, tenant, &r, &p).await,
             };
-            ctx.metrics.agent_call(call, result_label(&result));
             Event::Outcome {
                 target,
                 revision,
@@ -338,13 +416,27 @@ async fn act(
     outcomes
 }
 
+/// `PUT /v1/tenants/{tenant}` (an agent that does not stage, or lost the
+/// stage), counted as call `apply`.
+async fn put(
+    ctx: &Context,
+    at: &AgentTarget,
+    tenant: &str,
+    r: &RevisionRef,
+    p: &CompiledPolicy,
+) -> ApplyResult {
+    let result = ctx.agents.apply(at, tenant, r, p).await;
+    ctx.metrics.agent_call("apply", result_label(&result));
+    result
+}
+
 /// The compiled policy of revision `r`: the spec's when it is the spec's
 /// content, else the PolicyRevision's (a rollback to the last good one).
 async fn policy_for(
     ctx: &Context,
     policy: &TollPolicy,
     r: &RevisionRef,
-) -> Result<tollgate_crds::policy::CompiledPolicy, String> {
+) -> Result<CompiledPolicy, String> {
     if revisions::policy_hash(&policy.spec.policy) == r.hash {
         return Ok(policy.spec.policy.clone());
     }

@@ -22,7 +22,7 @@ use tollgate_crds::sbc_fleet::{SbcBackend, StaticEndpoint};
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy};
 use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
 
-use super::agents::{AgentApi, AgentTarget, TenantState};
+use super::agents::{AgentApi, AgentTarget, CommitResult, StageResult, TenantState};
 use super::fake_agent::sample_policy;
 use super::metrics::Metrics;
 use super::revisions::{self, policy_hash, revision_name};
@@ -48,6 +48,14 @@ impl Call {
 #[derive(Default)]
 struct FakeAgents {
     held: Mutex<BTreeMap<String, RevisionRef>>,
+    /// url → revision staged (not committed)
+    staged: Mutex<BTreeMap<String, RevisionRef>>,
+    /// every agent predates staged applies (404 for stage and commit)
+    legacy: std::sync::atomic::AtomicBool,
+    /// every agent forgets its stages (a restart between stage and commit)
+    forget_stages: std::sync::atomic::AtomicBool,
+    /// urls refusing every stage and PUT (422)
+    refuse: Mutex<Vec<String>>,
     /// url → block key → expiry
     blocks: Mutex<BTreeMap<String, BTreeMap<String, i64>>>,
     /// DELETE /v1/blocks fails on every agent while set
@@ -101,6 +109,75 @@ impl AgentApi for FakeAgents {
         })
     }
 
+    fn stage<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        _tenant: &'a str,
+        revision: &'a RevisionRef,
+        _policy: &'a CompiledPolicy,
+    ) -> BoxFuture<'a, StageResult> {
+        Box::pin(async move {
+            if self.legacy.load(std::sync::atomic::Ordering::Relaxed) {
+                return StageResult::Unsupported { status: 404 };
+            }
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("stage {} {}", target.url, revision.number));
+            if self.refuse.lock().unwrap().contains(&target.url) {
+                return StageResult::Failed(ApplyResult::Rejected {
+                    reason: "Rejected".into(),
+                    message: "probe failed".into(),
+                });
+            }
+            if !self
+                .forget_stages
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                self.staged
+                    .lock()
+                    .unwrap()
+                    .insert(target.url.clone(), revision.clone());
+            }
+            StageResult::Staged
+        })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        _tenant: &'a str,
+        revision: &'a RevisionRef,
+    ) -> BoxFuture<'a, CommitResult> {
+        Box::pin(async move {
+            if self.legacy.load(std::sync::atomic::Ordering::Relaxed) {
+                return CommitResult::NotStaged {
+                    status: 404,
+                    message: "no such endpoint".into(),
+                };
+            }
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("commit {} {}", target.url, revision.number));
+            let mut staged = self.staged.lock().unwrap();
+            if staged.get(&target.url) != Some(revision) {
+                return CommitResult::NotStaged {
+                    status: 409,
+                    message: "nothing is staged".into(),
+                };
+            }
+            staged.remove(&target.url);
+            self.held
+                .lock()
+                .unwrap()
+                .insert(target.url.clone(), revision.clone());
+            CommitResult::Done(ApplyResult::Ok {
+                hash: revision.hash.clone(),
+            })
+        })
+    }
+
     fn apply<'a>(
         &'a self,
         target: &'a AgentTarget,
@@ -113,6 +190,12 @@ impl AgentApi for FakeAgents {
                 .lock()
                 .unwrap()
                 .push(format!("apply {} {}", target.url, revision.number));
+            if self.refuse.lock().unwrap().contains(&target.url) {
+                return ApplyResult::Rejected {
+                    reason: "Rejected".into(),
+                    message: "probe failed".into(),
+                };
+            }
             self.held
                 .lock()
                 .unwrap()
@@ -517,17 +600,139 @@ async fn first_reconcile_of_a_new_policy() {
     assert_eq!(c[7].body["reason"], "RollingOut");
     assert_ne!(c[6].body["note"], c[7].body["note"]);
     assert_eq!(c[10].body["reason"], "RolloutComplete");
-    // the agents: state read on both, then both applied (concurrently)
+    // the agents: state read on both, then both staged, then both
+    // committed (each phase concurrently)
     let mut log = agents.log.lock().unwrap().clone();
-    log[2..].sort();
+    log[2..4].sort();
+    log[4..].sort();
     assert_eq!(
         log,
         vec![
             format!("state {}", URLS[0]),
             format!("state {}", URLS[1]),
+            format!("stage {} 1", URLS[0]),
+            format!("stage {} 1", URLS[1]),
+            format!("commit {} 1", URLS[0]),
+            format!("commit {} 1", URLS[1]),
+        ]
+    );
+    assert!(agents.staged.lock().unwrap().is_empty());
+    let m = ctx.metrics.render();
+    for want in [
+        r#"tollgate_operator_agent_calls_total{call="stage",result="ok"} 2"#,
+        r#"tollgate_operator_agent_calls_total{call="commit",result="ok"} 2"#,
+    ] {
+        assert!(m.contains(want), "{want} in\n{m}");
+    }
+    assert!(!m.contains(r#"call="apply""#), "{m}");
+}
+
+/// The rollout of revision 1 of [`policy`] (no finalizer to add) over
+/// `agents`; the agents' calls after their state reads, and the metrics.
+async fn first_rollout(agents: &Arc<FakeAgents>) -> (Vec<String>, String) {
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let (client, _calls) = mock(server(p.clone(), vec![]));
+    let ctx = operator(client, Arc::clone(agents));
+    reconcile(Arc::new(p), Arc::clone(&ctx)).await.unwrap();
+    let log = agents.log.lock().unwrap().clone();
+    let calls = log
+        .into_iter()
+        .filter(|l| !l.starts_with("state "))
+        .collect();
+    (calls, ctx.metrics.render())
+}
+
+#[tokio::test]
+async fn agents_that_do_not_stage_get_a_put() {
+    let agents = Arc::new(FakeAgents::default());
+    agents
+        .legacy
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut log, m) = first_rollout(&agents).await;
+    log.sort();
+    assert_eq!(
+        log,
+        vec![
             format!("apply {} 1", URLS[0]),
             format!("apply {} 1", URLS[1]),
         ]
+    );
+    assert_eq!(agents.held.lock().unwrap().len(), 2);
+    assert!(
+        m.contains(r#"tollgate_operator_agent_calls_total{call="stage",result="unsupported"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"tollgate_operator_agent_calls_total{call="apply",result="ok"} 2"#),
+        "{m}"
+    );
+    assert!(!m.contains(r#"call="commit""#), "{m}");
+}
+
+#[tokio::test]
+async fn a_commit_of_a_lost_stage_falls_back_to_a_put() {
+    let agents = Arc::new(FakeAgents::default());
+    agents
+        .forget_stages
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let (log, m) = first_rollout(&agents).await;
+    let mut staged: Vec<&String> = log[..2].iter().collect();
+    staged.sort();
+    assert_eq!(
+        staged,
+        vec![
+            &format!("stage {} 1", URLS[0]),
+            &format!("stage {} 1", URLS[1])
+        ]
+    );
+    // each target: its commit (409), then its PUT
+    for u in URLS {
+        let mine: Vec<&String> = log[2..].iter().filter(|l| l.contains(u)).collect();
+        assert_eq!(
+            mine,
+            vec![&format!("commit {u} 1"), &format!("apply {u} 1")]
+        );
+    }
+    assert_eq!(log.len(), 6, "{log:?}");
+    assert_eq!(agents.held.lock().unwrap().len(), 2);
+    for want in [
+        r#"tollgate_operator_agent_calls_total{call="commit",result="not_staged"} 2"#,
+        r#"tollgate_operator_agent_calls_total{call="apply",result="ok"} 2"#,
+    ] {
+        assert!(m.contains(want), "{want} in\n{m}");
+    }
+}
+
+#[tokio::test]
+async fn a_target_refusing_at_stage_keeps_its_revision_and_the_batch_commits() {
+    let agents = Arc::new(FakeAgents::default());
+    agents.refuse.lock().unwrap().push(URLS[1].into());
+    let (log, m) = first_rollout(&agents).await;
+    // every stage answered before the first commit; the refusing target
+    // gets no commit (and no PUT)
+    let first_commit = log.iter().position(|l| l.starts_with("commit")).unwrap();
+    assert!(
+        log[..first_commit]
+            .iter()
+            .filter(|l| l.starts_with("stage"))
+            .count()
+            == 2,
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .filter(|l| l.contains(URLS[1]))
+            .all(|l| l.starts_with("stage")),
+        "{log:?}"
+    );
+    assert!(log.contains(&format!("commit {} 1", URLS[0])), "{log:?}");
+    let held = agents.held.lock().unwrap().clone();
+    assert_eq!(held.len(), 1);
+    assert!(held.contains_key(URLS[0]) && !held.contains_key(URLS[1]));
+    assert!(
+        m.contains(r#"tollgate_operator_agent_calls_total{call="stage",result="rejected"}"#),
+        "{m}"
     );
 }
 
