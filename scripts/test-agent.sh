@@ -369,8 +369,60 @@ check "metrics count acme's allowed national calls" grep -qE '^tollgate_calls_to
 grep -E '^tollgate_calls_by_country_total\{tenant="acme"' "$WORK/resp" | sed 's/^/    /'
 check "metrics count acme's calls to the US (no dst:country rule names it)" \
   grep -qE '^tollgate_calls_by_country_total\{tenant="acme",country="US"\} [1-9]' "$WORK/resp"
-check "the country counters are not counted as calls of an outcome \"other\"" \
+check "the country and class counters are not counted as calls of an outcome \"other\"" \
   bash -c "! grep -q 'outcome=\"other\"' '$WORK/resp'"
+
+say "metrics: calls per class (tollgate_calls_by_class_total), moved by single calls"
+# class_samples FILE: the family's samples now; class_call SRC NUMBER "CODE
+# RULE" WANT WHAT: one call, and exactly the samples WANT ("LABELS+N ...",
+# "none") moved by it
+class_samples() { api GET /metrics > /dev/null; grep '^tollgate_calls_by_class_total{' "$WORK/resp" | sort > "$1" || true; }
+class_call() {
+  local src=$1 num=$2 want=$4 what=$5 moved
+  class_samples "$WORK/class-before"
+  expect_call "$src" "$num" "$3" "$what"
+  class_samples "$WORK/class-after"
+  moved=$("$PY" - "$WORK/class-before" "$WORK/class-after" <<'PY'
+import sys
+a, b = ({l.rsplit(" ", 1)[0].split("{", 1)[1]: float(l.rsplit(" ", 1)[1]) for l in open(f)} for f in sys.argv[1:3])
+print(" ".join(f"{{{k}+{b.get(k, 0) - a.get(k, 0):g}" for k in sorted(set(a) | set(b)) if b.get(k, 0) != a.get(k, 0)) or "none")
+PY
+)
+  check "  class counters moved by it: $moved" [ "$moved" = "$want" ]
+}
+INITECH=$(awk -F'\t' '$2 ~ /^initech allowed/ {print $1; exit}' "$WORK/agree/sources.tsv")
+class_call $ACME +14155550100 "200 dst:national" '{tenant="acme",class="national",outcome="allow"}+1' "allowed national call"
+class_call $ACME +12469761234 "403 dst:class:premium-rate" '{tenant="acme",class="international",outcome="deny"}+1' \
+  "denied premium-rate number (class international: acme's policy names no premium-rate class)"
+# initech requires TLS: the rejection comes after the class lookup; +870 is
+# of two classes
+class_call "$INITECH" +870772123456 "403 crypto:tls" \
+  '{tenant="initech",class="international",outcome="deny"}+1 {tenant="initech",class="satellite",outcome="deny"}+1' \
+  "initech over UDP to a satellite number"
+class_call 127.99.0.1 +14155550100 "403 src:unknown" none "unknown source"
+class_call $ACME 911 "200 dst:emergency" none "emergency call"
+class_call 127.51.100.66 +14155550100 "403 src:net:127.51.100.66/32" none "denied source"
+class_call 127.51.100.21 +14155550100 "403 src:geo" '{tenant="acme",class="national",outcome="deny"}+1' \
+  "acme from a geo-denied country"
+api GET /metrics > /dev/null
+check "class samples: applied tenants, classes of their policy (or other), outcomes allow/deny/limit/error; an allow sample (seeded 0) per class of every applied tenant" \
+  "$PY" - "$WORK/resp" "$WORK/bodies" <<'PY'
+import json, os, re, sys
+text = open(sys.argv[1]).read()
+applied = set(re.findall(r'^tollgate_tenant_revision_info\{tenant="([^"]*)"', text, re.M))
+classes = {}
+for f in os.listdir(sys.argv[2]):
+    p = json.load(open(os.path.join(sys.argv[2], f)))["policy"]
+    if f == p["tenant"] + ".json" and p["tenant"] in applied:
+        classes[p["tenant"]] = {"national", "international"} | {c["class"] for c in p["classes"]}
+got = re.findall(r'^tollgate_calls_by_class_total\{tenant="([^"]*)",class="([^"]*)",outcome="([^"]*)"\} \d+$', text, re.M)
+bad = [g for g in got if g[0] not in classes or (g[1] not in classes[g[0]] and g[1] != "other")
+       or g[2] not in ("allow", "deny", "limit", "error")]
+missing = sorted({(t, c) for t, cs in classes.items() for c in cs} - {(t, c) for t, c, o in got if o == "allow"})
+lines = text.count("\ntollgate_calls_by_class_total{")
+print(f"  {len(got)} samples ({lines} lines), {len(classes)} tenants; bad {bad}; missing {missing}")
+sys.exit(0 if got and len(got) == lines and len(classes) == len(applied) and not bad and not missing else 1)
+PY
 code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' "$AGENT/healthz")
 check "healthz at the end: $code" [ "$code" = 200 ]
 

@@ -120,7 +120,10 @@ expect() {
 
 # record_stat SRC CODE RULE PHRASE NUMBER: the counters the call moves; an
 # allowed call (not an emergency call) also counts its destination country,
-# computed by the final check from the test data's country tree
+# and every verdict but those reached before the number's classes are known
+# (unknown or denied source, invalid number, emergency call, tenant or class
+# tree missing) counts each class of the number: both computed by the final
+# check from the test data's trees (tollgate-country, c:<tenant>)
 record_stat() {
   local src=$1 code=$2 rule=$3 phrase=$4 num=$5 outcome
   case $code in
@@ -129,8 +132,41 @@ record_stat() {
     486) outcome=limit ;;
     *) if [ "$phrase" = "Policy Unavailable" ]; then outcome=error; else outcome=deny; fi ;;
   esac
+  case "$rule|$phrase" in
+    src:unknown\|*|*"|Source Denied"|dst:invalid\|*|dst:emergency\|*|sbc:tenant-missing\|*|sbc:class-tree-missing\|*) ;;
+    *) echo "$(tenant_of "$src") $outcome $num" >> "$WORK/classed.txt" ;;
+  esac
   local k; k="$(tenant_of "$src")::$outcome::$rule"
   EXPECT_STAT[$k]=$(( ${EXPECT_STAT[$k]:-0} + 1 ))
+}
+
+# class_stat: the class counters now, "KEY=N" sorted; classes_moved BEFORE
+# AFTER: what moved between two of them ("KEY+N ...", "none")
+class_stat() {
+  rpc htable.dump tg_stat | "$PY" -c '
+import json, sys
+got = {i["name"]: int(i["value"]) for s in json.load(sys.stdin)["result"] for i in s["slot"]}
+print(" ".join("%s=%s" % (k, v) for k, v in sorted(got.items()) if "::class::" in k))'
+}
+classes_moved() {
+  "$PY" - "$1" "$2" <<'PY'
+import sys
+a, b = ({k: int(v) for k, v in (x.rsplit("=", 1) for x in s.split())} for s in sys.argv[1:3])
+moved = [f"{k}+{b.get(k, 0) - a.get(k, 0)}" for k in sorted(set(a) | set(b)) if b.get(k, 0) != a.get(k, 0)]
+print(" ".join(moved) or "none")
+PY
+}
+# expect_classes WANT SRC NUMBER CODE RULE [PHRASE]: one call (expect), and
+# exactly the class counters WANT moved by it
+expect_classes() {
+  local want=$1; shift
+  local before after moved
+  before=$(class_stat)
+  expect "$@"
+  after=$(class_stat)
+  moved=$(classes_moved "$before" "$after")
+  [ "$moved" = "$want" ] && pass "  class counters moved by $1 -> $2: $moved" \
+    || fail "class counters moved by $1 -> $2: got '$moved', wanted '$want'"
 }
 
 # a long call in the background: long_call TAG SRC NUMBER PAUSE_MS
@@ -179,6 +215,19 @@ expect 127.20.9.1 02071234567 403 src:geo-allow "Geo Blocked"
 expect 127.10.1.1 +19005550100 403 dst:prefix:1900 "Destination Denied"
 expect 127.10.1.1 +4915112345678 403 dst:international "Destination Denied"
 expect 127.20.1.1 +4915112345678 403 dst:international "Destination Denied"
+
+say "class counters: each call moves those of its number's classes, once, with its outcome"
+expect_classes "acme::class::allow::national+1" 127.10.1.1 +12125550100 200 dst:national OK
+expect_classes "acme::class::deny::national+1 acme::class::deny::premium-rate+1" \
+  127.10.1.1 +19005550100 403 dst:prefix:1900 "Destination Denied"
+expect_classes "acme::class::deny::international+1" 127.10.1.1 +4915112345678 403 dst:international "Destination Denied"
+expect_classes "globex::class::deny::national+1" 127.20.8.1 02071234567 403 src:geo-allow "Geo Blocked"
+# verdicts before the class lookup count no class (and nothing is left over
+# from the previous message a worker handled: the calls above set classes)
+expect_classes none 127.30.0.1 +12125550100 403 src:unknown "Unknown Source"
+expect_classes none 127.10.9.1 +12125550100 403 src:127.10.9.0/24 "Source Denied"
+expect_classes none 127.10.1.1 0123 484 dst:invalid "Address Incomplete"
+expect_classes none 127.10.1.1 112 200 dst:emergency OK
 
 say "emergency numbers pass from a denied source (and only short codes)"
 expect 127.10.9.1 911 200 dst:emergency OK
@@ -261,8 +310,9 @@ else
   fail "burst: $n200 x 200, $n486 x 486, $nbye BYE 200: $(tr '\n' '|' < "$f.log")"
 fi
 EXPECT_STAT[acme::allow::dst:national]=$(( ${EXPECT_STAT[acme::allow::dst:national]:-0} + n200 ))
-for i in $(seq 1 "$n200"); do echo "acme +12125550200" >> "$WORK/allowed.txt"; done
+for i in $(seq 1 "$n200"); do echo "acme +12125550200" >> "$WORK/allowed.txt"; echo "acme allow +12125550200" >> "$WORK/classed.txt"; done
 EXPECT_STAT[acme::limit::limit:concurrent]=$(( ${EXPECT_STAT[acme::limit::limit:concurrent]:-0} + n486 ))
+for i in $(seq 1 "$n486"); do echo "acme limit +12125550200" >> "$WORK/classed.txt"; done
 
 say "reload of the destination tree: new outcome, same PID, a long call survives"
 long_call C 127.20.1.2 02071234567 4000
@@ -332,8 +382,8 @@ fi
 say "counters (tg_stat) against the calls made"
 rpc htable.dump tg_stat > "$WORK/tg_stat.json"
 for k in "${!EXPECT_STAT[@]}"; do echo "$k ${EXPECT_STAT[$k]}"; done | sort > "$WORK/expected_stat.txt"
-touch "$WORK/allowed.txt"
-"$PY" - "$WORK/tg_stat.json" "$WORK/expected_stat.txt" "$WORK/allowed.txt" "$DATA/mtree" "$DATA/tg_tenant" <<'PY' && pass "every tg_stat counter of an outcome and of a destination country equals the calls made" || fail "tg_stat counters differ"
+touch "$WORK/allowed.txt" "$WORK/classed.txt"
+"$PY" - "$WORK/tg_stat.json" "$WORK/expected_stat.txt" "$WORK/allowed.txt" "$DATA/mtree" "$DATA/tg_tenant" "$WORK/classed.txt" <<'PY' && pass "every tg_stat counter of an outcome, of a destination country and of a class equals the calls made" || fail "tg_stat counters differ"
 import json, re, sys
 got = {}
 for slot in json.load(open(sys.argv[1]))["result"]:
@@ -349,10 +399,13 @@ for line in open(sys.argv[2]):
 def fields(row):
     return [f.replace("\\:", ":") for f in re.split(r"(?<!\\):", row.rstrip("\n"))]
 tree = {}
+classes = {}
 for row in list(open(sys.argv[4]))[1:]:
     f = fields(row)
     if f[1] == "tollgate-country":
         tree[f[2]] = f[3]
+    elif f[1].startswith("c:"):
+        classes.setdefault(f[1][2:], {})[f[2]] = f[3]
 cc = {}
 for row in list(open(sys.argv[5]))[1:]:
     f = fields(row)
@@ -373,6 +426,15 @@ for line in open(sys.argv[3]):
     country = next((tree[n[:i]] for i in range(len(n), 0, -1) if n[:i] in tree), "ZZ")
     k = f"{t}::country::{country}"
     want[k] = want.get(k, 0) + 1
+# <t>::class::<outcome>::<class> per call with a verdict after the class
+# lookup: the longest prefix in the tenant's c:<t> rows, each class once
+for line in open(sys.argv[6]):
+    t, outcome, num = line.split()
+    n = e164(num, cc[t])
+    cs = next(classes[t][n[:i]] for i in range(len(n), 0, -1) if n[:i] in classes[t])
+    for c in cs.split(","):
+        k = f"{t}::class::{outcome}::{c}"
+        want[k] = want.get(k, 0) + 1
 bad = 0
 for k in sorted(set(got) | set(want)):
     if "::warning::" in k:

@@ -202,7 +202,9 @@ stat=$(rpc htable.dump tg_stat | "$PY" -c '
 import json, sys
 got = {i["name"]: int(i["value"]) for s in json.load(sys.stdin)["result"] for i in s["slot"]}
 print(" ".join("%s=%s" % (k, v) for k, v in sorted(got.items()) if k.startswith("secure::")))')
-want="secure::allow::dst:national=2 secure::country::US=2 secure::deny::crypto:client-certificate=2 secure::deny::crypto:srtp=1 secure::deny::crypto:tls=2 secure::deny::dst:international=1"
+# every rejection here comes after the class lookup: the number's class
+# (+12125550100 national, +4930123456 international) counts with its outcome
+want="secure::allow::dst:national=2 secure::class::allow::national=2 secure::class::deny::international=1 secure::class::deny::national=5 secure::country::US=2 secure::deny::crypto:client-certificate=2 secure::deny::crypto:srtp=1 secure::deny::crypto:tls=2 secure::deny::dst:international=1"
 [ "$stat" = "$want" ] && pass "tg_stat: $stat" || fail "tg_stat: got '$stat', wanted '$want'"
 
 say "IPv6: an SBC on [::1]:$V6_PORT, tenant v6 = ::1/128, UAS on [::1]:$V6_UAS_PORT"

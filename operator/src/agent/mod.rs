@@ -778,7 +778,7 @@ impl Agent {
 
     /// Prometheus text.
     pub async fn metrics_text(&self) -> String {
-        let (tenants, known_rules, class_limits, windows, seeds, revisions) = {
+        let (tenants, known_rules, class_limits, windows, seeds, revisions, class_names) = {
             let inner = self.inner.lock().await;
             let tenants: Vec<String> = inner.rows.keys().cloned().collect();
             // tenant → its revision as a number (`<n>@sha256:…` labels) or
@@ -798,7 +798,10 @@ impl Agent {
             // classes with a concurrency limit, and every window, per tenant
             let mut class_limits: BTreeSet<(String, String)> = BTreeSet::new();
             let mut windows = Vec::new();
+            // tenant → the classes its numbers can have (the class label's values)
+            let mut class_names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for (t, s) in &inner.state.tenants {
+                class_names.insert(t.clone(), policy_classes(&s.policy));
                 for l in &s.policy.limits {
                     if let (LimitMetric::Concurrent, Some(c)) = (l.metric, &l.class) {
                         class_limits.insert((t.clone(), c.clone()));
@@ -837,78 +840,34 @@ impl Agent {
                 rules.extend(p.sources.geo.iter().map(|g| g.rule.clone()));
                 rules.extend(p.limits.iter().map(|l| l.rule.clone()));
                 rules.extend(p.windows.iter().map(|w| w.rule.clone()));
-                rules.extend(p.classes.iter().map(|c| format!("block:class:{}", c.class)));
-                rules.extend(
-                    ["national", "international"]
-                        .iter()
-                        .map(|c| format!("block:class:{c}")),
-                );
+                rules.extend(policy_classes(p).iter().map(|c| format!("block:class:{c}")));
             }
-            (tenants, rules, class_limits, windows, seeds, revisions)
+            (
+                tenants,
+                rules,
+                class_limits,
+                windows,
+                seeds,
+                revisions,
+                class_names,
+            )
         };
         let mut out = String::new();
-        let mut calls: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-        let mut by_country: BTreeMap<(String, String), u64> = BTreeMap::new();
-        let mut rated: BTreeMap<(String, String), u64> = BTreeMap::new();
-        let up = match self.rpc.htable_entries("tg_stat").await {
-            Ok(entries) => {
-                // zeros first, so that a series' first call is an increase
-                for (t, o, r) in &seeds {
-                    if o == "country" {
-                        by_country.entry((t.clone(), r.clone())).or_default();
-                    } else if o == "rated" {
-                        rated.entry((t.clone(), r.clone())).or_default();
-                    } else {
-                        calls.entry((t.clone(), o.clone(), r.clone())).or_default();
-                    }
-                }
-                for (key, value) in &entries {
-                    let n = match value {
-                        Value::Number(n) => n.as_u64().unwrap_or(0),
-                        Value::String(s) => s.parse().unwrap_or(0),
-                        _ => 0,
-                    };
-                    let mut it = key.splitn(3, "::");
-                    let (Some(t), Some(o), Some(r)) = (it.next(), it.next(), it.next()) else {
-                        continue;
-                    };
-                    // `<t>::country::<CC>`: allowed calls per destination
-                    // country (tollgate.cfg), for applied tenants
-                    if o == "country" {
-                        if tenants.iter().any(|x| x == t) {
-                            *by_country
-                                .entry((t.to_string(), country_label(r).to_string()))
-                                .or_default() += n;
-                        }
-                        continue;
-                    }
-                    // `<t>::rated::<rule>`: calls a rate limit with a
-                    // warning level saw (tollgate.cfg route LIMIT_RATE)
-                    if o == "rated" {
-                        if tenants.iter().any(|x| x == t) && known_rules.contains(r) {
-                            *rated.entry((t.to_string(), r.to_string())).or_default() += n;
-                        }
-                        continue;
-                    }
-                    let t = if t == "_" || tenants.iter().any(|x| x == t) {
-                        t
-                    } else {
-                        "other"
-                    };
-                    let o = if ["allow", "deny", "limit", "error", "warning"].contains(&o) {
-                        o
-                    } else {
-                        "other"
-                    };
-                    let r = if known_rules.contains(r) { r } else { "other" };
-                    *calls
-                        .entry((t.to_string(), o.to_string(), r.to_string()))
-                        .or_default() += n;
-                }
-                1
-            }
-            Err(_) => 0,
+        let labels = StatLabels {
+            tenants: &tenants,
+            rules: &known_rules,
+            classes: &class_names,
         };
+        let (up, stats) = match self.rpc.htable_entries("tg_stat").await {
+            Ok(entries) => (1, stat_counters(&entries, &seeds, &labels)),
+            Err(_) => (0, StatCounters::default()),
+        };
+        let StatCounters {
+            calls,
+            by_country,
+            rated,
+            by_class,
+        } = stats;
         let o = &mut out;
         family(
             o,
@@ -996,6 +955,22 @@ impl Agent {
         }
         family(
             o,
+            "tollgate_calls_by_class_total",
+            "counter",
+            Some(
+                "Verdicts reached after the number's classes are known (emergency calls, unknown or denied sources and invalid numbers excepted), per tenant, class of the number (each class once; other = not a class of the tenant's policy) and outcome (tg_stat).",
+            ),
+        );
+        for ((t, c, oc), n) in &by_class {
+            sample(
+                o,
+                "tollgate_calls_by_class_total",
+                &[("tenant", t), ("class", c), ("outcome", oc)],
+                n,
+            );
+        }
+        family(
+            o,
             "tollgate_rate_limit_calls_total",
             "counter",
             Some(
@@ -1069,6 +1044,114 @@ impl Agent {
     }
 }
 
+/// What the labels of the `tg_stat` families may hold.
+struct StatLabels<'a> {
+    /// The applied tenants.
+    tenants: &'a [String],
+    /// Every rule id the applied policies (and tollgate.cfg) can name.
+    rules: &'a BTreeSet<String>,
+    /// Applied tenant → its [`policy_classes`].
+    classes: &'a BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The `tg_stat` counters, labelled: one map per family.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct StatCounters {
+    /// (tenant, outcome, rule): `tollgate_calls_total`.
+    calls: BTreeMap<(String, String, String), u64>,
+    /// (tenant, country): `tollgate_calls_by_country_total`.
+    by_country: BTreeMap<(String, String), u64>,
+    /// (tenant, rule): `tollgate_rate_limit_calls_total`.
+    rated: BTreeMap<(String, String), u64>,
+    /// (tenant, class, outcome): `tollgate_calls_by_class_total`.
+    by_class: BTreeMap<(String, String, String), u64>,
+}
+
+/// Folds `tg_stat`'s entries (`<t>::<o>::<r>` → count) into the families,
+/// the `seeds` ([`counter_seeds`]) first at 0 so that a series' first call is
+/// an increase. Labels are bounded by `labels`: a tenant that is not applied
+/// is `other` in `tollgate_calls_total` (`_`, the unknown source, stays) and
+/// dropped from the other families; an unknown rule, outcome or class is
+/// `other`.
+fn stat_counters(
+    entries: &[(String, Value)],
+    seeds: &[(String, String, String)],
+    labels: &StatLabels<'_>,
+) -> StatCounters {
+    let mut out = StatCounters::default();
+    let applied = |t: &str| labels.tenants.iter().any(|x| x == t);
+    for (t, o, r) in seeds {
+        if o == "country" {
+            out.by_country.entry((t.clone(), r.clone())).or_default();
+        } else if o == "rated" {
+            out.rated.entry((t.clone(), r.clone())).or_default();
+        } else if o == "class" {
+            if let Some(known) = labels.classes.get(t) {
+                let (oc, c) = class_labels(r, known);
+                out.by_class
+                    .entry((t.clone(), c.to_string(), oc.to_string()))
+                    .or_default();
+            }
+        } else {
+            out.calls
+                .entry((t.clone(), o.clone(), r.clone()))
+                .or_default();
+        }
+    }
+    for (key, value) in entries {
+        let n = match value {
+            Value::Number(n) => n.as_u64().unwrap_or(0),
+            Value::String(s) => s.parse().unwrap_or(0),
+            _ => 0,
+        };
+        let mut it = key.splitn(3, "::");
+        let (Some(t), Some(o), Some(r)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        // `<t>::country::<CC>`: allowed calls per destination country
+        // (tollgate.cfg), for applied tenants
+        if o == "country" {
+            if applied(t) {
+                *out.by_country
+                    .entry((t.to_string(), country_label(r).to_string()))
+                    .or_default() += n;
+            }
+            continue;
+        }
+        // `<t>::class::<outcome>::<class>`: every verdict after the class
+        // lookup, once per class of the number (tollgate.cfg route
+        // COUNT_CLASSES), for applied tenants
+        if o == "class" {
+            if let (true, Some(known)) = (applied(t), labels.classes.get(t)) {
+                let (oc, c) = class_labels(r, known);
+                *out.by_class
+                    .entry((t.to_string(), c.to_string(), oc.to_string()))
+                    .or_default() += n;
+            }
+            continue;
+        }
+        // `<t>::rated::<rule>`: calls a rate limit with a warning level saw
+        // (tollgate.cfg route LIMIT_RATE)
+        if o == "rated" {
+            if applied(t) && labels.rules.contains(r) {
+                *out.rated.entry((t.to_string(), r.to_string())).or_default() += n;
+            }
+            continue;
+        }
+        let t = if t == "_" || applied(t) { t } else { "other" };
+        let o = if ["allow", "deny", "limit", "error", "warning"].contains(&o) {
+            o
+        } else {
+            "other"
+        };
+        let r = if labels.rules.contains(r) { r } else { "other" };
+        *out.calls
+            .entry((t.to_string(), o.to_string(), r.to_string()))
+            .or_default() += n;
+    }
+    out
+}
+
 /// The `# HELP` (if any) and `# TYPE` lines of a metric family.
 fn family(out: &mut String, name: &str, kind: &str, help: Option<&str>) {
     if let Some(h) = help {
@@ -1109,7 +1192,9 @@ struct LiveTimings {
 /// the value 1. (tenant, outcome, rule) for allowed destination rules
 /// (`allow`) and limits (`limit`, `warning` for concurrency warnings and
 /// `rated` for rate limits with a warning level),
-/// and (tenant, "country", XX) for `dst:country:XX` allow rules.
+/// (tenant, "country", XX) for `dst:country:XX` allow rules, and
+/// (tenant, "class", "allow::<class>") for every class of the policy
+/// ([`policy_classes`]): the `tg_stat` keys `<t>::<o>::<r>` they count.
 pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
     let mut add = |o: &str, r: &str| {
@@ -1134,7 +1219,40 @@ pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, Stri
             add("rated", &l.rule);
         }
     }
+    for c in policy_classes(p) {
+        add("class", &format!("allow::{c}"));
+    }
     out
+}
+
+/// The classes a tenant's numbers can have: `national` and `international`
+/// (every number is one of them) and each class its policy names.
+pub fn policy_classes(p: &CompiledPolicy) -> BTreeSet<String> {
+    ["national", "international"]
+        .iter()
+        .map(ToString::to_string)
+        .chain(p.classes.iter().map(|c| c.class.clone()))
+        .collect()
+}
+
+/// The outcomes of a `<t>::class::<outcome>::<class>` counter: the verdicts
+/// counted after the class lookup.
+pub const CLASS_OUTCOMES: [&str; 4] = ["allow", "deny", "limit", "error"];
+
+/// The (`outcome`, `class`) labels of a `<t>::class::<outcome>::<class>`
+/// counter from its `<outcome>::<class>`: the outcome when it is one of
+/// [`CLASS_OUTCOMES`] and the class when it is one of `known` (the tenant's
+/// [`policy_classes`]), each else `other`.
+pub fn class_labels<'a>(rest: &'a str, known: &BTreeSet<String>) -> (&'a str, &'a str) {
+    let (o, c) = rest.split_once("::").unwrap_or((rest, ""));
+    (
+        if CLASS_OUTCOMES.contains(&o) {
+            o
+        } else {
+            "other"
+        },
+        if known.contains(c) { c } else { "other" },
+    )
 }
 
 /// The `country` label of a `<t>::country::<CC>` counter: the code when it
@@ -1257,6 +1375,7 @@ fn compose(
 #[cfg(test)]
 mod tests {
     use super::{Base, Inner, country_label, country_of_rule};
+    use std::collections::{BTreeMap, BTreeSet};
 
     #[test]
     fn a_stage_goes_stale_with_the_blocks_in_force() {
@@ -1291,6 +1410,147 @@ mod tests {
         for bad in ["", "fr", "FRA", "F", "F1", "\"\"", "É"] {
             assert_eq!(country_label(bad), "ZZ", "{bad}");
         }
+    }
+
+    #[test]
+    fn class_counter_labels() {
+        let known: BTreeSet<String> = ["national", "international", "premium-rate"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let l = |r| super::class_labels(r, &known);
+        assert_eq!(l("allow::national"), ("allow", "national"));
+        assert_eq!(l("deny::premium-rate"), ("deny", "premium-rate"));
+        assert_eq!(l("limit::international"), ("limit", "international"));
+        assert_eq!(l("error::national"), ("error", "national"));
+        // not a verdict counted per class, or no outcome at all
+        assert_eq!(l("warning::national"), ("other", "national"));
+        assert_eq!(l("national"), ("other", "other"));
+        assert_eq!(l(""), ("other", "other"));
+        // a class the policy does not name (e.g. dropped by a new revision)
+        assert_eq!(l("allow::shared-cost"), ("allow", "other"));
+        assert_eq!(l("allow::"), ("allow", "other"));
+        assert_eq!(l("allow::national::x"), ("allow", "other"));
+        assert_eq!(l("ALLOW::National"), ("other", "other"));
+    }
+
+    #[test]
+    fn stat_entries_by_family() {
+        use serde_json::json;
+        let tenants = vec!["acme".to_string(), "globex".to_string()];
+        let rules: BTreeSet<String> = ["dst:national", "src:unknown", "limit:rate"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let set = |v: &[&str]| v.iter().map(ToString::to_string).collect::<BTreeSet<_>>();
+        let classes: BTreeMap<String, BTreeSet<String>> = [
+            (
+                "acme".to_string(),
+                set(&["national", "international", "premium-rate"]),
+            ),
+            ("globex".to_string(), set(&["national", "international"])),
+        ]
+        .into_iter()
+        .collect();
+        let labels = super::StatLabels {
+            tenants: &tenants,
+            rules: &rules,
+            classes: &classes,
+        };
+        let entries: Vec<(String, serde_json::Value)> = [
+            ("acme::allow::dst:national", json!(5)),
+            ("_::deny::src:unknown", json!(2)),
+            ("acme::country::US", json!(4)),
+            ("acme::rated::limit:rate", json!(3)),
+            ("acme::class::allow::national", json!(5)),
+            ("acme::class::deny::national", json!(1)),
+            ("acme::class::deny::premium-rate", json!("1")),
+            // not a class of acme's policy / not an outcome counted per
+            // class: labelled other, never a calls_total row
+            ("acme::class::deny::shared-cost", json!(6)),
+            ("acme::class::deny::old-class", json!(1)),
+            ("acme::class::bogus::national", json!(7)),
+            // premium-rate is not a class of globex's policy
+            ("globex::class::limit::premium-rate", json!(2)),
+            // a tenant that is not applied (any more): dropped
+            ("initech::class::allow::national", json!(9)),
+            ("initech::allow::dst:national", json!(1)),
+            ("acme::class", json!(1)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let seeds: Vec<(String, String, String)> = [
+            ("acme", "allow", "dst:national"),
+            ("acme", "class", "allow::national"),
+            ("acme", "class", "allow::international"),
+            ("globex", "class", "allow::national"),
+            ("initech", "class", "allow::national"),
+        ]
+        .iter()
+        .map(|(t, o, r)| (t.to_string(), o.to_string(), r.to_string()))
+        .collect();
+        let got = super::stat_counters(&entries, &seeds, &labels);
+        let tri = |m: &BTreeMap<(String, String, String), u64>| {
+            m.iter()
+                .map(|((a, b, c), n)| format!("{a} {b} {c} {n}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tri(&got.by_class),
+            [
+                "acme international allow 0",
+                "acme national allow 5",
+                "acme national deny 1",
+                "acme national other 7",
+                "acme other deny 7",
+                "acme premium-rate deny 1",
+                "globex national allow 0",
+                "globex other limit 2",
+            ]
+        );
+        assert_eq!(
+            tri(&got.calls),
+            [
+                "_ deny src:unknown 2",
+                "acme allow dst:national 5",
+                "other allow dst:national 1",
+            ],
+            "no class entry is a call of an outcome `class` or `other`"
+        );
+        let pair = |m: &BTreeMap<(String, String), u64>| {
+            m.iter()
+                .map(|((a, b), n)| format!("{a} {b} {n}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pair(&got.by_country), ["acme US 4"]);
+        assert_eq!(pair(&got.rated), ["acme limit:rate 3"]);
+    }
+
+    #[test]
+    fn classes_of_a_policy() {
+        let mut p: tollgate_crds::policy::CompiledPolicy = serde_json::from_value(serde_json::json!({
+            "tenant": "acme", "homeCountry": "US", "numberingPlan": "", "emergencyNumbers": ["911"],
+            "destinations": [], "classes": [], "sources": {"networks": []}, "windows": [],
+            "limits": [], "responses": [], "crypto": {"requireTls": false, "requireSrtp": false,
+            "requireClientCertificate": false}, "rules": []
+        }))
+        .unwrap();
+        fn names(p: &tollgate_crds::policy::CompiledPolicy) -> Vec<String> {
+            crate::agent::policy_classes(p).into_iter().collect()
+        }
+        assert_eq!(names(&p), ["international", "national"]);
+        for (prefix, class) in [
+            ("1900", "premium-rate"),
+            ("1976", "premium-rate"),
+            ("44", "national"),
+        ] {
+            p.classes.push(tollgate_crds::policy::ClassPrefix {
+                prefix: prefix.into(),
+                class: class.into(),
+            });
+        }
+        assert_eq!(names(&p), ["international", "national", "premium-rate"]);
     }
 
     #[test]
@@ -1361,6 +1621,10 @@ mod tests {
                 rule: rule.into(),
             });
         }
+        p.classes.push(tollgate_crds::policy::ClassPrefix {
+            prefix: "1900".into(),
+            class: "premium-rate".into(),
+        });
         let got: Vec<String> = super::counter_seeds("acme", &p)
             .into_iter()
             .map(|(_, o, r)| format!("{o} {r}"))
@@ -1370,6 +1634,9 @@ mod tests {
             [
                 "allow dst:country:CA",
                 "allow dst:national",
+                "class allow::international",
+                "class allow::national",
+                "class allow::premium-rate",
                 "country CA",
                 "limit limit:concurrent",
                 "rated limit:rate",
