@@ -1527,15 +1527,20 @@ mod tests {
         assert_eq!(pair(&got.rated), ["acme limit:rate 3"]);
     }
 
-    #[test]
-    fn classes_of_a_policy() {
-        let mut p: tollgate_crds::policy::CompiledPolicy = serde_json::from_value(serde_json::json!({
+    /// acme (US) with nothing in it.
+    fn empty_policy() -> tollgate_crds::policy::CompiledPolicy {
+        serde_json::from_value(serde_json::json!({
             "tenant": "acme", "homeCountry": "US", "numberingPlan": "", "emergencyNumbers": ["911"],
             "destinations": [], "classes": [], "sources": {"networks": []}, "windows": [],
             "limits": [], "responses": [], "crypto": {"requireTls": false, "requireSrtp": false,
             "requireClientCertificate": false}, "rules": []
         }))
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn classes_of_a_policy() {
+        let mut p = empty_policy();
         fn names(p: &tollgate_crds::policy::CompiledPolicy) -> Vec<String> {
             crate::agent::policy_classes(p).into_iter().collect()
         }
@@ -1584,13 +1589,7 @@ mod tests {
     #[test]
     fn seeds() {
         use tollgate_crds::policy::{DestinationRule, Limit, LimitMetric, Verdict};
-        let mut p: tollgate_crds::policy::CompiledPolicy = serde_json::from_value(serde_json::json!({
-            "tenant": "acme", "homeCountry": "US", "numberingPlan": "", "emergencyNumbers": ["911"],
-            "destinations": [], "classes": [], "sources": {"networks": []}, "windows": [],
-            "limits": [], "responses": [], "crypto": {"requireTls": false, "requireSrtp": false,
-            "requireClientCertificate": false}, "rules": []
-        }))
-        .unwrap();
+        let mut p = empty_policy();
         for (prefix, action, rule) in [
             ("1", Verdict::Allow, "dst:national"),
             ("1416", Verdict::Allow, "dst:country:CA"),

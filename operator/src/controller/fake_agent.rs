@@ -357,12 +357,11 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
         }
         (Method::PUT, ["v1", "tenants", t]) => {
             let t = (*t).to_owned();
-            let body = match Limited::new(req.into_body(), 32 << 20).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => return reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
-            };
             let delay = lock(st).delay;
-            tokio::time::sleep(delay).await;
+            let body = match read_then_wait(req, 32 << 20, delay).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
             let (status, answer, label) = put(st, &t, &body);
             let mut g = lock(st);
             g.log.push(ApplyRecord {
@@ -381,12 +380,11 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
         }
         (Method::POST, ["v1", "tenants", t, "stage"]) => {
             let t = (*t).to_owned();
-            let body = match Limited::new(req.into_body(), 32 << 20).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => return reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
-            };
             let delay = lock(st).delay;
-            tokio::time::sleep(delay).await;
+            let body = match read_then_wait(req, 32 << 20, delay).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
             let (status, answer, label) = stage(st, &t, &body);
             let mut g = lock(st);
             g.stage_log.push(StageRecord {
@@ -400,12 +398,11 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
         }
         (Method::POST, ["v1", "tenants", t, "commit"]) => {
             let t = (*t).to_owned();
-            let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => return reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
-            };
             let delay = lock(st).commit_delay;
-            tokio::time::sleep(delay).await;
+            let body = match read_then_wait(req, 1 << 20, delay).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
             let (status, answer, label, revalidated) = commit(st, &t, &body);
             let mut g = lock(st);
             g.log.push(ApplyRecord {
@@ -484,6 +481,26 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
 /// `PUT /v1/blocks` as the agent does it: the key's tenant must be applied
 /// and its class a valid name (422 otherwise); `expires` absent or null is
 /// 0 (until lifted), negative is refused.
+/// The request's body (at most `max` bytes), then `delay` (the agent's
+/// answer time the test asked for); `Err`: the 400 to send.
+async fn read_then_wait(
+    req: Request<Incoming>,
+    max: usize,
+    delay: Duration,
+) -> Result<Bytes, Resp> {
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return Err(reply(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": e.to_string()}),
+            ));
+        }
+    };
+    tokio::time::sleep(delay).await;
+    Ok(body)
+}
+
 fn put_block(st: &Mutex<Inner>, body: &[u8]) -> (StatusCode, Value, String) {
     let bad = |m: &str| (StatusCode::BAD_REQUEST, json!({"error": m}), String::new());
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
