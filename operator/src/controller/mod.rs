@@ -327,13 +327,17 @@ impl Operator {
         let trigger = futures::stream::unfold(self.trigger, |mut rx| async move {
             rx.recv().await.map(|o| (o, rx))
         });
+        let seen = PodFleets::default();
         let policies = controller
             .owns(revisions, watcher::Config::default())
             .watches_stream(fleet_stream, move |fleet: SbcFleet| {
-                policies_of_fleet(&ps1, &fleet)
+                policies_of_fleet(&ps1, fleet.namespace(), &fleet.name_any())
             })
             .watches(pods, watcher::Config::default(), move |pod: Pod| {
-                policies_of_pod(&fs, &ps2, &pod)
+                seen.notify(&pod, selecting(&fs, &pod))
+                    .iter()
+                    .flat_map(|f| policies_of_fleet(&ps2, pod.namespace(), f))
+                    .collect::<Vec<_>>()
             })
             .reconcile_on(trigger)
             .graceful_shutdown_on(shutdown)
@@ -359,14 +363,18 @@ async fn fleet_status_controller(
         kube::runtime::controller::Config::default().concurrency(ctx.config.reconcile_concurrency),
     );
     let store = controller.store();
+    let seen = PodFleets::default();
     controller
         .watches(pods, watcher::Config::default(), move |pod: Pod| {
-            let ns = pod.namespace();
-            store
-                .state()
-                .iter()
-                .filter(|f| f.namespace() == ns && fleet::selects(&f.spec, &pod))
-                .map(|f| ObjectRef::from(f.as_ref()))
+            seen.notify(&pod, selecting(&store, &pod))
+                .into_iter()
+                .map(|f| {
+                    let r = ObjectRef::new(&f);
+                    match pod.namespace() {
+                        Some(ns) => r.within(&ns),
+                        None => r,
+                    }
+                })
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(shutdown)
@@ -396,10 +404,12 @@ pub async fn run(
         .await;
 }
 
-/// The policies (in the store) that name this fleet.
-fn policies_of_fleet(store: &Store<TollPolicy>, fleet: &SbcFleet) -> Vec<ObjectRef<TollPolicy>> {
-    let ns = fleet.namespace();
-    let name = fleet.name_any();
+/// The policies (in the store) that name the fleet `name` of namespace `ns`.
+fn policies_of_fleet(
+    store: &Store<TollPolicy>,
+    ns: Option<String>,
+    name: &str,
+) -> Vec<ObjectRef<TollPolicy>> {
     store
         .state()
         .iter()
@@ -408,19 +418,57 @@ fn policies_of_fleet(store: &Store<TollPolicy>, fleet: &SbcFleet) -> Vec<ObjectR
         .collect()
 }
 
-/// The policies of the fleets (in the store) that select this pod.
-fn policies_of_pod(
-    fleets: &Store<SbcFleet>,
-    policies: &Store<TollPolicy>,
-    pod: &Pod,
-) -> Vec<ObjectRef<TollPolicy>> {
+/// The names of the fleets (in the store) whose selector matches this pod
+/// now.
+fn selecting(fleets: &Store<SbcFleet>, pod: &Pod) -> Vec<String> {
     let ns = pod.namespace();
     fleets
         .state()
         .iter()
         .filter(|f| f.namespace() == ns && fleet::selects(&f.spec, pod))
-        .flat_map(|f| policies_of_fleet(policies, f))
+        .map(|f| f.name_any())
         .collect()
+}
+
+/// The fleets each pod was last seen in. A pod event concerns the fleets
+/// selecting the pod now AND those that selected it before: a pod
+/// relabelled out of a fleet's selector must still make that fleet (and
+/// its policies) look again, or it would stay a target until the next
+/// periodic requeue.
+#[derive(Debug, Default)]
+struct PodFleets(Mutex<HashMap<PodKey, Vec<String>>>);
+
+/// A pod's namespace and name.
+type PodKey = (Option<String>, String);
+
+impl PodFleets {
+    /// The fleets (names, in the pod's namespace) to notify of this event,
+    /// given the fleets selecting the pod `now`. A pod that is being
+    /// deleted or selected by none is forgotten.
+    fn notify(&self, pod: &Pod, now: Vec<String>) -> Vec<String> {
+        let key = (pod.namespace(), pod.name_any());
+        let mut seen = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = if pod.metadata.deletion_timestamp.is_some() || now.is_empty() {
+            seen.remove(&key)
+        } else {
+            seen.insert(key, now.clone())
+        };
+        let mut all = now;
+        for f in before.unwrap_or_default() {
+            if !all.contains(&f) {
+                all.push(f);
+            }
+        }
+        all
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().map_or(0, |m| m.len())
+    }
 }
 
 /// Reconcile errors.

@@ -1344,3 +1344,45 @@ async fn an_acknowledged_instance_is_ignored_and_a_new_one_acts() {
         "beef"
     );
 }
+
+#[test]
+fn a_pod_relabelled_out_of_a_fleet_still_notifies_it() {
+    use k8s_openapi::api::core::v1::Pod;
+    let pod = |name: &str, deleting: bool| -> Pod {
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "voice"}
+        }))
+        .expect("pod");
+        if deleting {
+            p.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        }
+        p
+    };
+    let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let seen = super::PodFleets::default();
+    // selected by edge: edge
+    assert_eq!(
+        seen.notify(&pod("a", false), names(&["edge"])),
+        names(&["edge"])
+    );
+    // now selected by core only (relabelled): core, and edge which lost it
+    assert_eq!(
+        seen.notify(&pod("a", false), names(&["core"])),
+        names(&["core", "edge"])
+    );
+    // selected by none: core once more, then nothing is remembered
+    assert_eq!(seen.notify(&pod("a", false), vec![]), names(&["core"]));
+    assert_eq!(seen.len(), 0);
+    assert_eq!(seen.notify(&pod("a", false), vec![]), Vec::<String>::new());
+    // another pod is its own entry; a deleted pod is forgotten
+    assert_eq!(
+        seen.notify(&pod("b", false), names(&["edge"])),
+        names(&["edge"])
+    );
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen.notify(&pod("b", true), names(&["edge"])),
+        names(&["edge"])
+    );
+    assert_eq!(seen.len(), 0);
+}
