@@ -183,6 +183,8 @@ pub struct Context {
     errors: Mutex<HashMap<ObjectRef<TollPolicy>, u32>>,
     /// Per policy: serializes status writes (reconciler and alert sink).
     status_locks: Mutex<HashMap<ObjectRef<TollPolicy>, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per agent URL: one policy's batch at a time (stage, then commit).
+    agent_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -219,6 +221,33 @@ impl Context {
             // a poisoned map: a fresh lock still serializes nothing worse
             Err(_) => Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Holds the agents at `urls` for one batch of one policy: the stages
+    /// and commits of two policies on one agent do not interleave, so each
+    /// commit finds its stage's checks still valid (an agent keeps the
+    /// checks of its newest stage only and checks again at commit when its
+    /// state changed since: docs/agent.md, "Staged applies"). Taken in
+    /// sorted order, so two batches over the same agents cannot deadlock.
+    pub async fn lock_agents(
+        &self,
+        mut urls: Vec<String>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        urls.sort();
+        urls.dedup();
+        let locks: Vec<_> = match self.agent_locks.lock() {
+            Ok(mut m) => urls
+                .into_iter()
+                .map(|u| Arc::clone(m.entry(u).or_default()))
+                .collect(),
+            // a poisoned map: no holding (stages may then be checked again)
+            Err(_) => Vec::new(),
+        };
+        let mut guards = Vec::with_capacity(locks.len());
+        for l in locks {
+            guards.push(l.lock_owned().await);
+        }
+        guards
     }
 
     fn note_result(&self, obj: &ObjectRef<TollPolicy>, ok: bool) -> u32 {
@@ -272,6 +301,7 @@ impl Operator {
             metrics,
             errors: Mutex::new(HashMap::new()),
             status_locks: Mutex::new(HashMap::new()),
+            agent_locks: Mutex::new(HashMap::new()),
         });
         Self { ctx, trigger }
     }

@@ -290,6 +290,10 @@ enum Step {
 ///    *committed* (`POST …/commit`: swap, reload, read back), and the
 ///    removals (`DELETE`) go out.
 ///
+/// The batch's agents are held ([`Context::lock_agents`]) from the first
+/// stage to the last commit, so another policy's batch cannot stage on them
+/// in between (which would make these commits check again).
+///
 /// So the targets of a batch switch within one commit time of each other,
 /// and a refusal is known before the batch touches any SBC. A target whose
 /// stage is refused (or unanswered) gets that outcome, mapped as a PUT's
@@ -311,6 +315,13 @@ async fn act(
 ) -> Vec<Event> {
     let tenant = policy.spec.tenant.as_str();
     let n = ctx.config.agent_concurrency.max(1);
+    // the batch's agents, held until its last commit
+    let urls: Vec<String> = actions
+        .iter()
+        .filter_map(|(target, _)| resolved.iter().find(|r| r.id == *target))
+        .map(|r| r.url.clone())
+        .collect();
+    let _held = ctx.lock_agents(urls).await;
     // phase 1: stage
     let staged: Vec<(String, Option<RevisionRef>, Step)> = futures::stream::iter(actions)
         .map(|(target, revision)| async move {
