@@ -1193,7 +1193,7 @@ struct LiveTimings {
 /// (`allow`) and limits (`limit`, `warning` for concurrency warnings and
 /// `rated` for rate limits with a warning level),
 /// (tenant, "country", XX) for `dst:country:XX` allow rules, and
-/// (tenant, "class", "allow::<class>") for every class of the policy
+/// `(tenant, "class", "allow::<class>")` for every class of the policy
 /// ([`policy_classes`]): the `tg_stat` keys `<t>::<o>::<r>` they count.
 pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
