@@ -38,11 +38,11 @@ use serde_json::{Value, json};
 use tollgate_crds::policy::{
     AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger,
 };
-use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy};
-use tollgate_crds::{SbcFleet, TollPolicy, TollPolicySpec};
+use tollgate_crds::toll_policy::RolloutStrategy;
+use tollgate_crds::{SbcFleet, TollPolicy};
 use tollgate_operator::alerts::http::{Receiver, serve_receiver};
 use tollgate_operator::controller::agents::{AgentApi, AgentTarget, HttpAgents};
-use tollgate_operator::controller::fake_agent::sample_policy;
+use tollgate_operator::controller::fake_agent::{sample_policy, toll_policy};
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::responses::OperatorSink;
 use tollgate_operator::controller::revisions::policy_hash;
@@ -140,18 +140,7 @@ async fn run_in(kube: &Client, ns: &str, n: usize, alerts: usize) -> R<(Vec<f64>
     policies
         .create(
             &PostParams::default(),
-            &TollPolicy::new(
-                "acme",
-                TollPolicySpec {
-                    tenant: "acme".into(),
-                    policy,
-                    fleet: FleetReference {
-                        name: "edge".into(),
-                    },
-                    rollout: RolloutStrategy::default(),
-                    source_hash: None,
-                },
-            ),
+            &toll_policy("acme", policy, "edge", RolloutStrategy::default()),
         )
         .await?;
 

@@ -45,7 +45,7 @@ use tokio::process::{Child, Command};
 use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference};
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
 use tollgate_crds::{SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
-use tollgate_operator::controller::fake_agent::{FakeAgent, sample_policy};
+use tollgate_operator::controller::fake_agent::{FakeAgent, no_bake, sample_policy, toll_policy};
 use tollgate_operator::controller::revisions::policy_hash;
 
 use tollgate_operator::controller::testkit::{self, R, wait_for};
@@ -192,17 +192,11 @@ fn ms(d: Duration) -> f64 {
 
 async fn baseline(client: &Client, ns: &str) -> R {
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
-    let p = TollPolicy::new(
+    let p = toll_policy(
         "baseline",
-        TollPolicySpec {
-            tenant: "baseline".into(),
-            policy: sample_policy("baseline", 0),
-            fleet: FleetReference {
-                name: "none".into(),
-            },
-            rollout: RolloutStrategy::default(),
-            source_hash: None,
-        },
+        sample_policy("baseline", 0),
+        "none",
+        RolloutStrategy::default(),
     );
     api.create(&PostParams::default(), &p).await?;
     let (mut patch, mut ssa, mut get) = (Vec::new(), Vec::new(), Vec::new());
@@ -655,21 +649,7 @@ async fn memory_in(
             let api = api.clone();
             async move {
                 let tenant = format!("r{i:05}");
-                let p = TollPolicy::new(
-                    &tenant,
-                    TollPolicySpec {
-                        tenant: tenant.clone(),
-                        policy: sample_policy(&tenant, 0),
-                        fleet: FleetReference {
-                            name: "edge".into(),
-                        },
-                        rollout: RolloutStrategy {
-                            bake_seconds: 0,
-                            ..RolloutStrategy::default()
-                        },
-                        source_hash: None,
-                    },
-                );
+                let p = toll_policy(&tenant, sample_policy(&tenant, 0), "edge", no_bake());
                 api.create(&PostParams::default(), &p).await?;
                 R::Ok(())
             }

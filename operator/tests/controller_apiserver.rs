@@ -22,7 +22,9 @@ use tollgate_crds::sbc_fleet::SbcBackend;
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
 use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
 use tollgate_operator::controller::agents::{HttpAgents, revision_label};
-use tollgate_operator::controller::fake_agent::{ApplyRecord, FakeAgent, Via, sample_policy};
+use tollgate_operator::controller::fake_agent::{
+    ApplyRecord, FakeAgent, Via, no_bake, sample_policy, toll_policy,
+};
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::revisions::{POLICY_LABEL, policy_hash, revision_name};
 use tollgate_operator::controller::{Config, FINALIZER, Operator};
@@ -467,21 +469,7 @@ async fn two_phase_scenario(client: &Client, ns: &str) -> R {
     let ctl = start_controller_with(client, ns, Arc::clone(&metrics));
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
     // one batch of every target: no canary, no bake
-    let policy = TollPolicy::new(
-        "acme",
-        TollPolicySpec {
-            tenant: "acme".into(),
-            policy: sample_policy("acme", 0),
-            fleet: FleetReference {
-                name: "edge".into(),
-            },
-            rollout: RolloutStrategy {
-                bake_seconds: 0,
-                ..RolloutStrategy::default()
-            },
-            source_hash: None,
-        },
-    );
+    let policy = toll_policy("acme", sample_policy("acme", 0), "edge", no_bake());
     api.create(&PostParams::default(), &policy).await?;
 
     // ---- 1. stage on all three, then commit on all three; no PUT
@@ -867,21 +855,7 @@ async fn pods_scenario(client: &Client, ns: &str) -> R {
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
     api.create(
         &PostParams::default(),
-        &TollPolicy::new(
-            "acme",
-            TollPolicySpec {
-                tenant: "acme".into(),
-                policy: sample_policy("acme", 0),
-                fleet: FleetReference {
-                    name: "pods".into(),
-                },
-                rollout: RolloutStrategy {
-                    bake_seconds: 0,
-                    ..RolloutStrategy::default()
-                },
-                source_hash: None,
-            },
-        ),
+        &toll_policy("acme", sample_policy("acme", 0), "pods", no_bake()),
     )
     .await?;
     let p = wait_phase(&api, TollPolicyPhase::Applied, 1, 30).await?;
@@ -985,23 +959,7 @@ async fn two_policies_scenario(client: &Client, ns: &str) -> R {
     testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
     let ctl = start_controller_with(client, ns, Arc::new(Metrics::default()));
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
-    let policy = |tenant: &str| {
-        TollPolicy::new(
-            tenant,
-            TollPolicySpec {
-                tenant: tenant.into(),
-                policy: sample_policy(tenant, 0),
-                fleet: FleetReference {
-                    name: "edge".into(),
-                },
-                rollout: RolloutStrategy {
-                    bake_seconds: 0,
-                    ..RolloutStrategy::default()
-                },
-                source_hash: None,
-            },
-        )
-    };
+    let policy = |tenant: &str| toll_policy(tenant, sample_policy(tenant, 0), "edge", no_bake());
     let pp = PostParams::default();
     let (acme, globex) = (policy("acme"), policy("globex"));
     let (a, g) = tokio::join!(api.create(&pp, &acme), api.create(&pp, &globex));

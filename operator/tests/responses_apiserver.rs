@@ -19,17 +19,15 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use tollgate_crds::TollPolicy;
 use tollgate_crds::policy::{
     AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger,
 };
-use tollgate_crds::toll_policy::{
-    AcknowledgedReason, FleetReference, RolloutStrategy, TollPolicyPhase,
-};
-use tollgate_crds::{TollPolicy, TollPolicySpec};
+use tollgate_crds::toll_policy::{AcknowledgedReason, TollPolicyPhase};
 use tollgate_operator::alerts::http::Receiver;
 use tollgate_operator::alerts::{AlertAction, AlertRef, AlertSink};
 use tollgate_operator::controller::agents::HttpAgents;
-use tollgate_operator::controller::fake_agent::{FakeAgent, sample_policy};
+use tollgate_operator::controller::fake_agent::{FakeAgent, no_bake, sample_policy, toll_policy};
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::responses::{OperatorSink, RELEASE_ANNOTATION};
 use tollgate_operator::controller::{Config, Operator};
@@ -343,21 +341,7 @@ async fn create_policy(api: &Api<TollPolicy>, responses: Vec<Declared>) -> R {
     policy.responses = responses;
     api.create(
         &PostParams::default(),
-        &TollPolicy::new(
-            "acme",
-            TollPolicySpec {
-                tenant: "acme".into(),
-                policy,
-                fleet: FleetReference {
-                    name: "edge".into(),
-                },
-                rollout: RolloutStrategy {
-                    bake_seconds: 0,
-                    ..RolloutStrategy::default()
-                },
-                source_hash: None,
-            },
-        ),
+        &toll_policy("acme", policy, "edge", no_bake()),
     )
     .await?;
     Ok(())

@@ -735,6 +735,34 @@ fn commit(
     (StatusCode::OK, answer, Some(rev), !fresh)
 }
 
+/// A TollPolicy named after its `tenant`, rolling `policy` out over the
+/// SbcFleet `fleet` with `rollout`.
+pub fn toll_policy(
+    tenant: &str,
+    policy: CompiledPolicy,
+    fleet: &str,
+    rollout: tollgate_crds::toll_policy::RolloutStrategy,
+) -> tollgate_crds::TollPolicy {
+    tollgate_crds::TollPolicy::new(
+        tenant,
+        tollgate_crds::TollPolicySpec {
+            tenant: tenant.into(),
+            policy,
+            fleet: tollgate_crds::toll_policy::FleetReference { name: fleet.into() },
+            rollout,
+            source_hash: None,
+        },
+    )
+}
+
+/// One batch of every target, no bake (`bakeSeconds: 0`).
+pub fn no_bake() -> tollgate_crds::toll_policy::RolloutStrategy {
+    tollgate_crds::toll_policy::RolloutStrategy {
+        bake_seconds: 0,
+        ..Default::default()
+    }
+}
+
 /// A small valid compiled policy for `tenant` (US home country; national
 /// calls allowed, international denied; one source network), for tests and
 /// benchmarks. `variant` changes a prefix so two variants hash differently.

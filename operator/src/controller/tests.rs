@@ -19,11 +19,10 @@ use kube::{Client, Resource};
 use serde_json::{Value, json};
 use tollgate_crds::policy::CompiledPolicy;
 use tollgate_crds::sbc_fleet::{SbcBackend, StaticEndpoint};
-use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy};
-use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
+use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy};
 
 use super::agents::{AgentApi, AgentTarget, CommitResult, StageResult, TenantState};
-use super::fake_agent::sample_policy;
+use super::fake_agent::{no_bake, sample_policy, toll_policy};
 use super::metrics::Metrics;
 use super::revisions::{self, policy_hash, revision_name};
 use super::{Config, FINALIZER, Operator, reconcile::reconcile};
@@ -283,21 +282,7 @@ const NS: &str = "ns";
 const URLS: [&str; 2] = ["http://10.0.0.1:9443", "http://10.0.0.2:9443"];
 
 fn policy() -> TollPolicy {
-    let mut p = TollPolicy::new(
-        "acme",
-        TollPolicySpec {
-            tenant: "acme".into(),
-            policy: sample_policy("acme", 0),
-            fleet: FleetReference {
-                name: "edge".into(),
-            },
-            rollout: RolloutStrategy {
-                bake_seconds: 0,
-                ..RolloutStrategy::default()
-            },
-            source_hash: None,
-        },
-    );
+    let mut p = toll_policy("acme", sample_policy("acme", 0), "edge", no_bake());
     p.metadata.namespace = Some(NS.into());
     p.metadata.uid = Some("uid-acme".into());
     p.metadata.generation = Some(1);
