@@ -168,6 +168,11 @@ code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' -X PUT -H "Author
   --data-binary "@$WORK/bodies/acme.json" "$AGENT/v1/tenants/acme")
 check "PUT with a wrong token: $code, body $(tr -d '\n ' < "$WORK/resp")" [ "$code" = 401 ]
 check "the 401 does not echo the token" bash -c "! grep -q -- '$TOKEN' '$WORK/resp'"
+for path in stage commit; do
+  code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    --data-binary "@$WORK/bodies/acme.json" "$AGENT/v1/tenants/acme/$path")
+  check "POST /v1/tenants/acme/$path without a token: $code" [ "$code" = 401 ]
+done
 code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$AGENT/metrics")
 check "GET /metrics with the token: $code" [ "$code" = 200 ]
 head -c $((33 << 20)) /dev/zero | tr '\0' ' ' > "$WORK/big.json"
