@@ -196,6 +196,18 @@ PY
   done
   return 1
 }
+# expect_action PY-CONDITION SECS T0 FROM WHAT: the operator received the
+# action within SECS s; prints the time from T0 (unix ms, FROM names it)
+# to the webhook and from the alert's startsAt to the webhook
+expect_action() {
+  local r s
+  if r=$(wait_action "$1" "$2"); then
+    s=$(starts_of "$1" || true)
+    ok "Respond $5: $4 -> webhook $((r - $3)) ms${s:+, alert active -> webhook $((r - s)) ms}"
+  else
+    bad "no \"$5\" action within $2 s ($(tail -c 300 "$WORK/actions.jsonl"))"
+  fi
+}
 starts_of() { # PY-CONDITION -> the action's alert startsAt in unix ms
   "$PY" - "$WORK/actions.jsonl" "$1" <<'PY'
 import json, sys, re, datetime
@@ -222,12 +234,7 @@ say "a national call while every window of acme is closed -> unusual hours"
 t_nat=$(now_ms)
 got=$(call +12125550100)
 check "national call: $got" [ "$got" = "200 dst:national" ]
-if r=$(wait_action "$COND_HOURS" 20); then
-  s=$(starts_of "$COND_HOURS")
-  ok "Respond anomaly unusual-hours for acme: call -> webhook $((r - t_nat)) ms, alert active -> webhook $((r - s)) ms"
-else
-  bad "no unusual-hours action within 20 s ($(tail -c 300 "$WORK/actions.jsonl"))"
-fi
+expect_action "$COND_HOURS" 20 "$t_nat" "call" "anomaly unusual-hours for acme"
 sleep 5  # the learning period of the new-destination rule (--learning 4s)
 
 say "international calls (Canada) above the class levels (warning 2, critical 3)"
@@ -237,34 +244,11 @@ t0=$(now_ms)
 timeout 60 sipp "$SBC_IP:$SBC_PORT" -sf sbc/sipp/uac.xml -inf "$WORK/intl.csv" -i "$ACME" -p 0 -t u1 -m 8 -l 8 -r 4 \
   -d 12000 -nostdin -timeout 40s -trace_logs -log_file "$WORK/intl.log" > /dev/null 2>&1 &
 LOAD=$!
-if r=$(wait_action "$COND_CRIT" 30); then
-  s=$(starts_of "$COND_CRIT")
-  ok "Respond breach concurrent/international/critical for acme: load start -> webhook $((r - t0)) ms, alert active -> webhook $((r - s)) ms"
-else
-  bad "no concurrent critical action within 30 s"
-fi
-if r=$(wait_action "$COND_WARN" 10); then
-  s=$(starts_of "$COND_WARN")
-  ok "Respond breach concurrent/international/warning: load start -> webhook $((r - t0)) ms, alert active -> webhook $((r - s)) ms"
-else
-  bad "no concurrent warning action"
-fi
-if r=$(wait_action "$COND_NEWDST" 10); then
-  s=$(starts_of "$COND_NEWDST")
-  ok "Respond anomaly new-destination (CA): load start -> webhook $((r - t0)) ms, alert active -> webhook $((r - s)) ms"
-else
-  bad "no new-destination action"
-fi
-if r=$(wait_action "$COND_RATE" 10); then
-  ok "Respond breach rate/warning (tenant-wide): load start -> webhook $((r - t0)) ms"
-else
-  bad "no rate warning action"
-fi
-if r=$(wait_action "$COND_CRATE" 10); then
-  ok "Respond breach rate/international/warning (per class, the calls its limit saw): load start -> webhook $((r - t0)) ms"
-else
-  bad "no per-class rate warning action"
-fi
+expect_action "$COND_CRIT" 30 "$t0" "load start" "breach concurrent/international/critical for acme"
+expect_action "$COND_WARN" 10 "$t0" "load start" "breach concurrent/international/warning"
+expect_action "$COND_NEWDST" 10 "$t0" "load start" "anomaly new-destination (CA)"
+expect_action "$COND_RATE" 10 "$t0" "load start" "breach rate/warning (tenant-wide)"
+expect_action "$COND_CRATE" 10 "$t0" "load start" "breach rate/international/warning (per class, the calls its limit saw)"
 wait $LOAD || true
 ans=$(grep -c '^RESULT .* 200 ' "$WORK/intl.log" 2>/dev/null || true)
 lim=$(grep -c '^RESULT .* 486 limit:concurrent:international' "$WORK/intl.log" 2>/dev/null || true)
@@ -280,12 +264,7 @@ check "roam, national call: $got" [ "$got" = "200 dst:national" ]
 t_fr=$(now_ms)
 got=$(call +33142685300 "$ROAM")
 check "roam, a call to France (never called): $got" [ "$got" = "200 dst:international" ]
-if r=$(wait_action "$COND_ROAM_FR" 20); then
-  s=$(starts_of "$COND_ROAM_FR")
-  ok "Respond anomaly new-destination (FR) for roam: call -> webhook $((r - t_fr)) ms, alert active -> webhook $((r - s)) ms"
-else
-  bad "no new-destination action for roam's call to France within 20 s ($(tail -c 300 "$WORK/actions.jsonl"))"
-fi
+expect_action "$COND_ROAM_FR" 20 "$t_fr" "call" "anomaly new-destination (FR) for roam"
 prom_query "$PROM" 'tollgate_calls_by_country_total{tenant="roam"}' > "$WORK/q"
 check "the agent exports roam's calls per country (FR 1, US 1): $(tr -d '\n' < "$WORK/q" | head -c 300)" "$PY" -c '
 import json,sys; r=json.load(open(sys.argv[1]))["data"]["result"]

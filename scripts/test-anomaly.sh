@@ -218,6 +218,18 @@ check "both agents export tollgate_tenant_revision_info revision 1 ($revs)" [ "$
 
 call() { scripts/fleet.sh call "$NAME" "$1" "$ACME" "$2" 2>/dev/null || echo "no answer"; }
 active() { K -n "$NS" get tollpolicy acme -o jsonpath='{.status.activeResponses}' 2>/dev/null || true; }
+# release: a person's acknowledgement (the annotation), then up to 20 s for
+# the operator to clear activeResponses and remove the annotation; leaves
+# what it saw last in $ar and $ann
+release() {
+  K -n "$NS" annotate tollpolicy acme tollgate.dev/release=all >/dev/null
+  local i
+  for i in $(seq 1 100); do
+    ar=$(active); ann=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.metadata.annotations.tollgate\.dev/release}' 2>/dev/null || true)
+    [ -z "$ar" ] && [ -z "$ann" ] && return 0
+    sleep 0.2
+  done
+}
 
 say "1. fraud: international calls on SBC 1 above the critical level (3)"
 for i in 1 2; do
@@ -258,12 +270,7 @@ check "the load: $ans of 8 answered before the levels and the block cut in" [ "$
 
 say "acknowledge: kubectl annotate tollpolicy acme tollgate.dev/release=all"
 t0=$(now_ms)
-K -n "$NS" annotate tollpolicy acme tollgate.dev/release=all >/dev/null
-for i in $(seq 1 100); do
-  ar=$(active); ann=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.metadata.annotations.tollgate\.dev/release}' 2>/dev/null || true)
-  [ -z "$ar" ] && [ -z "$ann" ] && break
-  sleep 0.2
-done
+release
 check "released in $(( $(now_ms) - t0 )) ms: activeResponses empty, annotation removed" [ -z "$ar" ] && [ -z "$ann" ]
 for i in 1 2; do
   got=$(call $i $INTL); check "SBC $i: international after the release $got" [ "${got%% *}" = 200 ]
@@ -341,12 +348,7 @@ import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if r["actions"] == 1 e
 for i in 1 2; do
   got=$(call $i $INTL); check "SBC $i: international blocked again $got" [ "$got" = "403 block:class:international" ]
 done
-K -n "$NS" annotate tollpolicy acme tollgate.dev/release=all >/dev/null
-for i in $(seq 1 100); do
-  ar=$(active); ann=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.metadata.annotations.tollgate\.dev/release}' 2>/dev/null || true)
-  [ -z "$ar" ] && [ -z "$ann" ] && break
-  sleep 0.2
-done
+release
 check "released again" [ -z "$ar" ] && [ -z "$ann" ]
 for i in 1 2; do
   got=

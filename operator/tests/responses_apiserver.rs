@@ -366,6 +366,17 @@ async fn release_and_wait(api: &Api<TollPolicy>, value: &str) -> R {
     .await
 }
 
+/// Every agent holds the block `KEY` until lifted; `what` says which.
+fn every_agent_blocks(agents: &[FakeAgent], what: &str) -> R {
+    for a in agents {
+        ensure(
+            a.blocks().get(KEY) == Some(&0),
+            format!("{} {what}: {:?}", a.url(), a.blocks()),
+        )?;
+    }
+    Ok(())
+}
+
 fn status_of(p: &TollPolicy) -> tollgate_crds::TollPolicyStatus {
     p.status.clone().unwrap_or_default()
 }
@@ -417,12 +428,7 @@ async fn restart_scenario(client: &Client, ns: &str) -> R {
             ])
             .await?;
         ensure(v["actions"] == 2, format!("two actions: {v}"))?;
-        for a in &agents {
-            ensure(
-                a.blocks().get(KEY) == Some(&0),
-                format!("{} holds the block: {:?}", a.url(), a.blocks()),
-            )?;
-        }
+        every_agent_blocks(&agents, "holds the block")?;
         let ar = status_of(&api.get("acme").await?).active_responses;
         ensure(ar.len() == 1, format!("one entry: {ar:?}"))?;
         let fps: Vec<_> = ar[0]
@@ -513,12 +519,7 @@ async fn restart_scenario(client: &Client, ns: &str) -> R {
             .post(&[firing(ns, "fp-sbc1", "2026-11-25T10:30:00Z", "critical")])
             .await?;
         ensure(v["actions"] == 1, format!("a new instance acts: {v}"))?;
-        for a in &agents {
-            ensure(
-                a.blocks().get(KEY) == Some(&0),
-                format!("{} holds the block again: {:?}", a.url(), a.blocks()),
-            )?;
-        }
+        every_agent_blocks(&agents, "holds the block again")?;
         let st = status_of(&api.get("acme").await?);
         ensure(
             st.active_responses.len() == 1
@@ -593,12 +594,7 @@ async fn fold_scenario(client: &Client, ns: &str) -> R {
             .post(&[firing(ns, "fp-new", "2026-11-25T10:00:00Z", "critical")])
             .await?;
         ensure(v["actions"] == 1, format!("acted: {v}"))?;
-        for a in &agents {
-            ensure(
-                a.blocks().get(KEY) == Some(&0),
-                format!("{} holds the new block: {:?}", a.url(), a.blocks()),
-            )?;
-        }
+        every_agent_blocks(&agents, "holds the new block")?;
         let st = status_of(&api.get("acme").await?);
         ensure(st.active_responses.len() == 64, "still 64 entries")?;
         let host = st

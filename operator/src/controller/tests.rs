@@ -290,6 +290,13 @@ fn policy() -> TollPolicy {
     p
 }
 
+/// [`policy`] with the operator's finalizer already added.
+fn finalized_policy() -> TollPolicy {
+    let mut p = policy();
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    p
+}
+
 fn fleet() -> SbcFleet {
     let mut f = SbcFleet::new(
         "edge",
@@ -497,8 +504,7 @@ async fn first_reconcile_of_a_new_policy() {
     calls.lock().unwrap().clear();
 
     // 2. then the rollout: with bakeSeconds 0 and no canary it converges in one reconcile
-    let mut p = policy();
-    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let p = finalized_policy();
     let a = reconcile(Arc::new(p), Arc::clone(&ctx)).await.unwrap();
     assert_eq!(a, KubeAction::requeue(std::time::Duration::from_secs(60)));
     let got = lines(&calls);
@@ -615,8 +621,7 @@ async fn first_reconcile_of_a_new_policy() {
 /// The rollout of revision 1 of [`policy`] (no finalizer to add) over
 /// `agents`; the agents' calls after their state reads, and the metrics.
 async fn first_rollout(agents: &Arc<FakeAgents>) -> (Vec<String>, String) {
-    let mut p = policy();
-    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let p = finalized_policy();
     let (client, _calls) = mock(server(p.clone(), vec![]));
     let ctx = operator(client, Arc::clone(agents));
     reconcile(Arc::new(p), Arc::clone(&ctx)).await.unwrap();
@@ -724,8 +729,7 @@ async fn a_target_refusing_at_stage_keeps_its_revision_and_the_batch_commits() {
 /// The converged object: finalizer, status as the first reconcile left it.
 async fn converged() -> (TollPolicy, Arc<FakeAgents>) {
     let agents = Arc::new(FakeAgents::default());
-    let mut p = policy();
-    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let mut p = finalized_policy();
     let (client, calls) = mock(server(p.clone(), vec![]));
     let ctx = operator(client, Arc::clone(&agents));
     reconcile(Arc::new(p.clone()), ctx).await.unwrap();
@@ -826,8 +830,7 @@ async fn deletion_with_the_fleet_gone_does_not_block() {
 #[tokio::test]
 async fn a_policy_that_does_not_render_fails_validation_and_rolls_nothing_out() {
     let agents = Arc::new(FakeAgents::default());
-    let mut p = policy();
-    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let mut p = finalized_policy();
     p.spec.policy.sources.networks[0].cidr = "127.10.0.300/16".into();
     let (client, calls) = mock(server(p.clone(), vec![]));
     let ctx = operator(client, Arc::clone(&agents));
@@ -923,8 +926,7 @@ fn acked(fp: &str, starts_at: &str) -> tollgate_crds::toll_policy::AcknowledgedA
 #[tokio::test]
 async fn status_writes_carry_active_responses_and_targets_get_the_blocks() {
     let agents = Arc::new(FakeAgents::default());
-    let mut p = policy();
-    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let p = finalized_policy();
     // the API server already has a response the reconcile's copy lacks
     let mut on_server = p.clone();
     on_server.status = Some(tollgate_crds::TollPolicyStatus {
@@ -1024,8 +1026,7 @@ async fn respond_pushes_blocks_then_records_the_response() {
         AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger,
     };
     let agents = Arc::new(FakeAgents::default());
-    let mut p = policy();
-    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let mut p = finalized_policy();
     let trigger = ResponseTrigger::Breach {
         metric: LimitMetric::Concurrent,
         class: Some("premium-rate".into()),
@@ -1246,8 +1247,7 @@ async fn an_acknowledged_instance_is_ignored_and_a_new_one_acts() {
         AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger,
     };
     let agents = Arc::new(FakeAgents::default());
-    let mut p = policy();
-    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    let mut p = finalized_policy();
     p.spec.policy.responses = vec![Decl {
         trigger: ResponseTrigger::Breach {
             metric: LimitMetric::Concurrent,
