@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 use tollgate_crds::policy::{CompiledPolicy, LimitMetric};
@@ -67,6 +68,8 @@ struct Inner {
     warm: Option<trial::Instance>,
     /// Revisions staged and not yet committed, per tenant.
     staged: BTreeMap<String, Staged>,
+    /// `/metrics`' labels of the applied policies.
+    labels: Arc<MetricLabels>,
 }
 
 /// A staged revision (`Agent::stage`).
@@ -223,6 +226,7 @@ impl Agent {
         }
         let bundle = compose(&inner.rows, &inner.state.blocks).map_err(|e| e.join("; "))?;
         inner.bundle_hash = bundle.hash;
+        inner.labels = Arc::new(MetricLabels::of(&inner.state, &inner.rows));
         Ok(Agent {
             cfg,
             rpc,
@@ -437,6 +441,7 @@ impl Agent {
         };
         inner.rows = cand;
         inner.bundle_hash = bundle.hash.clone();
+        inner.labels = Arc::new(MetricLabels::of(&inner.state, &inner.rows));
         let t_total = t0.elapsed();
         Ok(json!({
             "tenant": tenant,
@@ -778,88 +783,24 @@ impl Agent {
 
     /// Prometheus text.
     pub async fn metrics_text(&self) -> String {
-        let (tenants, known_rules, class_limits, windows, seeds, revisions, class_names) = {
-            let inner = self.inner.lock().await;
-            let tenants: Vec<String> = inner.rows.keys().cloned().collect();
-            // tenant → its revision as a number (`<n>@sha256:…` labels) or
-            // the label itself
-            let revisions: Vec<(String, String)> = inner
-                .state
-                .tenants
-                .iter()
-                .map(|(t, s)| {
-                    let r = s
-                        .revision
-                        .split_once('@')
-                        .map_or(s.revision.as_str(), |(n, _)| n);
-                    (t.clone(), r.chars().take(128).collect())
-                })
-                .collect();
-            // classes with a concurrency limit, and every window, per tenant
-            let mut class_limits: BTreeSet<(String, String)> = BTreeSet::new();
-            let mut windows = Vec::new();
-            // tenant → the classes its numbers can have (the class label's values)
-            let mut class_names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for (t, s) in &inner.state.tenants {
-                class_names.insert(t.clone(), policy_classes(&s.policy));
-                for l in &s.policy.limits {
-                    if let (LimitMetric::Concurrent, Some(c)) = (l.metric, &l.class) {
-                        class_limits.insert((t.clone(), c.clone()));
-                    }
-                }
-                windows.extend(s.policy.windows.iter().map(|w| (t.clone(), w.clone())));
-            }
-            let seeds: Vec<(String, String, String)> = inner
-                .state
-                .tenants
-                .iter()
-                .flat_map(|(t, s)| counter_seeds(t, &s.policy))
-                .collect();
-            let mut rules: BTreeSet<String> = [
-                "src:unknown",
-                "dst:invalid",
-                "dst:international",
-                "dst:emergency",
-                "sbc:tenant-missing",
-                "sbc:class-tree-missing",
-                "sbc:tree-missing",
-                "sbc:unknown",
-                "block:tenant",
-                "crypto:tls",
-                "crypto:client-certificate",
-                "crypto:srtp",
-            ]
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-            for s in inner.state.tenants.values() {
-                let p = &s.policy;
-                rules.extend(p.rules.iter().map(|r| r.id.clone()));
-                rules.extend(p.destinations.iter().map(|d| d.rule.clone()));
-                rules.extend(p.sources.networks.iter().map(|n| n.rule.clone()));
-                rules.extend(p.sources.geo.iter().map(|g| g.rule.clone()));
-                rules.extend(p.limits.iter().map(|l| l.rule.clone()));
-                rules.extend(p.windows.iter().map(|w| w.rule.clone()));
-                rules.extend(policy_classes(p).iter().map(|c| format!("block:class:{c}")));
-            }
-            (
-                tenants,
-                rules,
-                class_limits,
-                windows,
-                seeds,
-                revisions,
-                class_names,
-            )
-        };
+        let labels_of = Arc::clone(&self.inner.lock().await.labels);
+        let MetricLabels {
+            tenants,
+            known_rules,
+            class_limits,
+            windows,
+            seeds,
+            revisions,
+            class_names,
+        } = &*labels_of;
         let mut out = String::new();
         let labels = StatLabels {
-            tenants: &tenants,
-            rules: &known_rules,
-            classes: &class_names,
+            tenants,
+            rules: known_rules,
+            classes: class_names,
         };
         let (up, stats) = match self.rpc.htable_entries("tg_stat").await {
-            Ok(entries) => (1, stat_counters(&entries, &seeds, &labels)),
+            Ok(entries) => (1, stat_counters(&entries, seeds, &labels)),
             Err(_) => (0, StatCounters::default()),
         };
         let StatCounters {
@@ -882,7 +823,7 @@ impl Agent {
             "gauge",
             Some("The revision each applied tenant holds (1 per tenant)."),
         );
-        for (t, r) in &revisions {
+        for (t, r) in revisions {
             sample(
                 o,
                 "tollgate_tenant_revision_info",
@@ -910,7 +851,7 @@ impl Agent {
             "gauge",
             Some("Calls up per tenant (dialog profile tg_t)."),
         );
-        for t in &tenants {
+        for t in tenants {
             if let Ok(v) = self.rpc.call("dlg.profile_get_size", &["tg_t", t]).await {
                 sample(
                     o,
@@ -926,7 +867,7 @@ impl Agent {
             "gauge",
             Some("Calls up per tenant and limited class (dialog profile tg_c)."),
         );
-        for (t, c) in &class_limits {
+        for (t, c) in class_limits {
             let key = format!("{t}::{c}");
             if let Ok(v) = self.rpc.call("dlg.profile_get_size", &["tg_c", &key]).await {
                 sample(
@@ -994,7 +935,7 @@ impl Agent {
             ),
         );
         let now = jiff::Timestamp::now();
-        for (t, w) in &windows {
+        for (t, w) in windows {
             if let Ok(open) = tollgate_policy::window::is_open(w, now) {
                 sample(
                     o,
@@ -1150,6 +1091,103 @@ fn stat_counters(
             .or_default() += n;
     }
     out
+}
+
+/// What `/metrics` derives from the applied policies: computed when they
+/// change (`Agent::new`, every successful apply), not on every scrape.
+#[derive(Debug, Default)]
+struct MetricLabels {
+    tenants: Vec<String>,
+    /// Rule ids a `tollgate_calls_total` sample may carry.
+    known_rules: BTreeSet<String>,
+    /// (tenant, class) with a concurrency limit.
+    class_limits: BTreeSet<(String, String)>,
+    windows: Vec<(String, tollgate_crds::policy::TimeWindow)>,
+    seeds: Vec<(String, String, String)>,
+    /// tenant → its revision as a number (`<n>@sha256:…` labels) or the
+    /// label itself.
+    revisions: Vec<(String, String)>,
+    /// tenant → the classes its numbers can have.
+    class_names: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl MetricLabels {
+    fn of(state: &Persisted, rows: &BTreeMap<String, TenantRows>) -> MetricLabels {
+        let tenants: Vec<String> = rows.keys().cloned().collect();
+        // tenant → its revision as a number (`<n>@sha256:…` labels) or
+        // the label itself
+        let revisions: Vec<(String, String)> = state
+            .tenants
+            .iter()
+            .map(|(t, s)| {
+                let r = s
+                    .revision
+                    .split_once('@')
+                    .map_or(s.revision.as_str(), |(n, _)| n);
+                (t.clone(), r.chars().take(128).collect())
+            })
+            .collect();
+        // classes with a concurrency limit, and every window, per tenant
+        let mut class_limits: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut windows = Vec::new();
+        // tenant → the classes its numbers can have (the class label's values)
+        let mut class_names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (t, s) in &state.tenants {
+            class_names.insert(t.clone(), policy_classes(&s.policy));
+            for l in &s.policy.limits {
+                if let (LimitMetric::Concurrent, Some(c)) = (l.metric, &l.class) {
+                    class_limits.insert((t.clone(), c.clone()));
+                }
+            }
+            windows.extend(s.policy.windows.iter().map(|w| (t.clone(), w.clone())));
+        }
+        let seeds: Vec<(String, String, String)> = state
+            .tenants
+            .iter()
+            .flat_map(|(t, s)| counter_seeds(t, &s.policy))
+            .collect();
+        let mut rules: BTreeSet<String> = [
+            "src:unknown",
+            "dst:invalid",
+            "dst:international",
+            "dst:emergency",
+            "sbc:tenant-missing",
+            "sbc:class-tree-missing",
+            "sbc:tree-missing",
+            "sbc:unknown",
+            "block:tenant",
+            "crypto:tls",
+            "crypto:client-certificate",
+            "crypto:srtp",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        for s in state.tenants.values() {
+            let p = &s.policy;
+            rules.extend(p.rules.iter().map(|r| r.id.clone()));
+            rules.extend(p.destinations.iter().map(|d| d.rule.clone()));
+            rules.extend(p.sources.networks.iter().map(|n| n.rule.clone()));
+            rules.extend(p.sources.geo.iter().map(|g| g.rule.clone()));
+            rules.extend(p.limits.iter().map(|l| l.rule.clone()));
+            rules.extend(p.windows.iter().map(|w| w.rule.clone()));
+        }
+        rules.extend(
+            class_names
+                .values()
+                .flatten()
+                .map(|c| format!("block:class:{c}")),
+        );
+        MetricLabels {
+            tenants,
+            known_rules: rules,
+            class_limits,
+            windows,
+            seeds,
+            revisions,
+            class_names,
+        }
+    }
 }
 
 /// The `# HELP` (if any) and `# TYPE` lines of a metric family.
