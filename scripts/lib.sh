@@ -11,7 +11,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The tollgate CLI, built once per run.
 tollgate_bin() {
-  cargo build --quiet --locked -p tollgate-policy --bin tollgate >&2
+  cargo build --quiet --locked -p tollgate-cli --bin tollgate >&2
   echo "$CARGO_TARGET_DIR/debug/tollgate"
 }
 

@@ -50,7 +50,7 @@ now() { date +%s.%N; }
 
 say "building tollgate-operator, tollgate-agent, tollgate and the agreement helper"
 cargo build --quiet --locked -p tollgate-operator --bin tollgate-operator --bin tollgate-agent --example agreement
-cargo build --quiet --locked -p tollgate-policy --bin tollgate
+cargo build --quiet --locked -p tollgate-cli --bin tollgate
 OPBIN=$CARGO_TARGET_DIR/debug/tollgate-operator
 export TG_AGENT_BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
 HELPER=$CARGO_TARGET_DIR/debug/examples/agreement

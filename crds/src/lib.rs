@@ -1,11 +1,11 @@
-//! Tollgate's custom resources and the compiled-policy IR they carry.
+//! Tollgate's custom resources. The compiled policy they carry is the IR
+//! crate's ([`tollgate_ir`]).
 //!
 //! Kinds (group `tollgate.dev`, version `v1alpha1`, all namespaced):
 //! [`TollPolicy`], [`SbcFleet`] and [`PolicyRevision`]. [`all_crds`] returns
 //! their CustomResourceDefinitions; `crdgen` writes them as YAML.
 
 pub mod conditions;
-pub mod policy;
 pub mod policy_revision;
 pub mod sbc_fleet;
 mod schema;
@@ -24,8 +24,7 @@ pub const GROUP: &str = "tollgate.dev";
 /// API version of all Tollgate resources.
 pub const VERSION: &str = "v1alpha1";
 
-/// RFC 1123 DNS label (without the length limit, which the schema states separately).
-pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+pub use tollgate_ir::DNS_LABEL_PATTERN;
 
 /// The CRDs, with the file name `crdgen` writes each to (relative to the
 /// `crds/` directory). Use these rather than `TollPolicy::crd()` & co.: they

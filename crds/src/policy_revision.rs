@@ -8,7 +8,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 
 /// An immutable revision of a TollPolicy's compiled policy.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -9,7 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{CompiledPolicy, ResponseAction};
+use tollgate_ir::{CompiledPolicy, ResponseAction};
 
 /// Most entries in `status.failures` (a top-N, never one per call).
 pub const MAX_FAILURES: usize = 10;

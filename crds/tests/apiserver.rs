@@ -29,7 +29,6 @@ use kube::{Client, Config, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use tollgate_crds::conditions::{self, STATUS_FALSE, STATUS_TRUE, reason, toll_policy as ct};
-use tollgate_crds::policy::*;
 use tollgate_crds::policy_revision::{PolicyRevision, PolicyRevisionSpec};
 use tollgate_crds::sbc_fleet::{
     SbcBackend, SbcFleet, SbcFleetSpec, SecretKeyReference, StaticEndpoint,
@@ -39,6 +38,7 @@ use tollgate_crds::toll_policy::{
     RolloutStrategy, StepSize, TargetFailure, TollPolicy, TollPolicyPhase, TollPolicySpec,
     TollPolicyStatus,
 };
+use tollgate_ir::*;
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 

@@ -47,7 +47,7 @@ use std::time::SystemTime;
 
 use ipnet::{IpNet, Ipv4Net};
 use jiff::Timestamp;
-use tollgate_crds::policy::{CompiledPolicy, GeoMode, LimitMetric, Verdict, Weekday, WeeklySpan};
+use tollgate_ir::{CompiledPolicy, GeoMode, LimitMetric, Verdict, Weekday, WeeklySpan};
 use tollgate_operator::backend::kamailio::{Kamailio, parse_cidr};
 use tollgate_operator::backend::{Backend, write};
 use tollgate_policy::check;

@@ -35,11 +35,9 @@ use hyper_util::rt::TokioExecutor;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use tollgate_crds::policy::{
-    AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger,
-};
 use tollgate_crds::toll_policy::RolloutStrategy;
 use tollgate_crds::{SbcFleet, TollPolicy};
+use tollgate_ir::{AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger};
 use tollgate_operator::alerts::http::{Receiver, serve_receiver};
 use tollgate_operator::controller::agents::{AgentApi, AgentTarget, HttpAgents};
 use tollgate_operator::controller::fake_agent::{sample_policy, toll_policy};

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 use tollgate_operator::agent::rows::{Expected, check_bundle};
 use tollgate_operator::agent::{self, Prepared};
 use tollgate_operator::backend::Backend;

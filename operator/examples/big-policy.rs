@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 
-use tollgate_crds::policy::{ClassPrefix, DestinationRule, Verdict, WindowCondition, WindowWhen};
+use tollgate_ir::{ClassPrefix, DestinationRule, Verdict, WindowCondition, WindowWhen};
 use tollgate_policy::check;
 use tollgate_policy::load::Workspace;
 

@@ -20,10 +20,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tollgate_crds::TollPolicy;
-use tollgate_crds::policy::{
-    AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger,
-};
 use tollgate_crds::toll_policy::{AcknowledgedReason, TollPolicyPhase};
+use tollgate_ir::{AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger};
 use tollgate_operator::alerts::http::Receiver;
 use tollgate_operator::alerts::{AlertAction, AlertRef, AlertSink};
 use tollgate_operator::controller::agents::HttpAgents;

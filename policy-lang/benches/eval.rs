@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::io::BufReader;
 use std::time::{Duration, Instant};
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 use tollgate_policy::eval::{Call, Evaluator, Transport};
 use tollgate_policy::replay::{Config, Replay};
 

@@ -28,7 +28,7 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use tollgate_crds::policy::{
+use tollgate_ir::{
     CompiledPolicy, DestinationRule, Limit, LimitMetric, RuleSource, SourceNetwork, TimeWindow,
     Verdict, Weekday, WindowCondition, WindowWhen,
 };
@@ -1259,7 +1259,7 @@ impl<'a> Cx<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_crds::policy::WeeklySpan;
+    use tollgate_ir::WeeklySpan;
 
     const WEEKDAYS: [Weekday; 5] = [
         Weekday::Mon,
@@ -1811,7 +1811,7 @@ mod tests {
             vec![],
         );
         let mut p = p;
-        p.classes = vec![tollgate_crds::policy::ClassPrefix {
+        p.classes = vec![tollgate_ir::ClassPrefix {
             prefix: "49".into(),
             class: "national".into(),
         }];

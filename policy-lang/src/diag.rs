@@ -218,7 +218,7 @@ pub fn did_you_mean<'a>(
 
 /// Renders diagnostics for people: `file:line:column`, then the message, the
 /// underlined source and the help (miette's graphical handler).
-#[cfg(feature = "cli")]
+#[cfg(feature = "render")]
 pub fn render(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme};
     let theme = if color {

@@ -19,7 +19,7 @@ use crate::numbering;
 use ipnet::IpNet;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use tollgate_crds::policy::{
+use tollgate_ir::{
     AlertLevel, CompiledPolicy, DestinationRule, GeoMode, GeoPolicy, Limit, LimitMetric, Response,
     ResponseAction, ResponseTrigger, SourceNetwork, TimeWindow, Verdict, WindowCondition,
     WindowWhen,
@@ -1419,7 +1419,7 @@ fn classes(old: &CompiledPolicy, new: &CompiledPolicy, out: &mut Vec<Change>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_crds::policy::{Weekday, WeeklySpan};
+    use tollgate_ir::{Weekday, WeeklySpan};
 
     fn window(days: &[Weekday], start: u16, end: u16) -> TimeWindow {
         TimeWindow {

@@ -30,7 +30,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use tollgate_crds::policy::{
+use tollgate_ir::{
     AlertLevel, CompiledPolicy, GeoMode, LimitMetric, ResponseTrigger, Verdict, WindowWhen,
 };
 
@@ -682,7 +682,7 @@ impl<'p> Evaluator<'p> {
         d
     }
 
-    fn network(&self, addr: IpAddr) -> Option<&'p tollgate_crds::policy::SourceNetwork> {
+    fn network(&self, addr: IpAddr) -> Option<&'p tollgate_ir::SourceNetwork> {
         let lengths = match addr {
             IpAddr::V4(_) => &self.network_lengths_v4,
             IpAddr::V6(_) => &self.network_lengths_v6,
@@ -730,7 +730,7 @@ impl<'p> Evaluator<'p> {
         len: usize,
         at: Timestamp,
         mut trace: Option<&mut Vec<Step>>,
-    ) -> Option<&'p tollgate_crds::policy::DestinationRule> {
+    ) -> Option<&'p tollgate_ir::DestinationRule> {
         let mut note = |rule: &str, text: &dyn Fn() -> String| {
             if let Some(t) = trace.as_deref_mut() {
                 t.push(Step {

@@ -1,7 +1,7 @@
 //! The Tollgate policy language.
 //!
 //! Stages, each with one idea: text → [`ast`] (the parser, with spans and
-//! comments) → checked and merged policy → [`tollgate_crds::policy::CompiledPolicy`]
+//! comments) → checked and merged policy → [`tollgate_ir::CompiledPolicy`]
 //! (the IR the operator enforces). [`diag`] carries every problem found on
 //! the way, with its file and span.
 

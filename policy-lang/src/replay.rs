@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::io::BufRead;
-use tollgate_crds::policy::{CompiledPolicy, LimitMetric};
+use tollgate_ir::{CompiledPolicy, LimitMetric};
 
 /// Settings of a replay.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@
 //! `docs/testing.md`.
 //!
 //! This is the one module that reads scenario YAML (through
-//! [`tollgate_crds::yaml::from_yaml`]). Unknown fields, unknown values and
+//! [`tollgate_ir::yaml::from_yaml`]). Unknown fields, unknown values and
 //! times without a UTC offset are errors carrying the line and column.
 
 use crate::eval::{Call, Decision, Outcome, Stage, Transport};
@@ -145,7 +145,7 @@ pub struct ReadyCase {
 
 /// Reads a scenario file's text: the policy path (as written) and the cases.
 pub fn parse(text: &str) -> Result<(String, Vec<ReadyCase>), ScenarioError> {
-    let file: ScenarioFile = tollgate_crds::yaml::from_yaml(text).map_err(|e| {
+    let file: ScenarioFile = tollgate_ir::yaml::from_yaml(text).map_err(|e| {
         let position = e.location().map(|l| (l.line(), l.column()));
         let message = e.to_string();
         // serde_yaml appends " at line L column C"; the position is shown in front instead

@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use jiff::civil::Weekday as CivilDay;
 use jiff::tz::TimeZone;
-use tollgate_crds::policy::{TimeWindow, Weekday};
+use tollgate_ir::{TimeWindow, Weekday};
 
 /// The window's zone is not in the tz database.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +52,7 @@ fn weekday(d: CivilDay) -> Weekday {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_crds::policy::WeeklySpan;
+    use tollgate_ir::WeeklySpan;
 
     fn window(zone: &str, days: &[Weekday], start: u16, end: u16) -> TimeWindow {
         TimeWindow {

@@ -2,7 +2,7 @@
 //! late-bound zones, shared calling codes, defaults, source map, determinism.
 
 use std::path::Path;
-use tollgate_crds::policy::{CompiledPolicy, GeoMode, LimitMetric, Verdict, WindowWhen};
+use tollgate_ir::{CompiledPolicy, GeoMode, LimitMetric, Verdict, WindowWhen};
 use tollgate_policy::check;
 use tollgate_policy::load::{MemoryFs, Workspace};
 

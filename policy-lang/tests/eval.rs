@@ -2,7 +2,7 @@
 //! language reference says it does, with the rule that decided.
 
 use std::path::Path;
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 use tollgate_policy::check;
 use tollgate_policy::eval::{Call, Evaluator, Outcome, Stage, Transport, normalize};
 use tollgate_policy::load::Workspace;

@@ -8,7 +8,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY: usize = 32 << 20;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
-use tollgate_crds::policy::{CompiledPolicy, LimitMetric};
+use tollgate_ir::{CompiledPolicy, LimitMetric};
 
 /// The agent's settings.
 #[derive(Clone, Debug)]
@@ -1102,7 +1102,7 @@ struct MetricLabels {
     known_rules: BTreeSet<String>,
     /// (tenant, class) with a concurrency limit.
     class_limits: BTreeSet<(String, String)>,
-    windows: Vec<(String, tollgate_crds::policy::TimeWindow)>,
+    windows: Vec<(String, tollgate_ir::TimeWindow)>,
     seeds: Vec<(String, String, String)>,
     /// tenant → its revision as a number (`<n>@sha256:…` labels) or the
     /// label itself.
@@ -1239,7 +1239,7 @@ pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, Stri
         out.insert((tenant.to_string(), o.to_string(), r.to_string()));
     };
     for d in &p.destinations {
-        if d.action == tollgate_crds::policy::Verdict::Allow {
+        if d.action == tollgate_ir::Verdict::Allow {
             add("allow", &d.rule);
             if let Some(cc) = country_of_rule(&d.rule) {
                 add("country", cc);
@@ -1566,7 +1566,7 @@ mod tests {
     }
 
     /// acme (US) with nothing in it.
-    fn empty_policy() -> tollgate_crds::policy::CompiledPolicy {
+    fn empty_policy() -> tollgate_ir::CompiledPolicy {
         serde_json::from_value(serde_json::json!({
             "tenant": "acme", "homeCountry": "US", "numberingPlan": "", "emergencyNumbers": ["911"],
             "destinations": [], "classes": [], "sources": {"networks": []}, "windows": [],
@@ -1579,7 +1579,7 @@ mod tests {
     #[test]
     fn classes_of_a_policy() {
         let mut p = empty_policy();
-        fn names(p: &tollgate_crds::policy::CompiledPolicy) -> Vec<String> {
+        fn names(p: &tollgate_ir::CompiledPolicy) -> Vec<String> {
             crate::agent::policy_classes(p).into_iter().collect()
         }
         assert_eq!(names(&p), ["international", "national"]);
@@ -1588,7 +1588,7 @@ mod tests {
             ("1976", "premium-rate"),
             ("44", "national"),
         ] {
-            p.classes.push(tollgate_crds::policy::ClassPrefix {
+            p.classes.push(tollgate_ir::ClassPrefix {
                 prefix: prefix.into(),
                 class: class.into(),
             });
@@ -1626,7 +1626,7 @@ mod tests {
 
     #[test]
     fn seeds() {
-        use tollgate_crds::policy::{DestinationRule, Limit, LimitMetric, Verdict};
+        use tollgate_ir::{DestinationRule, Limit, LimitMetric, Verdict};
         let mut p = empty_policy();
         for (prefix, action, rule) in [
             ("1", Verdict::Allow, "dst:national"),
@@ -1658,7 +1658,7 @@ mod tests {
                 rule: rule.into(),
             });
         }
-        p.classes.push(tollgate_crds::policy::ClassPrefix {
+        p.classes.push(tollgate_ir::ClassPrefix {
             prefix: "1900".into(),
             class: "premium-rate".into(),
         });

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tollgate_crds::policy::{CompiledPolicy, SourceNetwork, Verdict};
+use tollgate_ir::{CompiledPolicy, SourceNetwork, Verdict};
 use tollgate_policy::eval::{Call, Evaluator, Outcome};
 
 /// How trial instances are started.

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tollgate_crds::policy::{
+use tollgate_ir::{
     AlertLevel, CompiledPolicy, LimitMetric, Response as PolicyResponse, ResponseTrigger,
 };
 

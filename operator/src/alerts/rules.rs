@@ -10,7 +10,7 @@
 use super::{L_ANOMALY, L_CLASS, L_LEVEL, L_LIMIT, L_NAMESPACE, L_POLICY, L_TENANT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use tollgate_crds::policy::{CompiledPolicy, Limit, LimitMetric};
+use tollgate_ir::{CompiledPolicy, Limit, LimitMetric};
 
 /// A Prometheus rules file: `groups:`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,7 +300,7 @@ pub fn rules_for_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_crds::policy::{
+    use tollgate_ir::{
         CryptoPolicy, DestinationRule, SourcePolicy, TimeWindow, Verdict, Weekday, WeeklySpan,
     };
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::pin::Pin;
 use std::sync::Mutex as StdMutex;
 use std::task::{Context, Poll};
-use tollgate_crds::policy::{ResponseAction, ResponseTrigger as T};
+use tollgate_ir::{ResponseAction, ResponseTrigger as T};
 
 const TOKEN: &str = "0123456789abcdef0123";
 
@@ -594,7 +594,7 @@ fn seen_is_bounded() {
     assert!(s.claim(k(4), later));
 }
 
-fn policy_with(responses: Vec<tollgate_crds::policy::Response>) -> CompiledPolicy {
+fn policy_with(responses: Vec<tollgate_ir::Response>) -> CompiledPolicy {
     CompiledPolicy {
         tenant: "acme".into(),
         home_country: "US".into(),
@@ -611,8 +611,8 @@ fn policy_with(responses: Vec<tollgate_crds::policy::Response>) -> CompiledPolic
     }
 }
 
-fn resp(trigger: T, rule: &str) -> tollgate_crds::policy::Response {
-    tollgate_crds::policy::Response {
+fn resp(trigger: T, rule: &str) -> tollgate_ir::Response {
+    tollgate_ir::Response {
         trigger,
         action: ResponseAction::BlockTenant,
         hold_seconds: Some(900),

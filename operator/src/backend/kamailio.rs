@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use tollgate_crds::policy::{
+use tollgate_ir::{
     CompiledPolicy, DestinationRule, GeoMode, LimitMetric, TimeWindow, Verdict, WindowWhen,
 };
 use tollgate_policy::window;

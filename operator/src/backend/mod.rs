@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 
 /// An SBC implementation the operator can render policies for.
 pub trait Backend {

@@ -21,8 +21,7 @@ use std::time::{Instant, SystemTime};
 
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
-use tollgate_crds::policy::CompiledPolicy;
-use tollgate_crds::toll_policy::TollPolicy;
+use tollgate_ir::CompiledPolicy;
 use tollgate_operator::backend::kamailio::{self, Kamailio};
 use tollgate_operator::backend::{Backend, write};
 
@@ -79,36 +78,9 @@ fn parse_args() -> Result<Args, String> {
 /// The compiled policies of one file: `TollPolicy` documents or bare policies.
 fn read_policies(path: &PathBuf) -> Result<Vec<CompiledPolicy>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut docs = vec![String::new()];
-    for line in text.lines() {
-        if line.trim_end() == "---" {
-            docs.push(String::new());
-        } else if let Some(d) = docs.last_mut() {
-            d.push_str(line);
-            d.push('\n');
-        }
-    }
-    let mut out = Vec::new();
-    for (i, doc) in docs.iter().enumerate() {
-        if doc
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        {
-            continue;
-        }
-        let policy = match tollgate_crds::yaml::from_yaml::<TollPolicy>(doc) {
-            Ok(tp) => tp.spec.policy,
-            Err(e1) => tollgate_crds::yaml::from_yaml::<CompiledPolicy>(doc).map_err(|e2| {
-                format!(
-                    "{} (document {}): neither a TollPolicy ({e1}) nor a compiled policy ({e2})",
-                    path.display(),
-                    i + 1
-                )
-            })?,
-        };
-        out.push(policy);
-    }
-    Ok(out)
+    let docs = tollgate_crds::yaml::read_policies(&text)
+        .map_err(|e| format!("{} ({e})", path.display()))?;
+    Ok(docs.into_iter().map(|d| d.policy).collect())
 }
 
 fn default_revision(p: &CompiledPolicy) -> Result<String, String> {

@@ -17,8 +17,7 @@
 
 use std::process::ExitCode;
 
-use tollgate_crds::policy::CompiledPolicy;
-use tollgate_crds::toll_policy::TollPolicy;
+use tollgate_ir::CompiledPolicy;
 use tollgate_operator::alerts::rules::{RuleFile, RuleOptions, prometheus_rule, rules_for_with};
 
 const USAGE: &str = "usage: tollgate-rules POLICY.yaml... [--format rules|prometheusrule] [--namespace NS] [--history 30d] [--fresh 10m] [--learning 1d] [--rate-window 1m]";
@@ -33,49 +32,15 @@ fn duration_ok(d: &str) -> bool {
 /// (namespace, name, policy) of every document of one file.
 fn read(path: &str, default_ns: &str) -> Result<Vec<(String, String, CompiledPolicy)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let mut docs = vec![String::new()];
-    for line in text.lines() {
-        if line.trim_end() == "---" {
-            docs.push(String::new());
-        } else if let Some(d) = docs.last_mut() {
-            d.push_str(line);
-            d.push('\n');
-        }
-    }
-    let mut out = Vec::new();
-    for (i, doc) in docs.iter().enumerate() {
-        if doc
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        {
-            continue;
-        }
-        match tollgate_crds::yaml::from_yaml::<TollPolicy>(doc) {
-            Ok(tp) => {
-                let ns = tp
-                    .metadata
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| default_ns.to_string());
-                let name = tp
-                    .metadata
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| tp.spec.policy.tenant.clone());
-                out.push((ns, name, tp.spec.policy));
-            }
-            Err(e1) => {
-                let p = tollgate_crds::yaml::from_yaml::<CompiledPolicy>(doc).map_err(|e2| {
-                    format!(
-                        "{path} (document {}): neither a TollPolicy ({e1}) nor a compiled policy ({e2})",
-                        i + 1
-                    )
-                })?;
-                out.push((default_ns.to_string(), p.tenant.clone(), p));
-            }
-        }
-    }
-    Ok(out)
+    let docs = tollgate_crds::yaml::read_policies(&text).map_err(|e| format!("{path} ({e})"))?;
+    Ok(docs
+        .into_iter()
+        .map(|d| {
+            let ns = d.namespace.unwrap_or_else(|| default_ns.to_string());
+            let name = d.name.unwrap_or_else(|| d.policy.tenant.clone());
+            (ns, name, d.policy)
+        })
+        .collect())
 }
 
 fn run() -> Result<(), (u8, String)> {

@@ -39,7 +39,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 
 use crate::backend::Backend;
 use crate::backend::kamailio::Kamailio;
@@ -767,7 +767,7 @@ pub fn no_bake() -> tollgate_crds::toll_policy::RolloutStrategy {
 /// calls allowed, international denied; one source network), for tests and
 /// benchmarks. `variant` changes a prefix so two variants hash differently.
 pub fn sample_policy(tenant: &str, variant: u32) -> CompiledPolicy {
-    use tollgate_crds::policy::{
+    use tollgate_ir::{
         ClassPrefix, CryptoPolicy, DestinationRule, SourceNetwork, SourcePolicy, Verdict,
     };
     let dest = |prefix: &str, action, rule: &str| DestinationRule {

@@ -18,9 +18,9 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tollgate_crds::conditions::toll_policy as cond;
 use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason, set_condition};
-use tollgate_crds::policy::CompiledPolicy;
 use tollgate_crds::toll_policy::TollPolicyPhase;
 use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy, TollPolicyStatus};
+use tollgate_ir::CompiledPolicy;
 
 use super::agents::{AgentTarget, CommitResult, MAX_MESSAGE, StageResult, truncate};
 use super::fleet::{self, ResolvedTarget};

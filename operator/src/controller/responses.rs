@@ -38,12 +38,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
-use tollgate_crds::policy::ResponseAction;
 use tollgate_crds::toll_policy::{
     AcknowledgedAlert, AcknowledgedReason, ActiveResponse, AlertReference, MAX_ACKNOWLEDGED_ALERTS,
     MAX_ACTIVE_RESPONSES, MAX_FOLDED_RULES, MAX_RESPONSE_ALERTS,
 };
 use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy};
+use tollgate_ir::ResponseAction;
 
 use super::agents::{AgentTarget, truncate};
 use super::fleet::ResolvedTarget;
@@ -465,11 +465,7 @@ pub fn next_expiry(active: &[ActiveResponse]) -> Option<i64> {
 }
 
 /// The status entry of declared response `resp` set off by `alert` at `now`.
-pub fn entry_for(
-    resp: &tollgate_crds::policy::Response,
-    alert: &AlertRef,
-    now: Timestamp,
-) -> ActiveResponse {
+pub fn entry_for(resp: &tollgate_ir::Response, alert: &AlertRef, now: Timestamp) -> ActiveResponse {
     let hold = resp.hold_seconds.unwrap_or(0);
     let until = resp.until_acknowledged || hold == 0;
     let expires = if until {
@@ -749,7 +745,7 @@ pub async fn respond(
     namespace: &str,
     policy_name: &str,
     tenant: &str,
-    trigger: &tollgate_crds::policy::ResponseTrigger,
+    trigger: &tollgate_ir::ResponseTrigger,
     alert: &AlertRef,
 ) -> Result<Responded, String> {
     let api: Api<TollPolicy> = Api::namespaced(ctx.client.clone(), namespace);
@@ -1740,7 +1736,7 @@ mod tests {
 
     #[test]
     fn entries_from_declared_responses() {
-        use tollgate_crds::policy::{AlertLevel, LimitMetric, Response, ResponseTrigger};
+        use tollgate_ir::{AlertLevel, LimitMetric, Response, ResponseTrigger};
         let alert = AlertRef {
             name: "TollgateConcurrentCritical".into(),
             fingerprint: "abc".into(),

@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
-use tollgate_crds::policy::CompiledPolicy;
 use tollgate_crds::{PolicyRevision, PolicyRevisionSpec, TollPolicy};
+use tollgate_ir::CompiledPolicy;
 
 use crate::rollout::RevisionRef;
 

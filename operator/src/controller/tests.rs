@@ -17,9 +17,9 @@ use kube::client::Body;
 use kube::runtime::controller::Action as KubeAction;
 use kube::{Client, Resource};
 use serde_json::{Value, json};
-use tollgate_crds::policy::CompiledPolicy;
 use tollgate_crds::sbc_fleet::{SbcBackend, StaticEndpoint};
 use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy};
+use tollgate_ir::CompiledPolicy;
 
 use super::agents::{AgentApi, AgentTarget, CommitResult, StageResult, TenantState};
 use super::fake_agent::{no_bake, sample_policy, toll_policy};
@@ -890,7 +890,7 @@ fn active(
     let now = Timestamp::now().as_second();
     ActiveResponse {
         rule: rule.into(),
-        action: tollgate_crds::policy::ResponseAction::BlockClasses {
+        action: tollgate_ir::ResponseAction::BlockClasses {
             classes: vec!["premium-rate".into()],
         },
         since: Time(Timestamp::now()),
@@ -1022,9 +1022,7 @@ async fn release_annotation_lifts_the_blocks() {
 #[tokio::test]
 async fn respond_pushes_blocks_then_records_the_response() {
     use crate::alerts::{AlertAction, AlertRef, AlertSink};
-    use tollgate_crds::policy::{
-        AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger,
-    };
+    use tollgate_ir::{AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger};
     let agents = Arc::new(FakeAgents::default());
     let mut p = finalized_policy();
     let trigger = ResponseTrigger::Breach {
@@ -1243,9 +1241,7 @@ async fn an_acknowledged_instance_is_ignored_and_a_new_one_acts() {
     use crate::alerts::http::Receiver;
     use bytes::Bytes;
     use http_body_util::Full;
-    use tollgate_crds::policy::{
-        AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger,
-    };
+    use tollgate_ir::{AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger};
     let agents = Arc::new(FakeAgents::default());
     let mut p = finalized_policy();
     p.spec.policy.responses = vec![Decl {

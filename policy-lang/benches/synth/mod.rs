@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 use tollgate_policy::check;
 use tollgate_policy::load::{MemoryFs, Workspace};
 

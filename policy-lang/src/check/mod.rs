@@ -24,7 +24,7 @@ use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
-use tollgate_crds::policy as ir;
+use tollgate_ir as ir;
 
 mod declare;
 mod imports;

@@ -1,5 +1,5 @@
 use super::*;
-use tollgate_crds::policy::{
+use tollgate_ir::{
     ClassPrefix, CryptoPolicy, GeoPolicy, Limit, SourceNetwork, SourcePolicy, Weekday, WeeklySpan,
     WindowCondition,
 };

@@ -5,7 +5,7 @@ mod common;
 
 use common::{text, tollgate};
 use std::path::{Path, PathBuf};
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 use tollgate_policy::check;
 use tollgate_policy::diff::{self, Area, Change};
 use tollgate_policy::load::{MemoryFs, Workspace};

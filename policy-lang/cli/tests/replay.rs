@@ -397,7 +397,7 @@ fn unusable_inputs_exit_2() {
     }
 }
 
-#[path = "../benches/synth/mod.rs"]
+#[path = "../../benches/synth/mod.rs"]
 mod synth;
 
 /// A generated CDR (the benchmark's generator): every row is accounted for,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tollgate_crds::policy::{CompiledPolicy, RuleSource};
+use tollgate_ir::{CompiledPolicy, RuleSource};
 use tollgate_policy::check;
 use tollgate_policy::eval::{Call, Decision, Evaluator, Transport};
 use tollgate_policy::load::Workspace;

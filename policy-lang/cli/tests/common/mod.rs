@@ -20,7 +20,7 @@ pub fn text(b: &[u8]) -> String {
 
 /// The example GitOps repo of policies.
 pub fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies")
 }
 
 /// A fresh temporary folder (unique per test binary and `name`) with `files`.

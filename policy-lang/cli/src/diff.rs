@@ -4,8 +4,7 @@ use crate::commands::{Result, err, out, render};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tollgate_crds::TollPolicy;
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 use tollgate_policy::ast::FileKind;
 use tollgate_policy::check;
 use tollgate_policy::diag::Diagnostic;
@@ -65,37 +64,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 fn read_yaml(path: &Path) -> Result<Vec<CompiledPolicy>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let mut docs = vec![String::new()];
-    for line in text.lines() {
-        if line.trim_end() == "---" {
-            docs.push(String::new());
-        } else if let Some(last) = docs.last_mut() {
-            last.push_str(line);
-            last.push('\n');
-        }
-    }
-    let mut policies = Vec::new();
-    for doc in docs {
-        let meaningful = doc
-            .lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-        if !meaningful {
-            continue;
-        }
-        let policy = match tollgate_crds::yaml::from_yaml::<TollPolicy>(&doc) {
-            Ok(r) => r.spec.policy,
-            Err(resource_error) => {
-                tollgate_crds::yaml::from_yaml::<CompiledPolicy>(&doc).map_err(|_| {
-                    format!(
-                        "`{}` is not a TollPolicy resource nor a compiled policy: {resource_error}",
-                        path.display()
-                    )
-                })?
-            }
-        };
-        policies.push(policy);
-    }
-    Ok(policies)
+    let docs = tollgate_crds::yaml::read_policies(&text).map_err(|e| {
+        format!(
+            "`{}` is not a TollPolicy resource nor a compiled policy: {}",
+            path.display(),
+            e.as_resource
+        )
+    })?;
+    Ok(docs.into_iter().map(|d| d.policy).collect())
 }
 
 fn load_side(path: &Path, color: bool) -> std::result::Result<Side, Failure> {

@@ -4,7 +4,7 @@ use crate::commands::{Result, err, out, render};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tollgate_crds::policy::CompiledPolicy;
+use tollgate_ir::CompiledPolicy;
 use tollgate_policy::ast::FileKind;
 use tollgate_policy::check;
 use tollgate_policy::eval::Outcome;

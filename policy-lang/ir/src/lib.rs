@@ -1,4 +1,4 @@
-//! The compiled policy: the normalized, deterministic form of one tenant's
+//! The compiled policy (the IR): the normalized, deterministic form of one tenant's
 //! policy. It is the contract between the language (which produces it) and
 //! the operator and SBC backends (which enforce it). It knows nothing of the
 //! syntax it came from beyond the source map in [`CompiledPolicy::rules`].
@@ -6,14 +6,29 @@
 //! Every table is sorted, so the same policy always serializes to the same
 //! bytes.
 
+//!
+//! This crate depends on serde and schemars only. The `kube` feature adds the
+//! CEL validation rules and list merge strategies of the custom resources
+//! (`tollgate-crds` turns it on); without it the same types derive a plain
+//! JSON schema, so the language and its fuzzer build without k8s-openapi.
+
+mod schema;
+pub mod yaml;
+
+#[cfg(feature = "kube")]
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// RFC 1123 DNS label (without the length limit, which the schema states separately).
+pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
 /// One tenant's policy, fully resolved (imports applied, countries and number
 /// classes expanded to E.164 prefixes).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[x_kube(validation = Rule::new("self.destinations.all(d, !has(d.window) || self.windows.exists(w, w.name == d.window.name))").message("every destinations[].window.name must name a window in windows").field_path(".destinations"))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("self.destinations.all(d, !has(d.window) || self.windows.exists(w, w.name == d.window.name))").message("every destinations[].window.name must name a window in windows").field_path(".destinations")))]
 #[serde(rename_all = "camelCase")]
 pub struct CompiledPolicy {
     /// Tenant name (a DNS label), as declared by `tenant NAME`.
@@ -38,7 +53,7 @@ pub struct CompiledPolicy {
     pub sources: SourcePolicy,
     /// Named time windows that destination rules refer to. Names are unique.
     #[schemars(length(max = 16))]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    #[cfg_attr(feature = "kube", x_kube(merge_strategy = ListMerge::Map(vec!["name".into()])))]
     pub windows: Vec<TimeWindow>,
     /// Concurrent-call, call-rate and duration limits.
     #[schemars(length(max = 64))]
@@ -230,9 +245,11 @@ pub enum LimitMetric {
 }
 
 /// A limit for the tenant or one destination class. Calls beyond `critical` are rejected; `warning` only alerts. For `duration`, `critical` is the maximum call length in seconds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[x_kube(validation = Rule::new("has(self.warning) || has(self.critical)").message("a limit needs warning or critical"))]
-#[x_kube(validation = Rule::new("!has(self.warning) || !has(self.critical) || self.warning < self.critical").message("limit warning must be lower than critical"))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("has(self.warning) || has(self.critical)").message("a limit needs warning or critical")))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("!has(self.warning) || !has(self.critical) || self.warning < self.critical").message("limit warning must be lower than critical")))]
 #[serde(rename_all = "camelCase")]
 pub struct Limit {
     /// What is measured.
@@ -307,8 +324,10 @@ pub enum ResponseAction {
 }
 
 /// A declared response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[x_kube(validation = Rule::new("!(has(self.holdSeconds) && has(self.untilAcknowledged) && self.untilAcknowledged)").message("holdSeconds and untilAcknowledged are mutually exclusive"))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "kube", derive(KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("!(has(self.holdSeconds) && has(self.untilAcknowledged) && self.untilAcknowledged)").message("holdSeconds and untilAcknowledged are mutually exclusive")))]
 #[serde(rename_all = "camelCase")]
 pub struct Response {
     /// What sets it off.

@@ -1,9 +1,9 @@
 //! A compiled policy as a `TollPolicy` custom resource.
 
 use sha2::{Digest, Sha256};
-use tollgate_crds::policy::CompiledPolicy;
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy};
 use tollgate_crds::{TollPolicy, TollPolicySpec};
+use tollgate_ir::CompiledPolicy;
 use tollgate_policy::load::Workspace;
 use tollgate_policy::source::FileId;
 
