@@ -19,8 +19,7 @@ WORK=${TOLLGATE_RUN:-/tmp/tollgate-run}/bench-operator
 mkdir -p "$WORK"
 
 say "building tollgate-operator and the benchmark (release)"
-cargo build --quiet --locked --release -p tollgate-operator --features fake-agent \
-  --bin tollgate-operator --example bench-operator
+cargo build --quiet --locked --release -p tollgate-operator --bin tollgate-operator --example bench-operator
 
 started=
 if ! scripts/apiserver.sh status >/dev/null 2>&1; then started=1; fi

@@ -54,7 +54,7 @@ PY=$(python_env)
 SRC=127.51.100.20   # acme's allowed network in the test copies (as bench-sbc.sh)
 
 say "building (release): the agreement helper and tollgate-render"
-cargo build --quiet --locked --release -p tollgate-operator --bin tollgate-render --example agreement
+cargo build --quiet --locked --release -p tollgate-kamailio --bin tollgate-render --example agreement
 
 cleanup() {
   TG_STOP_S=60 scripts/sbc.sh stop "$NAME" 2>/dev/null || true

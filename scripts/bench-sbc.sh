@@ -53,7 +53,7 @@ PY=$(python_env)
 SRC=127.51.100.20   # acme's allowed network in the test copies
 
 say "building (release): tollgate-agent, agreement and big-policy helpers"
-cargo build --quiet --locked --release -p tollgate-operator --bin tollgate-agent --example agreement --example big-policy
+cargo build --quiet --locked --release -p tollgate-agent -p tollgate-kamailio --bin tollgate-agent --example agreement --example big-policy
 BIN=$CARGO_TARGET_DIR/release/tollgate-agent
 
 AGENT_PID=

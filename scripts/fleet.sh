@@ -61,7 +61,7 @@ sbc_vars() {
 
 agent_bin() {
   if [ -n "${TG_AGENT_BIN:-}" ]; then echo "$TG_AGENT_BIN"; return; fi
-  cargo build --quiet --locked -p tollgate-operator --bin tollgate-agent >&2
+  cargo build --quiet --locked -p tollgate-agent --bin tollgate-agent >&2
   echo "$CARGO_TARGET_DIR/debug/tollgate-agent"
 }
 

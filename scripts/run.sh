@@ -20,7 +20,7 @@
 # binary (namespace "tollgate", one replica, no leader election), and one
 # TollPolicy per example tenant. SIP calls reach the local SBCs from
 # loopback, so the TollPolicies carry the LOOPBACK COPIES of the compiled
-# tenants (operator/examples/agreement.rs `prepare`): every IPv4 source
+# tenants (operator/kamailio/examples/agreement.rs `prepare`): every IPv4 source
 # network a.b.c.d/len becomes 127.b.c.d/len, rate limits are raised; and a
 # local GeoIP database places those sources. Their rollout is canary 1 SBC,
 # bake 5 s, then the rest.
@@ -71,7 +71,7 @@ start_apiserver() {
 loopback_copies() { # -> $STACK/policies/*.yaml, $STACK/geo.mmdb
   local py helper
   say "loopback copies of the compiled tenants"
-  cargo build --quiet --locked -p tollgate-operator --example agreement
+  cargo build --quiet --locked -p tollgate-kamailio --example agreement
   helper=$CARGO_TARGET_DIR/debug/examples/agreement
   rm -rf "$STACK/agree"
   "$helper" prepare examples/policies "$STACK/agree" >/dev/null

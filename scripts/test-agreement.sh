@@ -2,7 +2,7 @@
 # The agreement test: the evaluator and the real SBC must decide every call
 # alike. Compiles the example tenants, renders TEST COPIES of them (source
 # networks mapped to loopback, rate limits lifted, crypto-free "-plain" twins
-# of tenants that require TLS; see operator/examples/agreement.rs) into ONE
+# of tenants that require TLS; see operator/kamailio/examples/agreement.rs) into ONE
 # data dir with the Kamailio renderer, starts one SBC (tollgate.cfg) with a
 # test GeoIP database and a UAS, and places the same generated calls from
 # every test source with SIPp. Every call's SIP code and X-Tollgate-Rule is
@@ -31,7 +31,7 @@ WORK=$RUN/$NAME-work
 PY=$(python_env)
 
 say "building the agreement helper"
-cargo build --quiet --locked -p tollgate-operator --example agreement
+cargo build --quiet --locked -p tollgate-kamailio --example agreement
 HELPER=$CARGO_TARGET_DIR/debug/examples/agreement
 
 rm -rf "$WORK"

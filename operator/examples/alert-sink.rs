@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tollgate_operator::alerts::{AlertAction, AlertSink};
+use tollgate_alerts::{AlertAction, AlertSink};
 
 #[derive(Debug)]
 struct Print;
@@ -47,7 +47,7 @@ async fn main() -> std::process::ExitCode {
         eprintln!("usage: alert-sink [--listen ADDR] --token-file FILE");
         return std::process::ExitCode::from(2);
     };
-    let token = match tollgate_operator::auth::read_token_file(&token_file) {
+    let token = match tollgate_plumbing::auth::read_token_file(&token_file) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
@@ -62,6 +62,6 @@ async fn main() -> std::process::ExitCode {
         }
     };
     eprintln!("alert-sink: listening on {listen} (POST /alerts)");
-    tollgate_operator::alerts::http::serve(listener, Print, token).await;
+    tollgate_operator::webhook::serve(listener, Print, token).await;
     std::process::ExitCode::SUCCESS
 }

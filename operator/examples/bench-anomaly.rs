@@ -38,16 +38,16 @@ use serde_json::{Value, json};
 use tollgate_crds::toll_policy::RolloutStrategy;
 use tollgate_crds::{SbcFleet, TollPolicy};
 use tollgate_ir::{AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger};
-use tollgate_operator::alerts::http::{Receiver, serve_receiver};
 use tollgate_operator::controller::agents::{AgentApi, AgentTarget, HttpAgents};
-use tollgate_operator::controller::fake_agent::{sample_policy, toll_policy};
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::responses::OperatorSink;
 use tollgate_operator::controller::revisions::policy_hash;
 use tollgate_operator::controller::{Config, Operator};
-use tollgate_operator::rollout::RevisionRef;
+use tollgate_operator::webhook::{Receiver, serve_receiver};
+use tollgate_rollout::RevisionRef;
+use tollgate_testkit::fake_agent::{sample_policy, toll_policy};
 
-use tollgate_operator::controller::testkit::{self, R};
+use tollgate_testkit::{self as testkit, R};
 
 const AGENT_TOKEN: &str = "bench-agent-token-0123456789";
 const HOOK_TOKEN: &str = "bench-webhook-token-0123456789";
@@ -122,7 +122,7 @@ async fn run_in(kube: &Client, ns: &str, n: usize, alerts: usize) -> R<(Vec<f64>
         .collect();
     for t in &targets {
         let r = http.apply(t, "acme", &rev, &policy).await;
-        if !matches!(r, tollgate_operator::rollout::ApplyResult::Ok { .. }) {
+        if !matches!(r, tollgate_rollout::ApplyResult::Ok { .. }) {
             return Err(format!("applying acme to {}: {r:?}", t.url).into());
         }
     }

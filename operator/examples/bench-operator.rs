@@ -45,10 +45,10 @@ use tokio::process::{Child, Command};
 use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference};
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
 use tollgate_crds::{SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
-use tollgate_operator::controller::fake_agent::{FakeAgent, no_bake, sample_policy, toll_policy};
 use tollgate_operator::controller::revisions::policy_hash;
+use tollgate_testkit::fake_agent::{FakeAgent, no_bake, sample_policy, toll_policy};
 
-use tollgate_operator::controller::testkit::{self, R, wait_for};
+use tollgate_testkit::{self as testkit, R, wait_for};
 
 const TOKEN: &str = "bench-agent-token-0123456789";
 const MANAGER: &str = "tollgate-bench";

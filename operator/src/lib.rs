@@ -1,14 +1,9 @@
-//! The Tollgate operator: reconciles `TollPolicy` resources onto SBC fleets
-//! ([`controller`], `docs/operator.md`), rendering compiled policies into
-//! the data an SBC enforces ([`backend`], with the Kamailio backend of
-//! `docs/sbc.md`) and applying them through the SBC agent ([`agent`]). The dependency
-//! direction is fixed: operator → crds (and the policy library for the
-//! evaluator's window semantics), never the reverse. The rollout of a
-//! revision over a fleet is the pure state machine in [`rollout`].
+//! The Tollgate operator: wiring only. It reconciles `TollPolicy` resources
+//! onto SBC fleets ([`controller`], `docs/operator.md`) through the agents'
+//! HTTP API, drives the pure rollout state machine (`tollgate-rollout`), and
+//! receives Alertmanager's webhook ([`webhook`]) for the pure alert mapping
+//! and response rules (`tollgate-alerts`). The crates it wires are described
+//! in `docs/architecture.md`.
 
-pub mod agent;
-pub mod alerts;
-pub mod auth;
-pub mod backend;
 pub mod controller;
-pub mod rollout;
+pub mod webhook;

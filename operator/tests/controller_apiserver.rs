@@ -22,15 +22,15 @@ use tollgate_crds::sbc_fleet::SbcBackend;
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
 use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
 use tollgate_operator::controller::agents::{HttpAgents, revision_label};
-use tollgate_operator::controller::fake_agent::{
-    ApplyRecord, FakeAgent, Via, no_bake, sample_policy, toll_policy,
-};
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::revisions::{POLICY_LABEL, policy_hash, revision_name};
 use tollgate_operator::controller::{Config, FINALIZER, Operator};
-use tollgate_operator::rollout::RevisionRef;
+use tollgate_rollout::RevisionRef;
+use tollgate_testkit::fake_agent::{
+    ApplyRecord, FakeAgent, Via, no_bake, sample_policy, toll_policy,
+};
 
-use tollgate_operator::controller::testkit::{self, R, wait_for};
+use tollgate_testkit::{self as testkit, R, wait_for};
 
 /// How often the waits poll.
 const POLL: Duration = Duration::from_millis(200);

@@ -24,7 +24,7 @@ use tollgate_operator::controller::agents::HttpAgents;
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::{Config, MANAGER, Operator};
 
-use tollgate_operator::controller::testkit::{self, R};
+use tollgate_testkit::{self as testkit, R};
 
 const TOKEN: &str = "fake-agent-token-0123456789";
 

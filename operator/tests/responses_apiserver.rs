@@ -19,18 +19,18 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use tollgate_alerts::{AlertAction, AlertRef, AlertSink};
 use tollgate_crds::TollPolicy;
 use tollgate_crds::toll_policy::{AcknowledgedReason, TollPolicyPhase};
 use tollgate_ir::{AlertLevel, LimitMetric, Response as Declared, ResponseAction, ResponseTrigger};
-use tollgate_operator::alerts::http::Receiver;
-use tollgate_operator::alerts::{AlertAction, AlertRef, AlertSink};
 use tollgate_operator::controller::agents::HttpAgents;
-use tollgate_operator::controller::fake_agent::{FakeAgent, no_bake, sample_policy, toll_policy};
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::responses::{OperatorSink, RELEASE_ANNOTATION};
 use tollgate_operator::controller::{Config, Operator};
+use tollgate_operator::webhook::Receiver;
+use tollgate_testkit::fake_agent::{FakeAgent, no_bake, sample_policy, toll_policy};
 
-use tollgate_operator::controller::testkit::{self, R, wait_for};
+use tollgate_testkit::{self as testkit, R, wait_for};
 
 /// How often the waits poll.
 const POLL: Duration = Duration::from_millis(200);

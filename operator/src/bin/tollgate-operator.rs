@@ -16,11 +16,11 @@ use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tollgate_operator::alerts::http::{Receiver, serve_receiver};
 use tollgate_operator::controller::agents::HttpAgents;
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::responses::OperatorSink;
 use tollgate_operator::controller::{Config, Operator};
+use tollgate_operator::webhook::{Receiver, serve_receiver};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {

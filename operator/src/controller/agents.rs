@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tollgate_ir::CompiledPolicy;
 
-use crate::rollout::{ApplyResult, RevisionRef};
+use tollgate_rollout::{ApplyResult, RevisionRef};
 
 /// Longest message kept from an agent's answer.
 pub const MAX_MESSAGE: usize = 1024;
@@ -838,7 +838,7 @@ mod tests {
             a.remove(&t, "acme").await,
             ApplyResult::Unreachable { .. }
         ));
-        let p = crate::controller::fake_agent::sample_policy("acme", 0);
+        let p = tollgate_testkit::fake_agent::sample_policy("acme", 0);
         assert!(matches!(
             a.stage(&t, "acme", &rev(1), &p).await,
             StageResult::Failed(ApplyResult::Unreachable { .. })

@@ -1,6 +1,6 @@
 //! The controller: reconciles `TollPolicy` resources onto their `SbcFleet`s
 //! through the SBC agents, driving the pure rollout state machine
-//! ([`crate::rollout`]). See `docs/operator.md`.
+//! ([`tollgate_rollout`]). See `docs/operator.md`.
 //!
 //! - [`revisions`]: PolicyRevision hash, name, number, history (pure parts
 //!   unit-tested) and the calls that keep them.
@@ -13,26 +13,17 @@
 //! - [`fleet_status`]: the SbcFleet status controller (targets, agents
 //!   answering `GET /healthz`, conditions Resolved and Ready).
 //! - [`metrics`]: the operator's Prometheus metrics.
-//! - `fake_agent` (tests and the `fake-agent` feature): an in-process test
-//!   double of the agent API over real HTTP.
-//! - `testkit` (the `fake-agent` feature): test support for tests and
-//!   benchmarks against the testbed API server (client, CRDs, namespaces,
-//!   fake-agent fleets, polling).
 //!
 //! Entry points: [`Operator::new`] then [`Operator::run`] (or [`run`]);
 //! [`Context::report_anomaly`] feeds anomaly alerts to the rollouts.
 
 pub mod agents;
-#[cfg(any(test, feature = "fake-agent"))]
-pub mod fake_agent;
 pub mod fleet;
 pub mod fleet_status;
 pub mod metrics;
 pub mod reconcile;
 pub mod responses;
 pub mod revisions;
-#[cfg(feature = "fake-agent")]
-pub mod testkit;
 #[cfg(test)]
 mod tests;
 
@@ -51,9 +42,9 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc;
 use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy};
 
-use crate::rollout::Event;
 use agents::AgentApi;
 use metrics::Metrics;
+use tollgate_rollout::Event;
 
 /// Field manager of every write, and the Events' reporting controller.
 pub const MANAGER: &str = "tollgate-operator";
@@ -522,7 +513,7 @@ pub enum Error {
 fn error_policy(policy: Arc<TollPolicy>, error: &Error, ctx: Arc<Context>) -> KubeAction {
     let obj = ObjectRef::from(policy.as_ref());
     let n = ctx.note_result(&obj, false);
-    let secs = crate::rollout::backoff(n).clamp(1, 300);
+    let secs = tollgate_rollout::backoff(n).clamp(1, 300);
     tracing::warn!(policy = %obj, error = %error, retry_in_s = secs, "reconcile failed");
     KubeAction::requeue(Duration::from_secs(secs.unsigned_abs()))
 }

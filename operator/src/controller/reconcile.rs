@@ -26,9 +26,9 @@ use super::agents::{AgentTarget, CommitResult, MAX_MESSAGE, StageResult, truncat
 use super::fleet::{self, ResolvedTarget};
 use super::metrics::TargetCounts;
 use super::{Context, Error, FINALIZER, MANAGER, responses, revisions};
-use crate::backend::Backend;
-use crate::backend::kamailio::Kamailio;
-use crate::rollout::{
+use tollgate_kamailio::Backend;
+use tollgate_kamailio::kamailio::Kamailio;
+use tollgate_rollout::{
     Action, ApplyResult, Decision, Desired, Event, EventKind, Mode, RevisionRef, RolloutState,
     Target, plan, write_status,
 };

@@ -48,8 +48,8 @@ use tollgate_ir::ResponseAction;
 use super::agents::{AgentTarget, truncate};
 use super::fleet::ResolvedTarget;
 use super::{Context, Error, reconcile};
-use crate::alerts::{AlertAction, AlertRef, AlertSink, responses_for};
-use crate::rollout::EventKind;
+use tollgate_alerts::{AlertAction, AlertRef, AlertSink, responses_for};
+use tollgate_rollout::EventKind;
 
 /// Annotation a person sets to lift responses: a response rule id (as in
 /// `status.activeResponses[].rule` or `foldedRules`), several separated by

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tollgate_crds::{PolicyRevision, PolicyRevisionSpec, TollPolicy};
 use tollgate_ir::CompiledPolicy;
 
-use crate::rollout::RevisionRef;
+use tollgate_rollout::RevisionRef;
 
 /// Label on every PolicyRevision: the TollPolicy's name.
 pub const POLICY_LABEL: &str = "tollgate.dev/policy";
@@ -220,7 +220,7 @@ pub async fn delete_all(api: &Api<PolicyRevision>, policy_name: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::fake_agent::sample_policy;
+    use tollgate_testkit::fake_agent::sample_policy;
 
     #[test]
     fn hash_is_sha256_of_canonical_json_and_stable() {

@@ -22,11 +22,11 @@ use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy};
 use tollgate_ir::CompiledPolicy;
 
 use super::agents::{AgentApi, AgentTarget, CommitResult, StageResult, TenantState};
-use super::fake_agent::{no_bake, sample_policy, toll_policy};
 use super::metrics::Metrics;
 use super::revisions::{self, policy_hash, revision_name};
 use super::{Config, FINALIZER, Operator, reconcile::reconcile};
-use crate::rollout::{ApplyResult, RevisionRef};
+use tollgate_rollout::{ApplyResult, RevisionRef};
+use tollgate_testkit::fake_agent::{no_bake, sample_policy, toll_policy};
 
 /// One request the mock API server saw.
 #[derive(Clone, Debug)]
@@ -871,7 +871,7 @@ async fn anomaly_reports_reach_the_queue() {
     let obj = kube::runtime::reflector::ObjectRef::<TollPolicy>::new("acme").within(NS);
     assert_eq!(
         ctx.anomalies.take(&obj),
-        vec![crate::rollout::Event::Anomaly {
+        vec![tollgate_rollout::Event::Anomaly {
             revision: 3,
             alert: "TollgateCallRateAnomaly".into()
         }]
@@ -1021,7 +1021,7 @@ async fn release_annotation_lifts_the_blocks() {
 /// changes nothing.
 #[tokio::test]
 async fn respond_pushes_blocks_then_records_the_response() {
-    use crate::alerts::{AlertAction, AlertRef, AlertSink};
+    use tollgate_alerts::{AlertAction, AlertRef, AlertSink};
     use tollgate_ir::{AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger};
     let agents = Arc::new(FakeAgents::default());
     let mut p = finalized_policy();
@@ -1168,7 +1168,7 @@ async fn a_failed_lift_keeps_the_response_and_the_annotation() {
 /// a standby (no context) answers 503.
 #[tokio::test]
 async fn unknown_policy_is_ignored_and_a_standby_answers_503() {
-    use crate::alerts::http::Receiver;
+    use crate::webhook::Receiver;
     use bytes::Bytes;
     use http_body_util::Full;
     let agents = Arc::new(FakeAgents::default());
@@ -1238,7 +1238,7 @@ async fn an_ended_hold_acknowledges_its_alert() {
 /// agents; the same alert fired anew (a new startsAt) acts.
 #[tokio::test]
 async fn an_acknowledged_instance_is_ignored_and_a_new_one_acts() {
-    use crate::alerts::http::Receiver;
+    use crate::webhook::Receiver;
     use bytes::Bytes;
     use http_body_util::Full;
     use tollgate_ir::{AlertLevel, LimitMetric, Response as Decl, ResponseAction, ResponseTrigger};

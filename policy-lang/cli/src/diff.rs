@@ -64,7 +64,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 fn read_yaml(path: &Path) -> Result<Vec<CompiledPolicy>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let docs = tollgate_crds::yaml::read_policies(&text).map_err(|e| {
+    let docs = tollgate_ir::yaml::read_policies(&text).map_err(|e| {
         format!(
             "`{}` is not a TollPolicy resource nor a compiled policy: {}",
             path.display(),

@@ -29,7 +29,7 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Resp {
     reply(status, json!({"error": msg.into()}))
 }
 
-use crate::auth::authorized;
+use tollgate_plumbing::auth::authorized;
 
 /// A valid tenant path segment (the renderer checks the policy's own name).
 fn tenant_ok(t: &str) -> bool {

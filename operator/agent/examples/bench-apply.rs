@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use tollgate_agent::rows::{Expected, check_bundle};
+use tollgate_agent::{self as agent, Prepared};
 use tollgate_ir::CompiledPolicy;
-use tollgate_operator::agent::rows::{Expected, check_bundle};
-use tollgate_operator::agent::{self, Prepared};
-use tollgate_operator::backend::Backend;
-use tollgate_operator::backend::kamailio::Kamailio;
+use tollgate_kamailio::Backend;
+use tollgate_kamailio::kamailio::Kamailio;
 
 #[derive(serde::Deserialize)]
 struct Body {

@@ -2,15 +2,14 @@
 //! version 4) mapped to operator actions, and the Prometheus rules that
 //! close the loop from a policy's thresholds ([`rules`]). See docs/alerts.md.
 //!
-//! The pieces are independent of the controller: [`http::serve`] takes an
-//! [`AlertSink`] (the operator's implementation applies the actions) and
-//! calls it once for every alert it has not acted on before. Everything
-//! here except the HTTP server is pure and unit-tested.
+//! The pieces are independent of the controller: the operator's webhook
+//! server (`tollgate_operator::webhook`) takes an [`AlertSink`] (the
+//! operator's implementation applies the actions) and calls it once for every
+//! alert it has not acted on before. Everything here is pure and unit-tested.
 //!
 //! Resolved alerts never loosen anything: they produce no action (only a
 //! person loosens protection, with kubectl).
 
-pub mod http;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};

@@ -7,10 +7,6 @@
 //! (413, by `Content-Length` and while reading), then the payload (400).
 //! Nothing is logged here: neither the token nor payloads.
 
-use super::{
-    AlertSink, Mapped, PayloadError, ReceiverMetrics, Seen, SeenKey, map_alert, parse_payload,
-};
-use crate::auth::authorized;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
@@ -21,6 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use tollgate_alerts::{
+    AlertSink, Mapped, PayloadError, ReceiverMetrics, Seen, SeenKey, map_alert, parse_payload,
+};
+use tollgate_plumbing::auth::authorized;
 
 /// Webhook bodies above this are refused with 413.
 pub const MAX_BODY: usize = 1 << 20;
@@ -164,7 +164,7 @@ impl<S: AlertSink> Receiver<S> {
                     m.ignored.fetch_add(1, Ordering::Relaxed);
                     ignored.push(json!({
                         "alertname": alert.labels.get("alertname").map(|s| s.chars().take(253).collect::<String>()),
-                        "fingerprint": super::fingerprint_of(alert),
+                        "fingerprint": tollgate_alerts::fingerprint_of(alert),
                         "reason": reason,
                     }));
                     continue;
@@ -175,7 +175,7 @@ impl<S: AlertSink> Receiver<S> {
                 }
             };
             let key: SeenKey = (
-                super::fingerprint_of(alert),
+                tollgate_alerts::fingerprint_of(alert),
                 alert.starts_at.clone(),
                 alert.status.clone(),
             );
@@ -192,7 +192,7 @@ impl<S: AlertSink> Receiver<S> {
                     m.ignored.fetch_add(1, Ordering::Relaxed);
                     ignored.push(json!({
                         "alertname": alert.labels.get("alertname").map(|s| s.chars().take(253).collect::<String>()),
-                        "fingerprint": super::fingerprint_of(alert),
+                        "fingerprint": tollgate_alerts::fingerprint_of(alert),
                         "reason": reason,
                     }));
                 }
@@ -262,3 +262,6 @@ pub async fn serve_receiver<S: AlertSink>(
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,8 +9,6 @@ pub mod rows;
 pub mod rpc;
 pub mod trial;
 
-use crate::backend::kamailio::{self, ActiveBlock, Kamailio};
-use crate::backend::{Backend, Bundle, TenantRows, write};
 use rows::{Expected, canonical_rows, check_bundle, view_hash};
 use rpc::Rpc;
 use serde::{Deserialize, Serialize};
@@ -22,6 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 use tollgate_ir::{CompiledPolicy, LimitMetric};
+use tollgate_kamailio::kamailio::{self, ActiveBlock, Kamailio};
+use tollgate_kamailio::{Backend, Bundle, TenantRows, write};
 
 /// The agent's settings.
 #[derive(Clone, Debug)]
@@ -1580,7 +1580,7 @@ mod tests {
     fn classes_of_a_policy() {
         let mut p = empty_policy();
         fn names(p: &tollgate_ir::CompiledPolicy) -> Vec<String> {
-            crate::agent::policy_classes(p).into_iter().collect()
+            crate::policy_classes(p).into_iter().collect()
         }
         assert_eq!(names(&p), ["international", "national"]);
         for (prefix, class) in [

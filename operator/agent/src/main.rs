@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tollgate_operator::agent::{Agent, Config, http, trial::TrialConfig};
+use tollgate_agent::{Agent, Config, http, trial::TrialConfig};
 
 const FLAGS: &[&str] = &[
     "listen",
@@ -82,7 +82,7 @@ fn config() -> Result<Config, String> {
             .map_err(|_| format!("--{k} must be a number"))
     };
     let token_file = need("token-file")?;
-    let token = tollgate_operator::auth::read_token_file(&token_file)?;
+    let token = tollgate_plumbing::auth::read_token_file(&token_file)?;
     let state_dir = PathBuf::from(need("state-dir")?);
     let cfg_default = std::env::current_dir()
         .map(|d| d.join("sbc/kamailio/tollgate.cfg").display().to_string())

@@ -4,13 +4,13 @@
 
 use super::rows::Expected;
 use super::rpc::{AddressSlot, Rpc};
-use crate::backend::kamailio::{COUNTRY_TREE, country_rows};
-use crate::backend::{Bundle, write};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tollgate_ir::{CompiledPolicy, SourceNetwork, Verdict};
+use tollgate_kamailio::kamailio::{COUNTRY_TREE, country_rows};
+use tollgate_kamailio::{Bundle, write};
 use tollgate_policy::eval::{Call, Evaluator, Outcome};
 
 /// How trial instances are started.

@@ -520,13 +520,13 @@ mod tests {
         let file = RuleFile {
             groups: vec![g.clone()],
         };
-        let y = tollgate_crds::yaml::to_yaml(&file).unwrap();
+        let y = tollgate_ir::yaml::to_yaml(&file).unwrap();
         assert!(y.starts_with("groups:\n- name: tollgate-tenants-acme\n  rules:\n"));
         assert!(!y.contains("skipped"));
-        let back: RuleFile = tollgate_crds::yaml::from_yaml(&y).unwrap();
+        let back: RuleFile = tollgate_ir::yaml::from_yaml(&y).unwrap();
         assert_eq!(back.groups[0].rules, g.rules);
         let pr = prometheus_rule(&g, "tenants", "acme");
-        let y = tollgate_crds::yaml::to_yaml(&pr).unwrap();
+        let y = tollgate_ir::yaml::to_yaml(&pr).unwrap();
         assert!(y.starts_with("apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\n"));
         assert!(y.contains("name: tollgate-acme\n"));
     }

@@ -1,5 +1,6 @@
-//! Test support (only with the `fake-agent` feature): the pieces every test
-//! and benchmark against the real testbed API server needs, in one place.
+//! Test support, a dev-dependency only: the pieces every test and benchmark
+//! against the real testbed API server needs, in one place, and the agent's
+//! test double ([`fake_agent`]).
 //!
 //! - [`testbed_client`]: a client for `KUBECONFIG`, refusing any current
 //!   context other than `testbed` (so a real cluster is never touched);
@@ -14,6 +15,8 @@
 //! - [`wait_for`]: polling until a condition holds, with a deadline.
 //!
 //! Library code: every failure is an `Err` with a message, never a panic.
+
+pub mod fake_agent;
 
 use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
@@ -32,7 +35,7 @@ use tollgate_crds::SbcFleet;
 use tollgate_crds::SbcFleetSpec;
 use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference, StaticEndpoint};
 
-use super::fake_agent::FakeAgent;
+use crate::fake_agent::FakeAgent;
 
 /// Any error, with its message.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -2,10 +2,10 @@
 //! ask Kamailio to hold (compared with what Kamailio reports), and the
 //! agent's own checks of a composed bundle.
 
-use crate::backend::kamailio::{COUNTRY_TREE, SENTINEL_TREE, country_rows, parse_cidr};
-use crate::backend::{Bundle, TenantRows};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
+use tollgate_kamailio::kamailio::{COUNTRY_TREE, SENTINEL_TREE, country_rows, parse_cidr};
+use tollgate_kamailio::{Bundle, TenantRows};
 
 /// The htable tables whose keys are `<tenant>::...` (tg_block is runtime state
 /// and not part of a tenant's rows hash).
@@ -211,7 +211,7 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
             errs.push(m);
         }
     };
-    for t in crate::backend::kamailio::TABLES.iter().map(|t| t.0) {
+    for t in tollgate_kamailio::kamailio::TABLES.iter().map(|t| t.0) {
         if !bundle.files.contains_key(t) {
             bad(format!("table `{t}` is missing from the bundle"));
         }
@@ -315,7 +315,7 @@ mod tests {
 
     fn bundle_with_address(rows: &[&str]) -> Bundle {
         let mut files = BTreeMap::new();
-        for (t, h, _) in crate::backend::kamailio::TABLES {
+        for (t, h, _) in tollgate_kamailio::kamailio::TABLES {
             files.insert(t.to_string(), format!("{h}\n"));
         }
         let mut a = String::from("hdr\n");

@@ -22,8 +22,8 @@ use std::time::{Instant, SystemTime};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use tollgate_ir::CompiledPolicy;
-use tollgate_operator::backend::kamailio::{self, Kamailio};
-use tollgate_operator::backend::{Backend, write};
+use tollgate_kamailio::kamailio::{self, Kamailio};
+use tollgate_kamailio::{Backend, write};
 
 const USAGE: &str = "usage: tollgate-render POLICY.yaml... --out DIR [--now RFC3339] [--revision TENANT=REV]... [--reloads]";
 
@@ -78,13 +78,13 @@ fn parse_args() -> Result<Args, String> {
 /// The compiled policies of one file: `TollPolicy` documents or bare policies.
 fn read_policies(path: &PathBuf) -> Result<Vec<CompiledPolicy>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let docs = tollgate_crds::yaml::read_policies(&text)
-        .map_err(|e| format!("{} ({e})", path.display()))?;
+    let docs =
+        tollgate_ir::yaml::read_policies(&text).map_err(|e| format!("{} ({e})", path.display()))?;
     Ok(docs.into_iter().map(|d| d.policy).collect())
 }
 
 fn default_revision(p: &CompiledPolicy) -> Result<String, String> {
-    let yaml = tollgate_crds::yaml::to_yaml(p).map_err(|e| e.to_string())?;
+    let yaml = tollgate_ir::yaml::to_yaml(p).map_err(|e| e.to_string())?;
     let digest = Sha256::digest(yaml.as_bytes());
     Ok(format!(
         "sha256:{}",

@@ -182,7 +182,7 @@ impl Rpc {
         let mut reloaded = Vec::new();
         let mut set = tokio::task::JoinSet::new();
         for table in tables {
-            let Some((method, params)) = crate::backend::kamailio::reload_command(table) else {
+            let Some((method, params)) = tollgate_kamailio::kamailio::reload_command(table) else {
                 continue;
             };
             count(|m| &m.reloads);

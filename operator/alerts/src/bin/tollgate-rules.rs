@@ -17,8 +17,8 @@
 
 use std::process::ExitCode;
 
+use tollgate_alerts::rules::{RuleFile, RuleOptions, prometheus_rule, rules_for_with};
 use tollgate_ir::CompiledPolicy;
-use tollgate_operator::alerts::rules::{RuleFile, RuleOptions, prometheus_rule, rules_for_with};
 
 const USAGE: &str = "usage: tollgate-rules POLICY.yaml... [--format rules|prometheusrule] [--namespace NS] [--history 30d] [--fresh 10m] [--learning 1d] [--rate-window 1m]";
 
@@ -32,7 +32,7 @@ fn duration_ok(d: &str) -> bool {
 /// (namespace, name, policy) of every document of one file.
 fn read(path: &str, default_ns: &str) -> Result<Vec<(String, String, CompiledPolicy)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let docs = tollgate_crds::yaml::read_policies(&text).map_err(|e| format!("{path} ({e})"))?;
+    let docs = tollgate_ir::yaml::read_policies(&text).map_err(|e| format!("{path} ({e})"))?;
     Ok(docs
         .into_iter()
         .map(|d| {
@@ -94,14 +94,14 @@ fn run() -> Result<(), (u8, String)> {
         let file = RuleFile {
             groups: groups.into_iter().map(|(_, _, g)| g).collect(),
         };
-        let y = tollgate_crds::yaml::to_yaml(&file).map_err(|e| (2, e.to_string()))?;
+        let y = tollgate_ir::yaml::to_yaml(&file).map_err(|e| (2, e.to_string()))?;
         print!("{y}");
     } else {
         for (i, (ns, name, g)) in groups.iter().enumerate() {
             if i > 0 {
                 println!("---");
             }
-            let y = tollgate_crds::yaml::to_yaml(&prometheus_rule(g, ns, name))
+            let y = tollgate_ir::yaml::to_yaml(&prometheus_rule(g, ns, name))
                 .map_err(|e| (2, e.to_string()))?;
             print!("{y}");
         }

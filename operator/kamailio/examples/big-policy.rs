@@ -95,7 +95,7 @@ fn main() -> ExitCode {
             .then(b.window.is_some().cmp(&a.window.is_some()))
     });
     p.classes.sort();
-    match tollgate_crds::yaml::to_yaml(&p) {
+    match tollgate_ir::yaml::to_yaml(&p) {
         Ok(y) => {
             print!("{y}");
             ExitCode::SUCCESS

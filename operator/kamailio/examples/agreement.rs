@@ -24,7 +24,7 @@
 //!   hour of the run (the real windows are rendered for the real instant).
 //!
 //! It renders them all into ONE data dir (`OUT/data`, a shared fleet) with
-//! the library (`tollgate_operator::backend::kamailio`), picks test sources
+//! the library (`tollgate_kamailio::kamailio`), picks test sources
 //! inside every network (with GeoIP countries: home, geo-blocked, unknown),
 //! generates a seeded list of dialed numbers, and writes per source a SIPp
 //! injection file (`OUT/calls/<ip>.csv`), plus `OUT/plan.tsv`,
@@ -48,8 +48,8 @@ use std::time::SystemTime;
 use ipnet::{IpNet, Ipv4Net};
 use jiff::Timestamp;
 use tollgate_ir::{CompiledPolicy, GeoMode, LimitMetric, Verdict, Weekday, WeeklySpan};
-use tollgate_operator::backend::kamailio::{Kamailio, parse_cidr};
-use tollgate_operator::backend::{Backend, write};
+use tollgate_kamailio::kamailio::{Kamailio, parse_cidr};
+use tollgate_kamailio::{Backend, write};
 use tollgate_policy::check;
 use tollgate_policy::eval::{Call, Evaluator, Outcome, Stage};
 use tollgate_policy::load::Workspace;
@@ -514,7 +514,7 @@ fn prepare(root: &str, out: &str, opts: &[String]) -> Result<ExitCode> {
     write::write_bundle(&out.join("data"), &bundle, SystemTime::now())
         .map_err(|e| e.to_string())?;
     for p in &fleet {
-        let y = tollgate_crds::yaml::to_yaml(p).map_err(|e| e.to_string())?;
+        let y = tollgate_ir::yaml::to_yaml(p).map_err(|e| e.to_string())?;
         write_text(&out.join("fleet").join(format!("{}.yaml", p.tenant)), &y)?;
     }
     let mut sources: Vec<Source> = Vec::new();
@@ -646,7 +646,7 @@ fn compare(out: &Path) -> Result<ExitCode> {
         .collect();
     names.sort();
     for f in names {
-        let p: CompiledPolicy = tollgate_crds::yaml::from_yaml(&read(f.clone())?)
+        let p: CompiledPolicy = tollgate_ir::yaml::from_yaml(&read(f.clone())?)
             .map_err(|e| format!("{}: {e}", f.display()))?;
         policies.push(p);
     }

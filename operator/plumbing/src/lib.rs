@@ -1,0 +1,4 @@
+//! Plumbing shared by Tollgate's servers (the agent and the operator): no
+//! Kubernetes, no policy semantics.
+
+pub mod auth;
