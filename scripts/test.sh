@@ -20,6 +20,9 @@ cargo fmt --all -- --check
 say "lints"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
+say "layering: crate dependency rules and module cycles (docs/architecture.md)"
+scripts/check-layering.py
+
 say "starting the test API server"
 ensure_kubectl
 started_here=0
