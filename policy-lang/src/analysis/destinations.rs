@@ -4,7 +4,7 @@
 
 use super::context::{Cx, is_selector_rule};
 use super::trie::eval;
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::span::Span;
 use std::collections::{BTreeSet, HashMap};
 use tollgate_ir::DestinationRule;
@@ -36,7 +36,7 @@ impl<'a> Cx<'a> {
                             )
                         };
                         let diag = Diagnostic::warning(
-                            "analysis::redundant-rule",
+                            Code::AnalysisRedundantRule,
                             self.input.root,
                             *span,
                             format!("destination rule `{id}` is redundant: every call it matches gets the same decision without it"),
@@ -71,7 +71,7 @@ impl<'a> Cx<'a> {
             )
         };
         let diag = Diagnostic::warning(
-            "analysis::never-decides",
+            Code::AnalysisNeverDecides,
             self.input.root,
             span,
             format!("destination rule `{id}` never decides a call"),

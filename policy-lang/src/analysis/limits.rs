@@ -3,7 +3,7 @@
 //! first.
 
 use super::context::{Cx, duration_text};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::numbering;
 use std::collections::HashSet;
 use tollgate_ir::{Limit, LimitMetric};
@@ -50,7 +50,7 @@ impl<'a> Cx<'a> {
             {
                 out.push(
                     Diagnostic::warning(
-                        "analysis::limit-never-triggers",
+                        Code::AnalysisLimitNeverTriggers,
                         self.input.root,
                         span,
                         format!("limit `{}` can never trigger: every call to `{class}` is denied", l.rule),
@@ -65,7 +65,7 @@ impl<'a> Cx<'a> {
             {
                 out.push(
                     Diagnostic::warning(
-                        "analysis::limit-never-triggers",
+                        Code::AnalysisLimitNeverTriggers,
                         self.input.root,
                         span,
                         format!("limit `{}` can never trigger: every {class} call is denied", l.rule),
@@ -149,7 +149,7 @@ impl<'a> Cx<'a> {
             return None;
         };
         let diag = Diagnostic::warning(
-            "analysis::limit-never-triggers",
+            Code::AnalysisLimitNeverTriggers,
             self.input.root,
             here,
             message,

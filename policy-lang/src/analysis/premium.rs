@@ -2,7 +2,7 @@
 //! rule of the root file (or its `home`) lets calls through to.
 
 use super::context::{Cx, list, plural};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::numbering;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -110,7 +110,7 @@ impl<'a> Cx<'a> {
             };
             out.push(
                 Diagnostic::warning(
-                    "analysis::premium-open",
+                    Code::AnalysisPremiumOpen,
                     self.input.root,
                     span,
                     format!(

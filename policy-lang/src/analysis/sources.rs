@@ -2,7 +2,7 @@
 //! the opposite action (the longest match wins).
 
 use super::context::Cx;
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use ipnet::IpNet;
 use tollgate_ir::{SourceNetwork, Verdict};
 
@@ -88,7 +88,7 @@ impl<'a> Cx<'a> {
                 ),
             )
         };
-        let diag = Diagnostic::warning("analysis::source-overlap", self.input.root, here, message)
+        let diag = Diagnostic::warning(Code::AnalysisSourceOverlap, self.input.root, here, message)
             .with_label("overlaps a network with the opposite action")
             .with_help(format!(
                 "the longest match wins: {effect}; if that is not what you meant, change or remove one of the rules"

@@ -221,7 +221,7 @@ fn run(
     };
     let mut out: Vec<(&'static str, String)> = analyze(&input)
         .into_iter()
-        .map(|d| (d.code, names[&(d.file, d.label.span)].clone()))
+        .map(|d| (d.code.as_str(), names[&(d.file, d.label.span)].clone()))
         .collect();
     out.sort();
     out

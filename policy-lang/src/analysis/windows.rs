@@ -4,7 +4,7 @@
 
 use super::context::{Cx, list, window_of};
 use super::week::WeekSet;
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use std::collections::BTreeMap;
 
 impl<'a> Cx<'a> {
@@ -23,13 +23,13 @@ impl<'a> Cx<'a> {
             let used_by = users.get(w.name.as_str()).cloned().unwrap_or_default();
             let state = if set.is_empty() {
                 Some((
-                    "analysis::window-never-open",
+                    Code::AnalysisWindowNeverOpen,
                     "is never open",
                     "`during` rules on it never apply and `outside` rules always do; give it a period that opens, or remove it",
                 ))
             } else if set.is_full() && !used_by.is_empty() {
                 Some((
-                    "analysis::window-always-open",
+                    Code::AnalysisWindowAlwaysOpen,
                     "is open all week",
                     "`outside` rules on it never apply and `during` rules always do; narrow its periods, or drop the window from those rules",
                 ))
@@ -65,7 +65,7 @@ impl<'a> Cx<'a> {
                 }
                 (Some(span), None) if used_by.is_empty() => out.push(
                     Diagnostic::warning(
-                        "analysis::unused-window",
+                        Code::AnalysisUnusedWindow,
                         self.input.root,
                         span,
                         format!("window `{}` is not used by any rule", w.name),

@@ -7,7 +7,7 @@ use super::tokens::{
 };
 use super::values::{ACTIONS, first_action, prefix};
 use crate::ast::{DestStmt, Scope, Selector, WindowMode, WindowRef};
-use crate::diag::did_you_mean;
+use crate::diag::{Code, did_you_mean};
 use crate::span::Spanned;
 
 #[derive(Clone, Copy)]
@@ -94,7 +94,7 @@ fn window_ref(i: In<'_>) -> PResult<'_, Option<WindowRef>> {
         _ => {
             if let Some(help) = did_you_mean(t, ["during", "outside"]) {
                 return PErr::new(
-                    "syntax::unknown-keyword",
+                    Code::SyntaxUnknownKeyword,
                     span_of(&w),
                     format!("expected `during` or `outside`, found `{t}`"),
                 )

@@ -7,6 +7,7 @@ use super::tokens::{
 };
 use super::values::{count, duration};
 use crate::ast::{Level, LimitStmt, LimitValue, Metric};
+use crate::diag::Code;
 use crate::span::Spanned;
 
 pub(super) const LEVELS: [(&str, Level); 2] =
@@ -79,7 +80,7 @@ pub(super) fn limit_stmt(i: In<'_>) -> PResult<'_, LimitStmt> {
                 "critical"
             };
             return PErr::new(
-                "syntax::duplicate-level",
+                Code::SyntaxDuplicateLevel,
                 lvl.span,
                 format!("`{lname}` is given twice"),
             )
@@ -117,7 +118,7 @@ fn level<'a>(
         let ut = *unit.fragment();
         if metric != Metric::Rate {
             return PErr::new(
-                "syntax::unexpected-rate-unit",
+                Code::SyntaxUnexpectedRateUnit,
                 span_of(&unit),
                 format!("unexpected `{ut}` on a `concurrent` limit"),
             )
@@ -129,7 +130,7 @@ fn level<'a>(
         }
         if ut != "/min" {
             return PErr::new(
-                "syntax::bad-rate-unit",
+                Code::SyntaxBadRateUnit,
                 span_of(&unit),
                 format!("unknown rate unit `{ut}`"),
             )
@@ -143,7 +144,7 @@ fn level<'a>(
     }
     if metric == Metric::Rate {
         return PErr::new(
-            "syntax::missing-rate-unit",
+            Code::SyntaxMissingRateUnit,
             n.span,
             format!("rate level `{}` has no unit", n.node),
         )

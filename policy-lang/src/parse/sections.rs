@@ -13,7 +13,7 @@ use super::sources::source_stmt;
 use super::tokens::{In, PErr, PResult, describe_span, skip_ws, span_of, token_at};
 use super::top_level::{header_stmt, home_stmt, import_stmt, opener, window_stmt, zone_stmt};
 use crate::ast::{Block, Comment, File, Header, Item, Stmt, Trivia};
-use crate::diag::{Diagnostic, did_you_mean, suggest};
+use crate::diag::{Code, Diagnostic, did_you_mean, suggest};
 use crate::source::FileId;
 use crate::span::Span;
 use nom::Input;
@@ -156,7 +156,7 @@ impl Parser {
                     let tok = token_at(rest);
                     self.push(
                         PErr::new(
-                            "syntax::trailing-input",
+                            Code::SyntaxTrailingInput,
                             span_of(&rest),
                             format!(
                                 "unexpected {} after the end of the statement",
@@ -176,7 +176,7 @@ impl Parser {
             }
             Err(nom::Err::Incomplete(_)) => {
                 self.push(PErr::new(
-                    "syntax::expected",
+                    Code::SyntaxExpected,
                     span_of(&content),
                     "incomplete statement",
                 ));
@@ -217,7 +217,7 @@ impl Parser {
                 });
                 self.push(
                     PErr::new(
-                        "syntax::missing-header",
+                        Code::SyntaxMissingHeader,
                         tok,
                         format!(
                             "expected `tenant` or `base` header, found {}",
@@ -235,7 +235,7 @@ impl Parser {
                 "tenant" | "base" => {
                     let tok = token_at(line.content);
                     let mut e = PErr::new(
-                        "syntax::duplicate-header",
+                        Code::SyntaxDuplicateHeader,
                         tok,
                         format!("a second `{first}` header"),
                     )
@@ -278,7 +278,7 @@ impl Parser {
                         let tok = token_at(line.content);
                         self.push(
                             PErr::new(
-                                "syntax::unexpected-close",
+                                Code::SyntaxUnexpectedClose,
                                 tok,
                                 "unexpected `}` with no open section",
                             )
@@ -308,7 +308,7 @@ impl Parser {
         if !header_seen {
             self.push(
                 PErr::new(
-                    "syntax::missing-header",
+                    Code::SyntaxMissingHeader,
                     Span::new(0, 0),
                     "the file is empty: expected a `tenant` or `base` header",
                 )
@@ -336,7 +336,7 @@ impl Parser {
         });
         self.push(
             PErr::new(
-                "syntax::unknown-statement",
+                Code::SyntaxUnknownStatement,
                 tok,
                 format!("unknown statement {}", describe_span(line.content, tok)),
             )
@@ -443,7 +443,7 @@ impl Parser {
             let Some(line) = lines.get(*idx) else {
                 self.push(
                     PErr::new(
-                        "syntax::unclosed-block",
+                        Code::SyntaxUnclosedBlock,
                         kw_span,
                         format!("unclosed `{}` section", sec.name()),
                     )
@@ -466,7 +466,7 @@ impl Parser {
                     let tok = token_at(rest);
                     self.push(
                         PErr::new(
-                            "syntax::trailing-input",
+                            Code::SyntaxTrailingInput,
                             span_of(&rest),
                             format!("unexpected {} after `}}`", describe_span(rest, tok)),
                         )
@@ -485,7 +485,7 @@ impl Parser {
                 let tok = token_at(line.content);
                 self.push(
                     PErr::new(
-                        "syntax::unclosed-block",
+                        Code::SyntaxUnclosedBlock,
                         kw_span,
                         format!("unclosed `{}` section", sec.name()),
                     )
@@ -529,7 +529,7 @@ impl Parser {
                     });
                 self.push(
                     PErr::new(
-                        "syntax::unknown-statement",
+                        Code::SyntaxUnknownStatement,
                         tok,
                         format!(
                             "unknown statement {} in `{}`",

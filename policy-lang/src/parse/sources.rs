@@ -4,7 +4,7 @@
 use super::tokens::{In, PErr, PResult, comma_list, name, punct, skip_ws, span_of, value, word};
 use super::values::{address, first_action};
 use crate::ast::SourceStmt;
-use crate::diag::did_you_mean;
+use crate::diag::{Code, did_you_mean};
 
 pub(super) fn source_stmt(i: In<'_>) -> PResult<'_, SourceStmt> {
     let (r, w) = word(i)?;
@@ -39,7 +39,7 @@ pub(super) fn source_stmt(i: In<'_>) -> PResult<'_, SourceStmt> {
                     .to_string()
             });
             return PErr::new(
-                "syntax::unknown-keyword",
+                Code::SyntaxUnknownKeyword,
                 span_of(&w),
                 format!("expected an address or `country`, found `{t}`"),
             )

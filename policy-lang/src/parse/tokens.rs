@@ -3,7 +3,7 @@
 //! punctuation, comma lists), over `nom_locate` spans.
 
 use crate::ast::Ident;
-use crate::diag::did_you_mean;
+use crate::diag::{Code, did_you_mean};
 use crate::span::{Span, Spanned};
 use nom::bytes::complete::{take_while, take_while1};
 use nom::error::{ErrorKind, ParseError};
@@ -20,7 +20,7 @@ pub(super) struct PErr(pub(super) Box<PErrData>);
 
 #[derive(Debug, Clone)]
 pub(super) struct PErrData {
-    pub(super) code: &'static str,
+    pub(super) code: Code,
     pub(super) message: String,
     pub(super) span: Span,
     pub(super) help: Option<String>,
@@ -29,7 +29,7 @@ pub(super) struct PErrData {
 }
 
 impl PErr {
-    pub(super) fn new(code: &'static str, span: Span, message: impl Into<String>) -> Self {
+    pub(super) fn new(code: Code, span: Span, message: impl Into<String>) -> Self {
         PErr(Box::new(PErrData {
             code,
             message: message.into(),
@@ -60,7 +60,7 @@ impl<'a> ParseError<In<'a>> for PErr {
     fn from_error_kind(input: In<'a>, _kind: ErrorKind) -> Self {
         let tok = token_at(input);
         PErr::new(
-            "syntax::expected",
+            Code::SyntaxExpected,
             tok,
             format!("unexpected {}", describe_span(input, tok)),
         )
@@ -130,7 +130,7 @@ pub(super) fn expected<'a, T>(i: In<'a>, what: &str, help: impl Into<String>) ->
     let tok = token_at(i);
     let found = describe_span(i, tok);
     PErr::new(
-        "syntax::expected",
+        Code::SyntaxExpected,
         tok,
         format!("expected {what}, found {found}"),
     )
@@ -168,7 +168,7 @@ pub(super) fn name<'a>(i: In<'a>, what: &str, help: &str) -> PResult<'a, Ident> 
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !valid {
         return PErr::new(
-            "syntax::bad-name",
+            Code::SyntaxBadName,
             span_of(&w),
             format!("invalid name `{}`", short(t)),
         )
@@ -195,7 +195,7 @@ pub(super) fn keyword<'a, T: Copy>(
             let help =
                 did_you_mean(t, table.iter().map(|(k, _)| *k)).unwrap_or_else(|| help.to_string());
             PErr::new(
-                "syntax::unknown-keyword",
+                Code::SyntaxUnknownKeyword,
                 span_of(&w),
                 format!("expected {what}, found `{}`", short(t)),
             )

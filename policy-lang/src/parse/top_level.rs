@@ -6,7 +6,7 @@ use super::tokens::{
     run_of, skip_ws, span_of, token_at, value, word, ws,
 };
 use crate::ast::{ClockTime, FileKind, Header, Ident, Item, TimeSpan, Window};
-use crate::diag::did_you_mean;
+use crate::diag::{Code, did_you_mean};
 use crate::span::{Span, Spanned};
 use nom::Input;
 
@@ -50,7 +50,7 @@ pub(super) fn opener(i: In<'_>) -> PResult<'_, ()> {
     if !r.fragment().is_empty() {
         let tok = token_at(r);
         return PErr::new(
-            "syntax::trailing-input",
+            Code::SyntaxTrailingInput,
             span_of(&r),
             format!("unexpected {} after `{{`", describe_span(r, tok)),
         )
@@ -81,7 +81,7 @@ fn string_lit(i: In<'_>) -> PResult<'_, Spanned<String>> {
             ))
         }
         None => PErr::new(
-            "syntax::unterminated-string",
+            Code::SyntaxUnterminatedString,
             span_of(&i),
             "unterminated string",
         )
@@ -151,7 +151,7 @@ fn day(i: In<'_>) -> PResult<'_, Ident> {
             "days are `mon`, `tue`, `wed`, `thu`, `fri`, `sat` and `sun`".to_string()
         });
         return PErr::new(
-            "syntax::bad-day",
+            Code::SyntaxBadDay,
             span_of(&tok),
             format!("unknown day `{t}`"),
         )
@@ -185,7 +185,7 @@ fn clock(i: In<'_>) -> PResult<'_, Spanned<ClockTime>> {
     match parsed {
         Some(ct) => Ok((rest, Spanned::new(ct, span_of(&tok)))),
         None => PErr::new(
-            "syntax::bad-time",
+            Code::SyntaxBadTime,
             span_of(&tok),
             format!("invalid time `{t}`"),
         )

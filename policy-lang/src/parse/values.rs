@@ -3,6 +3,7 @@
 
 use super::tokens::{In, PErr, PResult, expected, ident, keyword, run_of, span_of, word, ws};
 use crate::ast::{Action, Duration, Ident, Prefix};
+use crate::diag::Code;
 use crate::span::{Span, Spanned};
 
 pub(super) fn duration(i: In<'_>) -> PResult<'_, Spanned<Duration>> {
@@ -19,14 +20,14 @@ pub(super) fn duration(i: In<'_>) -> PResult<'_, Spanned<Duration>> {
     match parse_duration(t) {
         Ok(seconds) => Ok((rest, Spanned::new(Duration { seconds }, span_of(&tok)))),
         Err(DurErr::Overflow) => PErr::new(
-            "syntax::number-overflow",
+            Code::SyntaxNumberOverflow,
             span_of(&tok),
             format!("duration `{t}` is too large"),
         )
         .help("use a smaller duration")
         .fail(),
         Err(DurErr::Bad) => PErr::new(
-            "syntax::bad-duration",
+            Code::SyntaxBadDuration,
             span_of(&tok),
             format!("invalid duration `{t}`"),
         )
@@ -91,7 +92,7 @@ pub(super) fn count<'a>(i: In<'a>, after: &str, help: &str) -> PResult<'a, Spann
     if !tail.fragment().is_empty() {
         let (_, whole) = run_of(i, |c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
         return PErr::new(
-            "syntax::bad-number",
+            Code::SyntaxBadNumber,
             span_of(&whole),
             format!("invalid number `{}`", whole.fragment()),
         )
@@ -101,7 +102,7 @@ pub(super) fn count<'a>(i: In<'a>, after: &str, help: &str) -> PResult<'a, Spann
     match digits.fragment().parse::<u64>() {
         Ok(n) => Ok((rest, Spanned::new(n, span_of(&digits)))),
         Err(_) => PErr::new(
-            "syntax::number-overflow",
+            Code::SyntaxNumberOverflow,
             span_of(&digits),
             format!("number `{}` is too large", digits.fragment()),
         )
@@ -129,7 +130,7 @@ pub(super) fn prefix(i: In<'_>) -> PResult<'_, Spanned<Prefix>> {
             PREFIX_HELP.to_string()
         };
         return PErr::new(
-            "syntax::bad-prefix",
+            Code::SyntaxBadPrefix,
             span_of(&tok),
             format!("invalid prefix `{t}`"),
         )
@@ -148,7 +149,7 @@ pub(super) fn prefix(i: In<'_>) -> PResult<'_, Spanned<Prefix>> {
         let gt = *g.fragment();
         if !gt.bytes().all(|b| b.is_ascii_digit()) {
             return PErr::new(
-                "syntax::bad-prefix",
+                Code::SyntaxBadPrefix,
                 span_of(&g),
                 format!("invalid prefix digits `{gt}`"),
             )
