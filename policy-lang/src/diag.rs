@@ -5,6 +5,10 @@
 //! Messages follow one style: lowercase, no trailing period, user input in
 //! backticks, what to do in `help`.
 
+mod code;
+
+pub use code::Code;
+
 use crate::source::{FileId, SourceMap};
 use crate::span::Span;
 use serde::Serialize;
@@ -26,7 +30,7 @@ pub struct Label {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     /// Stable code, e.g. `syntax::unknown-statement`, `destinations::unknown-country`.
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Severity,
     pub file: FileId,
     pub message: String,
@@ -38,7 +42,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, file: FileId, span: Span, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, file: FileId, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             severity: Severity::Error,
@@ -53,12 +57,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(
-        code: &'static str,
-        file: FileId,
-        span: Span,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn warning(code: Code, file: FileId, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Self::error(code, file, span, message)
@@ -105,7 +104,7 @@ impl Diagnostic {
         serde_json::json!({
             "file": file.name,
             "severity": self.severity,
-            "code": self.code,
+            "code": self.code.as_str(),
             "message": self.message,
             "help": self.help,
             "line": file.line_col(self.label.span.start).0,

@@ -245,7 +245,7 @@ fn errors_in_several_files_are_all_reported() {
         ("t.tgp", "tenant t\nimport \"a.tgp\"\nhome XX\n"),
         ("a.tgp", "base a\n\nsources {\n  allow 10.0.0.300\n}\n"),
     ]);
-    let codes: Vec<_> = c.diagnostics.iter().map(|d| d.code).collect();
+    let codes: Vec<_> = c.diagnostics.iter().map(|d| d.code.as_str()).collect();
     assert!(codes.contains(&"home::unknown-country"), "{codes:?}");
     assert!(codes.contains(&"sources::bad-address"), "{codes:?}");
     assert!(c.policy.is_none());

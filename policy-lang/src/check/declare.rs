@@ -1,6 +1,7 @@
 //! Checking one file: every statement is validated where it was written and becomes a keyed declaration.
 
 use super::*;
+use crate::diag::Code;
 
 impl Cx<'_> {
     pub(super) fn declarations(
@@ -23,7 +24,7 @@ impl Cx<'_> {
                 ast::Item::Import(_) => {}
                 ast::Item::Home(code) => {
                     d.home_written = true;
-                    if let Some(c) = self.country(file, code, "home::unknown-country") {
+                    if let Some(c) = self.country(file, code, Code::HomeUnknownCountry) {
                         if let Some(prev) = &d.home {
                             self.duplicate(file, code.span, prev.origin.span, "`home`");
                         } else {
@@ -108,18 +109,18 @@ impl Cx<'_> {
                 }
             }
         }
-        self.no_duplicates(file, &d.defaults, "destinations::duplicate", "default");
+        self.no_duplicates(file, &d.defaults, Code::DestinationsDuplicate, "default");
         self.no_duplicates(
             file,
             &d.dests,
-            "destinations::duplicate",
+            Code::DestinationsDuplicate,
             "destination rule",
         );
-        self.no_duplicates(file, &d.windows, "window::duplicate", "window");
-        self.no_duplicates(file, &d.sources, "sources::duplicate", "source rule");
-        self.no_duplicates(file, &d.limits, "limits::duplicate", "limit");
-        self.no_duplicates(file, &d.responses, "responses::duplicate", "response");
-        self.no_duplicates(file, &d.crypto, "crypto::duplicate", "crypto setting");
+        self.no_duplicates(file, &d.windows, Code::WindowDuplicate, "window");
+        self.no_duplicates(file, &d.sources, Code::SourcesDuplicate, "source rule");
+        self.no_duplicates(file, &d.limits, Code::LimitsDuplicate, "limit");
+        self.no_duplicates(file, &d.responses, Code::ResponsesDuplicate, "response");
+        self.no_duplicates(file, &d.crypto, Code::CryptoDuplicate, "crypto setting");
         d
     }
 
@@ -127,7 +128,7 @@ impl Cx<'_> {
         &mut self,
         file: FileId,
         decls: &[Decl<T>],
-        code: &'static str,
+        code: Code,
         what: &str,
     ) {
         let mut seen: HashMap<&str, Span> = HashMap::new();
@@ -148,7 +149,7 @@ impl Cx<'_> {
     pub(super) fn duplicate(&mut self, file: FileId, span: Span, first: Span, what: &str) {
         self.diags.push(
             Diagnostic::error(
-                "policy::duplicate",
+                Code::PolicyDuplicate,
                 file,
                 span,
                 format!("{what} is declared twice"),
@@ -178,7 +179,7 @@ impl Cx<'_> {
     pub(super) fn check_name(&mut self, file: FileId, name: &ast::Ident, what: &str) {
         if !is_dns_label(&name.node) {
             self.diags.push(
-                Diagnostic::error("policy::bad-name", file, name.span, format!("`{}` is not a valid {what} name", name.node))
+                Diagnostic::error(Code::PolicyBadName, file, name.span, format!("`{}` is not a valid {what} name", name.node))
                     .with_help("names are 1 to 63 characters of lowercase letters, digits and `-`, starting with a letter and not ending with `-` (a Kubernetes DNS label)"),
             );
         }
@@ -188,7 +189,7 @@ impl Cx<'_> {
         &mut self,
         file: FileId,
         code: &ast::Ident,
-        diag_code: &'static str,
+        diag_code: Code,
     ) -> Option<&'static Country> {
         if let Some(c) = numbering::country(&code.node) {
             return Some(c);
@@ -224,7 +225,7 @@ impl Cx<'_> {
             });
         self.diags.push(
             Diagnostic::error(
-                "zone::unknown",
+                Code::ZoneUnknown,
                 file,
                 z.span,
                 format!("unknown time zone `{}`", z.node),
@@ -257,7 +258,7 @@ impl Cx<'_> {
             if start == end {
                 self.diags.push(
                     Diagnostic::error(
-                        "window::never-open",
+                        Code::WindowNeverOpen,
                         file,
                         s.span,
                         format!("this period starts and ends at {}, so it is never open", clock_text(start)),
@@ -295,7 +296,7 @@ impl Cx<'_> {
                     .unwrap_or_else(|| "days are `mon` `tue` `wed` `thu` `fri` `sat` `sun`".into());
                 self.diags.push(
                     Diagnostic::error(
-                        "window::bad-day",
+                        Code::WindowBadDay,
                         file,
                         d.span,
                         format!("unknown day `{other}`"),
@@ -328,7 +329,7 @@ impl Cx<'_> {
         if let Some(p) = problem {
             self.diags.push(
                 Diagnostic::error(
-                    "window::bad-time",
+                    Code::WindowBadTime,
                     file,
                     t.span,
                     format!("invalid time `{hour:02}:{minute:02}`: {p}"),
@@ -408,7 +409,7 @@ impl Cx<'_> {
                     ast::Selector::Country(cs) => {
                         for c in cs {
                             if let Some(country) =
-                                self.country(file, c, "destinations::unknown-country")
+                                self.country(file, c, Code::DestinationsUnknownCountry)
                             {
                                 push(
                                     format!("dst:country:{}", country.iso),
@@ -427,7 +428,7 @@ impl Cx<'_> {
                             if SCOPE_CLASSES.contains(&c.node.as_str()) {
                                 self.diags.push(
                                     Diagnostic::error(
-                                        "destinations::scope-as-class",
+                                        Code::DestinationsScopeAsClass,
                                         file,
                                         c.span,
                                         format!(
@@ -448,7 +449,7 @@ impl Cx<'_> {
                                 continue;
                             }
                             if let Some(class) =
-                                self.number_class(file, c, "destinations::unknown-class", false)
+                                self.number_class(file, c, Code::DestinationsUnknownClass, false)
                             {
                                 push(
                                     format!("dst:class:{}", class.name),
@@ -475,7 +476,7 @@ impl Cx<'_> {
             ),
         };
         self.diags.push(
-            Diagnostic::error("destinations::emergency", file, span, message).with_help(help),
+            Diagnostic::error(Code::DestinationsEmergency, file, span, message).with_help(help),
         );
     }
 
@@ -507,7 +508,7 @@ impl Cx<'_> {
         match problem {
             Some((message, help)) => {
                 self.diags.push(
-                    Diagnostic::error("destinations::bad-prefix", file, p.span, message)
+                    Diagnostic::error(Code::DestinationsBadPrefix, file, p.span, message)
                         .with_help(help),
                 );
                 None
@@ -521,7 +522,7 @@ impl Cx<'_> {
         &mut self,
         file: FileId,
         c: &ast::Ident,
-        code: &'static str,
+        code: Code,
         scopes: bool,
     ) -> Option<&'static NumberClass> {
         if let Some(class) = numbering::class(&c.node) {
@@ -554,12 +555,7 @@ impl Cx<'_> {
     }
 
     /// A class named by a limit or a response: a number class or a scope.
-    pub(super) fn any_class(
-        &mut self,
-        file: FileId,
-        c: &ast::Ident,
-        code: &'static str,
-    ) -> Option<String> {
+    pub(super) fn any_class(&mut self, file: FileId, c: &ast::Ident, code: Code) -> Option<String> {
         if c.node == EMERGENCY {
             self.diags.push(
                 Diagnostic::error(
@@ -607,7 +603,7 @@ impl Cx<'_> {
                     Action::Deny => ir::GeoMode::Deny,
                 };
                 for c in countries {
-                    if let Some(country) = self.country(file, c, "sources::unknown-country") {
+                    if let Some(country) = self.country(file, c, Code::SourcesUnknownCountry) {
                         d.sources.push(Decl {
                             key: format!("src:geo:{}", country.iso),
                             value: SourceRule::Geo {
@@ -650,7 +646,7 @@ impl Cx<'_> {
             let help = address_help(text);
             self.diags.push(
                 Diagnostic::error(
-                    "sources::bad-address",
+                    Code::SourcesBadAddress,
                     file,
                     n.span,
                     format!("`{text}` is not a valid IP address or network"),
@@ -663,7 +659,7 @@ impl Cx<'_> {
         if net.trunc() != net {
             self.diags.push(
                 Diagnostic::error(
-                    "sources::host-bits",
+                    Code::SourcesHostBits,
                     file,
                     n.span,
                     format!(
@@ -690,7 +686,7 @@ impl Cx<'_> {
     ) -> Option<(String, LimitDecl, Span)> {
         let metric = metric(s.metric.node);
         let class = match &s.class {
-            Some(c) => Some((self.any_class(file, c, "limits::unknown-class")?, c.span)),
+            Some(c) => Some((self.any_class(file, c, Code::LimitsUnknownClass)?, c.span)),
             None => None,
         };
         let key = match &class {
@@ -701,7 +697,7 @@ impl Cx<'_> {
             (ast::LimitValue::Max(dur), ir::LimitMetric::Duration) => {
                 if dur.node.seconds == 0 {
                     self.diags.push(
-                        Diagnostic::error("limits::zero", file, dur.span, "a maximum call duration of zero would end every call")
+                        Diagnostic::error(Code::LimitsZero, file, dur.span, "a maximum call duration of zero would end every call")
                             .with_help("give a positive duration such as `2h`; to stop calls to a class, deny it in `destinations`"),
                     );
                     return None;
@@ -720,7 +716,7 @@ impl Cx<'_> {
                 for level in [warning, critical].into_iter().flatten() {
                     if level.node == 0 {
                         self.diags.push(
-                            Diagnostic::error("limits::zero", file, level.span, "a limit of zero would block every call it counts")
+                            Diagnostic::error(Code::LimitsZero, file, level.span, "a limit of zero would block every call it counts")
                                 .with_help("give a positive level; to stop calls to a class, deny it in `destinations`"),
                         );
                         return None;
@@ -731,7 +727,7 @@ impl Cx<'_> {
                 {
                     self.diags.push(
                         Diagnostic::error(
-                            "limits::warning-not-below-critical",
+                            Code::LimitsWarningNotBelowCritical,
                             file,
                             w.span,
                             format!("warning level {} is not below critical level {}", w.node, c.node),
@@ -757,7 +753,7 @@ impl Cx<'_> {
                 };
                 self.diags.push(
                     Diagnostic::error(
-                        "limits::bad-value",
+                        Code::LimitsBadValue,
                         file,
                         s.metric.span,
                         format!("wrong kind of value for `{}`", metric_name(metric)),
@@ -784,13 +780,13 @@ impl Cx<'_> {
                 let metric = metric(m.node);
                 if metric == ir::LimitMetric::Duration {
                     self.diags.push(
-                        Diagnostic::error("responses::bad-trigger", file, m.span, "`duration` has no warning or critical level to trigger on")
+                        Diagnostic::error(Code::ResponsesBadTrigger, file, m.span, "`duration` has no warning or critical level to trigger on")
                             .with_help("responses trigger on `concurrent` or `rate` levels, or on an `anomaly`"),
                     );
                     return None;
                 }
                 let class = match class {
-                    Some(c) => Some(self.any_class(file, c, "responses::unknown-class")?),
+                    Some(c) => Some(self.any_class(file, c, Code::ResponsesUnknownClass)?),
                     None => None,
                 };
                 let level_name = match level.node {
@@ -825,7 +821,7 @@ impl Cx<'_> {
                     };
                     self.diags.push(
                         Diagnostic::error(
-                            "responses::unknown-anomaly",
+                            Code::ResponsesUnknownAnomaly,
                             file,
                             kind.span,
                             format!("unknown anomaly `{}`", kind.node),
@@ -851,7 +847,7 @@ impl Cx<'_> {
             ast::ResponseAction::BlockClasses(span, classes) => {
                 let mut names = Vec::new();
                 for c in classes {
-                    names.push(self.any_class(file, c, "responses::unknown-class")?);
+                    names.push(self.any_class(file, c, Code::ResponsesUnknownClass)?);
                 }
                 names.sort();
                 names.dedup();
@@ -866,7 +862,7 @@ impl Cx<'_> {
             (None, true) => {
                 self.diags.push(
                     Diagnostic::error(
-                        "responses::missing-hold",
+                        Code::ResponsesMissingHold,
                         file,
                         action_span,
                         "a block must say how long it holds",
@@ -878,7 +874,7 @@ impl Cx<'_> {
             (Some(h), false) => {
                 self.diags.push(
                     Diagnostic::error(
-                        "responses::hold-on-alert",
+                        Code::ResponsesHoldOnAlert,
                         file,
                         h.span,
                         "an alert blocks nothing, so it cannot hold",
@@ -892,7 +888,7 @@ impl Cx<'_> {
                 match h.node {
                     ast::Hold::For(d) if d.seconds == 0 => {
                         self.diags.push(
-                        Diagnostic::error("responses::zero-hold", file, h.span, "a block held for zero time does nothing")
+                        Diagnostic::error(Code::ResponsesZeroHold, file, h.span, "a block held for zero time does nothing")
                             .with_help("give a positive duration such as `for 30m`, or `until acknowledged`"),
                     );
                         return None;

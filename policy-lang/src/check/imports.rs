@@ -1,6 +1,7 @@
 //! Following imports: the order files apply in, cycles, missing files and imported tenants.
 
 use super::*;
+use crate::diag::Code;
 
 impl Cx<'_> {
     /// Files in the order they apply: imports depth first, each once, `root` last.
@@ -41,7 +42,7 @@ impl Cx<'_> {
                 Err(e) => {
                     self.diags.push(
                         Diagnostic::error(
-                            "import::not-found",
+                            Code::ImportNotFound,
                             file,
                             import.span,
                             format!("cannot read imported file `{}`: {}", import.node, io_reason(&e)),
@@ -59,7 +60,7 @@ impl Cx<'_> {
                     .collect();
                 cycle.push(format!("`{}`", self.ws.sources.get(id).name));
                 self.diags.push(
-                    Diagnostic::error("import::cycle", file, import.span, format!("import cycle: {}", cycle.join(" → ")))
+                    Diagnostic::error(Code::ImportCycle, file, import.span, format!("import cycle: {}", cycle.join(" → ")))
                         .with_label("this import closes the cycle")
                         .with_help("a base may import other bases, but never one that (indirectly) imports it; move the shared part into a third base"),
                 );
@@ -75,7 +76,7 @@ impl Cx<'_> {
             {
                 self.diags.push(
                     Diagnostic::error(
-                        "import::tenant",
+                        Code::ImportTenant,
                         file,
                         import.span,
                         format!("`{}` is a tenant policy and cannot be imported", import.node),

@@ -1,6 +1,7 @@
 //! Lowering the merged policy to the compiled IR: the destination table with conflicts and carve-outs resolved, classes, sources, windows, limits, responses, crypto and the source map.
 
 use super::*;
+use crate::diag::Code;
 
 impl Cx<'_> {
     pub(super) fn lower(
@@ -136,7 +137,7 @@ impl Cx<'_> {
                     };
                     self.diags.push(
                         Diagnostic::error(
-                            "destinations::conflict",
+                            Code::DestinationsConflict,
                             second.file,
                             second.span,
                             format!(

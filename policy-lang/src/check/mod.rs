@@ -15,7 +15,7 @@
 
 use crate::analysis;
 use crate::ast::{self, Action, FileKind, Scope, Stmt};
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::load::Workspace;
 use crate::numbering::{self, Country, NumberClass};
 use crate::source::FileId;
@@ -94,7 +94,7 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
     for (key, new, old) in &merged.unchanged_overrides {
         if new.file == root {
             let diag = Diagnostic::warning(
-                "analysis::override-changes-nothing",
+                Code::AnalysisOverrideChangesNothing,
                 new.file,
                 new.span,
                 format!("`{key}` declares what the imported policy already declares"),
@@ -154,10 +154,10 @@ pub fn check(ws: &mut Workspace, path: &Path) -> std::io::Result<Compilation> {
 /// imported by several tenants is reported once).
 pub fn sort_dedup(diags: &mut Vec<Diagnostic>) {
     diags.sort_by(|a, b| {
-        (a.file, a.label.span.start, a.code, &a.message).cmp(&(
+        (a.file, a.label.span.start, a.code.as_str(), &a.message).cmp(&(
             b.file,
             b.label.span.start,
-            b.code,
+            b.code.as_str(),
             &b.message,
         ))
     });

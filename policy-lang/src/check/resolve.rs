@@ -1,6 +1,7 @@
 //! Checks of the merged policy as a whole: cross-references, geo mode, networks named twice, limits responses need, crypto, the home country.
 
 use super::*;
+use crate::diag::Code;
 
 impl Cx<'_> {
     pub(super) fn cross_check(
@@ -36,7 +37,7 @@ impl Cx<'_> {
                 };
                 self.diags.push(
                     Diagnostic::error(
-                        "destinations::unknown-window",
+                        Code::DestinationsUnknownWindow,
                         d.origin.file,
                         *span,
                         format!("unknown window `{}`", cond.name),
@@ -57,7 +58,7 @@ impl Cx<'_> {
             match zone {
                 Some(zone) => windows.push(ir::TimeWindow { name, zone, spans: w.value.spans.clone(), rule: key.clone() }),
                 None if kind == FileKind::Tenant => self.diags.push(
-                    Diagnostic::error("window::no-zone", w.origin.file, w.value.name_span, format!("window `{name}` has no time zone"))
+                    Diagnostic::error(Code::WindowNoZone, w.origin.file, w.value.name_span, format!("window `{name}` has no time zone"))
                         .with_help("end the window with a zone (`... America/New_York`) or declare the policy's zone with `zone America/New_York`"),
                 ),
                 None => {}
@@ -78,7 +79,7 @@ impl Cx<'_> {
                         (first, d)
                     };
                     let diag = Diagnostic::error(
-                        "sources::mixed-geo",
+                        Code::SourcesMixedGeo,
                         here.origin.file,
                         here.origin.stmt,
                         "`allow country` and `deny country` cannot be combined",
@@ -106,7 +107,7 @@ impl Cx<'_> {
                         (d, prev)
                     };
                     let mut diag = Diagnostic::error(
-                        "sources::conflict",
+                        Code::SourcesConflict,
                         b.origin.file,
                         b.origin.span,
                         format!("network `{net}` is named by two source rules"),
@@ -146,7 +147,7 @@ impl Cx<'_> {
                     let what = key.trim_start_matches("limit:").replace(':', " ");
                     self.diags.push(
                         Diagnostic::error(
-                            "responses::no-such-limit",
+                            Code::ResponsesNoSuchLimit,
                             d.origin.file,
                             d.value.trigger_span,
                             format!("no {lvl} level is declared for `{what}`, so this response can never trigger"),
@@ -164,7 +165,7 @@ impl Cx<'_> {
         {
             self.diags.push(
                 Diagnostic::error(
-                    "crypto::client-certificate-without-tls",
+                    Code::CryptoClientCertificateWithoutTls,
                     d.origin.file,
                     d.origin.span,
                     "client certificates require TLS signalling",
@@ -180,7 +181,7 @@ impl Cx<'_> {
                 return None; // the invalid `home` is already reported
             }
             self.diags.push(
-                Diagnostic::error("home::missing", root, ast.header.node.name.span, format!("tenant `{}` has no home country", ast.header.node.name.node))
+                Diagnostic::error(Code::HomeMissing, root, ast.header.node.name.span, format!("tenant `{}` has no home country", ast.header.node.name.node))
                     .with_help("declare it with `home GB` (ISO 3166-1 alpha-2): it decides which calls are national and which emergency numbers always pass"),
             );
             return None;

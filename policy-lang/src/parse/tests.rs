@@ -55,7 +55,7 @@ fn errs(text: &str) -> Vec<Diagnostic> {
 }
 
 fn codes(text: &str) -> Vec<&'static str> {
-    errs(text).iter().map(|d| d.code).collect()
+    errs(text).iter().map(|d| d.code.as_str()).collect()
 }
 
 /// The one diagnostic of `text`, with the text its span covers.
@@ -494,14 +494,14 @@ fn crlf_and_tabs() {
 #[test]
 fn missing_header() {
     let (d, s) = one("home GB\n");
-    assert_eq!(d.code, "syntax::missing-header");
+    assert_eq!(d.code.as_str(), "syntax::missing-header");
     assert_eq!(s, "home");
     assert_eq!(parse("home GB\n", FileId(0)).0, None);
     let (d, s) = one("tenat acme\nhome GB\n");
-    assert_eq!((d.code, s), ("syntax::missing-header", "tenat"));
+    assert_eq!((d.code.as_str(), s), ("syntax::missing-header", "tenat"));
     assert_eq!(d.help.as_deref(), Some("did you mean `tenant`?"));
     let (d, _) = one("# only a comment\n");
-    assert_eq!(d.code, "syntax::missing-header");
+    assert_eq!(d.code.as_str(), "syntax::missing-header");
     assert_eq!(d.label.span, Span::new(0, 0));
     assert_eq!(codes(""), ["syntax::missing-header"]);
 }
@@ -510,7 +510,7 @@ fn missing_header() {
 fn bad_header_gives_no_tree_but_all_errors() {
     let (f, d) = parse("tenant Acme\nhom GB\n", FileId(0));
     assert!(f.is_none());
-    let c: Vec<_> = d.iter().map(|d| d.code).collect();
+    let c: Vec<_> = d.iter().map(|d| d.code.as_str()).collect();
     assert_eq!(c, ["syntax::bad-name", "syntax::unknown-statement"]);
 }
 
@@ -518,17 +518,20 @@ fn bad_header_gives_no_tree_but_all_errors() {
 fn duplicate_header() {
     let text = "tenant a\nhome GB\nbase b\n";
     let (d, s) = one(text);
-    assert_eq!((d.code, s), ("syntax::duplicate-header", "base"));
+    assert_eq!((d.code.as_str(), s), ("syntax::duplicate-header", "base"));
     assert_eq!(d.related[0].span, Span::new(0, 8));
 }
 
 #[test]
 fn unknown_statements_suggest_keywords() {
     let (d, s) = one("tenant t\ndestnations {\n  allow country GB\n}\n");
-    assert_eq!((d.code, s), ("syntax::unknown-statement", "destnations"));
+    assert_eq!(
+        (d.code.as_str(), s),
+        ("syntax::unknown-statement", "destnations")
+    );
     assert_eq!(d.help.as_deref(), Some("did you mean `destinations`?"));
     let (d, s) = one("tenant t\ndestinations {\n  alow country GB\n}\n");
-    assert_eq!((d.code, s), ("syntax::unknown-statement", "alow"));
+    assert_eq!((d.code.as_str(), s), ("syntax::unknown-statement", "alow"));
     assert_eq!(d.help.as_deref(), Some("did you mean `allow`?"));
     let (d, _) = one("tenant t\ndestinations {\n  tls: required\n}\n");
     assert!(
@@ -536,7 +539,10 @@ fn unknown_statements_suggest_keywords() {
         "{d:?}"
     );
     let (d, s) = one("tenant t\nlimits {\n  concurent: warning 1\n}\n");
-    assert_eq!((d.code, s), ("syntax::unknown-statement", "concurent"));
+    assert_eq!(
+        (d.code.as_str(), s),
+        ("syntax::unknown-statement", "concurent")
+    );
     assert_eq!(d.help.as_deref(), Some("did you mean `concurrent`?"));
 }
 
@@ -583,7 +589,11 @@ fn unknown_keywords_suggest_keywords() {
     for (body, tok, want) in cases {
         let text = format!("tenant t\n{body}\n");
         let (d, s) = one(&text);
-        assert_eq!((d.code, s), ("syntax::unknown-keyword", tok), "{body}");
+        assert_eq!(
+            (d.code.as_str(), s),
+            ("syntax::unknown-keyword", tok),
+            "{body}"
+        );
         assert_eq!(d.help, Some(format!("did you mean `{want}`?")), "{body}");
     }
 }
@@ -593,23 +603,23 @@ fn error_spans_are_exact() {
     // `+44a` at bytes 38..42.
     let text = "tenant t\ndestinations {\n  deny prefix +44a\n}\n";
     let (d, _) = one(text);
-    assert_eq!(d.code, "syntax::bad-prefix");
+    assert_eq!(d.code.as_str(), "syntax::bad-prefix");
     assert_eq!(d.label.span, Span::new(38, 42));
     assert_eq!(&text[38..42], "+44a");
     // missing `:` points at the token where it was expected
     let text = "tenant t\ncrypto {\n  tls required\n}\n";
     let (d, s) = one(text);
-    assert_eq!((d.code, s), ("syntax::expected", "required"));
+    assert_eq!((d.code.as_str(), s), ("syntax::expected", "required"));
     assert_eq!(d.label.span, Span::new(24, 32));
     // end of line: an empty span at the end of the content
     let text = "tenant t\nhome\n";
     let (d, _) = one(text);
-    assert_eq!(d.code, "syntax::expected");
+    assert_eq!(d.code.as_str(), "syntax::expected");
     assert_eq!(d.label.span, Span::new(13, 13));
     // day
     let text = "tenant t\nwindow w: mon-fry 08:00-09:00\n";
     let (d, s) = one(text);
-    assert_eq!((d.code, s), ("syntax::bad-day", "fry"));
+    assert_eq!((d.code.as_str(), s), ("syntax::bad-day", "fry"));
     assert_eq!(d.label.span, Span::new(23, 26));
     assert_eq!(d.help.as_deref(), Some("did you mean `fri`?"));
 }
@@ -619,7 +629,7 @@ fn value_errors() {
     let t = |body: &str| {
         let text = format!("tenant t\n{body}\n");
         let (d, s) = one(&text);
-        (d.code, s.to_string())
+        (d.code.as_str(), s.to_string())
     };
     assert_eq!(
         t("destinations {\n deny prefix +\n}"),
@@ -700,7 +710,7 @@ destinations {
 }
 ";
     let (d, s) = one(text);
-    assert_eq!((d.code, s), ("syntax::trailing-input", "FR DE"));
+    assert_eq!((d.code.as_str(), s), ("syntax::trailing-input", "FR DE"));
 }
 
 #[test]
@@ -714,7 +724,7 @@ sources {
 ";
     let (f, d) = parse(text, FileId(0));
     assert_eq!(d.len(), 1, "{d:#?}");
-    assert_eq!(d[0].code, "syntax::unclosed-block");
+    assert_eq!(d[0].code.as_str(), "syntax::unclosed-block");
     assert_eq!(d[0].label.span, Span::new(9, 21)); // `destinations`
     assert!(d[0].help.is_some());
     assert_eq!(
@@ -732,7 +742,7 @@ limits {
   concurrent: warning 1
 ";
     let (d, s) = one(text);
-    assert_eq!((d.code, s), ("syntax::unclosed-block", "limits"));
+    assert_eq!((d.code.as_str(), s), ("syntax::unclosed-block", "limits"));
 }
 
 #[test]
@@ -744,7 +754,7 @@ zone UTC
 ";
     let (f, d) = parse(text, FileId(0));
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].code, "syntax::unexpected-close");
+    assert_eq!(d[0].code.as_str(), "syntax::unexpected-close");
     assert_eq!(d[0].label.span, Span::new(17, 18));
     assert_eq!(f.map(|f| f.items.len()), Some(2));
 }
@@ -772,7 +782,7 @@ crypto {
   tls: maybe
 ";
     let (f, d) = parse(text, FileId(0));
-    let c: Vec<_> = d.iter().map(|d| d.code).collect();
+    let c: Vec<_> = d.iter().map(|d| d.code.as_str()).collect();
     assert_eq!(
         c,
         [
