@@ -26,6 +26,9 @@ use tollgate_ir::{AlertLevel, LimitMetric, Response as Declared, ResponseAction,
 use tollgate_operator::controller::agents::HttpAgents;
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::responses::{OperatorSink, RELEASE_ANNOTATION};
+use tollgate_operator::controller::status::{
+    RESPONSE_FIELDS, RESPONSES_MANAGER, ROLLOUT_MANAGER, status_fields,
+};
 use tollgate_operator::controller::{Config, Operator};
 use tollgate_operator::webhook::Receiver;
 use tollgate_testkit::fake_agent::{FakeAgent, no_bake, sample_policy, toll_policy};
@@ -375,6 +378,128 @@ fn every_agent_blocks(agents: &[FakeAgent], what: &str) -> R {
     Ok(())
 }
 
+/// (field manager, status field) of every status field in
+/// `metadata.managedFields`.
+fn status_owners(p: &TollPolicy) -> Vec<(String, String)> {
+    p.managed_fields()
+        .iter()
+        .filter(|m| m.subresource.as_deref() == Some("status"))
+        .flat_map(|m| {
+            let manager = m.manager.clone().unwrap_or_default();
+            status_fields(m)
+                .into_iter()
+                .map(move |f| (manager.clone(), f))
+        })
+        .collect()
+}
+
+/// Each status field in `metadata.managedFields` has exactly one manager:
+/// the responses' fields [`RESPONSES_MANAGER`], every other one
+/// [`ROLLOUT_MANAGER`]; `want` are fields that must be there.
+fn one_owner_each(p: &TollPolicy, want: &[&str]) -> R {
+    let owners = status_owners(p);
+    for (i, (m, f)) in owners.iter().enumerate() {
+        let expected = if RESPONSE_FIELDS.contains(&f.as_str()) {
+            RESPONSES_MANAGER
+        } else {
+            ROLLOUT_MANAGER
+        };
+        ensure(
+            m == expected,
+            format!("{f} written by {m}, not {expected}: {owners:?}"),
+        )?;
+        ensure(
+            !owners[..i].iter().any(|(_, g)| g == f),
+            format!("{f} has two managers: {owners:?}"),
+        )?;
+        ensure(
+            p.managed_fields().iter().any(|e| {
+                e.manager.as_deref() == Some(m.as_str())
+                    && e.operation.as_deref() == Some("Apply")
+                    && e.subresource.as_deref() == Some("status")
+            }),
+            format!("{m} does not write with server-side apply"),
+        )?;
+    }
+    for w in want {
+        ensure(
+            owners.iter().any(|(_, f)| f == w),
+            format!("{w} not in managedFields: {owners:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Issue 12: one owner per status field. After a rollout, a response and
+/// a release, `metadata.managedFields` names exactly one field manager for
+/// each status field: the reconciler's ([`ROLLOUT_MANAGER`]) for the
+/// rollout's fields, the responses' ([`RESPONSES_MANAGER`]) for
+/// `activeResponses` and `acknowledgedAlerts`; and a reconcile after the
+/// response keeps it (its apply does not carry it).
+#[tokio::test]
+async fn each_status_field_has_one_field_manager() {
+    testkit::in_testbed_namespace("responses_apiserver", "t-owner", MANAGER, async |c, ns| {
+        owner_scenario(c, ns).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+async fn owner_scenario(client: &Client, ns: &str) -> R {
+    let agents = testkit::start_agents(2, TOKEN).await?;
+    testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    create_policy(
+        &api,
+        vec![until_acknowledged("respond:critical", AlertLevel::Critical)],
+    )
+    .await?;
+    let op = Running::start(client, ns, "owner-test");
+    let r = async {
+        wait_applied(&api).await?;
+        one_owner_each(
+            &api.get("acme").await?,
+            &["f:phase", "f:rollout", "f:conditions", "f:currentRevision"],
+        )?;
+        let v = op
+            .post(&[firing(ns, "fp-owner", "2026-11-25T10:00:00Z", "critical")])
+            .await?;
+        ensure(v["actions"] == 1, format!("acted: {v}"))?;
+        every_agent_blocks(&agents, "holds the block")?;
+        // a reconcile after the response (a spec change) writes the
+        // rollout's fields and leaves the response in place
+        let patch = json!({"spec": {"rollout": {"paused": true}}});
+        api.patch("acme", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        wait_for("the reconcile of generation 2", 30, POLL, || async {
+            let p = api.get("acme").await?;
+            Ok((status_of(&p).observed_generation == Some(2)).then_some(()))
+        })
+        .await?;
+        let p = api.get("acme").await?;
+        ensure(
+            status_of(&p).active_responses.len() == 1,
+            format!("the response kept: {:?}", status_of(&p).active_responses),
+        )?;
+        one_owner_each(
+            &p,
+            &["f:phase", "f:observedGeneration", "f:activeResponses"],
+        )?;
+        release_and_wait(&api, "all").await?;
+        let p = api.get("acme").await?;
+        ensure(
+            status_of(&p).active_responses.is_empty()
+                && status_of(&p).acknowledged_alerts.len() == 1,
+            format!("released and acknowledged: {:?}", status_of(&p)),
+        )?;
+        one_owner_each(&p, &["f:phase", "f:acknowledgedAlerts"])?;
+        Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    }
+    .await;
+    op.stop().await;
+    r
+}
+
 fn status_of(p: &TollPolicy) -> tollgate_crds::TollPolicyStatus {
     p.status.clone().unwrap_or_default()
 }
@@ -584,6 +709,16 @@ async fn fold_scenario(client: &Client, ns: &str) -> R {
     let op = Running::start(client, ns, "fold-test");
     let r = async {
         wait_applied(&api).await?;
+        // written as an operator before the split did (one manager for the
+        // whole status): handed over to the responses' manager, kept
+        let owners = status_owners(&api.get("acme").await?);
+        ensure(
+            owners
+                .iter()
+                .all(|(m, f)| f != "f:activeResponses" || m == RESPONSES_MANAGER)
+                && owners.contains(&(RESPONSES_MANAGER.into(), "f:activeResponses".into())),
+            format!("activeResponses handed over to {RESPONSES_MANAGER}: {owners:?}"),
+        )?;
         ensure(
             status_of(&api.get("acme").await?).active_responses.len() == 64,
             "64 entries kept by the reconciler",

@@ -1,6 +1,8 @@
 //! The anomaly loop's receiving end: Alertmanager's webhook (payload
 //! version 4) mapped to operator actions, and the Prometheus rules that
-//! close the loop from a policy's thresholds ([`rules`]). See docs/alerts.md.
+//! close the loop from a policy's thresholds ([`rules`]), and the rules of
+//! the declared responses ([`responses`]: never loosening, folding,
+//! acknowledgements, expiry). See docs/alerts.md.
 //!
 //! The pieces are independent of the controller: the operator's webhook
 //! server (`tollgate_operator::webhook`) takes an [`AlertSink`] (the
@@ -10,6 +12,7 @@
 //! Resolved alerts never loosen anything: they produce no action (only a
 //! person loosens protection, with kubectl).
 
+pub mod responses;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
@@ -376,7 +379,7 @@ pub type SeenKey = (String, String, String);
 /// In memory only, so an optimisation: after a restart or on another
 /// replica the set is empty, and a sink must decide from durable state
 /// alone (the operator's sink keeps the alert instances in the
-/// TollPolicy's status: `controller::responses`).
+/// TollPolicy's status: [`responses::acknowledged`]).
 #[derive(Debug)]
 pub struct Seen {
     cap: usize,

@@ -50,7 +50,9 @@
 //!   revision has a failure, the rollout is *halted*: no step completes, no
 //!   new target is assigned; phase `Degraded`, the target and reason are in
 //!   `failures` (at most [`MAX_FAILURES`], newest first). The failure clears
-//!   when the target confirms, or leaves (terminating or not ready).
+//!   when the target confirms, or leaves (terminating or not ready); not when
+//!   the target is given another goal (assigned to the next step, rolled
+//!   back): it stays until that goal's outcome replaces it.
 //! - **A failing canary** is one whose target *rejected* the revision
 //!   during the canary step: that is evidence against the revision, so the
 //!   rollout is rolled back. An *unreachable* canary is not (the revision
@@ -746,13 +748,19 @@ impl Machine<'_> {
                     .map(|t| t.id.clone())
                     .collect();
                 for id in picked {
+                    // A target that failed its previous goal (e.g. the
+                    // baseline, while its agent was down) keeps that
+                    // failure until it confirms: `failures` and the phase
+                    // must not flap to "no failure" between the write-ahead
+                    // of this assignment and the new apply's outcome.
+                    let failure = self.s.attempts.get(&id).and_then(|a| a.failure.clone());
                     self.s.attempts.insert(
                         id,
                         Attempt {
                             goal: self.s.current.clone(),
                             failures: 0,
                             next_at: self.now,
-                            failure: None,
+                            failure,
                         },
                     );
                 }
@@ -850,11 +858,14 @@ impl Machine<'_> {
                 failure: None,
             });
             if a.goal != goal {
+                // A new goal starts a new count, but the target's last
+                // failure stays reported until it confirms (or leaves):
+                // nothing shows it answers again yet.
                 *a = Attempt {
                     goal: goal.clone(),
                     failures: 0,
                     next_at: now,
-                    failure: None,
+                    failure: a.failure.take(),
                 };
             }
             if now < a.next_at {

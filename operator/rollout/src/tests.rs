@@ -606,6 +606,46 @@ fn failing_batch_target_halts_then_clears() {
     assert_eq!(d.status.phase, TollPolicyPhase::Progressing);
 }
 
+/// scripts/test-operator.sh 4b: an agent not yet assigned stops during a
+/// bake; its re-baseline fails (Unreachable), then the next step assigns it.
+/// The failure must stay reported across the assignment (the write-ahead
+/// status of that decision) until the new apply's outcome replaces it:
+/// `status.failures` empty while the target is still down was the flake.
+#[test]
+fn a_failed_target_assigned_to_the_next_step_stays_failing() {
+    let mut sim = upgrade(
+        3,
+        strategy(Some(StepSize::count(1)), Some(StepSize::count(1)), 3),
+    );
+    sim.tick(0);
+    sim.deliver(0, Outcome::Ok);
+    sim.tick(3);
+    sim.deliver(1, Outcome::Ok); // step 2 complete, baking
+    // sbc-2's agent stops: it is seen holding nothing, and re-baselined
+    sim.targets[2].applied = None;
+    let d = sim.tick(0);
+    assert_eq!(applies(&d), vec![("sbc-2".to_owned(), 1)]);
+    let d = sim.deliver(2, Outcome::Unreachable);
+    assert_eq!(d.status.phase, TollPolicyPhase::Degraded);
+    assert_eq!(d.status.failures[0].revision, 1);
+    // the bake ends: step 3 assigns sbc-2 (no halt: its failure is not the
+    // current revision's); the failure is still reported
+    let d = sim.tick(3);
+    assert_eq!(applies(&d), vec![("sbc-2".to_owned(), 2)]);
+    assert_eq!(d.status.phase, TollPolicyPhase::Degraded);
+    assert_eq!(d.status.failures.len(), 1);
+    assert_eq!(d.status.failures[0].target, "sbc-2");
+    assert_eq!(d.status.failures[0].reason, "Unreachable");
+    let d = sim.deliver(2, Outcome::Unreachable);
+    assert_eq!(d.status.failures[0].revision, 2);
+    assert_eq!(d.status.phase, TollPolicyPhase::Degraded);
+    // the agent returns: confirmed, the failure clears
+    sim.tick(RETRY_BASE_SECONDS);
+    let d = sim.deliver(2, Outcome::Ok);
+    assert!(d.status.failures.is_empty());
+    assert_eq!(d.status.phase, TollPolicyPhase::Applied);
+}
+
 #[test]
 fn anomaly_during_bake_rolls_back() {
     let mut sim = upgrade(4, strategy(Some(StepSize::percent(50)), None, 600));

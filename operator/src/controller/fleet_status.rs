@@ -24,8 +24,10 @@ use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason
 use tollgate_crds::{SbcFleet, SbcFleetStatus};
 
 use super::agents::AgentTarget;
+use super::context::{Context, MANAGER};
+use super::error::Error;
 use super::fleet::ResolvedTarget;
-use super::{Context, Error, MANAGER, reconcile};
+use super::targets;
 
 /// Most target ids a `Ready=False` message names.
 pub const MAX_NAMED: usize = 10;
@@ -186,7 +188,7 @@ pub async fn reconcile_fleet(fleet: Arc<SbcFleet>, ctx: Arc<Context>) -> Result<
         .namespace()
         .ok_or_else(|| Error::Invalid("SbcFleet without a namespace".into()))?;
     let name = fleet.name_any();
-    let resolved = reconcile::resolve(&ctx, &ns, &fleet).await?;
+    let resolved = targets::resolve(&ctx, &ns, &fleet).await?;
     let probes = probe(&ctx, &resolved).await;
     let status = compute(
         fleet.meta().generation,

@@ -1,21 +1,20 @@
 //! One reconcile of one TollPolicy: finalizer, validation, revision, fleet
 //! observation, then the rollout loop (plan → persist the state → act →
-//! plan again with the outcomes) and one status write.
+//! plan again with the outcomes). It owns the rollout's status fields
+//! ([`status::apply_rollout`]); the responses' fields are the responses'
+//! ([`responses::upkeep`], [`responses::blocks::ensure`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::Action as KubeAction;
-use kube::runtime::events::{Event as KEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tollgate_crds::conditions::toll_policy as cond;
 use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason, set_condition};
 use tollgate_crds::toll_policy::TollPolicyPhase;
@@ -23,9 +22,13 @@ use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy, TollPolicyStatus};
 use tollgate_ir::CompiledPolicy;
 
 use super::agents::{AgentTarget, CommitResult, MAX_MESSAGE, StageResult, truncate};
-use super::fleet::{self, ResolvedTarget};
+use super::context::{Context, FINALIZER};
+use super::error::{Error, RevisionError};
+use super::events::publish;
+use super::fleet::ResolvedTarget;
 use super::metrics::TargetCounts;
-use super::{Context, Error, FINALIZER, MANAGER, responses, revisions};
+use super::targets::{agent_token, resolve};
+use super::{responses, revisions, status};
 use tollgate_kamailio::Backend;
 use tollgate_kamailio::kamailio::Kamailio;
 use tollgate_rollout::{
@@ -94,127 +97,8 @@ fn state_map(s: &RolloutState) -> Option<serde_json::Map<String, serde_json::Val
     }
 }
 
-/// Server-side apply of the whole status (field manager `tollgate-operator`,
-/// forced). The whole status every time: fields this manager set before and
-/// leaves out would be removed. Callers hold the policy's
-/// [`Context::status_lock`] and carry `activeResponses` and
-/// `acknowledgedAlerts` read fresh under it (see [`commit_status`]).
-pub(crate) async fn patch_status(
-    api: &Api<TollPolicy>,
-    name: &str,
-    status: &TollPolicyStatus,
-) -> Result<(), Error> {
-    let patch = json!({
-        "apiVersion": TollPolicy::api_version(&()),
-        "kind": TollPolicy::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
-/// [`patch_status`] of the reconciler's status with `activeResponses` and
-/// `acknowledgedAlerts` read fresh under the policy's status lock: the sink
-/// and [`responses::maintain`] record them, and a whole-status apply must
-/// carry them over.
-async fn commit_status(
-    ctx: &Context,
-    api: &Api<TollPolicy>,
-    name: &str,
-    status: &mut TollPolicyStatus,
-) -> Result<(), Error> {
-    let ns = api_namespace(api, status);
-    let obj = ObjectRef::<TollPolicy>::new(name).within(&ns);
-    let lock = ctx.status_lock(&obj);
-    let _g = lock.lock().await;
-    if let Some(fresh) = api.get_opt(name).await? {
-        let fresh = fresh.status.unwrap_or_default();
-        status.active_responses = fresh.active_responses;
-        status.acknowledged_alerts = fresh.acknowledged_alerts;
-    }
-    patch_status(api, name, status).await
-}
-
-fn api_namespace(api: &Api<TollPolicy>, _status: &TollPolicyStatus) -> String {
-    api.namespace().unwrap_or_default().to_owned()
-}
-
-pub(crate) async fn publish(
-    ctx: &Context,
-    policy: &TollPolicy,
-    kind: EventKind,
-    reason: &str,
-    note: String,
-) {
-    // kube's Recorder folds events with the same type, reason and action
-    // into one series (the later notes are lost): the action carries the
-    // note (events.k8s.io allows 128 characters), so only repeats of the
-    // same message fold.
-    let ev = KEvent {
-        type_: match kind {
-            EventKind::Normal => EventType::Normal,
-            EventKind::Warning => EventType::Warning,
-        },
-        reason: reason.to_owned(),
-        action: truncate(&note, 128),
-        note: Some(truncate(&note, MAX_MESSAGE)),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &policy.object_ref(&())).await {
-        tracing::warn!(policy = %policy.name_any(), error = %e, "publishing an event failed");
-    }
-}
-
 fn now_time() -> Time {
     Time(Timestamp::now())
-}
-
-/// Targets of the fleet (pods listed in the fleet's namespace and matched
-/// here, or the static endpoints).
-pub(crate) async fn resolve(
-    ctx: &Context,
-    ns: &str,
-    fleet: &SbcFleet,
-) -> Result<Vec<ResolvedTarget>, Error> {
-    if fleet.spec.selector.is_some() {
-        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-        let list = pods.list(&ListParams::default()).await?;
-        Ok(fleet::pod_targets(&fleet.spec, &list.items))
-    } else {
-        Ok(fleet::static_targets(&fleet.spec))
-    }
-}
-
-/// The agents' bearer token: the fleet's Secret, else `--agent-token-file`.
-pub(crate) async fn agent_token(
-    ctx: &Context,
-    ns: &str,
-    fleet: &SbcFleet,
-) -> Result<Option<String>, Error> {
-    let Some(r) = &fleet.spec.agent_token_secret else {
-        return Ok(ctx.config.agent_token.clone());
-    };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let secret = secrets.get_opt(&r.name).await?;
-    let bytes = secret
-        .and_then(|s| s.data)
-        .and_then(|mut d| d.remove(&r.key))
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "SbcFleet {}: Secret {} has no key {}",
-                fleet.name_any(),
-                r.name,
-                r.key
-            ))
-        })?;
-    let token = String::from_utf8(bytes.0)
-        .map_err(|_| Error::Invalid(format!("Secret {} key {} is not UTF-8", r.name, r.key)))?;
-    Ok(Some(token.trim().to_owned()))
 }
 
 /// `GET /v1/state` on the eligible targets, concurrently.
@@ -341,9 +225,9 @@ async fn act(
                     match &revision {
                         None => Step::Remove(at),
                         Some(r) => match policy_for(ctx, policy, r).await {
-                            Err(message) => Step::Done(ApplyResult::Rejected {
+                            Err(e) => Step::Done(ApplyResult::Rejected {
                                 reason: "RevisionMissing".into(),
-                                message,
+                                message: e.to_string(),
                             }),
                             Ok(p) => match ctx.agents.stage(&at, tenant, r, &p).await {
                                 StageResult::Staged => {
@@ -447,7 +331,7 @@ async fn policy_for(
     ctx: &Context,
     policy: &TollPolicy,
     r: &RevisionRef,
-) -> Result<CompiledPolicy, String> {
+) -> Result<CompiledPolicy, RevisionError> {
     if revisions::policy_hash(&policy.spec.policy) == r.hash {
         return Ok(policy.spec.policy.clone());
     }
@@ -456,11 +340,11 @@ async fn policy_for(
     let name = revisions::revision_name(&policy.name_any(), &r.hash);
     match api.get_opt(&name).await {
         Ok(Some(rev)) if rev.spec.hash == r.hash => Ok(rev.spec.policy),
-        Ok(_) => Err(format!(
-            "PolicyRevision {name} (revision {}) is missing",
-            r.number
-        )),
-        Err(e) => Err(format!("reading PolicyRevision {name}: {e}")),
+        Ok(_) => Err(RevisionError::Missing {
+            name,
+            number: r.number,
+        }),
+        Err(source) => Err(RevisionError::Read { name, source }),
     }
 }
 
@@ -500,6 +384,16 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         // Deleted since the cache saw it: the next reconcile cleans up.
         return Ok(KubeAction::requeue(Duration::from_secs(1)));
     }
+    if status::rollout_holds_responses(&policy) {
+        // written by an operator before the status was split by owner
+        let lock = ctx.status_lock(&obj);
+        let _g = lock.lock().await;
+        if let Some(fresh) = api.get_opt(&name).await?
+            && status::rollout_holds_responses(&fresh)
+        {
+            status::hand_over_responses(&api, &fresh).await?;
+        }
+    }
     let generation = policy.metadata.generation;
     let server = policy.status.clone().unwrap_or_default();
     let mut status = server.clone();
@@ -533,7 +427,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         );
         status.phase = Some(TollPolicyPhase::Failed);
         if status != server {
-            commit_status(ctx, &api, &name, &mut status).await?;
+            status::apply_rollout(&api, &name, &status).await?;
             publish(
                 ctx,
                 &policy,
@@ -573,7 +467,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         );
         status.phase = Some(TollPolicyPhase::Failed);
         if status != server {
-            commit_status(ctx, &api, &name, &mut status).await?;
+            status::apply_rollout(&api, &name, &status).await?;
             publish(ctx, &policy, EventKind::Warning, FLEET_NOT_FOUND, message).await;
         }
         return Ok(KubeAction::requeue(ctx.config.idle_requeue));
@@ -593,7 +487,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
     let tenant = policy.spec.tenant.clone();
     // Responses: drop expired ones, lift released ones (a person's
     // annotation); the blocks in force are ensured after the rollout.
-    let active = responses::maintain(ctx, &policy, &resolved, token.as_ref()).await?;
+    let active = responses::upkeep(ctx, &policy, &resolved, token.as_ref()).await?;
     let mut targets = observe(ctx, &resolved, token.as_ref(), &tenant).await;
     let desired = Desired {
         revision,
@@ -613,7 +507,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         status.rollout = state_map(&d.state);
         // Write-ahead: the state is persisted before anything is acted on.
         if status != written {
-            commit_status(ctx, &api, &name, &mut status).await?;
+            status::apply_rollout(&api, &name, &status).await?;
             written = status.clone();
         }
         match (d.state.mode, &d.state.current) {
@@ -659,8 +553,8 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
     }
     // Every eligible target (a new pod too) holds the blocks in force;
     // come back when the next declared hold ends.
-    responses::ensure(ctx, &policy, &resolved, token.as_ref(), &active).await;
-    if let Some(e) = responses::next_expiry(&active) {
+    responses::blocks::ensure(ctx, &policy, &resolved, token.as_ref(), &active).await;
+    if let Some(e) = responses::rules::next_expiry(&active) {
         let s = e.saturating_sub(unix_now()).max(1);
         requeue = Some(requeue.map_or(s, |r| r.min(s)));
     }

@@ -393,8 +393,25 @@ fn server(policy: TollPolicy, revisions: Vec<PolicyRevision>) -> Answer {
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
             ),
             "PATCH" if p.ends_with("/status") => {
+                // server-side apply, one owner per field: a manager's apply
+                // sets (or removes) its own fields and keeps the other's
                 let mut pol = policy.lock().unwrap();
-                pol.status = serde_json::from_value(c.body["status"].clone()).ok();
+                let new: tollgate_crds::TollPolicyStatus =
+                    serde_json::from_value(c.body["status"].clone()).unwrap_or_default();
+                let old = pol.status.take().unwrap_or_default();
+                pol.status = Some(if c.query.contains(RESPONSES_QUERY) {
+                    tollgate_crds::TollPolicyStatus {
+                        active_responses: new.active_responses,
+                        acknowledged_alerts: new.acknowledged_alerts,
+                        ..old
+                    }
+                } else {
+                    tollgate_crds::TollPolicyStatus {
+                        active_responses: old.active_responses,
+                        acknowledged_alerts: old.acknowledged_alerts,
+                        ..new
+                    }
+                });
                 (200, serde_json::to_value(&*pol).unwrap())
             }
             "PATCH" if p == format!("{base}/tollpolicies/acme") && c.body.is_object() => {
@@ -483,6 +500,10 @@ fn lines(calls: &Arc<Mutex<Vec<Call>>>) -> Vec<String> {
 }
 
 const P: &str = "/apis/tollgate.dev/v1alpha1/namespaces/ns";
+/// The query of a status apply by the rollout's field manager.
+const ROLLOUT_QUERY: &str = "&force=true&fieldManager=tollgate-operator";
+/// The query of a status apply by the responses' field manager.
+const RESPONSES_QUERY: &str = "&force=true&fieldManager=tollgate-operator-responses";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 
 #[tokio::test]
@@ -515,12 +536,10 @@ async fn first_reconcile_of_a_new_policy() {
             format!("GET {P}/sbcfleets/edge"),
             format!("GET {P}/policyrevisions"),
             format!("POST {P}/policyrevisions"),
-            // each status write re-reads activeResponses under the lock
-            format!("GET {P}/tollpolicies/acme"),
+            // the rollout's fields only: no read of the responses first
             format!("PATCH {P}/tollpolicies/acme/status"),
             format!("POST {EVENTS}"),
             format!("POST {EVENTS}"),
-            format!("GET {P}/tollpolicies/acme"),
             format!("PATCH {P}/tollpolicies/acme/status"),
             format!("POST {EVENTS}"),
         ],
@@ -542,20 +561,17 @@ async fn first_reconcile_of_a_new_policy() {
         true
     );
     // write-ahead: the state is persisted before the applies go out
-    for i in [5, 9] {
-        assert_eq!(
-            c[i].query, "&force=true&fieldManager=tollgate-operator",
-            "server-side apply"
-        );
+    for i in [4, 7] {
+        assert_eq!(c[i].query, ROLLOUT_QUERY, "server-side apply");
         assert_eq!(c[i].body["kind"], "TollPolicy");
         assert_eq!(c[i].body["status"]["observedGeneration"], 1);
     }
-    let s1 = &c[5].body["status"];
+    let s1 = &c[4].body["status"];
     assert_eq!(s1["rollout"]["mode"], "RollingOut");
     assert_eq!(s1["rollout"]["current"]["number"], 1);
     assert_eq!(s1["phase"], "Progressing");
     assert_eq!(s1["applied"], "0/2");
-    let s2 = &c[9].body["status"];
+    let s2 = &c[7].body["status"];
     assert_eq!(s2["rollout"]["mode"], "Complete");
     assert_eq!(s2["phase"], "Applied");
     assert_eq!(s2["applied"], "2/2");
@@ -585,12 +601,12 @@ async fn first_reconcile_of_a_new_policy() {
     );
     assert_eq!(conds["Applied"], ("True".into(), "RolloutComplete".into()));
     // the events
+    assert_eq!(c[5].body["reason"], "RollingOut");
+    assert_eq!(c[5].body["regarding"]["name"], "acme");
+    assert_eq!(c[5].body["reportingController"], "tollgate-operator");
     assert_eq!(c[6].body["reason"], "RollingOut");
-    assert_eq!(c[6].body["regarding"]["name"], "acme");
-    assert_eq!(c[6].body["reportingController"], "tollgate-operator");
-    assert_eq!(c[7].body["reason"], "RollingOut");
-    assert_ne!(c[6].body["note"], c[7].body["note"]);
-    assert_eq!(c[10].body["reason"], "RolloutComplete");
+    assert_ne!(c[5].body["note"], c[6].body["note"]);
+    assert_eq!(c[8].body["reason"], "RolloutComplete");
     // the agents: state read on both, then both staged, then both
     // committed (each phase concurrently)
     let mut log = agents.log.lock().unwrap().clone();
@@ -840,13 +856,12 @@ async fn a_policy_that_does_not_render_fails_validation_and_rolls_nothing_out() 
         lines(&calls),
         vec![
             format!("GET {P}/tollpolicies/acme"),
-            format!("GET {P}/tollpolicies/acme"),
             format!("PATCH {P}/tollpolicies/acme/status"),
             format!("POST {EVENTS}"),
         ]
     );
     let c = calls.lock().unwrap().clone();
-    let s = &c[2].body["status"];
+    let s = &c[1].body["status"];
     assert_eq!(s["phase"], "Failed");
     let v = s["conditions"]
         .as_array()
@@ -920,14 +935,15 @@ fn acked(fp: &str, starts_at: &str) -> tollgate_crds::toll_policy::AcknowledgedA
     }
 }
 
-/// The reconciler's whole-status apply carries the activeResponses the
-/// API server holds (recorded by the sink after the reconcile read the
-/// object), and the blocks in force go to every target that lacks them.
+/// The reconciler writes the rollout's status fields only (its own field
+/// manager): its applies carry no `activeResponses`/`acknowledgedAlerts`,
+/// so they can neither drop a response the sink records meanwhile nor
+/// bring back a released one, and need no fresh read of them. The blocks
+/// in force go to every target that lacks them.
 #[tokio::test]
-async fn status_writes_carry_active_responses_and_targets_get_the_blocks() {
+async fn the_rollout_status_leaves_the_responses_alone_and_targets_get_the_blocks() {
     let agents = Arc::new(FakeAgents::default());
     let p = finalized_policy();
-    // the API server already has a response the reconcile's copy lacks
     let mut on_server = p.clone();
     on_server.status = Some(tollgate_crds::TollPolicyStatus {
         active_responses: vec![active("respond:1", None, "fp1")],
@@ -941,19 +957,68 @@ async fn status_writes_carry_active_responses_and_targets_get_the_blocks() {
     let patches: Vec<&Call> = c.iter().filter(|c| c.path.ends_with("/status")).collect();
     assert_eq!(patches.len(), 2);
     for pc in patches {
-        let ar = &pc.body["status"]["activeResponses"];
-        assert_eq!(ar[0]["rule"], "respond:1", "{}", pc.body);
-        assert_eq!(ar[0]["untilAcknowledged"], true);
-        assert_eq!(ar[0]["alert"]["fingerprint"], "fp1");
-        let ack = &pc.body["status"]["acknowledgedAlerts"];
-        assert_eq!(ack[0]["alert"]["fingerprint"], "fp0", "{}", pc.body);
+        assert_eq!(pc.query, ROLLOUT_QUERY);
+        let st = pc.body["status"].as_object().unwrap();
+        assert!(st.contains_key("phase"), "{}", pc.body);
+        assert!(!st.contains_key("activeResponses"), "{}", pc.body);
+        assert!(!st.contains_key("acknowledgedAlerts"), "{}", pc.body);
     }
-    // every status PATCH follows a GET of the object (fresh activeResponses)
-    for (i, x) in c.iter().enumerate() {
-        if x.path.ends_with("/status") {
-            assert_eq!(c[i - 1].line(), format!("GET {P}/tollpolicies/acme"));
-        }
+    // one read of the policy, at the start
+    assert_eq!(
+        c.iter()
+            .filter(|x| x.line() == format!("GET {P}/tollpolicies/acme"))
+            .count(),
+        1
+    );
+    let b = agents.blocks.lock().unwrap().clone();
+    for u in URLS {
+        assert_eq!(b[u].get("acme::premium-rate"), Some(&0), "{b:?}");
     }
+}
+
+/// A status an operator before the split wrote (one manager for every
+/// field): the responses' fields are handed over to their manager first,
+/// then the rollout's manager applies its own without them; nothing is
+/// lost.
+#[tokio::test]
+async fn responses_written_by_the_rollout_manager_are_handed_over() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+    let agents = Arc::new(FakeAgents::default());
+    let mut p = finalized_policy();
+    p.status = Some(tollgate_crds::TollPolicyStatus {
+        active_responses: vec![active("respond:1", None, "fp1")],
+        acknowledged_alerts: vec![acked("fp0", "2026-01-01T00:00:00Z")],
+        ..Default::default()
+    });
+    p.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+        manager: Some("tollgate-operator".into()),
+        operation: Some("Apply".into()),
+        subresource: Some("status".into()),
+        fields_type: Some("FieldsV1".into()),
+        fields_v1: Some(FieldsV1(json!({"f:status": {
+            "f:activeResponses": {}, "f:acknowledgedAlerts": {}, "f:phase": {}}}))),
+        ..ManagedFieldsEntry::default()
+    }]);
+    let (client, calls) = mock(server(p.clone(), vec![]));
+    let ctx = operator(client, Arc::clone(&agents));
+    reconcile(Arc::new(p), ctx).await.unwrap();
+    let c = calls.lock().unwrap().clone();
+    let got = lines(&calls);
+    assert_eq!(got[0], format!("GET {P}/tollpolicies/acme"));
+    // under the status lock: read again, then the two applies
+    assert_eq!(got[1], format!("GET {P}/tollpolicies/acme"), "{got:#?}");
+    assert_eq!(c[2].query, RESPONSES_QUERY);
+    let st = c[2].body["status"].as_object().unwrap();
+    assert_eq!(st["activeResponses"][0]["rule"], "respond:1");
+    assert_eq!(st["acknowledgedAlerts"][0]["alert"]["fingerprint"], "fp0");
+    assert_eq!(st.len(), 2, "{}", c[2].body);
+    assert_eq!(c[3].query, ROLLOUT_QUERY);
+    assert!(
+        !c[3].body["status"]
+            .as_object()
+            .unwrap()
+            .contains_key("activeResponses")
+    );
     let b = agents.blocks.lock().unwrap().clone();
     for u in URLS {
         assert_eq!(b[u].get("acme::premium-rate"), Some(&0), "{b:?}");
@@ -1081,7 +1146,10 @@ async fn respond_pushes_blocks_then_records_the_response() {
     assert_eq!(c[4].body["reason"], "BlockApplied");
     assert!(c[4].body["note"].as_str().unwrap().contains("2/2 targets"));
     assert_eq!(c[5].body["reason"], "ResponseActive");
-    assert_eq!(c[2].query, "&force=true&fieldManager=tollgate-operator");
+    // the responses' fields only, under their own field manager
+    assert_eq!(c[2].query, RESPONSES_QUERY);
+    let keys: Vec<&String> = c[2].body["status"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, vec!["activeResponses"], "{}", c[2].body);
     let ar = &c[2].body["status"]["activeResponses"][0];
     assert_eq!(ar["rule"], "respond:1");
     assert_eq!(ar["alert"]["fingerprint"], "f00d");

@@ -1,0 +1,133 @@
+//! The TollPolicy status writers. Each status field has ONE owner, which
+//! writes it with server-side apply under its own field manager and never
+//! writes another owner's fields (docs/operator.md, "Status"):
+//!
+//! | fields | owner | field manager |
+//! | --- | --- | --- |
+//! | `observedGeneration`, `conditions`, `phase`, `currentRevision`, `lastGoodRevision`, `applied`, `appliedTargets`, `totalTargets`, `failures`, `lastRollbackReason`, `rollout` | the reconciler ([`super::reconcile`]) | [`ROLLOUT_MANAGER`] |
+//! | `activeResponses`, `acknowledgedAlerts` | the responses ([`super::responses`]: the alert sink and the reconciler's upkeep of responses) | [`RESPONSES_MANAGER`] |
+//!
+//! An apply names only its owner's fields, so it neither writes nor
+//! removes the other owner's: the reconciler's rollout status needs no
+//! fresh read of the responses, and a response needs none of the rollout.
+//! Each owner applies all of its fields every time (a field it leaves out
+//! is removed; an empty list is left out, i.e. removed). The writers of
+//! one owner that read-modify-write (the sink and the upkeep of responses)
+//! hold the policy's [`Context::status_lock`](super::context::Context::status_lock).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::Resource;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use tollgate_crds::toll_policy::{AcknowledgedAlert, ActiveResponse};
+use tollgate_crds::{TollPolicy, TollPolicyStatus};
+
+use super::context::MANAGER;
+use super::error::Error;
+
+/// Field manager of the rollout's status fields (the reconciler). The
+/// operator's name, as before the fields were split: the rollout fields it
+/// applied keep their owner.
+pub const ROLLOUT_MANAGER: &str = MANAGER;
+/// Field manager of `activeResponses` and `acknowledgedAlerts`.
+pub const RESPONSES_MANAGER: &str = "tollgate-operator-responses";
+/// The status fields the responses own, as named in `managedFields`.
+pub const RESPONSE_FIELDS: [&str; 2] = ["f:activeResponses", "f:acknowledgedAlerts"];
+
+async fn apply(
+    api: &Api<TollPolicy>,
+    name: &str,
+    manager: &str,
+    status: &TollPolicyStatus,
+) -> Result<(), Error> {
+    let patch = json!({
+        "apiVersion": TollPolicy::api_version(&()),
+        "kind": TollPolicy::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The rollout's fields of `status` (the responses' left out).
+pub fn rollout_part(status: &TollPolicyStatus) -> TollPolicyStatus {
+    TollPolicyStatus {
+        active_responses: Vec::new(),
+        acknowledged_alerts: Vec::new(),
+        ..status.clone()
+    }
+}
+
+/// Applies the rollout's fields of `status` ([`ROLLOUT_MANAGER`]); the
+/// responses' fields in `status` are ignored.
+pub async fn apply_rollout(
+    api: &Api<TollPolicy>,
+    name: &str,
+    status: &TollPolicyStatus,
+) -> Result<(), Error> {
+    apply(api, name, ROLLOUT_MANAGER, &rollout_part(status)).await
+}
+
+/// Applies the responses' fields ([`RESPONSES_MANAGER`]). The caller holds
+/// the policy's status lock and read what it changed under it.
+pub async fn apply_responses(
+    api: &Api<TollPolicy>,
+    name: &str,
+    active: &[ActiveResponse],
+    acknowledged: &[AcknowledgedAlert],
+) -> Result<(), Error> {
+    let status = TollPolicyStatus {
+        active_responses: active.to_vec(),
+        acknowledged_alerts: acknowledged.to_vec(),
+        ..TollPolicyStatus::default()
+    };
+    apply(api, name, RESPONSES_MANAGER, &status).await
+}
+
+/// The status fields (`f:<name>`) an entry of `managedFields` holds.
+pub fn status_fields(entry: &ManagedFieldsEntry) -> Vec<String> {
+    entry
+        .fields_v1
+        .as_ref()
+        .and_then(|f| f.0.get("f:status"))
+        .and_then(serde_json::Value::as_object)
+        .map(|m| m.keys().filter(|k| k.starts_with("f:")).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Whether the rollout's manager still holds a responses' field (an
+/// operator before the split applied the whole status under one manager).
+pub fn rollout_holds_responses(policy: &TollPolicy) -> bool {
+    policy.managed_fields().iter().any(|m| {
+        m.manager.as_deref() == Some(ROLLOUT_MANAGER)
+            && m.subresource.as_deref() == Some("status")
+            && status_fields(m)
+                .iter()
+                .any(|f| RESPONSE_FIELDS.contains(&f.as_str()))
+    })
+}
+
+/// Hands the responses' fields over from the rollout's manager to theirs
+/// (once, for a status an operator before the split wrote): the responses'
+/// manager applies them as they are, then the rollout's manager applies its
+/// fields as they are without them, so each field has one manager. Without
+/// this the reconciler's first apply would remove the responses. The
+/// caller holds the policy's status lock; `fresh` was read under it.
+pub async fn hand_over_responses(api: &Api<TollPolicy>, fresh: &TollPolicy) -> Result<(), Error> {
+    let name = fresh.name_any();
+    let status = fresh.status.clone().unwrap_or_default();
+    apply_responses(
+        api,
+        &name,
+        &status.active_responses,
+        &status.acknowledged_alerts,
+    )
+    .await?;
+    apply_rollout(api, &name, &status).await
+}
