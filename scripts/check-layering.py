@@ -36,6 +36,7 @@ FORBIDDEN = {
 }
 
 REF = re.compile(r"\b(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)+|::\{[^}]*\})")
+COMMENT = re.compile(r"(?<![:\"])//.*$", re.M)  # doc links name modules without importing them
 TEST_MOD = re.compile(r"#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?mod\s+\w+\s*\{", re.S)
 
 
@@ -93,6 +94,7 @@ def crate_cycles(src: Path, problems: list[str]) -> tuple[int, int]:
         cut = TEST_MOD.search(text)
         if cut:
             text = text[: cut.start()]
+        text = COMMENT.sub("", text)
         me = module_path(src, f)
         is_dir_module = f.stem in ("mod", "lib", "main")
         for kind, path in refs(text):
