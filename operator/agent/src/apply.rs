@@ -55,12 +55,12 @@ impl Agent {
                 self.metrics
                     .applies_rejected
                     .fetch_add(1, Ordering::Relaxed);
-                eprintln!("agent: {tenant}: rejected: {}", e.join("; "));
+                tracing::warn!("{tenant}: rejected: {}", e.join("; "));
             }
             Err(ApplyError::Failed(e)) => {
                 self.metrics.applies_failed.fetch_add(1, Ordering::Relaxed);
                 inner.last_error = Some(e.clone());
-                eprintln!("agent: {tenant}: FAILED: {e}");
+                tracing::error!("{tenant}: FAILED: {e}");
             }
             Err(ApplyError::NotFound(_) | ApplyError::Conflict(_)) => {}
         }

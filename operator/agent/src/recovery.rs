@@ -38,7 +38,7 @@ impl Agent {
             Err(e) => e,
             Ok(()) => "the live data files differ from the applied state".into(),
         };
-        eprintln!("agent: recovery: {why}; re-applying the last good state");
+        tracing::warn!("recovery: {why}; re-applying the last good state");
         let rows = inner.rows.clone();
         match self
             .swap_and_verify(&bundle, &rows, &Expected::of(&rows), true)
@@ -79,7 +79,7 @@ impl Agent {
         for (t, rev, policy) in due {
             match self.apply(&t, Some((rev, policy))).await {
                 Ok(_) => done.push(t),
-                Err(e) => eprintln!("agent: window refresh of {t}: {e:?}"),
+                Err(e) => tracing::warn!("window refresh of {t}: {e}"),
             }
         }
         done

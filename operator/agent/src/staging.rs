@@ -34,7 +34,7 @@ impl Agent {
                     self.metrics
                         .applies_rejected
                         .fetch_add(1, Ordering::Relaxed);
-                    eprintln!("agent: {tenant}: stage rejected: {}", reasons.join("; "));
+                    tracing::warn!("{tenant}: stage rejected: {}", reasons.join("; "));
                 }
                 return Err(e);
             }
