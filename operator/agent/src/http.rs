@@ -1,4 +1,6 @@
-//! The agent's HTTP API (hyper, HTTP/1.1). See docs/agent.md.
+//! The agent's HTTP API (hyper, HTTP/1.1). See docs/agent.md; the
+//! contract (paths, bodies, answers, errors and their statuses) is
+//! `tollgate-agent-api`'s.
 
 use super::{Agent, ApplyError};
 use bytes::Bytes;
@@ -6,40 +8,34 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde::Serialize;
 use std::sync::Arc;
-use tollgate_ir::CompiledPolicy;
+use tollgate_agent_api::paths::Route;
+use tollgate_agent_api::{
+    ApiError, BlockRequest, CommitRequest, Health, JSON, METRICS_TEXT, RevisionRequest, tenant_ok,
+    to_body,
+};
+use tollgate_plumbing::auth::authorized;
 
-/// Request bodies above this are refused with 413.
-pub const MAX_BODY: usize = 32 << 20;
+pub use tollgate_agent_api::MAX_BODY;
+pub use tollgate_agent_api::paths::state_filter;
 
 type Resp = Response<Full<Bytes>>;
 
-fn reply(status: StatusCode, body: Value) -> Resp {
-    let mut text = serde_json::to_vec_pretty(&body).unwrap_or_default();
-    text.push(b'\n');
+fn reply(status: u16, body: &impl Serialize) -> Resp {
     Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(text)))
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", JSON)
+        .body(Full::new(Bytes::from(to_body(body))))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
-fn error(status: StatusCode, msg: impl Into<String>) -> Resp {
-    reply(status, json!({"error": msg.into()}))
+fn error(e: &ApiError) -> Resp {
+    reply(e.status(), &e.body())
 }
 
-use tollgate_plumbing::auth::authorized;
-
-/// A valid tenant path segment (the renderer checks the policy's own name).
-fn tenant_ok(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 63
-        && t.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-async fn body_json(req: Request<Incoming>) -> Result<Value, Resp> {
+/// The body of a request (at most [`MAX_BODY`] bytes).
+async fn body_bytes(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     if let Some(len) = req
         .headers()
         .get("content-length")
@@ -47,192 +43,118 @@ async fn body_json(req: Request<Incoming>) -> Result<Value, Resp> {
         .and_then(|v| v.parse::<u64>().ok())
         && len > MAX_BODY as u64
     {
-        return Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {MAX_BODY} bytes"),
-        ));
+        return Err(ApiError::TooLarge(MAX_BODY));
     }
-    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
             {
-                return Err(error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body over {MAX_BODY} bytes"),
-                ));
+                Err(ApiError::TooLarge(MAX_BODY))
+            } else {
+                Err(ApiError::ReadingBody(e.to_string()))
             }
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("reading the body: {e}"),
-            ));
         }
-    };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))
-}
-
-fn apply_result(r: Result<Value, ApplyError>) -> Resp {
-    match r {
-        Ok(v) => reply(StatusCode::OK, v),
-        Err(ApplyError::Rejected(reasons)) => reply(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"error": "rejected; the previous state stays in force", "reasons": reasons}),
-        ),
-        Err(ApplyError::NotFound(m)) => error(StatusCode::NOT_FOUND, m),
-        Err(ApplyError::Failed(m)) => error(StatusCode::INTERNAL_SERVER_ERROR, m),
-        Err(ApplyError::Conflict(m)) => error(StatusCode::CONFLICT, m),
     }
 }
 
-/// The `tenant` of `GET /v1/state?tenant=NAME` (`None`: no query, every
-/// tenant). Any other query is an error.
-pub fn state_filter(query: Option<&str>) -> Result<Option<String>, &'static str> {
-    let Some(q) = query.filter(|q| !q.is_empty()) else {
-        return Ok(None);
-    };
-    match q.split_once('=') {
-        Some(("tenant", t)) if tenant_ok(t) => Ok(Some(t.to_owned())),
-        _ => Err("the only query of /v1/state is tenant=<tenant name>"),
+/// An answer of the agent: 200 with the body, or the error's.
+fn answer<T: Serialize>(r: Result<T, ApplyError>) -> Resp {
+    match r {
+        Ok(v) => reply(200, &v),
+        Err(e) => error(&ApiError::from(e)),
     }
 }
 
 /// The revision and policy of a `PUT /v1/tenants/{t}` or `POST
-/// …/stage` body; `Err`: the answer to send.
-async fn revision_body(t: &str, req: Request<Incoming>) -> Result<(String, CompiledPolicy), Resp> {
+/// …/stage` body.
+async fn revision_body(t: &str, req: Request<Incoming>) -> Result<RevisionRequest, ApiError> {
     if !tenant_ok(t) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "bad tenant name in the path",
-        ));
+        return Err(ApiError::BadTenant);
     }
-    let mut body = body_json(req).await?;
-    let Some(rev) = body
-        .get("revision")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "`revision` (a string) is required",
-        ));
-    };
-    let Some(policy) = body.get_mut("policy").map(Value::take) else {
-        return Err(error(StatusCode::BAD_REQUEST, "`policy` is required"));
-    };
-    match serde_json::from_value(policy) {
-        Ok(p) => Ok((rev, p)),
-        Err(e) => Err(reply(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"error": "rejected; the previous state stays in force",
-                   "reasons": [format!("malformed policy: {e}")]}),
-        )),
-    }
+    RevisionRequest::from_json(&body_bytes(req).await?)
 }
 
 /// One request.
 pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    if path == "/healthz" && method == Method::GET {
-        return match agent.healthy().await {
-            Ok(()) => reply(StatusCode::OK, json!({"status": "ok"})),
-            Err(e) => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"status": "unhealthy", "reason": e}),
-            ),
+    let route = Route::parse(&path);
+    if route == Some(Route::Healthz) && method == Method::GET {
+        let h = match agent.healthy().await {
+            Ok(()) => Health::ok(),
+            Err(e) => Health::unhealthy(e.to_string()),
         };
+        return reply(h.http_status(), &h);
     }
     let auth = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
     if !authorized(auth, &agent.cfg.token) {
-        let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
+        let mut r = error(&ApiError::Unauthorized);
         r.headers_mut().insert(
             "www-authenticate",
             hyper::header::HeaderValue::from_static("Bearer"),
         );
         return r;
     }
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (method.clone(), segs.as_slice()) {
-        (Method::GET, ["metrics"]) => Response::builder()
-            .header("content-type", "text/plain; version=0.0.4")
+    let Some(route) = route else {
+        return error(&ApiError::NoSuchEndpoint);
+    };
+    match (method, route) {
+        (Method::GET, Route::Metrics) => Response::builder()
+            .header("content-type", METRICS_TEXT)
             .body(Full::new(Bytes::from(agent.metrics_text().await)))
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
-        (Method::GET, ["v1", "state"]) => match state_filter(req.uri().query()) {
-            Ok(only) => reply(StatusCode::OK, agent.state(only.as_deref()).await),
-            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        (Method::GET, Route::State) => match state_filter(req.uri().query()) {
+            Ok(only) => reply(200, &agent.state(only.as_deref()).await),
+            Err(e) => error(&e),
         },
-        (Method::PUT, ["v1", "tenants", t]) => {
-            let t = t.to_string();
-            match revision_body(&t, req).await {
-                Ok((rev, policy)) => apply_result(agent.apply(&t, Some((rev, policy))).await),
-                Err(r) => r,
+        (Method::PUT, Route::Tenant(t)) => match revision_body(t, req).await {
+            Ok(r) => answer(agent.apply(t, Some((r.revision, r.policy))).await),
+            Err(e) => error(&e),
+        },
+        (Method::POST, Route::Stage(t)) => match revision_body(t, req).await {
+            Ok(r) => answer(agent.stage(t, r.revision, r.policy).await),
+            Err(e) => error(&e),
+        },
+        (Method::POST, Route::Commit(t)) => {
+            if !tenant_ok(t) {
+                return error(&ApiError::BadTenant);
+            }
+            let body = match body_bytes(req).await {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            };
+            match CommitRequest::from_json(&body) {
+                Ok(c) => answer(agent.commit(t, &c.revision).await),
+                Err(e) => error(&e),
             }
         }
-        (Method::POST, ["v1", "tenants", t, "stage"]) => {
-            let t = t.to_string();
-            match revision_body(&t, req).await {
-                Ok((rev, policy)) => apply_result(agent.stage(&t, rev, policy).await),
-                Err(r) => r,
+        (Method::DELETE, Route::Tenant(t)) => answer(agent.apply(t, None).await),
+        (Method::PUT, Route::Blocks) => {
+            let body = match body_bytes(req).await {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            };
+            match BlockRequest::from_json(&body) {
+                Ok(b) => answer(agent.block(&b.key, Some(b.expires)).await),
+                Err(e) => error(&e),
             }
         }
-        (Method::POST, ["v1", "tenants", t, "commit"]) => {
-            let t = t.to_string();
-            if !tenant_ok(&t) {
-                return error(StatusCode::BAD_REQUEST, "bad tenant name in the path");
-            }
-            let body = match body_json(req).await {
-                Ok(v) => v,
-                Err(r) => return r,
-            };
-            let Some(rev) = body.get("revision").and_then(Value::as_str) else {
-                return error(StatusCode::BAD_REQUEST, "`revision` (a string) is required");
-            };
-            apply_result(agent.commit(&t, rev).await)
-        }
-        (Method::DELETE, ["v1", "tenants", t]) => {
-            let t = t.to_string();
-            apply_result(agent.apply(&t, None).await)
-        }
-        (Method::PUT, ["v1", "blocks"]) => {
-            let body = match body_json(req).await {
-                Ok(v) => v,
-                Err(r) => return r,
-            };
-            let Some(key) = body.get("key").and_then(Value::as_str) else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "`key` (tenant or tenant::class) is required",
-                );
-            };
-            let exp = match body.get("expires") {
-                None | Some(Value::Null) => 0,
-                Some(v) => match v.as_i64() {
-                    Some(e) => e,
-                    None => {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            "`expires` must be epoch seconds (0 = until lifted)",
-                        );
-                    }
-                },
-            };
-            apply_result(agent.block(key, Some(exp)).await)
-        }
-        (Method::DELETE, ["v1", "blocks", key]) => {
-            let key = key.to_string();
-            apply_result(agent.block(&key, None).await)
-        }
-        (_, ["v1", "tenants", _])
-        | (_, ["v1", "tenants", _, "stage" | "commit"])
-        | (_, ["v1", "blocks"])
-        | (_, ["v1", "state"])
-        | (_, ["metrics"]) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+        (Method::DELETE, Route::Block(key)) => answer(agent.block(key, None).await),
+        (
+            _,
+            Route::Tenant(_)
+            | Route::Stage(_)
+            | Route::Commit(_)
+            | Route::Blocks
+            | Route::State
+            | Route::Metrics,
+        ) => error(&ApiError::MethodNotAllowed),
+        (_, Route::Healthz | Route::Block(_)) => error(&ApiError::NoSuchEndpoint),
     }
 }
 
@@ -262,25 +184,50 @@ pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use tollgate_agent_api::ApplyAnswer;
 
-    #[test]
-    fn tenant_names() {
-        assert!(tenant_ok("acme"));
-        assert!(tenant_ok("acme-open"));
-        assert!(!tenant_ok("../x"));
-        assert!(!tenant_ok(""));
-        assert!(!tenant_ok("a:b"));
+    async fn text(r: Resp) -> (u16, String, String) {
+        let status = r.status().as_u16();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, String::from_utf8(body.to_vec()).unwrap())
     }
 
-    #[test]
-    fn state_query() {
-        assert_eq!(state_filter(None), Ok(None));
-        assert_eq!(state_filter(Some("")), Ok(None));
-        assert_eq!(state_filter(Some("tenant=acme")), Ok(Some("acme".into())));
-        assert!(state_filter(Some("tenant=../x")).is_err());
-        assert!(state_filter(Some("tenant=")).is_err());
-        assert!(state_filter(Some("other=1")).is_err());
-        assert!(state_filter(Some("tenant=a&tenant=b")).is_err());
+    #[tokio::test]
+    async fn apply_errors_answer_with_their_statuses() {
+        let (s, ct, body) = text(answer::<ApplyAnswer>(Err(ApplyError::Rejected(vec![
+            "a".into(),
+        ]))))
+        .await;
+        assert_eq!((s, ct.as_str()), (422, JSON));
+        assert_eq!(
+            body,
+            "{\n  \"error\": \"rejected; the previous state stays in force\",\n  \"reasons\": [\n    \"a\"\n  ]\n}\n"
+        );
+        for (e, status) in [
+            (ApplyError::NotFound("no tenant `acme`".into()), 404),
+            (ApplyError::Failed("boom".into()), 500),
+            (ApplyError::Conflict("nothing is staged".into()), 409),
+        ] {
+            let msg = e.to_string();
+            let (s, _, body) = text(answer::<ApplyAnswer>(Err(e))).await;
+            assert_eq!(s, status);
+            assert_eq!(body, format!("{{\n  \"error\": \"{msg}\"\n}}\n"));
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_are_pretty_json() {
+        // scripts/test-agent.sh greps for `"revision": "acme-r1"`
+        let a = ApplyAnswer {
+            revision: Some("acme-r1".into()),
+            ..ApplyAnswer::default()
+        };
+        let (s, _, body) = text(answer(Ok(a))).await;
+        assert_eq!(s, 200);
+        assert!(body.contains("\n  \"revision\": \"acme-r1\",\n"), "{body}");
+        assert!(body.ends_with("}\n"));
     }
 }

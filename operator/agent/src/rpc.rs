@@ -172,9 +172,9 @@ impl Rpc {
         &self,
         tables: &[String],
         slot: &AddressSlot,
-        metrics: Option<&super::Metrics>,
+        metrics: Option<&crate::metrics::Metrics>,
     ) -> Result<Vec<String>, String> {
-        let count = |c: fn(&super::Metrics) -> &std::sync::atomic::AtomicU64| {
+        let count = |c: fn(&crate::metrics::Metrics) -> &std::sync::atomic::AtomicU64| {
             if let Some(m) = metrics {
                 c(m).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }

@@ -164,7 +164,7 @@ pub async fn run(
                     return Ok(rep);
                 }
                 Err(e) => {
-                    eprintln!("agent: the warm trial instance failed ({e}); trying a fresh one");
+                    tracing::warn!("the warm trial instance failed ({e}); trying a fresh one");
                     inst.stop().await;
                 }
             }

@@ -15,7 +15,11 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use tollgate_agent_api::paths;
+use tollgate_agent_api::{
+    ApplyAnswer, BlockRequest, CommitRequest, ErrorBody, ErrorKind, Health, RevisionRequest,
+    StageAnswer, StateAnswer,
+};
 use tollgate_ir::CompiledPolicy;
 
 use tollgate_rollout::{ApplyResult, RevisionRef};
@@ -24,6 +28,41 @@ use tollgate_rollout::{ApplyResult, RevisionRef};
 pub const MAX_MESSAGE: usize = 1024;
 /// Largest answer body read from an agent.
 const MAX_ANSWER: usize = 16 << 20;
+
+/// Why a call to an agent gave no usable answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AgentCallError {
+    /// The request could not be built.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// No connection or no answer (the error and its sources).
+    #[error("{0}")]
+    Transport(String),
+    /// The answer's body could not be read.
+    #[error("reading the answer: {0}")]
+    Reading(String),
+    /// No answer within the timeout (seconds).
+    #[error("no answer within {0} s")]
+    Timeout(u64),
+    /// An answer with another status than expected.
+    #[error("{call} answered {status}: {message}")]
+    Status {
+        /// Method and path, e.g. `GET /v1/state`.
+        call: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The agent's error message (or reason).
+        message: String,
+    },
+    /// A 200 whose body is not the expected JSON.
+    #[error("{call}: {message}")]
+    Unreadable {
+        /// Method and path.
+        call: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+}
 
 /// What a target's agent reports for one tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -72,7 +111,7 @@ pub trait AgentApi: Send + Sync + 'static {
         &'a self,
         target: &'a AgentTarget,
         tenant: &'a str,
-    ) -> BoxFuture<'a, Result<TenantState, String>>;
+    ) -> BoxFuture<'a, Result<TenantState, AgentCallError>>;
 
     /// `PUT /v1/tenants/{tenant}` with the revision.
     fn apply<'a>(
@@ -114,18 +153,18 @@ pub trait AgentApi: Send + Sync + 'static {
         target: &'a AgentTarget,
         key: &'a str,
         expires: i64,
-    ) -> BoxFuture<'a, Result<(), String>>;
+    ) -> BoxFuture<'a, Result<(), AgentCallError>>;
 
     /// `DELETE /v1/blocks/{key}` (404, already absent, is success).
     fn delete_block<'a>(
         &'a self,
         target: &'a AgentTarget,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>>;
+    ) -> BoxFuture<'a, Result<(), AgentCallError>>;
 
     /// `GET /healthz` (no token is sent: the endpoint needs none). `Ok`:
     /// 200; `Err`: why not (no answer, or the status and reason).
-    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), String>>;
+    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), AgentCallError>>;
 }
 
 /// The answer to a stage (`POST /v1/tenants/{tenant}/stage`).
@@ -191,30 +230,18 @@ pub fn parse_revision_label(s: &str) -> Option<RevisionRef> {
 }
 
 /// Reduces a `GET /v1/state` answer to one tenant.
-pub fn tenant_state(body: &Value, tenant: &str) -> TenantState {
-    let last_error = body
-        .get("lastError")
-        .and_then(Value::as_str)
-        .map(|s| truncate(s, MAX_MESSAGE));
+pub fn tenant_state(body: &StateAnswer, tenant: &str) -> TenantState {
+    let last_error = body.last_error.as_deref().map(|s| truncate(s, MAX_MESSAGE));
     let applied = body
-        .get("tenants")
-        .and_then(|t| t.get(tenant))
-        .and_then(|t| {
-            let consistent = t.get("consistent").and_then(Value::as_bool) == Some(true);
-            let rendered = t.get("renderedHash").and_then(Value::as_str);
-            let readback = t.get("readbackHash").and_then(Value::as_str);
-            if !consistent || rendered.is_none() || rendered != readback {
-                return None;
-            }
-            parse_revision_label(t.get("revision")?.as_str()?)
-        });
+        .tenants
+        .get(tenant)
+        .filter(|t| t.confirmed())
+        .and_then(|t| parse_revision_label(&t.revision));
     let blocks = body
-        .get("blocks")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
+        .blocks
+        .iter()
         .filter(|(k, _)| block_key_of(k, tenant))
-        .filter_map(|(k, v)| Some((k.clone(), v.as_i64()?)))
+        .map(|(k, v)| (k.clone(), *v))
         .collect();
     TenantState {
         applied,
@@ -230,24 +257,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 
 /// The message of an error answer: `error` and `reasons`.
 fn error_message(body: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return truncate(&String::from_utf8_lossy(body), MAX_MESSAGE);
-    };
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(e) = v.get("error").and_then(Value::as_str) {
-        parts.push(e.to_owned());
-    }
-    for r in v
-        .get("reasons")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(r) = r.as_str() {
-            parts.push(r.to_owned());
-        }
-    }
-    truncate(&parts.join("; "), MAX_MESSAGE)
+    truncate(&ErrorBody::message_of(body), MAX_MESSAGE)
 }
 
 /// Maps an apply/remove answer to an [`ApplyResult`]. `expect`: the
@@ -261,10 +271,9 @@ pub fn apply_result(status: StatusCode, body: &[u8], expect: Option<&RevisionRef
             Some(r) => {
                 // A 200 means the agent read back what it rendered (docs/agent.md,
                 // pipeline step 6); check it reports the revision we sent.
-                let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-                let got = v.get("revision").and_then(Value::as_str);
-                let readback = v.get("readbackHash").and_then(Value::as_str);
-                if got == Some(revision_label(r).as_str()) && readback.is_some() {
+                let a = serde_json::from_slice::<ApplyAnswer>(body).unwrap_or_default();
+                let got = a.revision.as_deref();
+                if got == Some(revision_label(r).as_str()) && a.readback_hash.is_some() {
                     ApplyResult::Ok {
                         hash: r.hash.clone(),
                     }
@@ -287,10 +296,10 @@ pub fn apply_result(status: StatusCode, body: &[u8], expect: Option<&RevisionRef
             ),
         },
         code => ApplyResult::Rejected {
-            reason: match code {
-                422 => "Rejected",
-                500 => "ReloadFailed",
-                413 => "TooLarge",
+            reason: match ErrorKind::from_status(code) {
+                Some(ErrorKind::Rejected) => "Rejected",
+                Some(ErrorKind::Failed) => "ReloadFailed",
+                Some(ErrorKind::TooLarge) => "TooLarge",
                 _ => "AgentError",
             }
             .to_owned(),
@@ -303,17 +312,16 @@ pub fn apply_result(status: StatusCode, body: &[u8], expect: Option<&RevisionRef
 pub fn stage_result(status: StatusCode, body: &[u8], revision: &RevisionRef) -> StageResult {
     match status.as_u16() {
         200 => {
-            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-            let staged = v.get("staged").and_then(Value::as_bool) == Some(true);
-            let got = v.get("revision").and_then(Value::as_str);
+            let a = serde_json::from_slice::<StageAnswer>(body).ok();
+            let staged = a.as_ref().is_some_and(|a| a.staged);
+            let got = a.as_ref().map(|a| a.revision.as_str());
             if staged && got == Some(revision_label(revision).as_str()) {
                 StageResult::Staged
             } else {
                 // not what a stage answers: no evidence against the revision
                 StageResult::Failed(ApplyResult::Unreachable {
                     message: format!(
-                        "agent answered the stage 200 without staging it (staged {}, revision {got:?})",
-                        v.get("staged").unwrap_or(&Value::Null)
+                        "agent answered the stage 200 without staging it (staged {staged}, revision {got:?})"
                     ),
                 })
             }
@@ -334,8 +342,8 @@ pub fn commit_result(status: StatusCode, body: &[u8], revision: &RevisionRef) ->
         },
         200 => {
             let result = apply_result(status, body, Some(revision));
-            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-            if v.get("revalidated").and_then(Value::as_bool) == Some(true) {
+            let a = serde_json::from_slice::<ApplyAnswer>(body).unwrap_or_default();
+            if a.revalidated == Some(true) {
                 CommitResult::Rechecked(result)
             } else {
                 CommitResult::Done(result)
@@ -377,7 +385,7 @@ impl HttpAgents {
         path: &str,
         body: Option<Vec<u8>>,
         timeout: Duration,
-    ) -> Result<(StatusCode, Bytes), String> {
+    ) -> Result<(StatusCode, Bytes), AgentCallError> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", target.url))
@@ -390,24 +398,24 @@ impl HttpAgents {
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| format!("bad request: {e}"))?;
+            .map_err(|e| AgentCallError::BadRequest(e.to_string()))?;
         let fut = async {
             let resp = self
                 .client
                 .request(req)
                 .await
-                .map_err(|e| format!("{e}: {}", source_chain(&e)))?;
+                .map_err(|e| AgentCallError::Transport(format!("{e}: {}", source_chain(&e))))?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
                 .collect()
                 .await
-                .map_err(|e| format!("reading the answer: {e}"))?
+                .map_err(|e| AgentCallError::Reading(e.to_string()))?
                 .to_bytes();
             Ok((status, bytes))
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+            Err(_) => Err(AgentCallError::Timeout(timeout.as_secs())),
         }
     }
 }
@@ -427,7 +435,7 @@ impl AgentApi for HttpAgents {
         &'a self,
         target: &'a AgentTarget,
         tenant: &'a str,
-    ) -> BoxFuture<'a, Result<TenantState, String>> {
+    ) -> BoxFuture<'a, Result<TenantState, AgentCallError>> {
         Box::pin(async move {
             let (status, body) = self
                 .call(
@@ -436,19 +444,23 @@ impl AgentApi for HttpAgents {
                     // only this tenant: the answer stays small however many
                     // tenants the SBC holds (an agent ignoring the query
                     // answers all, which `tenant_state` reduces)
-                    &format!("/v1/state?tenant={tenant}"),
+                    &paths::state_of(tenant),
                     None,
                     self.timeout,
                 )
                 .await?;
             if status != StatusCode::OK {
-                return Err(format!(
-                    "GET /v1/state answered {status}: {}",
-                    error_message(&body)
-                ));
+                return Err(AgentCallError::Status {
+                    call: "GET /v1/state",
+                    status: status.as_u16(),
+                    message: error_message(&body),
+                });
             }
-            let v: Value =
-                serde_json::from_slice(&body).map_err(|e| format!("GET /v1/state: {e}"))?;
+            let v: StateAnswer =
+                serde_json::from_slice(&body).map_err(|e| AgentCallError::Unreadable {
+                    call: "GET /v1/state",
+                    message: e.to_string(),
+                })?;
             Ok(tenant_state(&v, tenant))
         })
     }
@@ -461,20 +473,25 @@ impl AgentApi for HttpAgents {
         policy: &'a CompiledPolicy,
     ) -> BoxFuture<'a, ApplyResult> {
         Box::pin(async move {
-            let body = json!({"revision": revision_label(revision), "policy": policy});
+            let body = RevisionRequest {
+                policy,
+                revision: revision_label(revision),
+            };
             let body = serde_json::to_vec(&body).unwrap_or_default();
             match self
                 .call(
                     target,
                     Method::PUT,
-                    &format!("/v1/tenants/{tenant}"),
+                    &paths::tenant(tenant),
                     Some(body),
                     self.apply_timeout,
                 )
                 .await
             {
                 Ok((status, body)) => apply_result(status, &body, Some(revision)),
-                Err(message) => ApplyResult::Unreachable { message },
+                Err(e) => ApplyResult::Unreachable {
+                    message: e.to_string(),
+                },
             }
         })
     }
@@ -487,20 +504,25 @@ impl AgentApi for HttpAgents {
         policy: &'a CompiledPolicy,
     ) -> BoxFuture<'a, StageResult> {
         Box::pin(async move {
-            let body = json!({"revision": revision_label(revision), "policy": policy});
+            let body = RevisionRequest {
+                policy,
+                revision: revision_label(revision),
+            };
             let body = serde_json::to_vec(&body).unwrap_or_default();
             match self
                 .call(
                     target,
                     Method::POST,
-                    &format!("/v1/tenants/{tenant}/stage"),
+                    &paths::stage(tenant),
                     Some(body),
                     self.apply_timeout,
                 )
                 .await
             {
                 Ok((status, body)) => stage_result(status, &body, revision),
-                Err(message) => StageResult::Failed(ApplyResult::Unreachable { message }),
+                Err(e) => StageResult::Failed(ApplyResult::Unreachable {
+                    message: e.to_string(),
+                }),
             }
         })
     }
@@ -512,20 +534,24 @@ impl AgentApi for HttpAgents {
         revision: &'a RevisionRef,
     ) -> BoxFuture<'a, CommitResult> {
         Box::pin(async move {
-            let body = serde_json::to_vec(&json!({"revision": revision_label(revision)}))
-                .unwrap_or_default();
+            let body = serde_json::to_vec(&CommitRequest {
+                revision: revision_label(revision),
+            })
+            .unwrap_or_default();
             match self
                 .call(
                     target,
                     Method::POST,
-                    &format!("/v1/tenants/{tenant}/commit"),
+                    &paths::commit(tenant),
                     Some(body),
                     self.apply_timeout,
                 )
                 .await
             {
                 Ok((status, body)) => commit_result(status, &body, revision),
-                Err(message) => CommitResult::Done(ApplyResult::Unreachable { message }),
+                Err(e) => CommitResult::Done(ApplyResult::Unreachable {
+                    message: e.to_string(),
+                }),
             }
         })
     }
@@ -540,14 +566,16 @@ impl AgentApi for HttpAgents {
                 .call(
                     target,
                     Method::DELETE,
-                    &format!("/v1/tenants/{tenant}"),
+                    &paths::tenant(tenant),
                     None,
                     self.apply_timeout,
                 )
                 .await
             {
                 Ok((status, body)) => apply_result(status, &body, None),
-                Err(message) => ApplyResult::Unreachable { message },
+                Err(e) => ApplyResult::Unreachable {
+                    message: e.to_string(),
+                },
             }
         })
     }
@@ -556,20 +584,24 @@ impl AgentApi for HttpAgents {
         target: &'a AgentTarget,
         key: &'a str,
         expires: i64,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), AgentCallError>> {
         Box::pin(async move {
-            let body =
-                serde_json::to_vec(&json!({"key": key, "expires": expires})).unwrap_or_default();
+            let body = serde_json::to_vec(&BlockRequest {
+                expires,
+                key: key.to_owned(),
+            })
+            .unwrap_or_default();
             let (status, body) = self
-                .call(target, Method::PUT, "/v1/blocks", Some(body), self.timeout)
+                .call(target, Method::PUT, paths::BLOCKS, Some(body), self.timeout)
                 .await?;
             if status == StatusCode::OK {
                 Ok(())
             } else {
-                Err(format!(
-                    "PUT /v1/blocks answered {status}: {}",
-                    error_message(&body)
-                ))
+                Err(AgentCallError::Status {
+                    call: "PUT /v1/blocks",
+                    status: status.as_u16(),
+                    message: error_message(&body),
+                })
             }
         })
     }
@@ -578,13 +610,13 @@ impl AgentApi for HttpAgents {
         &'a self,
         target: &'a AgentTarget,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), AgentCallError>> {
         Box::pin(async move {
             let (status, body) = self
                 .call(
                     target,
                     Method::DELETE,
-                    &format!("/v1/blocks/{key}"),
+                    &paths::block(key),
                     None,
                     self.timeout,
                 )
@@ -592,34 +624,36 @@ impl AgentApi for HttpAgents {
             if status == StatusCode::OK || status == StatusCode::NOT_FOUND {
                 Ok(())
             } else {
-                Err(format!(
-                    "DELETE /v1/blocks answered {status}: {}",
-                    error_message(&body)
-                ))
+                Err(AgentCallError::Status {
+                    call: "DELETE /v1/blocks",
+                    status: status.as_u16(),
+                    message: error_message(&body),
+                })
             }
         })
     }
 
-    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), String>> {
+    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), AgentCallError>> {
         Box::pin(async move {
             let anonymous = AgentTarget {
                 url: target.url.clone(),
                 token: None,
             };
             let (status, body) = self
-                .call(&anonymous, Method::GET, "/healthz", None, self.timeout)
+                .call(&anonymous, Method::GET, paths::HEALTHZ, None, self.timeout)
                 .await?;
             if status == StatusCode::OK {
                 return Ok(());
             }
-            let reason = serde_json::from_slice::<Value>(&body)
+            let reason = serde_json::from_slice::<Health>(&body)
                 .ok()
-                .and_then(|v| v.get("reason").and_then(Value::as_str).map(str::to_owned))
+                .and_then(|h| h.reason)
                 .unwrap_or_else(|| error_message(&body));
-            Err(format!(
-                "GET /healthz answered {status}: {}",
-                truncate(&reason, 256)
-            ))
+            Err(AgentCallError::Status {
+                call: "GET /healthz",
+                status: status.as_u16(),
+                message: truncate(&reason, 256),
+            })
         })
     }
 }
@@ -627,6 +661,7 @@ impl AgentApi for HttpAgents {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn rev(n: i64) -> RevisionRef {
         RevisionRef {
@@ -656,13 +691,14 @@ mod tests {
     #[test]
     fn state_needs_read_back_confirmation() {
         let l = revision_label(&rev(3));
-        let body = json!({"tenants": {
+        let body: StateAnswer = serde_json::from_value(json!({"tenants": {
             "ok": {"revision": l, "renderedHash": "h", "readbackHash": "h", "consistent": true},
             "drift": {"revision": l, "renderedHash": "h", "readbackHash": "x", "consistent": false},
             "liar": {"revision": l, "renderedHash": "h", "readbackHash": "x", "consistent": true},
             "nokam": {"revision": l, "renderedHash": "h", "readbackHash": null, "consistent": false},
             "hand": {"revision": "acme-r1", "renderedHash": "h", "readbackHash": "h", "consistent": true}
-        }, "lastError": "boom"});
+        }, "lastError": "boom"}))
+        .unwrap();
         assert_eq!(tenant_state(&body, "ok").applied, Some(rev(3)));
         for t in ["drift", "liar", "nokam", "hand", "absent"] {
             assert_eq!(tenant_state(&body, t).applied, None, "{t}");
@@ -724,7 +760,7 @@ mod tests {
     fn stage_answers_map_to_results() {
         let r = rev(4);
         let staged = json!({"tenant": "acme", "revision": revision_label(&r), "staged": true,
-                            "bundleHash": "b", "probes": [], "timingsMs": {}})
+                            "bundleHash": "b", "probes": 0, "timingsMs": {}})
         .to_string();
         assert_eq!(
             stage_result(StatusCode::OK, staged.as_bytes(), &r),
@@ -820,6 +856,24 @@ mod tests {
             commit_result(StatusCode::UNPROCESSABLE_ENTITY, b"{}", &r),
             CommitResult::Done(ApplyResult::Rejected { reason, .. }) if reason == "Rejected"
         ));
+    }
+
+    #[test]
+    fn call_errors_keep_their_messages() {
+        let e = AgentCallError::Status {
+            call: "GET /v1/state",
+            status: 401,
+            message: "unauthorized".into(),
+        };
+        assert_eq!(e.to_string(), "GET /v1/state answered 401: unauthorized");
+        assert_eq!(
+            AgentCallError::Timeout(5).to_string(),
+            "no answer within 5 s"
+        );
+        assert_eq!(
+            AgentCallError::Reading("eof".into()).to_string(),
+            "reading the answer: eof"
+        );
     }
 
     #[tokio::test]

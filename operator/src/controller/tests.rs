@@ -21,7 +21,9 @@ use tollgate_crds::sbc_fleet::{SbcBackend, StaticEndpoint};
 use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy};
 use tollgate_ir::CompiledPolicy;
 
-use super::agents::{AgentApi, AgentTarget, CommitResult, StageResult, TenantState};
+use super::agents::{
+    AgentApi, AgentCallError, AgentTarget, CommitResult, StageResult, TenantState,
+};
 use super::metrics::Metrics;
 use super::revisions::{self, policy_hash, revision_name};
 use super::{Config, FINALIZER, Operator, reconcile::reconcile};
@@ -87,7 +89,7 @@ impl AgentApi for FakeAgents {
         &'a self,
         target: &'a AgentTarget,
         _tenant: &'a str,
-    ) -> BoxFuture<'a, Result<TenantState, String>> {
+    ) -> BoxFuture<'a, Result<TenantState, AgentCallError>> {
         Box::pin(async move {
             assert_eq!(target.token.as_deref(), Some("tok-0123456789abcdef"));
             self.log
@@ -227,7 +229,7 @@ impl AgentApi for FakeAgents {
         target: &'a AgentTarget,
         key: &'a str,
         expires: i64,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), AgentCallError>> {
         Box::pin(async move {
             self.log
                 .lock()
@@ -247,7 +249,7 @@ impl AgentApi for FakeAgents {
         &'a self,
         target: &'a AgentTarget,
         key: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), AgentCallError>> {
         Box::pin(async move {
             self.log
                 .lock()
@@ -257,7 +259,11 @@ impl AgentApi for FakeAgents {
                 .refuse_unblock
                 .load(std::sync::atomic::Ordering::Relaxed)
             {
-                return Err("agent answered 500".into());
+                return Err(AgentCallError::Status {
+                    call: "DELETE /v1/blocks",
+                    status: 500,
+                    message: "boom".into(),
+                });
             }
             if let Some(m) = self.blocks.lock().unwrap().get_mut(&target.url) {
                 m.remove(key);
@@ -266,7 +272,7 @@ impl AgentApi for FakeAgents {
         })
     }
 
-    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), String>> {
+    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), AgentCallError>> {
         Box::pin(async move {
             assert_eq!(target.token, None, "GET /healthz needs no token");
             self.log

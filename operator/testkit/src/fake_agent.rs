@@ -36,8 +36,13 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio::net::TcpListener;
+use tollgate_agent_api::paths::{self, Route};
+use tollgate_agent_api::{
+    ApiError, ApplyAnswer, BlockRequest, BlocksAnswer, CommitRequest, Health, KAMAILIO_REACHABLE,
+    MAX_BODY, RevisionRequest, StageAnswer, StateAnswer, TenantView,
+};
 use tollgate_ir::CompiledPolicy;
 
 use tollgate_kamailio::Backend;
@@ -151,10 +156,32 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 
 type Resp = Response<Full<Bytes>>;
 
-fn reply(status: StatusCode, v: &Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+fn reply(status: StatusCode, v: &impl Serialize) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(v).unwrap_or_default(),
+    )));
     *r.status_mut() = status;
     r
+}
+
+fn error(e: &ApiError) -> Resp {
+    reply(status_of::<()>(&Err(e.clone())), &e.body())
+}
+
+/// 200, or the error's status.
+fn status_of<T>(r: &Result<T, ApiError>) -> StatusCode {
+    match r {
+        Ok(_) => StatusCode::OK,
+        Err(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// An answer: 200 with the body, or the error's.
+fn respond<T: Serialize>(r: &Result<T, ApiError>) -> Resp {
+    match r {
+        Ok(v) => reply(StatusCode::OK, v),
+        Err(e) => error(e),
+    }
 }
 
 impl FakeAgent {
@@ -308,220 +335,197 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let method = req.method().clone();
-    if method == Method::GET && path == "/healthz" {
-        return reply(StatusCode::OK, &json!({"status": "ok"}));
+    let route = Route::parse(&path);
+    if method == Method::GET && route == Some(Route::Healthz) {
+        return reply(StatusCode::OK, &Health::ok());
     }
     let auth = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
     if auth != Some(&format!("Bearer {token}")) {
-        return reply(StatusCode::UNAUTHORIZED, &json!({"error": "unauthorized"}));
+        return error(&ApiError::Unauthorized);
     }
-    let segs: Vec<String> = path
-        .trim_start_matches('/')
-        .split('/')
-        .map(str::to_owned)
-        .collect();
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    match (method, segs.as_slice()) {
-        (Method::GET, ["v1", "state"]) => {
-            let only = query
-                .as_deref()
-                .and_then(|q| q.strip_prefix("tenant="))
-                .map(str::to_owned);
+    let Some(route) = route else {
+        return error(&ApiError::NoSuchEndpoint);
+    };
+    match (method, route) {
+        (Method::GET, Route::State) => {
+            let only = match paths::state_filter(query.as_deref()) {
+                Ok(o) => o,
+                Err(e) => return error(&e),
+            };
             let g = lock(st);
-            let blocks: serde_json::Map<String, Value> = g
-                .blocks
-                .iter()
-                .map(|(k, e)| (k.clone(), json!(e)))
-                .collect();
-            let tenants: serde_json::Map<String, Value> = g
+            let tenants = g
                 .tenants
                 .iter()
                 .filter(|(t, _)| only.as_ref().is_none_or(|o| o == *t))
                 .map(|(t, (rev, h))| {
                     (
                         t.clone(),
-                        json!({"revision": rev, "rowsHash": h, "renderedHash": h,
-                               "readbackHash": h, "consistent": true}),
+                        TenantView {
+                            revision: rev.clone(),
+                            rows_hash: h.clone(),
+                            rendered_hash: Some(h.clone()),
+                            readback_hash: Some(h.clone()),
+                            consistent: true,
+                            applied_at: String::new(),
+                        },
                     )
                 })
                 .collect();
             reply(
                 StatusCode::OK,
-                &json!({"tenants": tenants, "kamailio": "reachable", "unexpectedTenants": [],
-                        "lastError": null, "blocks": blocks}),
+                &StateAnswer {
+                    tenants,
+                    kamailio: KAMAILIO_REACHABLE.into(),
+                    blocks: g.blocks.clone(),
+                    ..StateAnswer::default()
+                },
             )
         }
-        (Method::PUT, ["v1", "tenants", t]) => {
-            let t = (*t).to_owned();
+        (Method::PUT, Route::Tenant(t)) => {
+            let t = t.to_owned();
             let delay = lock(st).delay;
-            let body = match read_then_wait(req, 32 << 20, delay).await {
+            let body = match read_then_wait(req, MAX_BODY, delay).await {
                 Ok(b) => b,
-                Err(r) => return r,
+                Err(e) => return error(&e),
             };
-            let (status, answer, label) = put(st, &t, &body);
+            let (answer, label) = put(st, &t, &body);
             let mut g = lock(st);
             g.log.push(ApplyRecord {
                 received,
                 at: SystemTime::now(),
                 tenant: t,
                 revision: label,
-                status: status.as_u16(),
+                status: status_of(&answer).as_u16(),
                 via: Via::Put,
                 revalidated: false,
             });
-            reply(status, &answer)
+            respond(&answer)
         }
-        (Method::POST, ["v1", "tenants", _, "stage" | "commit"]) if lock(st).legacy => {
-            reply(StatusCode::NOT_FOUND, &json!({"error": "no such endpoint"}))
+        (Method::POST, Route::Stage(_) | Route::Commit(_)) if lock(st).legacy => {
+            error(&ApiError::NoSuchEndpoint)
         }
-        (Method::POST, ["v1", "tenants", t, "stage"]) => {
-            let t = (*t).to_owned();
+        (Method::POST, Route::Stage(t)) => {
+            let t = t.to_owned();
             let delay = lock(st).delay;
-            let body = match read_then_wait(req, 32 << 20, delay).await {
+            let body = match read_then_wait(req, MAX_BODY, delay).await {
                 Ok(b) => b,
-                Err(r) => return r,
+                Err(e) => return error(&e),
             };
-            let (status, answer, label) = stage(st, &t, &body);
+            let (answer, label) = stage(st, &t, &body);
             let mut g = lock(st);
             g.stage_log.push(StageRecord {
                 received,
                 at: SystemTime::now(),
                 tenant: t,
                 revision: label,
-                status: status.as_u16(),
+                status: status_of(&answer).as_u16(),
             });
-            reply(status, &answer)
+            respond(&answer)
         }
-        (Method::POST, ["v1", "tenants", t, "commit"]) => {
-            let t = (*t).to_owned();
+        (Method::POST, Route::Commit(t)) => {
+            let t = t.to_owned();
             let delay = lock(st).commit_delay;
             let body = match read_then_wait(req, 1 << 20, delay).await {
                 Ok(b) => b,
-                Err(r) => return r,
+                Err(e) => return error(&e),
             };
-            let (status, answer, label, revalidated) = commit(st, &t, &body);
+            let (answer, label, revalidated) = commit(st, &t, &body);
             let mut g = lock(st);
             g.log.push(ApplyRecord {
                 received,
                 at: SystemTime::now(),
                 tenant: t,
                 revision: label,
-                status: status.as_u16(),
+                status: status_of(&answer).as_u16(),
                 via: Via::Commit,
                 revalidated,
             });
-            reply(status, &answer)
+            respond(&answer)
         }
-        (_, ["v1", "tenants", _, "stage" | "commit"]) if !lock(st).legacy => reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &json!({"error": "method not allowed"}),
-        ),
-        (Method::DELETE, ["v1", "tenants", t]) => {
+        (_, Route::Stage(_) | Route::Commit(_)) if !lock(st).legacy => {
+            error(&ApiError::MethodNotAllowed)
+        }
+        (Method::DELETE, Route::Tenant(t)) => {
             let delay = lock(st).delay;
             tokio::time::sleep(delay).await;
             let mut g = lock(st);
-            let status = if g.tenants.remove(*t).is_some() {
+            let answer = if g.tenants.remove(t).is_some() {
                 g.generation += 1;
-                StatusCode::OK
+                Ok(ApplyAnswer {
+                    tenant: t.to_owned(),
+                    deleted: true,
+                    ..ApplyAnswer::default()
+                })
             } else {
-                StatusCode::NOT_FOUND
+                Err(ApiError::NotFound(format!("tenant {t} is not applied")))
             };
             g.log.push(ApplyRecord {
                 received,
                 at: SystemTime::now(),
-                tenant: (*t).to_owned(),
+                tenant: t.to_owned(),
                 revision: None,
-                status: status.as_u16(),
+                status: status_of(&answer).as_u16(),
                 via: Via::Delete,
                 revalidated: false,
             });
-            if status == StatusCode::OK {
-                reply(status, &json!({"tenant": t, "deleted": true}))
-            } else {
-                reply(
-                    status,
-                    &json!({"error": format!("tenant {t} is not applied")}),
-                )
-            }
+            respond(&answer)
         }
-        (Method::PUT, ["v1", "blocks"]) => {
+        (Method::PUT, Route::Blocks) => {
             let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(e) => return reply(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+                Err(e) => return error(&ApiError::ReadingBody(e.to_string())),
             };
-            let (status, answer, key) = put_block(st, &body);
+            let (answer, key) = put_block(st, &body);
             let mut g = lock(st);
-            g.block_log.push(("PUT".into(), key, status.as_u16()));
-            reply(status, &answer)
+            g.block_log
+                .push(("PUT".into(), key, status_of(&answer).as_u16()));
+            respond(&answer)
         }
-        (Method::DELETE, ["v1", "blocks", key]) => {
+        (Method::DELETE, Route::Block(key)) => {
             let mut g = lock(st);
-            let status = if g.blocks.remove(*key).is_some() {
+            let answer = if g.blocks.remove(key).is_some() {
                 g.generation += 1;
-                StatusCode::OK
+                Ok(BlocksAnswer {
+                    blocks: g.blocks.clone(),
+                })
             } else {
-                StatusCode::NOT_FOUND
+                Err(ApiError::NotFound(format!("no block `{key}`")))
             };
             g.block_log
-                .push(("DELETE".into(), (*key).to_owned(), status.as_u16()));
-            if status == StatusCode::OK {
-                reply(status, &json!({"blocks": g.blocks}))
-            } else {
-                reply(status, &json!({"error": format!("no block `{key}`")}))
-            }
+                .push(("DELETE".into(), key.to_owned(), status_of(&answer).as_u16()));
+            respond(&answer)
         }
-        _ => reply(StatusCode::NOT_FOUND, &json!({"error": "no such endpoint"})),
+        _ => error(&ApiError::NoSuchEndpoint),
     }
 }
 
-/// `PUT /v1/blocks` as the agent does it: the key's tenant must be applied
-/// and its class a valid name (422 otherwise); `expires` absent or null is
-/// 0 (until lifted), negative is refused.
 /// The request's body (at most `max` bytes), then `delay` (the agent's
 /// answer time the test asked for); `Err`: the 400 to send.
 async fn read_then_wait(
     req: Request<Incoming>,
     max: usize,
     delay: Duration,
-) -> Result<Bytes, Resp> {
+) -> Result<Bytes, ApiError> {
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return Err(reply(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": e.to_string()}),
-            ));
-        }
+        Err(e) => return Err(ApiError::ReadingBody(e.to_string())),
     };
     tokio::time::sleep(delay).await;
     Ok(body)
 }
 
-fn put_block(st: &Mutex<Inner>, body: &[u8]) -> (StatusCode, Value, String) {
-    let bad = |m: &str| (StatusCode::BAD_REQUEST, json!({"error": m}), String::new());
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return bad("malformed JSON");
+/// `PUT /v1/blocks` as the agent does it: the key's tenant must be applied
+/// and its class a valid name (422 otherwise); `expires` absent or null is
+/// 0 (until lifted), negative is refused. The answer and the key.
+fn put_block(st: &Mutex<Inner>, body: &[u8]) -> (Result<BlocksAnswer, ApiError>, String) {
+    let BlockRequest { expires, key } = match BlockRequest::from_json(body) {
+        Ok(b) => b,
+        Err(e) => return (Err(e), String::new()),
     };
-    let Some(key) = v.get("key").and_then(Value::as_str).map(str::to_owned) else {
-        return bad("`key` (tenant or tenant::class) is required");
-    };
-    let expires = match v.get("expires") {
-        None | Some(Value::Null) => 0,
-        Some(e) => match e.as_i64() {
-            Some(e) => e,
-            None => return bad("`expires` must be epoch seconds (0 = until lifted)"),
-        },
-    };
-    let refuse = |m: String| {
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"error": "rejected; the previous state stays in force", "reasons": [m]}),
-            key.clone(),
-        )
-    };
+    let refuse = |m: String| (Err(ApiError::rejected(m)), key.clone());
     if expires < 0 {
         return refuse("expires must be >= 0".into());
     }
@@ -544,74 +548,47 @@ fn put_block(st: &Mutex<Inner>, body: &[u8]) -> (StatusCode, Value, String) {
     }
     g.blocks.insert(key.clone(), expires);
     g.generation += 1;
-    (StatusCode::OK, json!({"blocks": g.blocks}), key)
+    (
+        Ok(BlocksAnswer {
+            blocks: g.blocks.clone(),
+        }),
+        key,
+    )
 }
 
-type Answer = (StatusCode, Value, Option<String>);
+/// An answer and the revision label sent (`None` when the body had none).
+type Answer<T> = (Result<T, ApiError>, Option<String>);
 
 /// The revision and policy of a PUT or stage body; `Err`: the answer.
-fn revision_body(tenant: &str, body: &[u8]) -> Result<(String, CompiledPolicy), Answer> {
-    let v: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("malformed JSON: {e}")}),
-                None,
-            ));
-        }
-    };
-    let Some(rev) = v.get("revision").and_then(Value::as_str).map(str::to_owned) else {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            json!({"error": "`revision` (a string) is required"}),
-            None,
-        ));
-    };
-    let policy: CompiledPolicy = match v.get("policy").cloned().map(serde_json::from_value) {
-        Some(Ok(p)) => p,
-        Some(Err(e)) => return Err(refusal(&rev, vec![format!("malformed policy: {e}")])),
-        None => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                json!({"error": "`policy` is required"}),
-                None,
-            ));
-        }
+fn revision_body<T>(tenant: &str, body: &[u8]) -> Result<(String, CompiledPolicy), Answer<T>> {
+    let RevisionRequest { policy, revision } = match RevisionRequest::from_json(body) {
+        Ok(r) => r,
+        Err(e) => return Err((Err(e), None)),
     };
     if policy.tenant != tenant {
         let why = format!("policy tenant {} is not the path's {tenant}", policy.tenant);
-        return Err(refusal(&rev, vec![why]));
+        return Err((Err(ApiError::rejected(why)), Some(revision)));
     }
-    Ok((rev, policy))
-}
-
-/// A 422 as the agent answers it.
-fn refusal(rev: &str, reasons: Vec<String>) -> Answer {
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        json!({"error": "rejected; the previous state stays in force", "reasons": reasons}),
-        Some(rev.to_owned()),
-    )
+    Ok((revision, policy))
 }
 
 /// What the agent checks before the live SBC is touched: the refusal set
 /// by the test, then the render. `Ok`: the rendered rows' hash.
-fn check(st: &Mutex<Inner>, rev: &str, policy: &CompiledPolicy) -> Result<String, Answer> {
+fn check(st: &Mutex<Inner>, rev: &str, policy: &CompiledPolicy) -> Result<String, ApiError> {
     if let Some((prefix, reason)) = lock(st).reject.clone()
         && rev.starts_with(&prefix)
     {
-        return Err(refusal(rev, vec![reason]));
+        return Err(ApiError::rejected(reason));
     }
     match Kamailio.render_tenant(policy, rev, jiff::Timestamp::now()) {
         Ok(rows) => Ok(rows.hash()),
-        Err(e) => Err(refusal(rev, vec![e.to_string()])),
+        Err(e) => Err(ApiError::rejected(e.to_string())),
     }
 }
 
 /// Holds `rev` for `tenant` (what a PUT or commit does once checked), and
 /// the answer's body.
-fn hold(st: &Mutex<Inner>, tenant: &str, rev: &str, hash: &str) -> Value {
+fn hold(st: &Mutex<Inner>, tenant: &str, rev: &str, hash: &str) -> ApplyAnswer {
     let mut g = lock(st);
     g.tenants
         .insert(tenant.to_owned(), (rev.to_owned(), hash.to_owned()));
@@ -622,29 +599,35 @@ fn hold(st: &Mutex<Inner>, tenant: &str, rev: &str, hash: &str) -> Value {
     for s in g.staged.values_mut() {
         s.checked_at = None;
     }
-    json!({"tenant": tenant, "deleted": false, "revision": rev, "rowsHash": hash,
-           "readbackHash": hash})
+    ApplyAnswer {
+        tenant: tenant.to_owned(),
+        deleted: false,
+        revision: Some(rev.to_owned()),
+        rows_hash: Some(hash.to_owned()),
+        readback_hash: Some(hash.to_owned()),
+        ..ApplyAnswer::default()
+    }
 }
 
-fn put(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> Answer {
+fn put(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> Answer<ApplyAnswer> {
     let (rev, policy) = match revision_body(tenant, body) {
         Ok(x) => x,
         Err(a) => return a,
     };
     match check(st, &rev, &policy) {
-        Ok(hash) => (StatusCode::OK, hold(st, tenant, &rev, &hash), Some(rev)),
-        Err(a) => a,
+        Ok(hash) => (Ok(hold(st, tenant, &rev, &hash)), Some(rev)),
+        Err(e) => (Err(e), Some(rev)),
     }
 }
 
-fn stage(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> Answer {
+fn stage(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> Answer<StageAnswer> {
     let (rev, policy) = match revision_body(tenant, body) {
         Ok(x) => x,
         Err(a) => return a,
     };
     let hash = match check(st, &rev, &policy) {
         Ok(h) => h,
-        Err(a) => return a,
+        Err(e) => return (Err(e), Some(rev)),
     };
     let mut g = lock(st);
     if !g.forget_stages {
@@ -664,29 +647,26 @@ fn stage(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> Answer {
         );
     }
     (
-        StatusCode::OK,
-        json!({"tenant": tenant, "revision": rev, "staged": true, "bundleHash": hash,
-               "probes": [], "timingsMs": {}}),
+        Ok(StageAnswer {
+            tenant: tenant.to_owned(),
+            revision: rev.clone(),
+            staged: true,
+            bundle_hash: hash,
+            ..StageAnswer::default()
+        }),
         Some(rev),
     )
 }
 
-/// A commit: (status, answer, revision label, revalidated).
+/// A commit: (answer, revision label, revalidated).
 fn commit(
     st: &Mutex<Inner>,
     tenant: &str,
     body: &[u8],
-) -> (StatusCode, Value, Option<String>, bool) {
-    let Some(rev) = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("revision").and_then(Value::as_str).map(str::to_owned))
-    else {
-        return (
-            StatusCode::BAD_REQUEST,
-            json!({"error": "`revision` (a string) is required"}),
-            None,
-            false,
-        );
+) -> (Result<ApplyAnswer, ApiError>, Option<String>, bool) {
+    let rev = match CommitRequest::from_json(body) {
+        Ok(c) => c.revision,
+        Err(e) => return (Err(e), None, false),
     };
     let staged = {
         let mut g = lock(st);
@@ -701,20 +681,11 @@ fn commit(
                     s.revision
                 );
                 g.staged.insert(tenant.to_owned(), s);
-                return (
-                    StatusCode::CONFLICT,
-                    json!({"error": msg}),
-                    Some(rev),
-                    false,
-                );
+                return (Err(ApiError::Conflict(msg)), Some(rev), false);
             }
             None => {
-                return (
-                    StatusCode::CONFLICT,
-                    json!({"error": format!("nothing is staged for tenant `{tenant}`")}),
-                    Some(rev),
-                    false,
-                );
+                let msg = format!("nothing is staged for tenant `{tenant}`");
+                return (Err(ApiError::Conflict(msg)), Some(rev), false);
             }
         }
     };
@@ -725,13 +696,15 @@ fn commit(
         // the state changed since the stage: check again, as the agent does
         match check(st, &rev, &s.policy) {
             Ok(h) => h,
-            Err((status, answer, label)) => return (status, answer, label, true),
+            Err(e) => return (Err(e), Some(rev), true),
         }
     };
-    let mut answer = hold(st, tenant, &rev, &hash);
-    answer["staged"] = json!(true);
-    answer["revalidated"] = json!(!fresh);
-    (StatusCode::OK, answer, Some(rev), !fresh)
+    let answer = ApplyAnswer {
+        staged: Some(true),
+        revalidated: Some(!fresh),
+        ..hold(st, tenant, &rev, &hash)
+    };
+    (Ok(answer), Some(rev), !fresh)
 }
 
 /// A TollPolicy named after its `tenant`, rolling `policy` out over the

@@ -64,8 +64,12 @@ pub async fn push_blocks(
                 token: token.cloned(),
             };
             let calls = blocks.iter().map(|(k, e)| ctx.agents.put_block(&at, k, *e));
-            let res: Vec<Result<(), String>> = futures::future::join_all(calls).await;
-            let errs: Vec<String> = res.into_iter().filter_map(Result::err).collect();
+            let res = futures::future::join_all(calls).await;
+            let errs: Vec<String> = res
+                .into_iter()
+                .filter_map(Result::err)
+                .map(|e| e.to_string())
+                .collect();
             for _ in 0..blocks.len() - errs.len() {
                 ctx.metrics.agent_call("block", "ok");
             }
@@ -97,7 +101,11 @@ pub async fn lift_blocks(
             let res =
                 futures::future::join_all(keys.iter().map(|k| ctx.agents.delete_block(&at, k)))
                     .await;
-            let errs: Vec<String> = res.into_iter().filter_map(Result::err).collect();
+            let errs: Vec<String> = res
+                .into_iter()
+                .filter_map(Result::err)
+                .map(|e| e.to_string())
+                .collect();
             ctx.metrics
                 .agent_call("unblock", if errs.is_empty() { "ok" } else { "failed" });
             target_failure(&r.id, &errs)
@@ -137,7 +145,7 @@ pub async fn ensure(
             };
             let held = match ctx.agents.state(&at, tenant).await {
                 Ok(s) => s.blocks,
-                Err(e) => return (r.id.clone(), Err(e)),
+                Err(e) => return (r.id.clone(), Err(e.to_string())),
             };
             let missing: BTreeMap<String, i64> = want
                 .iter()
@@ -150,7 +158,7 @@ pub async fn ensure(
                     Ok(()) => ctx.metrics.agent_call("block", "ok"),
                     Err(m) => {
                         ctx.metrics.agent_call("block", "failed");
-                        errs.push(m);
+                        errs.push(m.to_string());
                     }
                 }
             }

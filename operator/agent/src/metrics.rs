@@ -1,0 +1,593 @@
+//! What `/metrics` counts and labels: the agent's counters ([`Metrics`]),
+//! the labels derived from the applied policies ([`MetricLabels`]), the
+//! `tg_stat` counters folded into families, and the text format's lines.
+//! The scrape itself is `metrics_text`.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
+use tollgate_ir::{CompiledPolicy, LimitMetric};
+use tollgate_kamailio::TenantRows;
+use tollgate_kamailio::kamailio;
+
+use crate::state::Persisted;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub applies_ok: AtomicU64,
+    pub applies_rejected: AtomicU64,
+    pub applies_failed: AtomicU64,
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+    pub recoveries: AtomicU64,
+    pub last_apply_us: AtomicU64,
+    /// Revisions staged (checked, not yet committed).
+    pub stages: AtomicU64,
+}
+
+/// What the labels of the `tg_stat` families may hold.
+pub(crate) struct StatLabels<'a> {
+    /// The applied tenants.
+    pub(crate) tenants: &'a [String],
+    /// Every rule id the applied policies (and tollgate.cfg) can name.
+    pub(crate) rules: &'a BTreeSet<String>,
+    /// Applied tenant → its [`policy_classes`].
+    pub(crate) classes: &'a BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The `tg_stat` counters, labelled: one map per family.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct StatCounters {
+    /// (tenant, outcome, rule): `tollgate_calls_total`.
+    pub(crate) calls: BTreeMap<(String, String, String), u64>,
+    /// (tenant, country): `tollgate_calls_by_country_total`.
+    pub(crate) by_country: BTreeMap<(String, String), u64>,
+    /// (tenant, rule): `tollgate_rate_limit_calls_total`.
+    pub(crate) rated: BTreeMap<(String, String), u64>,
+    /// (tenant, class, outcome): `tollgate_calls_by_class_total`.
+    pub(crate) by_class: BTreeMap<(String, String, String), u64>,
+}
+
+/// Folds `tg_stat`'s entries (`<t>::<o>::<r>` → count) into the families,
+/// the `seeds` ([`counter_seeds`]) first at 0 so that a series' first call is
+/// an increase. Labels are bounded by `labels`: a tenant that is not applied
+/// is `other` in `tollgate_calls_total` (`_`, the unknown source, stays) and
+/// dropped from the other families; an unknown rule, outcome or class is
+/// `other`.
+pub(crate) fn stat_counters(
+    entries: &[(String, Value)],
+    seeds: &[(String, String, String)],
+    labels: &StatLabels<'_>,
+) -> StatCounters {
+    let mut out = StatCounters::default();
+    let applied = |t: &str| labels.tenants.iter().any(|x| x == t);
+    for (t, o, r) in seeds {
+        if o == "country" {
+            out.by_country.entry((t.clone(), r.clone())).or_default();
+        } else if o == "rated" {
+            out.rated.entry((t.clone(), r.clone())).or_default();
+        } else if o == "class" {
+            if let Some(known) = labels.classes.get(t) {
+                let (oc, c) = class_labels(r, known);
+                out.by_class
+                    .entry((t.clone(), c.to_string(), oc.to_string()))
+                    .or_default();
+            }
+        } else {
+            out.calls
+                .entry((t.clone(), o.clone(), r.clone()))
+                .or_default();
+        }
+    }
+    for (key, value) in entries {
+        let n = match value {
+            Value::Number(n) => n.as_u64().unwrap_or(0),
+            Value::String(s) => s.parse().unwrap_or(0),
+            _ => 0,
+        };
+        let mut it = key.splitn(3, "::");
+        let (Some(t), Some(o), Some(r)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        // `<t>::country::<CC>`: allowed calls per destination country
+        // (tollgate.cfg), for applied tenants
+        if o == "country" {
+            if applied(t) {
+                *out.by_country
+                    .entry((t.to_string(), country_label(r).to_string()))
+                    .or_default() += n;
+            }
+            continue;
+        }
+        // `<t>::class::<outcome>::<class>`: every verdict after the class
+        // lookup, once per class of the number (tollgate.cfg route
+        // COUNT_CLASSES), for applied tenants
+        if o == "class" {
+            if let (true, Some(known)) = (applied(t), labels.classes.get(t)) {
+                let (oc, c) = class_labels(r, known);
+                *out.by_class
+                    .entry((t.to_string(), c.to_string(), oc.to_string()))
+                    .or_default() += n;
+            }
+            continue;
+        }
+        // `<t>::rated::<rule>`: calls a rate limit with a warning level saw
+        // (tollgate.cfg route LIMIT_RATE)
+        if o == "rated" {
+            if applied(t) && labels.rules.contains(r) {
+                *out.rated.entry((t.to_string(), r.to_string())).or_default() += n;
+            }
+            continue;
+        }
+        let t = if t == "_" || applied(t) { t } else { "other" };
+        let o = if ["allow", "deny", "limit", "error", "warning"].contains(&o) {
+            o
+        } else {
+            "other"
+        };
+        let r = if labels.rules.contains(r) { r } else { "other" };
+        *out.calls
+            .entry((t.to_string(), o.to_string(), r.to_string()))
+            .or_default() += n;
+    }
+    out
+}
+
+/// What `/metrics` derives from the applied policies: computed when they
+/// change (`Agent::new`, every successful apply), not on every scrape.
+#[derive(Debug, Default)]
+pub(crate) struct MetricLabels {
+    pub(crate) tenants: Vec<String>,
+    /// Rule ids a `tollgate_calls_total` sample may carry.
+    pub(crate) known_rules: BTreeSet<String>,
+    /// (tenant, class) with a concurrency limit.
+    pub(crate) class_limits: BTreeSet<(String, String)>,
+    pub(crate) windows: Vec<(String, tollgate_ir::TimeWindow)>,
+    pub(crate) seeds: Vec<(String, String, String)>,
+    /// tenant → its revision as a number (`<n>@sha256:…` labels) or the
+    /// label itself.
+    pub(crate) revisions: Vec<(String, String)>,
+    /// tenant → the classes its numbers can have.
+    pub(crate) class_names: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl MetricLabels {
+    pub(crate) fn of(state: &Persisted, rows: &BTreeMap<String, TenantRows>) -> MetricLabels {
+        let tenants: Vec<String> = rows.keys().cloned().collect();
+        // tenant → its revision as a number (`<n>@sha256:…` labels) or
+        // the label itself
+        let revisions: Vec<(String, String)> = state
+            .tenants
+            .iter()
+            .map(|(t, s)| {
+                let r = s
+                    .revision
+                    .split_once('@')
+                    .map_or(s.revision.as_str(), |(n, _)| n);
+                (t.clone(), r.chars().take(128).collect())
+            })
+            .collect();
+        // classes with a concurrency limit, and every window, per tenant
+        let mut class_limits: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut windows = Vec::new();
+        // tenant → the classes its numbers can have (the class label's values)
+        let mut class_names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (t, s) in &state.tenants {
+            class_names.insert(t.clone(), policy_classes(&s.policy));
+            for l in &s.policy.limits {
+                if let (LimitMetric::Concurrent, Some(c)) = (l.metric, &l.class) {
+                    class_limits.insert((t.clone(), c.clone()));
+                }
+            }
+            windows.extend(s.policy.windows.iter().map(|w| (t.clone(), w.clone())));
+        }
+        let seeds: Vec<(String, String, String)> = state
+            .tenants
+            .iter()
+            .flat_map(|(t, s)| counter_seeds(t, &s.policy))
+            .collect();
+        let mut rules: BTreeSet<String> = [
+            "src:unknown",
+            "dst:invalid",
+            "dst:international",
+            "dst:emergency",
+            "sbc:tenant-missing",
+            "sbc:class-tree-missing",
+            "sbc:tree-missing",
+            "sbc:unknown",
+            "block:tenant",
+            "crypto:tls",
+            "crypto:client-certificate",
+            "crypto:srtp",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        for s in state.tenants.values() {
+            let p = &s.policy;
+            rules.extend(p.rules.iter().map(|r| r.id.clone()));
+            rules.extend(p.destinations.iter().map(|d| d.rule.clone()));
+            rules.extend(p.sources.networks.iter().map(|n| n.rule.clone()));
+            rules.extend(p.sources.geo.iter().map(|g| g.rule.clone()));
+            rules.extend(p.limits.iter().map(|l| l.rule.clone()));
+            rules.extend(p.windows.iter().map(|w| w.rule.clone()));
+        }
+        rules.extend(
+            class_names
+                .values()
+                .flatten()
+                .map(|c| format!("block:class:{c}")),
+        );
+        MetricLabels {
+            tenants,
+            known_rules: rules,
+            class_limits,
+            windows,
+            seeds,
+            revisions,
+            class_names,
+        }
+    }
+}
+
+/// The `# HELP` (if any) and `# TYPE` lines of a metric family.
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: Option<&str>) {
+    if let Some(h) = help {
+        let _ = writeln!(out, "# HELP {name} {h}");
+    }
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One sample, `name{label="value",...} value`, the label values escaped
+/// (`\` and `"`).
+pub(crate) fn sample(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
+    out.push_str(name);
+    for (i, (k, v)) in labels.iter().enumerate() {
+        let v = v.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = write!(out, "{}{k}=\"{v}\"", if i == 0 { '{' } else { ',' });
+    }
+    if !labels.is_empty() {
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// The counters a tenant's policy can move, exported as 0 before their
+/// first call: Prometheus sees no increase in a series that appears with
+/// the value 1. (tenant, outcome, rule) for allowed destination rules
+/// (`allow`) and limits (`limit`, `warning` for concurrency warnings and
+/// `rated` for rate limits with a warning level),
+/// (tenant, "country", XX) for `dst:country:XX` allow rules, and
+/// `(tenant, "class", "allow::<class>")` for every class of the policy
+/// ([`policy_classes`]): the `tg_stat` keys `<t>::<o>::<r>` they count.
+pub fn counter_seeds(tenant: &str, p: &CompiledPolicy) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    let mut add = |o: &str, r: &str| {
+        out.insert((tenant.to_string(), o.to_string(), r.to_string()));
+    };
+    for d in &p.destinations {
+        if d.action == tollgate_ir::Verdict::Allow {
+            add("allow", &d.rule);
+            if let Some(cc) = country_of_rule(&d.rule) {
+                add("country", cc);
+            }
+        }
+    }
+    for l in &p.limits {
+        if l.critical.is_some() && l.metric != LimitMetric::Duration {
+            add("limit", &l.rule);
+        }
+        if l.warning.is_some() && l.metric == LimitMetric::Concurrent {
+            add("warning", &l.rule);
+        }
+        if l.warning.is_some() && l.metric == LimitMetric::Rate {
+            add("rated", &l.rule);
+        }
+    }
+    for c in policy_classes(p) {
+        add("class", &format!("allow::{c}"));
+    }
+    out
+}
+
+/// The classes a tenant's numbers can have: `national` and `international`
+/// (every number is one of them) and each class its policy names.
+pub fn policy_classes(p: &CompiledPolicy) -> BTreeSet<String> {
+    ["national", "international"]
+        .iter()
+        .map(ToString::to_string)
+        .chain(p.classes.iter().map(|c| c.class.clone()))
+        .collect()
+}
+
+/// The outcomes of a `<t>::class::<outcome>::<class>` counter: the verdicts
+/// counted after the class lookup.
+pub const CLASS_OUTCOMES: [&str; 4] = ["allow", "deny", "limit", "error"];
+
+/// The (`outcome`, `class`) labels of a `<t>::class::<outcome>::<class>`
+/// counter from its `<outcome>::<class>`: the outcome when it is one of
+/// [`CLASS_OUTCOMES`] and the class when it is one of `known` (the tenant's
+/// [`policy_classes`]), each else `other`.
+pub fn class_labels<'a>(rest: &'a str, known: &BTreeSet<String>) -> (&'a str, &'a str) {
+    let (o, c) = rest.split_once("::").unwrap_or((rest, ""));
+    (
+        if CLASS_OUTCOMES.contains(&o) {
+            o
+        } else {
+            "other"
+        },
+        if known.contains(c) { c } else { "other" },
+    )
+}
+
+/// The `country` label of a `<t>::country::<CC>` counter: the code when it
+/// is two capital letters (what the country tree holds), else `ZZ`.
+pub fn country_label(cc: &str) -> &str {
+    if cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase()) {
+        cc
+    } else {
+        kamailio::NO_COUNTRY
+    }
+}
+
+/// The destination country of a `dst:country:XX` rule id (optionally
+/// `@window`): the ISO code when it is two capital letters.
+pub fn country_of_rule(rule: &str) -> Option<&str> {
+    let cc = rule.strip_prefix("dst:country:")?;
+    let cc = cc.split_once('@').map_or(cc, |(c, _)| c);
+    (cc.len() == 2 && cc.bytes().all(|b| b.is_ascii_uppercase())).then_some(cc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{country_label, country_of_rule};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    #[test]
+    fn country_labels() {
+        assert_eq!(country_label("FR"), "FR");
+        assert_eq!(country_label("ZZ"), "ZZ");
+        for bad in ["", "fr", "FRA", "F", "F1", "\"\"", "É"] {
+            assert_eq!(country_label(bad), "ZZ", "{bad}");
+        }
+    }
+
+    #[test]
+    fn class_counter_labels() {
+        let known: BTreeSet<String> = ["national", "international", "premium-rate"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let l = |r| super::class_labels(r, &known);
+        assert_eq!(l("allow::national"), ("allow", "national"));
+        assert_eq!(l("deny::premium-rate"), ("deny", "premium-rate"));
+        assert_eq!(l("limit::international"), ("limit", "international"));
+        assert_eq!(l("error::national"), ("error", "national"));
+        // not a verdict counted per class, or no outcome at all
+        assert_eq!(l("warning::national"), ("other", "national"));
+        assert_eq!(l("national"), ("other", "other"));
+        assert_eq!(l(""), ("other", "other"));
+        // a class the policy does not name (e.g. dropped by a new revision)
+        assert_eq!(l("allow::shared-cost"), ("allow", "other"));
+        assert_eq!(l("allow::"), ("allow", "other"));
+        assert_eq!(l("allow::national::x"), ("allow", "other"));
+        assert_eq!(l("ALLOW::National"), ("other", "other"));
+    }
+
+    #[test]
+    fn stat_entries_by_family() {
+        use serde_json::json;
+        let tenants = vec!["acme".to_string(), "globex".to_string()];
+        let rules: BTreeSet<String> = ["dst:national", "src:unknown", "limit:rate"]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let set = |v: &[&str]| v.iter().map(ToString::to_string).collect::<BTreeSet<_>>();
+        let classes: BTreeMap<String, BTreeSet<String>> = [
+            (
+                "acme".to_string(),
+                set(&["national", "international", "premium-rate"]),
+            ),
+            ("globex".to_string(), set(&["national", "international"])),
+        ]
+        .into_iter()
+        .collect();
+        let labels = super::StatLabels {
+            tenants: &tenants,
+            rules: &rules,
+            classes: &classes,
+        };
+        let entries: Vec<(String, serde_json::Value)> = [
+            ("acme::allow::dst:national", json!(5)),
+            ("_::deny::src:unknown", json!(2)),
+            ("acme::country::US", json!(4)),
+            ("acme::rated::limit:rate", json!(3)),
+            ("acme::class::allow::national", json!(5)),
+            ("acme::class::deny::national", json!(1)),
+            ("acme::class::deny::premium-rate", json!("1")),
+            // not a class of acme's policy / not an outcome counted per
+            // class: labelled other, never a calls_total row
+            ("acme::class::deny::shared-cost", json!(6)),
+            ("acme::class::deny::old-class", json!(1)),
+            ("acme::class::bogus::national", json!(7)),
+            // premium-rate is not a class of globex's policy
+            ("globex::class::limit::premium-rate", json!(2)),
+            // a tenant that is not applied (any more): dropped
+            ("initech::class::allow::national", json!(9)),
+            ("initech::allow::dst:national", json!(1)),
+            ("acme::class", json!(1)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let seeds: Vec<(String, String, String)> = [
+            ("acme", "allow", "dst:national"),
+            ("acme", "class", "allow::national"),
+            ("acme", "class", "allow::international"),
+            ("globex", "class", "allow::national"),
+            ("initech", "class", "allow::national"),
+        ]
+        .iter()
+        .map(|(t, o, r)| (t.to_string(), o.to_string(), r.to_string()))
+        .collect();
+        let got = super::stat_counters(&entries, &seeds, &labels);
+        let tri = |m: &BTreeMap<(String, String, String), u64>| {
+            m.iter()
+                .map(|((a, b, c), n)| format!("{a} {b} {c} {n}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tri(&got.by_class),
+            [
+                "acme international allow 0",
+                "acme national allow 5",
+                "acme national deny 1",
+                "acme national other 7",
+                "acme other deny 7",
+                "acme premium-rate deny 1",
+                "globex national allow 0",
+                "globex other limit 2",
+            ]
+        );
+        assert_eq!(
+            tri(&got.calls),
+            [
+                "_ deny src:unknown 2",
+                "acme allow dst:national 5",
+                "other allow dst:national 1",
+            ],
+            "no class entry is a call of an outcome `class` or `other`"
+        );
+        let pair = |m: &BTreeMap<(String, String), u64>| {
+            m.iter()
+                .map(|((a, b), n)| format!("{a} {b} {n}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pair(&got.by_country), ["acme US 4"]);
+        assert_eq!(pair(&got.rated), ["acme limit:rate 3"]);
+    }
+
+    /// acme (US) with nothing in it.
+    fn empty_policy() -> tollgate_ir::CompiledPolicy {
+        serde_json::from_value(serde_json::json!({
+            "tenant": "acme", "homeCountry": "US", "numberingPlan": "", "emergencyNumbers": ["911"],
+            "destinations": [], "classes": [], "sources": {"networks": []}, "windows": [],
+            "limits": [], "responses": [], "crypto": {"requireTls": false, "requireSrtp": false,
+            "requireClientCertificate": false}, "rules": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn classes_of_a_policy() {
+        let mut p = empty_policy();
+        fn names(p: &tollgate_ir::CompiledPolicy) -> Vec<String> {
+            crate::policy_classes(p).into_iter().collect()
+        }
+        assert_eq!(names(&p), ["international", "national"]);
+        for (prefix, class) in [
+            ("1900", "premium-rate"),
+            ("1976", "premium-rate"),
+            ("44", "national"),
+        ] {
+            p.classes.push(tollgate_ir::ClassPrefix {
+                prefix: prefix.into(),
+                class: class.into(),
+            });
+        }
+        assert_eq!(names(&p), ["international", "national", "premium-rate"]);
+    }
+
+    #[test]
+    fn metric_text_lines() {
+        let mut out = String::new();
+        super::family(&mut out, "m_total", "counter", Some("Calls."));
+        super::sample(
+            &mut out,
+            "m_total",
+            &[("tenant", "a\"b\\c"), ("rule", "r")],
+            3,
+        );
+        super::family(&mut out, "u", "gauge", None);
+        super::sample(&mut out, "u", &[], 0.5);
+        assert_eq!(
+            out,
+            "# HELP m_total Calls.\n# TYPE m_total counter\nm_total{tenant=\"a\\\"b\\\\c\",rule=\"r\"} 3\n# TYPE u gauge\nu 0.5\n"
+        );
+    }
+
+    #[test]
+    fn countries_of_rules() {
+        assert_eq!(country_of_rule("dst:country:FR"), Some("FR"));
+        assert_eq!(country_of_rule("dst:country:US@trading"), Some("US"));
+        assert_eq!(country_of_rule("dst:country:fr"), None);
+        assert_eq!(country_of_rule("dst:country:FRA"), None);
+        assert_eq!(country_of_rule("dst:prefix:33"), None);
+        assert_eq!(country_of_rule("dst:country:"), None);
+    }
+
+    #[test]
+    fn seeds() {
+        use tollgate_ir::{DestinationRule, Limit, LimitMetric, Verdict};
+        let mut p = empty_policy();
+        for (prefix, action, rule) in [
+            ("1", Verdict::Allow, "dst:national"),
+            ("1416", Verdict::Allow, "dst:country:CA"),
+            ("1212976", Verdict::Deny, "dst:prefix:1212976"),
+        ] {
+            p.destinations.push(DestinationRule {
+                prefix: prefix.into(),
+                action,
+                rule: rule.into(),
+                window: None,
+            });
+        }
+        for (metric, warning, critical, rule) in [
+            (
+                LimitMetric::Concurrent,
+                Some(2),
+                Some(3),
+                "limit:concurrent",
+            ),
+            (LimitMetric::Rate, Some(4), None, "limit:rate"),
+            (LimitMetric::Duration, None, Some(60), "limit:duration"),
+        ] {
+            p.limits.push(Limit {
+                metric,
+                class: None,
+                warning,
+                critical,
+                rule: rule.into(),
+            });
+        }
+        p.classes.push(tollgate_ir::ClassPrefix {
+            prefix: "1900".into(),
+            class: "premium-rate".into(),
+        });
+        let got: Vec<String> = super::counter_seeds("acme", &p)
+            .into_iter()
+            .map(|(_, o, r)| format!("{o} {r}"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "allow dst:country:CA",
+                "allow dst:national",
+                "class allow::international",
+                "class allow::national",
+                "class allow::premium-rate",
+                "country CA",
+                "limit limit:concurrent",
+                "rated limit:rate",
+                "warning limit:concurrent"
+            ]
+        );
+    }
+}
