@@ -1,4 +1,4 @@
-//! A stand-alone alert receiver for tests and trials: `alerts::serve` with a
+//! A stand-alone alert receiver for tests and trials: `webhook::serve` with a
 //! sink that prints every new action as one JSON line on stdout
 //! (`{"receivedUnixMs": ..., "action": {...}}`) and answers OK.
 //!
@@ -28,25 +28,20 @@ impl AlertSink for Print {
     }
 }
 
+/// A stand-alone alert receiver printing every new action as a JSON line.
+#[derive(clap::Parser, Debug)]
+struct Args {
+    /// Address to listen on (`POST /alerts`).
+    #[arg(long, default_value = "127.0.0.1:9190")]
+    listen: String,
+    /// File holding the bearer token Alertmanager presents.
+    #[arg(long)]
+    token_file: String,
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
-    let mut listen = "127.0.0.1:9190".to_string();
-    let mut token_file = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match (a.as_str(), it.next()) {
-            ("--listen", Some(v)) => listen = v,
-            ("--token-file", Some(v)) => token_file = Some(v),
-            _ => {
-                eprintln!("usage: alert-sink [--listen ADDR] --token-file FILE");
-                return std::process::ExitCode::from(2);
-            }
-        }
-    }
-    let Some(token_file) = token_file else {
-        eprintln!("usage: alert-sink [--listen ADDR] --token-file FILE");
-        return std::process::ExitCode::from(2);
-    };
+    let Args { listen, token_file } = <Args as clap::Parser>::parse();
     let token = match tollgate_plumbing::auth::read_token_file(&token_file) {
         Ok(t) => t,
         Err(e) => {
@@ -62,6 +57,6 @@ async fn main() -> std::process::ExitCode {
         }
     };
     eprintln!("alert-sink: listening on {listen} (POST /alerts)");
-    tollgate_operator::webhook::serve(listener, Print, token).await;
+    tollgate_operator::webhook::serve(listener, Print, token, std::future::pending()).await;
     std::process::ExitCode::SUCCESS
 }

@@ -159,7 +159,14 @@ async fn run_in(kube: &Client, ns: &str, n: usize, alerts: usize) -> R<(Vec<f64>
     let receiver = Arc::new(Receiver::new(sink, HOOK_TOKEN.as_bytes().to_vec()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let hook = format!("http://{}/alerts", listener.local_addr()?);
-    let server = tokio::spawn(serve_receiver(listener, Arc::clone(&receiver)));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(serve_receiver(
+        listener,
+        Arc::clone(&receiver),
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        },
+    ));
     let web: HttpClient<HttpConnector, Full<Bytes>> =
         HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new());
 
@@ -222,7 +229,8 @@ async fn run_in(kube: &Client, ns: &str, n: usize, alerts: usize) -> R<(Vec<f64>
         let answered = post.await??;
         to_answer.push(answered.as_secs_f64() * 1000.0);
     }
-    server.abort();
+    stop.send_replace(true);
+    server.await?;
     Ok((to_enforced, to_answer))
 }
 

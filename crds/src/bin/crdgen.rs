@@ -6,33 +6,22 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    let mut check = false;
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--check" => check = true,
-            "--dir" => match args.next() {
-                Some(d) => dir = PathBuf::from(d),
-                None => {
-                    eprintln!("crdgen: --dir needs a value");
-                    return ExitCode::from(2);
-                }
-            },
-            "-h" | "--help" => {
-                println!("usage: crdgen [--check] [--dir DIR]");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!(
-                    "crdgen: unknown argument `{other}` (usage: crdgen [--check] [--dir DIR])"
-                );
-                return ExitCode::from(2);
-            }
-        }
-    }
+use clap::Parser;
 
+/// Writes the CRD YAML files, or checks that they are up to date.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Verify the files instead of writing them; exit 1 naming each stale one.
+    #[arg(long)]
+    check: bool,
+    /// Directory of the files.
+    #[arg(long, value_name = "DIR", default_value = env!("CARGO_MANIFEST_DIR"))]
+    dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let Args { check, dir } = Args::parse();
     let mut stale = 0;
     for (file, crd) in tollgate_crds::all_crds() {
         let path = dir.join(file);

@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tollgate_ir::{
     AlertLevel, CompiledPolicy, LimitMetric, Response as PolicyResponse, ResponseTrigger,
@@ -465,87 +464,6 @@ pub trait AlertSink: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<String>, String>> + Send {
         let fut = self.act(action);
         async move { fut.await.map(|()| None) }
-    }
-}
-
-/// Counters of the receiver, with Prometheus text output.
-#[derive(Debug, Default)]
-pub struct ReceiverMetrics {
-    pub firing: AtomicU64,
-    pub resolved: AtomicU64,
-    pub rollback: AtomicU64,
-    pub respond: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub ignored: AtomicU64,
-    pub sink_failures: AtomicU64,
-    pub unauthorized: AtomicU64,
-    pub too_large: AtomicU64,
-    pub bad_request: AtomicU64,
-    pub bad_version: AtomicU64,
-    pub method: AtomicU64,
-    pub not_found: AtomicU64,
-    pub not_leader: AtomicU64,
-}
-
-impl ReceiverMetrics {
-    /// Prometheus text exposition.
-    pub fn text(&self) -> String {
-        use std::fmt::Write;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_alerts_received_total Alerts received on /alerts, by status.\n# TYPE tollgate_alerts_received_total counter"
-        );
-        for (s, a) in [("firing", &self.firing), ("resolved", &self.resolved)] {
-            let _ = writeln!(
-                out,
-                "tollgate_alerts_received_total{{status=\"{s}\"}} {}",
-                g(a)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_alert_actions_total New actions handed to the operator, by kind.\n# TYPE tollgate_alert_actions_total counter"
-        );
-        for (s, a) in [("rollback", &self.rollback), ("respond", &self.respond)] {
-            let _ = writeln!(out, "tollgate_alert_actions_total{{kind=\"{s}\"}} {}", g(a));
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_alerts_skipped_total Firing alerts without a new action, by reason.\n# TYPE tollgate_alerts_skipped_total counter"
-        );
-        for (s, a) in [
-            ("duplicate", &self.duplicates),
-            ("ignored", &self.ignored),
-            ("sink_failed", &self.sink_failures),
-        ] {
-            let _ = writeln!(
-                out,
-                "tollgate_alerts_skipped_total{{reason=\"{s}\"}} {}",
-                g(a)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tollgate_alert_requests_rejected_total Webhook requests refused, by reason.\n# TYPE tollgate_alert_requests_rejected_total counter"
-        );
-        for (s, a) in [
-            ("unauthorized", &self.unauthorized),
-            ("too_large", &self.too_large),
-            ("bad_request", &self.bad_request),
-            ("bad_version", &self.bad_version),
-            ("method", &self.method),
-            ("not_found", &self.not_found),
-            ("not_leader", &self.not_leader),
-        ] {
-            let _ = writeln!(
-                out,
-                "tollgate_alert_requests_rejected_total{{reason=\"{s}\"}} {}",
-                g(a)
-            );
-        }
-        out
     }
 }
 

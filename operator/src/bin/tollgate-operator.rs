@@ -5,22 +5,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::{Parser, ValueEnum};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tollgate_operator::admin;
 use tollgate_operator::controller::agents::HttpAgents;
 use tollgate_operator::controller::metrics::Metrics;
 use tollgate_operator::controller::responses::OperatorSink;
 use tollgate_operator::controller::{Config, Operator};
 use tollgate_operator::webhook::{Receiver, serve_receiver};
+use tollgate_plumbing::metrics::Registry;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
@@ -56,11 +52,11 @@ struct Args {
     /// Name of the coordination.k8s.io/v1 Lease.
     #[arg(long, default_value = "tollgate-operator")]
     lease_name: String,
-    /// Namespace of the Lease (default: $POD_NAMESPACE, else `default`).
-    #[arg(long)]
+    /// Namespace of the Lease (default: `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
     lease_namespace: Option<String>,
-    /// Identity in the Lease and in Events (default: $HOSTNAME, else random).
-    #[arg(long)]
+    /// Identity in the Lease and in Events (default: random).
+    #[arg(long, env = "HOSTNAME")]
     identity: Option<String>,
     /// TollPolicies reconciled at once (0: unbounded).
     #[arg(long, default_value_t = 16)]
@@ -77,68 +73,11 @@ struct Args {
     log_format: LogFormat,
 }
 
-type Extra = Arc<dyn Fn() -> String + Send + Sync>;
-
 fn random_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     format!("tollgate-operator-{:016x}", h.finish())
-}
-
-async fn serve_metrics(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    extra: Option<Extra>,
-    ready: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "metrics listening");
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let m = Arc::clone(&metrics);
-        let extra = extra.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<Incoming>| {
-                let m = Arc::clone(&m);
-                let extra = extra.clone();
-                let ready = *ready.borrow();
-                async move {
-                    let (code, ctype, body) = match (req.method(), req.uri().path()) {
-                        (&Method::GET, "/metrics") => {
-                            let mut text = m.render();
-                            if let Some(x) = &extra {
-                                text.push_str(&x());
-                            }
-                            (StatusCode::OK, "text/plain; version=0.0.4", text)
-                        }
-                        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".into()),
-                        (&Method::GET, "/readyz") if ready => {
-                            (StatusCode::OK, "text/plain", "ready\n".into())
-                        }
-                        (&Method::GET, "/readyz") => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "text/plain",
-                            "starting\n".into(),
-                        ),
-                        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
-                    };
-                    let mut r = Response::new(Full::new(Bytes::from(body)));
-                    *r.status_mut() = code;
-                    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
-                        r.headers_mut().insert("content-type", v);
-                    }
-                    Ok::<_, std::convert::Infallible>(r)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -208,15 +147,26 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let identity = args
         .identity
         .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .filter(|h| !h.is_empty())
         .unwrap_or_else(random_id);
     let client = Client::try_default().await?;
+    // The process's one metrics registry: the controller's metrics and,
+    // with the webhook, the receiver's.
+    let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::default());
+    metrics.register(&mut registry);
+    // The servers (metrics, webhook) stop when this flips.
+    let (servers_stop, servers_rx) = watch::channel(false);
+    let servers_stopped = move || {
+        let mut rx = servers_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
     // The webhook: only with a token. Every replica serves it; only the
     // leader's sink holds a controller context and acts, the others answer
     // 503 and Alertmanager retries (through the Service, to the leader).
     let sink = OperatorSink::default();
-    let mut extra: Option<Extra> = None;
     let mut webhook_task = None;
     if let Some(t) = webhook_token {
         let receiver = Arc::new(Receiver::new(sink.clone(), t.into_bytes()));
@@ -224,20 +174,34 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             .await
             .map_err(|e| format!("binding --webhook-addr {}: {e}", args.webhook_addr))?;
         tracing::info!(addr = %args.webhook_addr, "alert webhook listening (POST /alerts, bearer token)");
-        let r = Arc::clone(&receiver);
-        extra = Some(Arc::new(move || r.metrics.text()));
-        webhook_task = Some(tokio::spawn(serve_receiver(listener, receiver)));
+        receiver.metrics.register(&mut registry);
+        webhook_task = Some(tokio::spawn(serve_receiver(
+            listener,
+            receiver,
+            servers_stopped(),
+        )));
     } else {
         tracing::info!("alert webhook off: no --webhook-token-file");
     }
     let (ready_tx, ready_rx) = watch::channel(false);
-    let m = Arc::clone(&metrics);
     let addr = args.metrics_addr;
-    let metrics_task = tokio::spawn(async move {
-        if let Err(e) = serve_metrics(addr, m, extra, ready_rx).await {
-            tracing::error!(error = %e, %addr, "metrics endpoint failed");
+    let registry = Arc::new(registry);
+    let metrics_task = match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(%addr, "metrics listening");
+            Some(tokio::spawn(admin::serve(
+                listener,
+                registry,
+                ready_rx,
+                servers_stopped(),
+            )))
         }
-    });
+        Err(e) => {
+            // as before: the operator runs on without its metrics endpoint
+            tracing::error!(error = %e, %addr, "metrics endpoint failed");
+            None
+        }
+    };
     let agents = Arc::new(HttpAgents::new(
         Duration::from_secs(args.agent_timeout_secs.max(1)),
         Duration::from_secs(args.agent_apply_timeout_secs.max(1)),
@@ -269,21 +233,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         sink.set(Some(op.context()));
         op.run(stopped(stop_rx.clone())).await;
         sink.set(None);
-        metrics_task.abort();
-        if let Some(t) = webhook_task {
-            t.abort();
-        }
+        stop_servers(servers_stop, metrics_task, webhook_task).await;
         return Ok(());
     }
 
     let lease_ns = args
         .lease_namespace
         .clone()
-        .or_else(|| {
-            std::env::var("POD_NAMESPACE")
-                .ok()
-                .filter(|s| !s.is_empty())
-        })
+        .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "default".into());
     let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
         .with_namespace(&lease_ns)
@@ -335,9 +292,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         Ok(Err(e)) => tracing::warn!(error = %e, "releasing the lease"),
         Err(e) => tracing::warn!(error = %e, "lease task"),
     }
-    metrics_task.abort();
-    if let Some(t) = webhook_task {
-        t.abort();
-    }
+    stop_servers(servers_stop, metrics_task, webhook_task).await;
     Ok(())
+}
+
+/// Closes the servers' listeners; requests in progress finish in their own
+/// tasks.
+async fn stop_servers(
+    stop: watch::Sender<bool>,
+    metrics: Option<tokio::task::JoinHandle<()>>,
+    webhook: Option<tokio::task::JoinHandle<()>>,
+) {
+    stop.send_replace(true);
+    for t in [metrics, webhook].into_iter().flatten() {
+        let _ = t.await;
+    }
 }

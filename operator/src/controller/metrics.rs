@@ -1,60 +1,47 @@
-//! The operator's Prometheus metrics (text exposition format). Labels are
-//! bounded: results, call kinds and target states, never policy or target
-//! names.
+//! The operator's Prometheus metrics, registered in the process's one
+//! registry (`tollgate_plumbing::metrics`). Labels are bounded: results,
+//! call kinds and target states, never policy or target names.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use kube::runtime::reflector::ObjectRef;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use tollgate_crds::TollPolicy;
+use tollgate_plumbing::metrics::Registry;
 
 /// Histogram bucket bounds, seconds, of a reconcile.
 const RECONCILE_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 /// Histogram bucket bounds, seconds, of a rollout.
 const ROLLOUT_BUCKETS: [f64; 9] = [1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0];
 
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
-impl Histogram {
-    fn observe(&mut self, bounds: &[f64], v: f64) {
-        if self.counts.len() != bounds.len() {
-            self.counts = vec![0; bounds.len()];
-        }
-        for (i, b) in bounds.iter().enumerate() {
-            if v <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += v;
-        self.count += 1;
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
 
-    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (i, b) in bounds.iter().enumerate() {
-            let c = self.counts.get(i).copied().unwrap_or(0);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
-        );
-        let lb = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{lb} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{lb} {}", self.count);
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentCallLabels {
+    call: &'static str,
+    result: &'static str,
+}
+
+fn rollout_histogram() -> Histogram {
+    Histogram::new(ROLLOUT_BUCKETS)
 }
 
 /// Targets of one policy by state.
@@ -70,46 +57,127 @@ pub struct TargetCounts {
     pub ineligible: u64,
 }
 
-/// The metrics.
-#[derive(Debug, Default)]
+/// The metrics: handles that [`Metrics::register`] puts in a registry
+/// (a clone of a handle shares its value).
+#[derive(Debug)]
 pub struct Metrics {
-    reconcile_ok: AtomicU64,
-    reconcile_error: AtomicU64,
-    reconcile_seconds: Mutex<Histogram>,
-    rollout_complete: Mutex<Histogram>,
-    rollout_rolled_back: Mutex<Histogram>,
-    /// call → result → count
-    agent_calls: Mutex<HashMap<(&'static str, &'static str), u64>>,
-    targets: Mutex<HashMap<ObjectRef<TollPolicy>, TargetCounts>>,
+    reconciles: Family<ResultLabel, Counter>,
+    reconcile_seconds: Histogram,
+    rollout_seconds: Family<OutcomeLabel, Histogram>,
+    targets: Family<StateLabel, Gauge>,
+    agent_calls: Family<AgentCallLabels, Counter>,
+    leader: Gauge,
+    /// Each policy's targets; `targets` is their sum.
+    per_policy: Mutex<HashMap<ObjectRef<TollPolicy>, TargetCounts>>,
     /// When each policy's current rollout was first seen (revision, unix s).
     rollout_started: Mutex<HashMap<ObjectRef<TollPolicy>, (i64, i64)>>,
-    leader: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let m = Metrics {
+            reconciles: Family::default(),
+            reconcile_seconds: Histogram::new(RECONCILE_BUCKETS),
+            rollout_seconds: Family::new_with_constructor(rollout_histogram),
+            targets: Family::default(),
+            agent_calls: Family::default(),
+            leader: Gauge::default(),
+            per_policy: Mutex::default(),
+            rollout_started: Mutex::default(),
+        };
+        // the bounded series are there, at 0, from the first scrape on
+        for result in ["ok", "error"] {
+            let _ = m.reconciles.get_or_create(&ResultLabel { result });
+        }
+        for outcome in ["complete", "rolled_back"] {
+            let _ = m.rollout_seconds.get_or_create(&OutcomeLabel { outcome });
+        }
+        m.set_target_sums(&HashMap::new());
+        m
+    }
 }
 
 impl Metrics {
+    /// Registers the metrics in `registry` (the process's one registry).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tollgate_operator_reconciles",
+            "Reconciles of TollPolicies, by result",
+            self.reconciles.clone(),
+        );
+        registry.register(
+            "tollgate_operator_reconcile_duration_seconds",
+            "Time one reconcile took (agent calls included)",
+            self.reconcile_seconds.clone(),
+        );
+        registry.register(
+            "tollgate_operator_rollout_duration_seconds",
+            "From the first reconcile that saw a rollout to its completion or rollback",
+            self.rollout_seconds.clone(),
+        );
+        registry.register(
+            "tollgate_operator_targets",
+            "Targets of all policies, by state",
+            self.targets.clone(),
+        );
+        registry.register(
+            "tollgate_operator_agent_calls",
+            "Calls to SBC agents, by call and result",
+            self.agent_calls.clone(),
+        );
+        registry.register(
+            "tollgate_operator_leader",
+            "1 while this process holds the leader lease",
+            self.leader.clone(),
+        );
+    }
+
+    /// The exposition text of these metrics alone (a registry of their
+    /// own; the binary serves the process's registry instead).
+    pub fn render(&self) -> String {
+        let mut r = Registry::default();
+        self.register(&mut r);
+        tollgate_plumbing::metrics::encode(&r)
+    }
+
     /// A reconcile ended.
     pub fn reconciled(&self, ok: bool, seconds: f64) {
-        if ok {
-            self.reconcile_ok.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.reconcile_error.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Ok(mut h) = self.reconcile_seconds.lock() {
-            h.observe(&RECONCILE_BUCKETS, seconds);
-        }
+        let result = if ok { "ok" } else { "error" };
+        self.reconciles.get_or_create(&ResultLabel { result }).inc();
+        self.reconcile_seconds.observe(seconds);
     }
 
     /// An agent call ended. `call`: state/apply/remove; `result`:
     /// ok/rejected/unreachable.
     pub fn agent_call(&self, call: &'static str, result: &'static str) {
-        if let Ok(mut m) = self.agent_calls.lock() {
-            *m.entry((call, result)).or_insert(0) += 1;
+        self.agent_calls
+            .get_or_create(&AgentCallLabels { call, result })
+            .inc();
+    }
+
+    fn set_target_sums(&self, per_policy: &HashMap<ObjectRef<TollPolicy>, TargetCounts>) {
+        let mut sum = TargetCounts::default();
+        for c in per_policy.values() {
+            sum.applied += c.applied;
+            sum.pending += c.pending;
+            sum.failing += c.failing;
+            sum.ineligible += c.ineligible;
+        }
+        for (state, n) in [
+            ("applied", sum.applied),
+            ("pending", sum.pending),
+            ("failing", sum.failing),
+            ("ineligible", sum.ineligible),
+        ] {
+            self.targets
+                .get_or_create(&StateLabel { state })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
     /// The policy's targets now (`None`: the policy is gone).
     pub fn set_targets(&self, obj: &ObjectRef<TollPolicy>, counts: Option<TargetCounts>) {
-        if let Ok(mut m) = self.targets.lock() {
+        if let Ok(mut m) = self.per_policy.lock() {
             match counts {
                 Some(c) => {
                     m.insert(obj.clone(), c);
@@ -118,6 +186,8 @@ impl Metrics {
                     m.remove(obj);
                 }
             }
+            // under the lock: concurrent reconciles set the sums in turn
+            self.set_target_sums(&m);
         }
         if counts.is_none()
             && let Ok(mut s) = self.rollout_started.lock()
@@ -152,142 +222,18 @@ impl Metrics {
             .and_then(|mut s| s.remove(obj))
             .filter(|(r, _)| *r == revision);
         if let Some((_, t0)) = started {
-            let h = if complete {
-                &self.rollout_complete
-            } else {
-                &self.rollout_rolled_back
-            };
-            if let Ok(mut h) = h.lock() {
-                h.observe(&ROLLOUT_BUCKETS, (now - t0).max(0) as f64);
-            }
+            let outcome = if complete { "complete" } else { "rolled_back" };
+            self.rollout_seconds
+                .get_or_create(&OutcomeLabel { outcome })
+                .observe((now - t0).max(0) as f64);
         }
     }
 
     /// This process holds the leader lease.
     pub fn set_leader(&self, leader: bool) {
-        self.leader.store(u64::from(leader), Ordering::Relaxed);
-    }
-
-    /// The exposition text.
-    pub fn render(&self) -> String {
-        let mut o = String::new();
-        o.push_str(
-            "# HELP tollgate_operator_reconciles_total Reconciles of TollPolicies, by result.\n",
-        );
-        o.push_str("# TYPE tollgate_operator_reconciles_total counter\n");
-        let _ = writeln!(
-            o,
-            "tollgate_operator_reconciles_total{{result=\"ok\"}} {}",
-            self.reconcile_ok.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            o,
-            "tollgate_operator_reconciles_total{{result=\"error\"}} {}",
-            self.reconcile_error.load(Ordering::Relaxed)
-        );
-        o.push_str("# HELP tollgate_operator_reconcile_duration_seconds Time one reconcile took (agent calls included).\n");
-        o.push_str("# TYPE tollgate_operator_reconcile_duration_seconds histogram\n");
-        if let Ok(h) = self.reconcile_seconds.lock() {
-            h.render(
-                &mut o,
-                "tollgate_operator_reconcile_duration_seconds",
-                "",
-                &RECONCILE_BUCKETS,
-            );
-        }
-        o.push_str("# HELP tollgate_operator_rollout_duration_seconds From the first reconcile that saw a rollout to its completion or rollback.\n");
-        o.push_str("# TYPE tollgate_operator_rollout_duration_seconds histogram\n");
-        for (outcome, h) in [
-            ("complete", &self.rollout_complete),
-            ("rolled_back", &self.rollout_rolled_back),
-        ] {
-            if let Ok(h) = h.lock() {
-                h.render(
-                    &mut o,
-                    "tollgate_operator_rollout_duration_seconds",
-                    &format!("outcome=\"{outcome}\""),
-                    &ROLLOUT_BUCKETS,
-                );
-            }
-        }
-        o.push_str("# HELP tollgate_operator_targets Targets of all policies, by state.\n");
-        o.push_str("# TYPE tollgate_operator_targets gauge\n");
-        let mut sum = TargetCounts::default();
-        if let Ok(m) = self.targets.lock() {
-            for c in m.values() {
-                sum.applied += c.applied;
-                sum.pending += c.pending;
-                sum.failing += c.failing;
-                sum.ineligible += c.ineligible;
-            }
-        }
-        for (state, n) in [
-            ("applied", sum.applied),
-            ("pending", sum.pending),
-            ("failing", sum.failing),
-            ("ineligible", sum.ineligible),
-        ] {
-            let _ = writeln!(o, "tollgate_operator_targets{{state=\"{state}\"}} {n}");
-        }
-        o.push_str(
-            "# HELP tollgate_operator_agent_calls_total Calls to SBC agents, by call and result.\n",
-        );
-        o.push_str("# TYPE tollgate_operator_agent_calls_total counter\n");
-        if let Ok(m) = self.agent_calls.lock() {
-            let mut v: Vec<_> = m.iter().collect();
-            v.sort();
-            for ((call, result), n) in v {
-                let _ = writeln!(
-                    o,
-                    "tollgate_operator_agent_calls_total{{call=\"{call}\",result=\"{result}\"}} {n}"
-                );
-            }
-        }
-        o.push_str(
-            "# HELP tollgate_operator_leader 1 while this process holds the leader lease.\n",
-        );
-        o.push_str("# TYPE tollgate_operator_leader gauge\n");
-        let _ = writeln!(
-            o,
-            "tollgate_operator_leader {}",
-            self.leader.load(Ordering::Relaxed)
-        );
-        o
+        self.leader.set(i64::from(leader));
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_bounded_series() {
-        let m = Metrics::default();
-        m.reconciled(true, 0.02);
-        m.reconciled(false, 3.0);
-        m.agent_call("apply", "ok");
-        let obj = ObjectRef::<TollPolicy>::new("p").within("ns");
-        m.set_targets(
-            &obj,
-            Some(TargetCounts {
-                applied: 2,
-                pending: 1,
-                failing: 0,
-                ineligible: 0,
-            }),
-        );
-        m.rollout_seen(&obj, 1, 100);
-        m.rollout_ended(&obj, 1, 130, true);
-        let t = m.render();
-        assert!(t.contains("tollgate_operator_reconciles_total{result=\"ok\"} 1"));
-        assert!(t.contains("tollgate_operator_reconciles_total{result=\"error\"} 1"));
-        assert!(t.contains("tollgate_operator_reconcile_duration_seconds_bucket{le=\"0.05\"} 1"));
-        assert!(t.contains("tollgate_operator_reconcile_duration_seconds_count 2"));
-        assert!(t.contains("tollgate_operator_targets{state=\"applied\"} 2"));
-        assert!(t.contains(
-            "tollgate_operator_rollout_duration_seconds_bucket{outcome=\"complete\",le=\"60\"} 1"
-        ));
-        assert!(t.contains("tollgate_operator_agent_calls_total{call=\"apply\",result=\"ok\"} 1"));
-        assert!(!t.contains("ns"), "no policy names in labels");
-    }
-}
+pub(crate) mod tests;

@@ -1,29 +1,34 @@
 //! The webhook endpoint: `POST /alerts` with `Authorization: Bearer
-//! <token>` (hyper, HTTP/1.1). See docs/alerts.md.
+//! <token>`, served by the plumbing's serve helper (hyper, HTTP/1.1). See
+//! docs/alerts.md.
 //!
 //! Order of checks: the token (anything unauthenticated gets 401 and
 //! nothing else), then whether the sink acts now (503 on a replica that is
 //! not the leader), then path (404) and method (405), then the body size
 //! (413, by `Content-Length` and while reading), then the payload (400).
-//! Nothing is logged here: neither the token nor payloads.
+//! Nothing is logged here, and the serve helper logs connection errors
+//! only: neither the token nor payloads.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use tollgate_alerts::{
-    AlertSink, Mapped, PayloadError, ReceiverMetrics, Seen, SeenKey, map_alert, parse_payload,
-};
+use tollgate_alerts::{AlertSink, Mapped, PayloadError, Seen, SeenKey, map_alert, parse_payload};
 use tollgate_plumbing::auth::authorized;
+use tollgate_plumbing::serve::Server;
+
+mod metrics;
+pub use metrics::ReceiverMetrics;
 
 /// Webhook bodies above this are refused with 413.
 pub const MAX_BODY: usize = 1 << 20;
+/// A connection whose request head has not arrived by then is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Alerts remembered as handled (oldest forgotten first).
 pub const SEEN_CAP: usize = 10_000;
 /// How long an alert is remembered as handled.
@@ -51,7 +56,7 @@ pub struct Receiver<S> {
     sink: S,
     token: Vec<u8>,
     seen: Mutex<Seen>,
-    /// Counters (`metrics.text()` is Prometheus text).
+    /// Counters (the operator registers them in its registry).
     pub metrics: ReceiverMetrics,
 }
 
@@ -83,7 +88,7 @@ impl<S: AlertSink> Receiver<S> {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         if !authorized(auth, &self.token) {
-            m.unauthorized.fetch_add(1, Ordering::Relaxed);
+            m.unauthorized.inc();
             let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
             r.headers_mut().insert(
                 "www-authenticate",
@@ -92,25 +97,25 @@ impl<S: AlertSink> Receiver<S> {
             return r;
         }
         if !self.sink.ready() {
-            m.not_leader.fetch_add(1, Ordering::Relaxed);
+            m.not_leader.inc();
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not the leader replica; retry",
             );
         }
         if req.uri().path() != "/alerts" {
-            m.not_found.fetch_add(1, Ordering::Relaxed);
+            m.not_found.inc();
             return error(StatusCode::NOT_FOUND, "no such endpoint (POST /alerts)");
         }
         if req.method() != Method::POST {
-            m.method.fetch_add(1, Ordering::Relaxed);
+            m.method.inc();
             let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed (POST)");
             r.headers_mut()
                 .insert("allow", hyper::header::HeaderValue::from_static("POST"));
             return r;
         }
         let too_large = || {
-            m.too_large.fetch_add(1, Ordering::Relaxed);
+            m.too_large.inc();
             error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("request body over {MAX_BODY} bytes"),
@@ -121,7 +126,7 @@ impl<S: AlertSink> Receiver<S> {
                 Some(n) if n > MAX_BODY as u64 => return too_large(),
                 Some(_) => {}
                 None => {
-                    m.bad_request.fetch_add(1, Ordering::Relaxed);
+                    m.bad_request.inc();
                     return error(StatusCode::BAD_REQUEST, "bad Content-Length");
                 }
             }
@@ -134,7 +139,7 @@ impl<S: AlertSink> Receiver<S> {
                 {
                     return too_large();
                 }
-                m.bad_request.fetch_add(1, Ordering::Relaxed);
+                m.bad_request.inc();
                 return error(StatusCode::BAD_REQUEST, "the body could not be read");
             }
         };
@@ -142,8 +147,8 @@ impl<S: AlertSink> Receiver<S> {
             Ok(p) => p,
             Err(e) => {
                 match e {
-                    PayloadError::Version(_) => m.bad_version.fetch_add(1, Ordering::Relaxed),
-                    _ => m.bad_request.fetch_add(1, Ordering::Relaxed),
+                    PayloadError::Version(_) => m.bad_version.inc(),
+                    _ => m.bad_request.inc(),
                 };
                 // the parser's message names a position and an expectation,
                 // not the payload's content
@@ -155,13 +160,13 @@ impl<S: AlertSink> Receiver<S> {
         for alert in &payload.alerts {
             let action = match map_alert(alert) {
                 Mapped::Resolved => {
-                    m.resolved.fetch_add(1, Ordering::Relaxed);
+                    m.resolved.inc();
                     resolved += 1;
                     continue;
                 }
                 Mapped::Ignored(reason) => {
-                    m.firing.fetch_add(1, Ordering::Relaxed);
-                    m.ignored.fetch_add(1, Ordering::Relaxed);
+                    m.firing.inc();
+                    m.ignored.inc();
                     ignored.push(json!({
                         "alertname": alert.labels.get("alertname").map(|s| s.chars().take(253).collect::<String>()),
                         "fingerprint": tollgate_alerts::fingerprint_of(alert),
@@ -170,7 +175,7 @@ impl<S: AlertSink> Receiver<S> {
                     continue;
                 }
                 Mapped::Action(a) => {
-                    m.firing.fetch_add(1, Ordering::Relaxed);
+                    m.firing.inc();
                     a
                 }
             };
@@ -180,7 +185,7 @@ impl<S: AlertSink> Receiver<S> {
                 alert.status.clone(),
             );
             if !self.seen.lock().await.claim(key.clone(), Instant::now()) {
-                m.duplicates.fetch_add(1, Ordering::Relaxed);
+                m.duplicates.inc();
                 duplicates += 1;
                 continue;
             }
@@ -189,7 +194,7 @@ impl<S: AlertSink> Receiver<S> {
                 Ok(Some(reason)) => {
                     // nothing to act on (e.g. an unknown policy): a retry
                     // would not change that
-                    m.ignored.fetch_add(1, Ordering::Relaxed);
+                    m.ignored.inc();
                     ignored.push(json!({
                         "alertname": alert.labels.get("alertname").map(|s| s.chars().take(253).collect::<String>()),
                         "fingerprint": tollgate_alerts::fingerprint_of(alert),
@@ -199,14 +204,14 @@ impl<S: AlertSink> Receiver<S> {
                 Ok(None) => {
                     actions += 1;
                     match kind {
-                        "rollback" => m.rollback.fetch_add(1, Ordering::Relaxed),
-                        _ => m.respond.fetch_add(1, Ordering::Relaxed),
+                        "rollback" => m.rollback.inc(),
+                        _ => m.respond.inc(),
                     };
                 }
                 Err(_) => {
                     // the sink reports its own error; a retry acts again
                     self.seen.lock().await.release(&key);
-                    m.sink_failures.fetch_add(1, Ordering::Relaxed);
+                    m.sink_failures.inc();
                     failed += 1;
                 }
             }
@@ -228,39 +233,35 @@ impl<S: AlertSink> Receiver<S> {
     }
 }
 
-/// Serves `POST /alerts` on `listener` until the process ends, handing new
-/// actions to `sink`.
-pub async fn serve<S: AlertSink>(listener: tokio::net::TcpListener, sink: S, token: Vec<u8>) {
-    serve_receiver(listener, Arc::new(Receiver::new(sink, token))).await;
+/// Serves `POST /alerts` on `listener` until `shutdown` completes, handing
+/// new actions to `sink`.
+pub async fn serve<S: AlertSink>(
+    listener: tokio::net::TcpListener,
+    sink: S,
+    token: Vec<u8>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_receiver(listener, Arc::new(Receiver::new(sink, token)), shutdown).await;
 }
 
-/// [`serve`] with a receiver the caller keeps (for its metrics).
+/// [`serve`] with a receiver the caller keeps (for its metrics): the
+/// plumbing's serve helper, with [`HEADER_READ_TIMEOUT`].
 pub async fn serve_receiver<S: AlertSink>(
     listener: tokio::net::TcpListener,
     receiver: Arc<Receiver<S>>,
+    shutdown: impl Future<Output = ()>,
 ) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("alerts: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let rx = receiver.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let rx = rx.clone();
-                async move { Ok::<_, std::convert::Infallible>(rx.handle(req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+    Server::new("alerts")
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve(
+            listener,
+            move |req| {
+                let rx = Arc::clone(&receiver);
+                async move { rx.handle(req).await }
+            },
+            shutdown,
+        )
+        .await;
 }
 
 #[cfg(test)]

@@ -33,9 +33,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tollgate_agent_api::paths::{self, Route};
@@ -44,6 +42,7 @@ use tollgate_agent_api::{
     MAX_BODY, RevisionRequest, StageAnswer, StateAnswer, TenantView,
 };
 use tollgate_ir::CompiledPolicy;
+use tollgate_plumbing::serve::Server;
 
 use tollgate_kamailio::Backend;
 use tollgate_kamailio::kamailio::Kamailio;
@@ -121,7 +120,6 @@ struct Inner {
     reject: Option<(String, String)>,
     delay: Duration,
     commit_delay: Duration,
-    unreachable: bool,
     /// tenant → revision staged
     staged: BTreeMap<String, Staged>,
     stage_log: Vec<StageRecord>,
@@ -199,33 +197,18 @@ impl FakeAgent {
         let state = Arc::clone(&inner);
         let token = Arc::new(token.to_owned());
         let (down, down_rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                if lock(&state).unreachable {
-                    drop(stream);
-                    continue;
-                }
+        // unreachable: new connections are dropped unanswered and open ones
+        // close (a pooled keep-alive connection must not keep answering)
+        let server = Server::new("fake-agent").refuse_while(down_rx);
+        let task = tokio::spawn(server.serve(
+            listener,
+            move |req| {
                 let st = Arc::clone(&state);
                 let tok = Arc::clone(&token);
-                let mut gone = down_rx.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let st = Arc::clone(&st);
-                        let tok = Arc::clone(&tok);
-                        async move { Ok::<_, std::convert::Infallible>(handle(&st, &tok, req).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = gone.wait_for(|d| *d) => {}
-                    }
-                });
-            }
-        });
+                async move { handle(&st, &tok, req).await }
+            },
+            std::future::pending(),
+        ));
         Ok(Self {
             addr,
             inner,
@@ -325,7 +308,6 @@ impl FakeAgent {
 
     /// Close new connections without answering, and the open ones too.
     pub fn set_unreachable(&self, on: bool) {
-        lock(&self.inner).unreachable = on;
         self.down.send_replace(on);
     }
 }

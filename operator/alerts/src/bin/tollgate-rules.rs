@@ -17,22 +17,90 @@
 
 use std::process::ExitCode;
 
+use clap::{Parser, ValueEnum};
 use tollgate_alerts::rules::{RuleFile, RuleOptions, prometheus_rule, rules_for_with};
 use tollgate_ir::CompiledPolicy;
 
-const USAGE: &str = "usage: tollgate-rules POLICY.yaml... [--format rules|prometheusrule] [--namespace NS] [--history 30d] [--fresh 10m] [--learning 1d] [--rate-window 1m]";
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// One plain Prometheus rules file, one group per policy.
+    Rules,
+    /// One `PrometheusRule` per policy, YAML documents separated by `---`.
+    #[value(name = "prometheusrule")]
+    PrometheusRule,
+}
 
-fn duration_ok(d: &str) -> bool {
+/// Compiled policies → Prometheus alerting rules (docs/alerts.md).
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    after_help = "Exit status: 0 printed, 2 usage or input error."
+)]
+struct Args {
+    /// Compiled `TollPolicy` resources or bare compiled policies (YAML).
+    #[arg(value_name = "POLICY.yaml", required = true)]
+    inputs: Vec<String>,
+    /// What to print.
+    #[arg(long, value_enum, default_value = "rules")]
+    format: Format,
+    /// Namespace of bare compiled policies.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// How far back "called before" looks.
+    #[arg(long, default_value_t = RuleOptions::default().history, value_parser = duration)]
+    history: String,
+    /// How long a new country stays "new".
+    #[arg(long, default_value_t = RuleOptions::default().fresh, value_parser = duration)]
+    fresh: String,
+    /// How long Prometheus must hold a tenant's calls before a
+    /// new-destination alert can fire.
+    #[arg(long, default_value_t = RuleOptions::default().learning, value_parser = duration)]
+    learning: String,
+    /// Window of the rate and "calls in unusual hours" increases.
+    #[arg(long, default_value_t = RuleOptions::default().rate_window, value_parser = duration)]
+    rate_window: String,
+}
+
+/// A Prometheus duration (`10m`, `30d`; one unit).
+fn duration(d: &str) -> Result<String, String> {
     let unit = d.trim_start_matches(|c: char| c.is_ascii_digit());
-    unit.len() < d.len()
+    if unit.len() < d.len()
         && ["ms", "s", "m", "h", "d", "w", "y"].contains(&unit)
         && !d.starts_with('0')
+    {
+        Ok(d.to_string())
+    } else {
+        Err(format!("`{d}` is not a Prometheus duration (e.g. 10m)"))
+    }
+}
+
+/// Why no rules were printed (exit status 2).
+#[derive(Debug, thiserror::Error)]
+enum RulesError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} ({source})")]
+    Parse {
+        path: String,
+        source: tollgate_ir::yaml::PolicyDocumentError,
+    },
+    #[error(transparent)]
+    Yaml(#[from] tollgate_ir::yaml::Error),
 }
 
 /// (namespace, name, policy) of every document of one file.
-fn read(path: &str, default_ns: &str) -> Result<Vec<(String, String, CompiledPolicy)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let docs = tollgate_ir::yaml::read_policies(&text).map_err(|e| format!("{path} ({e})"))?;
+fn read(path: &str, default_ns: &str) -> Result<Vec<(String, String, CompiledPolicy)>, RulesError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+        path: path.to_string(),
+        source,
+    })?;
+    let docs = tollgate_ir::yaml::read_policies(&text).map_err(|source| RulesError::Parse {
+        path: path.to_string(),
+        source,
+    })?;
     Ok(docs
         .into_iter()
         .map(|d| {
@@ -43,46 +111,16 @@ fn read(path: &str, default_ns: &str) -> Result<Vec<(String, String, CompiledPol
         .collect())
 }
 
-fn run() -> Result<(), (u8, String)> {
-    let usage = |m: &str| (2, format!("{m}\n{USAGE}"));
-    let mut inputs = Vec::new();
-    let mut format = "rules".to_string();
-    let mut namespace = "default".to_string();
-    let mut opt = RuleOptions::default();
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut val = |name: &str| {
-            it.next()
-                .ok_or_else(|| usage(&format!("{name} needs a value")))
-        };
-        match a.as_str() {
-            "--format" => format = val("--format")?,
-            "--namespace" | "-n" => namespace = val("--namespace")?,
-            "--history" => opt.history = val("--history")?,
-            "--fresh" => opt.fresh = val("--fresh")?,
-            "--learning" => opt.learning = val("--learning")?,
-            "--rate-window" => opt.rate_window = val("--rate-window")?,
-            "-h" | "--help" => return Err((0, USAGE.to_string())),
-            f if f.starts_with('-') => return Err(usage(&format!("unknown flag {f}"))),
-            _ => inputs.push(a),
-        }
-    }
-    if inputs.is_empty() {
-        return Err(usage("no policy file given"));
-    }
-    if format != "rules" && format != "prometheusrule" {
-        return Err(usage("--format is rules or prometheusrule"));
-    }
-    for d in [&opt.history, &opt.fresh, &opt.learning, &opt.rate_window] {
-        if !duration_ok(d) {
-            return Err(usage(&format!(
-                "`{d}` is not a Prometheus duration (e.g. 10m)"
-            )));
-        }
-    }
+fn run(args: Args) -> Result<(), RulesError> {
+    let opt = RuleOptions {
+        history: args.history,
+        fresh: args.fresh,
+        learning: args.learning,
+        rate_window: args.rate_window,
+    };
     let mut groups = Vec::new();
-    for path in &inputs {
-        for (ns, name, p) in read(path, &namespace).map_err(|e| (2, e))? {
+    for path in &args.inputs {
+        for (ns, name, p) in read(path, &args.namespace)? {
             let g = rules_for_with(&p, &ns, &name, &opt);
             for s in &g.skipped {
                 eprintln!("note: {s}");
@@ -90,31 +128,34 @@ fn run() -> Result<(), (u8, String)> {
             groups.push((ns, name, g));
         }
     }
-    if format == "rules" {
-        let file = RuleFile {
-            groups: groups.into_iter().map(|(_, _, g)| g).collect(),
-        };
-        let y = tollgate_ir::yaml::to_yaml(&file).map_err(|e| (2, e.to_string()))?;
-        print!("{y}");
-    } else {
-        for (i, (ns, name, g)) in groups.iter().enumerate() {
-            if i > 0 {
-                println!("---");
+    match args.format {
+        Format::Rules => {
+            let file = RuleFile {
+                groups: groups.into_iter().map(|(_, _, g)| g).collect(),
+            };
+            print!("{}", tollgate_ir::yaml::to_yaml(&file)?);
+        }
+        Format::PrometheusRule => {
+            for (i, (ns, name, g)) in groups.iter().enumerate() {
+                if i > 0 {
+                    println!("---");
+                }
+                print!(
+                    "{}",
+                    tollgate_ir::yaml::to_yaml(&prometheus_rule(g, ns, name))?
+                );
             }
-            let y = tollgate_ir::yaml::to_yaml(&prometheus_rule(g, ns, name))
-                .map_err(|e| (2, e.to_string()))?;
-            print!("{y}");
         }
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
-    match run() {
+    match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err((code, msg)) => {
-            eprintln!("{}{msg}", if code == 0 { "" } else { "error: " });
-            ExitCode::from(code)
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

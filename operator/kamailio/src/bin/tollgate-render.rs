@@ -15,76 +15,78 @@
 //! it. Exit status: 0 written, 1 a policy cannot be rendered, 2 usage or I/O.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
+use clap::Parser;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use tollgate_ir::CompiledPolicy;
 use tollgate_kamailio::kamailio::{self, Kamailio};
 use tollgate_kamailio::{Backend, write};
 
-const USAGE: &str = "usage: tollgate-render POLICY.yaml... --out DIR [--now RFC3339] [--revision TENANT=REV]... [--reloads]";
-
+/// Compiled policies → the Kamailio SBC data directory (docs/sbc.md).
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    after_help = "Exit status: 0 written, 1 a policy cannot be rendered, 2 usage or I/O."
+)]
 struct Args {
+    /// Compiled `TollPolicy` resources or bare compiled policies (YAML).
+    #[arg(value_name = "POLICY.yaml", required = true)]
     inputs: Vec<PathBuf>,
+    /// The SBC data directory to write.
+    #[arg(short, long, value_name = "DIR")]
     out: PathBuf,
+    /// The instant time windows are resolved from (default: now).
+    #[arg(long, value_name = "RFC3339")]
     now: Option<Timestamp>,
-    revisions: BTreeMap<String, String>,
+    /// A tenant's revision label (default: `sha256:` and 12 hex digits of
+    /// its compiled policy); repeatable.
+    #[arg(long = "revision", value_name = "TENANT=REV", value_parser = tenant_revision)]
+    revisions: Vec<(String, String)>,
+    /// Print, per changed table, the JSON-RPC reload that makes a running
+    /// SBC re-read it.
+    #[arg(long)]
     reloads: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut inputs = Vec::new();
-    let mut out = None;
-    let mut now = None;
-    let mut revisions = BTreeMap::new();
-    let mut reloads = false;
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--out" | "-o" => out = Some(PathBuf::from(it.next().ok_or("--out needs a folder")?)),
-            "--now" => {
-                let v = it.next().ok_or("--now needs an RFC 3339 time")?;
-                now = Some(
-                    v.parse::<Timestamp>()
-                        .map_err(|e| format!("--now {v}: {e}"))?,
-                );
-            }
-            "--revision" => {
-                let v = it.next().ok_or("--revision needs TENANT=REV")?;
-                let (t, r) = v.split_once('=').ok_or("--revision needs TENANT=REV")?;
-                revisions.insert(t.to_string(), r.to_string());
-            }
-            "--reloads" => reloads = true,
-            "-h" | "--help" => return Err(String::new()),
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            _ => inputs.push(PathBuf::from(a)),
-        }
-    }
-    if inputs.is_empty() {
-        return Err("no policy files".into());
-    }
-    Ok(Args {
-        inputs,
-        out: out.ok_or("--out is required")?,
-        now,
-        revisions,
-        reloads,
-    })
+fn tenant_revision(v: &str) -> Result<(String, String), String> {
+    let (t, r) = v.split_once('=').ok_or("needs TENANT=REV")?;
+    Ok((t.to_string(), r.to_string()))
+}
+
+/// Why a policy file cannot be read (exit status 2).
+#[derive(Debug, thiserror::Error)]
+enum InputError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} ({source})", path.display())]
+    Parse {
+        path: PathBuf,
+        source: tollgate_ir::yaml::PolicyDocumentError,
+    },
 }
 
 /// The compiled policies of one file: `TollPolicy` documents or bare policies.
-fn read_policies(path: &PathBuf) -> Result<Vec<CompiledPolicy>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let docs =
-        tollgate_ir::yaml::read_policies(&text).map_err(|e| format!("{} ({e})", path.display()))?;
+fn read_policies(path: &Path) -> Result<Vec<CompiledPolicy>, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let docs = tollgate_ir::yaml::read_policies(&text).map_err(|source| InputError::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(docs.into_iter().map(|d| d.policy).collect())
 }
 
-fn default_revision(p: &CompiledPolicy) -> Result<String, String> {
-    let yaml = tollgate_ir::yaml::to_yaml(p).map_err(|e| e.to_string())?;
+fn default_revision(p: &CompiledPolicy) -> Result<String, tollgate_ir::yaml::Error> {
+    let yaml = tollgate_ir::yaml::to_yaml(p)?;
     let digest = Sha256::digest(yaml.as_bytes());
     Ok(format!(
         "sha256:{}",
@@ -97,16 +99,8 @@ fn default_revision(p: &CompiledPolicy) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("error: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
+    let revisions: BTreeMap<String, String> = args.revisions.iter().cloned().collect();
     let mut policies = Vec::new();
     for path in &args.inputs {
         match read_policies(path) {
@@ -122,7 +116,7 @@ fn main() -> ExitCode {
     let backend = Kamailio;
     let mut tenants = BTreeMap::new();
     for p in &policies {
-        let revision = match args.revisions.get(&p.tenant) {
+        let revision = match revisions.get(&p.tenant) {
             Some(r) => r.clone(),
             None => match default_revision(p) {
                 Ok(r) => r,
