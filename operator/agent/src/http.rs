@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use std::sync::Arc;
 use tollgate_agent_api::paths::Route;
@@ -158,28 +157,16 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
     }
 }
 
-/// Serves the API until the process ends.
+/// Serves the API until the process ends (the one serve helper of
+/// `tollgate-plumbing`: a task per connection, accept errors logged).
 pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("agent: accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let agent = agent.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let agent = agent.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(agent, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+    tollgate_plumbing::serve::Server::new("agent")
+        .serve(
+            listener,
+            move |req| handle(agent.clone(), req),
+            std::future::pending(),
+        )
+        .await;
 }
 
 #[cfg(test)]
