@@ -22,7 +22,8 @@
 //!   string `S` the national part may begin with that libphonenumber may
 //!   take as the code's national prefix): `t,<len C>,<len S>,<modes>`; `C P`
 //!   (numbers of `C` may begin with `P`, some home country's national
-//!   prefix): `l,<len C>,<len P>`.
+//!   prefix): `l,<len C>,<len P>,<modes>` (`k` where all are of `C`'s
+//!   pattern).
 //! - `0 R D` (`R`: the home country as four digits, [`home_key`]; `D`: the
 //!   dialled digits without `+`): `n,<modes>` at `0R` itself (no prefix),
 //!   `i,<len>,<r|s>` at an international prefix (`r`: refused, `s`: read),
@@ -100,9 +101,9 @@ fn build() -> BTreeMap<String, String> {
     }
     // numbers of the code may begin with some home country's national
     // prefix: read as written even by a tenant of that home
-    for (code, p) in numbering::dial_leads() {
+    for (code, p, modes) in numbering::dial_leads() {
         rows.entry(format!("{code}{p}"))
-            .or_insert_with(|| format!("l,{},{}", code.len(), p.len()));
+            .or_insert_with(|| format!("l,{},{},{modes}", code.len(), p.len()));
     }
     // national forms of every home country
     for c in numbering::countries() {
@@ -341,8 +342,17 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
         let national = &e[cc.len()..];
         if let Some(hv) = longest(&format!("00{h}{national}")).filter(|w| w.starts_with('t')) {
             let hl = num(hv, 1);
-            let same = sl == hl;
-            if field(hv, 2) != "e" || !same {
+            // the code's row for the same string: it strips or keeps it
+            // (`t`), or its numbers so written are all of its pattern (`l`)
+            let same = sl == hl
+                && (kind == "t" || mode(v.map_or("", |v| field(v, 3)), national.len()) == 'k');
+            // ... and the rest does not begin with it again (the crate strips
+            // a second one)
+            let again = national
+                .get(hl..)
+                .and_then(|r| longest(&format!("00{h}{r}")))
+                .is_some_and(|w| w.starts_with('t'));
+            if field(hv, 2) != "e" || !same || again {
                 return Reading::Unreadable(format!(
                     "+{cc} {national} begins with {}, the national prefix of {home}: libphonenumber implementations differ on whether it is part of the number; write +{cc} without it",
                     &national[..hl.min(national.len())]

@@ -131,9 +131,11 @@ pub fn dial_region(key: &str) -> Option<&'static DialRegion> {
     data().dial_regions.get(key)
 }
 
-/// (calling code, digits): numbers of the code may begin with these digits,
-/// which are some home country's national prefix (module `dialling`).
-pub fn dial_leads() -> &'static [(&'static str, &'static str)] {
+/// (calling code, digits, per-length modes): numbers of the code may begin
+/// with these digits, which are some home country's national prefix; `k` at
+/// the lengths (of the national number) where every such number matches the
+/// code's pattern (module `dialling`).
+pub fn dial_leads() -> &'static [(&'static str, &'static str, &'static str)] {
     &data().dial_leads
 }
 
@@ -154,7 +156,7 @@ struct Data {
     by_prefix: BTreeMap<String, Option<usize>>,
     dial_regions: BTreeMap<&'static str, DialRegion>,
     dial_codes: BTreeMap<&'static str, &'static str>,
-    dial_leads: Vec<(&'static str, &'static str)>,
+    dial_leads: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 fn data() -> &'static Data {
@@ -194,7 +196,7 @@ fn parse(text: &'static str) -> Result<Data, DataError> {
     let mut emergency: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
     let mut dial_regions: BTreeMap<&'static str, DialRegion> = BTreeMap::new();
     let mut dial_codes: BTreeMap<&'static str, &'static str> = BTreeMap::new();
-    let mut dial_leads: Vec<(&'static str, &'static str)> = Vec::new();
+    let mut dial_leads: Vec<(&'static str, &'static str, &'static str)> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let err = |message: &str| DataError {
             line: index + 1,
@@ -271,11 +273,15 @@ fn parse(text: &'static str) -> Result<Data, DataError> {
                 }
                 dial_codes.insert(code, region);
             }
-            ["dial-lead", code, digits] => {
-                if !is_digits(code, 3) || !is_digits(digits, 10) {
+            ["dial-lead", code, digits, modes] => {
+                if !is_digits(code, 3)
+                    || !is_digits(digits, 10)
+                    || modes.len() != 18
+                    || !modes.bytes().all(|b| matches!(b, b'k' | b'r'))
+                {
                     return Err(err("bad lead record"));
                 }
-                dial_leads.push((code, digits));
+                dial_leads.push((code, digits, modes));
             }
             ["dial-lengths", region, lengths] => {
                 let lengths: Option<Vec<usize>> = lengths

@@ -227,6 +227,34 @@ fn modes(meta: &Metadata, p: &str, strip_always: bool, lengths: &[usize]) -> Res
     Ok(out)
 }
 
+/// Per length of a national number beginning with `p`: `k` when every such
+/// number matches the region's general pattern (the number as written is
+/// one of the region's), else `r`.
+fn lead_modes(meta: &Metadata, p: &str) -> Result<String> {
+    let dfa = Dfa::new(meta.descriptors().general().national_number().as_str())?;
+    let mut set: BTreeSet<StateID> = BTreeSet::from([dfa.walk(dfa.start, p)]);
+    let mut out = String::new();
+    for len in 0..=MAX_LEN {
+        if len < p.len() {
+            out.push('r');
+            continue;
+        }
+        if len > p.len() {
+            set = set
+                .iter()
+                .flat_map(|&s| (b'0'..=b'9').map(move |d| (s, d)))
+                .map(|(s, d)| dfa.step(s, d))
+                .collect();
+        }
+        out.push(if len > p.len() && set.iter().all(|&s| dfa.accepts(s)) {
+            'k'
+        } else {
+            'r'
+        });
+    }
+    Ok(out)
+}
+
 /// Whether some string matched by the region's general pattern begins with
 /// `p` or is a proper prefix of it.
 fn general_may_begin_with(meta: &Metadata, p: &str) -> Result<bool> {
@@ -387,8 +415,9 @@ pub fn records(codes: &[u16], regions_of: impl Fn(u16) -> Vec<&'static Metadata>
     // numbers dialled with any calling code (libphonenumber uses the code's
     // own region): the normalizer refuses `+C <p>...` for a home national
     // prefix p unless C itself handles p, or numbers of C may begin with p
-    // (then the literal reading is kept: `+39 06...` is Rome). These records
-    // list the second case.
+    // (then the literal reading is kept, at the lengths where every number
+    // so written matches the code's pattern: `+39 06...` is Rome). These
+    // records list the second case.
     let exact: BTreeSet<&str> = seen
         .values()
         .flat_map(|r| r.trunk.iter())
@@ -414,7 +443,10 @@ pub fn records(codes: &[u16], regions_of: impl Fn(u16) -> Vec<&'static Metadata>
                 continue;
             }
             if general_may_begin_with(main, p)? {
-                out.push_str(&format!("dial-lead\t{code}\t{p}\n"));
+                let modes = lead_modes(main, p)?;
+                if modes.contains('k') {
+                    out.push_str(&format!("dial-lead\t{code}\t{p}\t{modes}\n"));
+                }
             }
         }
     }

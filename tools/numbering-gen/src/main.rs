@@ -652,7 +652,7 @@ fn generate() -> Result<(String, String)> {
     );
     let _ = writeln!(
         w,
-        "# Records (tab-separated): source TEXT | country ISO CALLING_CODE NAME | prefix ISO DIGITS | carve-out ISO DIGITS | ambiguous DIGITS ISO,ISO.. | class NAME DESCRIPTION | class-prefix NAME DIGITS | emergency ISO NUMBER | dial-code CALLING_CODE REGION | dial-lengths REGION L,L.. | dial-idd REGION DIGITS read|refuse | dial-trunk REGION DIGITS MODES | dial-lead CALLING_CODE DIGITS"
+        "# Records (tab-separated): source TEXT | country ISO CALLING_CODE NAME | prefix ISO DIGITS | carve-out ISO DIGITS | ambiguous DIGITS ISO,ISO.. | class NAME DESCRIPTION | class-prefix NAME DIGITS | emergency ISO NUMBER | dial-code CALLING_CODE REGION | dial-lengths REGION L,L.. | dial-idd REGION DIGITS read|refuse | dial-trunk REGION DIGITS MODES | dial-lead CALLING_CODE DIGITS MODES"
     );
     let _ = writeln!(w, "source\t{source}");
     for (iso, c) in &countries {
