@@ -8,8 +8,8 @@
 //! line, mobile, toll-free, premium-rate, shared-cost, ...) of the home
 //! country in its national forms (with and without each national prefix
 //! string, with the calling code but no `+`), and example numbers of other
-//! countries (premium-rate and shared-cost examples from every 12th home,
-//! the rest from every 90th, rotating so that every example is tried) in international forms (`+`, each international
+//! countries (premium-rate and shared-cost examples from every 24th home,
+//! the rest from every 180th, rotating so that every example is tried) in international forms (`+`, each international
 //! prefix of the home country, with the destination's and the home
 //! country's national prefix where people put them: `+44 (0) 20 ...`),
 //! each written with several separator styles. The counts are printed.
@@ -211,9 +211,9 @@ fn tollgate_reads_what_libphonenumber_reads_or_refuses() {
             // every example is tried from some homes: premium-rate and
             // shared-cost ones from every fourth, the rest from every 30th
             let every = if matches!(*kind, "premium" | "shared-cost") {
-                12
+                24
             } else {
-                90
+                180
             };
             let sampled = (fi + hi) % every == 0;
             if !sampled {

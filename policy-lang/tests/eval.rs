@@ -258,8 +258,9 @@ fn unreadable_numbers_are_denied() {
         );
     }
     // numbers, but not ones libphonenumber reads as Tollgate could be sure
-    // of: a national number too short, a stray trunk prefix, 00 then 0
-    for dest in ["12345", "0020 7123 4567", "00 0 44 20 7123 4567"] {
+    // of: a national number too short, the home trunk prefix after another
+    // calling code, 00 then 0
+    for dest in ["12345", "+1 0 900 212 3456", "00 0 44 20 7123 4567"] {
         let d = Evaluator::new(&p).decide(&call(dest, "192.0.2.10", "2026-01-14T10:00:00Z"), true);
         assert_eq!(
             (d.outcome, d.stage, d.rule.as_str()),
