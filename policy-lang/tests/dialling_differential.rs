@@ -58,7 +58,11 @@ fn styles(prefix: &str, digits: &str) -> Vec<String> {
 }
 
 fn readable_idd(r: &numbering::DialRegion) -> Vec<&'static str> {
-    r.idd.iter().filter(|(_, ok)| *ok).map(|(i, _)| *i).collect()
+    r.idd
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(i, _)| *i)
+        .collect()
 }
 
 /// The national prefix strings to write numbers with: the shortest three
@@ -144,8 +148,9 @@ fn check(home: &str, id: country::Id, s: &str, ordinary: bool, c: &mut Counts) {
         Reading::Number(n) => {
             c.disagreements += 1;
             if c.failures.len() < 40 {
-                c.failures
-                    .push(format!("home {home}: `{s}`: libphonenumber {want}, Tollgate +{n}"));
+                c.failures.push(format!(
+                    "home {home}: `{s}`: libphonenumber {want}, Tollgate +{n}"
+                ));
             }
         }
         _ => c.refused_valid += 1,
@@ -177,10 +182,8 @@ fn tollgate_reads_what_libphonenumber_reads_or_refuses() {
         let Ok(id) = home.iso.parse::<country::Id>() else {
             continue;
         };
-        let (Some(meta), Some(dial)) = (
-            DATABASE.by_id(home.iso),
-            numbering::dial_region(home.iso),
-        ) else {
+        let (Some(meta), Some(dial)) = (DATABASE.by_id(home.iso), numbering::dial_region(home.iso))
+        else {
             continue;
         };
         homes += 1;

@@ -658,10 +658,7 @@ impl<'p> Renderer<'p> {
                 RenderError::invalid(
                     t,
                     "homeCountry",
-                    format!(
-                        "no dialling data for `{}`",
-                        p.home_country.escape_debug()
-                    ),
+                    format!("no dialling data for `{}`", p.home_country.escape_debug()),
                 )
             })?;
         let mut rows = vec![

@@ -378,7 +378,10 @@ pub fn region(meta: &Metadata) -> Result<Region> {
 }
 
 /// The dialling records of the data file.
-pub fn records(codes: &[u16], regions_of: impl Fn(u16) -> Vec<&'static Metadata>) -> Result<String> {
+pub fn records(
+    codes: &[u16],
+    regions_of: impl Fn(u16) -> Vec<&'static Metadata>,
+) -> Result<String> {
     let mut out = String::new();
     let mut seen: BTreeMap<String, Region> = BTreeMap::new();
     let mut code_rows = Vec::new();
@@ -402,8 +405,8 @@ pub fn records(codes: &[u16], regions_of: impl Fn(u16) -> Vec<&'static Metadata>
             } else {
                 meta.id().to_owned()
             };
-            if !seen.contains_key(&key) {
-                seen.insert(key, region(meta)?);
+            if let std::collections::btree_map::Entry::Vacant(e) = seen.entry(key) {
+                e.insert(region(meta)?);
             }
         }
     }

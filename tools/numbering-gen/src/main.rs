@@ -701,7 +701,9 @@ fn generate() -> Result<(String, String)> {
     let dial_summary = format!(
         "dialling: {} international prefixes, {} national-prefix strings",
         dial.lines().filter(|l| l.starts_with("dial-idd\t")).count(),
-        dial.lines().filter(|l| l.starts_with("dial-trunk\t")).count()
+        dial.lines()
+            .filter(|l| l.starts_with("dial-trunk\t"))
+            .count()
     );
     s.push_str(&dial);
     let summary = format!(
