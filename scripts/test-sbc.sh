@@ -133,7 +133,7 @@ record_stat() {
     *) if [ "$phrase" = "Policy Unavailable" ]; then outcome=error; else outcome=deny; fi ;;
   esac
   case "$rule|$phrase" in
-    src:unknown\|*|*"|Source Denied"|dst:invalid\|*|dst:emergency\|*|sbc:tenant-missing\|*|sbc:class-tree-missing\|*) ;;
+    src:unknown\|*|*"|Source Denied"|dst:invalid\|*|dst:unreadable\|*|dst:emergency\|*|sbc:tenant-missing\|*|sbc:class-tree-missing\|*) ;;
     *) echo "$(tenant_of "$src") $outcome $num" >> "$WORK/classed.txt" ;;
   esac
   local k; k="$(tenant_of "$src")::$outcome::$rule"
@@ -204,8 +204,8 @@ say "each rejection: its code, reason phrase and X-Tollgate-Rule"
 expect 127.30.0.1 +12125550100 403 src:unknown "Unknown Source"
 expect 127.10.9.1 +12125550100 403 src:127.10.9.0/24 "Source Denied"
 expect 127.10.1.1 abc 484 dst:invalid "Address Incomplete"
-expect 127.10.1.1 0123 484 dst:invalid "Address Incomplete"
-expect 127.20.1.1 4420712345 484 dst:invalid "Address Incomplete"
+expect 127.10.1.1 0123 484 dst:unreadable "Address Incomplete"
+expect 127.20.1.1 4420712345 484 dst:unreadable "Address Incomplete"
 expect 127.10.1.1 +0123 484 dst:invalid "Address Incomplete"
 expect 127.10.1.1 +1234567890123456 484 dst:invalid "Address Incomplete"
 expect 127.10.7.1 +12125550100 403 src:geo "Geo Blocked"
@@ -226,14 +226,14 @@ expect_classes "globex::class::deny::national+1" 127.20.8.1 02071234567 403 src:
 # from the previous message a worker handled: the calls above set classes)
 expect_classes none 127.30.0.1 +12125550100 403 src:unknown "Unknown Source"
 expect_classes none 127.10.9.1 +12125550100 403 src:127.10.9.0/24 "Source Denied"
-expect_classes none 127.10.1.1 0123 484 dst:invalid "Address Incomplete"
+expect_classes none 127.10.1.1 0123 484 dst:unreadable "Address Incomplete"
 expect_classes none 127.10.1.1 112 200 dst:emergency OK
 
 say "emergency numbers pass from a denied source (and only short codes)"
 expect 127.10.9.1 911 200 dst:emergency OK
 expect 127.10.1.1 112 200 dst:emergency OK
 expect 127.20.1.1 999 200 dst:emergency OK
-expect 127.20.1.1 911 484 dst:invalid "Address Incomplete"
+expect 127.20.1.1 911 484 dst:unreadable "Address Incomplete"
 expect 127.10.9.1 +911 403 src:127.10.9.0/24 "Source Denied"
 
 say "a missing or misspelled tree fails closed"

@@ -10,8 +10,11 @@
 //!    911) is allowed now, from any of the tenant's networks (even a denied
 //!    one): a deny network, geo-blocking, blocks, crypto, destination rules and
 //!    limits never apply to it. Otherwise a `deny` network denies.
-//! 3. **Number.** The dialed destination is normalized to E.164 digits (see
-//!    [`normalize`]); a number that cannot be read is denied (`dst:invalid`).
+//! 3. **Number.** The dialed destination is read as E.164 digits the way
+//!    libphonenumber reads it for the home country (see [`crate::dialling`]):
+//!    a string that is not a number is denied (`dst:invalid`), a number that
+//!    libphonenumber may read otherwise than Tollgate could be sure of is
+//!    denied too (`dst:unreadable`).
 //! 4. **Geo.** For a non-trunk network, the source's country against the geo
 //!    list (an unknown country passes a deny list and fails an allow-only list).
 //! 5. **Active blocks.** A response in force blocking the tenant, or a class the
@@ -24,6 +27,7 @@
 //!    call (`limit`), reaching `warning` only alerts. The responses declared for
 //!    the levels crossed are reported as triggered.
 
+use crate::dialling::Reading;
 use crate::window;
 use ipnet::IpNet;
 use jiff::Timestamp;
@@ -143,7 +147,7 @@ pub struct Decision {
     pub outcome: Outcome,
     pub stage: Stage,
     /// Id of the deciding rule (see the policy's source map), or a built-in id:
-    /// `dst:invalid`, `dst:emergency`, `src:unknown`, `block:tenant`, `block:class:NAME`.
+    /// `dst:invalid`, `dst:unreadable`, `dst:emergency`, `src:unknown`, `block:tenant`, `block:class:NAME`.
     pub rule: String,
     /// The destination as E.164 digits, when it could be read.
     pub number: Option<String>,
@@ -184,8 +188,8 @@ pub struct Evaluator<'p> {
     network_lengths_v6: Vec<u8>,
     /// Per window of `policy.windows`: its zone, if the tz database knows it.
     zones: Vec<Option<TimeZone>>,
-    /// The home country's calling code.
-    calling_code: String,
+    /// The home country (ISO code): how dialled numbers are read.
+    home: String,
 }
 
 /// The evaluator's tables are keyed by integers built from the policy's
@@ -286,40 +290,11 @@ fn network_key(addr: IpAddr, len: u8) -> (u128, u16) {
 fn digits_are(dialed: &str, number: &str) -> bool {
     dialed.bytes().filter(u8::is_ascii_digit).eq(number.bytes())
 }
-/// `+` or the international prefix, the national forms of the home country.
-/// Returns E.164 digits, or `None` when the text is not a number.
-///
-/// - `+` followed by digits: as is.
-/// - The international prefix: `011` in NANP countries (calling code 1), `00` elsewhere.
-/// - National forms: in NANP, ten digits or `1` and ten digits; elsewhere a
-///   single leading `0` (the trunk prefix) is replaced by the calling code.
-/// - Visual separators (space, `-`, `.`, `(`, `)`) are ignored.
-pub fn normalize(dialed: &str, calling_code: &str) -> Option<String> {
-    let plus = dialed.trim_start().starts_with('+');
-    let digits: String = dialed
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '+'))
-        .collect();
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let nanp = calling_code == "1";
-    let e164 = if plus {
-        digits
-    } else if nanp && digits.starts_with("011") {
-        digits[3..].to_string()
-    } else if !nanp && digits.starts_with("00") {
-        digits[2..].to_string()
-    } else if nanp && digits.len() == 10 {
-        format!("1{digits}")
-    } else if nanp && digits.len() == 11 && digits.starts_with('1') {
-        digits
-    } else if !nanp && digits.starts_with('0') {
-        format!("{calling_code}{}", &digits[1..])
-    } else {
-        return None;
-    };
-    (!e164.is_empty() && e164.len() <= 15 && !e164.starts_with('0')).then_some(e164)
+/// The dialled destination as E.164 digits for a tenant of home country
+/// `home`: see [`crate::dialling::read`] (read as libphonenumber reads it,
+/// or refused).
+pub fn normalize(dialed: &str, home: &str) -> Reading {
+    crate::dialling::read(dialed, home)
 }
 
 impl<'p> Evaluator<'p> {
@@ -390,9 +365,7 @@ impl<'p> Evaluator<'p> {
             .iter()
             .map(|w| TimeZone::get(&w.zone).ok())
             .collect();
-        let calling_code = crate::numbering::country(&policy.home_country)
-            .map(|c| c.calling_code.clone())
-            .unwrap_or_default();
+        let home = policy.home_country.clone();
         Evaluator {
             policy,
             destinations,
@@ -407,7 +380,7 @@ impl<'p> Evaluator<'p> {
             network_lengths_v4: v4.into_iter().rev().collect(),
             network_lengths_v6: v6.into_iter().rev().collect(),
             zones,
-            calling_code,
+            home,
         }
     }
 
@@ -493,20 +466,38 @@ impl<'p> Evaluator<'p> {
         }
 
         // 3. the number
-        let Some(number) = normalize(&call.destination, &self.calling_code) else {
-            note!(
-                "dst:invalid",
-                "`{}` is not a number this policy can read",
-                call.destination
-            );
-            return decision(
-                Outcome::Deny,
-                Stage::Number,
-                "dst:invalid",
-                None,
-                Vec::new(),
-                steps,
-            );
+        let number = match normalize(&call.destination, &self.home) {
+            Reading::Number(n) => n,
+            Reading::NotANumber(why) => {
+                note!(
+                    "dst:invalid",
+                    "`{}` is not a telephone number: {why}",
+                    call.destination
+                );
+                return decision(
+                    Outcome::Deny,
+                    Stage::Number,
+                    "dst:invalid",
+                    None,
+                    Vec::new(),
+                    steps,
+                );
+            }
+            Reading::Unreadable(why) => {
+                note!(
+                    "dst:unreadable",
+                    "`{}` cannot be read with certainty: {why}",
+                    call.destination
+                );
+                return decision(
+                    Outcome::Deny,
+                    Stage::Number,
+                    "dst:unreadable",
+                    None,
+                    Vec::new(),
+                    steps,
+                );
+            }
         };
         let (keys, len) = prefix_keys(&number);
         let classes = self.classes_of(&keys, len);

@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod ast;
 pub mod check;
 pub mod diag;
+pub mod dialling;
 pub mod diff;
 pub mod eval;
 pub mod fmt;

@@ -109,6 +109,42 @@ pub fn emergency_numbers(iso: &str) -> Vec<&'static str> {
     out
 }
 
+/// What the normalizer needs to read dialled numbers of one region the way
+/// libphonenumber does (module `dialling`; docs/numbering.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialRegion {
+    /// Possible lengths of a national (significant) number, local-only
+    /// lengths excluded.
+    pub lengths: Vec<usize>,
+    /// International prefixes as literal digits, and whether each can be
+    /// read (not when a shorter one is a prefix of it).
+    pub idd: Vec<(&'static str, bool)>,
+    /// Strings a national number may begin with that libphonenumber may take
+    /// as a national (trunk) prefix, with one mode per length of the number
+    /// (index = length, prefix included): `s` strip, `k` keep, `r` refuse.
+    pub trunk: Vec<(&'static str, &'static str)>,
+}
+
+/// The dialling data of a region: an ISO code, or `001-<code>` for a
+/// non-geographic calling code.
+pub fn dial_region(key: &str) -> Option<&'static DialRegion> {
+    data().dial_regions.get(key)
+}
+
+/// (calling code, digits, per-length modes): numbers of the code may begin
+/// with these digits, which are some home country's national prefix; `k` at
+/// the lengths (of the national number) where every such number matches the
+/// code's pattern (module `dialling`).
+pub fn dial_leads() -> &'static [(&'static str, &'static str, &'static str)] {
+    &data().dial_leads
+}
+
+/// Calling code → the region whose dialling data libphonenumber uses for
+/// numbers with that code (the code's main country, or `001-<code>`).
+pub fn dial_codes() -> &'static BTreeMap<&'static str, &'static str> {
+    &data().dial_codes
+}
+
 #[derive(Debug)]
 struct Data {
     source: &'static str,
@@ -118,6 +154,9 @@ struct Data {
     /// Every prefix and carve-out: the index of the owning country, or
     /// `None` for a carve-out no country owns.
     by_prefix: BTreeMap<String, Option<usize>>,
+    dial_regions: BTreeMap<&'static str, DialRegion>,
+    dial_codes: BTreeMap<&'static str, &'static str>,
+    dial_leads: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 fn data() -> &'static Data {
@@ -132,6 +171,9 @@ fn data() -> &'static Data {
             classes: Vec::new(),
             emergency: BTreeMap::new(),
             by_prefix: BTreeMap::new(),
+            dial_regions: BTreeMap::new(),
+            dial_codes: BTreeMap::new(),
+            dial_leads: Vec::new(),
         })
     })
 }
@@ -152,6 +194,9 @@ fn parse(text: &'static str) -> Result<Data, DataError> {
     let mut countries: BTreeMap<&'static str, Country> = BTreeMap::new();
     let mut classes: BTreeMap<&'static str, NumberClass> = BTreeMap::new();
     let mut emergency: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+    let mut dial_regions: BTreeMap<&'static str, DialRegion> = BTreeMap::new();
+    let mut dial_codes: BTreeMap<&'static str, &'static str> = BTreeMap::new();
+    let mut dial_leads: Vec<(&'static str, &'static str, &'static str)> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let err = |message: &str| DataError {
             line: index + 1,
@@ -222,6 +267,54 @@ fn parse(text: &'static str) -> Result<Data, DataError> {
                 }
                 emergency.entry(iso).or_default().push(number);
             }
+            ["dial-code", code, region] => {
+                if !is_digits(code, 3) {
+                    return Err(err("calling code is not 1-3 digits"));
+                }
+                dial_codes.insert(code, region);
+            }
+            ["dial-lead", code, digits, modes] => {
+                if !is_digits(code, 3)
+                    || !is_digits(digits, 10)
+                    || modes.len() != 18
+                    || !modes.bytes().all(|b| matches!(b, b'k' | b'r'))
+                {
+                    return Err(err("bad lead record"));
+                }
+                dial_leads.push((code, digits, modes));
+            }
+            ["dial-lengths", region, lengths] => {
+                let lengths: Option<Vec<usize>> = lengths
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| l.parse().ok().filter(|n| (1..=17).contains(n)))
+                    .collect();
+                dial_regions.entry(region).or_default().lengths =
+                    lengths.ok_or_else(|| err("bad lengths"))?;
+            }
+            ["dial-idd", region, digits, mode] => {
+                if !is_digits(digits, 10) || !matches!(*mode, "read" | "refuse") {
+                    return Err(err("bad international prefix record"));
+                }
+                dial_regions
+                    .entry(region)
+                    .or_default()
+                    .idd
+                    .push((digits, *mode == "read"));
+            }
+            ["dial-trunk", region, digits, modes] => {
+                if !is_digits(digits, 10)
+                    || modes.len() != 18
+                    || !modes.bytes().all(|b| matches!(b, b's' | b'k' | b'r'))
+                {
+                    return Err(err("bad national prefix record"));
+                }
+                dial_regions
+                    .entry(region)
+                    .or_default()
+                    .trunk
+                    .push((digits, modes));
+            }
             _ => return Err(err("unknown record")),
         }
     }
@@ -261,6 +354,9 @@ fn parse(text: &'static str) -> Result<Data, DataError> {
         classes,
         emergency,
         by_prefix,
+        dial_regions,
+        dial_codes,
+        dial_leads,
     })
 }
 

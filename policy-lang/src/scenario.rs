@@ -460,7 +460,10 @@ pub fn duration_text(seconds: Option<u64>) -> String {
 /// What a built-in rule id (one without a source line) means.
 pub fn builtin_meaning(rule: &str) -> Option<String> {
     Some(match rule {
-        "dst:invalid" => "built-in: the destination is not a number the policy can read".into(),
+        "dst:invalid" => "built-in: the destination is not a telephone number".into(),
+        "dst:unreadable" => {
+            "built-in: the destination is a number libphonenumber may read otherwise than Tollgate could be sure of".into()
+        }
         "dst:emergency" => "built-in: emergency numbers always connect".into(),
         "src:unknown" => "built-in: no source network of the policy contains the source".into(),
         "block:tenant" => "built-in: a response in force blocks the tenant".into(),

@@ -4,6 +4,7 @@
 use std::path::Path;
 use tollgate_ir::CompiledPolicy;
 use tollgate_policy::check;
+use tollgate_policy::dialling::Reading;
 use tollgate_policy::eval::{Call, Evaluator, Outcome, Stage, Transport, normalize};
 use tollgate_policy::load::Workspace;
 
@@ -248,7 +249,7 @@ fn globex_crypto_geo_allow_only_and_classes() {
 #[test]
 fn unreadable_numbers_are_denied() {
     let p = compile("globex");
-    for dest in ["", "abc", "+", "+1234567890123456", "12345"] {
+    for dest in ["", "abc", "+", "+1234567890123456", "+0123", "1+1"] {
         let d = Evaluator::new(&p).decide(&call(dest, "192.0.2.10", "2026-01-14T10:00:00Z"), false);
         assert_eq!(
             (d.outcome, d.rule.as_str()),
@@ -256,34 +257,44 @@ fn unreadable_numbers_are_denied() {
             "{dest}"
         );
     }
+    // numbers, but not ones libphonenumber reads as Tollgate could be sure
+    // of: a national number too short, the home trunk prefix after another
+    // calling code, 00 then 0
+    for dest in ["12345", "+1 0 900 212 3456", "00 0 44 20 7123 4567"] {
+        let d = Evaluator::new(&p).decide(&call(dest, "192.0.2.10", "2026-01-14T10:00:00Z"), true);
+        assert_eq!(
+            (d.outcome, d.stage, d.rule.as_str()),
+            (Outcome::Deny, Stage::Number, "dst:unreadable"),
+            "{dest}"
+        );
+        assert!(
+            d.trace
+                .iter()
+                .any(|s| s.rule == "dst:unreadable" && s.note.contains("cannot be read")),
+            "{dest}: {:?}",
+            d.trace
+        );
+    }
 }
 
 #[test]
 fn normalization_follows_the_home_country() {
-    assert_eq!(
-        normalize("+44 20 7123 4567", "44").as_deref(),
-        Some("442071234567")
-    );
-    assert_eq!(
-        normalize("0044 20 7123 4567", "44").as_deref(),
-        Some("442071234567")
-    );
-    assert_eq!(
-        normalize("020 7123 4567", "44").as_deref(),
-        Some("442071234567")
-    );
-    assert_eq!(
-        normalize("011 44 20 7123 4567", "1").as_deref(),
-        Some("442071234567")
-    );
-    assert_eq!(
-        normalize("(212) 555-0100", "1").as_deref(),
-        Some("12125550100")
-    );
-    assert_eq!(
-        normalize("1 212 555 0100", "1").as_deref(),
-        Some("12125550100")
-    );
-    assert_eq!(normalize("00", "44"), None);
-    assert_eq!(normalize("112", "44"), None);
+    let n = |s: &str| Reading::Number(s.to_string());
+    assert_eq!(normalize("+44 20 7123 4567", "GB"), n("442071234567"));
+    assert_eq!(normalize("0044 20 7123 4567", "GB"), n("442071234567"));
+    assert_eq!(normalize("020 7123 4567", "GB"), n("442071234567"));
+    // the trunk prefix written in brackets in an international form
+    assert_eq!(normalize("+44 (0)20 7123 4567", "GB"), n("442071234567"));
+    assert_eq!(normalize("+44 (0)20 7123 4567", "US"), n("442071234567"));
+    assert_eq!(normalize("011 44 20 7123 4567", "US"), n("442071234567"));
+    assert_eq!(normalize("(212) 555-0100", "US"), n("12125550100"));
+    assert_eq!(normalize("1 212 555 0100", "US"), n("12125550100"));
+    assert_eq!(normalize("+1 1 212 555 0100", "DE"), n("12125550100"));
+    assert_eq!(normalize("030 1234567", "DE"), n("49301234567"));
+    // a stray trunk prefix before a premium-rate number is read as
+    // libphonenumber reads it: +44 909..., not +44 0909...
+    assert_eq!(normalize("+44 0909 879 0000", "DE"), n("449098790000"));
+    assert!(matches!(normalize("00", "GB"), Reading::NotANumber(_)));
+    assert!(matches!(normalize("112", "GB"), Reading::Unreadable(_)));
+    assert!(matches!(normalize("5550100", "US"), Reading::Unreadable(_)));
 }

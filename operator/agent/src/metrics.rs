@@ -191,6 +191,7 @@ impl MetricLabels {
         let mut rules: BTreeSet<String> = [
             "src:unknown",
             "dst:invalid",
+            "dst:unreadable",
             "dst:international",
             "dst:emergency",
             "sbc:tenant-missing",

@@ -4,7 +4,9 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use tollgate_kamailio::kamailio::{COUNTRY_TREE, SENTINEL_TREE, country_rows, parse_cidr};
+use tollgate_kamailio::kamailio::{
+    COUNTRY_TREE, DIAL_TREE, SENTINEL_TREE, country_rows, dial_rows, parse_cidr,
+};
 use tollgate_kamailio::{Bundle, TenantRows};
 
 /// The htable tables whose keys are `<tenant>::...` (tg_block is runtime state
@@ -203,7 +205,8 @@ pub fn tenant_of_key(key: &str) -> Option<&str> {
 /// parser prints it, length in range, no host bits, grp = 129 - length,
 /// port 0, a tag of a known tenant); every mtree row a `d:`/`c:` tree of a
 /// known tenant with a digits-only prefix, the sentinel row, or a row of the
-/// fleet-wide country tree, which must be exactly [`country_rows`].
+/// fleet-wide country tree, which must be exactly [`country_rows`], or of
+/// the dialling tree, exactly [`dial_rows`].
 pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> {
     let mut errs = Vec::new();
     let mut bad = |m: String| {
@@ -252,6 +255,7 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
         let want = country_rows();
         // (line, prefix, country) of the country tree's rows
         let mut countries: Vec<(usize, String, String)> = Vec::new();
+        let mut dials: Vec<(usize, String, String)> = Vec::new();
         for (n, line) in mt.lines().enumerate().skip(1) {
             let f = split_row(line);
             let at = format!("mtree line {}", n + 1);
@@ -264,6 +268,10 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
             }
             if f[1] == COUNTRY_TREE {
                 countries.push((n + 1, f[2].clone(), f[3].clone()));
+                continue;
+            }
+            if f[1] == DIAL_TREE {
+                dials.push((n + 1, f[2].clone(), f[3].clone()));
                 continue;
             }
             let known = f[1]
@@ -292,6 +300,25 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
             bad(format!(
                 "the country tree has {} rows, want {}",
                 countries.len(),
+                want.len()
+            ));
+        }
+        // the dialling tree: exactly the renderer's rows, in its order
+        let want = dial_rows();
+        let differ = dials
+            .iter()
+            .zip(want)
+            .find(|((_, k, v), (wk, wv))| k != wk || v != wv);
+        if let Some(((line, k, v), (wk, wv))) = differ {
+            bad(format!(
+                "mtree line {line}: dialling tree row `{}` -> `{}`, want `{wk}` -> `{wv}`",
+                k.escape_debug(),
+                v.escape_debug()
+            ));
+        } else if dials.len() != want.len() {
+            bad(format!(
+                "the dialling tree has {} rows, want {}",
+                dials.len(),
                 want.len()
             ));
         }

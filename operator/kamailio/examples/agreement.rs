@@ -337,6 +337,32 @@ const TEMPLATES: &[(&str, usize)] = &[
     ("+44 (0)20 7946 XXXX", 1),
     ("+1.212.555.XXXX", 1),
     ("1+212555XXXX", 1),
+    // dialled forms read per home country as libphonenumber reads them, or
+    // refused (docs/language.md, "Dialled numbers")
+    ("+44 0909 XXX XXXX", 2),
+    ("+44 (0)909 XXX XXXX", 1),
+    ("+1 0 900 XXX XXXX", 2),
+    ("+1 1 900 555 XXXX", 1),
+    ("+49 (0)30 XXXXXXX", 1),
+    ("+49 0 900 XXXXXXX", 1),
+    ("44 20 7946 XXXX", 1),
+    ("49 30 XXXXXXXX", 1),
+    ("20 7946 XXXX", 1),
+    ("(030) XXXX/XXXX", 1),
+    ("[030] XXXXXXXX", 1),
+    ("0 0 44 20 7946 XXXX", 1),
+    ("00 0XX XXXX XXXX", 1),
+    ("555-XXXX", 1),
+    ("+7 812 XXX XXXX", 1),
+    ("+7 8 812 XXX XXXX", 1),
+    ("+39 06 XXXX XXXX", 1),
+    ("+39 0848 XXXXXX", 1),
+    ("011 39 06 XXXX XXXX", 1),
+    ("+33 (0)1 XX XX XX XX", 1),
+    ("+33 0 89X XX XX XX", 1),
+    ("00 44 (0) 909 XXX XXXX", 1),
+    ("+00 44 20 7946 XXXX", 1),
+    ("+011 44 20 7946 XXXX", 1),
 ];
 
 /// Fixed cases: emergency numbers (and what is not one) and unreadable input.

@@ -143,6 +143,10 @@ impl Backend for Kamailio {
                     id += 1;
                     text.push_str(&format!("{id}:{COUNTRY_TREE}:{prefix}:{iso}\n"));
                 }
+                for (key, value) in dial_rows() {
+                    id += 1;
+                    text.push_str(&format!("{id}:{DIAL_TREE}:{key}:{value}\n"));
+                }
                 id += 1;
                 text.push_str(&format!("{id}:{SENTINEL_TREE}:0:-\n"));
             }
@@ -208,6 +212,34 @@ pub const SENTINEL_TREE: &str = "tollgate-sentinel";
 /// prefix): the read-back ignores it; the agent's bundle check accepts
 /// exactly [`country_rows`].
 pub const COUNTRY_TREE: &str = "tollgate-country";
+
+/// The fleet-wide dialling tree every bundle's `mtree` table carries (after
+/// the country tree): how a dialled string is read, per home country
+/// (`tollgate_policy::dialling::rows`, the table the evaluator reads by).
+/// tollgate.cfg `route[NORMALIZE]` looks it up for every call that is not
+/// an emergency call. Not a tenant's tree: the read-back ignores it; the
+/// agent's bundle check accepts exactly [`dial_rows`].
+pub const DIAL_TREE: &str = "tollgate-dial";
+
+/// The rows of [`DIAL_TREE`]: (key, value), sorted by key; digits-only keys
+/// and values without db_text's separators (checked, else left out: the
+/// lookup then refuses the forms they would read).
+pub fn dial_rows() -> &'static [(String, String)] {
+    static ROWS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    ROWS.get_or_init(|| {
+        tollgate_policy::dialling::rows()
+            .iter()
+            .filter(|(k, v)| {
+                !k.is_empty()
+                    && k.len() <= 20
+                    && k.bytes().all(|b| b.is_ascii_digit())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b',' || b == b'-')
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
+}
 
 /// The country code of numbers in no country (user-assigned in ISO 3166-1).
 pub const NO_COUNTRY: &str = "ZZ";
@@ -619,7 +651,20 @@ impl<'p> Renderer<'p> {
                     ),
                 )
             })?;
-        let mut rows = vec![ht_row(&format!("{t}::cc"), &cc)];
+        // the home country's key in the dialling tree
+        let home = tollgate_policy::dialling::home_key(&p.home_country)
+            .filter(|h| tollgate_policy::dialling::rows().contains_key(&format!("0{h}")))
+            .ok_or_else(|| {
+                RenderError::invalid(
+                    t,
+                    "homeCountry",
+                    format!("no dialling data for `{}`", p.home_country.escape_debug()),
+                )
+            })?;
+        let mut rows = vec![
+            ht_row(&format!("{t}::cc"), &cc),
+            ht_row(&format!("{t}::home"), &home),
+        ];
         if !revision.is_empty() {
             check_text(t, "revision", revision)?;
             rows.push(ht_row(&format!("{t}::rev"), revision));

@@ -54,6 +54,7 @@
     reason = "command-line tool: status output is its interface"
 )]
 
+mod dialling;
 mod emergency;
 mod iso3166;
 
@@ -651,7 +652,7 @@ fn generate() -> Result<(String, String)> {
     );
     let _ = writeln!(
         w,
-        "# Records (tab-separated): source TEXT | country ISO CALLING_CODE NAME | prefix ISO DIGITS | carve-out ISO DIGITS | ambiguous DIGITS ISO,ISO.. | class NAME DESCRIPTION | class-prefix NAME DIGITS | emergency ISO NUMBER"
+        "# Records (tab-separated): source TEXT | country ISO CALLING_CODE NAME | prefix ISO DIGITS | carve-out ISO DIGITS | ambiguous DIGITS ISO,ISO.. | class NAME DESCRIPTION | class-prefix NAME DIGITS | emergency ISO NUMBER | dial-code CALLING_CODE REGION | dial-lengths REGION L,L.. | dial-idd REGION DIGITS read|refuse | dial-trunk REGION DIGITS MODES | dial-lead CALLING_CODE DIGITS MODES"
     );
     let _ = writeln!(w, "source\t{source}");
     for (iso, c) in &countries {
@@ -696,8 +697,17 @@ fn generate() -> Result<(String, String)> {
             let _ = writeln!(w, "emergency\t{iso}\t{n}");
         }
     }
+    let dial = dialling::records(&calling_codes(), regions_of)?;
+    let dial_summary = format!(
+        "dialling: {} international prefixes, {} national-prefix strings",
+        dial.lines().filter(|l| l.starts_with("dial-idd\t")).count(),
+        dial.lines()
+            .filter(|l| l.starts_with("dial-trunk\t"))
+            .count()
+    );
+    s.push_str(&dial);
     let summary = format!(
-        "{} countries; ambiguous prefixes at cap: {}; class prefixes: {}; class nodes decided at cap: {:?}; class prefixes also covering other-length numbers: {:?}",
+        "{} countries; ambiguous prefixes at cap: {}; class prefixes: {}; class nodes decided at cap: {:?}; class prefixes also covering other-length numbers: {:?}; {dial_summary}",
         countries.len(),
         ambiguous.len(),
         class_sizes.join(", "),

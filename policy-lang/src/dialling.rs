@@ -1,0 +1,400 @@
+//! Reading a dialled string as an E.164 number, the way libphonenumber reads
+//! it for the tenant's home country, or refusing it.
+//!
+//! libphonenumber is what PBXs, SBCs and carriers use to read dialled
+//! numbers; a string Tollgate read differently could reach a number the
+//! policy denies (a premium-rate number written with a stray trunk prefix).
+//! So every form is either read exactly as libphonenumber reads it, or
+//! refused ([`Reading::Unreadable`], rule `dst:unreadable`). The forms and
+//! their readings per home country are documented in docs/language.md
+//! ("Dialled numbers"); `tests/dialling_differential.rs` checks the claim
+//! against the `phonenumber` crate on generated strings.
+//!
+//! All decisions are longest-prefix lookups in one table, [`rows`], built
+//! from the numbering data (`dial-*` records generated from libphonenumber's
+//! metadata): the SBC receives the same rows as the mtree `tollgate-dial` and
+//! `tollgate.cfg` `route[NORMALIZE]` makes the same lookups, so the evaluator
+//! and the SBC read every string alike.
+//!
+//! ## The table
+//! Keys are digit strings in three spaces that cannot collide:
+//! - `C` (every calling code libphonenumber knows): `k,<len C>`; `C S` (a
+//!   string `S` the national part may begin with that libphonenumber may
+//!   take as the code's national prefix): `t,<len C>,<len S>,<modes>`; `C P`
+//!   (numbers of `C` may begin with `P`, some home country's national
+//!   prefix): `l,<len C>,<len P>,<modes>` (`k` where all are of `C`'s
+//!   pattern).
+//! - `0 R D` (`R`: the home country as four digits, [`home_key`]; `D`: the
+//!   dialled digits without `+`): `n,<modes>` at `0R` itself (no prefix),
+//!   `i,<len>,<r|s>` at an international prefix (`r`: refused, `s`: read),
+//!   `c,<len C>,<modes>` at the home calling code, `t,<len S>,<modes>` at a
+//!   national prefix string.
+//! - `00 R S`: `-` at `00R`, `t,<len S>,<e|x>` at every national prefix
+//!   string of the home country (whether a number left after a strip begins
+//!   with another; `e`: a literal the home reads at some length).
+//!
+//! `<modes>` has one letter per length of the digits looked at (index 0 to
+//! 17; a longer number is refused): `k` read them as they are, `s` strip the
+//! prefix, `r` refuse.
+
+use crate::numbering;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// Separators a dialled number may contain besides digits and a leading `+`:
+/// the visual separators people write (libphonenumber ignores them too).
+pub const SEPARATORS: &[char] = &[' ', '-', '.', '(', ')', '/', '[', ']'];
+
+/// How a dialled string is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// E.164 digits (no `+`).
+    Number(String),
+    /// Not a telephone number at all (letters, no digits, more than 15
+    /// digits, a country code beginning with 0): `dst:invalid`.
+    NotANumber(String),
+    /// A number, but one that libphonenumber may read otherwise than any
+    /// reading Tollgate could be sure of: `dst:unreadable`.
+    Unreadable(String),
+}
+
+/// The four digits of a home country in the table's keys: each letter of
+/// the ISO code as 10 (A) to 35 (Z).
+pub fn home_key(iso: &str) -> Option<String> {
+    let b = iso.as_bytes();
+    if b.len() != 2 || !b.iter().all(u8::is_ascii_uppercase) {
+        return None;
+    }
+    Some(format!("{}{}", b[0] - b'A' + 10, b[1] - b'A' + 10))
+}
+
+/// One letter per length 0..=17.
+fn modes_of(f: impl Fn(usize) -> char) -> String {
+    (0..=17).map(f).collect()
+}
+
+/// The table (key → value), sorted; the same for every policy of a build.
+pub fn rows() -> &'static BTreeMap<String, String> {
+    static ROWS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    ROWS.get_or_init(build)
+}
+
+fn build() -> BTreeMap<String, String> {
+    let mut rows = BTreeMap::new();
+    // numbers dialled with a calling code: the code's region's national
+    // prefix strings
+    for (code, region) in numbering::dial_codes() {
+        let Some(r) = numbering::dial_region(region) else {
+            continue;
+        };
+        for (s, modes) in &r.trunk {
+            rows.insert(
+                format!("{code}{s}"),
+                format!("t,{},{},{modes}", code.len(), s.len()),
+            );
+        }
+    }
+    // every known calling code: its length (the SBC finds the code by it)
+    for code in numbering::dial_codes().keys() {
+        rows.entry((*code).to_string())
+            .or_insert_with(|| format!("k,{}", code.len()));
+    }
+    // numbers of the code may begin with some home country's national
+    // prefix: read as written even by a tenant of that home
+    for (code, p, modes) in numbering::dial_leads() {
+        rows.entry(format!("{code}{p}"))
+            .or_insert_with(|| format!("l,{},{},{modes}", code.len(), p.len()));
+    }
+    // national forms of every home country
+    for c in numbering::countries() {
+        let (Some(r), Some(h)) = (numbering::dial_region(c.iso), home_key(c.iso)) else {
+            continue;
+        };
+        let cc = c.calling_code.as_str();
+        let max = r.lengths.iter().copied().max().unwrap_or(0);
+        let national = modes_of(|l| if r.lengths.contains(&l) { 'k' } else { 'r' });
+        rows.insert(format!("0{h}"), format!("n,{national}"));
+        rows.insert(format!("00{h}"), "-".to_string());
+        // libphonenumber's order: an international prefix first, then the
+        // home calling code, then a national prefix; a longer key must not
+        // hide a shorter one that libphonenumber looks at first
+        let idd_prefix = |s: &str| r.idd.iter().any(|(i, _)| s.starts_with(i));
+        for (i, ok) in &r.idd {
+            rows.insert(
+                format!("0{h}{i}"),
+                format!("i,{},{}", i.len(), if *ok { 's' } else { 'r' }),
+            );
+        }
+        if !idd_prefix(cc) {
+            let modes = modes_of(|l| {
+                if l > max && l > cc.len() && r.lengths.contains(&(l - cc.len())) {
+                    's'
+                } else {
+                    'r'
+                }
+            });
+            rows.insert(format!("0{h}{cc}"), format!("c,{},{modes}", cc.len()));
+        }
+        for (s, modes) in &r.trunk {
+            // exact: a literal national prefix the home reads at some length
+            let exact = if modes.bytes().any(|b| b != b'r') {
+                'e'
+            } else {
+                'x'
+            };
+            rows.insert(format!("00{h}{s}"), format!("t,{},{exact}", s.len()));
+            if !idd_prefix(s) && !s.starts_with(cc) {
+                rows.entry(format!("0{h}{s}"))
+                    .or_insert_with(|| format!("t,{},{modes}", s.len()));
+            }
+        }
+    }
+    rows
+}
+
+/// The value of the longest key that `key` begins with.
+fn longest(key: &str) -> Option<&'static str> {
+    let rows = rows();
+    (1..=key.len())
+        .rev()
+        .find_map(|n| rows.get(key.get(..n)?))
+        .map(String::as_str)
+}
+
+fn field(value: &str, i: usize) -> &str {
+    value.split(',').nth(i).unwrap_or("")
+}
+
+fn num(value: &str, i: usize) -> usize {
+    field(value, i).parse().unwrap_or(usize::MAX)
+}
+
+fn mode(modes: &str, len: usize) -> char {
+    modes.as_bytes().get(len).map_or('r', |b| char::from(*b))
+}
+
+/// Reads `dialed` for a tenant whose home country is `home` (ISO code).
+pub fn read(dialed: &str, home: &str) -> Reading {
+    let mut digits = String::with_capacity(dialed.len());
+    let mut plus = false;
+    for ch in dialed.chars() {
+        match ch {
+            '0'..='9' => digits.push(ch),
+            '+' if !plus && digits.is_empty() => plus = true,
+            '+' => {
+                return Reading::NotANumber(
+                    "`+` may only stand before the first digit".to_string(),
+                );
+            }
+            c if SEPARATORS.contains(&c) => {}
+            c => {
+                return Reading::NotANumber(format!(
+                    "{c:?} is not a digit, `+` or a separator ({})",
+                    SEPARATORS.iter().collect::<String>()
+                ));
+            }
+        }
+    }
+    if digits.is_empty() {
+        return Reading::NotANumber("it has no digits".to_string());
+    }
+    let Some(h) = home_key(home).filter(|h| rows().contains_key(&format!("0{h}"))) else {
+        return if plus {
+            international(&digits, "", home)
+        } else {
+            Reading::Unreadable(format!(
+                "no dialling data for the home country `{home}`: write the number as +<country code> <number>"
+            ))
+        };
+    };
+    let cc = numbering::country(home).map_or("", |c| c.calling_code.as_str());
+    let result = if plus {
+        if let Some(v) = longest(&format!("0{h}{digits}")).filter(|v| v.starts_with('i')) {
+            let i = &digits[..num(v, 1).min(digits.len())];
+            return Reading::Unreadable(format!(
+                "`+` followed by {i}, the international prefix of {home}: libphonenumber strips both; write +<country code> <number>"
+            ));
+        }
+        international(&digits, &h, home)
+    } else {
+        national(&digits, &h, cc, home)
+    };
+    match result {
+        Reading::Number(n) if n.len() > 15 => Reading::NotANumber(format!(
+            "+{n} has {} digits; E.164 numbers have at most 15",
+            n.len()
+        )),
+        r => r,
+    }
+}
+
+fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
+    let v = longest(&format!("0{h}{d}")).unwrap_or("n,");
+    let len = d.len();
+    let lengths = || {
+        numbering::dial_region(home)
+            .map(|r| {
+                r.lengths
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            })
+            .unwrap_or_default()
+    };
+    match field(v, 0) {
+        "i" => {
+            let n = num(v, 1).min(d.len());
+            let (i, rest) = d.split_at(n);
+            if field(v, 2) != "s" {
+                return Reading::Unreadable(format!(
+                    "{i} may be read as more than one international prefix of {home}"
+                ));
+            }
+            if rest.is_empty() {
+                return Reading::NotANumber(format!(
+                    "nothing follows the international prefix {i}"
+                ));
+            }
+            if rest.starts_with('0') {
+                return Reading::Unreadable(format!(
+                    "0 after the international prefix {i}: no country code begins with 0, and libphonenumber then reads the whole as a national number"
+                ));
+            }
+            international(rest, h, home)
+        }
+        "c" => {
+            let n = num(v, 1).min(d.len());
+            if mode(field(v, 2), len) != 's' {
+                return Reading::Unreadable(format!(
+                    "{d} begins with {home}'s calling code {cc} without `+` or an international prefix, and is not too long to be a national number: libphonenumber may read it either way; write +{cc} ... or the national form"
+                ));
+            }
+            let rest = &d[n..];
+            strip_checked(rest, h, cc, home, &format!("the calling code {cc}"))
+        }
+        "t" => {
+            let n = num(v, 1).min(d.len());
+            let s = &d[..n];
+            match mode(field(v, 2), len) {
+                'k' => Reading::Number(format!("{cc}{d}")),
+                's' => strip_checked(&d[n..], h, cc, home, &format!("the national prefix {s}")),
+                _ => Reading::Unreadable(format!(
+                    "{d} begins with {s}, which libphonenumber may read as {home}'s national (trunk) prefix or a carrier code or as part of the number ({len} digits); write +{cc} ... instead"
+                )),
+            }
+        }
+        _ => {
+            if mode(field(v, 1), len) == 'k' {
+                Reading::Number(format!("{cc}{d}"))
+            } else {
+                Reading::Unreadable(format!(
+                    "{d} has {len} digits; national numbers of {home} have {} (a local number without its area code is not read)",
+                    lengths()
+                ))
+            }
+        }
+    }
+}
+
+/// The national number left after stripping `what`: refused when it begins
+/// with a national prefix string again (the `phonenumber` crate strips a
+/// second one, libphonenumber does not).
+fn strip_checked(rest: &str, h: &str, cc: &str, home: &str, what: &str) -> Reading {
+    if longest(&format!("00{h}{rest}")).is_some_and(|v| v.starts_with('t')) {
+        return Reading::Unreadable(format!(
+            "after {what}, {rest} begins with a national prefix of {home} again: libphonenumber implementations differ on it"
+        ));
+    }
+    Reading::Number(format!("{cc}{rest}"))
+}
+
+/// An E.164 number as written after `+` or an international prefix; the
+/// calling code's national prefix, written in it (`+44 (0) 20 ...`), is read
+/// as libphonenumber reads it.
+///
+/// A national prefix of the HOME country written in a number of another
+/// code (`+1 0 900...` by a tenant at home in a `0` country) is read by the
+/// phonenumber crate as that prefix (`+1 900...`) and by libphonenumber as
+/// part of the number: refused, unless the code itself handles that prefix
+/// alike or its numbers may begin with it (`l` rows: `+39 06...` is Rome).
+fn international(e: &str, h: &str, home: &str) -> Reading {
+    if e.starts_with('0') {
+        return Reading::NotANumber("a country code never begins with 0".to_string());
+    }
+    // the longest row: `k` at a known calling code, `t`/`l` below it
+    let v = longest(e);
+    let kind = v.map_or("", |v| field(v, 0));
+    let ccl = if matches!(kind, "t" | "l" | "k") {
+        v.map_or(0, |v| num(v, 1))
+    } else {
+        0
+    };
+    let sl = if matches!(kind, "t" | "l") {
+        v.map_or(0, |v| num(v, 2))
+    } else {
+        0
+    };
+    if !h.is_empty()
+        && ccl > 0
+        && let Some(cc) = e.get(..ccl)
+    {
+        let national = &e[cc.len()..];
+        if let Some(hv) = longest(&format!("00{h}{national}")).filter(|w| w.starts_with('t')) {
+            let hl = num(hv, 1);
+            // the code's row for the same string: it strips or keeps it
+            // (`t`), or its numbers so written are all of its pattern (`l`)
+            let same = sl == hl
+                && (kind == "t" || mode(v.map_or("", |v| field(v, 3)), national.len()) == 'k');
+            // ... and the rest does not begin with it again (the crate strips
+            // a second one)
+            let again = national
+                .get(hl..)
+                .and_then(|r| longest(&format!("00{h}{r}")))
+                .is_some_and(|w| w.starts_with('t'));
+            if field(hv, 2) != "e" || !same || again {
+                return Reading::Unreadable(format!(
+                    "+{cc} {national} begins with {}, the national prefix of {home}: libphonenumber implementations differ on whether it is part of the number; write +{cc} without it",
+                    &national[..hl.min(national.len())]
+                ));
+            }
+        }
+    }
+    let Some(v) = v.filter(|v| v.starts_with('t')) else {
+        return Reading::Number(e.to_string());
+    };
+    let (Some(cc), Some(s)) = (e.get(..ccl), e.get(ccl..ccl.saturating_add(sl))) else {
+        return Reading::Number(e.to_string());
+    };
+    let national = &e[ccl..];
+    match mode(field(v, 3), national.len()) {
+        'k' => Reading::Number(e.to_string()),
+        's' => {
+            let rest = &national[sl..];
+            if longest(&format!("{cc}{rest}")).is_some_and(|w| w.starts_with('t')) {
+                return Reading::Unreadable(format!(
+                    "after the national prefix {s}, +{cc} {rest} begins with a national prefix again: libphonenumber implementations differ on it"
+                ));
+            }
+            Reading::Number(format!("{cc}{rest}"))
+        }
+        _ => Reading::Unreadable(format!(
+            "+{cc} {national}: {s} may be read as the national (trunk) prefix or a carrier code of +{cc} or as part of the number ({} digits); libphonenumber's reading depends on the whole number",
+            national.len()
+        )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, reason = "test assertions")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_keys_are_four_digits() {
+        assert_eq!(home_key("GB").as_deref(), Some("1611"));
+        assert_eq!(home_key("AZ").as_deref(), Some("1035"));
+        assert_eq!(home_key("gb"), None);
+        assert_eq!(home_key("GBR"), None);
+    }
+}
