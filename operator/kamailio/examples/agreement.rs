@@ -37,6 +37,12 @@
 //! between the two makes either answer right; such calls are counted apart):
 //! SIP code (hence outcome) and rule. Prints `N agree, N disagree` and every
 //! disagreement; exits 1 if any.
+//!
+//! It also holds the SBC to libphonenumber's reading: for every dialled
+//! string libphonenumber reads as a valid number of the source tenant's home
+//! region, the policy's verdict on that reading (`+E.164`) is computed; when
+//! it denies, the SBC must not have connected the call (no 200 from the
+//! UAS). Such a call is a failure (`LIBPHONENUMBER`), counted in the summary.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -657,6 +663,15 @@ fn expected(
     Expected { code, rule: d.rule }
 }
 
+/// libphonenumber's reading of `dialed` for a tenant at home in `home`, as
+/// `+E.164`, when it reads a valid number.
+fn libphonenumber_reading(dialed: &str, home: &str) -> Option<String> {
+    let region: phonenumber::country::Id = home.parse().ok()?;
+    let n = phonenumber::parse(Some(region), dialed).ok()?;
+    n.is_valid()
+        .then(|| n.format().mode(phonenumber::Mode::E164).to_string())
+}
+
 fn compare(out: &Path) -> Result<ExitCode> {
     let read =
         |p: PathBuf| std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()));
@@ -720,6 +735,9 @@ fn compare(out: &Path) -> Result<ExitCode> {
         }
     }
     let (mut agree, mut disagree, mut boundary, mut missing) = (0, 0, 0, 0);
+    // libphonenumber's oracle: strings it reads as valid, those whose
+    // reading the policy denies, and of those the ones the SBC connected
+    let (mut lib_valid, mut lib_denied, mut lib_connected) = (0, 0, 0);
     let mut by_code: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
     let mut report = String::new();
@@ -751,6 +769,26 @@ fn compare(out: &Path) -> Result<ExitCode> {
             code: *code,
             rule: rule.clone(),
         };
+        let home = fleet
+            .iter()
+            .filter(|(n, _)| n.contains(&IpAddr::V4(src)))
+            .max_by_key(|(n, _)| n.prefix_len())
+            .map(|(_, i)| policies[*i].home_country.as_str());
+        if let Some(e164) = home.and_then(|h| libphonenumber_reading(&dialed, h)) {
+            lib_valid += 1;
+            let by_lib = expected(&fleet, &evals, src, country, &e164, t_render);
+            if by_lib.code != 200 {
+                lib_denied += 1;
+                if got.code == 200 {
+                    lib_connected += 1;
+                    let _ = writeln!(
+                        report,
+                        "  LIBPHONENUMBER {ip} ({label}) dialed {dialed:?}: libphonenumber reads {e164}, which the policy denies ({} {}), yet the SBC connected it",
+                        by_lib.code, by_lib.rule
+                    );
+                }
+            }
+        }
         *by_code
             .entry(format!("{} {}", got.code, outcome_of(got.code)))
             .or_default() += 1;
@@ -792,9 +830,12 @@ fn compare(out: &Path) -> Result<ExitCode> {
     }
     print!("{report}");
     println!(
+        "libphonenumber: {lib_valid} strings read as valid numbers of the tenant's home; the policy denies {lib_denied} of those readings; the SBC connected {lib_connected} of them"
+    );
+    println!(
         "{agree} agree, {disagree} disagree ({boundary} at a window edge, accepted; {missing} without a result)"
     );
-    Ok(if disagree == 0 && missing == 0 {
+    Ok(if disagree == 0 && missing == 0 && lib_connected == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
