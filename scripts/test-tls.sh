@@ -106,6 +106,7 @@ tree_rows() {
 echo '100:113:127.50.0.0:16:0:secure|allow|src\:127.50.0.0/16|' >> "$DATA/address"
 cat >> "$DATA/tg_tenant" <<'EOF'
 100:secure\:\:cc:0:0:1:0
+105:secure\:\:home:0:0:3028:0
 101:secure\:\:rev:0:0:secure-r1:0
 102:secure\:\:tls:0:0:1:0
 103:secure\:\:cert:0:0:1:0
@@ -121,8 +122,10 @@ write_addr6() { # NETWORK (db_text escaped address) MASK RULE
   mv "$DATA6/address.new" "$DATA6/address"
 }
 write_addr6 '\:\:1' 128 'src\:\:\:1/128'
-printf '%s\n1:v6\\:\\:cc:0:0:1:0\n2:v6\\:\\:rev:0:0:v6-r1:0\n' "$HT_HEADER" > "$DATA6/tg_tenant"
-{ echo "$MT_HEADER"; tree_rows v6 1; } > "$DATA6/mtree"
+# home 3028 is the US key of the dialling tree (sbc/testdata/tg_tenant: acme)
+printf '%s\n1:v6\\:\\:cc:0:0:1:0\n2:v6\\:\\:rev:0:0:v6-r1:0\n3:v6\\:\\:home:0:0:3028:0\n' "$HT_HEADER" > "$DATA6/tg_tenant"
+# the fleet-wide trees (dialled-number reading, countries) as every bundle has them
+{ echo "$MT_HEADER"; tree_rows v6 1; grep -E '^[0-9]+:tollgate-(dial|country):' sbc/testdata/mtree; } > "$DATA6/mtree"
 
 cleanup() {
   scripts/sbc.sh stop "$NAME" 2>/dev/null || true
