@@ -7,7 +7,8 @@
 //!    address decides whose call it is: no match means the call is not this
 //!    tenant's (`src:unknown`, denied).
 //! 2. **Emergency.** A dialed emergency number of the home country (or 112,
-//!    911) is allowed now, from any of the tenant's networks (even a denied
+//!    911), written with digits and separators (no letter: letters are
+//!    keypad digits to libphonenumber), is allowed now, from any of the tenant's networks (even a denied
 //!    one): a deny network, geo-blocking, blocks, crypto, destination rules and
 //!    limits never apply to it. Otherwise a `deny` network denies.
 //! 3. **Number.** The dialed destination is read as E.164 digits the way
@@ -286,9 +287,13 @@ fn network_key(addr: IpAddr, len: u8) -> (u128, u16) {
     }
 }
 
-/// Whether the dialed text, its digits taken alone, is `number`.
+/// Whether the dialed text, its digits taken alone, is `number`. A text
+/// with a letter never is: libphonenumber (and so a carrier) reads letters
+/// as keypad digits (`911abc` is +49 911 222 from Germany), so such a text
+/// is not the short code it seems to hold.
 fn digits_are(dialed: &str, number: &str) -> bool {
-    dialed.bytes().filter(u8::is_ascii_digit).eq(number.bytes())
+    !dialed.bytes().any(|b| b.is_ascii_alphabetic())
+        && dialed.bytes().filter(u8::is_ascii_digit).eq(number.bytes())
 }
 /// The dialled destination as E.164 digits for a tenant of home country
 /// `home`: see [`crate::dialling::read`] (read as libphonenumber reads it,
