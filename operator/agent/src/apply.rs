@@ -99,7 +99,7 @@ impl Agent {
             &prepared.probes,
         )
         .await
-        .map_err(|e| ApplyError::Rejected(vec![e]))?;
+        .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
         Ok(Checked {
             base: Base::of(inner, now.as_second()),
             prepared,

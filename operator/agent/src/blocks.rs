@@ -52,7 +52,7 @@ impl Agent {
                 self.rpc
                     .call("htable.sets", &["tg_block", key, &e.to_string()])
                     .await
-                    .map_err(ApplyError::Failed)?;
+                    .map_err(|e| ApplyError::Failed(e.to_string()))?;
                 blocks.insert(key.to_string(), e);
             }
             None => {

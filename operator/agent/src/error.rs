@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use tollgate_agent_api::ApiError;
 
+use crate::rpc::RpcError;
+use crate::trial::ViewMismatch;
+
 /// Why an apply (a PUT, DELETE, stage, commit or block change) did not
 /// happen.
 #[derive(Debug, thiserror::Error)]
@@ -79,14 +82,14 @@ pub enum AgentError {
         source: std::io::Error,
     },
     /// Kamailio's JSON-RPC failed (or its URL is not usable).
-    #[error("{0}")]
-    Rpc(String),
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
     /// What Kamailio holds is not the applied state (during an apply).
     #[error("read-back: {0}")]
-    Readback(String),
+    Readback(#[source] ViewMismatch),
     /// What Kamailio holds is not the applied state (health, recovery).
-    #[error("{0}")]
-    NotHeld(String),
+    #[error(transparent)]
+    NotHeld(ViewMismatch),
 }
 
 /// A `tg_block` key that cannot be set.

@@ -51,7 +51,7 @@ impl Agent {
             blocks: inner.state.blocks.clone(),
             kamailio: match &live {
                 Ok(_) => KAMAILIO_REACHABLE.to_string(),
-                Err(e) => e.clone(),
+                Err(e) => e.to_string(),
             },
             unexpected_tenants: extra,
             last_error: inner.last_error.clone(),

@@ -35,7 +35,7 @@ impl Agent {
             return Ok(false);
         }
         let why = match held_ok {
-            Err(e) => e,
+            Err(e) => e.to_string(),
             Ok(()) => "the live data files differ from the applied state".into(),
         };
         tracing::warn!("recovery: {why}; re-applying the last good state");

@@ -10,6 +10,113 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
+/// Why a JSON-RPC call to Kamailio (or the RPC URL) failed. The messages are
+/// the ones the agent answered and logged before this type.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The RPC URL is not `http://…`.
+    #[error("RPC URL `{0}` must start with http://")]
+    UrlScheme(String),
+    /// The RPC URL has no port.
+    #[error("RPC URL `{0}` needs a port")]
+    UrlPort(String),
+    /// No answer within the timeout.
+    #[error("{method}: no answer within {timeout:?}")]
+    Timeout {
+        /// The method called.
+        method: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// Kamailio's RPC port does not accept the connection.
+    #[error("connect {authority}: {source}")]
+    Connect {
+        /// `host:port`.
+        authority: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP/1 handshake failed.
+    #[error("http handshake: {0}")]
+    Handshake(#[source] hyper::Error),
+    /// The HTTP request cannot be built.
+    #[error("{0}")]
+    BuildRequest(#[source] hyper::http::Error),
+    /// The HTTP request failed.
+    #[error("http request: {0}")]
+    Request(#[source] hyper::Error),
+    /// The HTTP answer's body cannot be read.
+    #[error("http body: {0}")]
+    Body(#[source] hyper::Error),
+    /// An HTTP error status without a JSON-RPC body.
+    #[error("http status {0}")]
+    Status(hyper::StatusCode),
+    /// The answer is not JSON.
+    #[error("{method}: unreadable answer: {source}")]
+    Unreadable {
+        /// The method called.
+        method: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// A JSON-RPC error answer.
+    #[error("{method}: {code} {message}")]
+    Fault {
+        /// The method called.
+        method: String,
+        /// The JSON-RPC error code (0 if absent).
+        code: i64,
+        /// The JSON-RPC error message (`error` if absent).
+        message: String,
+    },
+    /// mtree's error answer when no tree is loaded at all (an empty policy
+    /// set), told apart from other [`RpcError::Fault`]s.
+    #[error("{method}: {code} {message}")]
+    EmptyTreeList {
+        /// The method called.
+        method: String,
+        /// The JSON-RPC error code.
+        code: i64,
+        /// The JSON-RPC error message (`Empty tree list…`).
+        message: String,
+    },
+    /// A table's reload failed.
+    #[error("reload {table}: {source}")]
+    Reload {
+        /// The bundle file.
+        table: String,
+        /// Why.
+        source: Box<RpcError>,
+    },
+    /// A reload task panicked or was cancelled.
+    #[error("reload task: {0}")]
+    ReloadTask(#[source] tokio::task::JoinError),
+    /// A call of [`Rpc::many_each`] that was not made (its task failed).
+    #[error("not called")]
+    NotCalled,
+}
+
+impl RpcError {
+    /// The error of a JSON-RPC error answer: mtree's `Empty tree list`
+    /// (Kamailio tells it only by its message) is [`RpcError::EmptyTreeList`].
+    fn fault(method: &str, code: i64, message: &str) -> RpcError {
+        let (method, message) = (method.to_string(), message.to_string());
+        if message.contains("Empty tree list") {
+            RpcError::EmptyTreeList {
+                method,
+                code,
+                message,
+            }
+        } else {
+            RpcError::Fault {
+                method,
+                code,
+                message,
+            }
+        }
+    }
+}
+
 /// The wall-clock second of one Kamailio's last `permissions.addressReload`:
 /// Kamailio refuses a second one within the same second (reload_delta = 1).
 #[derive(Debug, Default)]
@@ -53,16 +160,16 @@ pub struct Rpc {
 
 impl Rpc {
     /// From `http://HOST:PORT/PATH`.
-    pub fn from_url(url: &str, timeout: Duration) -> Result<Rpc, String> {
+    pub fn from_url(url: &str, timeout: Duration) -> Result<Rpc, RpcError> {
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| format!("RPC URL `{url}` must start with http://"))?;
+            .ok_or_else(|| RpcError::UrlScheme(url.to_string()))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/RPC"),
         };
         if !authority.contains(':') {
-            return Err(format!("RPC URL `{url}` needs a port"));
+            return Err(RpcError::UrlPort(url.to_string()));
         }
         Ok(Rpc {
             authority: authority.to_string(),
@@ -72,59 +179,64 @@ impl Rpc {
     }
 
     /// Calls `method` with string parameters; the `result` or the error.
-    pub async fn call(&self, method: &str, params: &[&str]) -> Result<Value, String> {
+    pub async fn call(&self, method: &str, params: &[&str]) -> Result<Value, RpcError> {
         let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
         let fut = self.post(body.to_string());
         let raw = tokio::time::timeout(self.timeout, fut)
             .await
-            .map_err(|_| format!("{method}: no answer within {:?}", self.timeout))??;
-        let v: Value = serde_json::from_slice(&raw)
-            .map_err(|e| format!("{method}: unreadable answer: {e}"))?;
+            .map_err(|_| RpcError::Timeout {
+                method: method.to_string(),
+                timeout: self.timeout,
+            })??;
+        let v: Value = serde_json::from_slice(&raw).map_err(|source| RpcError::Unreadable {
+            method: method.to_string(),
+            source,
+        })?;
         if let Some(err) = v.get("error") {
             let msg = err
                 .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or("error");
             let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
-            return Err(format!("{method}: {code} {msg}"));
+            return Err(RpcError::fault(method, code, msg));
         }
         Ok(v.get("result").cloned().unwrap_or(Value::Null))
     }
 
-    async fn post(&self, body: String) -> Result<Bytes, String> {
+    async fn post(&self, body: String) -> Result<Bytes, RpcError> {
         let stream = TcpStream::connect(&self.authority)
             .await
-            .map_err(|e| format!("connect {}: {e}", self.authority))?;
+            .map_err(|source| RpcError::Connect {
+                authority: self.authority.clone(),
+                source,
+            })?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("http handshake: {e}"))?;
+            .map_err(RpcError::Handshake)?;
         let conn = tokio::spawn(conn);
         let req = hyper::Request::post(&self.path)
             .header("host", &self.authority)
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let resp = send
-            .send_request(req)
-            .await
-            .map_err(|e| format!("http request: {e}"))?;
+            .map_err(RpcError::BuildRequest)?;
+        let resp = send.send_request(req).await.map_err(RpcError::Request)?;
         let status = resp.status();
         let bytes = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("http body: {e}"))?
+            .map_err(RpcError::Body)?
             .to_bytes();
         conn.abort();
         // jsonrpcs answers a JSON-RPC error with HTTP 500 and the error body
         if !status.is_success() && !bytes.starts_with(b"{") {
-            return Err(format!("http status {status}"));
+            return Err(RpcError::Status(status));
         }
         Ok(bytes)
     }
 
     /// Every `(key, value)` of an htable, from `htable.dump` (which groups them in slots).
-    pub async fn htable_entries(&self, table: &str) -> Result<Vec<(String, Value)>, String> {
+    pub async fn htable_entries(&self, table: &str) -> Result<Vec<(String, Value)>, RpcError> {
         let v = self.call("htable.dump", &[table]).await?;
         let mut out = Vec::new();
         for slot in v.as_array().into_iter().flatten() {
@@ -145,21 +257,18 @@ impl Rpc {
         Ok(out)
     }
 
-    pub async fn reload(&self, method: &str, params: &[String]) -> Result<(), String> {
+    pub async fn reload(&self, method: &str, params: &[String]) -> Result<(), RpcError> {
         let p: Vec<&str> = params.iter().map(String::as_str).collect();
-        let mut last = String::new();
         // permissions.addressReload is rate limited (reload_delta = 1 s)
-        for attempt in 0..3 {
+        let mut attempt = 0;
+        loop {
             match self.call(method, &p).await {
                 Ok(_) => return Ok(()),
-                Err(e) => last = e,
-            }
-            if method != "permissions.addressReload" || attempt == 2 {
-                break;
+                Err(e) if method != "permissions.addressReload" || attempt == 2 => return Err(e),
+                Err(_) => attempt += 1,
             }
             tokio::time::sleep(Duration::from_millis(1100)).await;
         }
-        Err(last)
     }
 
     /// Reloads `tables` (bundle file names; those without a reload command
@@ -173,7 +282,7 @@ impl Rpc {
         tables: &[String],
         slot: &AddressSlot,
         metrics: Option<&crate::metrics::Metrics>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, RpcError> {
         let count = |c: fn(&crate::metrics::Metrics) -> &std::sync::atomic::AtomicU64| {
             if let Some(m) = metrics {
                 c(m).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -191,7 +300,10 @@ impl Rpc {
                 slot.wait().await;
                 if let Err(e) = self.reload(method, &params).await {
                     count(|m| &m.reload_failures);
-                    return Err(format!("reload {table}: {e}"));
+                    return Err(RpcError::Reload {
+                        table: table.clone(),
+                        source: Box::new(e),
+                    });
                 }
                 continue;
             }
@@ -200,12 +312,15 @@ impl Rpc {
             set.spawn(async move {
                 rpc.reload(method, &params)
                     .await
-                    .map_err(|e| format!("reload {table}: {e}"))
+                    .map_err(|e| RpcError::Reload {
+                        table,
+                        source: Box::new(e),
+                    })
             });
         }
         let mut first_err = None;
         while let Some(r) = set.join_next().await {
-            let r = r.map_err(|e| format!("reload task: {e}")).and_then(|x| x);
+            let r = r.map_err(RpcError::ReloadTask).and_then(|x| x);
             if let Err(e) = r {
                 count(|m| &m.reload_failures);
                 first_err.get_or_insert(e);
@@ -222,9 +337,10 @@ impl Rpc {
     pub async fn many_each(
         &self,
         calls: Vec<(&'static str, Vec<String>)>,
-    ) -> Vec<Result<Value, String>> {
+    ) -> Vec<Result<Value, RpcError>> {
         let mut set = tokio::task::JoinSet::new();
-        let mut out: Vec<Result<Value, String>> = vec![Err("not called".to_string()); calls.len()];
+        let mut out: Vec<Result<Value, RpcError>> =
+            (0..calls.len()).map(|_| Err(RpcError::NotCalled)).collect();
         let mut it = calls.into_iter().enumerate();
         loop {
             while set.len() < PARALLEL {
@@ -251,7 +367,7 @@ impl Rpc {
     pub async fn many(
         &self,
         calls: Vec<(&'static str, Vec<String>)>,
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<Vec<Value>, RpcError> {
         self.many_each(calls).await.into_iter().collect()
     }
 
@@ -262,7 +378,7 @@ impl Rpc {
         &self,
         tree: &str,
         prefixes: Vec<String>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, RpcError> {
         let calls = prefixes
             .into_iter()
             .map(|p| ("mtree.match", vec![tree.to_string(), p, "0".to_string()]))
@@ -285,7 +401,7 @@ impl Rpc {
     pub async fn live_view(
         &self,
         expect: &Expected,
-    ) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, RpcError> {
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut add = |t: &str, e: String| {
             out.entry(t.to_string()).or_default().insert(e);
@@ -308,7 +424,7 @@ impl Rpc {
         let summary = match self.call("mtree.summary", &[]).await {
             Ok(v) => v,
             // no tree at all (an empty policy set)
-            Err(e) if e.contains("Empty tree list") => Value::Array(vec![]),
+            Err(RpcError::EmptyTreeList { .. }) => Value::Array(vec![]),
             Err(e) => return Err(e),
         };
         for tree in summary.as_array().into_iter().flatten() {
@@ -411,8 +527,19 @@ mod tests {
         let r = Rpc::from_url("http://127.0.0.1:5061/RPC", Duration::from_secs(1)).unwrap();
         assert_eq!(r.authority, "127.0.0.1:5061");
         assert_eq!(r.path, "/RPC");
-        assert!(Rpc::from_url("https://x:1/", Duration::from_secs(1)).is_err());
-        assert!(Rpc::from_url("http://x/RPC", Duration::from_secs(1)).is_err());
+        let e = Rpc::from_url("https://x:1/", Duration::from_secs(1)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "RPC URL `https://x:1/` must start with http://"
+        );
+        let e = Rpc::from_url("http://x/RPC", Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e.to_string(), "RPC URL `http://x/RPC` needs a port");
+        // mtree's answer when no tree is loaded is told apart, same text
+        let e = RpcError::fault("mtree.summary", 500, "Empty tree list.");
+        assert!(matches!(e, RpcError::EmptyTreeList { .. }));
+        assert_eq!(e.to_string(), "mtree.summary: 500 Empty tree list.");
+        let e = RpcError::fault("mtree.list", 500, "Tree not found");
+        assert!(matches!(e, RpcError::Fault { .. }));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! against the evaluator before the live SBC is touched.
 
 use super::rows::Expected;
-use super::rpc::{AddressSlot, Rpc};
+use super::rpc::{AddressSlot, Rpc, RpcError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,6 +12,170 @@ use tollgate_ir::{CompiledPolicy, SourceNetwork, Verdict};
 use tollgate_kamailio::kamailio::{COUNTRY_TREE, country_rows};
 use tollgate_kamailio::{Bundle, write};
 use tollgate_policy::eval::{Call, Evaluator, Outcome};
+
+/// Why a trial refused a candidate bundle (or could not run): its instance
+/// did not start or reload, or its read-back or probes disagree. The
+/// messages are the rejection reasons the agent answered and logged before
+/// this type.
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    /// No loopback port can be bound.
+    #[error("bind {ip}: {source}")]
+    Bind {
+        /// The trial IP.
+        ip: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A bound port's address cannot be read.
+    #[error("{0}")]
+    LocalAddr(#[source] std::io::Error),
+    /// No port of 20 tries is free for both TCP and UDP.
+    #[error("no free port")]
+    NoFreePort,
+    /// The trial dir cannot be created.
+    #[error("trial dir: {0}")]
+    Dir(#[source] std::io::Error),
+    /// The bundle cannot be written to the trial's data dir.
+    #[error("trial write: {0}")]
+    Write(#[source] std::io::Error),
+    /// The warm instance's reload of the changed tables failed.
+    #[error("trial: {0}")]
+    Reload(#[source] RpcError),
+    /// `kamailio -c` did not finish within 20 s.
+    #[error("trial: kamailio -c took over 20 s")]
+    CheckTimeout,
+    /// `kamailio -c` cannot be run.
+    #[error("trial: kamailio -c: {0}")]
+    Check(#[source] std::io::Error),
+    /// `kamailio -c` refused the cfg (the tail of its output).
+    #[error("trial: kamailio -c refused the configuration: {0}")]
+    CheckRefused(String),
+    /// The trial's log file cannot be created.
+    #[error("{0}")]
+    Log(#[source] std::io::Error),
+    /// The trial Kamailio cannot be started.
+    #[error("trial: start kamailio: {0}")]
+    Start(#[source] std::io::Error),
+    /// The trial Kamailio exited while starting.
+    #[error("trial: kamailio exited during start ({status}): {log}")]
+    Exited {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// The tail of its log.
+        log: String,
+    },
+    /// The trial Kamailio did not answer RPC within 30 s.
+    #[error("trial: kamailio did not answer RPC within 30 s")]
+    NoRpc,
+    /// The trial's read-back could not be made.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The trial holds something else than the rendered rows.
+    #[error("trial read-back: {0}")]
+    Readback(#[source] ViewMismatch),
+    /// A lookup in a tree that does not exist answered.
+    #[error("trial: a lookup in a missing tree did not fail")]
+    MissingTreeAnswered,
+    /// A probe's lookup failed (`target`: the tenant, or the country tree
+    /// and the prefix).
+    #[error("probe {target}: {source}")]
+    ProbeRpc {
+        /// What was probed.
+        target: String,
+        /// Why.
+        source: RpcError,
+    },
+    /// A probe of a dialling tree found no value.
+    #[error("probe {tree} {number}: no value")]
+    NoValue {
+        /// The tree.
+        tree: String,
+        /// The number looked up.
+        number: String,
+    },
+    /// A probe of a dialling tree: the trial SBC's verdict or rule is not
+    /// the evaluator's.
+    #[error(
+        "probe {tree} +{number}: the trial SBC decides {} {rule}, the evaluator {outcome} {evaluator_rule}",
+        if *.allow { "allow" } else { "deny" }
+    )]
+    Verdict {
+        /// The tree.
+        tree: String,
+        /// The number looked up (without `+`).
+        number: String,
+        /// The trial SBC allows.
+        allow: bool,
+        /// The trial SBC's rule.
+        rule: String,
+        /// The evaluator's outcome.
+        outcome: Outcome,
+        /// The evaluator's rule.
+        evaluator_rule: String,
+    },
+    /// A probe of a class tree: the trial SBC's classes are not the
+    /// evaluator's.
+    #[error(
+        "probe {tree} +{number}: the trial SBC has classes `{classes}`, the evaluator `{evaluator_classes}`"
+    )]
+    Classes {
+        /// The tree.
+        tree: String,
+        /// The number looked up (without `+`).
+        number: String,
+        /// The trial SBC's classes.
+        classes: String,
+        /// The evaluator's classes.
+        evaluator_classes: String,
+    },
+    /// A probe of the country tree: the trial SBC's country is not the
+    /// numbering table's.
+    #[error(
+        "probe {} +{prefix}: the trial SBC has `{got}`, the numbering table `{iso}`",
+        COUNTRY_TREE
+    )]
+    Country {
+        /// The row's prefix.
+        prefix: String,
+        /// The trial SBC's country.
+        got: String,
+        /// The numbering table's country.
+        iso: String,
+    },
+}
+
+/// How what a Kamailio holds differs from the rendered rows
+/// ([`compare_views`]).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ViewMismatch {
+    /// A tenant's entries differ.
+    #[error(
+        "tenant `{tenant}`: Kamailio holds {held} entries, {rendered} rendered; first missing: {missing:?}; first unexpected: {unexpected:?}"
+    )]
+    Tenant {
+        /// The tenant.
+        tenant: String,
+        /// Entries held.
+        held: usize,
+        /// Entries rendered.
+        rendered: usize,
+        /// The first rendered entry not held.
+        missing: Option<String>,
+        /// The first held entry not rendered.
+        unexpected: Option<String>,
+    },
+    /// Entries of a tenant without rows are held.
+    #[error("Kamailio holds {held} entries of `{tenant}`, which has no rows (e.g. {example:?})")]
+    Unexpected {
+        /// The tenant.
+        tenant: String,
+        /// Entries held.
+        held: usize,
+        /// The first of them.
+        example: Option<String>,
+    },
+}
 
 /// How trial instances are started.
 #[derive(Clone, Debug)]
@@ -44,15 +208,18 @@ pub struct TrialReport {
     pub warm: bool,
 }
 
-fn free_port(ip: &str) -> Result<u16, String> {
+fn free_port(ip: &str) -> Result<u16, TrialError> {
     for _ in 0..20 {
-        let l = std::net::TcpListener::bind((ip, 0)).map_err(|e| format!("bind {ip}: {e}"))?;
-        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        let l = std::net::TcpListener::bind((ip, 0)).map_err(|source| TrialError::Bind {
+            ip: ip.to_string(),
+            source,
+        })?;
+        let port = l.local_addr().map_err(TrialError::LocalAddr)?.port();
         if port < 65535 && std::net::UdpSocket::bind((ip, port)).is_ok() {
             return Ok(port);
         }
     }
-    Err("no free port".into())
+    Err(TrialError::NoFreePort)
 }
 
 /// A trial Kamailio kept running between applies (`TrialConfig::warm`). It
@@ -138,17 +305,17 @@ pub async fn run(
     bundle: &Bundle,
     expect: &Expected,
     probe_policies: &[CompiledPolicy],
-) -> Result<TrialReport, String> {
+) -> Result<TrialReport, TrialError> {
     let t0 = Instant::now();
     if let Some(mut inst) = warm.take() {
         if inst.usable(cfg) {
             let r = async {
                 let written = write::write_bundle(&inst.data, bundle, std::time::SystemTime::now())
-                    .map_err(|e| format!("trial write: {e}"))?;
+                    .map_err(TrialError::Write)?;
                 inst.rpc
                     .reload_tables(&written, &inst.slot, None)
                     .await
-                    .map_err(|e| format!("trial: {e}"))?;
+                    .map_err(TrialError::Reload)?;
                 verify(cfg, &inst.rpc, expect, probe_policies, t0).await
             }
             .await;
@@ -192,15 +359,14 @@ pub async fn run(
 
 /// A fresh trial instance loaded with `bundle`: its own dir, `kamailio -c`,
 /// start, wait for RPC.
-async fn start(cfg: &TrialConfig, bundle: &Bundle) -> Result<Instance, String> {
+async fn start(cfg: &TrialConfig, bundle: &Bundle) -> Result<Instance, TrialError> {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = cfg.dir.join(format!("trial-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).map_err(|e| format!("trial dir: {e}"))?;
-    write::write_bundle(&data, bundle, std::time::SystemTime::now())
-        .map_err(|e| format!("trial write: {e}"))?;
+    std::fs::create_dir_all(&data).map_err(TrialError::Dir)?;
+    write::write_bundle(&data, bundle, std::time::SystemTime::now()).map_err(TrialError::Write)?;
     let cfg_stamp = stamp(&cfg.cfg);
     match spawn(cfg, &dir, &data).await {
         Ok((child, rpc)) => Ok(Instance {
@@ -223,7 +389,7 @@ async fn spawn(
     cfg: &TrialConfig,
     dir: &Path,
     data: &Path,
-) -> Result<(tokio::process::Child, Rpc), String> {
+) -> Result<(tokio::process::Child, Rpc), TrialError> {
     let sip = free_port(&cfg.ip)?;
     let rpc_port = free_port(&cfg.ip)?;
     let mut env: Vec<(String, String)> = vec![
@@ -250,17 +416,16 @@ async fn spawn(
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(20), check.output())
         .await
-        .map_err(|_| "trial: kamailio -c took over 20 s".to_string())?
-        .map_err(|e| format!("trial: kamailio -c: {e}"))?;
+        .map_err(|_| TrialError::CheckTimeout)?
+        .map_err(TrialError::Check)?;
     if !out.status.success() {
-        return Err(format!(
-            "trial: kamailio -c refused the configuration: {}",
-            tail(&String::from_utf8_lossy(&out.stderr))
-        ));
+        return Err(TrialError::CheckRefused(tail(&String::from_utf8_lossy(
+            &out.stderr,
+        ))));
     }
     let log = dir.join("log");
-    let logf = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-    let logf2 = logf.try_clone().map_err(|e| e.to_string())?;
+    let logf = std::fs::File::create(&log).map_err(TrialError::Log)?;
+    let logf2 = logf.try_clone().map_err(TrialError::Log)?;
     let mut child = tokio::process::Command::new(&cfg.kamailio)
         .arg("-f")
         .arg(&cfg.cfg)
@@ -276,7 +441,7 @@ async fn spawn(
         .stderr(logf2)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("trial: start kamailio: {e}"))?;
+        .map_err(TrialError::Start)?;
     if let Some(pid) = child.id() {
         // for clean_leftovers, should this agent die without stopping it
         let _ = std::fs::write(dir.with_extension("pid"), pid.to_string());
@@ -293,17 +458,17 @@ async fn spawn(
     };
     loop {
         if let Ok(Some(st)) = child.try_wait() {
-            return Err(format!(
-                "trial: kamailio exited during start ({st}): {}",
-                tail(&std::fs::read_to_string(&log).unwrap_or_default())
-            ));
+            return Err(TrialError::Exited {
+                status: st,
+                log: tail(&std::fs::read_to_string(&log).unwrap_or_default()),
+            });
         }
         if quick.call("core.uptime", &[]).await.is_ok() {
             return Ok((child, rpc));
         }
         if Instant::now() > deadline {
             stop(&mut child).await;
-            return Err("trial: kamailio did not answer RPC within 30 s".to_string());
+            return Err(TrialError::NoRpc);
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
@@ -318,14 +483,14 @@ async fn verify(
     expect: &Expected,
     probe_policies: &[CompiledPolicy],
     t0: Instant,
-) -> Result<TrialReport, String> {
+) -> Result<TrialReport, TrialError> {
     let start_ms = t0.elapsed().as_millis();
     let live = rpc.live_view(expect).await?;
-    compare_views(expect, &live).map_err(|e| format!("trial read-back: {e}"))?;
+    compare_views(expect, &live).map_err(TrialError::Readback)?;
     let mut probes = 0;
     let absent = "d:tollgate-absent-tree";
     if rpc.call("mtree.match", &[absent, "1", "0"]).await.is_ok() {
-        return Err("trial: a lookup in a missing tree did not fail".into());
+        return Err(TrialError::MissingTreeAnswered);
     }
     probes += 1;
     probes += probe_countries(rpc).await?;
@@ -366,29 +531,29 @@ fn tail(s: &str) -> String {
 pub fn compare_views(
     expect: &Expected,
     live: &BTreeMap<String, BTreeSet<String>>,
-) -> Result<(), String> {
+) -> Result<(), ViewMismatch> {
     let empty = BTreeSet::new();
     for (t, want) in &expect.views {
         let got = live.get(t).unwrap_or(&empty);
         if want != got {
             let missing = want.difference(got).next();
             let extra = got.difference(want).next();
-            return Err(format!(
-                "tenant `{t}`: Kamailio holds {} entries, {} rendered; first missing: {:?}; first unexpected: {:?}",
-                got.len(),
-                want.len(),
-                missing,
-                extra
-            ));
+            return Err(ViewMismatch::Tenant {
+                tenant: t.clone(),
+                held: got.len(),
+                rendered: want.len(),
+                missing: missing.cloned(),
+                unexpected: extra.cloned(),
+            });
         }
     }
     for (t, got) in live {
         if !expect.views.contains_key(t) && !got.is_empty() {
-            return Err(format!(
-                "Kamailio holds {} entries of `{t}`, which has no rows (e.g. {:?})",
-                got.len(),
-                got.iter().next()
-            ));
+            return Err(ViewMismatch::Unexpected {
+                tenant: t.clone(),
+                held: got.len(),
+                example: got.iter().next().cloned(),
+            });
         }
     }
     Ok(())
@@ -441,7 +606,7 @@ fn probe_policy(p: &CompiledPolicy) -> CompiledPolicy {
     q
 }
 
-async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize, String> {
+async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize, TrialError> {
     let t = &p.tenant;
     let q = probe_policy(p);
     let ev = Evaluator::new(&q);
@@ -463,7 +628,10 @@ async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize
     let answers = rpc
         .many(calls)
         .await
-        .map_err(|e| format!("probe {t}: {e}"))?;
+        .map_err(|source| TrialError::ProbeRpc {
+            target: t.clone(),
+            source,
+        })?;
     let tvalue =
         |v: &serde_json::Value| v.get("TVALUE").and_then(|v| v.as_str()).map(str::to_string);
     // the windows the chains name: `<t>::<window>` → its open intervals
@@ -506,7 +674,10 @@ async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize
             now,
         );
         let d = ev.decide(&call, false);
-        let chain = tvalue(&pair[0]).ok_or_else(|| format!("probe {dtree} {number}: no value"))?;
+        let chain = tvalue(&pair[0]).ok_or_else(|| TrialError::NoValue {
+            tree: dtree.clone(),
+            number: number.clone(),
+        })?;
         let mut verdict = None;
         for e in chain.split(';').filter(|e| !e.is_empty()) {
             let f: Vec<&str> = e.split(',').collect();
@@ -528,19 +699,23 @@ async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize
         let (allow, rule) = verdict.unwrap_or((false, "dst:international".into()));
         let want_allow = d.outcome == Outcome::Allow;
         if allow != want_allow || rule != d.rule {
-            return Err(format!(
-                "probe {dtree} +{number}: the trial SBC decides {} {rule}, the evaluator {} {}",
-                if allow { "allow" } else { "deny" },
-                d.outcome,
-                d.rule
-            ));
+            return Err(TrialError::Verdict {
+                tree: dtree,
+                number: number.clone(),
+                allow,
+                rule,
+                outcome: d.outcome,
+                evaluator_rule: d.rule.to_string(),
+            });
         }
         let classes = tvalue(&pair[1]).unwrap_or_default();
         if classes != d.classes.join(",") {
-            return Err(format!(
-                "probe {ctree} +{number}: the trial SBC has classes `{classes}`, the evaluator `{}`",
-                d.classes.join(",")
-            ));
+            return Err(TrialError::Classes {
+                tree: ctree,
+                number: number.clone(),
+                classes,
+                evaluator_classes: d.classes.join(","),
+            });
         }
         n += 2;
     }
@@ -549,7 +724,7 @@ async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize
 
 /// The fleet-wide country tree answers: its first, middle and last rows,
 /// each looked up by its own prefix, give that row's country.
-async fn probe_countries(rpc: &Rpc) -> Result<usize, String> {
+async fn probe_countries(rpc: &Rpc) -> Result<usize, TrialError> {
     let rows = country_rows();
     let picks = [0, rows.len() / 2, rows.len().saturating_sub(1)];
     let mut n = 0;
@@ -560,12 +735,17 @@ async fn probe_countries(rpc: &Rpc) -> Result<usize, String> {
         let m = rpc
             .call("mtree.match", &[COUNTRY_TREE, prefix, "0"])
             .await
-            .map_err(|e| format!("probe {COUNTRY_TREE} {prefix}: {e}"))?;
+            .map_err(|source| TrialError::ProbeRpc {
+                target: format!("{COUNTRY_TREE} {prefix}"),
+                source,
+            })?;
         let got = m.get("TVALUE").and_then(|v| v.as_str()).unwrap_or("");
         if got != *iso {
-            return Err(format!(
-                "probe {COUNTRY_TREE} +{prefix}: the trial SBC has `{got}`, the numbering table `{iso}`"
-            ));
+            return Err(TrialError::Country {
+                prefix: prefix.to_string(),
+                got: got.to_string(),
+                iso: iso.to_string(),
+            });
         }
         n += 1;
     }
