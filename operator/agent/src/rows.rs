@@ -355,11 +355,15 @@ mod tests {
         Bundle::new(files)
     }
 
-    /// An mtree file: the header, `rows`, the country tree and the sentinel.
+    /// An mtree file: the header, `rows`, the fleet-wide trees (countries,
+    /// dialled-number reading) and the sentinel.
     fn mtree_with(rows: &str) -> String {
         let mut m = format!("hdr\n{rows}");
         for (i, (p, iso)) in country_rows().iter().enumerate() {
             m.push_str(&format!("{}:{COUNTRY_TREE}:{p}:{iso}\n", i + 100));
+        }
+        for (i, (k, v)) in dial_rows().iter().enumerate() {
+            m.push_str(&format!("{}:{DIAL_TREE}:{k}:{v}\n", i + 10_000));
         }
         m.push_str(&format!("99999:{SENTINEL_TREE}:0:-\n"));
         m
@@ -487,13 +491,31 @@ mod tests {
             assert_eq!(e.len(), 1, "{e:?}");
             assert!(e[0].contains(&why), "{why}: {e:?}");
         }
-        // no country tree at all
+        // a dialling row changed: the SBC would read numbers otherwise
+        let (k, v) = &dial_rows()[0];
+        let mut d = b.clone();
+        d.files.insert(
+            "mtree".into(),
+            good.replacen(
+                &format!(":{DIAL_TREE}:{k}:{v}\n"),
+                &format!(":{DIAL_TREE}:{k}:x\n"),
+                1,
+            ),
+        );
+        let e = check_bundle(&d, &tenants());
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains(&format!("dialling tree row `{k}` -> `x`")),
+            "{e:?}"
+        );
+        // no fleet-wide tree at all: both are missing
         let mut b = b.clone();
         b.files
             .insert("mtree".into(), format!("hdr\n1:{SENTINEL_TREE}:0:-\n"));
         let e = check_bundle(&b, &tenants());
-        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].contains("country tree has 0 rows"), "{e:?}");
+        assert!(e[1].contains("dialling tree has 0 rows"), "{e:?}");
     }
 
     #[test]
