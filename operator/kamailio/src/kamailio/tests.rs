@@ -269,6 +269,7 @@ fn htables() {
     assert_eq!(
         table(&rows, "tg_tenant"),
         "acme\\:\\:cc:0:0:1:0\n\
+         acme\\:\\:home:0:0:3028:0\n\
          acme\\:\\:rev:0:0:acme-r1:0\n\
          acme\\:\\:geo:0:0:deny:0\n\
          acme\\:\\:geo\\:\\:rule:0:0:src\\:geo:0\n\
@@ -808,24 +809,33 @@ fn the_country_tree_answers_as_country_of() {
 }
 
 #[test]
-fn every_bundle_carries_the_country_tree_after_the_tenants() {
+fn every_bundle_carries_the_fleet_wide_trees_after_the_tenants() {
     let a = render(&small("acme"));
     for tenants in [BTreeMap::new(), BTreeMap::from([("acme".into(), a)])] {
         let f = Kamailio.compose(&tenants).unwrap();
         let lines: Vec<&str> = f.files["mtree"].lines().collect();
         let rows = country_rows();
+        let dial = dial_rows();
         let n = lines.len();
         assert_eq!(
             lines[n - 1],
             format!("{}:{SENTINEL_TREE}:0:-", n - 1),
             "the sentinel last"
         );
-        let first = n - 1 - rows.len();
+        // the tenants' rows, the country tree, the dialling tree, the sentinel
+        let first = n - 1 - dial.len() - rows.len();
         assert!(!lines[first - 1].contains(COUNTRY_TREE));
         for (i, (p, iso)) in rows.iter().enumerate() {
             assert_eq!(
                 lines[first + i],
                 format!("{}:{COUNTRY_TREE}:{p}:{iso}", first + i)
+            );
+        }
+        let first = first + rows.len();
+        for (i, (k, v)) in dial.iter().enumerate() {
+            assert_eq!(
+                lines[first + i],
+                format!("{}:{DIAL_TREE}:{k}:{v}", first + i)
             );
         }
         // deterministic: the same bundle twice
