@@ -10,7 +10,8 @@ use tollgate_kamailio::TenantRows;
 
 use crate::config::Config;
 use crate::error::AgentError;
-use crate::metrics::{MetricLabels, Metrics};
+use crate::labels::MetricLabels;
+use crate::metrics::Metrics;
 use crate::prepare::{Prepared, block_in_force, compose};
 use crate::rpc::{self, Rpc};
 use crate::state::{self, Persisted, TenantState, rows_of};

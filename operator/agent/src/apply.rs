@@ -12,7 +12,7 @@ use tollgate_kamailio::{Bundle, TenantRows, write};
 
 use crate::agent::{Agent, Base, Checked, Inner};
 use crate::error::{AgentError, ApplyError};
-use crate::metrics::MetricLabels;
+use crate::labels::MetricLabels;
 use crate::prepare::{Prepared, compose, prepare};
 use crate::rows::{Expected, view_hash};
 use crate::state::TenantState;

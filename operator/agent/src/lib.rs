@@ -23,6 +23,7 @@ pub mod blocks;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod labels;
 pub mod metrics;
 pub mod metrics_text;
 pub mod prepare;

@@ -1,17 +1,15 @@
 //! What `/metrics` counts and labels: the agent's counters ([`Metrics`]),
-//! the labels derived from the applied policies ([`MetricLabels`]), the
-//! `tg_stat` counters folded into families, and the text format's lines.
-//! The scrape itself is `metrics_text`.
+//! the `tg_stat` counters folded into families, and the text format's lines.
+//! The labels derived from the applied policies are `labels`; the scrape
+//! itself is `metrics_text`. Nothing here reads the agent's state, so the
+//! RPC client can count into [`Metrics`] without a module cycle.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::sync::atomic::AtomicU64;
 use tollgate_ir::{CompiledPolicy, LimitMetric};
-use tollgate_kamailio::TenantRows;
 use tollgate_kamailio::kamailio;
-
-use crate::state::Persisted;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -133,104 +131,6 @@ pub(crate) fn stat_counters(
             .or_default() += n;
     }
     out
-}
-
-/// What `/metrics` derives from the applied policies: computed when they
-/// change (`Agent::new`, every successful apply), not on every scrape.
-#[derive(Debug, Default)]
-pub(crate) struct MetricLabels {
-    pub(crate) tenants: Vec<String>,
-    /// Rule ids a `tollgate_calls_total` sample may carry.
-    pub(crate) known_rules: BTreeSet<String>,
-    /// (tenant, class) with a concurrency limit.
-    pub(crate) class_limits: BTreeSet<(String, String)>,
-    pub(crate) windows: Vec<(String, tollgate_ir::TimeWindow)>,
-    pub(crate) seeds: Vec<(String, String, String)>,
-    /// tenant → its revision as a number (`<n>@sha256:…` labels) or the
-    /// label itself.
-    pub(crate) revisions: Vec<(String, String)>,
-    /// tenant → the classes its numbers can have.
-    pub(crate) class_names: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl MetricLabels {
-    pub(crate) fn of(state: &Persisted, rows: &BTreeMap<String, TenantRows>) -> MetricLabels {
-        let tenants: Vec<String> = rows.keys().cloned().collect();
-        // tenant → its revision as a number (`<n>@sha256:…` labels) or
-        // the label itself
-        let revisions: Vec<(String, String)> = state
-            .tenants
-            .iter()
-            .map(|(t, s)| {
-                let r = s
-                    .revision
-                    .split_once('@')
-                    .map_or(s.revision.as_str(), |(n, _)| n);
-                (t.clone(), r.chars().take(128).collect())
-            })
-            .collect();
-        // classes with a concurrency limit, and every window, per tenant
-        let mut class_limits: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut windows = Vec::new();
-        // tenant → the classes its numbers can have (the class label's values)
-        let mut class_names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (t, s) in &state.tenants {
-            class_names.insert(t.clone(), policy_classes(&s.policy));
-            for l in &s.policy.limits {
-                if let (LimitMetric::Concurrent, Some(c)) = (l.metric, &l.class) {
-                    class_limits.insert((t.clone(), c.clone()));
-                }
-            }
-            windows.extend(s.policy.windows.iter().map(|w| (t.clone(), w.clone())));
-        }
-        let seeds: Vec<(String, String, String)> = state
-            .tenants
-            .iter()
-            .flat_map(|(t, s)| counter_seeds(t, &s.policy))
-            .collect();
-        let mut rules: BTreeSet<String> = [
-            "src:unknown",
-            "dst:invalid",
-            "dst:unreadable",
-            "dst:international",
-            "dst:emergency",
-            "sbc:tenant-missing",
-            "sbc:class-tree-missing",
-            "sbc:tree-missing",
-            "sbc:unknown",
-            "block:tenant",
-            "crypto:tls",
-            "crypto:client-certificate",
-            "crypto:srtp",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-        for s in state.tenants.values() {
-            let p = &s.policy;
-            rules.extend(p.rules.iter().map(|r| r.id.clone()));
-            rules.extend(p.destinations.iter().map(|d| d.rule.clone()));
-            rules.extend(p.sources.networks.iter().map(|n| n.rule.clone()));
-            rules.extend(p.sources.geo.iter().map(|g| g.rule.clone()));
-            rules.extend(p.limits.iter().map(|l| l.rule.clone()));
-            rules.extend(p.windows.iter().map(|w| w.rule.clone()));
-        }
-        rules.extend(
-            class_names
-                .values()
-                .flatten()
-                .map(|c| format!("block:class:{c}")),
-        );
-        MetricLabels {
-            tenants,
-            known_rules: rules,
-            class_limits,
-            windows,
-            seeds,
-            revisions,
-            class_names,
-        }
-    }
 }
 
 /// The `# HELP` (if any) and `# TYPE` lines of a metric family.

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::agent::Agent;
-use crate::metrics::{MetricLabels, StatCounters, StatLabels, family, sample, stat_counters};
+use crate::labels::MetricLabels;
+use crate::metrics::{StatCounters, StatLabels, family, sample, stat_counters};
 
 impl Agent {
     /// Prometheus text.
