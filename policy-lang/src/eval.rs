@@ -77,6 +77,10 @@ pub struct Call {
     pub blocked_tenant: bool,
     /// Responses in force block these destination classes.
     pub blocked_classes: BTreeSet<String>,
+    /// E.164 digits already read, looked up as they are: what the SBC's
+    /// destination tree is asked after the reading (the agent's probes of a
+    /// trial SBC's trees use it). `None`: `destination` is read as dialled.
+    pub e164: Option<String>,
 }
 
 impl Call {
@@ -96,6 +100,7 @@ impl Call {
             class_rate: BTreeMap::new(),
             blocked_tenant: false,
             blocked_classes: BTreeSet::new(),
+            e164: None,
         }
     }
 }
@@ -471,7 +476,11 @@ impl<'p> Evaluator<'p> {
         }
 
         // 3. the number
-        let number = match normalize(&call.destination, &self.home) {
+        let reading = match &call.e164 {
+            Some(n) => Reading::Number(n.clone()),
+            None => normalize(&call.destination, &self.home),
+        };
+        let number = match reading {
             Reading::Number(n) => n,
             Reading::NotANumber(why) => {
                 note!(

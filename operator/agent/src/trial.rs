@@ -668,11 +668,15 @@ async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize
     let now = jiff::Timestamp::now();
     let mut n = 0;
     for (number, pair) in numbers.iter().zip(answers.chunks(2)) {
-        let call = Call::new(
+        // the tree is probed with E.164 digits (prefixes of the policy's
+        // rows, not always whole numbers): decided past the reading, as the
+        // SBC looks them up after it
+        let mut call = Call::new(
             format!("+{number}"),
             std::net::IpAddr::from([10, 0, 0, 1]),
             now,
         );
+        call.e164 = Some(number.clone());
         let d = ev.decide(&call, false);
         let chain = tvalue(&pair[0]).ok_or_else(|| TrialError::NoValue {
             tree: dtree.clone(),
