@@ -441,8 +441,8 @@ api GET /v1/state > /dev/null
 check "no tenant applied" "$PY" -c 'import json,sys; sys.exit(0 if not json.load(open(sys.argv[1]))["tenants"] else 1)' "$WORK/resp"
 summary=$(scripts/sbc.sh rpc "$NAME" mtree.summary 2>&1 || true)
 trees=$(printf '%s' "$summary" | tr -d ' \t\n' | { grep -o '"table":"[^"]*"' || true; } | sort -u | tr '\n' ' ')
-check "Kamailio holds no tenant's tree (the fleet-wide country tree and the sentinel only): ${trees:-$summary}" \
-  [ "$trees" = '"table":"tollgate-country" "table":"tollgate-sentinel" ' ]
+check "Kamailio holds no tenant's tree (the fleet-wide country and dialling trees and the sentinel only): ${trees:-$summary}" \
+  [ "$trees" = '"table":"tollgate-country" "table":"tollgate-dial" "table":"tollgate-sentinel" ' ]
 expect_call $ACME +14155550100 "403 src:unknown" "acme removed"
 code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' "$AGENT/healthz")
 check "healthz with an empty policy set: $code" [ "$code" = 200 ]
