@@ -12,6 +12,8 @@
 //! Resolved alerts never loosen anything: they produce no action (only a
 //! person loosens protection, with kubectl).
 
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod responses;
 pub mod rules;
 

@@ -4,11 +4,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame};
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use tollgate_alerts::fixtures::{BREACH, alert, payload};
 use tollgate_alerts::*;
 
 const TOKEN: &str = "0123456789abcdef0123";
@@ -32,51 +32,6 @@ impl AlertSink for Record {
 fn rx() -> Receiver<Record> {
     Receiver::new(Record::default(), TOKEN.as_bytes().to_vec())
 }
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
-}
-
-fn alert(status: &str, fp: &str, pairs: &[(&str, &str)]) -> Value {
-    json!({
-        "status": status,
-        "labels": labels(pairs),
-        "annotations": {"summary": "acme: concurrent at or above 2"},
-        "startsAt": "2026-11-25T10:00:00.000Z",
-        "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://127.0.0.1:9090/graph",
-        "fingerprint": fp,
-    })
-}
-
-fn payload(alerts: Vec<Value>) -> Value {
-    json!({
-        "version": "4",
-        "groupKey": "{}:{alertname=\"x\"}",
-        "truncatedAlerts": 0,
-        "status": "firing",
-        "receiver": "tollgate",
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093",
-        "alerts": alerts,
-    })
-}
-
-const BREACH: &[(&str, &str)] = &[
-    ("alertname", "TollgateConcurrentCritical"),
-    ("tollgate_tenant", "acme"),
-    ("tollgate_policy", "acme"),
-    ("namespace", "tenants"),
-    ("tollgate_limit", "concurrent"),
-    ("tollgate_class", "international"),
-    ("tollgate_level", "critical"),
-    ("severity", "critical"),
-];
 
 fn req(method: &str, path: &str, auth: Option<&str>, body: Vec<u8>) -> Request<Full<Bytes>> {
     let mut b = Request::builder().method(method).uri(path);
