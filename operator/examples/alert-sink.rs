@@ -17,14 +17,16 @@ use tollgate_alerts::{AlertAction, AlertSink};
 struct Print;
 
 impl AlertSink for Print {
-    async fn act(&self, action: AlertAction) -> Result<(), String> {
+    type Error = std::io::Error;
+
+    async fn act(&self, action: AlertAction) -> Result<(), std::io::Error> {
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let line = serde_json::json!({"receivedUnixMs": ms, "action": action});
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").map_err(|e| e.to_string())?;
-        out.flush().map_err(|e| e.to_string())
+        writeln!(out, "{line}")?;
+        out.flush()
     }
 }
 

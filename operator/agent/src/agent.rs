@@ -1,7 +1,7 @@
 //! The [`Agent`] and its in-memory state ([`Inner`]: the persisted state,
 //! the rows as applied, the warm trial instance, the staged revisions).
 //! Its operations live in the modules named for them (`apply`, `staging`,
-//! `blocks`, `readback`, `recovery`, `metrics_text`).
+//! `blocks`, `readback`, `recovery`, `scrape`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -87,6 +87,8 @@ pub struct Agent {
     pub rpc: Rpc,
     pub(crate) inner: tokio::sync::Mutex<Inner>,
     pub metrics: Metrics,
+    /// `/metrics`' registry: [`Agent::metrics`] and the SBC's figures.
+    pub(crate) registry: crate::registry::AgentRegistry,
     /// The live Kamailio's address reloads.
     pub(crate) address_slot: rpc::AddressSlot,
 }
@@ -115,11 +117,13 @@ impl Agent {
         let bundle = compose(&inner.rows, &inner.state.blocks).map_err(AgentError::Compose)?;
         inner.bundle_hash = bundle.hash;
         inner.labels = Arc::new(MetricLabels::of(&inner.state, &inner.rows));
+        let metrics = Metrics::default();
         Ok(Agent {
             cfg,
             rpc,
             inner: tokio::sync::Mutex::new(inner),
-            metrics: Metrics::default(),
+            registry: crate::registry::AgentRegistry::new(&metrics),
+            metrics,
             address_slot: rpc::AddressSlot::default(),
         })
     }

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 use tollgate_agent_api::{ApplyAnswer, ApplyTimings};
 use tollgate_ir::CompiledPolicy;
@@ -43,22 +42,20 @@ impl Agent {
     ) {
         if !matches!(r, Err(ApplyError::NotFound(_) | ApplyError::Conflict(_))) {
             self.metrics
-                .last_apply_us
-                .store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                .last_apply_seconds
+                .set(t0.elapsed().as_secs_f64());
         }
         match r {
             Ok(_) => {
-                self.metrics.applies_ok.fetch_add(1, Ordering::Relaxed);
+                self.metrics.applied("ok");
                 inner.last_error = None;
             }
             Err(ApplyError::Rejected(e)) => {
-                self.metrics
-                    .applies_rejected
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.applied("rejected");
                 tracing::warn!("{tenant}: rejected: {}", e.join("; "));
             }
             Err(ApplyError::Failed(e)) => {
-                self.metrics.applies_failed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.applied("failed");
                 inner.last_error = Some(e.clone());
                 tracing::error!("{tenant}: FAILED: {e}");
             }

@@ -10,11 +10,11 @@
 //!   [`trial`]: the trial instance and its probes;
 //! - [`state`]: what is persisted (`state.json`); [`prepare`]: the pure
 //!   part of an apply (render, compose, checks); [`metrics`]: counters and
-//!   labels of `/metrics`;
+//!   labels of `/metrics`; [`registry`]: the one metrics registry;
 //! - [`agent`]: the [`Agent`] and its in-memory state;
 //! - its operations: [`apply`] (the pipeline), [`staging`] (stage and
 //!   commit), [`blocks`], [`readback`] (`/v1/state`, `/healthz`),
-//!   [`recovery`] (reconcile, window refresh), [`metrics_text`] (a scrape);
+//!   [`recovery`] (reconcile, window refresh), [`scrape`] (`/metrics`);
 //! - [`http`]: the API (types in `tollgate-agent-api`).
 
 pub mod agent;
@@ -25,12 +25,13 @@ pub mod error;
 pub mod http;
 pub mod labels;
 pub mod metrics;
-pub mod metrics_text;
 pub mod prepare;
 pub mod readback;
 pub mod recovery;
+pub mod registry;
 pub mod rows;
 pub mod rpc;
+pub mod scrape;
 pub mod staging;
 pub mod state;
 pub mod trial;

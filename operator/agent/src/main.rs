@@ -131,7 +131,7 @@ enum TrialMode {
 
 impl Args {
     /// The agent's settings (reads the token file).
-    fn config(self) -> Result<Config, String> {
+    fn config(self) -> Result<Config, tollgate_plumbing::auth::TokenFileError> {
         let token = tollgate_plumbing::auth::read_token_file(&self.token_file)?;
         let cfg = self.cfg.unwrap_or_else(|| {
             std::env::current_dir()

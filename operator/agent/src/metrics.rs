@@ -1,28 +1,98 @@
-//! What `/metrics` counts and labels: the agent's counters ([`Metrics`]),
-//! the `tg_stat` counters folded into families, and the text format's lines.
-//! The labels derived from the applied policies are `labels`; the scrape
-//! itself is `metrics_text`. Nothing here reads the agent's state, so the
-//! RPC client can count into [`Metrics`] without a module cycle.
+//! What `/metrics` counts and labels: the agent's own counters
+//! ([`Metrics`], registered in the agent's registry) and the `tg_stat`
+//! counters folded into families. The labels derived from the applied
+//! policies are `labels`; the scrape of the SBC's figures is `scrape`.
+//! Nothing here reads the agent's state, so the RPC client can count into
+//! [`Metrics`] without a module cycle.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
 use std::sync::atomic::AtomicU64;
 use tollgate_ir::{CompiledPolicy, LimitMetric};
 use tollgate_kamailio::kamailio;
+use tollgate_plumbing::metrics::Registry;
+use tollgate_plumbing::metrics::prometheus_client::metrics::counter::Counter;
+use tollgate_plumbing::metrics::prometheus_client::metrics::family::Family;
+use tollgate_plumbing::metrics::prometheus_client::metrics::gauge::Gauge;
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
+/// The result label of `tollgate_agent_applies_total`.
+pub type ResultLabel = [(&'static str, &'static str); 1];
+
+/// The agent's own counters (the SBC's figures are read at each scrape).
+#[derive(Debug, Clone)]
 pub struct Metrics {
-    pub applies_ok: AtomicU64,
-    pub applies_rejected: AtomicU64,
-    pub applies_failed: AtomicU64,
-    pub reloads: AtomicU64,
-    pub reload_failures: AtomicU64,
-    pub recoveries: AtomicU64,
-    pub last_apply_us: AtomicU64,
+    /// Applies and stages by result (`ok`, `rejected`, `failed`).
+    pub applies: Family<ResultLabel, Counter>,
+    /// Reloads asked of Kamailio (trees, address table, hash tables).
+    pub reloads: Counter,
+    /// Reloads Kamailio refused or did not answer.
+    pub reload_failures: Counter,
+    /// Times the reconcile loop re-applied the last good state.
+    pub recoveries: Counter,
     /// Revisions staged (checked, not yet committed).
-    pub stages: AtomicU64,
+    pub stages: Counter,
+    /// Duration of the last apply, in seconds.
+    pub last_apply_seconds: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let m = Metrics {
+            applies: Family::default(),
+            reloads: Counter::default(),
+            reload_failures: Counter::default(),
+            recoveries: Counter::default(),
+            stages: Counter::default(),
+            last_apply_seconds: Gauge::default(),
+        };
+        // every result is exported from the start, at 0
+        for r in ["ok", "rejected", "failed"] {
+            let _ = m.applies.get_or_create(&[("result", r)]);
+        }
+        m
+    }
+}
+
+impl Metrics {
+    /// Counts one apply (or stage) with `result`.
+    pub fn applied(&self, result: &'static str) {
+        self.applies.get_or_create(&[("result", result)]).inc();
+    }
+
+    /// Registers the counters in the agent's registry (counter names get
+    /// `_total` from the encoder, help texts a period).
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "tollgate_agent_applies",
+            "Applies by result",
+            self.applies.clone(),
+        );
+        r.register(
+            "tollgate_agent_reloads",
+            "Reloads asked of Kamailio (trees, address table, hash tables)",
+            self.reloads.clone(),
+        );
+        r.register(
+            "tollgate_agent_reload_failures",
+            "Reloads Kamailio refused or did not answer",
+            self.reload_failures.clone(),
+        );
+        r.register(
+            "tollgate_agent_recoveries",
+            "Times the reconcile loop re-applied the last good state",
+            self.recoveries.clone(),
+        );
+        r.register(
+            "tollgate_agent_stages",
+            "Revisions staged (checked, not yet committed)",
+            self.stages.clone(),
+        );
+        r.register(
+            "tollgate_agent_last_apply_seconds",
+            "Duration of the last apply",
+            self.last_apply_seconds.clone(),
+        );
+    }
 }
 
 /// What the labels of the `tg_stat` families may hold.
@@ -36,7 +106,7 @@ pub(crate) struct StatLabels<'a> {
 }
 
 /// The `tg_stat` counters, labelled: one map per family.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct StatCounters {
     /// (tenant, outcome, rule): `tollgate_calls_total`.
     pub(crate) calls: BTreeMap<(String, String, String), u64>,
@@ -131,33 +201,6 @@ pub(crate) fn stat_counters(
             .or_default() += n;
     }
     out
-}
-
-/// The `# HELP` (if any) and `# TYPE` lines of a metric family.
-pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: Option<&str>) {
-    if let Some(h) = help {
-        let _ = writeln!(out, "# HELP {name} {h}");
-    }
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// One sample, `name{label="value",...} value`, the label values escaped
-/// (`\` and `"`).
-pub(crate) fn sample(
-    out: &mut String,
-    name: &str,
-    labels: &[(&str, &str)],
-    value: impl std::fmt::Display,
-) {
-    out.push_str(name);
-    for (i, (k, v)) in labels.iter().enumerate() {
-        let v = v.replace('\\', "\\\\").replace('"', "\\\"");
-        let _ = write!(out, "{}{k}=\"{v}\"", if i == 0 { '{' } else { ',' });
-    }
-    if !labels.is_empty() {
-        out.push('}');
-    }
-    let _ = writeln!(out, " {value}");
 }
 
 /// The counters a tenant's policy can move, exported as 0 before their
@@ -404,24 +447,6 @@ mod tests {
             });
         }
         assert_eq!(names(&p), ["international", "national", "premium-rate"]);
-    }
-
-    #[test]
-    fn metric_text_lines() {
-        let mut out = String::new();
-        super::family(&mut out, "m_total", "counter", Some("Calls."));
-        super::sample(
-            &mut out,
-            "m_total",
-            &[("tenant", "a\"b\\c"), ("rule", "r")],
-            3,
-        );
-        super::family(&mut out, "u", "gauge", None);
-        super::sample(&mut out, "u", &[], 0.5);
-        assert_eq!(
-            out,
-            "# HELP m_total Calls.\n# TYPE m_total counter\nm_total{tenant=\"a\\\"b\\\\c\",rule=\"r\"} 3\n# TYPE u gauge\nu 0.5\n"
-        );
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Keeping Kamailio on the applied state: the periodic check and repair,
 //! and the daily re-render that keeps time windows from running out.
 
-use std::sync::atomic::Ordering;
 use tollgate_ir::CompiledPolicy;
 
 use crate::agent::Agent;
@@ -45,7 +44,7 @@ impl Agent {
             .await
         {
             Ok(_) => {
-                self.metrics.recoveries.fetch_add(1, Ordering::Relaxed);
+                self.metrics.recoveries.inc();
                 inner.last_error = None;
                 Ok(true)
             }

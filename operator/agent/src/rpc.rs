@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tollgate_plumbing::metrics::prometheus_client::metrics::counter::Counter;
 
 /// Why a JSON-RPC call to Kamailio (or the RPC URL) failed. The messages are
 /// the ones the agent answered and logged before this type.
@@ -283,9 +284,9 @@ impl Rpc {
         slot: &AddressSlot,
         metrics: Option<&crate::metrics::Metrics>,
     ) -> Result<Vec<String>, RpcError> {
-        let count = |c: fn(&crate::metrics::Metrics) -> &std::sync::atomic::AtomicU64| {
+        let count = |c: fn(&crate::metrics::Metrics) -> &Counter| {
             if let Some(m) = metrics {
-                c(m).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                c(m).inc();
             }
         };
         let mut reloaded = Vec::new();

@@ -2,7 +2,6 @@
 //! the result kept), commit (steps 4–8 with it, or all again when the state
 //! moved).
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tollgate_agent_api::{ApplyAnswer, StageAnswer, StageTimings};
 use tollgate_ir::CompiledPolicy;
@@ -31,15 +30,13 @@ impl Agent {
             Ok(c) => c,
             Err(e) => {
                 if let ApplyError::Rejected(reasons) = &e {
-                    self.metrics
-                        .applies_rejected
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.metrics.applied("rejected");
                     tracing::warn!("{tenant}: stage rejected: {}", reasons.join("; "));
                 }
                 return Err(e);
             }
         };
-        self.metrics.stages.fetch_add(1, Ordering::Relaxed);
+        self.metrics.stages.inc();
         let answer = StageAnswer {
             tenant: tenant.to_string(),
             revision: change.0.clone(),

@@ -447,6 +447,10 @@ impl Seen {
 /// webhook answer 500 so Alertmanager retries; the action is then not
 /// remembered as done.
 pub trait AlertSink: Send + Sync + 'static {
+    /// Why an action failed (the sink reports it; the webhook's answer
+    /// carries no message).
+    type Error: std::error::Error + Send + 'static;
+
     /// Whether it acts now; `false` (e.g. not the leader replica) makes the
     /// webhook answer 503 to authenticated requests, so Alertmanager
     /// retries.
@@ -455,7 +459,7 @@ pub trait AlertSink: Send + Sync + 'static {
     }
 
     /// Applies `action`.
-    fn act(&self, action: AlertAction) -> impl Future<Output = Result<(), String>> + Send;
+    fn act(&self, action: AlertAction) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// [`AlertSink::act`] that may find nothing to act on: `Ok(Some(reason))`
     /// lists the alert under `ignored` in the answer (200, not retried).
@@ -463,7 +467,7 @@ pub trait AlertSink: Send + Sync + 'static {
     fn act_checked(
         &self,
         action: AlertAction,
-    ) -> impl Future<Output = Result<Option<String>, String>> + Send {
+    ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send {
         let fut = self.act(action);
         async move { fut.await.map(|()| None) }
     }

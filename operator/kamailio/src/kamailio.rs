@@ -778,7 +778,7 @@ impl<'p> Renderer<'p> {
         let mut rows = Vec::new();
         for (name, (w, tz)) in &self.windows {
             let list = open_intervals(w, tz, self.now)
-                .map_err(|m| RenderError::invalid(t, format!("windows.{name}"), m))?;
+                .map_err(|e| RenderError::invalid(t, format!("windows.{name}"), e.to_string()))?;
             if list.len() > MAX_WINDOW_INTERVALS {
                 return Err(RenderError::invalid(
                     t,
@@ -820,6 +820,22 @@ pub fn parse_cidr(s: &str) -> Option<IpNet> {
     IpNet::new(addr, len.parse().ok()?).ok()
 }
 
+/// Why a window's open intervals cannot be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    /// An instant out of the calendar's range.
+    #[error("{0}")]
+    Time(#[source] jiff::Error),
+    /// The zone's offset is not whole minutes (the SBC checks whole minutes).
+    #[error("zone {zone} has an offset of odd seconds at {at}")]
+    OddOffset {
+        /// The window's zone.
+        zone: String,
+        /// When.
+        at: Timestamp,
+    },
+}
+
 /// The intervals `[start, end)` (UTC epoch seconds, sorted, disjoint, not
 /// adjacent) in which `window` is open, as `window::is_open_in` decides it:
 /// every interval that ends after `now`, its end cut at `now + 8 days` and
@@ -830,7 +846,7 @@ pub fn open_intervals(
     window: &TimeWindow,
     tz: &TimeZone,
     now: Timestamp,
-) -> Result<Vec<(i64, i64)>, String> {
+) -> Result<Vec<(i64, i64)>, WindowError> {
     let now_s = now.as_second();
     let start = (now_s.div_euclid(60) - 1440) * 60;
     let horizon = now_s + WINDOW_DAYS * 86_400;
@@ -838,12 +854,12 @@ pub fn open_intervals(
     let mut open_since: Option<i64> = None;
     let mut at = start;
     while at < horizon {
-        let ts = Timestamp::from_second(at).map_err(|e| e.to_string())?;
+        let ts = Timestamp::from_second(at).map_err(WindowError::Time)?;
         if tz.to_offset(ts).seconds() % 60 != 0 {
-            return Err(format!(
-                "zone {} has an offset of odd seconds at {ts}",
-                window.zone
-            ));
+            return Err(WindowError::OddOffset {
+                zone: window.zone.clone(),
+                at: ts,
+            });
         }
         let open = window::is_open_in(window, ts, tz);
         match (open, open_since) {

@@ -14,18 +14,42 @@ pub fn authorized(header: Option<&str>, token: &[u8]) -> bool {
     !token.is_empty() && bool::from(a.ct_eq(&b))
 }
 
+/// Why a token file is unusable. The message names the file, never the
+/// content.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// The file cannot be read.
+    #[error("token file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What reading it said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The token is shorter than 16 characters.
+    #[error("token file {path}: the token must have at least 16 characters")]
+    TooShort {
+        /// The file.
+        path: String,
+    },
+}
+
 /// Reads a token file: one token, surrounding white space ignored, at least
-/// 16 characters. The error names the file, never the content.
-pub fn read_token_file(path: &str) -> Result<Vec<u8>, String> {
+/// 16 characters.
+pub fn read_token_file(path: &str) -> Result<Vec<u8>, TokenFileError> {
     let token = std::fs::read_to_string(path)
-        .map_err(|e| format!("token file {path}: {e}"))?
+        .map_err(|source| TokenFileError::Read {
+            path: path.to_string(),
+            source,
+        })?
         .trim()
         .as_bytes()
         .to_vec();
     if token.len() < 16 {
-        return Err(format!(
-            "token file {path}: the token must have at least 16 characters"
-        ));
+        return Err(TokenFileError::TooShort {
+            path: path.to_string(),
+        });
     }
     Ok(token)
 }
@@ -55,9 +79,17 @@ mod tests {
             b"0123456789abcdef"
         );
         std::fs::write(&f, "short\n").unwrap();
-        let e = read_token_file(f.to_str().unwrap()).unwrap_err();
-        assert!(e.contains("16 characters") && !e.contains("short"));
-        assert!(read_token_file(dir.join("none").to_str().unwrap()).is_err());
+        let e = read_token_file(f.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("16 characters") && !e.contains("short"), "{e}");
+        let none = dir.join("none");
+        let e = read_token_file(none.to_str().unwrap()).unwrap_err();
+        assert!(matches!(e, TokenFileError::Read { .. }));
+        assert!(
+            e.to_string()
+                .starts_with(&format!("token file {}: ", none.display()))
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

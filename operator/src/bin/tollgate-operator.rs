@@ -71,6 +71,11 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Seconds that reconciles in progress get to finish after SIGTERM, and
+    /// releasing the Lease after them; then the process exits anyway (keep
+    /// it below the pod's terminationGracePeriodSeconds).
+    #[arg(long, default_value_t = 20)]
+    shutdown_grace_secs: u64,
 }
 
 fn random_id() -> String {
@@ -225,13 +230,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
 
     if args.no_leader_election || !args.leader_election {
         let _ = ready_tx.send(true);
         metrics.set_leader(true);
         let op = Operator::new(client, config, agents, Arc::clone(&metrics));
         sink.set(Some(op.context()));
-        op.run(stopped(stop_rx.clone())).await;
+        run_bounded(op, stopped(stop_rx.clone()), stop_rx.clone(), grace).await;
         sink.set(None);
         stop_servers(servers_stop, metrics_task, webhook_task).await;
         return Ok(());
@@ -278,7 +284,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             Arc::clone(&metrics),
         );
         sink.set(Some(op.context()));
-        op.run(shutdown).await;
+        run_bounded(op, shutdown, stop_rx.clone(), grace).await;
         sink.set(None);
         metrics.set_leader(false);
         if *stop.borrow() {
@@ -287,13 +293,40 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     }
     // Closing the channel makes the lease task release the lease.
     drop(leader);
-    match lease_task.await {
-        Ok(Ok(_)) => tracing::info!("lease released"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "releasing the lease"),
-        Err(e) => tracing::warn!(error = %e, "lease task"),
+    match tokio::time::timeout(grace, lease_task).await {
+        Ok(Ok(Ok(_))) => tracing::info!("lease released"),
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "releasing the lease"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "lease task"),
+        Err(_) => tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "the lease was not released within the shutdown grace; it expires on its own"
+        ),
     }
     stop_servers(servers_stop, metrics_task, webhook_task).await;
     Ok(())
+}
+
+/// Runs the controller until `shutdown`. Once `stop` says the process
+/// stops, reconciles in progress get `grace` to finish: a call to an API
+/// server that does not answer would otherwise hold the process for the
+/// client's read timeout.
+async fn run_bounded(
+    op: Operator,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let deadline = async move {
+        let _ = stop.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        () = op.run(shutdown) => {}
+        () = deadline => tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "the controller did not stop within the shutdown grace (a call to the API server is still waiting); exiting"
+        ),
+    }
 }
 
 /// Closes the servers' listeners; requests in progress finish in their own

@@ -30,6 +30,10 @@ pub enum Error {
     /// (retried with backoff; the entries and the annotation stay).
     #[error("cleanup: lifting blocks failed on {0} targets")]
     LiftFailed(usize),
+    /// An alert reached a replica that is not the leader (the webhook
+    /// answers 503 before it asks; this is the race after).
+    #[error("not the leader")]
+    NotLeader,
 }
 
 impl Error {

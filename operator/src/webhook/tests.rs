@@ -20,9 +20,11 @@ struct Record {
 }
 
 impl AlertSink for Record {
-    async fn act(&self, action: AlertAction) -> Result<(), String> {
+    type Error = std::io::Error;
+
+    async fn act(&self, action: AlertAction) -> Result<(), std::io::Error> {
         if self.fail.load(Ordering::Relaxed) {
-            return Err("sink down".into());
+            return Err(std::io::Error::other("sink down"));
         }
         self.actions.lock().unwrap().push(action);
         Ok(())

@@ -70,17 +70,19 @@ impl OperatorSink {
 }
 
 impl AlertSink for OperatorSink {
+    type Error = Error;
+
     fn ready(&self) -> bool {
         self.current().is_some()
     }
 
-    async fn act(&self, action: AlertAction) -> Result<(), String> {
+    async fn act(&self, action: AlertAction) -> Result<(), Error> {
         self.act_checked(action).await.map(|_| ())
     }
 
-    async fn act_checked(&self, action: AlertAction) -> Result<Option<String>, String> {
+    async fn act_checked(&self, action: AlertAction) -> Result<Option<String>, Error> {
         let Some(ctx) = self.current() else {
-            return Err("not the leader".into());
+            return Err(Error::NotLeader);
         };
         let kind = action.kind();
         let r = match action {
@@ -100,11 +102,9 @@ impl AlertSink for OperatorSink {
                 .await
                 .map(|r| r.ignored),
         };
-        // the webhook's contract carries the message only
-        r.map_err(|e| {
+        r.inspect_err(|e| {
             // the webhook answers 500 (without the message): Alertmanager retries
             tracing::warn!(kind, error = %e, "alert action failed; the webhook answers 500");
-            e.to_string()
         })
     }
 }
