@@ -24,7 +24,10 @@
 # (the agents' bearer token, mode 0600), sbc<i>/{data,state,agent.log,agent.pid}.
 # Settings: TG_GEOIP_DB (a GeoIP2 .mmdb for Kamailio and the agents: geo
 # rules), TG_AGENT_BIN (a built tollgate-agent; default: cargo build),
-# TG_UAS_TIMEOUT (the UAS quits by itself after it, default 3600 s).
+# TG_UAS_TIMEOUT (the UAS quits by itself after it, default 3600 s),
+# TG_FLEET_DMQ=1 (concurrent-call limits counted over the whole fleet: the
+# SBCs replicate their dialogs over DMQ on udp SIP port + 5, all announcing
+# themselves to SBC 1; kept for later `part ... start`).
 # Start is idempotent: running SBCs are kept, missing or half-running ones
 # are (re)started with an empty policy set, SBCs beyond N are stopped.
 set -euo pipefail
@@ -33,7 +36,7 @@ set -euo pipefail
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 export TOLLGATE_RUN=$RUN
 
-usage() { sed -n '2,31p' "$0" >&2; exit 2; }
+usage() { sed -n '2,34p' "$0" >&2; exit 2; }
 
 valid_name() { [[ $1 =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || die "fleet name '$1': use 1-31 of a-z 0-9 -"; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -115,7 +118,9 @@ start_one() { # NAME I BIN
 
 kamailio_start() { # NAME I (sbc_vars set): Kamailio on the SBC's data dir as it is
   local fdir=$RUN/$1 dir=$RUN/$1/sbc$2
-  TG_RELAY=$(cat "$fdir/uas") TG_RPC_PORT=$RPC_PORT \
+  local dmq=
+  [ -f "$fdir/dmq" ] && dmq=$(cat "$fdir/dmq")
+  TG_RELAY=$(cat "$fdir/uas") TG_RPC_PORT=$RPC_PORT TG_DMQ_NOTIFY=$dmq TG_DMQ_PORT=$((SIP_PORT + 5)) \
     "$ROOT/scripts/sbc.sh" start "$SBC" "$IP" "$SIP_PORT" "$dir/data" 2>> "$fdir/fleet.log"
 }
 
@@ -149,6 +154,9 @@ cmd_start() {
   fi
   local net; net=$(net_of "$name")
   echo "$net.250:5070" > "$fdir/uas"
+  # fleet-wide concurrency: every SBC announces itself to SBC 1 on the
+  # replication bus (udp SIP port + 5) and learns the others from it
+  if [ "${TG_FLEET_DMQ:-0}" = 1 ]; then echo "sip:$net.1:5115" > "$fdir/dmq"; else rm -f "$fdir/dmq"; fi
   if ! alive "$RUN/uas-$name/pid"; then
     TG_UAS_TIMEOUT=${TG_UAS_TIMEOUT:-3600} "$ROOT/scripts/sbc.sh" uas-start "$name" "$net.250" 5070 2>> "$fdir/fleet.log"
   fi

@@ -14,6 +14,8 @@
 #   TG_RELAY     host:port allowed calls go to (default 127.0.0.1:5070)
 #   TG_GEOIP_DB  a GeoIP2 .mmdb: enables geo lookups (-A WITH_GEOIP)
 #   TG_TLS_CFG   a tls module config: enables TLS on TG_TLS_PORT (default PORT+2)
+#   TG_DMQ_NOTIFY  a peer of the fleet's replication bus (sip:host:port): enables
+#                fleet-wide concurrency (-A WITH_DMQ) on udp TG_DMQ_PORT (default PORT+5)
 #   TG_SHM_MB    shared memory (default 256), TG_PKG_MB private memory (default 16)
 #   TG_SHM_PREFAULT=1  touch all of it at start (-A WITH_SHM_PREFAULT, tollgate.cfg)
 #   TG_DEBUG=1   verbose log
@@ -28,7 +30,7 @@ set -euo pipefail
 
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 
-usage() { sed -n '2,25p' "$0" >&2; exit 2; }
+usage() { sed -n '2,27p' "$0" >&2; exit 2; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -85,9 +87,15 @@ cmd_start() {
       echo "TG_TLS_CFG=$TG_TLS_CFG"
       echo "TG_TLS_PORT=${TG_TLS_PORT:-$((port + 2))}"
     fi
+    if [ -n "${TG_DMQ_NOTIFY:-}" ]; then
+      echo "TG_DMQ_PORT=${TG_DMQ_PORT:-$((port + 5))}"
+      echo "TG_DMQ_SERVER=sip:$ip:${TG_DMQ_PORT:-$((port + 5))}"
+      echo "TG_DMQ_NOTIFY=$TG_DMQ_NOTIFY"
+    fi
   } > "$dir/env"
   [ -n "${TG_GEOIP_DB:-}" ] && defs+=(-A WITH_GEOIP)
   [ -n "${TG_TLS_CFG:-}" ] && defs+=(-A WITH_TLS)
+  [ -n "${TG_DMQ_NOTIFY:-}" ] && defs+=(-A WITH_DMQ)
   [ "${TG_DEBUG:-0}" = 1 ] && defs+=(-A WITH_DEBUG)
   [ "${TG_SHM_PREFAULT:-0}" = 1 ] && defs+=(-A WITH_SHM_PREFAULT)
   set -a

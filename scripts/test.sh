@@ -57,6 +57,9 @@ scripts/test-rules.sh
 say "a local fleet of three Kamailio+agent SBCs (scripts/fleet.sh)"
 scripts/test-fleet.sh
 
+say "fleet-wide concurrency: three SBCs replicating dialogs over DMQ, real calls spread over them"
+scripts/test-fleetwide.sh
+
 say "the operator end to end: tollgate-operator, the API server, four local SBCs, kubectl and calls"
 scripts/test-operator.sh
 
