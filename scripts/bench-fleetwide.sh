@@ -34,7 +34,7 @@ OFF=tgbenchfwoff
 NET_ON=127.0.205
 NET_OFF=127.0.206
 
-cargo build --quiet --locked -p tollgate-cli -p tollgate-agent --bin tollgate --bin tollgate-agent
+build_all
 export TG_AGENT_BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
 TOLLGATE=$CARGO_TARGET_DIR/debug/tollgate
 

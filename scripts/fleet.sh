@@ -64,7 +64,7 @@ sbc_vars() {
 
 agent_bin() {
   if [ -n "${TG_AGENT_BIN:-}" ]; then echo "$TG_AGENT_BIN"; return; fi
-  cargo build --quiet --locked -p tollgate-agent --bin tollgate-agent >&2
+  build_all >&2
   echo "$CARGO_TARGET_DIR/debug/tollgate-agent"
 }
 

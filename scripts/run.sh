@@ -71,7 +71,7 @@ start_apiserver() {
 loopback_copies() { # -> $STACK/policies/*.yaml, $STACK/geo.mmdb
   local py helper
   say "loopback copies of the compiled tenants"
-  cargo build --quiet --locked -p tollgate-kamailio --example agreement
+  build_all
   helper=$CARGO_TARGET_DIR/debug/examples/agreement
   rm -rf "$STACK/agree"
   "$helper" prepare examples/policies "$STACK/agree" >/dev/null
@@ -131,7 +131,7 @@ apply_fleet() {
 start_operator() {
   local bin pid exe
   say "tollgate-operator"
-  cargo build --quiet --locked -p tollgate-operator --bin tollgate-operator
+  build_all
   bin=$CARGO_TARGET_DIR/debug/tollgate-operator
   if alive "$STACK/operator.pid"; then
     pid=$(cat "$STACK/operator.pid")

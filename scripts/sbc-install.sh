@@ -5,12 +5,12 @@
 # (the test scripts read JSON answers with them) and the Python
 # venv with mmdb-writer (the test GeoIP2 database). A fast no-op when all is
 # there; `apt-get update` runs only when a package is missing.
-#   scripts/sbc-install.sh
+#   scripts/sbc-install.sh [PACKAGE...]   (more Debian packages a bench needs)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 pkgs=(kamailio kamailio-extra-modules kamailio-utils-modules kamailio-json-modules
-      kamailio-tls-modules kamailio-geoip2-modules sip-tester openssl jq curl procps)
+      kamailio-tls-modules kamailio-geoip2-modules sip-tester openssl jq curl procps "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

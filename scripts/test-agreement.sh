@@ -31,7 +31,7 @@ WORK=$RUN/$NAME-work
 PY=$(python_env)
 
 say "building the agreement helper"
-cargo build --quiet --locked -p tollgate-kamailio --example agreement
+build_all
 HELPER=$CARGO_TARGET_DIR/debug/examples/agreement
 
 rm -rf "$WORK"

@@ -44,7 +44,7 @@ PY=$(python_env)
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 say "building tollgate-agent, tollgate-rules, the agreement helper and alert-sink"
-cargo build --quiet --locked -p tollgate-agent -p tollgate-alerts -p tollgate-kamailio -p tollgate-operator --bin tollgate-agent --bin tollgate-rules --example agreement --example alert-sink
+build_all
 BIN=$CARGO_TARGET_DIR/debug
 HELPER=$BIN/examples/agreement
 

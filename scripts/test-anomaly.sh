@@ -58,7 +58,7 @@ NATL=+12125550100      # national
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 say "building tollgate-agent, tollgate-operator, tollgate-rules and the agreement helper"
-cargo build --quiet --locked -p tollgate-agent -p tollgate-operator -p tollgate-alerts -p tollgate-kamailio --bin tollgate-agent --bin tollgate-operator --bin tollgate-rules --example agreement
+build_all
 BIN=$CARGO_TARGET_DIR/debug
 export TG_AGENT_BIN=$BIN/tollgate-agent
 

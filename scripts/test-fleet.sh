@@ -26,7 +26,7 @@ PY=$(python_env)
 
 
 say "building tollgate-agent and the agreement helper"
-cargo build --quiet --locked -p tollgate-agent -p tollgate-kamailio --bin tollgate-agent --example agreement
+build_all
 export TG_AGENT_BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
 HELPER=$CARGO_TARGET_DIR/debug/examples/agreement
 

@@ -39,7 +39,7 @@ WORK=$RUN/$NAME-work
 PY=$(python_env)
 
 say "building tollgate and tollgate-agent"
-cargo build --quiet --locked -p tollgate-cli -p tollgate-agent --bin tollgate --bin tollgate-agent
+build_all
 export TG_AGENT_BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
 TOLLGATE=$CARGO_TARGET_DIR/debug/tollgate
 
@@ -165,7 +165,7 @@ for i in 1 2 3; do
 done
 
 say "3. isolation: fwb (critical 3) calls while fwa's 4 are up"
-for i in 1 2 3; do long_calls "b$i" "$i" "127.61.2.$i" +12125550111 2 3000; done
+for i in 1 2 3; do long_calls "b$i" "$i" "127.61.2.$i" +12125550111 2 3000 "0.0$((33 * i))"; done
 sleep 2
 b200=$(count 200 "" b1 b2 b3); b486=$(count 486 limit:concurrent b1 b2 b3)
 check "fwb: 3 answered, 3 refused: $b200/$b486" [ "$b200/$b486" = 3/3 ]

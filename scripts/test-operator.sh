@@ -49,8 +49,7 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 now() { date +%s.%N; }
 
 say "building tollgate-operator, tollgate-agent, tollgate and the agreement helper"
-cargo build --quiet --locked -p tollgate-operator -p tollgate-agent -p tollgate-kamailio --bin tollgate-operator --bin tollgate-agent --example agreement
-cargo build --quiet --locked -p tollgate-cli --bin tollgate
+build_all
 OPBIN=$CARGO_TARGET_DIR/debug/tollgate-operator
 export TG_AGENT_BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
 HELPER=$CARGO_TARGET_DIR/debug/examples/agreement

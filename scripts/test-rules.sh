@@ -38,7 +38,7 @@ trap 'rm -rf "$WORK"' EXIT
 generate() {
   local dir=$1 tg rules header
   tg=$(tollgate_bin)
-  cargo build --quiet --locked -p tollgate-alerts --bin tollgate-rules >&2
+  build_all >&2
   rules=$CARGO_TARGET_DIR/debug/tollgate-rules
   rm -rf "$WORK/compiled"
   "$tg" compile "$POLICIES" --namespace "$NS" --fleet "$FLEET" --output "$WORK/compiled" >&2

@@ -23,6 +23,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 say "layering: crate dependency rules and module cycles (docs/architecture.md)"
 scripts/check-layering.py
 
+say "building every binary and example of the workspace once (scripts/lib.sh build_all)"
+build_all
+
 say "starting the test API server"
 ensure_kubectl
 started_here=0
