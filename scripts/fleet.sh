@@ -36,7 +36,7 @@ set -euo pipefail
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 export TOLLGATE_RUN=$RUN
 
-usage() { sed -n '2,34p' "$0" >&2; exit 2; }
+usage() { sed -n '2,32p' "$0" >&2; exit 2; }
 
 valid_name() { [[ $1 =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || die "fleet name '$1': use 1-31 of a-z 0-9 -"; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
