@@ -31,8 +31,8 @@ WORK=$RUN/tgbenchfw-work
 PY=$(python_env)
 ON=tgbenchfwon
 OFF=tgbenchfwoff
-NET_ON=127.0.205
-NET_OFF=127.0.206
+NET_ON=127.0.208
+NET_OFF=127.0.209
 
 build_all
 export TG_AGENT_BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
@@ -89,7 +89,7 @@ PROBES = int(os.environ.get("TG_BENCH_PROBES", "60"))
 CALLS = int(os.environ.get("TG_BENCH_CALLS", "3000"))
 RATE = int(os.environ.get("TG_BENCH_RATE", "300"))
 ROUNDS = int(os.environ.get("TG_BENCH_ROUNDS", "2"))
-NET_ON, NET_OFF = "127.0.205", "127.0.206"
+NET_ON, NET_OFF = "127.0.208", "127.0.209"
 UAC = os.path.join(root, "sbc/sipp/uac.xml")
 
 class Rpc:
