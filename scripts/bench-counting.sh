@@ -45,17 +45,8 @@ RATE = int(os.environ.get("TG_BENCH_RATE", "300"))
 ROUNDS = int(os.environ.get("TG_BENCH_ROUNDS", "2"))
 CFG = os.path.join(root, "sbc/kamailio/bench/counting.cfg")
 DEFS = {"local": [], "dmq": ["-A", "WITH_DMQ"], "redis": ["-A", "WITH_REDIS"]}
-TICK = os.sysconf("SC_CLK_TCK")
-
-def cpu(pid, children=True):
-    pids = [pid]
-    if children:
-        pids += [int(x) for x in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
-    t = 0
-    for q in pids:
-        f = open(f"/proc/{q}/stat").read().rsplit(")", 1)[1].split()
-        t += int(f[11]) + int(f[12])
-    return t / TICK
+sys.path.insert(0, os.path.join(root, "scripts"))
+from proc_cpu import cpu_seconds
 
 def start(engine):
     procs = []
@@ -77,7 +68,7 @@ print(f"{CALLS} calls (-d 0) at {RATE}/s through SBC 1; CPU ms per call")
 for r in range(ROUNDS):
     for engine in DEFS:
         procs = start(engine)
-        before = [cpu(p.pid) for p in procs] + [cpu(redis_pid, False)]
+        before = [cpu_seconds(p.pid) for p in procs] + [cpu_seconds(redis_pid, False)]
         log = os.path.join(work, "load.log")
         if os.path.exists(log):
             os.remove(log)
@@ -86,7 +77,7 @@ for r in range(ROUNDS):
                         "-nostdin", "-timeout", "120s", "-trace_logs", "-log_file", log],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=CALLS / RATE + 150)
         time.sleep(1)
-        after = [cpu(p.pid) for p in procs] + [cpu(redis_pid, False)]
+        after = [cpu_seconds(p.pid) for p in procs] + [cpu_seconds(redis_pid, False)]
         ok = sum(1 for l in open(log) if l.startswith("RESULT") and l.split()[2] == "200")
         ms = [(a - b) / max(ok, 1) * 1000 for a, b in zip(after, before)]
         per[engine].append(ms[0])

@@ -141,22 +141,15 @@ for name, xs in (("call up", up), ("call ended", down)):
           f"p99 {pct(xs, 99):.1f} ms, max {max(xs):.1f} ms")
 
 # 2. cost per call
-def kamailio_pids(name, i):
-    main = int(open(os.path.join(run, f"{name}-{i}", "pid")).read())
-    kids = subprocess.run(["pgrep", "-P", str(main)], capture_output=True, text=True).stdout.split()
-    return [main] + [int(x) for x in kids]
+sys.path.insert(0, os.path.join(root, "scripts"))
+from proc_cpu import cpu_seconds
 
-def cpu(pids):
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        total += int(f[11]) + int(f[12])
-    return total / tick
+def kamailio_pid(name, i):
+    return int(open(os.path.join(run, f"{name}-{i}", "pid")).read())
 
 def load(name, net):
-    pids = {i: kamailio_pids(name, i) for i in (1, 2, 3)}
-    before = {i: cpu(pids[i]) for i in pids}
+    pids = {i: kamailio_pid(name, i) for i in (1, 2, 3)}
+    before = {i: cpu_seconds(pids[i]) for i in pids}
     log = os.path.join(work, f"load-{name}.log")
     if os.path.exists(log):
         os.remove(log)
@@ -165,7 +158,7 @@ def load(name, net):
     p.wait(timeout=CALLS / RATE + 120)
     wall = time.monotonic() - t0
     time.sleep(1)
-    after = {i: cpu(pids[i]) for i in pids}
+    after = {i: cpu_seconds(pids[i]) for i in pids}
     ok = sum(1 for l in open(log) if l.startswith("RESULT") and l.split()[2] == "200")
     return ok, wall, {i: (after[i] - before[i]) / max(ok, 1) * 1000 for i in pids}
 
