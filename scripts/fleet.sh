@@ -13,6 +13,10 @@
 #                                           stop or start one part of SBC I alone, keeping its data
 #                                           and state dirs (a broken SBC in tests: Kamailio down
 #                                           makes the agent's reloads fail, agent down = unreachable)
+#   scripts/fleet.sh part NAME I store cut|join
+#                                           (TG_FLEET_STORE=1) cut SBC I off the fleet's store (its
+#                                           address is unbound and its connections closed), or let it
+#                                           reach the store again
 #
 # Addresses: SBC i is 127.0.K.i (SIP port 5100+10i, JSON-RPC 5101+10i, agent
 # TG_FLEET_AGENT_PORT, default 9180: one port for the whole fleet, like the
@@ -25,9 +29,9 @@
 # Settings: TG_GEOIP_DB (a GeoIP2 .mmdb for Kamailio and the agents: geo
 # rules), TG_AGENT_BIN (a built tollgate-agent; default: cargo build),
 # TG_UAS_TIMEOUT (the UAS quits by itself after it, default 3600 s),
-# TG_FLEET_DMQ=1 (concurrent-call limits counted over the whole fleet: the
-# SBCs replicate their dialogs over DMQ on udp SIP port + 5, all announcing
-# themselves to SBC 1; kept for later `part ... start`).
+# TG_FLEET_STORE=1 (concurrent and rate limits counted over the whole fleet:
+# a Redis for the fleet, password protected, on port 6390, which SBC i
+# reaches at 127.0.K.(200+i); kept for later `part ... start`).
 # Start is idempotent: running SBCs are kept, missing or half-running ones
 # are (re)started with an empty policy set, SBCs beyond N are stopped.
 set -euo pipefail
@@ -36,7 +40,7 @@ set -euo pipefail
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 export TOLLGATE_RUN=$RUN
 
-usage() { sed -n '2,32p' "$0" >&2; exit 2; }
+usage() { sed -n '2,36p' "$0" >&2; exit 2; }
 
 valid_name() { [[ $1 =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || die "fleet name '$1': use 1-31 of a-z 0-9 -"; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -59,6 +63,7 @@ sbc_vars() {
   RPC_PORT=$((SIP_PORT + 1))
   AGENT_PORT=${TG_FLEET_AGENT_PORT:-9180}
   TRIAL_IP=$net.$((100 + i))
+  STORE_IP=$net.$((200 + i))
   SBC=$name-$i
 }
 
@@ -118,10 +123,60 @@ start_one() { # NAME I BIN
 
 kamailio_start() { # NAME I (sbc_vars set): Kamailio on the SBC's data dir as it is
   local fdir=$RUN/$1 dir=$RUN/$1/sbc$2
-  local dmq=
-  [ -f "$fdir/dmq" ] && dmq=$(cat "$fdir/dmq")
-  TG_RELAY=$(cat "$fdir/uas") TG_RPC_PORT=$RPC_PORT TG_DMQ_NOTIFY=$dmq TG_DMQ_PORT=$((SIP_PORT + 5)) \
+  local store=
+  if [ -f "$fdir/store/pass" ]; then
+    store="name=fleet;addr=$STORE_IP;port=$STORE_PORT;pass=$(cat "$fdir/store/pass")"
+  fi
+  TG_RELAY=$(cat "$fdir/uas") TG_RPC_PORT=$RPC_PORT TG_FLEET_REDIS=$store TG_FLEET_KEY="tg:$1" \
+    TG_SBC_ID="$SBC" TG_FLEET_SIZE="$(cat "$fdir/size" 2>/dev/null || echo 1)" \
     "$ROOT/scripts/sbc.sh" start "$SBC" "$IP" "$SIP_PORT" "$dir/data" 2>> "$fdir/fleet.log"
+}
+
+# The fleet's store (TG_FLEET_STORE=1): one redis-server, password in
+# store/pass (0600), listening on every SBC's store address
+STORE_PORT=6390
+store_addrs() { # NAME [SKIP]: the store addresses of the fleet's SBCs but SKIP
+  local n i net out=(); n=$(cat "$RUN/$1/size"); net=$(net_of "$1")
+  for i in $(seq 1 "$n"); do [ "$i" = "${2:-}" ] || out+=("$net.$((200 + i))"); done
+  echo "${out[*]}"
+}
+store_cli() { # NAME ARGS...: redis-cli on the store (the password from the environment, not argv)
+  local name=$1; shift
+  REDISCLI_AUTH=$(cat "$RUN/$name/store/pass") redis-cli -h "$(net_of "$name").201" -p "$STORE_PORT" "$@"
+}
+store_start() { # NAME
+  local sdir=$RUN/$1/store
+  mkdir -p "$sdir"
+  if alive "$sdir/pid" && store_cli "$1" PING 2>/dev/null | grep -q PONG; then
+    store_cli "$1" CONFIG SET bind "$(store_addrs "$1")" > /dev/null
+    return 0
+  fi
+  [ -s "$sdir/pass" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$sdir/pass")
+  (umask 077 && {
+    echo "bind $(store_addrs "$1")"
+    echo "port $STORE_PORT"
+    echo "requirepass $(cat "$sdir/pass")"
+    echo "save \"\""
+    echo "appendonly no"
+    echo "protected-mode yes"
+    echo "dir $sdir"
+    echo "pidfile $sdir/pid"
+    echo "logfile $sdir/log"
+    echo "daemonize yes"
+  } > "$sdir/redis.conf")
+  redis-server "$sdir/redis.conf"
+  local n
+  for n in $(seq 1 50); do
+    store_cli "$1" PING 2>/dev/null | grep -q PONG && return 0
+    sleep 0.1
+  done
+  die "the fleet's store did not answer within 5 s ($sdir/log)"
+}
+store_stop() { # NAME
+  local sdir=$RUN/$1/store
+  alive "$sdir/pid" || return 0
+  store_cli "$1" SHUTDOWN NOSAVE > /dev/null 2>&1 || true
+  stop_pidfile "$sdir/pid" "store $1"
 }
 
 agent_start() { # NAME I BIN (sbc_vars set): the agent on the SBC's data and state dirs as they are
@@ -154,9 +209,14 @@ cmd_start() {
   fi
   local net; net=$(net_of "$name")
   echo "$net.250:5070" > "$fdir/uas"
-  # fleet-wide concurrency: every SBC announces itself to SBC 1 on the
-  # replication bus (udp SIP port + 5) and learns the others from it
-  if [ "${TG_FLEET_DMQ:-0}" = 1 ]; then echo "sip:$net.1:5115" > "$fdir/dmq"; else rm -f "$fdir/dmq"; fi
+  echo "$n" > "$fdir/size"
+  if [ "${TG_FLEET_STORE:-0}" = 1 ]; then
+    command -v redis-server >/dev/null || "$ROOT/scripts/sbc-install.sh" >&2
+    store_start "$name"
+  else
+    store_stop "$name"
+    rm -rf "$fdir/store"
+  fi
   if ! alive "$RUN/uas-$name/pid"; then
     TG_UAS_TIMEOUT=${TG_UAS_TIMEOUT:-3600} "$ROOT/scripts/sbc.sh" uas-start "$name" "$net.250" 5070 2>> "$fdir/fleet.log"
   fi
@@ -189,6 +249,15 @@ cmd_part() {
   [[ $i =~ ^[0-9]+$ ]] && [ -d "$dir" ] || die "fleet $name has no SBC $i"
   sbc_vars "$name" "$i"
   case $what/$action in
+    store/cut)
+      [ -f "$RUN/$name/store/pass" ] || die "fleet $name has no store (TG_FLEET_STORE=1)"
+      store_cli "$name" CONFIG SET bind "$(store_addrs "$name" "$i")" > /dev/null
+      store_cli "$name" CLIENT KILL LADDR "$STORE_IP:$STORE_PORT" > /dev/null 2>&1 || true
+      ;;
+    store/join)
+      [ -f "$RUN/$name/store/pass" ] || die "fleet $name has no store (TG_FLEET_STORE=1)"
+      store_cli "$name" CONFIG SET bind "$(store_addrs "$name")" > /dev/null
+      ;;
     kamailio/stop) "$ROOT/scripts/sbc.sh" stop "$SBC" >/dev/null ;;
     kamailio/start) sbc_up "$SBC" || kamailio_start "$name" "$i" ;;
     agent/stop) stop_pidfile "$dir/agent.pid" "agent $SBC" ;;
@@ -207,6 +276,7 @@ cmd_stop() {
     [[ $i =~ ^[0-9]+$ ]] && stop_one "$name" "$i"
   done
   "$ROOT/scripts/sbc.sh" uas-stop "$name" >/dev/null 2>&1 || true
+  [ -f "$fdir/size" ] && store_stop "$name"
   echo "fleet $name stopped" >&2
 }
 

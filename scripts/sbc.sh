@@ -14,8 +14,10 @@
 #   TG_RELAY     host:port allowed calls go to (default 127.0.0.1:5070)
 #   TG_GEOIP_DB  a GeoIP2 .mmdb: enables geo lookups (-A WITH_GEOIP)
 #   TG_TLS_CFG   a tls module config: enables TLS on TG_TLS_PORT (default PORT+2)
-#   TG_DMQ_NOTIFY  a peer of the fleet's replication bus (sip:host:port): enables
-#                fleet-wide concurrency (-A WITH_DMQ) on udp TG_DMQ_PORT (default PORT+5)
+#   TG_FLEET_REDIS  the fleet's store as an ndb_redis server spec
+#                (name=fleet;addr=IP;port=PORT;pass=PASSWORD): enables fleet-wide
+#                limits (-A WITH_FLEET) with TG_FLEET_KEY (key prefix, default
+#                tg:local), TG_SBC_ID (default NAME), TG_FLEET_SIZE (default 1)
 #   TG_SHM_MB    shared memory (default 256), TG_PKG_MB private memory (default 16)
 #   TG_SHM_PREFAULT=1  touch all of it at start (-A WITH_SHM_PREFAULT, tollgate.cfg)
 #   TG_DEBUG=1   verbose log
@@ -30,7 +32,7 @@ set -euo pipefail
 
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 
-usage() { sed -n '2,27p' "$0" >&2; exit 2; }
+usage() { sed -n '2,29p' "$0" >&2; exit 2; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -87,15 +89,19 @@ cmd_start() {
       echo "TG_TLS_CFG=$TG_TLS_CFG"
       echo "TG_TLS_PORT=${TG_TLS_PORT:-$((port + 2))}"
     fi
-    if [ -n "${TG_DMQ_NOTIFY:-}" ]; then
-      echo "TG_DMQ_PORT=${TG_DMQ_PORT:-$((port + 5))}"
-      echo "TG_DMQ_SERVER=sip:$ip:${TG_DMQ_PORT:-$((port + 5))}"
-      echo "TG_DMQ_NOTIFY=$TG_DMQ_NOTIFY"
+    if [ -n "${TG_FLEET_REDIS:-}" ]; then
+      echo "TG_FLEET_REDIS='$TG_FLEET_REDIS'"
+      echo "TG_FLEET_KEY=${TG_FLEET_KEY:-tg:local}"
+      echo "TG_SBC_ID=${TG_SBC_ID:-$name}"
+      echo "TG_FLEET_SIZE=${TG_FLEET_SIZE:-1}"
     fi
-  } > "$dir/env"
+  } > "$dir/env.new"
+  # the store's password may be in it
+  chmod 600 "$dir/env.new"
+  mv "$dir/env.new" "$dir/env"
   [ -n "${TG_GEOIP_DB:-}" ] && defs+=(-A WITH_GEOIP)
   [ -n "${TG_TLS_CFG:-}" ] && defs+=(-A WITH_TLS)
-  [ -n "${TG_DMQ_NOTIFY:-}" ] && defs+=(-A WITH_DMQ)
+  [ -n "${TG_FLEET_REDIS:-}" ] && defs+=(-A WITH_FLEET)
   [ "${TG_DEBUG:-0}" = 1 ] && defs+=(-A WITH_DEBUG)
   [ "${TG_SHM_PREFAULT:-0}" = 1 ] && defs+=(-A WITH_SHM_PREFAULT)
   set -a

@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
-# Fleet-wide concurrent-call limits (docs/sbc.md "Fleet-wide limits"): a
-# fleet of three SBCs (real Kamailio + tollgate-agent each, scripts/fleet.sh
-# with TG_FLEET_DMQ=1) that replicate their dialogs over Kamailio's DMQ; two
-# tenants compiled by `tollgate` and PUT to every agent; SIPp spreads long
-# calls evenly over the three SBCs.
-#   1. the bus: every SBC lists the other two as active peers
-#   2. tenant fwa, `concurrent: critical 4`: 12 long calls, 4 through each
-#      SBC, arriving 33 ms apart fleet-wide: exactly 4 are up at once; the
-#      others get 486 limit:concurrent;
-#      every SBC's profile and every agent's tollgate_concurrent_calls say
-#      the fleet-wide count
-#   3. isolation: tenant fwb (`concurrent: critical 3`) calls while fwa's
-#      calls are up; each tenant is counted in its own limits only
-#   4. calls end: every SBC's counts go back to 0
-#   5. a class limit, `concurrent international: critical 2`, with calls
-#      arriving at the three SBCs at once: the overshoot is printed and
-#      bounded (one call per other SBC)
-#   6. the replication port takes no calls; KDMQ on the SIP port is refused
+# Fleet-wide limits (docs/sbc.md "Fleet-wide limits"): a fleet of three SBCs
+# (real Kamailio + tollgate-agent each, scripts/fleet.sh with
+# TG_FLEET_STORE=1) that count concurrent calls and calls per minute in one
+# Redis they share; tenants compiled by `tollgate` and PUT to every agent;
+# SIPp spreads the calls evenly over the three SBCs, all at once.
+#   1. every SBC counts over the fleet: 3 members, mode fleet (agents'
+#      /metrics and /healthz)
+#   2. fwa, `concurrent: critical 4`: 12 long calls, 4 through each SBC at
+#      the same moment: exactly 4 are up fleet-wide (the store decides one
+#      call at a time: no overshoot), the other 8 get 486 limit:concurrent;
+#      the agents' tollgate_concurrent_calls add up to 4
+#   3. isolation: fwb (`concurrent: critical 3`) calls while fwa's are up:
+#      each tenant counted in its own limits only
+#   4. fwr, `rate: critical 6/min`: 18 short calls, 6 through each SBC:
+#      exactly 6 answered in the minute, 12 get 486 limit:rate
+#   5. a class limit, `concurrent international: critical 2`, with calls to
+#      GB arriving at the three SBCs at once: exactly 2 up
+#   6. partition: fwp (`concurrent: critical 6`) has 2 calls up on each SBC;
+#      SBC 3 is cut off the store: it says degraded (metrics, /healthz) and
+#      decides alone with its share, 6/3 = 2 (a third call refused), fwq
+#      (`concurrent: critical 2`, no call up) gets 1 call there (never 0);
+#      it rejoins: mode fleet again, its counts in the store equal its
+#      calls, the fleet refuses fwp's next call; no call in progress was
+#      dropped (every answered call ends with BYE 200 at its own time)
+#   7. after the calls: every SBC's counts and the store's back to 0
 #
 #   scripts/test-fleetwide.sh
 #
 # Settings: TG_FLEET_NET (third octet of the fleet's addresses, default
-# 204). About a minute once built.
+# 204). About a minute and a half once built.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -31,7 +38,7 @@ scripts/sbc-install.sh
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 export TOLLGATE_RUN=$RUN
 export TG_FLEET_NET=${TG_FLEET_NET:-204}
-export TG_FLEET_DMQ=1
+export TG_FLEET_STORE=1
 NAME=tgfleetwide
 N=3
 NET=127.0.$TG_FLEET_NET
@@ -49,37 +56,21 @@ cleanup
 rm -rf "$WORK"
 mkdir -p "$WORK/calls" "$WORK/policies"
 
-say "two tenants with concurrent-call limits"
-cat > "$WORK/policies/fwa.tgp" <<'EOF'
-tenant fwa
-home US
-zone UTC
-destinations {
-  national: allow
-  allow country GB
+say "tenants with concurrent and rate limits"
+policy() { # TENANT NET LIMITS...
+  local t=$1 net=$2; shift 2
+  {
+    printf 'tenant %s\nhome US\nzone UTC\ndestinations {\n  national: allow\n  allow country GB\n}\n' "$t"
+    printf 'sources {\n  allow %s\n}\nlimits {\n' "$net"
+    printf '  %s\n' "$@"
+    printf '}\n'
+  } > "$WORK/policies/$t.tgp"
 }
-sources {
-  allow 127.61.1.0/24
-}
-limits {
-  concurrent: critical 4
-  concurrent international: critical 2
-}
-EOF
-cat > "$WORK/policies/fwb.tgp" <<'EOF'
-tenant fwb
-home US
-zone UTC
-destinations {
-  national: allow
-}
-sources {
-  allow 127.61.2.0/24
-}
-limits {
-  concurrent: critical 3
-}
-EOF
+policy fwa 127.61.1.0/24 "concurrent: critical 4" "concurrent international: critical 2"
+policy fwb 127.61.2.0/24 "concurrent: critical 3"
+policy fwr 127.61.3.0/24 "rate: critical 6/min"
+policy fwp 127.61.4.0/24 "concurrent: critical 6"
+policy fwq 127.61.5.0/24 "concurrent: critical 2"
 "$TOLLGATE" check "$WORK/policies" >/dev/null
 "$TOLLGATE" compile "$WORK/policies" -o "$WORK/compiled" >/dev/null
 "$PY" - "$WORK/compiled" "$WORK" <<'PY'
@@ -91,7 +82,7 @@ for f in sorted(os.listdir(src)):
     json.dump({"revision": t + "-r1", "policy": doc["spec"]["policy"]}, open(os.path.join(out, t + ".json"), "w"))
 PY
 
-say "a fleet of $N SBCs replicating dialogs over DMQ"
+say "a fleet of $N SBCs sharing one store"
 scripts/fleet.sh start "$NAME" "$N" > "$WORK/start.out"
 TOKEN=$(cat "$RUN/$NAME/token")
 AGENT_PORT=${TG_FLEET_AGENT_PORT:-9180}
@@ -103,21 +94,35 @@ rpc() { # I METHOD [PARAMS JSON]
 size() { # I PROFILE VALUE -> calls in the profile on SBC I
   rpc "$1" dlg.profile_get_size "[\"$2\",\"$3\"]" | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("result", "?"))'
 }
-active_peers() { # I -> active DMQ nodes other than itself
-  rpc "$1" dmq.list_nodes | "$PY" -c '
-import json, sys
-r = json.load(sys.stdin).get("result", [])
-print(sum(1 for n in r if n.get("status") == "active" and n.get("local") == 0))'
+store() { REDISCLI_AUTH=$(cat "$RUN/$NAME/store/pass") redis-cli -h "$NET.201" -p 6390 "$@"; }
+in_store() { # I FIELD -> SBC I's count of FIELD in the store
+  local v; v=$(store HGET "tg:$NAME:c:$NAME-$1" "$2"); echo "${v:-0}"
+}
+metric() { # I NAME_WITH_LABELS -> its value in agent I's /metrics
+  curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" "http://$NET.$1:$AGENT_PORT/metrics" |
+    awk -v m="$2" '$1 == m {print $2}'
+}
+health_mode() { # I -> fleet mode in agent I's /healthz
+  curl -s --max-time 5 "http://$NET.$1:$AGENT_PORT/healthz" | jq -r '.fleet.mode // "none"'
+}
+wait_mode() { # I MODE
+  local n
+  for n in $(seq 1 50); do [ "$(health_mode "$1")" = "$2" ] && return 0; sleep 0.2; done
+  return 1
 }
 
-say "1. the replication bus"
+say "1. every SBC counts over the fleet"
 for i in 1 2 3; do
-  for _ in $(seq 1 100); do [ "$(active_peers "$i")" = 2 ] && break; sleep 0.2; done
-  n=$(active_peers "$i")
-  check "SBC $i: $n active peers on the bus" [ "$n" = 2 ]
+  wait_mode "$i" fleet || true
+  # the heartbeat (1 s) counts the SBCs alive
+  for _ in $(seq 1 30); do [ "$(metric "$i" tollgate_fleet_members)" = 3 ] && break; sleep 0.2; done
+  check "SBC $i: /healthz fleet mode $(health_mode "$i")" [ "$(health_mode "$i")" = fleet ]
+  check "SBC $i: tollgate_fleet_members $(metric "$i" tollgate_fleet_members)" [ "$(metric "$i" tollgate_fleet_members)" = 3 ]
+  check "SBC $i: tollgate_fleet_degraded $(metric "$i" tollgate_fleet_degraded)" [ "$(metric "$i" tollgate_fleet_degraded)" = 0 ]
 done
+check "the store lists the three SBCs: $(store ZCARD "tg:$NAME:m")" [ "$(store ZCARD "tg:$NAME:m")" = 3 ]
 
-for t in fwa fwb; do
+for t in fwa fwb fwr fwp fwq; do
   for i in 1 2 3; do
     code=$(curl -s --max-time 120 -o "$WORK/put-$t-$i.json" -w '%{http_code}' -X PUT \
       -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -126,13 +131,13 @@ for t in fwa fwb; do
   done
 done
 
-# long_calls TAG I SRC NUMBER COUNT HOLD_MS [DELAY_S]: after DELAY_S, COUNT
-# calls through SBC I, 100 ms apart, in the background
-long_calls() {
-  local tag=$1 i=$2 src=$3 num=$4 count=$5 hold=$6 delay=${7:-0} f=$WORK/calls/$1
+# calls TAG I SRC NUMBER COUNT HOLD_MS [RATE]: COUNT calls through SBC I,
+# RATE per second (default 10), in the background
+calls() {
+  local tag=$1 i=$2 src=$3 num=$4 count=$5 hold=$6 rate=${7:-10} f=$WORK/calls/$1
   { echo SEQUENTIAL; for _ in $(seq 1 "$count"); do echo "$num;RTP/AVP"; done; } > "$f.csv"
-  (sleep "$delay"; exec timeout $(( hold / 1000 + 40 )) sipp "$(sip_of "$i")" -sf sbc/sipp/uac.xml -inf "$f.csv" \
-    -i "$src" -p 0 -t u1 -m "$count" -r 10 -l "$count" -d "$hold" -nostdin -timeout $(( hold / 1000 + 30 ))s \
+  (exec timeout $(( hold / 1000 + 40 )) sipp "$(sip_of "$i")" -sf sbc/sipp/uac.xml -inf "$f.csv" \
+    -i "$src" -p 0 -t u1 -m "$count" -r "$rate" -l "$count" -d "$hold" -nostdin -timeout $(( hold / 1000 + 30 ))s \
     -trace_logs -log_file "$f.log" -trace_err -error_file "$f.err") > "$f.out" 2>&1 &
   echo $! > "$f.pid"
 }
@@ -145,75 +150,92 @@ count() { # CODE [RULE] TAG... -> RESULT lines with that code (and rule)
   done
   echo "$n"
 }
+byes() { # TAG... -> BYEs answered 200
+  local t n=0
+  for t in "$@"; do n=$(( n + $(grep -c '^BYE .* 200$' "$WORK/calls/$t.log" 2>/dev/null || true) )); done
+  echo "$n"
+}
 
-say "2. fwa, concurrent: critical 4; 12 long calls, 4 through each SBC, arriving 33 ms apart"
-# SBC i's calls start 33*i ms late: the fleet sees one call every 33 ms, ten
-# times the measured p99 propagation (scripts/bench-fleetwide.sh), so no
-# overshoot is allowed here (step 5 measures simultaneous arrivals)
-for i in 1 2 3; do long_calls "a$i" "$i" "127.61.1.$i" +12125550100 4 8000 "0.0$((33 * i))"; done
+say "2. fwa, concurrent: critical 4; 12 long calls, 4 through each SBC at once"
+for i in 1 2 3; do calls "a$i" "$i" "127.61.1.$i" +12125550100 4 10000 20; done
 sleep 3
 sizes=$(for i in 1 2 3; do printf '%s ' "$(size "$i" tg_t fwa)"; done)
 ok200=$(count 200 "" a1 a2 a3); ok486=$(count 486 limit:concurrent a1 a2 a3)
-echo "fleet-wide: $ok200 answered, $ok486 refused; profile tg_t/fwa on SBCs 1-3: $sizes"
-check "exactly 4 of fwa's calls up fleet-wide (not more, and not a silent 0): $ok200" [ "$ok200" = 4 ]
+echo "fleet-wide: $ok200 answered, $ok486 refused; fwa's calls on SBCs 1-3: $sizes"
+check "exactly 4 of fwa's calls up fleet-wide: $ok200" [ "$ok200" = 4 ]
 check "the other 8 refused 486 limit:concurrent: $ok486" [ "$ok486" = 8 ]
-check "every SBC counts the fleet's 4: $sizes" [ "$sizes" = "4 4 4 " ]
-for i in 1 2 3; do
-  m=$(curl -s --max-time 10 -H "Authorization: Bearer $TOKEN" "http://$NET.$i:$AGENT_PORT/metrics" |
-    awk '/^tollgate_concurrent_calls\{tenant="fwa"\}/ {print $2}')
-  check "agent $i: tollgate_concurrent_calls{tenant=\"fwa\"} $m" [ "$m" = 4 ]
-done
+check "the SBCs' own calls add up to 4: $sizes" [ "$(( ${sizes// /+} 0 ))" = 4 ]
+check "the store holds each SBC's own count: $(in_store 1 fwa) $(in_store 2 fwa) $(in_store 3 fwa)" \
+  [ "$(in_store 1 fwa) $(in_store 2 fwa) $(in_store 3 fwa) " = "$sizes" ]
+m=0
+for i in 1 2 3; do m=$(( m + $(metric "$i" 'tollgate_concurrent_calls{tenant="fwa"}') )); done
+check "the agents' tollgate_concurrent_calls{tenant=\"fwa\"} add up to 4 (sum by tenant in the alert rules): $m" [ "$m" = 4 ]
 
 say "3. isolation: fwb (critical 3) calls while fwa's 4 are up"
-for i in 1 2 3; do long_calls "b$i" "$i" "127.61.2.$i" +12125550111 2 3000 "0.0$((33 * i))"; done
+for i in 1 2 3; do calls "b$i" "$i" "127.61.2.$i" +12125550111 2 3000 20; done
 sleep 2
 b200=$(count 200 "" b1 b2 b3); b486=$(count 486 limit:concurrent b1 b2 b3)
 check "fwb: 3 answered, 3 refused: $b200/$b486" [ "$b200/$b486" = 3/3 ]
-check "fwb's calls are not in fwa's count: $(size 2 tg_t fwa)" [ "$(size 2 tg_t fwa)" = 4 ]
-check "fwb counted on every SBC: $(size 1 tg_t fwb) $(size 3 tg_t fwb)" [ "$(size 1 tg_t fwb) $(size 3 tg_t fwb)" = "3 3" ]
+fwa_now=$(( $(size 1 tg_t fwa) + $(size 2 tg_t fwa) + $(size 3 tg_t fwa) ))
+check "fwa's count did not move: $fwa_now" [ "$fwa_now" = 4 ]
+
+say "4. fwr, rate: critical 6/min; 18 short calls, 6 through each SBC"
+# the store counts per minute of its own clock: start early in a minute
+sec=$(( $(store TIME | head -1) % 60 ))
+if [ "$sec" -gt 45 ]; then sleep $(( 61 - sec )); fi
+for i in 1 2 3; do calls "r$i" "$i" "127.61.3.$i" +12125550122 6 200 20; done
+wait_calls r1 r2 r3
+r200=$(count 200 "" r1 r2 r3); r486=$(count 486 limit:rate r1 r2 r3)
+echo "calls per minute fleet-wide: $r200 answered, $r486 refused"
+check "exactly 6 of fwr's calls answered in the minute, 12 refused 486 limit:rate: $r200/$r486" [ "$r200/$r486" = 6/12 ]
+
+say "5. a class limit, simultaneous arrivals: concurrent international critical 2, 2 calls to GB through each SBC at once"
 wait_calls a1 a2 a3 b1 b2 b3
-nbye=$(grep -hc '^BYE .* 200$' "$WORK"/calls/a?.log "$WORK"/calls/b?.log | awk '{n += $1} END {print n + 0}')
-check "every answered call ended with BYE 200: $nbye" [ "$nbye" = $(( ok200 + b200 )) ]
-
-say "4. after the calls: every SBC's counts back to 0"
-sleep 1
-for i in 1 2 3; do
-  check "SBC $i: tg_t fwa $(size "$i" tg_t fwa), fwb $(size "$i" tg_t fwb)" [ "$(size "$i" tg_t fwa)/$(size "$i" tg_t fwb)" = 0/0 ]
-done
-
-say "5. a class limit fleet-wide, simultaneous arrivals: concurrent international critical 2, 2 calls to GB through each SBC at once"
-# the three SBCs each take a call in the same millisecond: each decides
-# before the others' calls reach it, so up to 2 more (one per other SBC) may
-# get through; the overshoot is printed (docs/sbc.md)
-for i in 1 2 3; do long_calls "c$i" "$i" "127.61.1.1$i" +442071234567 2 4000; done
+for i in 1 2 3; do calls "c$i" "$i" "127.61.1.1$i" +442071234567 2 4000 20; done
 sleep 2
 c200=$(count 200 "" c1 c2 c3); c486=$(count 486 limit:concurrent:international c1 c2 c3)
-echo "simultaneous arrivals: $c200 answered (limit 2, overshoot $(( c200 > 2 ? c200 - 2 : 0 ))), $c486 refused"
-check "international: 2 to 4 answered (limit 2 + at most one per other SBC), the rest 486 limit:concurrent:international: $c200/$c486" \
-  bash -c "[ $c200 -ge 2 ] && [ $c200 -le 4 ] && [ $(( c200 + c486 )) = 6 ]"
-check "class profile tg_c fwa::international equal on every SBC: $(size 1 tg_c fwa::international) $(size 2 tg_c fwa::international) $(size 3 tg_c fwa::international)" \
-  [ "$(size 1 tg_c fwa::international) $(size 2 tg_c fwa::international) $(size 3 tg_c fwa::international)" = "$c200 $c200 $c200" ]
+echo "simultaneous arrivals: $c200 answered, $c486 refused"
+check "international: exactly 2 answered, 4 refused 486 limit:concurrent:international: $c200/$c486" [ "$c200/$c486" = 2/4 ]
 wait_calls c1 c2 c3
+nbye=$(byes a1 a2 a3 b1 b2 b3 r1 r2 r3 c1 c2 c3)
+check "every answered call so far ended with BYE 200: $nbye" [ "$nbye" = $(( ok200 + b200 + r200 + c200 )) ]
 
-say "6. the replication port takes no calls; KDMQ on the SIP port is refused"
-f=$WORK/calls/dmqport
-{ echo SEQUENTIAL; echo "+12125550100;RTP/AVP"; } > "$f.csv"
-timeout 20 sipp "$NET.1:5115" -sf sbc/sipp/uac.xml -inf "$f.csv" -i 127.61.1.9 -p 0 -t u1 -m 1 -nostdin -timeout 10s \
-  -trace_logs -log_file "$f.log" > /dev/null 2>&1 || true
-check "an INVITE to the replication port: 403 ($(awk '/^RESULT/ {print $3}' "$f.log"))" grep -q '^RESULT [^ ]* 403 ' "$f.log"
-kdmq=$("$PY" - "$NET.1" 5110 <<'PY'
-import socket, sys
-host, port = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.61.1.9", 0)); s.settimeout(5)
-lp = s.getsockname()[1]
-msg = (f"KDMQ sip:dialog@{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.61.1.9:{lp};branch=z9hG4bKfw1\r\n"
-       f"From: <sip:dialog@127.61.1.9:{lp}>;tag=1\r\nTo: <sip:dialog@{host}:{port}>\r\nCall-ID: fw-kdmq-1\r\n"
-       "CSeq: 1 KDMQ\r\nMax-Forwards: 1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-s.sendto(msg.encode(), (host, port))
-print(s.recv(4096).decode(errors="replace").split("\r\n")[0])
-PY
-)
-check "KDMQ on the SIP port: $kdmq" grep -q ' 403 ' <<< "$kdmq"
+say "6. partition: SBC 3 cut off the store while fwp has 2 calls up on each SBC"
+for i in 1 2 3; do calls "p$i" "$i" "127.61.4.$i" +12125550133 2 25000 20; done
+sleep 2
+p200=$(count 200 "" p1 p2 p3)
+check "fwp: 6 calls up (its limit): $p200" [ "$p200" = 6 ]
+scripts/fleet.sh part "$NAME" 3 store cut
+wait_mode 3 degraded || true
+check "SBC 3: /healthz fleet mode $(health_mode 3)" [ "$(health_mode 3)" = degraded ]
+check "SBC 3: tollgate_fleet_degraded $(metric 3 tollgate_fleet_degraded)" [ "$(metric 3 tollgate_fleet_degraded)" = 1 ]
+check "SBCs 1 and 2 still count over the fleet: $(health_mode 1) $(health_mode 2)" [ "$(health_mode 1) $(health_mode 2)" = "fleet fleet" ]
+r=$(scripts/fleet.sh call "$NAME" 3 127.61.4.9 +12125550133)
+check "SBC 3 alone: fwp has 2 up there, its share is 6/3 = 2: a third call is refused ($r)" [ "$r" = "486 limit:concurrent" ]
+calls q3 3 127.61.5.3 +12125550144 2 3000 20
+wait_calls q3
+check "SBC 3 alone: fwq (critical 2, nothing up) gets its share, 1 call, not 0: $(count 200 "" q3) answered, $(count 486 limit:concurrent q3) refused" \
+  [ "$(count 200 "" q3)/$(count 486 limit:concurrent q3)" = 1/1 ]
+loc=$(metric 3 tollgate_fleet_local_decisions_total)
+check "SBC 3 counts the calls it decided alone: $loc" [ "${loc:-0}" -ge 3 ]
+scripts/fleet.sh part "$NAME" 3 store join
+wait_mode 3 fleet || true
+check "SBC 3 rejoined: /healthz fleet mode $(health_mode 3)" [ "$(health_mode 3)" = fleet ]
+check "SBC 3's counts in the store equal its calls: fwp $(in_store 3 fwp) = $(size 3 tg_t fwp)" [ "$(in_store 3 fwp)" = "$(size 3 tg_t fwp)" ]
+r=$(scripts/fleet.sh call "$NAME" 1 127.61.4.8 +12125550133)
+check "the fleet counts SBC 3's calls again: fwp's next call through SBC 1 is refused ($r)" [ "$r" = "486 limit:concurrent" ]
+part=$(metric 3 tollgate_fleet_partitions_total)
+check "SBC 3: tollgate_fleet_partitions_total $part" [ "${part:-0}" -ge 1 ]
+wait_calls p1 p2 p3
+check "no call in progress was dropped: 6 BYEs answered 200 after 25 s: $(byes p1 p2 p3)" [ "$(byes p1 p2 p3)" = 6 ]
+
+say "7. after the calls: every SBC's counts and the store's back to 0"
+sleep 1
+for t in fwa fwp; do
+  for i in 1 2 3; do
+    check "SBC $i: $t $(size "$i" tg_t "$t") up, $(in_store "$i" "$t") in the store" [ "$(size "$i" tg_t "$t")/$(in_store "$i" "$t")" = 0/0 ]
+  done
+done
 
 echo
 echo "$PASS passed, $FAIL failed"

@@ -60,7 +60,7 @@ scripts/test-rules.sh
 say "a local fleet of three Kamailio+agent SBCs (scripts/fleet.sh)"
 scripts/test-fleet.sh
 
-say "fleet-wide concurrency: three SBCs replicating dialogs over DMQ, real calls spread over them"
+say "fleet-wide limits: three SBCs counting in one shared Redis, real calls spread over them, one cut off the store"
 scripts/test-fleetwide.sh
 
 say "the operator end to end: tollgate-operator, the API server, four local SBCs, kubectl and calls"

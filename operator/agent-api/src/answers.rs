@@ -172,11 +172,44 @@ pub enum HealthStatus {
     Unhealthy,
 }
 
+/// `mode` of a [`FleetCounting`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FleetMode {
+    /// The SBC reaches the fleet's store: its limits count every SBC's calls.
+    Fleet,
+    /// The SBC cannot reach the store: it decides alone, with its share of
+    /// each level (a level divided by `members`, at least 1).
+    #[default]
+    Degraded,
+}
+
+/// How an SBC counts its tenants' limits when it is configured to count
+/// them over its fleet (`fleet` of a [`Health`] answer; docs/sbc.md
+/// "Fleet-wide limits").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct FleetCounting {
+    /// Epoch seconds of the last change of `mode`.
+    pub changed_unix: i64,
+    /// SBCs of the fleet alive at the SBC's last heartbeat (the divisor of
+    /// its share while degraded).
+    pub members: u32,
+    /// Fleet-wide or alone.
+    pub mode: FleetMode,
+}
+
 /// The answer to `GET /healthz`: 200 `{"status": "ok"}`, or 503
-/// `{"reason": "...", "status": "unhealthy"}`.
+/// `{"reason": "...", "status": "unhealthy"}`; with `fleet` when the SBC
+/// counts its limits over its fleet (degraded counting is not unhealthy:
+/// the SBC still decides every call).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Health {
+    /// Fleet-wide counting's state (`None`: the SBC counts alone by
+    /// configuration, or Kamailio did not answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetCounting>,
     /// Why not healthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -195,7 +228,13 @@ impl Health {
         Health {
             reason: Some(reason.into()),
             status: HealthStatus::Unhealthy,
+            fleet: None,
         }
+    }
+
+    /// With fleet-wide counting's state.
+    pub fn with_fleet(self, fleet: Option<FleetCounting>) -> Health {
+        Health { fleet, ..self }
     }
 
     /// The HTTP status: 200 or 503.

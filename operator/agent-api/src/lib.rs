@@ -24,8 +24,8 @@ mod error;
 mod requests;
 
 pub use answers::{
-    ApplyAnswer, ApplyTimings, BlocksAnswer, Health, HealthStatus, KAMAILIO_REACHABLE, StageAnswer,
-    StageTimings, StateAnswer, TenantView,
+    ApplyAnswer, ApplyTimings, BlocksAnswer, FleetCounting, FleetMode, Health, HealthStatus,
+    KAMAILIO_REACHABLE, StageAnswer, StageTimings, StateAnswer, TenantView,
 };
 pub use error::{ApiError, ErrorBody, ErrorKind, REJECTED};
 pub use requests::{BlockRequest, CommitRequest, RevisionRequest};

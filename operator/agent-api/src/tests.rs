@@ -256,6 +256,26 @@ fn blocks_and_health_are_the_old_json() {
 }
 
 #[test]
+fn health_with_fleet_counting() {
+    let h = Health::ok().with_fleet(Some(FleetCounting {
+        changed_unix: 1_796_600_000,
+        members: 3,
+        mode: FleetMode::Degraded,
+    }));
+    pinned(
+        &h,
+        json!({"status": "ok", "fleet": {"changedUnix": 1_796_600_000, "members": 3, "mode": "degraded"}}),
+    );
+    // degraded counting is not unhealthy
+    assert_eq!(h.http_status(), 200);
+    // an older agent's answer (no `fleet`) reads as none
+    let old: Health = serde_json::from_value(json!({"status": "ok"})).unwrap();
+    assert_eq!(old.fleet, None);
+    let m: FleetMode = serde_json::from_value(json!("fleet")).unwrap();
+    assert_eq!(m, FleetMode::Fleet);
+}
+
+#[test]
 fn errors_are_the_old_json_with_their_statuses() {
     let cases: Vec<(ApiError, u16, Value)> = vec![
         (

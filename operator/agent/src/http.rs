@@ -85,6 +85,7 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
             Ok(()) => Health::ok(),
             Err(e) => Health::unhealthy(e.to_string()),
         };
+        let h = h.with_fleet(agent.fleet_figures().await.map(|f| f.counting));
         return reply(h.http_status(), &h);
     }
     let auth = req

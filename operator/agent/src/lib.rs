@@ -7,6 +7,7 @@
 //! Modules, lower ones first (each uses only those above it):
 //! - [`config`]: the settings; [`error`]: the errors; [`rows`]: pure
 //!   helpers and the own checks; [`rpc`]: Kamailio's JSON-RPC and read-back;
+//!   [`fleet`]: fleet-wide counting's state read from Kamailio;
 //!   [`trial`]: the trial instance and its probes;
 //! - [`state`]: what is persisted (`state.json`); [`prepare`]: the pure
 //!   part of an apply (render, compose, checks); [`metrics`]: counters and
@@ -22,6 +23,7 @@ pub mod apply;
 pub mod blocks;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod http;
 pub mod labels;
 pub mod metrics;

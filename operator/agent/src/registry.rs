@@ -17,7 +17,9 @@ use tollgate_plumbing::metrics::prometheus_client::metrics::MetricType;
 use tollgate_plumbing::metrics::prometheus_client::metrics::counter::ConstCounter;
 use tollgate_plumbing::metrics::prometheus_client::metrics::gauge::ConstGauge;
 
+use crate::fleet::FleetFigures;
 use crate::metrics::StatCounters;
+use tollgate_agent_api::FleetMode;
 
 /// The SBC's figures at one scrape.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,6 +36,8 @@ pub(crate) struct Scrape {
     pub(crate) concurrent_by_class: Vec<(String, String, u64)>,
     /// (tenant, window, open) at the scrape's time.
     pub(crate) windows: Vec<(String, String, bool)>,
+    /// Fleet-wide counting's state (`None`: not configured, or unreadable).
+    pub(crate) fleet: Option<FleetFigures>,
 }
 
 /// The registry's collector of the SBC's figures: encodes the last
@@ -181,7 +185,34 @@ impl Collector for SbcCollector {
                     ConstGauge::new(i64::from(*open)),
                 )
             }),
-        )
+        )?;
+        // fleet-wide counting: only on an SBC configured for it
+        let Some(f) = &s.fleet else { return Ok(()) };
+        let degraded = ConstGauge::new(i64::from(f.counting.mode == FleetMode::Degraded));
+        degraded.encode(e.encode_descriptor(
+            "tollgate_fleet_degraded",
+            "1 while the SBC cannot reach its fleet's store and decides its tenants' limits alone, with its share of each level.",
+            None,
+            gauge,
+        )?)?;
+        ConstGauge::new(i64::from(f.counting.members)).encode(e.encode_descriptor(
+            "tollgate_fleet_members",
+            "SBCs of the fleet alive at the SBC's last heartbeat (the divisor of its share while degraded).",
+            None,
+            gauge,
+        )?)?;
+        ConstCounter::new(f.local).encode(e.encode_descriptor(
+            "tollgate_fleet_local_decisions",
+            "Calls whose concurrent or rate limits the SBC decided alone (degraded).",
+            None,
+            counter,
+        )?)?;
+        ConstCounter::new(f.partitions).encode(e.encode_descriptor(
+            "tollgate_fleet_partitions",
+            "Times the SBC lost its fleet's store.",
+            None,
+            counter,
+        )?)
     }
 }
 
@@ -214,6 +245,15 @@ mod tests {
             concurrent: vec![("acme".into(), 2)],
             concurrent_by_class: vec![("acme".into(), "international".into(), 1)],
             windows: vec![("acme".into(), "office".into(), false)],
+            fleet: Some(FleetFigures {
+                counting: tollgate_agent_api::FleetCounting {
+                    changed_unix: 1,
+                    members: 3,
+                    mode: FleetMode::Degraded,
+                },
+                local: 5,
+                partitions: 1,
+            }),
         });
         m.applied("ok");
         m.applied("ok");
@@ -249,6 +289,18 @@ tollgate_rate_limit_calls_total{tenant="acme",rule="limit:rate:cpm"} 1
 # HELP tollgate_window_open 1 while the tenant's time window is open (the evaluator's semantics, at scrape time).
 # TYPE tollgate_window_open gauge
 tollgate_window_open{tenant="acme",window="office"} 0
+# HELP tollgate_fleet_degraded 1 while the SBC cannot reach its fleet's store and decides its tenants' limits alone, with its share of each level.
+# TYPE tollgate_fleet_degraded gauge
+tollgate_fleet_degraded 1
+# HELP tollgate_fleet_members SBCs of the fleet alive at the SBC's last heartbeat (the divisor of its share while degraded).
+# TYPE tollgate_fleet_members gauge
+tollgate_fleet_members 3
+# HELP tollgate_fleet_local_decisions_total Calls whose concurrent or rate limits the SBC decided alone (degraded).
+# TYPE tollgate_fleet_local_decisions_total counter
+tollgate_fleet_local_decisions_total 5
+# HELP tollgate_fleet_partitions_total Times the SBC lost its fleet's store.
+# TYPE tollgate_fleet_partitions_total counter
+tollgate_fleet_partitions_total 1
 "#;
         // the registry's own metrics come first, then its collector's
         let at = text.find("# HELP tollgate_sbc_up").unwrap();
@@ -297,5 +349,7 @@ tollgate_window_open{tenant="acme",window="office"} 0
         assert!(
             text.contains("# TYPE tollgate_calls_total counter\n# HELP tollgate_concurrent_calls ")
         );
+        // no fleet-wide counting configured: no tollgate_fleet_* family
+        assert!(!text.contains("tollgate_fleet_"), "{text}");
     }
 }

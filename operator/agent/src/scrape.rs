@@ -13,7 +13,8 @@ use crate::registry::Scrape;
 
 impl Agent {
     /// Reads the SBC's figures from Kamailio: `tg_stat`, the dialog
-    /// profiles' sizes, and the windows' state now. A figure Kamailio does
+    /// profiles' sizes, the windows' state now and fleet-wide counting's
+    /// (`tg_fleet`). A figure Kamailio does
     /// not answer is left out (and `up` is 0 when `tg_stat` is unreadable).
     pub(crate) async fn scrape(&self) -> Scrape {
         let labels_of = Arc::clone(&self.inner.lock().await.labels);
@@ -56,6 +57,7 @@ impl Agent {
                 Some((t.clone(), w.name.clone(), open))
             })
             .collect();
+        let fleet = if up { self.fleet_figures().await } else { None };
         Scrape {
             up,
             revisions: revisions.clone(),
@@ -63,6 +65,7 @@ impl Agent {
             concurrent,
             concurrent_by_class,
             windows,
+            fleet,
         }
     }
 
