@@ -24,6 +24,10 @@
 #      calls, the fleet refuses fwp's next call; no call in progress was
 #      dropped (every answered call ends with BYE 200 at its own time)
 #   7. after the calls: every SBC's counts and the store's back to 0
+#   8. the generated alert rules see the fleet: fws (`concurrent: critical
+#      3`) has one call up on each SBC (no SBC above 1, no call refused):
+#      a real Prometheus scraping the three agents fires
+#      TollgateConcurrentCritical for fws
 #
 #   scripts/test-fleetwide.sh
 #
@@ -34,6 +38,7 @@ set -euo pipefail
 cd "$ROOT"
 
 scripts/sbc-install.sh
+scripts/monitoring-install.sh
 
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 export TOLLGATE_RUN=$RUN
@@ -50,7 +55,11 @@ build_all
 export TG_AGENT_BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
 TOLLGATE=$CARGO_TARGET_DIR/debug/tollgate
 
-cleanup() { scripts/fleet.sh stop "$NAME" >/dev/null 2>&1 || true; }
+MON=$RUN/$NAME-monitoring
+cleanup() {
+  scripts/monitoring.sh stop "$MON" >/dev/null 2>&1 || true
+  scripts/fleet.sh stop "$NAME" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 cleanup
 rm -rf "$WORK"
@@ -71,6 +80,7 @@ policy fwb 127.61.2.0/24 "concurrent: critical 3"
 policy fwr 127.61.3.0/24 "rate: critical 6/min"
 policy fwp 127.61.4.0/24 "concurrent: critical 6"
 policy fwq 127.61.5.0/24 "concurrent: critical 2"
+policy fws 127.61.6.0/24 "concurrent: critical 3"
 "$TOLLGATE" check "$WORK/policies" >/dev/null
 "$TOLLGATE" compile "$WORK/policies" -o "$WORK/compiled" >/dev/null
 "$PY" - "$WORK/compiled" "$WORK" <<'PY'
@@ -122,7 +132,7 @@ for i in 1 2 3; do
 done
 check "the store lists the three SBCs: $(store ZCARD "tg:$NAME:m")" [ "$(store ZCARD "tg:$NAME:m")" = 3 ]
 
-for t in fwa fwb fwr fwp fwq; do
+for t in fwa fwb fwr fwp fwq fws; do
   for i in 1 2 3; do
     code=$(curl -s --max-time 120 -o "$WORK/put-$t-$i.json" -w '%{http_code}' -X PUT \
       -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -236,6 +246,28 @@ for t in fwa fwp; do
     check "SBC $i: $t $(size "$i" tg_t "$t") up, $(in_store "$i" "$t") in the store" [ "$(size "$i" tg_t "$t")/$(in_store "$i" "$t")" = 0/0 ]
   done
 done
+
+say "8. the alert rules add the SBCs up: fws, critical 3, one call up on each SBC"
+"$CARGO_TARGET_DIR/debug/tollgate-rules" --namespace fleetwide "$WORK/compiled/fws.yaml" > "$WORK/rules.yml" 2>/dev/null
+grep -q 'sum by (tenant) (tollgate_concurrent_calls{tenant="fws"}) >= 3' "$WORK/rules.yml" ||
+  check "the rules measure fws's calls as the sum over the SBCs" false
+scripts/monitoring.sh start "$MON" --target "$NET.1:$AGENT_PORT" --target "$NET.2:$AGENT_PORT" \
+  --target "$NET.3:$AGENT_PORT" --scrape-token-file "$RUN/$NAME/token" --rules "$WORK/rules.yml" \
+  --prometheus "$NET.240:9090" --alertmanager "$NET.240:9093"
+PROM=http://$NET.240:9090
+for i in 1 2 3; do calls "s$i" "$i" "127.61.6.$i" +12125550155 1 12000; done
+fired=
+for _ in $(seq 1 50); do
+  fired=$(prom_value "$PROM" 'count(ALERTS{alertname="TollgateConcurrentCritical",tenant="fws"})')
+  [ -n "$fired" ] && break
+  sleep 0.2
+done
+most=$(prom_value "$PROM" 'max(tollgate_concurrent_calls{tenant="fws"})')
+all=$(prom_value "$PROM" 'sum(tollgate_concurrent_calls{tenant="fws"})')
+check "fws: 3 calls answered, none refused: $(count 200 "" s1 s2 s3)/$(count 486 "" s1 s2 s3)" [ "$(count 200 "" s1 s2 s3)/$(count 486 "" s1 s2 s3)" = 3/0 ]
+check "Prometheus sees the split: at most $most per SBC, $all in all" [ "$most/$all" = 1/3 ]
+check "TollgateConcurrentCritical fires for fws (a breach split over the SBCs alarms)" [ -n "$fired" ]
+wait_calls s1 s2 s3
 
 echo
 echo "$PASS passed, $FAIL failed"

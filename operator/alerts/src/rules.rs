@@ -170,24 +170,25 @@ pub fn rules_for_with(
             Some(c) => format!("{metric} ({c})"),
             None => metric.to_string(),
         };
-        // the measured value, one series per tenant (the highest SBC: every
-        // SBC enforces the levels on its own calls)
+        // the measured value, one series per tenant: the sum over the
+        // fleet's SBCs (each agent exports its own SBC's calls), as the
+        // limits are counted (docs/sbc.md "Fleet-wide limits")
         let gauge = match (l.metric, &l.class) {
             (LimitMetric::Concurrent, None) => Some(format!(
-                "max by (tenant) (tollgate_concurrent_calls{{tenant={tq}}})"
+                "sum by (tenant) (tollgate_concurrent_calls{{tenant={tq}}})"
             )),
             (LimitMetric::Concurrent, Some(c)) => Some(format!(
-                "max by (tenant) (tollgate_concurrent_calls_by_class{{tenant={tq},class={}}})",
+                "sum by (tenant) (tollgate_concurrent_calls_by_class{{tenant={tq},class={}}})",
                 q(c)
             )),
             (LimitMetric::Rate, None) => Some(format!(
-                "max by (tenant) (sum without (outcome, rule) (increase(tollgate_calls_total{{tenant={tq},outcome=~\"allow|limit\",rule!=\"dst:emergency\"}}[{}])))",
+                "sum by (tenant) (increase(tollgate_calls_total{{tenant={tq},outcome=~\"allow|limit\",rule!=\"dst:emergency\"}}[{}]))",
                 opt.rate_window
             )),
             // a class's rate: the calls its limit saw (counted by the SBC
             // only when the limit has a warning level)
             (LimitMetric::Rate, Some(_)) if l.warning.is_some() => Some(format!(
-                "max by (tenant) (increase(tollgate_rate_limit_calls_total{{tenant={tq},rule={}}}[{}]))",
+                "sum by (tenant) (increase(tollgate_rate_limit_calls_total{{tenant={tq},rule={}}}[{}]))",
                 q(&l.rule),
                 opt.rate_window
             )),
@@ -385,7 +386,7 @@ mod tests {
         let r = find(&g, "TollgateConcurrentWarning", None);
         assert_eq!(
             r.expr,
-            "(max by (tenant) (tollgate_concurrent_calls{tenant=\"acme\"}) >= 40) or (sum by (tenant) (increase(tollgate_calls_total{tenant=\"acme\",outcome=\"warning\",rule=\"limit:concurrent\"}[1m])) > 0)"
+            "(sum by (tenant) (tollgate_concurrent_calls{tenant=\"acme\"}) >= 40) or (sum by (tenant) (increase(tollgate_calls_total{tenant=\"acme\",outcome=\"warning\",rule=\"limit:concurrent\"}[1m])) > 0)"
         );
         let want: BTreeMap<String, String> = [
             ("tollgate_tenant", "acme"),
@@ -402,17 +403,17 @@ mod tests {
         let r = find(&g, "TollgateConcurrentCritical", Some("international"));
         assert_eq!(
             r.expr,
-            "(max by (tenant) (tollgate_concurrent_calls_by_class{tenant=\"acme\",class=\"international\"}) >= 10) or (sum by (tenant) (increase(tollgate_calls_total{tenant=\"acme\",outcome=\"limit\",rule=\"limit:concurrent:international\"}[1m])) > 0)"
+            "(sum by (tenant) (tollgate_concurrent_calls_by_class{tenant=\"acme\",class=\"international\"}) >= 10) or (sum by (tenant) (increase(tollgate_calls_total{tenant=\"acme\",outcome=\"limit\",rule=\"limit:concurrent:international\"}[1m])) > 0)"
         );
         assert_eq!(r.labels["tollgate_level"], "critical");
         assert_eq!(r.labels["severity"], "critical");
         let r = find(&g, "TollgateRateWarning", None);
         assert_eq!(
             r.expr,
-            "max by (tenant) (sum without (outcome, rule) (increase(tollgate_calls_total{tenant=\"acme\",outcome=~\"allow|limit\",rule!=\"dst:emergency\"}[1m]))) >= 20"
+            "sum by (tenant) (increase(tollgate_calls_total{tenant=\"acme\",outcome=~\"allow|limit\",rule!=\"dst:emergency\"}[1m])) >= 20"
         );
         // per-class rate with a warning level: the calls the limit saw
-        let seen = "max by (tenant) (increase(tollgate_rate_limit_calls_total{tenant=\"acme\",rule=\"limit:rate:premium-rate\"}[1m]))";
+        let seen = "sum by (tenant) (increase(tollgate_rate_limit_calls_total{tenant=\"acme\",rule=\"limit:rate:premium-rate\"}[1m]))";
         let r = find(&g, "TollgateRateWarning", Some("premium-rate"));
         assert_eq!(r.expr, format!("{seen} >= 2"));
         let r = find(&g, "TollgateRateCritical", Some("premium-rate"));
