@@ -5,7 +5,9 @@
 # Redis they share; tenants compiled by `tollgate` and PUT to every agent;
 # SIPp spreads the calls evenly over the three SBCs, all at once.
 #   1. every SBC counts over the fleet: 3 members, mode fleet (agents'
-#      /metrics and /healthz)
+#      /metrics and /healthz); tollgate-operator (testbed API server, an
+#      SbcFleet of the three as endpoints, a TollPolicy fwo on it) shows
+#      FleetCounting True in the fleet's and the policy's status
 #   2. fwa, `concurrent: critical 4`: 12 long calls, 4 through each SBC at
 #      the same moment: exactly 4 are up fleet-wide (the store decides one
 #      call at a time: no overshoot), the other 8 get 486 limit:concurrent;
@@ -20,9 +22,12 @@
 #      SBC 3 is cut off the store: it says degraded (metrics, /healthz) and
 #      decides alone with its share, 6/3 = 2 (a third call refused), fwq
 #      (`concurrent: critical 2`, no call up) gets 1 call there (never 0);
+#      the operator shows it (SbcFleet degraded 1, FleetCounting False
+#      naming SBC 3, the policy's FleetCounting False);
 #      it rejoins: mode fleet again, its counts in the store equal its
 #      calls, the fleet refuses fwp's next call; no call in progress was
-#      dropped (every answered call ends with BYE 200 at its own time)
+#      dropped (every answered call ends with BYE 200 at its own time);
+#      the fleet's and the policy's FleetCounting True again
 #   7. after the calls: every SBC's counts and the store's back to 0
 #   8. the generated alert rules see the fleet: fws (`concurrent: critical
 #      3`) has one call up on each SBC (no SBC above 1, no call refused):
@@ -39,6 +44,7 @@ cd "$ROOT"
 
 scripts/sbc-install.sh
 scripts/monitoring-install.sh
+ensure_kubectl
 
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 export TOLLGATE_RUN=$RUN
@@ -56,9 +62,22 @@ export TG_AGENT_BIN=$CARGO_TARGET_DIR/debug/tollgate-agent
 TOLLGATE=$CARGO_TARGET_DIR/debug/tollgate
 
 MON=$RUN/$NAME-monitoring
+API_STARTED=0
+OP_PID=
+NS=tgfw-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cleanup() {
+  if [ -n "$OP_PID" ]; then
+    kill -TERM "$OP_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$OP_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$OP_PID" 2>/dev/null || true
+    for o in $(kubectl get tollpolicies -n "$NS" -o name 2>/dev/null); do
+      kubectl patch "$o" -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+    done
+    kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  fi
   scripts/monitoring.sh stop "$MON" >/dev/null 2>&1 || true
   scripts/fleet.sh stop "$NAME" >/dev/null 2>&1 || true
+  if [ "$API_STARTED" = 1 ]; then scripts/apiserver.sh stop >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 cleanup
@@ -81,6 +100,7 @@ policy fwr 127.61.3.0/24 "rate: critical 6/min"
 policy fwp 127.61.4.0/24 "concurrent: critical 6"
 policy fwq 127.61.5.0/24 "concurrent: critical 2"
 policy fws 127.61.6.0/24 "concurrent: critical 3"
+policy fwo 127.61.7.0/24 "concurrent: critical 5"
 "$TOLLGATE" check "$WORK/policies" >/dev/null
 "$TOLLGATE" compile "$WORK/policies" -o "$WORK/compiled" >/dev/null
 "$PY" - "$WORK/compiled" "$WORK" <<'PY'
@@ -131,6 +151,53 @@ for i in 1 2 3; do
   check "SBC $i: tollgate_fleet_degraded $(metric "$i" tollgate_fleet_degraded)" [ "$(metric "$i" tollgate_fleet_degraded)" = 0 ]
 done
 check "the store lists the three SBCs: $(store ZCARD "tg:$NAME:m")" [ "$(store ZCARD "tg:$NAME:m")" = 3 ]
+
+say "1b. the operator: an SbcFleet of the three SBCs, a TollPolicy on it"
+if [ -z "${KUBECONFIG:-}" ]; then
+  if ! scripts/apiserver.sh status >/dev/null 2>&1; then API_STARTED=1; fi
+  eval "$(scripts/apiserver.sh start)"
+fi
+[ "$(kubectl config current-context)" = testbed ] || die "refusing to use a cluster whose context is not 'testbed'"
+kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
+kubectl wait --for=condition=Established --timeout=30s -f crds/ >/dev/null
+kubectl create namespace "$NS" >/dev/null
+kubectl create secret generic agent-token -n "$NS" --from-file=token="$RUN/$NAME/token" >/dev/null
+kubectl apply -n "$NS" -f - >/dev/null <<EOF
+apiVersion: tollgate.dev/v1alpha1
+kind: SbcFleet
+metadata:
+  name: edge
+spec:
+  endpoints:
+    - host: $NET.1
+    - host: $NET.2
+    - host: $NET.3
+  agentPort: $AGENT_PORT
+  agentTokenSecret: {name: agent-token, key: token}
+EOF
+"$TOLLGATE" compile "$WORK/policies/fwo.tgp" --fleet edge -n "$NS" -o "$WORK/k8s" > /dev/null 2>&1
+kubectl apply -f "$WORK/k8s/fwo.yaml" >/dev/null
+NO_COLOR=1 RUST_LOG=info "$CARGO_TARGET_DIR/debug/tollgate-operator" --namespace "$NS" --metrics-addr "$NET.241:9300" \
+  --no-leader-election --agent-timeout-secs 3 --fleet-status-secs 1 >> "$WORK/operator.log" 2>&1 < /dev/null &
+OP_PID=$!
+fleet_cond() { # -> "STATUS REASON" of the SbcFleet's FleetCounting
+  kubectl get sbcfleet edge -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="FleetCounting")].status} {.status.conditions[?(@.type=="FleetCounting")].reason}' 2>/dev/null
+}
+policy_cond() { # -> "STATUS REASON" of TollPolicy fwo's FleetCounting
+  kubectl get tollpolicy fwo -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="FleetCounting")].status} {.status.conditions[?(@.type=="FleetCounting")].reason}' 2>/dev/null
+}
+wait_status() { # WHAT(fleet_cond|policy_cond) WANT
+  local n
+  for n in $(seq 1 100); do [ "$("$1")" = "$2" ] && return 0; sleep 0.2; done
+  return 1
+}
+wait_status fleet_cond "True CountingFleetWide" || true
+check "SbcFleet edge: FleetCounting $(fleet_cond) ($(kubectl get sbcfleet edge -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="FleetCounting")].message}'))" \
+  [ "$(fleet_cond)" = "True CountingFleetWide" ]
+check "SbcFleet edge: degraded $(kubectl get sbcfleet edge -n "$NS" -o jsonpath='{.status.degraded}')" \
+  [ "$(kubectl get sbcfleet edge -n "$NS" -o jsonpath='{.status.degraded}')" = 0 ]
+wait_status policy_cond "True CountingFleetWide" || true
+check "TollPolicy fwo: FleetCounting $(policy_cond)" [ "$(policy_cond)" = "True CountingFleetWide" ]
 
 for t in fwa fwb fwr fwp fwq fws; do
   for i in 1 2 3; do
@@ -220,6 +287,15 @@ wait_mode 3 degraded || true
 check "SBC 3: /healthz fleet mode $(health_mode 3)" [ "$(health_mode 3)" = degraded ]
 check "SBC 3: tollgate_fleet_degraded $(metric 3 tollgate_fleet_degraded)" [ "$(metric 3 tollgate_fleet_degraded)" = 1 ]
 check "SBCs 1 and 2 still count over the fleet: $(health_mode 1) $(health_mode 2)" [ "$(health_mode 1) $(health_mode 2)" = "fleet fleet" ]
+wait_status fleet_cond "False CountingDegraded" || true
+msg=$(kubectl get sbcfleet edge -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="FleetCounting")].message}')
+names_sbc3() { [ "$(fleet_cond)" = "False CountingDegraded" ] && [[ $msg == *"$NET.3:$AGENT_PORT" ]]; }
+check "SbcFleet edge: FleetCounting $(fleet_cond): $msg" names_sbc3
+check "SbcFleet edge: degraded $(kubectl get sbcfleet edge -n "$NS" -o jsonpath='{.status.degraded}')" \
+  [ "$(kubectl get sbcfleet edge -n "$NS" -o jsonpath='{.status.degraded}')" = 1 ]
+wait_status policy_cond "False CountingDegraded" || true
+check "TollPolicy fwo: FleetCounting $(policy_cond)" [ "$(policy_cond)" = "False CountingDegraded" ]
+kubectl get sbcfleet edge -n "$NS" | sed 's/^/    /'
 r=$(scripts/fleet.sh call "$NAME" 3 127.61.4.9 +12125550133)
 check "SBC 3 alone: fwp has 2 up there, its share is 6/3 = 2: a third call is refused ($r)" [ "$r" = "486 limit:concurrent" ]
 calls q3 3 127.61.5.3 +12125550144 2 3000 20
@@ -236,6 +312,10 @@ r=$(scripts/fleet.sh call "$NAME" 1 127.61.4.8 +12125550133)
 check "the fleet counts SBC 3's calls again: fwp's next call through SBC 1 is refused ($r)" [ "$r" = "486 limit:concurrent" ]
 part=$(metric 3 tollgate_fleet_partitions_total)
 check "SBC 3: tollgate_fleet_partitions_total $part" [ "${part:-0}" -ge 1 ]
+wait_status fleet_cond "True CountingFleetWide" || true
+check "SbcFleet edge after the rejoin: FleetCounting $(fleet_cond)" [ "$(fleet_cond)" = "True CountingFleetWide" ]
+wait_status policy_cond "True CountingFleetWide" || true
+check "TollPolicy fwo after the rejoin: FleetCounting $(policy_cond)" [ "$(policy_cond)" = "True CountingFleetWide" ]
 wait_calls p1 p2 p3
 check "no call in progress was dropped: 6 BYEs answered 200 after 25 s: $(byes p1 p2 p3)" [ "$(byes p1 p2 p3)" = 6 ]
 

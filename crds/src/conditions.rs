@@ -34,15 +34,18 @@ pub mod toll_policy {
     pub const DEGRADED: &str = "Degraded";
     /// The last rollout was rolled back to `status.lastGoodRevision`; see `status.lastRollbackReason`.
     pub const ROLLED_BACK: &str = "RolledBack";
+    /// The fleet's `FleetCounting`, copied: whether the tenant's limits are counted over the whole fleet (absent: the fleet's SBCs do not count over the fleet).
+    pub const FLEET_COUNTING: &str = "FleetCounting";
 
     /// All condition types, in display order.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         COMPILED,
         VALIDATED,
         PROGRESSING,
         APPLIED,
         DEGRADED,
         ROLLED_BACK,
+        FLEET_COUNTING,
     ];
 }
 
@@ -52,9 +55,11 @@ pub mod sbc_fleet {
     pub const RESOLVED: &str = "Resolved";
     /// Every resolved target's agent answers.
     pub const READY: &str = "Ready";
+    /// Every answering SBC counts its tenants' limits over the whole fleet (in the fleet's store); `False`: some decide alone with their share of each level. Absent when no SBC of the fleet is configured for fleet-wide counting.
+    pub const FLEET_COUNTING: &str = "FleetCounting";
 
     /// All condition types, in display order.
-    pub const ALL: [&str; 2] = [RESOLVED, READY];
+    pub const ALL: [&str; 3] = [RESOLVED, READY, FLEET_COUNTING];
 }
 
 /// Condition reasons (CamelCase, as the API conventions ask).
@@ -99,6 +104,10 @@ pub mod reason {
     pub const AGENTS_READY: &str = "AgentsReady";
     /// Some agents of the fleet did not answer.
     pub const AGENTS_NOT_READY: &str = "AgentsNotReady";
+    /// Every answering SBC counts limits over the whole fleet.
+    pub const COUNTING_FLEET_WIDE: &str = "CountingFleetWide";
+    /// Some SBCs decide limits alone (the fleet's store out of their reach, or not configured).
+    pub const COUNTING_DEGRADED: &str = "CountingDegraded";
 }
 
 /// Builds a condition.

@@ -47,6 +47,12 @@ pub const DEFAULT_AGENT_PORT: u16 = 9443;
         description = "Targets whose agent answers"
     ),
     printcolumn(
+        name = "Degraded",
+        type_ = "integer",
+        json_path = ".status.degraded",
+        description = "SBCs deciding their tenants' limits alone (fleet-wide counting degraded)"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -132,4 +138,8 @@ pub struct SbcFleetStatus {
     #[serde(default)]
     #[schemars(range(min = 0))]
     pub ready: i32,
+    /// Answering targets that decide their tenants' limits alone although their fleet counts over the fleet's store (cut off from it, or not configured for it); see the `FleetCounting` condition.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub degraded: i32,
 }

@@ -76,6 +76,11 @@ struct Args {
     /// it below the pod's terminationGracePeriodSeconds).
     #[arg(long, default_value_t = 20)]
     shutdown_grace_secs: u64,
+    /// Seconds between two looks at each SbcFleet's agents (`GET /healthz`:
+    /// `ready`, `degraded` and the conditions of its status); a fleet or
+    /// pod change is looked at at once.
+    #[arg(long, default_value_t = 10)]
+    fleet_status_secs: u64,
 }
 
 fn random_id() -> String {
@@ -216,6 +221,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         agent_token,
         instance: Some(identity.clone()),
         reconcile_concurrency: args.reconcile_concurrency,
+        fleet_status_interval: Duration::from_secs(args.fleet_status_secs.max(1)),
         ..Config::default()
     };
     tracing::info!(namespace = ?args.namespace, %identity, leader_election = !args.no_leader_election, "starting");

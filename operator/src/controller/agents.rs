@@ -17,8 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tollgate_agent_api::paths;
 use tollgate_agent_api::{
-    ApplyAnswer, BlockRequest, CommitRequest, ErrorBody, ErrorKind, Health, RevisionRequest,
-    StageAnswer, StateAnswer,
+    ApplyAnswer, BlockRequest, CommitRequest, ErrorBody, ErrorKind, FleetCounting, Health,
+    RevisionRequest, StageAnswer, StateAnswer,
 };
 use tollgate_ir::CompiledPolicy;
 
@@ -163,8 +163,12 @@ pub trait AgentApi: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), AgentCallError>>;
 
     /// `GET /healthz` (no token is sent: the endpoint needs none). `Ok`:
-    /// 200; `Err`: why not (no answer, or the status and reason).
-    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), AgentCallError>>;
+    /// 200, with the SBC's fleet-wide counting when it counts over its
+    /// fleet; `Err`: why not (no answer, or the status and reason).
+    fn health<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+    ) -> BoxFuture<'a, Result<Option<FleetCounting>, AgentCallError>>;
 }
 
 /// The answer to a stage (`POST /v1/tenants/{tenant}/stage`).
@@ -633,7 +637,10 @@ impl AgentApi for HttpAgents {
         })
     }
 
-    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), AgentCallError>> {
+    fn health<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+    ) -> BoxFuture<'a, Result<Option<FleetCounting>, AgentCallError>> {
         Box::pin(async move {
             let anonymous = AgentTarget {
                 url: target.url.clone(),
@@ -643,7 +650,10 @@ impl AgentApi for HttpAgents {
                 .call(&anonymous, Method::GET, paths::HEALTHZ, None, self.timeout)
                 .await?;
             if status == StatusCode::OK {
-                return Ok(());
+                // an answer without `fleet` (or unreadable) counts alone
+                return Ok(serde_json::from_slice::<Health>(&body)
+                    .ok()
+                    .and_then(|h| h.fleet));
             }
             let reason = serde_json::from_slice::<Health>(&body)
                 .ok()

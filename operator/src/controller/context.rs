@@ -80,7 +80,7 @@ impl Default for Config {
             agent_concurrency: 64,
             reconcile_concurrency: 16,
             cleanup_grace: Duration::from_secs(600),
-            fleet_status_interval: Duration::from_secs(30),
+            fleet_status_interval: Duration::from_secs(10),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! TollPolicy controller, so only by the leader) that resolves each fleet's
 //! targets ([`super::fleet`]; terminating pods left out), asks each
 //! target's agent `GET /healthz` (no token: the endpoint needs none), and
-//! writes `targets`, `ready`, `observedGeneration` and the conditions
-//! `Resolved` and `Ready` with one server-side apply of the status. A
+//! writes `targets`, `ready`, `degraded`, `observedGeneration` and the
+//! conditions `Resolved`, `Ready` and (when the fleet counts its limits in
+//! a store) `FleetCounting` with one server-side apply of the status. A
 //! status equal to the one on the server is not written. Each fleet is
 //! looked at again every [`super::Config::fleet_status_interval`] and when
 //! it or one of its pods changes.
@@ -19,6 +20,7 @@ use kube::runtime::controller::Action as KubeAction;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use tollgate_agent_api::{FleetCounting, FleetMode};
 use tollgate_crds::conditions::sbc_fleet as cond;
 use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, new_condition, reason, set_condition};
 use tollgate_crds::{SbcFleet, SbcFleetStatus};
@@ -39,6 +41,23 @@ pub struct Probe {
     pub id: String,
     /// The agent answered 200.
     pub answered: bool,
+    /// Its fleet-wide counting (`None`: the SBC counts alone by
+    /// configuration, or did not answer).
+    pub fleet: Option<FleetCounting>,
+}
+
+/// Names of at most [`MAX_NAMED`] ids, then "and N more".
+fn named(ids: &[&str]) -> String {
+    let mut s = ids
+        .iter()
+        .take(MAX_NAMED)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > MAX_NAMED {
+        s.push_str(&format!(" and {} more", ids.len() - MAX_NAMED));
+    }
+    s
 }
 
 fn count(n: usize) -> i32 {
@@ -104,24 +123,77 @@ pub fn compute(
             format!("{ready}/{targets} agents answer GET /healthz"),
         )
     } else {
-        let mut named = down
-            .iter()
-            .take(MAX_NAMED)
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", ");
-        if down.len() > MAX_NAMED {
-            named.push_str(&format!(" and {} more", down.len() - MAX_NAMED));
-        }
         c(
             cond::READY,
             STATUS_FALSE,
             reason::AGENTS_NOT_READY,
-            format!("{ready}/{targets} agents answer GET /healthz; not answering: {named}"),
+            format!(
+                "{ready}/{targets} agents answer GET /healthz; not answering: {}",
+                named(&down)
+            ),
         )
     };
     set_condition(&mut conditions, resolved);
     set_condition(&mut conditions, ready_c);
+    // Fleet-wide counting: only when some SBC counts over the fleet. An
+    // answering SBC that decides alone (cut off from the store, or not
+    // configured for it) is degraded.
+    let answering: Vec<&Probe> = probes.iter().filter(|p| p.answered).collect();
+    let counting = answering.iter().any(|p| p.fleet.is_some());
+    let alone: Vec<&str> = answering
+        .iter()
+        .filter(|p| {
+            p.fleet
+                .as_ref()
+                .is_none_or(|f| f.mode == FleetMode::Degraded)
+        })
+        .map(|p| p.id.as_str())
+        .collect();
+    let degraded = if counting { alone.len() } else { 0 };
+    conditions.retain(|k| k.type_ != cond::FLEET_COUNTING);
+    if counting {
+        let members = answering
+            .iter()
+            .filter_map(|p| p.fleet.as_ref())
+            .filter(|f| f.mode == FleetMode::Fleet)
+            .map(|f| f.members)
+            .max()
+            .unwrap_or(0);
+        let fc = if alone.is_empty() {
+            c(
+                cond::FLEET_COUNTING,
+                STATUS_TRUE,
+                reason::COUNTING_FLEET_WIDE,
+                format!(
+                    "{n}/{n} answering SBCs count limits over the fleet ({members} alive in the store)",
+                    n = answering.len()
+                ),
+            )
+        } else {
+            c(
+                cond::FLEET_COUNTING,
+                STATUS_FALSE,
+                reason::COUNTING_DEGRADED,
+                format!(
+                    "{}/{} answering SBCs decide limits alone, each with its share of every level (the fleet's store out of reach, or not configured): {}",
+                    alone.len(),
+                    answering.len(),
+                    named(&alone)
+                ),
+            )
+        };
+        // keeps its transition time when the status is the same
+        let old_fc = old.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|k| k.type_ == cond::FLEET_COUNTING)
+                .cloned()
+        });
+        if let Some(o) = old_fc {
+            conditions.push(o);
+        }
+        set_condition(&mut conditions, fc);
+    }
     // display order, whatever order `old` had
     conditions.sort_by_key(|c| cond::ALL.iter().position(|t| *t == c.type_));
     SbcFleetStatus {
@@ -129,6 +201,7 @@ pub fn compute(
         conditions,
         targets: count(targets),
         ready: count(ready),
+        degraded: count(degraded),
     }
 }
 
@@ -146,6 +219,7 @@ pub fn unchanged(old: Option<&SbcFleetStatus>, new: &SbcFleetStatus) -> bool {
     old.observed_generation == new.observed_generation
         && old.targets == new.targets
         && old.ready == new.ready
+        && old.degraded == new.degraded
         && ours.len() == new.conditions.len()
         && new.conditions.iter().all(|n| ours.contains(&n))
 }
@@ -164,18 +238,22 @@ async fn probe(ctx: &Context, resolved: &[ResolvedTarget]) -> Vec<Probe> {
                 url: r.url.clone(),
                 token: None,
             };
-            let answered = match ctx.agents.health(&at).await {
-                Ok(()) => {
+            let (answered, fleet) = match ctx.agents.health(&at).await {
+                Ok(fleet) => {
                     ctx.metrics.agent_call("health", "ok");
-                    true
+                    (true, fleet)
                 }
                 Err(e) => {
                     ctx.metrics.agent_call("health", "unreachable");
                     tracing::debug!(target = %r.id, error = %e, "agent health");
-                    false
+                    (false, None)
                 }
             };
-            Probe { id: r.id, answered }
+            Probe {
+                id: r.id,
+                answered,
+                fleet,
+            }
         })
         .buffered(n)
         .collect()
@@ -209,7 +287,7 @@ pub async fn reconcile_fleet(fleet: Arc<SbcFleet>, ctx: Arc<Context>) -> Result<
             &Patch::Apply(&patch),
         )
         .await?;
-        tracing::debug!(fleet = %name, namespace = %ns, targets = status.targets, ready = status.ready, "fleet status written");
+        tracing::debug!(fleet = %name, namespace = %ns, targets = status.targets, ready = status.ready, degraded = status.degraded, "fleet status written");
     }
     Ok(KubeAction::requeue(ctx.config.fleet_status_interval))
 }
@@ -236,6 +314,7 @@ mod tests {
             .map(|(i, a)| Probe {
                 id: format!("10.0.0.{i}:9443"),
                 answered: *a,
+                fleet: None,
             })
             .collect()
     }
@@ -289,11 +368,86 @@ mod tests {
         assert!(!unchanged(Some(&before), &s));
     }
 
+    fn counting(modes: &[Option<FleetMode>]) -> Vec<Probe> {
+        modes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Probe {
+                id: format!("pod/sbc-{i}"),
+                answered: true,
+                fleet: m.map(|mode| FleetCounting {
+                    changed_unix: 1,
+                    members: 3,
+                    mode,
+                }),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fleet_counting_condition() {
+        use FleetMode::{Degraded, Fleet};
+        // no SBC counts over the fleet: no condition, nothing degraded
+        let s = compute(Some(1), &probes(&[true, true]), None, &at(1));
+        assert!(find_condition(&s.conditions, cond::FLEET_COUNTING).is_none());
+        assert_eq!(s.degraded, 0);
+        // all fleet-wide
+        let ok = compute(Some(1), &counting(&[Some(Fleet); 3]), None, &at(1));
+        let c = get(&ok, cond::FLEET_COUNTING);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), ok.degraded),
+            ("True", "CountingFleetWide", 0)
+        );
+        assert!(
+            c.message.contains("3/3") && c.message.contains("3 alive"),
+            "{}",
+            c.message
+        );
+        assert_eq!(ok.conditions.last().unwrap().type_, cond::FLEET_COUNTING);
+        // one cut off the store, one not configured: both decide alone
+        let d = compute(
+            Some(1),
+            &counting(&[Some(Fleet), Some(Degraded), None]),
+            Some(&ok),
+            &at(9),
+        );
+        let c = get(&d, cond::FLEET_COUNTING);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), d.degraded),
+            ("False", "CountingDegraded", 2)
+        );
+        assert!(c.message.ends_with("pod/sbc-1, pod/sbc-2"), "{}", c.message);
+        assert_eq!(c.last_transition_time, at(9));
+        assert!(!unchanged(Some(&ok), &d));
+        // rejoined: True again, a new transition; the same again: no write
+        let back = compute(Some(1), &counting(&[Some(Fleet); 3]), Some(&d), &at(20));
+        assert_eq!(
+            get(&back, cond::FLEET_COUNTING).last_transition_time,
+            at(20)
+        );
+        let same = compute(Some(1), &counting(&[Some(Fleet); 3]), Some(&back), &at(30));
+        assert_eq!(same, back);
+        assert!(unchanged(Some(&back), &same));
+        // an SBC that does not answer is not counted as degraded (Ready says it)
+        let mut p = counting(&[Some(Fleet), Some(Fleet)]);
+        p[1].answered = false;
+        p[1].fleet = None;
+        let s = compute(Some(1), &p, None, &at(1));
+        assert_eq!(s.degraded, 0);
+        assert!(get(&s, cond::FLEET_COUNTING).message.starts_with("1/1"));
+        // the store no longer used by any SBC: the condition goes away
+        let gone = compute(Some(1), &probes(&[true, true, true]), Some(&back), &at(40));
+        assert!(find_condition(&gone.conditions, cond::FLEET_COUNTING).is_none());
+    }
+
     #[test]
     fn no_targets() {
         let s = compute(Some(1), &[], None, &at(1));
         assert_eq!((s.targets, s.ready), (0, 0));
         for t in cond::ALL {
+            if t == cond::FLEET_COUNTING {
+                continue;
+            }
             let c = get(&s, t);
             assert_eq!(
                 (c.status.as_str(), c.reason.as_str()),

@@ -473,6 +473,15 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         return Ok(KubeAction::requeue(ctx.config.idle_requeue));
     };
 
+    // whether the tenant's limits count over the whole fleet: the fleet's
+    // condition, copied (a change of the fleet's status wakes this policy)
+    status::copy_fleet_counting(
+        &mut status.conditions,
+        &policy.spec.fleet.name,
+        fleet.status.as_ref(),
+        generation,
+    );
+
     let mut state = load_state(&status, &name);
     let keep: Vec<i64> = [&state.current, &state.last_good]
         .into_iter()

@@ -15,13 +15,16 @@
 //! one owner that read-modify-write (the sink and the upkeep of responses)
 //! hold the policy's [`Context::status_lock`](super::context::Context::status_lock).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ManagedFieldsEntry};
 use kube::Resource;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+use tollgate_crds::conditions::sbc_fleet as fleet_cond;
+use tollgate_crds::conditions::toll_policy as policy_cond;
+use tollgate_crds::conditions::{find_condition, new_condition, set_condition};
 use tollgate_crds::toll_policy::{AcknowledgedAlert, ActiveResponse};
-use tollgate_crds::{TollPolicy, TollPolicyStatus};
+use tollgate_crds::{SbcFleetStatus, TollPolicy, TollPolicyStatus};
 
 use super::context::MANAGER;
 use super::error::Error;
@@ -53,6 +56,35 @@ async fn apply(
     )
     .await?;
     Ok(())
+}
+
+/// The policy's `FleetCounting` condition: the fleet's (written by the
+/// fleet status controller), copied with the fleet named, so `kubectl get
+/// tollpolicy -o yaml` shows whether the tenant's limits count over the
+/// whole fleet. Removed when the fleet has none (its SBCs count alone by
+/// configuration). Pure.
+pub fn copy_fleet_counting(
+    conditions: &mut Vec<Condition>,
+    fleet_name: &str,
+    fleet: Option<&SbcFleetStatus>,
+    generation: Option<i64>,
+) {
+    let theirs = fleet.and_then(|f| find_condition(&f.conditions, fleet_cond::FLEET_COUNTING));
+    let Some(f) = theirs else {
+        conditions.retain(|c| c.type_ != policy_cond::FLEET_COUNTING);
+        return;
+    };
+    set_condition(
+        conditions,
+        new_condition(
+            policy_cond::FLEET_COUNTING,
+            &f.status,
+            &f.reason,
+            format!("SbcFleet {fleet_name}: {}", f.message),
+            generation,
+            f.last_transition_time.clone(),
+        ),
+    );
 }
 
 /// The rollout's fields of `status` (the responses' left out).
@@ -130,4 +162,55 @@ pub async fn hand_over_responses(api: &Api<TollPolicy>, fresh: &TollPolicy) -> R
     )
     .await?;
     apply_rollout(api, &name, &status).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(s: i64) -> Time {
+        Time(Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn fleet_counting_is_copied_with_the_fleet_named() {
+        let mut fleet = SbcFleetStatus::default();
+        fleet.conditions.push(new_condition(
+            fleet_cond::FLEET_COUNTING,
+            "False",
+            "CountingDegraded",
+            "1/3 answering SBCs decide limits alone: pod/sbc-2",
+            Some(4),
+            at(100),
+        ));
+        let mut mine = vec![new_condition(
+            "Applied",
+            "True",
+            "RolloutComplete",
+            "",
+            Some(2),
+            at(1),
+        )];
+        copy_fleet_counting(&mut mine, "edge", Some(&fleet), Some(2));
+        let c = find_condition(&mine, policy_cond::FLEET_COUNTING).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str(), c.observed_generation),
+            ("False", "CountingDegraded", Some(2))
+        );
+        assert_eq!(
+            c.message,
+            "SbcFleet edge: 1/3 answering SBCs decide limits alone: pod/sbc-2"
+        );
+        assert_eq!(c.last_transition_time, at(100));
+        assert_eq!(mine.len(), 2);
+        // the fleet counts alone by configuration (no condition): removed
+        copy_fleet_counting(&mut mine, "edge", Some(&SbcFleetStatus::default()), Some(2));
+        assert!(find_condition(&mine, policy_cond::FLEET_COUNTING).is_none());
+        assert_eq!(mine.len(), 1);
+        // no status yet: nothing added
+        copy_fleet_counting(&mut mine, "edge", None, Some(2));
+        assert_eq!(mine.len(), 1);
+    }
 }

@@ -272,14 +272,17 @@ impl AgentApi for FakeAgents {
         })
     }
 
-    fn health<'a>(&'a self, target: &'a AgentTarget) -> BoxFuture<'a, Result<(), AgentCallError>> {
+    fn health<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+    ) -> BoxFuture<'a, Result<Option<tollgate_agent_api::FleetCounting>, AgentCallError>> {
         Box::pin(async move {
             assert_eq!(target.token, None, "GET /healthz needs no token");
             self.log
                 .lock()
                 .unwrap()
                 .push(format!("health {}", target.url));
-            Ok(())
+            Ok(None)
         })
     }
 }
