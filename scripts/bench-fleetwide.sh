@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
-# Fleet-wide concurrency (docs/sbc.md "Fleet-wide limits"), measured in one
-# run on real Kamailio + tollgate-agent + SIPp:
+# Fleet-wide limits (docs/sbc.md "Fleet-wide limits"), measured in one run
+# on real Kamailio + tollgate-agent + SIPp + Redis:
 #  1. propagation: TG_BENCH_PROBES calls, one at a time, rotated over the
-#     three SBCs of a DMQ fleet; a poller reads every SBC's dialog profile
-#     over JSON-RPC in turn and prints, per call, how long after the SBC
-#     that took the call counts it the last peer counts it too (and the same
-#     for the call's end): p50, p90, p99, max. Resolution: one poll round
-#     (printed).
+#     three SBCs of a fleet that counts in a shared Redis (TG_FLEET_STORE=1);
+#     a poller reads the tenant's counts in the store (the numbers every
+#     SBC decides with) without pause, and prints how long after SIPp sent
+#     the INVITE the call was counted for every SBC, and how long after it
+#     sent the BYE the call was no longer counted: p50, p90, p99, max.
+#     Resolution: one poll (printed). Both clocks are this machine's.
 #  2. cost: the same SIPp load (TG_BENCH_CALLS calls, -d 0, at
-#     TG_BENCH_RATE/s) through SBC 1 of the DMQ fleet and through SBC 1 of a
-#     fleet without DMQ, alternated TG_BENCH_ROUNDS times; for each, the CPU
-#     seconds Kamailio spent per call on the SBC that took the calls (and,
-#     with DMQ, on each peer that received them), from /proc. Capacity on one
-#     core goes as 1 / CPU per call, so the ratio off/on of CPU per call is
-#     the ratio of calls/s on vs off (target >= 0.9).
+#     TG_BENCH_RATE/s) through SBC 1 of that fleet and through SBC 1 of a
+#     fleet without a store, alternated TG_BENCH_ROUNDS times; for each, the
+#     CPU seconds Kamailio spent per call on SBC 1, and Redis per call, from
+#     /proc. Capacity on one core goes as 1 / CPU per call, so the ratio
+#     off/on of Kamailio's CPU per call is the ratio of calls/s on vs off
+#     (target >= 0.9); Redis runs on its own core in a real fleet.
 #
 #   scripts/bench-fleetwide.sh
 #
 # Settings: TG_BENCH_PROBES (default 60), TG_BENCH_CALLS (default 3000),
-# TG_BENCH_RATE (default 300), TG_BENCH_ROUNDS (default 2).
+# TG_BENCH_RATE (default 300), TG_BENCH_ROUNDS (default 2), TG_BENCH_LIMITS
+# (the bench tenant's limits block, default "concurrent: critical 100000";
+# the propagation part needs a concurrent limit).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -47,7 +50,7 @@ cleanup
 rm -rf "$WORK"
 mkdir -p "$WORK/policies"
 
-cat > "$WORK/policies/fwbench.tgp" <<'EOF'
+cat > "$WORK/policies/fwbench.tgp" <<EOF
 tenant fwbench
 home US
 zone UTC
@@ -58,7 +61,7 @@ sources {
   allow 127.61.3.0/24
 }
 limits {
-  concurrent: critical 100000
+  ${TG_BENCH_LIMITS:-concurrent: critical 100000}
 }
 EOF
 "$TOLLGATE" compile "$WORK/policies" -o "$WORK/compiled" >/dev/null
@@ -68,8 +71,8 @@ doc = yaml.safe_load(open(sys.argv[1]))
 json.dump({"revision": "fwbench-r1", "policy": doc["spec"]["policy"]}, open(sys.argv[2], "w"))
 PY
 
-start_fleet() { # NAME NET DMQ
-  TG_FLEET_NET=${2##*.} TG_FLEET_DMQ=$3 TG_SHM_MB=512 scripts/fleet.sh start "$1" 3 > /dev/null
+start_fleet() { # NAME NET STORE
+  TG_FLEET_NET=${2##*.} TG_FLEET_STORE=$3 TG_SHM_MB=512 scripts/fleet.sh start "$1" 3 > /dev/null
   local i code token; token=$(cat "$RUN/$1/token")
   for i in 1 2 3; do
     code=$(curl -s --max-time 120 -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $token" \
@@ -77,68 +80,109 @@ start_fleet() { # NAME NET DMQ
     [ "$code" = 200 ] || die "PUT fwbench to $2.$i: $code"
   done
 }
-say "two fleets of 3: $ON (DMQ, $NET_ON.x) and $OFF (no DMQ, $NET_OFF.x)"
+say "two fleets of 3: $ON (a shared store, $NET_ON.x) and $OFF (each SBC alone, $NET_OFF.x)"
 start_fleet "$ON" "$NET_ON" 1
 start_fleet "$OFF" "$NET_OFF" 0
 sleep 2
 
 "$PY" - "$ROOT" "$RUN" "$WORK" <<'PY'
-import http.client, json, os, statistics, subprocess, sys, time
+import datetime, json, os, socket, statistics, subprocess, sys, time
 root, run, work = sys.argv[1:4]
-PROBES = int(os.environ.get("TG_BENCH_PROBES", "60"))
+PROBES = int(os.environ.get("TG_BENCH_PROBES", "60")) if "concurrent" in os.environ.get("TG_BENCH_LIMITS", "concurrent") else 0
 CALLS = int(os.environ.get("TG_BENCH_CALLS", "3000"))
 RATE = int(os.environ.get("TG_BENCH_RATE", "300"))
 ROUNDS = int(os.environ.get("TG_BENCH_ROUNDS", "2"))
 NET_ON, NET_OFF = "127.0.208", "127.0.209"
 UAC = os.path.join(root, "sbc/sipp/uac.xml")
 
-class Rpc:
-    def __init__(self, net, i):
-        self.c = http.client.HTTPConnection(f"{net}.{i}", 5101 + 10 * i, timeout=5)
-    def call(self, method, params):
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-        self.c.request("POST", "/RPC", body, {"Content-Type": "application/json"})
-        return json.loads(self.c.getresponse().read()).get("result")
-    def size(self):
-        return self.call("dlg.profile_get_size", ["tg_t", "fwbench"])
+class Store:
+    """The fleet's Redis, spoken to in RESP over one socket."""
+    def __init__(self):
+        self.s = socket.create_connection(("127.0.208.201", 6390), timeout=5)
+        self.f = self.s.makefile("rb")
+        self.cmd("AUTH", open(os.path.join(run, "tgbenchfwon/store/pass")).read().strip())
+    def cmd(self, *args):
+        out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args)
+        self.s.sendall(out)
+        return self.read()
+    def read(self):
+        line = self.f.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind in (b"+", b":"):
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
+        if kind == b"*":
+            return [self.read() for _ in range(int(rest))]
+        raise RuntimeError(f"unexpected reply {line!r}")
+    def counted(self):
+        """fwbench's calls up, as the SBCs' next decisions see them."""
+        return sum(int(v or 0) for v in (self.cmd("HGET", f"tg:tgbenchfwon:c:tgbenchfwon-{i}", "fwbench")
+                                          for i in (1, 2, 3)))
 
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
-def sipp(net, i, src, calls, rate, hold_ms, log):
+def sipp(net, i, src, calls, rate, hold_ms, log, trace=None):
     csv = os.path.join(work, "n.csv")
     with open(csv, "w") as f:
         f.write("SEQUENTIAL\n+12125550100;RTP/AVP\n")
+    extra = ["-trace_msg", "-message_file", trace] if trace else []
     return subprocess.Popen(
         ["sipp", f"{net}.{i}:{5100 + 10 * i}", "-sf", UAC, "-inf", csv, "-i", src, "-p", "0", "-t", "u1",
          "-m", str(calls), "-r", str(rate), "-l", str(max(calls, 1)), "-d", str(hold_ms), "-nostdin",
-         "-timeout", "120s", "-trace_logs", "-log_file", log],
+         "-timeout", "120s", "-trace_logs", "-log_file", log] + extra,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+def sent_at(trace, method):
+    """Realtime of the first `method` request SIPp sent (its -trace_msg)."""
+    stamp = None
+    for line in open(trace):
+        if line.startswith("-----") and line.count(":") == 2:
+            d, t = line.strip("- \n").split()[:2]
+            stamp = datetime.datetime.strptime(f"{d} {t}", "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        elif line.startswith(method + " sip:") and stamp is not None:
+            return stamp
+        elif line.startswith("UDP message received"):
+            stamp = None
+    raise RuntimeError(f"no {method} sent in {trace}")
+
 # 1. propagation
-rpcs = [Rpc(NET_ON, i) for i in (1, 2, 3)]
-up, down, rounds = [], [], []
+store = Store()
+up, down, polls = [], [], []
 for k in range(PROBES):
     o = k % 3
-    p = sipp(NET_ON, o + 1, f"127.61.3.{o + 1}", 1, 1, 700, os.path.join(work, "probe.log"))
-    for want, out in ((1, up), (0, down)):
-        seen = [None, None, None]
-        t_end = time.monotonic() + 10
-        while None in seen and time.monotonic() < t_end:
-            t0 = time.monotonic()
-            for j, r in enumerate(rpcs):
-                if seen[j] is None and r.size() == want:
-                    seen[j] = time.monotonic()
-            rounds.append(time.monotonic() - t0)
-        if None in seen:
-            sys.exit(f"probe {k}: the count {want} did not reach every SBC within 10 s: {seen}")
-        out.append(max(s - seen[o] for s in seen) * 1000)
+    trace = os.path.join(work, "probe-msg.log")
+    if os.path.exists(trace):
+        os.remove(trace)
+    if store.counted() != 0:
+        sys.exit(f"probe {k}: calls still counted before it")
+    p = sipp(NET_ON, o + 1, f"127.61.3.{o + 1}", 1, 1, 700, os.path.join(work, "probe.log"), trace)
+    seen = {}
+    t_end = time.time() + 20
+    while len(seen) < 2 and time.time() < t_end:
+        t0 = time.time()
+        n = store.counted()
+        t1 = time.time()
+        polls.append(t1 - t0)
+        if n == 1 and "up" not in seen:
+            seen["up"] = t1
+        if n == 0 and "up" in seen:
+            seen["down"] = t1
     p.wait(timeout=30)
-print(f"propagation over DMQ, {PROBES} calls rotated over 3 SBCs (poll round p50 {statistics.median(rounds) * 1000:.2f} ms):")
-for name, xs in (("call up", up), ("call ended", down)):
-    print(f"  {name:10} last peer after the SBC that took it: p50 {pct(xs, 50):.1f} ms, p90 {pct(xs, 90):.1f} ms, "
-          f"p99 {pct(xs, 99):.1f} ms, max {max(xs):.1f} ms")
+    if len(seen) < 2:
+        sys.exit(f"probe {k}: the store did not count the call and its end within 20 s: {seen}")
+    up.append((seen["up"] - sent_at(trace, "INVITE")) * 1000)
+    down.append((seen["down"] - sent_at(trace, "BYE")) * 1000)
+if PROBES:
+    print(f"propagation through the store, {PROBES} calls rotated over 3 SBCs (poll p50 {statistics.median(polls) * 1000:.3f} ms):")
+for name, xs in (("call up", up), ("call ended", down)) if PROBES else ():
+    print(f"  {name:10} counted for every SBC after SIPp sent the {'INVITE' if name == 'call up' else 'BYE'}: "
+          f"p50 {pct(xs, 50):.2f} ms, p90 {pct(xs, 90):.2f} ms, p99 {pct(xs, 99):.2f} ms, max {max(xs):.2f} ms")
 
 # 2. cost per call
 sys.path.insert(0, os.path.join(root, "scripts"))
@@ -147,9 +191,12 @@ from proc_cpu import cpu_seconds
 def kamailio_pid(name, i):
     return int(open(os.path.join(run, f"{name}-{i}", "pid")).read())
 
+redis_pid = int(open(os.path.join(run, "tgbenchfwon/store/pid")).read())
+
 def load(name, net):
     pids = {i: kamailio_pid(name, i) for i in (1, 2, 3)}
     before = {i: cpu_seconds(pids[i]) for i in pids}
+    r0 = cpu_seconds(redis_pid, False)
     log = os.path.join(work, f"load-{name}.log")
     if os.path.exists(log):
         os.remove(log)
@@ -159,17 +206,19 @@ def load(name, net):
     wall = time.monotonic() - t0
     time.sleep(1)
     after = {i: cpu_seconds(pids[i]) for i in pids}
+    r1 = cpu_seconds(redis_pid, False)
     ok = sum(1 for l in open(log) if l.startswith("RESULT") and l.split()[2] == "200")
-    return ok, wall, {i: (after[i] - before[i]) / max(ok, 1) * 1000 for i in pids}
+    per = {i: (after[i] - before[i]) / max(ok, 1) * 1000 for i in pids}
+    return ok, wall, per, (r1 - r0) / max(ok, 1) * 1000
 
 print(f"cost: {CALLS} calls (-d 0) at {RATE}/s through SBC 1, {ROUNDS} rounds alternated; CPU ms of Kamailio per call")
 ratios = []
 for r in range(ROUNDS):
-    ok_on, w_on, c_on = load("tgbenchfwon", NET_ON)
-    ok_off, w_off, c_off = load("tgbenchfwoff", NET_OFF)
+    ok_on, w_on, c_on, redis_on = load("tgbenchfwon", NET_ON)
+    ok_off, w_off, c_off, _ = load("tgbenchfwoff", NET_OFF)
     ratios.append(c_off[1] / c_on[1])
-    print(f"  round {r + 1}: DMQ on: {ok_on}/{CALLS} answered, SBC 1 {c_on[1]:.3f} ms/call, peers {c_on[2]:.3f} and "
-          f"{c_on[3]:.3f} ms/call; DMQ off: {ok_off}/{CALLS} answered, SBC 1 {c_off[1]:.3f} ms/call; "
+    print(f"  round {r + 1}: store on: {ok_on}/{CALLS} answered, SBC 1 {c_on[1]:.3f} ms/call, Redis {redis_on:.3f} ms/call, "
+          f"peers {c_on[2]:.3f} and {c_on[3]:.3f} ms/call; store off: {ok_off}/{CALLS} answered, SBC 1 {c_off[1]:.3f} ms/call; "
           f"calls/s on/off (= CPU off/on) {c_off[1] / c_on[1]:.2f}")
 print(f"  calls/s on/off, median of {ROUNDS}: {statistics.median(ratios):.2f} (target >= 0.9)")
 PY

@@ -442,6 +442,22 @@ def example_checks():
     kenv = {e["name"] for e in kam["env"]}
     check({"TG_IP", "TG_PORT", "TG_RPC_PORT", "TG_DB_URL", "TG_RELAY"} <= kenv,
           "Kamailio gets every variable tollgate.cfg needs")
+    if "WITH_FLEET" in kam["command"]:
+        check({"TG_FLEET_REDIS", "TG_FLEET_KEY", "TG_SBC_ID", "TG_FLEET_SIZE"} <= kenv,
+              "with -A WITH_FLEET Kamailio gets the fleet's variables")
+        env = {e["name"]: e for e in kam["env"]}
+        store = find(objs, "Service", "tollgate-fleet-store")[0]
+        spec = env["TG_FLEET_REDIS"]["value"]
+        check(f"addr={store['metadata']['name']}.sbc.svc.cluster.local;port={store['spec']['ports'][0]['port']};" in spec,
+              f"the SBCs reach the store's Service ({spec})")
+        check("pass=$(TG_FLEET_REDIS_PASSWORD)" in spec and
+              env["TG_FLEET_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "tollgate-fleet-store",
+              "the store's password comes from its Secret, not the manifest")
+        check(str(dep["spec"]["replicas"]) == env["TG_FLEET_SIZE"]["value"],
+              "TG_FLEET_SIZE is the Deployment's replicas")
+        np = find(objs, "NetworkPolicy", "tollgate-fleet-store")[0]
+        check(np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == {"tollgate.dev/fleet": "edge"},
+              "only the fleet's SBC pods reach the store")
 
     say("examples/sbc: bad SbcFleets are refused")
     base = find(objs, "SbcFleet", "edge")[0]

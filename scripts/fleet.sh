@@ -298,6 +298,13 @@ cmd_status() {
     [ $s = up ] && [ $a = up ] || rc=1
   done < "$fdir/fleet.tsv"
   if alive "$RUN/uas-$name/pid"; then echo "uas $(cat "$fdir/uas") up"; else echo "uas down"; rc=1; fi
+  if [ -f "$fdir/store/pass" ]; then
+    if store_cli "$name" PING 2>/dev/null | grep -q PONG; then
+      echo "store $(net_of "$name").201:$STORE_PORT up ($(store_cli "$name" ZCARD "tg:$name:m") SBCs registered)"
+    else
+      echo "store down"; rc=1
+    fi
+  fi
   return $rc
 }
 

@@ -109,8 +109,8 @@ PY
 }
 
 start_fleet() {
-  say "local SBCs (Kamailio + tollgate-agent) x $NSBC"
-  TG_GEOIP_DB=$STACK/geo.mmdb scripts/fleet.sh start "$FLEET" "$NSBC" | sed 's/^/  /' >&2
+  say "local SBCs (Kamailio + tollgate-agent) x $NSBC, counting limits fleet-wide in one Redis"
+  TG_FLEET_STORE=1 TG_GEOIP_DB=$STACK/geo.mmdb scripts/fleet.sh start "$FLEET" "$NSBC" | sed 's/^/  /' >&2
 }
 
 apply_fleet() {
@@ -207,6 +207,9 @@ To use kubectl yourself: $(cat "$STACK/kubeconfig.env")
 
 $ kubectl -n $NS get tollpolicies
 $(kubectl -n "$NS" get tollpolicies)
+
+$ kubectl -n $NS get sbcfleets    (DEGRADED: SBCs deciding limits alone, without the fleet's store)
+$(kubectl -n "$NS" get sbcfleets)
 
 $ kubectl -n $NS get policyrevisions
 $(kubectl -n "$NS" get policyrevisions)

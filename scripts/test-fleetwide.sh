@@ -28,6 +28,11 @@
 #      calls, the fleet refuses fwp's next call; no call in progress was
 #      dropped (every answered call ends with BYE 200 at its own time);
 #      the fleet's and the policy's FleetCounting True again
+#   6b. an SBC that leaves and joins: SBC 3 holds fwq's 2 calls (its
+#      limit) and its Kamailio is stopped: 3 s later the others count 2
+#      SBCs and fwq gets a call through SBC 1 (a dead SBC's calls do not
+#      hold the limit); started again, it is counted and its old counts
+#      in the store are replaced
 #   7. after the calls: every SBC's counts and the store's back to 0
 #   8. the generated alert rules see the fleet: fws (`concurrent: critical
 #      3`) has one call up on each SBC (no SBC above 1, no call refused):
@@ -318,6 +323,26 @@ wait_status policy_cond "True CountingFleetWide" || true
 check "TollPolicy fwo after the rejoin: FleetCounting $(policy_cond)" [ "$(policy_cond)" = "True CountingFleetWide" ]
 wait_calls p1 p2 p3
 check "no call in progress was dropped: 6 BYEs answered 200 after 25 s: $(byes p1 p2 p3)" [ "$(byes p1 p2 p3)" = 6 ]
+
+say "6b. SBC 3 leaves (its Kamailio stopped) with fwq's 2 calls up, then joins again"
+calls d3 3 127.61.5.4 +12125550144 2 30000 20
+sleep 1.5
+r=$(scripts/fleet.sh call "$NAME" 1 127.61.5.8 +12125550144)
+check "fwq's 2 calls on SBC 3 fill its limit: a call through SBC 1 is refused ($r)" [ "$r" = "486 limit:concurrent" ]
+scripts/fleet.sh part "$NAME" 3 kamailio stop
+kill "$(cat "$WORK/calls/d3.pid")" 2>/dev/null || true
+for _ in $(seq 1 40); do [ "$(metric 1 tollgate_fleet_members)" = 2 ] && break; sleep 0.2; done
+check "SBC 1 counts 2 SBCs once SBC 3 stopped: $(metric 1 tollgate_fleet_members)" [ "$(metric 1 tollgate_fleet_members)" = 2 ]
+r=$(scripts/fleet.sh call "$NAME" 1 127.61.5.8 +12125550144)
+answered() { [[ $1 == "200 "* ]]; }
+check "the stopped SBC's calls no longer hold fwq's limit: a call through SBC 1 is answered ($r)" answered "$r"
+check "the store still has SBC 3's last counts (fwq $(in_store 3 fwq)), not counted" [ "$(in_store 3 fwq)" = 2 ]
+scripts/fleet.sh part "$NAME" 3 kamailio start
+wait_mode 3 fleet || true
+for _ in $(seq 1 40); do [ "$(metric 1 tollgate_fleet_members)" = 3 ] && break; sleep 0.2; done
+check "SBC 3 joined again: mode $(health_mode 3), SBC 1 counts $(metric 1 tollgate_fleet_members) SBCs" \
+  [ "$(health_mode 3)/$(metric 1 tollgate_fleet_members)" = fleet/3 ]
+check "its old counts in the store are replaced: fwq $(in_store 3 fwq)" [ "$(in_store 3 fwq)" = 0 ]
 
 say "7. after the calls: every SBC's counts and the store's back to 0"
 sleep 1
