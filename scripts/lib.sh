@@ -41,6 +41,17 @@ python_env() {
 
 # kubectl: the image of this project's machines ships one; elsewhere Debian's
 # `kubernetes-client` (older, enough for apply/wait/explain) is installed.
+# apply_static_fleet NS PORT HOST...: SbcFleet `edge` in NS, the agents at
+# HOST:PORT, their token in Secret agent-token (key token)
+apply_static_fleet() {
+  local ns=$1 port=$2 h; shift 2
+  {
+    printf 'apiVersion: tollgate.dev/v1alpha1\nkind: SbcFleet\nmetadata:\n  name: edge\nspec:\n  endpoints:\n'
+    for h in "$@"; do printf '    - host: %s\n' "$h"; done
+    printf '  agentPort: %s\n  agentTokenSecret: {name: agent-token, key: token}\n' "$port"
+  } | kubectl apply -n "$ns" -f - >/dev/null
+}
+
 ensure_kubectl() {
   command -v kubectl >/dev/null 2>&1 && return 0
   [ "$(id -u)" = 0 ] || die "kubectl is missing and installing it needs root"

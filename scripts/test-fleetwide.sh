@@ -167,19 +167,7 @@ kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=30s -f crds/ >/dev/null
 kubectl create namespace "$NS" >/dev/null
 kubectl create secret generic agent-token -n "$NS" --from-file=token="$RUN/$NAME/token" >/dev/null
-kubectl apply -n "$NS" -f - >/dev/null <<EOF
-apiVersion: tollgate.dev/v1alpha1
-kind: SbcFleet
-metadata:
-  name: edge
-spec:
-  endpoints:
-    - host: $NET.1
-    - host: $NET.2
-    - host: $NET.3
-  agentPort: $AGENT_PORT
-  agentTokenSecret: {name: agent-token, key: token}
-EOF
+apply_static_fleet "$NS" "$AGENT_PORT" "$NET.1" "$NET.2" "$NET.3"
 "$TOLLGATE" compile "$WORK/policies/fwo.tgp" --fleet edge -n "$NS" -o "$WORK/k8s" > /dev/null 2>&1
 kubectl apply -f "$WORK/k8s/fwo.yaml" >/dev/null
 NO_COLOR=1 RUST_LOG=info "$CARGO_TARGET_DIR/debug/tollgate-operator" --namespace "$NS" --metrics-addr "$NET.241:9300" \

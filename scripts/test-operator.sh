@@ -231,21 +231,7 @@ check "fleet: every part up" scripts/fleet.sh status "$NAME"
 token_secret() { # NS
   kubectl create secret generic agent-token -n "$1" --from-file=token="$TOKEN_FILE" >/dev/null
 }
-static_fleet() { # NS: SbcFleet edge with SBCs 1-3 as endpoints
-  kubectl apply -n "$1" -f - >/dev/null <<EOF
-apiVersion: tollgate.dev/v1alpha1
-kind: SbcFleet
-metadata:
-  name: edge
-spec:
-  endpoints:
-    - host: $NET.1
-    - host: $NET.2
-    - host: $NET.3
-  agentPort: 9180
-  agentTokenSecret: {name: agent-token, key: token}
-EOF
-}
+static_fleet() { apply_static_fleet "$1" 9180 "$NET.1" "$NET.2" "$NET.3"; } # NS: SbcFleet edge, SBCs 1-3
 
 ##############################################################################
 say "1. static endpoints: revision 1 rolls out to SBCs 1-3"

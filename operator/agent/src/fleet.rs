@@ -1,11 +1,10 @@
 //! Fleet-wide counting's state, as Kamailio holds it in the hash table
 //! `tg_fleet` (tollgate.cfg, docs/sbc.md "Fleet-wide limits"): for
-//! `/healthz` (`fleet`) and `/metrics` (`tollgate_fleet_*`).
+//! `/healthz` (`fleet`) and `/metrics` (`tollgate_fleet_*`). Pure; read by
+//! `Agent::fleet_figures` (`readback`).
 
 use serde_json::Value;
 use tollgate_agent_api::{FleetCounting, FleetMode};
-
-use crate::agent::Agent;
 
 /// The SBC's fleet-wide counting at one read of `tg_fleet`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,15 +41,6 @@ pub fn fleet_figures(entries: &[(String, Value)]) -> Option<FleetFigures> {
         local: u64::try_from(num("local")).unwrap_or(0),
         partitions: u64::try_from(num("partitions")).unwrap_or(0),
     })
-}
-
-impl Agent {
-    /// Fleet-wide counting's state; `None` when the SBC does not count over
-    /// a fleet or Kamailio did not answer.
-    pub async fn fleet_figures(&self) -> Option<FleetFigures> {
-        let entries = self.rpc.htable_entries("tg_fleet").await.ok()?;
-        fleet_figures(&entries)
-    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,13 @@ impl Agent {
         }
     }
 
+    /// Fleet-wide counting's state (`tg_fleet`); `None` when the SBC does
+    /// not count over a fleet or Kamailio did not answer.
+    pub async fn fleet_figures(&self) -> Option<crate::fleet::FleetFigures> {
+        let entries = self.rpc.htable_entries("tg_fleet").await.ok()?;
+        crate::fleet::fleet_figures(&entries)
+    }
+
     /// Kamailio answers and holds the applied state.
     pub async fn healthy(&self) -> Result<(), AgentError> {
         let inner = self.inner.lock().await;
