@@ -98,7 +98,7 @@ UAC = os.path.join(root, "sbc/sipp/uac.xml")
 class Store:
     """The fleet's Redis, spoken to in RESP over one socket."""
     def __init__(self):
-        self.s = socket.create_connection(("127.0.208.201", 6390), timeout=5)
+        self.s = socket.create_connection(("127.0.208.200", 6390), timeout=5)
         self.f = self.s.makefile("rb")
         self.cmd("AUTH", open(os.path.join(run, "tgbenchfwon/store/pass")).read().strip())
     def cmd(self, *args):

@@ -31,7 +31,8 @@
 # TG_UAS_TIMEOUT (the UAS quits by itself after it, default 3600 s),
 # TG_FLEET_STORE=1 (concurrent and rate limits counted over the whole fleet:
 # a Redis for the fleet, password protected, on port 6390, which SBC i
-# reaches at 127.0.K.(200+i); kept for later `part ... start`).
+# reaches at 127.0.K.(200+i), the scripts at 127.0.K.200; kept for later
+# `part ... start`).
 # Start is idempotent: running SBCs are kept, missing or half-running ones
 # are (re)started with an empty policy set, SBCs beyond N are stopped.
 set -euo pipefail
@@ -40,7 +41,7 @@ set -euo pipefail
 RUN=${TOLLGATE_RUN:-/tmp/tollgate-run}
 export TOLLGATE_RUN=$RUN
 
-usage() { sed -n '2,36p' "$0" >&2; exit 2; }
+usage() { sed -n '2,37p' "$0" >&2; exit 2; }
 
 valid_name() { [[ $1 =~ ^[a-z0-9][a-z0-9-]{0,30}$ ]] || die "fleet name '$1': use 1-31 of a-z 0-9 -"; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -133,16 +134,18 @@ kamailio_start() { # NAME I (sbc_vars set): Kamailio on the SBC's data dir as it
 }
 
 # The fleet's store (TG_FLEET_STORE=1): one redis-server, password in
-# store/pass (0600), listening on every SBC's store address
+# store/pass (0600), listening on 127.0.K.200 (for these scripts: never
+# cut) and on every SBC's store address
 STORE_PORT=6390
-store_addrs() { # NAME [SKIP]: the store addresses of the fleet's SBCs but SKIP
+store_addrs() { # NAME [SKIP]: the store's addresses, SBC SKIP's left out
   local n i net out=(); n=$(cat "$RUN/$1/size"); net=$(net_of "$1")
+  out+=("$net.200")
   for i in $(seq 1 "$n"); do [ "$i" = "${2:-}" ] || out+=("$net.$((200 + i))"); done
   echo "${out[*]}"
 }
 store_cli() { # NAME ARGS...: redis-cli on the store (the password from the environment, not argv)
   local name=$1; shift
-  REDISCLI_AUTH=$(cat "$RUN/$name/store/pass") redis-cli -h "$(net_of "$name").201" -p "$STORE_PORT" "$@"
+  REDISCLI_AUTH=$(cat "$RUN/$name/store/pass") redis-cli -h "$(net_of "$name").200" -p "$STORE_PORT" "$@"
 }
 store_start() { # NAME
   local sdir=$RUN/$1/store
@@ -300,7 +303,7 @@ cmd_status() {
   if alive "$RUN/uas-$name/pid"; then echo "uas $(cat "$fdir/uas") up"; else echo "uas down"; rc=1; fi
   if [ -f "$fdir/store/pass" ]; then
     if store_cli "$name" PING 2>/dev/null | grep -q PONG; then
-      echo "store $(net_of "$name").201:$STORE_PORT up ($(store_cli "$name" ZCARD "tg:$name:m") SBCs registered)"
+      echo "store $(net_of "$name").200:$STORE_PORT up ($(store_cli "$name" ZCARD "tg:$name:m") SBCs registered)"
     else
       echo "store down"; rc=1
     fi

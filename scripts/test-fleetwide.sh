@@ -129,7 +129,7 @@ rpc() { # I METHOD [PARAMS JSON]
 size() { # I PROFILE VALUE -> calls in the profile on SBC I
   rpc "$1" dlg.profile_get_size "[\"$2\",\"$3\"]" | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("result", "?"))'
 }
-store() { REDISCLI_AUTH=$(cat "$RUN/$NAME/store/pass") redis-cli -h "$NET.201" -p 6390 "$@"; }
+store() { REDISCLI_AUTH=$(cat "$RUN/$NAME/store/pass") redis-cli -h "$NET.200" -p 6390 "$@"; }
 in_store() { # I FIELD -> SBC I's count of FIELD in the store
   local v; v=$(store HGET "tg:$NAME:c:$NAME-$1" "$2"); echo "${v:-0}"
 }
