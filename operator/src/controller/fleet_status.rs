@@ -150,7 +150,6 @@ pub fn compute(
         .map(|p| p.id.as_str())
         .collect();
     let degraded = if counting { alone.len() } else { 0 };
-    conditions.retain(|k| k.type_ != cond::FLEET_COUNTING);
     if counting {
         let members = answering
             .iter()
@@ -182,17 +181,11 @@ pub fn compute(
                 ),
             )
         };
-        // keeps its transition time when the status is the same
-        let old_fc = old.and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|k| k.type_ == cond::FLEET_COUNTING)
-                .cloned()
-        });
-        if let Some(o) = old_fc {
-            conditions.push(o);
-        }
+        // `conditions` holds the old one (kept from `old`): its transition
+        // time stays when the status is the same
         set_condition(&mut conditions, fc);
+    } else {
+        conditions.retain(|k| k.type_ != cond::FLEET_COUNTING);
     }
     // display order, whatever order `old` had
     conditions.sort_by_key(|c| cond::ALL.iter().position(|t| *t == c.type_));
