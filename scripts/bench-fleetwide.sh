@@ -10,16 +10,17 @@
 #     Resolution: one poll (printed). Both clocks are this machine's.
 #  2. cost: the same SIPp load (TG_BENCH_CALLS calls, -d 0, at
 #     TG_BENCH_RATE/s) through SBC 1 of that fleet and through SBC 1 of a
-#     fleet without a store, alternated TG_BENCH_ROUNDS times; for each, the
-#     CPU seconds Kamailio spent per call on SBC 1, and Redis per call, from
-#     /proc. Capacity on one core goes as 1 / CPU per call, so the ratio
+#     fleet without a store at the same time (both meet the same machine),
+#     TG_BENCH_ROUNDS times; for each, the CPU seconds Kamailio spent per
+#     call on SBC 1, and Redis per call, from /proc, and the scripts the
+#     store ran per call (admissions that asked it, flushes, heartbeats). Capacity on one core goes as 1 / CPU per call, so the ratio
 #     off/on of Kamailio's CPU per call is the ratio of calls/s on vs off
 #     (target >= 0.9); Redis runs on its own core in a real fleet.
 #
 #   scripts/bench-fleetwide.sh
 #
 # Settings: TG_BENCH_PROBES (default 60), TG_BENCH_CALLS (default 3000),
-# TG_BENCH_RATE (default 300), TG_BENCH_ROUNDS (default 2), TG_BENCH_LIMITS
+# TG_BENCH_RATE (default 300), TG_BENCH_ROUNDS (default 5), TG_BENCH_LIMITS
 # (the bench tenant's limits block, default "concurrent: critical 100000";
 # the propagation part needs a concurrent limit).
 set -euo pipefail
@@ -91,7 +92,7 @@ root, run, work = sys.argv[1:4]
 PROBES = int(os.environ.get("TG_BENCH_PROBES", "60")) if "concurrent" in os.environ.get("TG_BENCH_LIMITS", "concurrent") else 0
 CALLS = int(os.environ.get("TG_BENCH_CALLS", "3000"))
 RATE = int(os.environ.get("TG_BENCH_RATE", "300"))
-ROUNDS = int(os.environ.get("TG_BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("TG_BENCH_ROUNDS", "5"))
 NET_ON, NET_OFF = "127.0.208", "127.0.209"
 UAC = os.path.join(root, "sbc/sipp/uac.xml")
 
@@ -119,7 +120,8 @@ class Store:
             return [self.read() for _ in range(int(rest))]
         raise RuntimeError(f"unexpected reply {line!r}")
     def counted(self):
-        """fwbench's calls up, as the SBCs' next decisions see them."""
+        """fwbench's calls held in the store (calls up plus spare slots), as
+        the SBCs' next decisions see them."""
         return sum(int(v or 0) for v in (self.cmd("HGET", f"tg:tgbenchfwon:c:tgbenchfwon-{i}", "fwbench")
                                           for i in (1, 2, 3)))
 
@@ -136,7 +138,7 @@ def sipp(net, i, src, calls, rate, hold_ms, log, trace=None):
         ["sipp", f"{net}.{i}:{5100 + 10 * i}", "-sf", UAC, "-inf", csv, "-i", src, "-p", "0", "-t", "u1",
          "-m", str(calls), "-r", str(rate), "-l", str(max(calls, 1)), "-d", str(hold_ms), "-nostdin",
          "-timeout", "120s", "-trace_logs", "-log_file", log] + extra,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=open(log + ".err", "w"))
 
 def sent_at(trace, method):
     """Realtime of the first `method` request SIPp sent (its -trace_msg)."""
@@ -169,7 +171,7 @@ for k in range(PROBES):
         n = store.counted()
         t1 = time.time()
         polls.append(t1 - t0)
-        if n == 1 and "up" not in seen:
+        if n >= 1 and "up" not in seen:
             seen["up"] = t1
         if n == 0 and "up" in seen:
             seen["down"] = t1
@@ -193,32 +195,49 @@ def kamailio_pid(name, i):
 
 redis_pid = int(open(os.path.join(run, "tgbenchfwon/store/pid")).read())
 
-def load(name, net):
-    pids = {i: kamailio_pid(name, i) for i in (1, 2, 3)}
-    before = {i: cpu_seconds(pids[i]) for i in pids}
-    r0 = cpu_seconds(redis_pid, False)
-    log = os.path.join(work, f"load-{name}.log")
-    if os.path.exists(log):
-        os.remove(log)
-    t0 = time.monotonic()
-    p = sipp(net, 1, "127.61.3.9", CALLS, RATE, 0, log)
-    p.wait(timeout=CALLS / RATE + 120)
-    wall = time.monotonic() - t0
-    time.sleep(1)
-    after = {i: cpu_seconds(pids[i]) for i in pids}
-    r1 = cpu_seconds(redis_pid, False)
-    ok = sum(1 for l in open(log) if l.startswith("RESULT") and l.split()[2] == "200")
-    per = {i: (after[i] - before[i]) / max(ok, 1) * 1000 for i in pids}
-    return ok, wall, per, (r1 - r0) / max(ok, 1) * 1000
+def evalsha_calls():
+    """Scripts run by the store so far (admissions, flushes, heartbeats)."""
+    for line in store.cmd("INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
 
-print(f"cost: {CALLS} calls (-d 0) at {RATE}/s through SBC 1, {ROUNDS} rounds alternated; CPU ms of Kamailio per call")
+def both():
+    """The same load through SBC 1 of each fleet at the same time, so both
+    meet the same machine: -> per fleet (answered, Kamailio CPU ms per call
+    per SBC), Redis CPU ms and scripts per call of the fleet with a store."""
+    fleets = (("tgbenchfwon", NET_ON), ("tgbenchfwoff", NET_OFF))
+    pids = {(n, i): kamailio_pid(n, i) for n, _ in fleets for i in (1, 2, 3)}
+    before = {k: cpu_seconds(p) for k, p in pids.items()}
+    r0, e0 = cpu_seconds(redis_pid, False), evalsha_calls()
+    procs, logs = [], {}
+    for k, (n, net) in enumerate(fleets):
+        logs[n] = os.path.join(work, f"load-{n}.log")
+        if os.path.exists(logs[n]):
+            os.remove(logs[n])
+        procs.append(sipp(net, 1, f"127.61.3.{9 + k}", CALLS, RATE, 0, logs[n]))
+    for p, n in zip(procs, logs):
+        if p.wait(timeout=CALLS / RATE + 120) != 0 or not os.path.exists(logs[n]):
+            sys.exit(f"SIPp through {n} failed ({p.returncode}): {open(logs[n] + '.err').read()[-2000:]}")
+    time.sleep(1)
+    after = {k: cpu_seconds(p) for k, p in pids.items()}
+    r1, e1 = cpu_seconds(redis_pid, False), evalsha_calls()
+    out = {}
+    for n, _ in fleets:
+        ok = sum(1 for l in open(logs[n]) if l.startswith("RESULT") and l.split()[2] == "200")
+        out[n] = (ok, {i: (after[(n, i)] - before[(n, i)]) / max(ok, 1) * 1000 for i in (1, 2, 3)})
+    ok_on = max(out["tgbenchfwon"][0], 1)
+    return out, (r1 - r0) / ok_on * 1000, (e1 - e0) / ok_on
+
+print(f"cost: {CALLS} calls (-d 0) at {RATE}/s through SBC 1 of each fleet at the same time, {ROUNDS} rounds; "
+      "CPU ms of Kamailio per call")
 ratios = []
 for r in range(ROUNDS):
-    ok_on, w_on, c_on, redis_on = load("tgbenchfwon", NET_ON)
-    ok_off, w_off, c_off, _ = load("tgbenchfwoff", NET_OFF)
+    out, redis_ms, scripts = both()
+    (ok_on, c_on), (ok_off, c_off) = out["tgbenchfwon"], out["tgbenchfwoff"]
     ratios.append(c_off[1] / c_on[1])
-    print(f"  round {r + 1}: store on: {ok_on}/{CALLS} answered, SBC 1 {c_on[1]:.3f} ms/call, Redis {redis_on:.3f} ms/call, "
-          f"peers {c_on[2]:.3f} and {c_on[3]:.3f} ms/call; store off: {ok_off}/{CALLS} answered, SBC 1 {c_off[1]:.3f} ms/call; "
-          f"calls/s on/off (= CPU off/on) {c_off[1] / c_on[1]:.2f}")
+    print(f"  round {r + 1}: store on: {ok_on}/{CALLS} answered, SBC 1 {c_on[1]:.3f} ms/call, Redis {redis_ms:.3f} ms/call "
+          f"and {scripts:.3f} scripts/call, peers {c_on[2]:.3f} and {c_on[3]:.3f} ms/call; store off: {ok_off}/{CALLS} "
+          f"answered, SBC 1 {c_off[1]:.3f} ms/call; calls/s on/off (= CPU off/on) {c_off[1] / c_on[1]:.2f}")
 print(f"  calls/s on/off, median of {ROUNDS}: {statistics.median(ratios):.2f} (target >= 0.9)")
 PY

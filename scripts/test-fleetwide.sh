@@ -18,6 +18,11 @@
 #      exactly 6 answered in the minute, 12 get 486 limit:rate
 #   5. a class limit, `concurrent international: critical 2`, with calls to
 #      GB arriving at the three SBCs at once: exactly 2 up
+#   5b. spare slots: fwl (`concurrent: critical 30`), 15 long calls through
+#      each SBC at once: at most 30 up; some admitted into spare slots the
+#      store granted (tollgate_fleet_leased_decisions_total), unused ones
+#      given back (the store holds each SBC's calls); a second, slower wave
+#      fills the limit exactly: 30 of 75 answered, 45 refused
 #   6. partition: fwp (`concurrent: critical 6`) has 2 calls up on each SBC;
 #      SBC 3 is cut off the store: it says degraded (metrics, /healthz) and
 #      decides alone with its share, 6/3 = 2 (a third call refused), fwq
@@ -106,6 +111,7 @@ policy fwp 127.61.4.0/24 "concurrent: critical 6"
 policy fwq 127.61.5.0/24 "concurrent: critical 2"
 policy fws 127.61.6.0/24 "concurrent: critical 3"
 policy fwo 127.61.7.0/24 "concurrent: critical 5"
+policy fwl 127.61.8.0/24 "concurrent: critical 30"
 "$TOLLGATE" check "$WORK/policies" >/dev/null
 "$TOLLGATE" compile "$WORK/policies" -o "$WORK/compiled" >/dev/null
 "$PY" - "$WORK/compiled" "$WORK" <<'PY'
@@ -192,7 +198,7 @@ check "SbcFleet edge: degraded $(kubectl get sbcfleet edge -n "$NS" -o jsonpath=
 wait_status policy_cond "True CountingFleetWide" || true
 check "TollPolicy fwo: FleetCounting $(policy_cond)" [ "$(policy_cond)" = "True CountingFleetWide" ]
 
-for t in fwa fwb fwr fwp fwq fws; do
+for t in fwa fwb fwr fwp fwq fws fwl; do
   for i in 1 2 3; do
     code=$(curl -s --max-time 120 -o "$WORK/put-$t-$i.json" -w '%{http_code}' -X PUT \
       -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -261,6 +267,8 @@ check "exactly 6 of fwr's calls answered in the minute, 12 refused 486 limit:rat
 
 say "5. a class limit, simultaneous arrivals: concurrent international critical 2, 2 calls to GB through each SBC at once"
 wait_calls a1 a2 a3 b1 b2 b3
+# an ended call is counted until its SBC's next flush (100 ms)
+sleep 0.3
 for i in 1 2 3; do calls "c$i" "$i" "127.61.1.1$i" +442071234567 2 4000 20; done
 sleep 2
 c200=$(count 200 "" c1 c2 c3); c486=$(count 486 limit:concurrent:international c1 c2 c3)
@@ -269,6 +277,30 @@ check "international: exactly 2 answered, 4 refused 486 limit:concurrent:interna
 wait_calls c1 c2 c3
 nbye=$(byes a1 a2 a3 b1 b2 b3 r1 r2 r3 c1 c2 c3)
 check "every answered call so far ended with BYE 200: $nbye" [ "$nbye" = $(( ok200 + b200 + r200 + c200 )) ]
+
+say "5b. spare slots: fwl, concurrent: critical 30; 15 long calls through each SBC at 30/s, then 10 more each at 5/s"
+leased0=0
+for i in 1 2 3; do leased0=$(( leased0 + $(metric "$i" tollgate_fleet_leased_decisions_total) )); done
+for i in 1 2 3; do calls "l$i" "$i" "127.61.8.$i" +12125550166 15 15000 30; done
+sleep 1.5
+l200=$(count 200 "" l1 l2 l3)
+lsizes=$(for i in 1 2 3; do printf '%s ' "$(size "$i" tg_t fwl)"; done)
+leased=0
+for i in 1 2 3; do leased=$(( leased + $(metric "$i" tollgate_fleet_leased_decisions_total) )); done
+echo "first wave: $l200 answered, $(count 486 limit:concurrent l1 l2 l3) refused; fwl's calls on SBCs 1-3: $lsizes; admitted into spare slots: $(( leased - leased0 ))"
+check "first wave: at most 30 of fwl's calls up fleet-wide: $l200 answered, $lsizes up" \
+  [ "$l200" -le 30 -a "$(( ${lsizes// /+} 0 ))" = "$l200" ]
+check "some calls were admitted into spare slots, without a round trip: $(( leased - leased0 ))" [ "$(( leased - leased0 ))" -gt 0 ]
+check "unused spare slots are given back: the store holds each SBC's calls: $(in_store 1 fwl) $(in_store 2 fwl) $(in_store 3 fwl)" \
+  [ "$(in_store 1 fwl) $(in_store 2 fwl) $(in_store 3 fwl) " = "$lsizes" ]
+for i in 1 2 3; do calls "m$i" "$i" "127.61.8.1$i" +12125550166 10 10000 5; done
+sleep 3
+l200=$(count 200 "" l1 l2 l3 m1 m2 m3); l486=$(count 486 limit:concurrent l1 l2 l3 m1 m2 m3)
+lsizes=$(for i in 1 2 3; do printf '%s ' "$(size "$i" tg_t fwl)"; done)
+echo "both waves: $l200 answered, $l486 refused; fwl's calls on SBCs 1-3: $lsizes"
+check "both waves: exactly 30 of fwl's 75 calls answered, 45 refused 486 limit:concurrent: $l200/$l486" [ "$l200/$l486" = 30/45 ]
+check "30 up fleet-wide: $lsizes" [ "$(( ${lsizes// /+} 0 ))" = 30 ]
+wait_calls l1 l2 l3 m1 m2 m3
 
 say "6. partition: SBC 3 cut off the store while fwp has 2 calls up on each SBC"
 for i in 1 2 3; do calls "p$i" "$i" "127.61.4.$i" +12125550133 2 25000 20; done
@@ -334,7 +366,7 @@ check "its old counts in the store are replaced: fwq $(in_store 3 fwq)" [ "$(in_
 
 say "7. after the calls: every SBC's counts and the store's back to 0"
 sleep 1
-for t in fwa fwp; do
+for t in fwa fwp fwl; do
   for i in 1 2 3; do
     check "SBC $i: $t $(size "$i" tg_t "$t") up, $(in_store "$i" "$t") in the store" [ "$(size "$i" tg_t "$t")/$(in_store "$i" "$t")" = 0/0 ]
   done

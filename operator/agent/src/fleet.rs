@@ -13,6 +13,9 @@ pub struct FleetFigures {
     pub counting: FleetCounting,
     /// Calls whose concurrent or rate limits the SBC decided alone.
     pub local: u64,
+    /// Calls admitted into slots the SBC held in the store already (spare
+    /// slots), without a round trip.
+    pub leased: u64,
     /// Times the SBC lost the store.
     pub partitions: u64,
 }
@@ -39,6 +42,7 @@ pub fn fleet_figures(entries: &[(String, Value)]) -> Option<FleetFigures> {
             mode,
         },
         local: u64::try_from(num("local")).unwrap_or(0),
+        leased: u64::try_from(num("leased")).unwrap_or(0),
         partitions: u64::try_from(num("partitions")).unwrap_or(0),
     })
 }
@@ -68,6 +72,7 @@ mod tests {
             ("members", json!(3)),
             ("changed", json!(1_796_600_000)),
             ("local", json!(7)),
+            ("leased", json!("12")),
             ("admit", json!("0123abcd")),
         ]))
         .unwrap();
@@ -77,9 +82,10 @@ mod tests {
                 f.counting.members,
                 f.counting.changed_unix,
                 f.local,
+                f.leased,
                 f.partitions
             ),
-            (3, 1_796_600_000, 7, 0)
+            (3, 1_796_600_000, 7, 12, 0)
         );
         let d = fleet_figures(&e(&[("mode", json!("degraded")), ("members", json!("2"))])).unwrap();
         assert_eq!(

@@ -207,6 +207,12 @@ impl Collector for SbcCollector {
             None,
             counter,
         )?)?;
+        ConstCounter::new(f.leased).encode(e.encode_descriptor(
+            "tollgate_fleet_leased_decisions",
+            "Calls admitted into spare slots the SBC already held in its fleet's store, without asking it.",
+            None,
+            counter,
+        )?)?;
         ConstCounter::new(f.partitions).encode(e.encode_descriptor(
             "tollgate_fleet_partitions",
             "Times the SBC lost its fleet's store.",
@@ -252,6 +258,7 @@ mod tests {
                     mode: FleetMode::Degraded,
                 },
                 local: 5,
+                leased: 9,
                 partitions: 1,
             }),
         });
@@ -298,6 +305,9 @@ tollgate_fleet_members 3
 # HELP tollgate_fleet_local_decisions_total Calls whose concurrent or rate limits the SBC decided alone (degraded).
 # TYPE tollgate_fleet_local_decisions_total counter
 tollgate_fleet_local_decisions_total 5
+# HELP tollgate_fleet_leased_decisions_total Calls admitted into spare slots the SBC already held in its fleet's store, without asking it.
+# TYPE tollgate_fleet_leased_decisions_total counter
+tollgate_fleet_leased_decisions_total 9
 # HELP tollgate_fleet_partitions_total Times the SBC lost its fleet's store.
 # TYPE tollgate_fleet_partitions_total counter
 tollgate_fleet_partitions_total 1
