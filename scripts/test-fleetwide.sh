@@ -23,6 +23,11 @@
 #      store granted (tollgate_fleet_leased_decisions_total), unused ones
 #      given back (the store holds each SBC's calls); a second, slower wave
 #      fills the limit exactly: 30 of 75 answered, 45 refused
+#   5c. the same for a minute's admissions: fwm (`rate: critical 40/min`),
+#      20 short calls through each SBC at once: at most 40 answered, some
+#      into spare admissions, unused ones given back (the minute's count is
+#      the calls answered); a slower second wave in the same minute fills
+#      the limit exactly: 40 of 90 answered, 50 refused
 #   6. partition: fwp (`concurrent: critical 6`) has 2 calls up on each SBC;
 #      SBC 3 is cut off the store: it says degraded (metrics, /healthz) and
 #      decides alone with its share, 6/3 = 2 (a third call refused), fwq
@@ -112,6 +117,7 @@ policy fwq 127.61.5.0/24 "concurrent: critical 2"
 policy fws 127.61.6.0/24 "concurrent: critical 3"
 policy fwo 127.61.7.0/24 "concurrent: critical 5"
 policy fwl 127.61.8.0/24 "concurrent: critical 30"
+policy fwm 127.61.9.0/24 "rate: critical 40/min"
 "$TOLLGATE" check "$WORK/policies" >/dev/null
 "$TOLLGATE" compile "$WORK/policies" -o "$WORK/compiled" >/dev/null
 "$PY" - "$WORK/compiled" "$WORK" <<'PY'
@@ -198,7 +204,7 @@ check "SbcFleet edge: degraded $(kubectl get sbcfleet edge -n "$NS" -o jsonpath=
 wait_status policy_cond "True CountingFleetWide" || true
 check "TollPolicy fwo: FleetCounting $(policy_cond)" [ "$(policy_cond)" = "True CountingFleetWide" ]
 
-for t in fwa fwb fwr fwp fwq fws fwl; do
+for t in fwa fwb fwr fwp fwq fws fwl fwm; do
   for i in 1 2 3; do
     code=$(curl -s --max-time 120 -o "$WORK/put-$t-$i.json" -w '%{http_code}' -X PUT \
       -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -301,6 +307,29 @@ echo "both waves: $l200 answered, $l486 refused; fwl's calls on SBCs 1-3: $lsize
 check "both waves: exactly 30 of fwl's 75 calls answered, 45 refused 486 limit:concurrent: $l200/$l486" [ "$l200/$l486" = 30/45 ]
 check "30 up fleet-wide: $lsizes" [ "$(( ${lsizes// /+} 0 ))" = 30 ]
 wait_calls l1 l2 l3 m1 m2 m3
+
+say "5c. spare admissions of a minute: fwm, rate: critical 40/min; 20 short calls through each SBC at 30/s, then 10 more each at 5/s"
+sec=$(( $(store TIME | head -1) % 60 ))
+if [ "$sec" -gt 40 ]; then sleep $(( 61 - sec )); fi
+minute=$(( $(store TIME | head -1) / 60 ))
+leased0=0
+for i in 1 2 3; do leased0=$(( leased0 + $(metric "$i" tollgate_fleet_leased_decisions_total) )); done
+for i in 1 2 3; do calls "n$i" "$i" "127.61.9.$i" +12125550177 20 200 30; done
+wait_calls n1 n2 n3
+n200=$(count 200 "" n1 n2 n3)
+leased=0
+for i in 1 2 3; do leased=$(( leased + $(metric "$i" tollgate_fleet_leased_decisions_total) )); done
+echo "first wave: $n200 answered, $(count 486 limit:rate n1 n2 n3) refused; admitted into spare admissions: $(( leased - leased0 ))"
+check "first wave: at most 40 of fwm's calls answered in the minute: $n200" [ "$n200" -le 40 ]
+check "some calls were admitted into spare admissions of the minute: $(( leased - leased0 ))" [ "$(( leased - leased0 ))" -gt 0 ]
+sleep 0.3
+inmin=$(store GET "tg:$NAME:r:fwm:$minute")
+check "unused spare admissions are given back: the minute's count is the calls answered: $inmin = $n200" [ "$inmin" = "$n200" ]
+for i in 1 2 3; do calls "o$i" "$i" "127.61.9.1$i" +12125550177 10 200 5; done
+wait_calls o1 o2 o3
+n200=$(count 200 "" n1 n2 n3 o1 o2 o3); n486=$(count 486 limit:rate n1 n2 n3 o1 o2 o3)
+check "both waves, in one minute of the store: exactly 40 of fwm's 90 calls answered, 50 refused 486 limit:rate: $n200/$n486 (minute $(( $(store TIME | head -1) / 60 - minute )) later)" \
+  [ "$n200/$n486/$(( $(store TIME | head -1) / 60 ))" = "40/50/$minute" ]
 
 say "6. partition: SBC 3 cut off the store while fwp has 2 calls up on each SBC"
 for i in 1 2 3; do calls "p$i" "$i" "127.61.4.$i" +12125550133 2 25000 20; done
