@@ -152,13 +152,64 @@ fn build() -> BTreeMap<String, String> {
     rows
 }
 
+/// [`rows`] as a digit trie, for [`longest`]: one walk over the key instead
+/// of a sorted-map probe per length. Node 0 is the root; `next[n][d]` is the
+/// child of node `n` for digit `d` (0: none), `value[n]` the row whose key
+/// ends at `n`.
+struct Trie {
+    next: Vec<[u32; 10]>,
+    value: Vec<Option<&'static str>>,
+}
+
+fn trie() -> &'static Trie {
+    static TRIE: OnceLock<Trie> = OnceLock::new();
+    TRIE.get_or_init(|| {
+        let mut t = Trie {
+            next: vec![[0; 10]],
+            value: vec![None],
+        };
+        // every key is a digit string (the module's doc; a test checks it)
+        for (key, value) in rows() {
+            let mut n = 0;
+            for b in key.bytes() {
+                let d = usize::from(b.wrapping_sub(b'0')).min(9);
+                if t.next[n][d] == 0 {
+                    t.next[n][d] = u32::try_from(t.next.len()).unwrap_or(u32::MAX);
+                    t.next.push([0; 10]);
+                    t.value.push(None);
+                }
+                n = t.next[n][d] as usize;
+            }
+            t.value[n] = Some(value.as_str());
+        }
+        t
+    })
+}
+
 /// The value of the longest key that `key` begins with.
 fn longest(key: &str) -> Option<&'static str> {
-    let rows = rows();
-    (1..=key.len())
-        .rev()
-        .find_map(|n| rows.get(key.get(..n)?))
-        .map(String::as_str)
+    longest_of(&[key])
+}
+
+/// [`longest`] of the concatenation of `parts`, without building it.
+fn longest_of(parts: &[&str]) -> Option<&'static str> {
+    let t = trie();
+    let mut n = 0;
+    let mut best = None;
+    for b in parts.iter().flat_map(|p| p.bytes()) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        match t.next[n][usize::from(d)] {
+            0 => break,
+            child => n = child as usize,
+        }
+        if let Some(v) = t.value[n] {
+            best = Some(v);
+        }
+    }
+    best
 }
 
 fn field(value: &str, i: usize) -> &str {
@@ -171,6 +222,34 @@ fn num(value: &str, i: usize) -> usize {
 
 fn mode(modes: &str, len: usize) -> char {
     modes.as_bytes().get(len).map_or('r', |b| char::from(*b))
+}
+
+/// A home country the table has national forms for: its [`home_key`] and
+/// its calling code.
+struct Home {
+    h: String,
+    cc: &'static str,
+}
+
+/// The home country `iso` (two upper-case letters), from a table built once
+/// and indexed by the letters: no search per reading.
+fn home_of(iso: &str) -> Option<&'static Home> {
+    static HOMES: OnceLock<Vec<Option<Home>>> = OnceLock::new();
+    let index = |b: &[u8]| usize::from(b[0] - b'A') * 26 + usize::from(b[1] - b'A');
+    let homes = HOMES.get_or_init(|| {
+        let mut homes: Vec<Option<Home>> = (0..26 * 26).map(|_| None).collect();
+        for c in numbering::countries() {
+            if let Some(h) = home_key(c.iso).filter(|h| rows().contains_key(&format!("0{h}"))) {
+                homes[index(c.iso.as_bytes())] = Some(Home {
+                    h,
+                    cc: c.calling_code.as_str(),
+                });
+            }
+        }
+        homes
+    });
+    home_key(iso)?;
+    homes.get(index(iso.as_bytes()))?.as_ref()
 }
 
 /// Reads `dialed` for a tenant whose home country is `home` (ISO code).
@@ -198,7 +277,7 @@ pub fn read(dialed: &str, home: &str) -> Reading {
     if digits.is_empty() {
         return Reading::NotANumber("it has no digits".to_string());
     }
-    let Some(h) = home_key(home).filter(|h| rows().contains_key(&format!("0{h}"))) else {
+    let Some(Home { h, cc }) = home_of(home) else {
         return if plus {
             international(&digits, "", home)
         } else {
@@ -207,17 +286,17 @@ pub fn read(dialed: &str, home: &str) -> Reading {
             ))
         };
     };
-    let cc = numbering::country(home).map_or("", |c| c.calling_code.as_str());
+    let (h, cc) = (h.as_str(), *cc);
     let result = if plus {
-        if let Some(v) = longest(&format!("0{h}{digits}")).filter(|v| v.starts_with('i')) {
+        if let Some(v) = longest_of(&["0", h, &digits]).filter(|v| v.starts_with('i')) {
             let i = &digits[..num(v, 1).min(digits.len())];
             return Reading::Unreadable(format!(
                 "`+` followed by {i}, the international prefix of {home}: libphonenumber strips both; write +<country code> <number>"
             ));
         }
-        international(&digits, &h, home)
+        international(&digits, h, home)
     } else {
-        national(&digits, &h, cc, home)
+        national(&digits, h, cc, home)
     };
     match result {
         Reading::Number(n) if n.len() > 15 => Reading::NotANumber(format!(
@@ -229,7 +308,7 @@ pub fn read(dialed: &str, home: &str) -> Reading {
 }
 
 fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
-    let v = longest(&format!("0{h}{d}")).unwrap_or("n,");
+    let v = longest_of(&["0", h, d]).unwrap_or("n,");
     let len = d.len();
     let lengths = || {
         numbering::dial_region(home)
@@ -301,7 +380,7 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
 /// with a national prefix string again (the `phonenumber` crate strips a
 /// second one, libphonenumber does not).
 fn strip_checked(rest: &str, h: &str, cc: &str, home: &str, what: &str) -> Reading {
-    if longest(&format!("00{h}{rest}")).is_some_and(|v| v.starts_with('t')) {
+    if longest_of(&["00", h, rest]).is_some_and(|v| v.starts_with('t')) {
         return Reading::Unreadable(format!(
             "after {what}, {rest} begins with a national prefix of {home} again: libphonenumber implementations differ on it"
         ));
@@ -340,7 +419,7 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
         && let Some(cc) = e.get(..ccl)
     {
         let national = &e[cc.len()..];
-        if let Some(hv) = longest(&format!("00{h}{national}")).filter(|w| w.starts_with('t')) {
+        if let Some(hv) = longest_of(&["00", h, national]).filter(|w| w.starts_with('t')) {
             let hl = num(hv, 1);
             // the code's row for the same string: it strips or keeps it
             // (`t`), or its numbers so written are all of its pattern (`l`)
@@ -350,7 +429,7 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
             // a second one)
             let again = national
                 .get(hl..)
-                .and_then(|r| longest(&format!("00{h}{r}")))
+                .and_then(|r| longest_of(&["00", h, r]))
                 .is_some_and(|w| w.starts_with('t'));
             if field(hv, 2) != "e" || !same || again {
                 return Reading::Unreadable(format!(
@@ -371,7 +450,7 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
         'k' => Reading::Number(e.to_string()),
         's' => {
             let rest = &national[sl..];
-            if longest(&format!("{cc}{rest}")).is_some_and(|w| w.starts_with('t')) {
+            if longest_of(&[cc, rest]).is_some_and(|w| w.starts_with('t')) {
                 return Reading::Unreadable(format!(
                     "after the national prefix {s}, +{cc} {rest} begins with a national prefix again: libphonenumber implementations differ on it"
                 ));
@@ -389,6 +468,38 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
 #[allow(clippy::panic, reason = "test assertions")]
 mod tests {
     use super::*;
+
+    /// The trie answers what a probe of the sorted table per length does.
+    #[test]
+    fn longest_is_the_tables_longest_prefix() {
+        let rows = rows();
+        assert!(
+            rows.keys()
+                .all(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit())),
+            "every key is a digit string"
+        );
+        let by_map = |key: &str| {
+            (1..=key.len())
+                .rev()
+                .find_map(|n| rows.get(key.get(..n)?))
+                .map(String::as_str)
+        };
+        let mut probes = 0;
+        for key in rows.keys() {
+            for tail in ["", "0", "9", "12", "5550100", "99999999999999", "1x2", "+"] {
+                let k = format!("{key}{tail}");
+                assert_eq!(longest(&k), by_map(&k), "{k}");
+                let (a, b) = k.split_at(key.len() / 2);
+                assert_eq!(longest_of(&[a, "", b]), by_map(&k), "{a} {b}");
+                assert_eq!(longest(&k[..k.len() - 1]), by_map(&k[..k.len() - 1]), "{k}");
+                probes += 2;
+            }
+        }
+        for k in ["", "x", "0", "00", "1", "44", "0161144", "3"] {
+            assert_eq!(longest(k), by_map(k), "{k}");
+        }
+        assert!(probes > 1000);
+    }
 
     #[test]
     fn home_keys_are_four_digits() {
