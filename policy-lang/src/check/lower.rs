@@ -359,13 +359,21 @@ impl Cx<'_> {
     pub(super) fn rule_source(&self, id: &str, o: &Origin) -> ir::RuleSource {
         let file = self.ws.sources.get(o.file);
         let (line, column) = file.line_col(o.span.start);
-        let text = file.text.get(o.stmt.start..o.stmt.end).unwrap_or_default();
+        let written = file.text.get(o.stmt.start..o.stmt.end).unwrap_or_default();
+        // the statement on one line, words separated by one space
+        let mut text = String::with_capacity(written.len());
+        for word in written.split_whitespace() {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(word);
+        }
         ir::RuleSource {
             id: id.to_string(),
             file: file.name.clone(),
             line: u32::try_from(line).unwrap_or(u32::MAX),
             column: u32::try_from(column).unwrap_or(u32::MAX),
-            text: text.split_whitespace().collect::<Vec<_>>().join(" "),
+            text,
         }
     }
 }
