@@ -6,12 +6,14 @@
 //! backticks, what to do in `help`.
 
 mod code;
+mod snippet;
 
 pub use code::Code;
 
 use crate::source::{FileId, SourceMap};
 use crate::span::Span;
 use serde::Serialize;
+use snippet::IndexedSource;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -89,7 +91,12 @@ impl Diagnostic {
     /// A miette report of this diagnostic with its source attached, for rendering.
     pub fn report(&self, sources: &SourceMap) -> miette::Report {
         let file = sources.get(self.file);
-        let source = miette::NamedSource::new(file.name.clone(), file.text.clone());
+        self.report_in(&file.name, IndexedSource::new(file.text.clone()))
+    }
+
+    /// [`Diagnostic::report`] with the file's text already indexed.
+    fn report_in(&self, name: &str, source: IndexedSource) -> miette::Report {
+        let source = miette::NamedSource::new(name, source);
         miette::Report::new(Rendered(self.clone())).with_source_code(source)
     }
 
@@ -228,11 +235,18 @@ pub fn render(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String 
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_links(false)
         .with_width(100);
+    // each file's lines indexed once, not once per diagnostic
+    let mut indexed: std::collections::HashMap<FileId, IndexedSource> = Default::default();
     let mut out = String::new();
     for d in diags {
         out.push_str(&d.location(sources));
         out.push('\n');
-        let report = d.report(sources);
+        let file = sources.get(d.file);
+        let source = indexed
+            .entry(d.file)
+            .or_insert_with(|| IndexedSource::new(file.text.clone()))
+            .clone();
+        let report = d.report_in(&file.name, source);
         if handler.render_report(&mut out, report.as_ref()).is_err() {
             out.push_str(&d.message);
             out.push('\n');

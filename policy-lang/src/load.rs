@@ -11,6 +11,7 @@ use crate::source::{FileId, SourceMap};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// Where file contents come from: the disk, or memory (tests, editors).
 pub trait FileSystem {
@@ -59,7 +60,8 @@ pub struct Parsed {
     pub id: FileId,
     /// Normalized path (used to resolve its imports).
     pub path: PathBuf,
-    pub ast: Option<ast::File>,
+    /// Shared: checking a tenant reads its files' trees without copying them.
+    pub ast: Option<Arc<ast::File>>,
     /// Syntax errors of this file.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -111,7 +113,7 @@ impl Workspace {
         self.parsed.push(Parsed {
             id,
             path: path.clone(),
-            ast,
+            ast: ast.map(Arc::new),
             diagnostics,
         });
         self.by_path.insert(path, id);

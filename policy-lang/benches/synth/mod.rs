@@ -171,3 +171,97 @@ pub fn write_cdr(out: &mut impl Write, seed: u64, rows: u64) -> std::io::Result<
     }
     Ok(())
 }
+
+/// A carrier's deny list: one US tenant (`home US`, national calls allowed)
+/// with `lines` `deny prefix` lines inside its national range, numbers of the
+/// form `+1 NPA NXX XXXX` in a shuffled order. One line in a hundred is a
+/// 10-digit prefix over a number listed earlier, which makes that number's
+/// line `analysis::redundant-rule` (a warning per hundred lines, as a real
+/// list with ranges and single numbers has).
+pub fn deny_list_text(seed: u64, lines: usize) -> String {
+    // a few New York area codes: 8 × 800 exchanges × 10,000 numbers
+    const NPAS: [&str; 8] = ["212", "332", "347", "646", "718", "917", "929", "516"];
+    let mut rng = Rng::new(seed);
+    let mut s = format!(
+        "# generated: seed {seed}, {lines} deny prefix lines\ntenant carrier\nhome US\nzone America/New_York\n\n\
+         destinations {{\n  international: deny\n  national: allow\n"
+    );
+    let mut seen: HashSet<String> = HashSet::with_capacity(lines);
+    let mut numbers: Vec<String> = Vec::with_capacity(lines);
+    while numbers.len() < lines {
+        let number = if !numbers.is_empty() && rng.chance(1) {
+            let earlier = &numbers[rng.below(numbers.len() as u64) as usize];
+            earlier[..earlier.len() - 1].to_string()
+        } else {
+            let npa = NPAS[rng.below(NPAS.len() as u64) as usize];
+            format!("1{npa}{}{:04}", 200 + rng.below(800), rng.below(10_000))
+        };
+        if seen.insert(number.clone()) {
+            let _ = writeln!(s, "  deny prefix +{number}");
+            numbers.push(number);
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// The provider's base for [`small_tenant_text`]: `base/standard.tgp`.
+pub const SMALL_TENANT_BASE: &str = "# generated: the base every small tenant imports\nbase standard\n\n\
+window office: mon-fri 08:00-18:00\n\n\
+destinations {\n  international: deny\n  national: allow\n  deny class premium-rate, shared-cost\n  \
+deny class international-networks, satellite\n}\n\n\
+limits {\n  concurrent: warning 8, critical 16\n  rate: warning 20/min, critical 40/min\n  \
+rate international: warning 3/min, critical 6/min\n  duration: 4h\n}\n\n\
+responses {\n  on concurrent warning: alert\n  on rate international critical: block class international for 1h\n  \
+on anomaly new-destination: alert\n}\n\n\
+crypto {\n  tls: optional\n  srtp: optional\n}\n";
+
+/// A small tenant (`tenants/tNNNN.tgp`) importing `../base/standard.tgp`:
+/// about 50 rules (countries, 30 prefixes inside its national range, source
+/// networks, a trunk, geo-blocking, limits and responses), one of four home
+/// countries.
+pub fn small_tenant_text(seed: u64, index: usize) -> String {
+    // home, zone, a national prefix to deny numbers under, countries to allow
+    const HOMES: [(&str, &str, &str, [&str; 3]); 4] = [
+        ("US", "America/New_York", "1212", ["CA", "MX", "GB"]),
+        ("GB", "Europe/London", "44207", ["IE", "FR", "US"]),
+        ("DE", "Europe/Berlin", "4930", ["AT", "CH", "NL"]),
+        ("FR", "Europe/Paris", "331", ["BE", "ES", "IT"]),
+    ];
+    let mut rng = Rng::new(seed ^ (index as u64).wrapping_mul(0x9e37_79b9));
+    let (home, zone, national, allowed) = HOMES[index % HOMES.len()];
+    let mut s = format!(
+        "# generated: small tenant {index}, seed {seed}\ntenant t{index:04}\nimport \"../base/standard.tgp\"\n\n\
+         home {home}\nzone {zone}\n\nwindow night-shift: mon-fri 22:00-06:00\n\n\
+         destinations {{\n  allow country {}, {}\n  allow country {} during office\n",
+        allowed[0], allowed[1], allowed[2]
+    );
+    let mut seen = HashSet::new();
+    while seen.len() < 30 {
+        let p = format!("{national}{}", rng.digits(4));
+        if seen.insert(p.clone()) {
+            let window = if seen.len() % 10 == 0 {
+                " outside night-shift"
+            } else {
+                ""
+            };
+            let _ = writeln!(s, "  deny prefix +{p}{window}");
+        }
+    }
+    let (a, b) = (index / 250, index % 250);
+    s.push_str("}\n\nsources {\n");
+    for net in 0..8 {
+        let _ = writeln!(s, "  allow 10.{a}.{b}.{}/29", net * 8);
+    }
+    let _ = writeln!(s, "  deny 10.{a}.{b}.9");
+    let _ = writeln!(s, "  allow 2001:db8:{index:x}::/48");
+    let _ = writeln!(
+        s,
+        "  trunk carrier-a: 198.18.{a}.{b}, 198.19.{a}.{b}\n  deny country CN, RU, KP\n}}\n"
+    );
+    s.push_str(
+        "limits {\n  concurrent: warning 40, critical 60\n  concurrent international: warning 5, critical 10\n}\n\n\
+         responses {\n  on concurrent critical: block tenant for 15m\n  on anomaly unusual-hours: alert\n}\n",
+    );
+    s
+}

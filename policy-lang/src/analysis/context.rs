@@ -79,7 +79,8 @@ impl<'a> Cx<'a> {
             .collect();
         let clock = Clock::new(&p.windows, &used);
         let table = Table::new(&p.destinations, &clock);
-        let sources = p.rules.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut sources = HashMap::with_capacity(p.rules.len());
+        sources.extend(p.rules.iter().map(|r| (r.id.as_str(), r)));
         Cx {
             input,
             clock,

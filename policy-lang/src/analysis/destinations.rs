@@ -6,25 +6,43 @@ use super::context::{Cx, is_selector_rule};
 use super::trie::eval;
 use crate::diag::{Code, Diagnostic};
 use crate::span::Span;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use tollgate_ir::DestinationRule;
 
 impl<'a> Cx<'a> {
     /// `never-decides` and `redundant-rule`.
     pub(super) fn destination_rules(&self, out: &mut Vec<Diagnostic>) {
-        let mut nodes_of: HashMap<&str, Vec<usize>> = HashMap::new();
+        // (rule, node) for every entry, sorted: each rule's nodes are found by
+        // walking it alongside `declared_at`, which is sorted by rule too (a
+        // map of a million rules to their nodes cost more than the analysis)
+        let mut nodes_of: Vec<(&str, usize)> =
+            Vec::with_capacity(self.input.policy.destinations.len());
         for (i, n) in self.table.nodes.iter().enumerate() {
-            for e in &n.entries {
-                nodes_of.entry(e.rule.as_str()).or_default().push(i);
-            }
+            nodes_of.extend(n.entries.iter().map(|e| (e.rule.as_str(), i)));
         }
+        nodes_of.sort_unstable();
+        let mut at = 0;
         for (id, (file, span)) in self.input.declared_at {
+            while nodes_of
+                .get(at)
+                .is_some_and(|(rule, _)| *rule < id.as_str())
+            {
+                at += 1;
+            }
+            let first = at;
+            while nodes_of
+                .get(at)
+                .is_some_and(|(rule, _)| *rule == id.as_str())
+            {
+                at += 1;
+            }
             if *file != self.input.root || !is_selector_rule(id) {
                 continue;
             }
-            match nodes_of.get(id.as_str()) {
-                None => out.push(self.never_decides(id, *span)),
-                Some(nodes) => {
+            let nodes: Vec<usize> = nodes_of[first..at].iter().map(|(_, i)| *i).collect();
+            match nodes.as_slice() {
+                [] => out.push(self.never_decides(id, *span)),
+                nodes => {
                     if let Some(instead) = self.redundant(id, nodes) {
                         let help = if instead.is_empty() {
                             "remove it: its window condition never holds, so it never decides a call".to_string()

@@ -33,7 +33,7 @@ impl<'a> Table<'a> {
         let mut order: Vec<&DestinationRule> = dests.iter().collect();
         order.sort_by(|a, b| a.prefix.cmp(&b.prefix)); // stable: keeps evaluation order
         let mut nodes: Vec<Node<'a>> = Vec::new();
-        let mut by_prefix = HashMap::new();
+        let mut by_prefix = HashMap::with_capacity(order.len());
         let mut stack: Vec<usize> = Vec::new();
         for e in order {
             if let Some(last) = nodes.last_mut()

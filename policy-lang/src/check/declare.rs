@@ -131,7 +131,7 @@ impl Cx<'_> {
         code: Code,
         what: &str,
     ) {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
+        let mut seen: HashMap<&str, Span> = HashMap::with_capacity(decls.len());
         for d in decls {
             if let Some(first) = seen.get(d.key.as_str()) {
                 self.diags.push(

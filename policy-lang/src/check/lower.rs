@@ -310,10 +310,12 @@ impl Cx<'_> {
         };
 
         // Source map: every declaration, plus the geo policy's first statement.
-        let mut rules: Vec<ir::RuleSource> = m
-            .all_origins()
-            .into_iter()
-            .map(|(id, o)| self.rule_source(id, o))
+        let origins = m.all_origins();
+        let places = self.places(origins.iter().map(|(_, o)| *o));
+        let mut rules: Vec<ir::RuleSource> = origins
+            .iter()
+            .zip(places)
+            .map(|((id, o), place)| self.rule_source(id, o, place))
             .collect();
         if let Some(first_geo) = m
             .sources
@@ -326,7 +328,8 @@ impl Cx<'_> {
                 span: first_geo.origin.stmt,
                 ..first_geo.origin.clone()
             };
-            rules.push(self.rule_source("src:geo", &whole));
+            let place = self.ws.sources.get(whole.file).line_col(whole.span.start);
+            rules.push(self.rule_source("src:geo", &whole, place));
         }
         rules.sort_by(|a, b| a.id.cmp(&b.id));
 
@@ -356,16 +359,53 @@ impl Cx<'_> {
         }
     }
 
-    pub(super) fn rule_source(&self, id: &str, o: &Origin) -> ir::RuleSource {
+    /// Line and column of each origin's item, in the order given (looked up
+    /// file by file, in offset order: see [`SourceFile::line_cols`]).
+    ///
+    /// [`SourceFile::line_cols`]: crate::source::SourceFile::line_cols
+    fn places<'o>(&self, origins: impl Iterator<Item = &'o Origin>) -> Vec<(usize, usize)> {
+        // per file: the origins' indices and offsets
+        let mut by_file: BTreeMap<FileId, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+        let mut n = 0;
+        for (i, o) in origins.enumerate() {
+            let (at, offsets) = by_file.entry(o.file).or_default();
+            at.push(i);
+            offsets.push(o.span.start);
+            n = i + 1;
+        }
+        let mut out = vec![(1, 1); n];
+        for (file, (at, offsets)) in by_file {
+            let found = self.ws.sources.get(file).line_cols(&offsets);
+            for (i, place) in at.into_iter().zip(found) {
+                out[i] = place;
+            }
+        }
+        out
+    }
+
+    /// The source-map entry of a rule; `(line, column)` of `o.span.start`.
+    pub(super) fn rule_source(
+        &self,
+        id: &str,
+        o: &Origin,
+        (line, column): (usize, usize),
+    ) -> ir::RuleSource {
         let file = self.ws.sources.get(o.file);
-        let (line, column) = file.line_col(o.span.start);
-        let text = file.text.get(o.stmt.start..o.stmt.end).unwrap_or_default();
+        let written = file.text.get(o.stmt.start..o.stmt.end).unwrap_or_default();
+        // the statement on one line, words separated by one space
+        let mut text = String::with_capacity(written.len());
+        for word in written.split_whitespace() {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(word);
+        }
         ir::RuleSource {
             id: id.to_string(),
             file: file.name.clone(),
             line: u32::try_from(line).unwrap_or(u32::MAX),
             column: u32::try_from(column).unwrap_or(u32::MAX),
-            text: text.split_whitespace().collect::<Vec<_>>().join(" "),
+            text,
         }
     }
 }

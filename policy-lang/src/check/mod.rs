@@ -21,6 +21,7 @@ use crate::numbering::{self, Country, NumberClass};
 use crate::source::FileId;
 use crate::span::{Span, Spanned};
 use ipnet::IpNet;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
@@ -377,15 +378,32 @@ impl Merged {
             map: &mut BTreeMap<String, Decl<T>>,
             decls: Vec<Decl<T>>,
             same: &mut Vec<(String, Origin, Origin)>,
+            replaced: &mut BTreeSet<String>,
         ) {
+            // one walk down the map per declaration: at a million rules,
+            // each walk is a string of cache misses
             for decl in decls {
-                if let Some(old) = map.get(&decl.key)
-                    && old.origin.file != decl.origin.file
-                    && old.value.same(&decl.value)
-                {
-                    same.push((decl.key.clone(), decl.origin.clone(), old.origin.clone()));
+                match map.entry(decl.key.clone()) {
+                    Entry::Occupied(mut e) => {
+                        let old = e.get();
+                        if old.origin.file != decl.origin.file {
+                            // declared by an earlier file (a key twice in one
+                            // file is `no_duplicates`' error, not a replacement)
+                            if old.value.same(&decl.value) {
+                                same.push((
+                                    decl.key.clone(),
+                                    decl.origin.clone(),
+                                    old.origin.clone(),
+                                ));
+                            }
+                            replaced.insert(decl.key.clone());
+                        }
+                        e.insert(decl);
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(decl);
+                    }
                 }
-                map.insert(decl.key.clone(), decl);
             }
         }
         let same = &mut self.unchanged_overrides;
@@ -406,18 +424,15 @@ impl Merged {
         if d.zone.is_some() {
             self.zone = d.zone;
         }
-        put(&mut self.defaults, d.defaults, same);
-        for decl in &d.dests {
-            if self.dests.contains_key(&decl.key) {
-                self.replaced_dests.insert(decl.key.clone());
-            }
-        }
-        put(&mut self.dests, d.dests, same);
-        put(&mut self.windows, d.windows, same);
-        put(&mut self.sources, d.sources, same);
-        put(&mut self.limits, d.limits, same);
-        put(&mut self.responses, d.responses, same);
-        put(&mut self.crypto, d.crypto, same);
+        // only destination rules are asked whether they replaced another
+        let ignored = &mut BTreeSet::new();
+        put(&mut self.defaults, d.defaults, same, ignored);
+        put(&mut self.dests, d.dests, same, &mut self.replaced_dests);
+        put(&mut self.windows, d.windows, same, ignored);
+        put(&mut self.sources, d.sources, same, ignored);
+        put(&mut self.limits, d.limits, same, ignored);
+        put(&mut self.responses, d.responses, same, ignored);
+        put(&mut self.crypto, d.crypto, same, ignored);
     }
 
     fn all_origins(&self) -> Vec<(&str, &Origin)> {
