@@ -97,10 +97,7 @@ print("big policy:", len(big["destinations"]), "destinations,", len(big["classes
 PY
 
 mkdir -p "$WORK/data"
-for f in sbc/testdata/*; do
-  n=$(basename "$f")
-  case $n in make-geoip.py) ;; version) cp "$f" "$WORK/data/$n" ;; *) head -1 "$f" > "$WORK/data/$n" ;; esac
-done
+"$PY" scripts/sbc-data.py empty "$WORK/data"
 head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$WORK/token"
 TOKEN=$(cat "$WORK/token")
 TG_UAS_TIMEOUT=900 scripts/sbc.sh uas-start "$NAME" "$UAS_IP" 5070

@@ -415,15 +415,10 @@ def example_checks():
     check_security(objs, "examples/sbc")
 
     say("examples/sbc: consistency")
-    empty = find(objs, "ConfigMap", "tollgate-sbc-empty-tables")[0]["data"]
-    td = os.path.join(ROOT, "sbc", "testdata")
-    want = {}
-    for n in os.listdir(td):
-        if n.endswith(".py"):
-            continue
-        text = open(os.path.join(td, n)).read()
-        want[n] = text if n == "version" else text.splitlines(keepends=True)[0]
-    check(empty == want, f"the empty-tables ConfigMap is sbc/testdata's headers + version ({sorted(want)})")
+    dep = find(objs, "Deployment", "sbc-edge")[0]
+    init = dep["spec"]["template"]["spec"]["initContainers"]
+    check([c.get("command") for c in init] == [["tollgate-agent", "--init-data", "/run/tollgate/data"]],
+          "the init container writes the empty policy set with the agent (tollgate-agent --init-data)")
     dep = find(objs, "Deployment", "sbc-edge")[0]
     tpl = dep["spec"]["template"]
     fleet = find(objs, "SbcFleet", "edge")[0]

@@ -74,17 +74,8 @@ agent_bin() {
   echo "$CARGO_TARGET_DIR/debug/tollgate-agent"
 }
 
-empty_tables() { # DIR: every table of sbc/testdata as its header line, plus version
-  local dir=$1 f n
-  mkdir -p "$dir"
-  for f in "$ROOT"/sbc/testdata/*; do
-    n=$(basename "$f")
-    case $n in
-      *.py) ;;
-      version) cp "$f" "$dir/$n" ;;
-      *) head -1 "$f" > "$dir/$n" ;;
-    esac
-  done
+empty_tables() { # DIR: every table as its header line, plus version
+  python3 "$ROOT/scripts/sbc-data.py" empty "$1"
 }
 
 stop_pidfile() { # PIDFILE WHAT

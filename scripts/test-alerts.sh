@@ -106,14 +106,7 @@ ACME=127.51.100.20     # acme, allowed network, US
 ROAM=127.52.7.20       # roam, allowed network, US, every international call allowed
 
 # an empty policy set: every table is its header line alone
-for f in sbc/testdata/*; do
-  n=$(basename "$f")
-  case $n in
-    make-geoip.py) ;;
-    version) cp "$f" "$DATA/$n" ;;
-    *) head -1 "$f" > "$DATA/$n" ;;
-  esac
-done
+"$PY" scripts/sbc-data.py empty "$DATA"
 head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$WORK/agent.token"
 head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$WORK/alerts.token"
 ATOKEN=$(cat "$WORK/agent.token")

@@ -94,7 +94,7 @@ HT_HEADER='id(int,auto) key_name(string) key_type(int) value_type(int) key_value
 MT_HEADER='id(int,auto) tname(string) tprefix(string) tvalue(string)'
 AD_HEADER='id(int,auto) grp(int) ip_addr(string) mask(int) port(int) tag(string)'
 cp sbc/testdata/* "$DATA/"
-rm -f "$DATA/make-geoip.py"
+rm -f "$DATA/make-geoip.py" "$DATA/version"
 # tree_rows TENANT ID0 -> mtree rows: d: 1 national allowed, 2-9 denied; c: classes
 tree_rows() {
   local t=$1 id=$2 d
@@ -113,6 +113,8 @@ cat >> "$DATA/tg_tenant" <<'EOF'
 104:secure\:\:srtp:0:0:1:0
 EOF
 tree_rows secure 100 >> "$DATA/mtree"
+# in the SBC's layout (fleet-wide trees in their tables, tenants in shards)
+"$PY" scripts/sbc-data.py convert "$DATA" "$DATA"
 
 # IPv6 data: one tenant "v6" whose network is ::1/128 (grp = 129 - 128 = 1).
 cp "$DATA/version" "$DATA/pl_pipes" "$DATA6/"
@@ -126,6 +128,7 @@ write_addr6 '\:\:1' 128 'src\:\:\:1/128'
 printf '%s\n1:v6\\:\\:cc:0:0:1:0\n2:v6\\:\\:rev:0:0:v6-r1:0\n3:v6\\:\\:home:0:0:3028:0\n' "$HT_HEADER" > "$DATA6/tg_tenant"
 # the fleet-wide trees (dialled-number reading, countries) as every bundle has them
 { echo "$MT_HEADER"; tree_rows v6 1; grep -E '^[0-9]+:tollgate-(dial|country):' sbc/testdata/mtree; } > "$DATA6/mtree"
+"$PY" scripts/sbc-data.py convert "$DATA6" "$DATA6"
 
 cleanup() {
   scripts/sbc.sh stop "$NAME" 2>/dev/null || true

@@ -43,6 +43,43 @@ pub struct ApplyAnswer {
     pub timings_ms: ApplyTimings,
 }
 
+/// The answer of `POST /v1/batch`: what each tenant of the batch holds
+/// now, and the batch's timings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BatchAnswer {
+    /// sha256 of the SBC's files now live.
+    pub bundle_hash: String,
+    /// Unix ms when the last reload was answered (the batch enforced).
+    pub enforced_unix_ms: u64,
+    /// Unix ms when the read-back was done.
+    pub live_end_unix_ms: u64,
+    /// Unix ms when the live SBC was first touched.
+    pub live_start_unix_ms: u64,
+    /// Trial probes run.
+    pub probes: usize,
+    /// The reloads sent (one per touched table) and the htable entries set.
+    pub reloaded: Vec<String>,
+    /// Per tenant of the batch.
+    pub tenants: BTreeMap<String, BatchTenant>,
+    /// Milliseconds per step, for the whole batch.
+    pub timings_ms: ApplyTimings,
+}
+
+/// One tenant of a [`BatchAnswer`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BatchTenant {
+    /// The tenant was removed.
+    pub deleted: bool,
+    /// sha256 of what Kamailio holds for it (`None`: removed).
+    pub readback_hash: Option<String>,
+    /// The revision it holds (`None`: removed).
+    pub revision: Option<String>,
+    /// sha256 of its rows as rendered (`None`: removed).
+    pub rows_hash: Option<String>,
+}
+
 /// `timingsMs` of an [`ApplyAnswer`], in ms.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

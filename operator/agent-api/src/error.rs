@@ -32,6 +32,12 @@ pub enum ApiError {
     /// The tenant segment of the path is not a tenant name (400).
     #[error("bad tenant name in the path")]
     BadTenant,
+    /// A batch body without a `changes` list (400).
+    #[error("`changes` (a list) is required")]
+    MissingChanges,
+    /// A batch body that changes a tenant twice (400).
+    #[error("tenant `{0}` is changed twice in the batch")]
+    DuplicateTenant(String),
     /// `GET /v1/state` with a query other than `tenant=NAME` (400).
     #[error("the only query of /v1/state is tenant=<tenant name>")]
     BadStateQuery,
@@ -129,6 +135,8 @@ impl ApiError {
             | ApiError::MissingBlockKey
             | ApiError::BadExpires
             | ApiError::BadTenant
+            | ApiError::MissingChanges
+            | ApiError::DuplicateTenant(_)
             | ApiError::BadStateQuery => ErrorKind::BadRequest,
             ApiError::Unauthorized => ErrorKind::Unauthorized,
             ApiError::NotFound(_) | ApiError::NoSuchEndpoint => ErrorKind::NotFound,

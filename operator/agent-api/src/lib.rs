@@ -24,11 +24,11 @@ mod error;
 mod requests;
 
 pub use answers::{
-    ApplyAnswer, ApplyTimings, BlocksAnswer, FleetCounting, FleetMode, Health, HealthStatus,
-    KAMAILIO_REACHABLE, StageAnswer, StageTimings, StateAnswer, TenantView,
+    ApplyAnswer, ApplyTimings, BatchAnswer, BatchTenant, BlocksAnswer, FleetCounting, FleetMode,
+    Health, HealthStatus, KAMAILIO_REACHABLE, StageAnswer, StageTimings, StateAnswer, TenantView,
 };
 pub use error::{ApiError, ErrorBody, ErrorKind, REJECTED};
-pub use requests::{BlockRequest, CommitRequest, RevisionRequest};
+pub use requests::{BatchChange, BatchRequest, BlockRequest, CommitRequest, RevisionRequest};
 
 /// Request bodies above this are refused with 413 ([`ApiError::TooLarge`]).
 pub const MAX_BODY: usize = 32 << 20;

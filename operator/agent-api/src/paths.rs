@@ -40,6 +40,9 @@ pub fn block(key: &str) -> String {
     format!("{BLOCKS}/{key}")
 }
 
+/// `POST`: several tenants' changes as one validated batch.
+pub const BATCH: &str = "/v1/batch";
+
 /// The endpoint a request's path names (the method is the server's to
 /// check). Path segments are not validated here ([`crate::tenant_ok`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +59,8 @@ pub enum Route<'a> {
     Stage(&'a str),
     /// [`commit`].
     Commit(&'a str),
+    /// [`BATCH`].
+    Batch,
     /// [`BLOCKS`].
     Blocks,
     /// [`block`].
@@ -73,6 +78,7 @@ impl<'a> Route<'a> {
             ["v1", "tenants", t] => Route::Tenant(t),
             ["v1", "tenants", t, "stage"] => Route::Stage(t),
             ["v1", "tenants", t, "commit"] => Route::Commit(t),
+            ["v1", "batch"] => Route::Batch,
             ["v1", "blocks"] => Route::Blocks,
             ["v1", "blocks", k] => Route::Block(k),
             _ => return None,
@@ -88,6 +94,7 @@ impl<'a> Route<'a> {
             Route::Tenant(t) => tenant(t),
             Route::Stage(t) => stage(t),
             Route::Commit(t) => commit(t),
+            Route::Batch => BATCH.to_owned(),
             Route::Blocks => BLOCKS.to_owned(),
             Route::Block(k) => block(k),
         }

@@ -49,6 +49,82 @@ impl RevisionRequest {
     }
 }
 
+/// One change of a [`BatchRequest`]: a tenant's revision, or its removal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchChange<P = CompiledPolicy> {
+    /// Remove the tenant (then no `revision` or `policy`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete: bool,
+    /// The compiled policy (its `tenant` must be `tenant`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<P>,
+    /// The revision label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// The tenant.
+    pub tenant: String,
+}
+
+/// The body of `POST /v1/batch`: several tenants' changes applied as one
+/// validated batch (`{"changes": [{"tenant", "revision", "policy"} |
+/// {"tenant", "delete": true}, ...]}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRequest<P = CompiledPolicy> {
+    /// The changes, at most one per tenant.
+    pub changes: Vec<BatchChange<P>>,
+}
+
+impl BatchRequest {
+    /// Reads a body: 400 for one that is not JSON, has no `changes` list,
+    /// a change without a valid `tenant`, a tenant twice, or a change that
+    /// neither deletes nor has `revision` and `policy`; 422 for a policy
+    /// that does not parse.
+    pub fn from_json(body: &[u8]) -> Result<Self, ApiError> {
+        let mut v = json(body)?;
+        let list = match v.get_mut("changes").map(Value::take) {
+            Some(Value::Array(a)) => a,
+            _ => return Err(ApiError::MissingChanges),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut changes = Vec::with_capacity(list.len());
+        for mut c in list {
+            let tenant = c
+                .get("tenant")
+                .and_then(Value::as_str)
+                .filter(|t| crate::tenant_ok(t))
+                .map(str::to_owned)
+                .ok_or(ApiError::BadTenant)?;
+            if !seen.insert(tenant.clone()) {
+                return Err(ApiError::DuplicateTenant(tenant));
+            }
+            if c.get("delete").and_then(Value::as_bool) == Some(true) {
+                changes.push(BatchChange {
+                    delete: true,
+                    policy: None,
+                    revision: None,
+                    tenant,
+                });
+                continue;
+            }
+            let revision = revision(&c)?;
+            let policy = c
+                .get_mut("policy")
+                .map(Value::take)
+                .ok_or(ApiError::MissingPolicy)?;
+            let policy = serde_json::from_value(policy).map_err(|e| {
+                ApiError::rejected(format!("tenant `{tenant}`: malformed policy: {e}"))
+            })?;
+            changes.push(BatchChange {
+                delete: false,
+                policy: Some(policy),
+                revision: Some(revision),
+                tenant,
+            });
+        }
+        Ok(BatchRequest { changes })
+    }
+}
+
 /// The body of `POST /v1/tenants/{tenant}/commit`: `{"revision": "..."}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitRequest {

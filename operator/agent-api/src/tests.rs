@@ -531,3 +531,41 @@ fn state_query() {
         );
     }
 }
+
+#[test]
+fn batch_bodies_are_read_with_their_own_errors() {
+    let b = BatchRequest::from_json(br#"{"changes": [{"tenant": "acme", "delete": true}]}"#)
+        .expect("a delete");
+    assert_eq!(b.changes.len(), 1);
+    assert!(b.changes[0].delete && b.changes[0].policy.is_none());
+    for (body, kind) in [
+        (&b"{}"[..], ErrorKind::BadRequest),
+        (br#"{"changes": {}}"#, ErrorKind::BadRequest),
+        (br#"{"changes": [{"delete": true}]}"#, ErrorKind::BadRequest),
+        (
+            br#"{"changes": [{"tenant": "Bad Name", "delete": true}]}"#,
+            ErrorKind::BadRequest,
+        ),
+        (
+            br#"{"changes": [{"tenant": "a", "delete": true}, {"tenant": "a", "delete": true}]}"#,
+            ErrorKind::BadRequest,
+        ),
+        (
+            br#"{"changes": [{"tenant": "a", "revision": "r"}]}"#,
+            ErrorKind::BadRequest,
+        ),
+        (
+            br#"{"changes": [{"tenant": "a", "policy": {}}]}"#,
+            ErrorKind::BadRequest,
+        ),
+        (
+            br#"{"changes": [{"tenant": "a", "revision": "r", "policy": {"x": 1}}]}"#,
+            ErrorKind::Rejected,
+        ),
+    ] {
+        let e = BatchRequest::from_json(body).expect_err("refused");
+        assert_eq!(e.kind(), kind, "{}: {e}", String::from_utf8_lossy(body));
+    }
+    assert_eq!(Route::parse("/v1/batch"), Some(Route::Batch));
+    assert_eq!(Route::Batch.path(), paths::BATCH);
+}

@@ -1,6 +1,7 @@
 //! Times the agent's work on an apply that does not involve Kamailio:
 //! reading the PUT body, the pure checks ([`agent::prepare`]: render,
-//! compose, own checks, expected read-back) and the state file it persists.
+//! place, compose the touched files, own checks, expected read-backs) and
+//! the tenant file it persists, with the OTHER tenants already applied.
 //!
 //! ```console
 //! bench-apply BODY.json [OTHER.json ...]
@@ -9,18 +10,16 @@
 //! BODY is a PUT body (`{"revision", "policy"}`, as scripts/bench-sbc.sh
 //! writes for the 100,000-prefix revision); the OTHER bodies are applied
 //! first, as the other tenants already on the SBC. Prints the median of 5
-//! runs per stage, in ms, and the bundle's size. Wall-clock figures: rerun
+//! runs per stage, in ms, and the size of the files the apply writes. Wall-clock figures: rerun
 //! on a quiet machine to compare.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use tollgate_agent::rows::{Expected, check_bundle};
-use tollgate_agent::{self as agent, Prepared};
+use tollgate_agent::{self as agent, Current};
 use tollgate_ir::CompiledPolicy;
-use tollgate_kamailio::Backend;
-use tollgate_kamailio::kamailio::Kamailio;
+use tollgate_kamailio::kamailio::FIRST_ID;
 
 #[derive(serde::Deserialize)]
 struct Body {
@@ -49,16 +48,26 @@ fn main() -> ExitCode {
         let now = jiff::Timestamp::now();
         let blocks = BTreeMap::new();
         let mut rows = BTreeMap::new();
+        let mut placed = BTreeMap::new();
+        let mut next = FIRST_ID;
         for f in others {
             let b: Body = serde_json::from_slice(&read(f)?).map_err(|e| format!("{f}: {e}"))?;
             let t = b.policy.tenant.clone();
-            let p = agent::prepare(&rows, &blocks, &t, Some(&(b.revision, b.policy)), now)
-                .map_err(|e| format!("{f}: {e:?}"))?;
-            rows = p.cand;
+            let cur = Current {
+                rows: &rows,
+                placed: &placed,
+                blocks: &blocks,
+            };
+            let changes = BTreeMap::from([(t.clone(), Some((b.revision, b.policy)))]);
+            let p = agent::prepare(cur, &changes, next, now).map_err(|e| format!("{f}: {e:?}"))?;
+            next += 1;
+            placed.extend(p.placed.clone());
+            for (t, r) in p.cand {
+                rows.extend(r.map(|r| (t, r)));
+            }
         }
         let raw = read(main)?;
         let (mut parse, mut prep, mut state) = (Vec::new(), Vec::new(), Vec::new());
-        let mut stages: [Vec<f64>; 5] = Default::default();
         let mut size = (0, 0);
         for _ in 0..5 {
             let t = Instant::now();
@@ -66,36 +75,19 @@ fn main() -> ExitCode {
             parse.push(ms(t));
             let tenant = b.policy.tenant.clone();
             let change = (b.revision, b.policy);
+            let changes = BTreeMap::from([(tenant.clone(), Some(change.clone()))]);
+            let cur = Current {
+                rows: &rows,
+                placed: &placed,
+                blocks: &blocks,
+            };
             let t = Instant::now();
-            let Prepared { cand, bundle, .. } =
-                agent::prepare(&rows, &blocks, &tenant, Some(&change), now)
-                    .map_err(|e| format!("{main}: {e:?}"))?;
+            let p =
+                agent::prepare(cur, &changes, next, now).map_err(|e| format!("{main}: {e:?}"))?;
             prep.push(ms(t));
-            // its stages, one by one
             let t = Instant::now();
-            let r = Kamailio
-                .render_tenant(&change.1, &change.0, now)
-                .map_err(|e| e.to_string())?;
-            stages[0].push(ms(t));
-            let t = Instant::now();
-            let b = Kamailio.compose(&cand).map_err(|e| e.to_string())?;
-            stages[1].push(ms(t));
-            let t = Instant::now();
-            let names = cand.keys().cloned().collect();
-            let errs = check_bundle(&b, &names);
-            stages[2].push(ms(t));
-            let t = Instant::now();
-            let _ = Expected::of(&cand);
-            stages[3].push(ms(t));
-            let t = Instant::now();
-            let _ = cand.clone();
-            stages[4].push(ms(t));
-            if !errs.is_empty() || r.tables.is_empty() {
-                return Err(format!("{main}: checks: {errs:?}"));
-            }
-            let t = Instant::now();
-            // what the agent persists for the tenant (pretty JSON, as persist)
-            let r = &cand[&tenant];
+            // what the agent persists for the tenant (its own file)
+            let r = p.cand[&tenant].as_ref().ok_or("no rows")?;
             let st = agent::TenantState {
                 revision: change.0.clone(),
                 policy: change.1.clone(),
@@ -103,30 +95,23 @@ fn main() -> ExitCode {
                 tables: r.tables.clone(),
                 networks: r.networks.iter().map(ToString::to_string).collect(),
                 applied_at: now.to_string(),
+                id: p.placed[&tenant].0,
             };
-            let text = serde_json::to_vec_pretty(&st).map_err(|e| e.to_string())?;
+            let text = serde_json::to_vec(&st).map_err(|e| e.to_string())?;
             state.push(ms(t));
             size = (
-                bundle.files.values().map(String::len).sum::<usize>(),
+                p.live.files.values().map(String::len).sum::<usize>(),
                 text.len(),
             );
         }
         println!(
-            "bundle {} bytes, state file {} bytes; median of 5 (ms): parse body {:.1}, prepare {:.1}, state file {:.1}",
+            "{} other tenants; files written {} bytes, tenant file {} bytes; median of 5 (ms): parse body {:.1}, prepare {:.1}, tenant file {:.1}",
+            others.len(),
             size.0,
             size.1,
             median(parse),
             median(prep),
             median(state)
-        );
-        let [a, b, c, d, e] = stages;
-        println!(
-            "  prepare's stages (ms): render {:.1}, compose {:.1}, own checks {:.1}, expected read-back {:.1}, a copy of the rows {:.1}",
-            median(a),
-            median(b),
-            median(c),
-            median(d),
-            median(e)
         );
         Ok(())
     };

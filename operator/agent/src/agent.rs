@@ -7,20 +7,28 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tollgate_ir::CompiledPolicy;
 use tollgate_kamailio::TenantRows;
+use tollgate_kamailio::kamailio::{FIRST_ID, Placement};
 
 use crate::config::Config;
 use crate::error::AgentError;
 use crate::labels::MetricLabels;
 use crate::metrics::Metrics;
-use crate::prepare::{Prepared, block_in_force, compose};
+use crate::prepare::{Prepared, block_in_force, compose_all, free_id};
 use crate::rpc::{self, Rpc};
-use crate::state::{self, Persisted, TenantState, rows_of};
+use crate::state::{self, Persisted, rows_of};
 use crate::trial;
 
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     pub(crate) state: Persisted,
     pub(crate) rows: BTreeMap<String, TenantRows>,
+    /// Each applied tenant's id (shard and key prefix).
+    pub(crate) placed: BTreeMap<String, Placement>,
+    /// The id the next new tenant gets (or the first free one after it).
+    pub(crate) next_id: u64,
+    /// sha256 of each live data file as the agent wrote it: the bundle
+    /// hash is computed from them, not from every file's bytes.
+    pub(crate) file_hashes: BTreeMap<String, [u8; 32]>,
     pub(crate) bundle_hash: String,
     pub(crate) last_error: Option<String>,
     /// The warm trial instance (`TrialConfig::warm`), holding the last
@@ -30,6 +38,47 @@ pub(crate) struct Inner {
     pub(crate) staged: BTreeMap<String, Staged>,
     /// `/metrics`' labels of the applied policies.
     pub(crate) labels: Arc<MetricLabels>,
+    /// Each applied tenant's part of the labels (recomputed for changed
+    /// tenants only).
+    pub(crate) tenant_labels: BTreeMap<String, Arc<crate::labels::TenantLabels>>,
+    /// The background consistency check: the shard it looks at next, and
+    /// Kamailio's uptime at the last check (a smaller one is a restart).
+    pub(crate) check_next: u32,
+    pub(crate) last_uptime: Option<i64>,
+    /// The last consistency check found the live SBC as applied.
+    pub(crate) consistent: Option<Result<(), String>>,
+}
+
+impl Inner {
+    /// The SBC as an apply sees it.
+    pub(crate) fn current(&self) -> crate::prepare::Current<'_> {
+        crate::prepare::Current {
+            rows: &self.rows,
+            placed: &self.placed,
+            blocks: &self.state.blocks,
+        }
+    }
+
+    /// Records the files written (their new content) and recomputes the
+    /// bundle hash from the files' hashes.
+    pub(crate) fn note_files<'a>(&mut self, files: impl Iterator<Item = (&'a String, &'a String)>) {
+        use sha2::{Digest, Sha256};
+        for (name, content) in files {
+            self.file_hashes
+                .insert(name.clone(), Sha256::digest(content.as_bytes()).into());
+        }
+        let mut h = Sha256::new();
+        for (name, d) in &self.file_hashes {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(d);
+        }
+        let d = h.finalize();
+        self.bundle_hash = format!(
+            "sha256:{}",
+            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+    }
 }
 
 /// A staged revision (`Agent::stage`).
@@ -80,6 +129,31 @@ impl Base {
     }
 }
 
+/// Writes the empty policy set into `dir` (every table as its header line,
+/// `version`), leaving every file that exists alone: what an SBC's data
+/// dir needs before Kamailio's first start (`tollgate-agent --init-data
+/// DIR`, the SBC pod's init container). Returns the files written.
+pub fn init_data_dir(dir: &std::path::Path) -> Result<Vec<String>, AgentError> {
+    let bundle = compose_all(&BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new())
+        .map_err(AgentError::Compose)?;
+    std::fs::create_dir_all(dir).map_err(|source| AgentError::WriteData {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let missing: BTreeMap<String, String> = bundle
+        .files
+        .into_iter()
+        .filter(|(n, _)| !dir.join(n).exists())
+        .collect();
+    let b = tollgate_kamailio::Bundle::new(missing);
+    tollgate_kamailio::write::write_bundle(dir, &b, std::time::SystemTime::now()).map_err(
+        |source| AgentError::WriteData {
+            dir: dir.to_path_buf(),
+            source,
+        },
+    )
+}
+
 /// The agent.
 #[derive(Debug)]
 pub struct Agent {
@@ -109,14 +183,45 @@ impl Agent {
         .map_err(AgentError::Rpc)?;
         let mut inner = Inner {
             state: state::load(&cfg.state_dir)?,
+            next_id: FIRST_ID,
             ..Inner::default()
         };
+        // a state from before shards: every tenant gets an id, and its own
+        // file
+        let mut used: BTreeSet<u64> = inner
+            .state
+            .tenants
+            .values()
+            .map(|s| s.id)
+            .filter(|i| *i != 0)
+            .collect();
+        let mut migrated = Vec::new();
+        for (t, s) in inner.state.tenants.iter_mut() {
+            if s.id == 0 {
+                s.id = free_id(&used, FIRST_ID).ok_or(AgentError::NoFreeId)?;
+                used.insert(s.id);
+                migrated.push(t.clone());
+            }
+        }
+        if !migrated.is_empty() {
+            state::save_tenants(
+                &cfg.state_dir,
+                migrated.iter().map(|t| (t, inner.state.tenants.get(t))),
+            )?;
+            state::save_blocks(&cfg.state_dir, &inner.state.blocks)?;
+        }
         for (t, s) in &inner.state.tenants {
             inner.rows.insert(t.clone(), rows_of(t, s)?);
+            inner.placed.insert(t.clone(), Placement(s.id));
+            inner.next_id = inner.next_id.max(s.id + 1);
+            inner
+                .tenant_labels
+                .insert(t.clone(), Arc::new(crate::labels::TenantLabels::of(t, s)));
         }
-        let bundle = compose(&inner.rows, &inner.state.blocks).map_err(AgentError::Compose)?;
-        inner.bundle_hash = bundle.hash;
-        inner.labels = Arc::new(MetricLabels::of(&inner.state, &inner.rows));
+        let bundle = compose_all(&inner.rows, &inner.placed, &inner.state.blocks)
+            .map_err(AgentError::Compose)?;
+        inner.note_files(bundle.files.iter());
+        inner.labels = Arc::new(MetricLabels::of(&inner.tenant_labels));
         let metrics = Metrics::default();
         Ok(Agent {
             cfg,
@@ -133,17 +238,6 @@ impl Agent {
         if let Some(w) = self.inner.lock().await.warm.take() {
             w.stop().await;
         }
-    }
-
-    /// Writes the state file (the tenants as given, the blocks) atomically.
-    /// Borrowed: a change is persisted before `Inner::state` takes it,
-    /// without copying every tenant's policy and rows.
-    pub(crate) fn persist<'a>(
-        &self,
-        tenants: impl Iterator<Item = (&'a String, &'a TenantState)>,
-        blocks: &BTreeMap<String, i64>,
-    ) -> Result<(), AgentError> {
-        state::save(&self.cfg.state_dir, tenants, blocks)
     }
 }
 

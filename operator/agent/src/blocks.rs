@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 use tollgate_agent_api::BlocksAnswer;
-use tollgate_kamailio::{TenantRows, write};
+use tollgate_kamailio::{Bundle, TenantRows, write};
 
 use crate::agent::Agent;
 use crate::error::{ApplyError, BlockKeyError};
-use crate::prepare::compose;
+use crate::prepare::block_file;
 
 /// Valid tg_block key: `<tenant>` or `<tenant>::<class>`.
 pub(crate) fn block_key_ok(
@@ -61,13 +61,14 @@ impl Agent {
                 blocks.remove(key);
             }
         }
-        let bundle = compose(&inner.rows, &blocks).map_err(ApplyError::Rejected)?;
+        let file = block_file(&blocks, &inner.placed);
+        let bundle = Bundle::new(BTreeMap::from([("tg_block".to_string(), file)]));
         write::write_bundle(&self.cfg.data_dir, &bundle, SystemTime::now())
             .map_err(|e| ApplyError::Failed(format!("write tg_block: {e}")))?;
-        self.persist(inner.state.tenants.iter(), &blocks)
+        crate::state::save_blocks(&self.cfg.state_dir, &blocks)
             .map_err(|e| ApplyError::Failed(e.to_string()))?;
         inner.state.blocks = blocks;
-        inner.bundle_hash = bundle.hash;
+        inner.note_files(bundle.files.iter());
         Ok(BlocksAnswer {
             blocks: inner.state.blocks.clone(),
         })

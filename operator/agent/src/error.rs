@@ -11,7 +11,7 @@ use crate::trial::ViewMismatch;
 
 /// Why an apply (a PUT, DELETE, stage, commit or block change) did not
 /// happen.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Refused before the live SBC was touched (422); the reasons.
     #[error("rejected: {}", .0.join("; "))]
@@ -90,6 +90,12 @@ pub enum AgentError {
     /// What Kamailio holds is not the applied state (health, recovery).
     #[error(transparent)]
     NotHeld(ViewMismatch),
+    /// Every tenant id is taken (the state holds ~90 million tenants).
+    #[error("no tenant id is free")]
+    NoFreeId,
+    /// The last background consistency check found a difference.
+    #[error("{0}")]
+    Inconsistent(String),
 }
 
 /// A `tg_block` key that cannot be set.

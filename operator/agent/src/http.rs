@@ -11,8 +11,8 @@ use serde::Serialize;
 use std::sync::Arc;
 use tollgate_agent_api::paths::Route;
 use tollgate_agent_api::{
-    ApiError, BlockRequest, CommitRequest, Health, JSON, METRICS_TEXT, RevisionRequest, tenant_ok,
-    to_body,
+    ApiError, BatchRequest, BlockRequest, CommitRequest, Health, JSON, METRICS_TEXT,
+    RevisionRequest, tenant_ok, to_body,
 };
 use tollgate_plumbing::auth::authorized;
 
@@ -145,9 +145,33 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
             }
         }
         (Method::DELETE, Route::Block(key)) => answer(agent.block(key, None).await),
+        (Method::POST, Route::Batch) => {
+            let body = match body_bytes(req).await {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            };
+            match BatchRequest::from_json(&body) {
+                Ok(b) => {
+                    let changes = b
+                        .changes
+                        .into_iter()
+                        .map(|c| {
+                            let change = match (c.delete, c.revision, c.policy) {
+                                (false, Some(r), Some(p)) => Some((r, p)),
+                                _ => None,
+                            };
+                            (c.tenant, change)
+                        })
+                        .collect();
+                    answer(agent.apply_batch(changes).await)
+                }
+                Err(e) => error(&e),
+            }
+        }
         (
             _,
-            Route::Tenant(_)
+            Route::Batch
+            | Route::Tenant(_)
             | Route::Stage(_)
             | Route::Commit(_)
             | Route::Blocks

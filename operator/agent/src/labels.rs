@@ -3,10 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use tollgate_ir::LimitMetric;
-use tollgate_kamailio::TenantRows;
 
 use crate::metrics::{counter_seeds, policy_classes};
-use crate::state::Persisted;
+use crate::state::TenantState;
 
 /// What `/metrics` derives from the applied policies: computed when they
 /// change (`Agent::new`, every successful apply), not on every scrape.
@@ -26,41 +25,59 @@ pub(crate) struct MetricLabels {
     pub(crate) class_names: BTreeMap<String, BTreeSet<String>>,
 }
 
-impl MetricLabels {
-    pub(crate) fn of(state: &Persisted, rows: &BTreeMap<String, TenantRows>) -> MetricLabels {
-        let tenants: Vec<String> = rows.keys().cloned().collect();
-        // tenant → its revision as a number (`<n>@sha256:…` labels) or
-        // the label itself
-        let revisions: Vec<(String, String)> = state
-            .tenants
+/// One tenant's part of [`MetricLabels`], computed when it is applied.
+#[derive(Debug, Default)]
+pub(crate) struct TenantLabels {
+    rules: BTreeSet<String>,
+    class_limits: BTreeSet<String>,
+    windows: Vec<tollgate_ir::TimeWindow>,
+    seeds: Vec<(String, String, String)>,
+    revision: String,
+    classes: BTreeSet<String>,
+}
+
+impl TenantLabels {
+    pub(crate) fn of(t: &str, s: &TenantState) -> TenantLabels {
+        let p = &s.policy;
+        let revision = s
+            .revision
+            .split_once('@')
+            .map_or(s.revision.as_str(), |(n, _)| n)
+            .chars()
+            .take(128)
+            .collect();
+        let class_limits = p
+            .limits
             .iter()
-            .map(|(t, s)| {
-                let r = s
-                    .revision
-                    .split_once('@')
-                    .map_or(s.revision.as_str(), |(n, _)| n);
-                (t.clone(), r.chars().take(128).collect())
+            .filter_map(|l| match (l.metric, &l.class) {
+                (LimitMetric::Concurrent, Some(c)) => Some(c.clone()),
+                _ => None,
             })
             .collect();
-        // classes with a concurrency limit, and every window, per tenant
-        let mut class_limits: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut windows = Vec::new();
-        // tenant → the classes its numbers can have (the class label's values)
-        let mut class_names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (t, s) in &state.tenants {
-            class_names.insert(t.clone(), policy_classes(&s.policy));
-            for l in &s.policy.limits {
-                if let (LimitMetric::Concurrent, Some(c)) = (l.metric, &l.class) {
-                    class_limits.insert((t.clone(), c.clone()));
-                }
-            }
-            windows.extend(s.policy.windows.iter().map(|w| (t.clone(), w.clone())));
+        let mut rules: BTreeSet<String> = BTreeSet::new();
+        rules.extend(p.rules.iter().map(|r| r.id.clone()));
+        rules.extend(p.destinations.iter().map(|d| d.rule.clone()));
+        rules.extend(p.sources.networks.iter().map(|n| n.rule.clone()));
+        rules.extend(p.sources.geo.iter().map(|g| g.rule.clone()));
+        rules.extend(p.limits.iter().map(|l| l.rule.clone()));
+        rules.extend(p.windows.iter().map(|w| w.rule.clone()));
+        let classes = policy_classes(p);
+        rules.extend(classes.iter().map(|c| format!("block:class:{c}")));
+        TenantLabels {
+            rules,
+            class_limits,
+            windows: p.windows.clone(),
+            seeds: counter_seeds(t, p).into_iter().collect(),
+            revision,
+            classes,
         }
-        let seeds: Vec<(String, String, String)> = state
-            .tenants
-            .iter()
-            .flat_map(|(t, s)| counter_seeds(t, &s.policy))
-            .collect();
+    }
+}
+
+impl MetricLabels {
+    /// The labels of every applied tenant, from their parts (a pass over
+    /// each tenant's distinct rule ids, not over its rows).
+    pub(crate) fn of(parts: &BTreeMap<String, std::sync::Arc<TenantLabels>>) -> MetricLabels {
         let mut rules: BTreeSet<String> = [
             "src:unknown",
             "dst:invalid",
@@ -79,29 +96,24 @@ impl MetricLabels {
         .iter()
         .map(ToString::to_string)
         .collect();
-        for s in state.tenants.values() {
-            let p = &s.policy;
-            rules.extend(p.rules.iter().map(|r| r.id.clone()));
-            rules.extend(p.destinations.iter().map(|d| d.rule.clone()));
-            rules.extend(p.sources.networks.iter().map(|n| n.rule.clone()));
-            rules.extend(p.sources.geo.iter().map(|g| g.rule.clone()));
-            rules.extend(p.limits.iter().map(|l| l.rule.clone()));
-            rules.extend(p.windows.iter().map(|w| w.rule.clone()));
+        let mut out = MetricLabels::default();
+        for (t, l) in parts {
+            out.tenants.push(t.clone());
+            out.revisions.push((t.clone(), l.revision.clone()));
+            for c in &l.class_limits {
+                out.class_limits.insert((t.clone(), c.clone()));
+            }
+            out.windows
+                .extend(l.windows.iter().map(|w| (t.clone(), w.clone())));
+            out.seeds.extend(l.seeds.iter().cloned());
+            out.class_names.insert(t.clone(), l.classes.clone());
+            for r in &l.rules {
+                if !rules.contains(r) {
+                    rules.insert(r.clone());
+                }
+            }
         }
-        rules.extend(
-            class_names
-                .values()
-                .flatten()
-                .map(|c| format!("block:class:{c}")),
-        );
-        MetricLabels {
-            tenants,
-            known_rules: rules,
-            class_limits,
-            windows,
-            seeds,
-            revisions,
-            class_names,
-        }
+        out.known_rules = rules;
+        out
     }
 }

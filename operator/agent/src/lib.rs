@@ -38,12 +38,12 @@ pub mod staging;
 pub mod state;
 pub mod trial;
 
-pub use agent::Agent;
+pub use agent::{Agent, init_data_dir};
 pub use config::Config;
 pub use error::{AgentError, ApplyError, BlockKeyError};
 pub use metrics::{
     CLASS_OUTCOMES, Metrics, class_labels, counter_seeds, country_label, country_of_rule,
     policy_classes,
 };
-pub use prepare::{Prepared, prepare};
+pub use prepare::{Change, Current, Prepared, prepare};
 pub use state::TenantState;

@@ -162,6 +162,25 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    // `tollgate-agent --init-data DIR`: the empty policy set into DIR (files
+    // that exist are left alone), for an SBC's first start
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--init-data") {
+        let Some(dir) = argv.get(2).filter(|_| argv.len() == 3) else {
+            eprintln!("usage: tollgate-agent --init-data DIR");
+            return ExitCode::from(2);
+        };
+        return match tollgate_agent::init_data_dir(std::path::Path::new(dir)) {
+            Ok(w) => {
+                eprintln!("{dir}: {} tables written", w.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{dir}: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -1,108 +1,281 @@
-//! The pure part of an apply (steps 1–2 of docs/agent.md): render, compose
-//! with the blocks in force, own checks, expected read-back. No I/O.
+//! The pure part of an apply (steps 1–2 of docs/agent.md): render the
+//! changed tenants, place new ones, own checks, the trial's bundle and the
+//! live files the change touches, the htable entries it sets and deletes,
+//! and the expected read-backs. No I/O. Its cost follows the changed
+//! tenants (and their shards), plus one pass over the SBC's networks and
+//! htable rows to compose those files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use tollgate_ir::CompiledPolicy;
-use tollgate_kamailio::kamailio::{ActiveBlock, Kamailio};
+use tollgate_kamailio::kamailio::{
+    COUNTRY_TABLE, DIAL_TABLE, FIRST_ID, Kamailio, LAST_ID, Placement, escape, tables,
+};
 use tollgate_kamailio::{Backend, Bundle, TenantRows};
 
 use crate::error::ApplyError;
-use crate::rows::{Expected, check_bundle};
+use crate::rows::{Expected, check_bundle, htable_entries, tree_rows};
 
 /// A block with expiry `e` (epoch seconds, 0 = until lifted) at `now`.
 pub(crate) fn block_in_force(e: i64, now: i64) -> bool {
     e == 0 || e > now
 }
 
+/// One tenant's change: a revision to apply, or `None` to remove it.
+pub type Change = Option<(String, CompiledPolicy)>;
+
+/// What the SBC holds now, as an apply sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Current<'a> {
+    pub rows: &'a BTreeMap<String, TenantRows>,
+    pub placed: &'a BTreeMap<String, Placement>,
+    pub blocks: &'a BTreeMap<String, i64>,
+}
+
 /// What an apply checked before any Kamailio is touched.
 #[derive(Debug)]
 pub struct Prepared {
-    /// Every tenant's rows after the change.
-    pub cand: BTreeMap<String, TenantRows>,
-    /// The composed files.
-    pub bundle: Bundle,
-    /// What Kamailio must hold afterwards.
+    /// The changed tenants' rows after the change (`None`: removed).
+    pub cand: BTreeMap<String, Option<TenantRows>>,
+    /// Every changed tenant's placement (a new tenant's is new).
+    pub placed: BTreeMap<String, Placement>,
+    /// The trial's files: the fleet-wide trees and the candidates alone.
+    pub trial: Bundle,
+    /// What the trial must hold (a full read of it).
+    pub trial_expected: Expected,
+    /// The live files the change touches, composed over every tenant.
+    pub live: Bundle,
+    /// What the live SBC must hold for the changed tenants afterwards.
     pub expected: Expected,
-    /// The policies the trial probes (the changed tenant's).
-    pub probes: Vec<CompiledPolicy>,
+    /// htable entries to set (`Some`) and delete (`None`) on the live SBC.
+    pub htable_ops: Vec<(String, String, Option<String>)>,
+    /// The policies the trial probes, at their placements.
+    pub probes: Vec<(CompiledPolicy, Placement)>,
 }
 
-/// The pure part of an apply (steps 1–2 of docs/agent.md): render the
-/// tenant's revision (`Some`) or drop the tenant (`None`), compose the
-/// fleet's bundle with the blocks in force, run the own checks, and derive
-/// the expected read-back. No I/O.
+impl Prepared {
+    /// The changed tenants that stay (applied, not removed).
+    pub fn applied(&self) -> impl Iterator<Item = (&String, &TenantRows)> {
+        self.cand
+            .iter()
+            .filter_map(|(t, r)| r.as_ref().map(|r| (t, r)))
+    }
+}
+
+/// The next free id at or after `from` (ids in use: `used`).
+pub(crate) fn free_id(used: &BTreeSet<u64>, from: u64) -> Option<u64> {
+    (from.max(FIRST_ID)..=LAST_ID)
+        .chain(FIRST_ID..from.max(FIRST_ID))
+        .find(|i| !used.contains(i))
+}
+
+/// The pure part of an apply (steps 1–2 of docs/agent.md) for one or more
+/// tenants' changes: render, place, compose, own checks, expected
+/// read-backs. A new tenant gets the first free id after `next_id`.
 pub fn prepare(
-    rows: &BTreeMap<String, TenantRows>,
-    blocks: &BTreeMap<String, i64>,
-    tenant: &str,
-    change: Option<&(String, CompiledPolicy)>,
+    cur: Current<'_>,
+    changes: &BTreeMap<String, Change>,
+    next_id: u64,
     now: jiff::Timestamp,
 ) -> Result<Prepared, ApplyError> {
-    let mut cand = rows.clone();
+    let mut cand: BTreeMap<String, Option<TenantRows>> = BTreeMap::new();
     let mut probes = Vec::new();
-    match change {
-        Some((rev, policy)) => {
-            if policy.tenant != tenant {
-                return Err(ApplyError::Rejected(vec![format!(
-                    "the policy is for tenant `{}`, not `{tenant}`",
-                    policy.tenant
-                )]));
+    let mut placed: BTreeMap<String, Placement> = BTreeMap::new();
+    let mut used: BTreeSet<u64> = cur.placed.values().map(|p| p.0).collect();
+    let mut next = next_id;
+    let mut reasons = Vec::new();
+    for (tenant, change) in changes {
+        match change {
+            Some((rev, policy)) => {
+                if policy.tenant != *tenant {
+                    reasons.push(format!(
+                        "the policy is for tenant `{}`, not `{tenant}`",
+                        policy.tenant
+                    ));
+                    continue;
+                }
+                let rows = match Kamailio.render_tenant(policy, rev, now) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        reasons.push(e.to_string());
+                        continue;
+                    }
+                };
+                let at = match cur.placed.get(tenant) {
+                    Some(p) => *p,
+                    None => {
+                        let Some(id) = free_id(&used, next) else {
+                            return Err(ApplyError::Rejected(vec![
+                                "no tenant id is free on this SBC".into(),
+                            ]));
+                        };
+                        used.insert(id);
+                        next = id + 1;
+                        Placement(id)
+                    }
+                };
+                placed.insert(tenant.clone(), at);
+                cand.insert(tenant.clone(), Some(rows));
+                probes.push((policy.clone(), at));
             }
-            let rows = Kamailio
-                .render_tenant(policy, rev, now)
-                .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
-            cand.insert(tenant.to_string(), rows);
-            probes.push(policy.clone());
-        }
-        None => {
-            if cand.remove(tenant).is_none() {
-                return Err(ApplyError::NotFound(format!("no tenant `{tenant}`")));
+            None => {
+                let Some(at) = cur.placed.get(tenant) else {
+                    return Err(ApplyError::NotFound(format!("no tenant `{tenant}`")));
+                };
+                placed.insert(tenant.clone(), *at);
+                cand.insert(tenant.clone(), None);
             }
         }
     }
-    let bundle = compose(&cand, blocks).map_err(ApplyError::Rejected)?;
-    let names: BTreeSet<String> = cand.keys().cloned().collect();
-    let errs = check_bundle(&bundle, &names);
+    if !reasons.is_empty() {
+        return Err(ApplyError::Rejected(reasons));
+    }
+    // every tenant after the change, in name order (references only)
+    let mut all: Vec<(&String, &TenantRows)> = cur
+        .rows
+        .iter()
+        .filter(|(t, _)| !cand.contains_key(*t))
+        .collect();
+    all.extend(cand.iter().filter_map(|(t, r)| r.as_ref().map(|r| (t, r))));
+    all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut all_placed: BTreeMap<String, Placement> = cur
+        .placed
+        .iter()
+        .filter(|(t, _)| cand.get(*t).is_none_or(Option::is_some))
+        .map(|(t, p)| (t.clone(), *p))
+        .collect();
+    all_placed.extend(
+        placed
+            .iter()
+            .filter(|(t, _)| cand.get(*t).is_some_and(Option::is_some))
+            .map(|(t, p)| (t.clone(), *p)),
+    );
+    // the live files the change touches
+    let mut touched: BTreeSet<String> =
+        ["version", "tg_block", "pl_pipes", COUNTRY_TABLE, DIAL_TABLE]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    let mut ops = Vec::new();
+    for (t, new) in &cand {
+        let at = placed[t];
+        touched.insert(at.table());
+        let old = cur.rows.get(t);
+        let table_of = |r: Option<&TenantRows>, name: &str| -> Vec<String> {
+            r.and_then(|r| r.tables.get(name))
+                .cloned()
+                .unwrap_or_default()
+        };
+        if table_of(old, "address") != table_of(new.as_ref(), "address") {
+            touched.insert("address".into());
+        }
+        let before = old.map(|r| htable_entries(r, at)).unwrap_or_default();
+        let after = new
+            .as_ref()
+            .map(|r| htable_entries(r, at))
+            .unwrap_or_default();
+        for ((table, key), v) in &after {
+            if before.get(&(table.clone(), key.clone())) != Some(v) {
+                ops.push((table.clone(), key.clone(), Some(v.clone())));
+                touched.insert(table.clone());
+            }
+        }
+        for (table, key) in before.keys() {
+            if !after.contains_key(&(table.clone(), key.clone())) {
+                ops.push((table.clone(), key.clone(), None));
+                touched.insert(table.clone());
+            }
+        }
+    }
+    // a tenant's rev and placement last: its other entries are in place
+    // before its revision says so
+    ops.sort_by_key(|(table, key, _)| {
+        table == "tg_tenant" && (key.ends_with("::rev") || key.ends_with("::key"))
+    });
+    let mut live = Kamailio::compose_placed(&all, &all_placed, Some(&touched))
+        .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
+    let blocks = block_file(cur.blocks, &all_placed);
+    live.files.insert("tg_block".into(), blocks);
+    let live = Bundle::new(live.files);
+    // the trial: the candidates alone
+    let trial_rows: BTreeMap<String, TenantRows> = cand
+        .iter()
+        .filter_map(|(t, r)| r.clone().map(|r| (t.clone(), r)))
+        .collect();
+    let trial_placed: BTreeMap<String, Placement> =
+        trial_rows.keys().map(|t| (t.clone(), placed[t])).collect();
+    let trial_refs: Vec<(&String, &TenantRows)> = trial_rows.iter().collect();
+    let trial = Kamailio::compose_placed(&trial_refs, &trial_placed, None)
+        .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
+    let mut errs = check_bundle(&trial, &trial_placed, true);
+    errs.extend(check_bundle(&live, &all_placed, false));
     if !errs.is_empty() {
         return Err(ApplyError::Rejected(errs));
     }
-    let expected = Expected::of(&cand);
+    let trial_expected = Expected::full(&trial_rows, &trial_placed);
+    // the live read-back: the changed tenants, and their shards' sizes
+    let mut expected = Expected::default();
+    for (t, new) in &cand {
+        let at = placed[t];
+        match (new, cur.rows.get(t)) {
+            (Some(r), old) => expected.add(r, at, old),
+            (None, Some(old)) => expected.add_removed(old, at),
+            (None, None) => {}
+        }
+    }
+    let shards: BTreeSet<u32> = placed.values().map(|p| p.shard()).collect();
+    for s in shards {
+        let n = all
+            .iter()
+            .filter(|(t, _)| all_placed.get(*t).is_some_and(|p| p.shard() == s))
+            .map(|(_, r)| tree_rows(r))
+            .sum();
+        expected.shard_items.insert(s, n);
+    }
     Ok(Prepared {
         cand,
-        bundle,
+        placed,
+        trial,
+        trial_expected,
+        live,
         expected,
+        htable_ops: ops,
         probes,
     })
 }
 
-/// Every tenant's rows with its blocks in force, composed.
-pub(crate) fn compose(
+/// The `tg_block` file: every block in force of a tenant the SBC holds.
+pub(crate) fn block_file(
+    blocks: &BTreeMap<String, i64>,
+    placed: &BTreeMap<String, Placement>,
+) -> String {
+    let now = jiff::Timestamp::now().as_second();
+    let header = tables()
+        .iter()
+        .find(|t| t.0 == "tg_block")
+        .map_or("", |t| t.1);
+    let mut text = format!("{header}\n");
+    let mut id = 0;
+    for (key, e) in blocks {
+        let tenant = key.split_once("::").map_or(key.as_str(), |(t, _)| t);
+        if !placed.contains_key(tenant) || !block_in_force(*e, now) {
+            continue;
+        }
+        id += 1;
+        let exp = if *e == 0 { 0 } else { (*e).max(1) };
+        text.push_str(&format!("{id}:{}:0:0:{exp}:0\n", escape(key)));
+    }
+    text
+}
+
+/// Every file of the SBC (a full compose: recovery, start), with the blocks.
+pub(crate) fn compose_all(
     rows: &BTreeMap<String, TenantRows>,
+    placed: &BTreeMap<String, Placement>,
     blocks: &BTreeMap<String, i64>,
 ) -> Result<Bundle, Vec<String>> {
-    let now = jiff::Timestamp::now().as_second();
-    let mut with = rows.clone();
-    for (t, r) in with.iter_mut() {
-        let mine: Vec<ActiveBlock> = blocks
-            .iter()
-            .filter(|(_, e)| block_in_force(**e, now))
-            .filter_map(|(k, e)| {
-                let class = if k == t {
-                    None
-                } else {
-                    Some(k.strip_prefix(&format!("{t}::"))?.to_string())
-                };
-                Some(ActiveBlock {
-                    class,
-                    expires: if *e == 0 {
-                        None
-                    } else {
-                        jiff::Timestamp::from_second(*e).ok()
-                    },
-                })
-            })
-            .collect();
-        Kamailio::set_blocks(r, &mine).map_err(|e| vec![e.to_string()])?;
-    }
-    Kamailio.compose(&with).map_err(|e| vec![e.to_string()])
+    let all: Vec<(&String, &TenantRows)> = rows.iter().collect();
+    let mut b = Kamailio::compose_placed(&all, placed, None).map_err(|e| vec![e.to_string()])?;
+    b.files
+        .insert("tg_block".into(), block_file(blocks, placed));
+    Ok(Bundle::new(b.files))
 }

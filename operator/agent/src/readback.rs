@@ -6,20 +6,33 @@ use tollgate_agent_api::{KAMAILIO_REACHABLE, StateAnswer, TenantView};
 use crate::agent::Agent;
 use crate::error::AgentError;
 use crate::rows::{Expected, canonical_rows, view_hash};
-use crate::trial;
 
 impl Agent {
     /// The applied state, with what Kamailio holds now; `only`: just that
     /// tenant under `tenants` (the rest of the answer is the same).
     pub async fn state(&self, only: Option<&str>) -> StateAnswer {
         let inner = self.inner.lock().await;
-        let live = self.rpc.live_view(&Expected::of(&inner.rows)).await;
+        let expected = match only {
+            // one tenant: its data and its shard, whatever the SBC holds
+            Some(t) => {
+                let mut e = Expected::default();
+                if let (Some(r), Some(p)) = (inner.rows.get(t), inner.placed.get(t)) {
+                    e.add(r, *p, None);
+                }
+                e
+            }
+            None => Expected::full(&inner.rows, &inner.placed),
+        };
+        let live = self.rpc.live_view(&expected).await.map(|l| l.views);
         let mut tenants = std::collections::BTreeMap::new();
         for (t, s) in &inner.state.tenants {
             if only.is_some_and(|o| o != t) {
                 continue;
             }
-            let rendered = inner.rows.get(t).map(|r| view_hash(&canonical_rows(r)));
+            let rendered = inner
+                .rows
+                .get(t)
+                .map(|r| view_hash(&canonical_rows(r, inner.placed.get(t).copied())));
             let readback = live
                 .as_ref()
                 .ok()
@@ -65,15 +78,28 @@ impl Agent {
         crate::fleet::fleet_figures(&entries)
     }
 
-    /// Kamailio answers and holds the applied state.
+    /// Kamailio answers, has not restarted since the last consistency
+    /// check, and that check found the applied state (the background check
+    /// reads the SBC a slice at a time, `recovery::CHECK_SHARDS`; a probe
+    /// costs one RPC, whatever the SBC holds).
     pub async fn healthy(&self) -> Result<(), AgentError> {
         let inner = self.inner.lock().await;
-        let expected = Expected::of(&inner.rows);
-        let live = self
+        let up = self
             .rpc
-            .live_view(&expected)
+            .call("core.uptime", &[])
             .await
             .map_err(AgentError::Rpc)?;
-        trial::compare_views(&expected, &live).map_err(AgentError::NotHeld)
+        let uptime = up.get("uptime").and_then(serde_json::Value::as_i64);
+        if let (Some(a), Some(b)) = (inner.last_uptime, uptime)
+            && b < a
+        {
+            return Err(AgentError::Inconsistent(
+                "Kamailio restarted since the last consistency check".into(),
+            ));
+        }
+        match &inner.consistent {
+            Some(Err(e)) => Err(AgentError::Inconsistent(e.clone())),
+            _ => Ok(()),
+        }
     }
 }

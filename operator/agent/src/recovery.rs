@@ -1,58 +1,172 @@
-//! Keeping Kamailio on the applied state: the periodic check and repair,
-//! and the daily re-render that keeps time windows from running out.
+//! Keeping Kamailio on the applied state: the background consistency
+//! check and repair, and the daily re-render that keeps time windows from
+//! running out.
 
+use std::collections::BTreeMap;
 use tollgate_ir::CompiledPolicy;
+use tollgate_kamailio::kamailio::{SHARDS, shard_table};
 
 use crate::agent::Agent;
 use crate::error::AgentError;
-use crate::prepare::compose;
+use crate::prepare::compose_all;
 use crate::rows::Expected;
 use crate::trial;
 
+/// Shards the background check reads per tick: a whole pass over an SBC
+/// takes `SHARDS / CHECK_SHARDS` ticks (32 at the default 5 s: under 3
+/// minutes), each tick costing about 1/32 of the SBC.
+pub const CHECK_SHARDS: u32 = 8;
+
 impl Agent {
-    /// Recovery: if the live files or what Kamailio holds differ from the
-    /// applied state, rewrite the files and reload every table. Returns
-    /// whether a repair was made.
+    /// Recovery, one tick of the background consistency check: Kamailio
+    /// answers; the live files equal the applied state's (the small tables
+    /// every tick, the shards [`CHECK_SHARDS`] at a time); Kamailio holds
+    /// the applied state of the tenants of those shards, and each shard
+    /// its tenants' rows. Kamailio restarted (its uptime went down), or
+    /// any difference: every file written again, every table reloaded,
+    /// everything read back. Returns whether a repair was made.
     pub async fn reconcile(&self) -> Result<bool, AgentError> {
         let mut inner = self.inner.lock().await;
-        self.rpc
+        let up = self
+            .rpc
             .call("core.uptime", &[])
             .await
             .map_err(AgentError::Rpc)?;
-        let bundle = compose(&inner.rows, &inner.state.blocks).map_err(AgentError::Compose)?;
-        let files_ok = bundle.files.iter().all(|(n, c)| {
-            std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes())
-        });
-        let expected = Expected::of(&inner.rows);
+        let uptime = up.get("uptime").and_then(serde_json::Value::as_i64);
+        let restarted = match (inner.last_uptime, uptime) {
+            (Some(a), Some(b)) => b < a,
+            _ => false,
+        };
+        // the first tick (the agent started) and after a restart of
+        // Kamailio: everything is checked at once
+        let whole = inner.last_uptime.is_none() || restarted;
+        inner.last_uptime = uptime;
+        if whole {
+            drop(inner);
+            let why = match self.full_check().await {
+                Ok(()) => {
+                    self.inner.lock().await.consistent = Some(Ok(()));
+                    return Ok(false);
+                }
+                Err(AgentError::Rpc(e)) => return Err(AgentError::Rpc(e)),
+                Err(e) => e.to_string(),
+            };
+            let mut inner = self.inner.lock().await;
+            tracing::warn!("recovery: {why}; re-applying the last good state");
+            return self.repair_logged(&mut inner).await;
+        }
+        let first = inner.check_next;
+        let shards: Vec<u32> = (0..CHECK_SHARDS).map(|i| (first + i) % SHARDS).collect();
+        inner.check_next = (first + CHECK_SHARDS) % SHARDS;
+        let in_check: BTreeMap<String, _> = inner
+            .placed
+            .iter()
+            .filter(|(_, p)| shards.contains(&p.shard()))
+            .map(|(t, p)| (t.clone(), *p))
+            .collect();
+        let mut why: Option<String> = None;
+        {
+            // the files: the small ones and this tick's shards
+            let mut only: std::collections::BTreeSet<String> = [
+                "address",
+                "tg_tenant",
+                "tg_geo",
+                "tg_emerg",
+                "tg_limit",
+                "tg_window",
+                "version",
+            ]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+            only.extend(shards.iter().map(|s| shard_table(*s)));
+            let all: Vec<(&String, &tollgate_kamailio::TenantRows)> = inner.rows.iter().collect();
+            let bundle = tollgate_kamailio::kamailio::Kamailio::compose_placed(
+                &all,
+                &inner.placed,
+                Some(&only),
+            )
+            .map_err(|e| AgentError::Compose(vec![e.to_string()]))?;
+            if let Some(n) = bundle.files.iter().find_map(|(n, c)| {
+                (!std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes()))
+                    .then_some(n)
+            }) {
+                why = Some(format!(
+                    "the live data file `{n}` differs from the applied state"
+                ));
+            }
+        }
+        if why.is_none() {
+            let mut expected = Expected::default();
+            for (t, p) in &in_check {
+                expected.add(&inner.rows[t], *p, None);
+            }
+            for s in &shards {
+                let n = inner
+                    .placed
+                    .iter()
+                    .filter(|(_, p)| p.shard() == *s)
+                    .map(|(t, _)| crate::rows::tree_rows(&inner.rows[t]))
+                    .sum();
+                expected.shard_items.insert(*s, n);
+            }
+            let live = self
+                .rpc
+                .live_view(&expected)
+                .await
+                .map_err(AgentError::Rpc)?;
+            if let Err(e) = trial::compare_views(&expected, &live) {
+                why = Some(e.to_string());
+            }
+        }
+        let Some(why) = why else {
+            if first + CHECK_SHARDS >= SHARDS {
+                inner.consistent = Some(Ok(()));
+            }
+            return Ok(false);
+        };
+        tracing::warn!("recovery: {why}; re-applying the last good state");
+        self.repair_logged(&mut inner).await
+    }
+
+    /// A repair, counted, its outcome recorded.
+    async fn repair_logged(&self, inner: &mut crate::agent::Inner) -> Result<bool, AgentError> {
+        match self.repair(inner).await {
+            Ok(()) => {
+                self.metrics.recoveries.inc();
+                inner.last_error = None;
+                inner.consistent = Some(Ok(()));
+                Ok(true)
+            }
+            Err(e) => {
+                inner.last_error = Some(format!("recovery: {e}"));
+                inner.consistent = Some(Err(format!("recovery: {e}")));
+                Err(e)
+            }
+        }
+    }
+
+    /// A full check: every file and everything Kamailio holds (O(SBC): for
+    /// `GET /v1/state` without a tenant, and tests).
+    pub async fn full_check(&self) -> Result<(), AgentError> {
+        let inner = self.inner.lock().await;
+        let bundle = compose_all(&inner.rows, &inner.placed, &inner.state.blocks)
+            .map_err(AgentError::Compose)?;
+        if let Some(n) = bundle.files.iter().find_map(|(n, c)| {
+            (!std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes()))
+                .then_some(n)
+        }) {
+            return Err(AgentError::Inconsistent(format!(
+                "the live data file `{n}` differs from the applied state"
+            )));
+        }
+        let expected = Expected::full(&inner.rows, &inner.placed);
         let live = self
             .rpc
             .live_view(&expected)
             .await
             .map_err(AgentError::Rpc)?;
-        let held_ok = trial::compare_views(&expected, &live);
-        if files_ok && held_ok.is_ok() {
-            return Ok(false);
-        }
-        let why = match held_ok {
-            Err(e) => e.to_string(),
-            Ok(()) => "the live data files differ from the applied state".into(),
-        };
-        tracing::warn!("recovery: {why}; re-applying the last good state");
-        let rows = inner.rows.clone();
-        match self
-            .swap_and_verify(&bundle, &rows, &Expected::of(&rows), true)
-            .await
-        {
-            Ok(_) => {
-                self.metrics.recoveries.inc();
-                inner.last_error = None;
-                Ok(true)
-            }
-            Err(e) => {
-                inner.last_error = Some(format!("recovery: {e}"));
-                Err(e)
-            }
-        }
+        trial::compare_views(&expected, &live).map_err(AgentError::NotHeld)
     }
 
     /// Re-renders (same revision and policy, full pipeline) every tenant

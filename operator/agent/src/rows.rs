@@ -5,7 +5,8 @@
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use tollgate_kamailio::kamailio::{
-    COUNTRY_TREE, DIAL_TREE, SENTINEL_TREE, country_rows, dial_rows, parse_cidr,
+    CLASS_KIND, COUNTRY_TABLE, COUNTRY_TREE, DEST_KIND, DIAL_TABLE, DIAL_TREE, ID_DIGITS,
+    Placement, SHARDS, country_rows, dial_rows, parse_cidr, shard_of_table, shard_tree,
 };
 use tollgate_kamailio::{Bundle, TenantRows};
 
@@ -65,12 +66,16 @@ fn entry(table: &str, key: &str, value: &str) -> String {
     format!("{table}\t{key}\t{value}")
 }
 
-/// Trees with more entries than this are read back as their entry count
-/// plus [`TREE_SAMPLE`] sampled exact-prefix lookups (listing a
-/// 100,000-prefix tree over JSON-RPC takes over 30 s).
+/// Trees with more entries than this are read back as [`TREE_SAMPLE`]
+/// sampled exact-prefix lookups (listing a 100,000-prefix tree over
+/// JSON-RPC takes over 30 s).
 pub const FULL_LIST: usize = 5000;
 /// Sampled prefixes of a big tree.
 pub const TREE_SAMPLE: usize = 400;
+/// A shard holding more rows than this is not listed: its tenants are read
+/// back with `mtree.match` lookups of their view's prefixes, and its row
+/// count is compared with the sum of its tenants' rows.
+pub const LIST_MAX: usize = 20_000;
 
 /// The entries of a tree that are read back: all of a small tree; of a big
 /// one, [`TREE_SAMPLE`] evenly spaced over the sorted prefixes plus the last.
@@ -103,53 +108,146 @@ pub fn trees(rows: &TenantRows) -> BTreeMap<String, BTreeMap<String, String>> {
     out
 }
 
-/// What Kamailio should hold, computed once per apply from the rows (so the
-/// live read-back does not re-parse 100,000 tree rows while it runs): the
-/// canonical view per tenant and the prefixes sampled in each big tree.
+/// The rows a tenant puts into its shard.
+pub fn tree_rows(rows: &TenantRows) -> usize {
+    rows.tables.get("mtree").map_or(0, Vec::len)
+}
+
+/// The `(table, key)` of every htable entry a tenant's rows (and its
+/// placement) ask for.
+pub fn htable_keys(rows: &TenantRows) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for table in HTABLES {
+        for r in rows.tables.get(table).into_iter().flatten() {
+            let f = split_row(r);
+            if f.len() == 5 {
+                out.insert((table.to_string(), f[0].clone()));
+            }
+        }
+    }
+    for k in ["key", "tree"] {
+        out.insert(("tg_tenant".to_string(), format!("{}::{k}", rows.tenant)));
+    }
+    out
+}
+
+/// The `(table, key) → value` of a tenant's htable entries (with its
+/// placement): what `htable.sets` gives Kamailio.
+pub fn htable_entries(rows: &TenantRows, at: Placement) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for table in HTABLES {
+        for r in rows.tables.get(table).into_iter().flatten() {
+            let f = split_row(r);
+            if f.len() == 5 {
+                out.insert((table.to_string(), f[0].clone()), f[3].clone());
+            }
+        }
+    }
+    let t = &rows.tenant;
+    out.insert(("tg_tenant".into(), format!("{t}::key")), at.0.to_string());
+    out.insert(("tg_tenant".into(), format!("{t}::tree")), at.tree());
+    out
+}
+
+/// What Kamailio should hold for the tenants an operation looks at,
+/// computed once (so the live read-back does not re-parse 100,000 tree rows
+/// while it runs).
 #[derive(Clone, Debug, Default)]
 pub struct Expected {
+    /// tenant → its canonical view (empty: a tenant being removed).
     pub views: BTreeMap<String, BTreeSet<String>>,
-    /// tree name → the prefixes read back with `mtree.match` (big trees).
-    pub samples: BTreeMap<String, Vec<String>>,
+    /// tenant → where its trees are (also for a tenant being removed: where
+    /// they were).
+    pub placed: BTreeMap<String, Placement>,
+    /// tenant → logical tree → the prefixes its view holds (all, or the
+    /// sample of a big tree), looked up one by one in a shard too big to
+    /// list.
+    pub prefixes: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// tenant → the trees whose view is a sample (big trees).
+    pub sampled: BTreeMap<String, BTreeSet<String>>,
+    /// tenant → the htable entries to read one by one (its own, and those
+    /// its previous rows had).
+    pub keys: BTreeMap<String, BTreeSet<(String, String)>>,
+    /// shard → the rows it must hold; every shard when `full`.
+    pub shard_items: BTreeMap<u32, usize>,
+    /// The whole SBC is read (dumps and every shard), so anything held for
+    /// a tenant that is not in `views` is unexpected.
+    pub full: bool,
 }
 
 impl Expected {
-    pub fn of(rows: &BTreeMap<String, TenantRows>) -> Expected {
-        let mut e = Expected::default();
+    /// Everything for `rows` (every tenant a Kamailio holds): a full read.
+    pub fn full(
+        rows: &BTreeMap<String, TenantRows>,
+        placed: &BTreeMap<String, Placement>,
+    ) -> Expected {
+        let mut e = Expected {
+            full: true,
+            shard_items: (0..SHARDS).map(|s| (s, 0)).collect(),
+            ..Expected::default()
+        };
         for (t, r) in rows {
-            let tr = trees(r);
-            for (name, entries) in &tr {
-                if entries.len() > FULL_LIST {
-                    let sample = sample_of(entries).map(|(p, _)| p.clone()).collect();
-                    e.samples.insert(name.clone(), sample);
-                }
+            if let Some(p) = placed.get(t) {
+                e.add(r, *p, None);
+                *e.shard_items.entry(p.shard()).or_default() += tree_rows(r);
             }
-            e.views.insert(t.clone(), canonical_with(r, tr));
         }
         e
     }
+
+    /// Adds a tenant: its rows at `at`, plus the htable keys of `previous`
+    /// (its rows before a change: read too, so a key it dropped is seen
+    /// gone).
+    pub fn add(&mut self, rows: &TenantRows, at: Placement, previous: Option<&TenantRows>) {
+        let t = rows.tenant.clone();
+        let tr = trees(rows);
+        let mut prefixes = BTreeMap::new();
+        let mut sampled = BTreeSet::new();
+        for (name, entries) in &tr {
+            if entries.len() > FULL_LIST {
+                sampled.insert(name.clone());
+            }
+            prefixes.insert(
+                name.clone(),
+                sample_of(entries).map(|(p, _)| p.clone()).collect(),
+            );
+        }
+        let mut keys = htable_keys(rows);
+        if let Some(p) = previous {
+            keys.extend(htable_keys(p));
+        }
+        self.views
+            .insert(t.clone(), canonical_with(rows, tr, Some(at)));
+        self.placed.insert(t.clone(), at);
+        self.prefixes.insert(t.clone(), prefixes);
+        self.sampled.insert(t.clone(), sampled);
+        self.keys.insert(t, keys);
+    }
+
+    /// Adds a tenant being removed: nothing of it may be held; `previous`
+    /// (its rows) says where to look.
+    pub fn add_removed(&mut self, previous: &TenantRows, at: Placement) {
+        let t = previous.tenant.clone();
+        self.add(previous, at, None);
+        self.views.insert(t, BTreeSet::new());
+    }
 }
 
-/// What Kamailio should hold for one tenant, from its rows (without ids).
-pub fn canonical_rows(rows: &TenantRows) -> BTreeSet<String> {
-    canonical_with(rows, trees(rows))
+/// What Kamailio should hold for one tenant, from its rows (without ids),
+/// at its placement (`None`: without the placement's `tg_tenant` keys).
+pub fn canonical_rows(rows: &TenantRows, at: Option<Placement>) -> BTreeSet<String> {
+    canonical_with(rows, trees(rows), at)
 }
 
 fn canonical_with(
     rows: &TenantRows,
     trees: BTreeMap<String, BTreeMap<String, String>>,
+    at: Option<Placement>,
 ) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (tree, entries) in trees {
-        if entries.len() <= FULL_LIST {
-            for (p, v) in &entries {
-                out.insert(entry(&tree, p, v));
-            }
-        } else {
-            out.insert(entry(&tree, "#items", &entries.len().to_string()));
-            for (p, v) in sample_of(&entries) {
-                out.insert(entry(&tree, p, v));
-            }
+        for (p, v) in sample_of(&entries) {
+            out.insert(entry(&tree, p, v));
         }
     }
     for (table, list) in &rows.tables {
@@ -177,6 +275,11 @@ fn canonical_with(
             }
         }
     }
+    if let Some(p) = at {
+        let t = &rows.tenant;
+        out.insert(entry("tg_tenant", &format!("{t}::key"), &p.0.to_string()));
+        out.insert(entry("tg_tenant", &format!("{t}::tree"), &p.tree()));
+    }
     out
 }
 
@@ -201,22 +304,29 @@ pub fn tenant_of_key(key: &str) -> Option<&str> {
 }
 
 /// The agent's own checks of a composed bundle (defence in depth, after the
-/// renderer's): every address row canonical (the address as the standard
-/// parser prints it, length in range, no host bits, grp = 129 - length,
-/// port 0, a tag of a known tenant); every mtree row a `d:`/`c:` tree of a
-/// known tenant with a digits-only prefix, the sentinel row, or a row of the
-/// fleet-wide country tree, which must be exactly [`country_rows`], or of
-/// the dialling tree, exactly [`dial_rows`].
-pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> {
+/// renderer's), over the files it holds: every address row canonical (the
+/// address as the standard parser prints it, length in range, no host
+/// bits, grp = 129 - length, port 0, a tag of a known tenant); every shard
+/// row of the shard's own tree, under the id of a tenant `placed` in that
+/// shard, a kind digit and a 1–15 digit prefix; the fleet-wide country
+/// tree exactly [`country_rows`], the dialling tree exactly [`dial_rows`].
+/// `full`: every table must be there.
+pub fn check_bundle(
+    bundle: &Bundle,
+    placed: &BTreeMap<String, Placement>,
+    full: bool,
+) -> Vec<String> {
     let mut errs = Vec::new();
     let mut bad = |m: String| {
         if errs.len() < 20 {
             errs.push(m);
         }
     };
-    for t in tollgate_kamailio::kamailio::TABLES.iter().map(|t| t.0) {
-        if !bundle.files.contains_key(t) {
-            bad(format!("table `{t}` is missing from the bundle"));
+    if full {
+        for t in tollgate_kamailio::kamailio::tables().iter().map(|t| &t.0) {
+            if !bundle.files.contains_key(t) {
+                bad(format!("table `{t}` is missing from the bundle"));
+            }
         }
     }
     if let Some(addr) = bundle.files.get("address") {
@@ -242,7 +352,7 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
                 bad(format!("{at}: port {port}, want 0"));
             }
             let parts: Vec<&str> = tag.split('|').collect();
-            if parts.len() != 4 || !tenants.contains(parts[0]) {
+            if parts.len() != 4 || !placed.contains_key(parts[0]) {
                 bad(format!(
                     "{at}: tag `{tag}` does not name a tenant of the bundle"
                 ));
@@ -251,79 +361,117 @@ pub fn check_bundle(bundle: &Bundle, tenants: &BTreeSet<String>) -> Vec<String> 
             }
         }
     }
-    if let Some(mt) = bundle.files.get("mtree") {
-        let want = country_rows();
-        // (line, prefix, country) of the country tree's rows
-        let mut countries: Vec<(usize, String, String)> = Vec::new();
-        let mut dials: Vec<(usize, String, String)> = Vec::new();
-        for (n, line) in mt.lines().enumerate().skip(1) {
+    // id → shard of every tenant
+    let ids: BTreeMap<String, u32> = placed
+        .values()
+        .map(|p| (p.0.to_string(), p.shard()))
+        .collect();
+    for (name, text) in &bundle.files {
+        let Some(shard) = shard_of_table(name) else {
+            continue;
+        };
+        let tree = shard_tree(shard);
+        for (n, line) in text.lines().enumerate().skip(1) {
             let f = split_row(line);
-            let at = format!("mtree line {}", n + 1);
+            let at = format!("{name} line {}", n + 1);
             if f.len() != 4 {
                 bad(format!("{at}: {} fields, want 4", f.len()));
                 continue;
             }
-            if f[1] == SENTINEL_TREE && f[2] == "0" && f[3] == "-" {
+            if f[1] != tree {
+                bad(format!("{at}: tree `{}` in the table of `{tree}`", f[1]));
+            }
+            let key = &f[2];
+            let (id, rest) = key.split_at(ID_DIGITS.min(key.len()));
+            if ids.get(id) != Some(&shard) {
+                bad(format!(
+                    "{at}: key `{key}` is not under the id of a tenant of this shard"
+                ));
                 continue;
             }
-            if f[1] == COUNTRY_TREE {
-                countries.push((n + 1, f[2].clone(), f[3].clone()));
-                continue;
+            let mut rest = rest.chars();
+            let kind = rest.next();
+            let prefix = rest.as_str();
+            if kind != Some(DEST_KIND) && kind != Some(CLASS_KIND) {
+                bad(format!("{at}: key `{key}` has no tree kind after the id"));
             }
-            if f[1] == DIAL_TREE {
-                dials.push((n + 1, f[2].clone(), f[3].clone()));
-                continue;
-            }
-            let known = f[1]
-                .strip_prefix("d:")
-                .or_else(|| f[1].strip_prefix("c:"))
-                .is_some_and(|t| tenants.contains(t));
-            if !known {
-                bad(format!("{at}: tree `{}` is not a tree of a tenant", f[1]));
-            }
-            if f[2].is_empty() || f[2].len() > 15 || !f[2].bytes().all(|b| b.is_ascii_digit()) {
-                bad(format!("{at}: prefix `{}` is not 1-15 digits", f[2]));
+            if prefix.is_empty() || prefix.len() > 15 || !prefix.bytes().all(|b| b.is_ascii_digit())
+            {
+                bad(format!(
+                    "{at}: key `{key}`: prefix `{prefix}` is not 1-15 digits"
+                ));
             }
         }
-        // the renderer's rows, in its order
-        let differ = countries
+    }
+    if let Some(mt) = bundle.files.get(COUNTRY_TABLE) {
+        let got: Vec<(usize, String, String)> = fleet_rows(mt, COUNTRY_TREE, &mut bad);
+        let want = country_rows();
+        let differ = got
             .iter()
             .zip(want)
             .find(|((_, p, c), (wp, wc))| p != wp || c != wc);
         if let Some(((line, p, c), (wp, wc))) = differ {
             bad(format!(
-                "mtree line {line}: country tree row `{}` -> `{}`, want `{wp}` -> `{wc}`",
+                "{COUNTRY_TABLE} line {line}: country tree row `{}` -> `{}`, want `{wp}` -> `{wc}`",
                 p.escape_debug(),
                 c.escape_debug()
             ));
-        } else if countries.len() != want.len() {
+        } else if got.len() != want.len() {
             bad(format!(
                 "the country tree has {} rows, want {}",
-                countries.len(),
+                got.len(),
                 want.len()
             ));
         }
-        // the dialling tree: exactly the renderer's rows, in its order
+    } else if full {
+        bad("the country tree has 0 rows".into());
+    }
+    if let Some(mt) = bundle.files.get(DIAL_TABLE) {
+        let got = fleet_rows(mt, DIAL_TREE, &mut bad);
         let want = dial_rows();
-        let differ = dials
+        let differ = got
             .iter()
             .zip(want)
             .find(|((_, k, v), (wk, wv))| k != wk || v != wv);
         if let Some(((line, k, v), (wk, wv))) = differ {
             bad(format!(
-                "mtree line {line}: dialling tree row `{}` -> `{}`, want `{wk}` -> `{wv}`",
+                "{DIAL_TABLE} line {line}: dialling tree row `{}` -> `{}`, want `{wk}` -> `{wv}`",
                 k.escape_debug(),
                 v.escape_debug()
             ));
-        } else if dials.len() != want.len() {
+        } else if got.len() != want.len() {
             bad(format!(
                 "the dialling tree has {} rows, want {}",
-                dials.len(),
+                got.len(),
                 want.len()
             ));
         }
+    } else if full {
+        bad("the dialling tree has 0 rows".into());
     }
     errs
+}
+
+/// `(line, prefix, value)` of a fleet-wide tree's table; a row of another
+/// tree or of the wrong shape is reported.
+fn fleet_rows(
+    text: &str,
+    tree: &str,
+    bad: &mut impl FnMut(String),
+) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let f = split_row(line);
+        if f.len() != 4 || f[1] != tree {
+            bad(format!(
+                "line {} of the table of `{tree}`: not a row of it",
+                n + 1
+            ));
+            continue;
+        }
+        out.push((n + 1, f[2].clone(), f[3].clone()));
+    }
+    out
 }
 
 /// Groups a fleet-wide canonical view by tenant.
@@ -341,36 +489,29 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn bundle_with_address(rows: &[&str]) -> Bundle {
-        let mut files = BTreeMap::new();
-        for (t, h, _) in tollgate_kamailio::kamailio::TABLES {
-            files.insert(t.to_string(), format!("{h}\n"));
-        }
+        let acme = BTreeMap::from([(
+            "acme".to_string(),
+            TenantRows {
+                tenant: "acme".into(),
+                revision: "r".into(),
+                tables: BTreeMap::new(),
+                networks: vec![],
+            },
+        )]);
+        let all: Vec<(&String, &TenantRows)> = acme.iter().collect();
+        let mut b =
+            tollgate_kamailio::kamailio::Kamailio::compose_placed(&all, &placed(), None).unwrap();
         let mut a = String::from("hdr\n");
         for r in rows {
             a.push_str(r);
             a.push('\n');
         }
-        files.insert("address".into(), a);
-        files.insert("mtree".into(), mtree_with(""));
-        Bundle::new(files)
+        b.files.insert("address".into(), a);
+        b
     }
 
-    /// An mtree file: the header, `rows`, the fleet-wide trees (countries,
-    /// dialled-number reading) and the sentinel.
-    fn mtree_with(rows: &str) -> String {
-        let mut m = format!("hdr\n{rows}");
-        for (i, (p, iso)) in country_rows().iter().enumerate() {
-            m.push_str(&format!("{}:{COUNTRY_TREE}:{p}:{iso}\n", i + 100));
-        }
-        for (i, (k, v)) in dial_rows().iter().enumerate() {
-            m.push_str(&format!("{}:{DIAL_TREE}:{k}:{v}\n", i + 10_000));
-        }
-        m.push_str(&format!("99999:{SENTINEL_TREE}:0:-\n"));
-        m
-    }
-
-    fn tenants() -> BTreeSet<String> {
-        ["acme".to_string()].into_iter().collect()
+    fn placed() -> BTreeMap<String, Placement> {
+        BTreeMap::from([("acme".to_string(), Placement(10_000_005))])
     }
 
     #[test]
@@ -419,14 +560,14 @@ mod tests {
             r"3:65:2001:db8::/64:0:acme|allow|r|",
         ]);
         // the IPv6 row above is split at its colons: not canonical
-        let e = check_bundle(&b, &tenants());
+        let e = check_bundle(&b, &placed(), true);
         assert_eq!(e.len(), 1, "{e:?}");
         let b = bundle_with_address(&[
             r"1:113:127.10.0.0:16:0:acme|allow|src\:127.10.0.0/16|",
             r"2:97:127.10.9.1:32:0:acme|deny|src\:x|",
             r"3:65:2001\:db8\:\::64:0:acme|allow|r|",
         ]);
-        assert_eq!(check_bundle(&b, &tenants()), Vec::<String>::new());
+        assert_eq!(check_bundle(&b, &placed(), true), Vec::<String>::new());
     }
 
     #[test]
@@ -442,27 +583,44 @@ mod tests {
             r"1:113:127.10.0.0:016:0:acme|allow|r|",
             r"1:113:127.10.0.0:0:acme|allow|r|",
         ] {
-            let e = check_bundle(&bundle_with_address(&[row]), &tenants());
+            let e = check_bundle(&bundle_with_address(&[row]), &placed(), true);
             assert!(!e.is_empty(), "{row} passed");
         }
     }
 
     #[test]
-    fn bad_mtree_rows_are_refused() {
+    fn bad_shard_rows_are_refused() {
+        let mut b = bundle_with_address(&[]);
+        // acme is 10000005, in shard 10000005 % 256 = 133
+        let t = "tg_shard_133";
+        let tree = "tollgate-shard-133";
+        b.files.insert(
+            t.into(),
+            format!(
+                "hdr\n1:{tree}:10000005133:a,x\n2:{tree}:10000006133:a,x\n3:{tree}:100000052:n\n\
+                 4:tollgate-shard-134:10000005133:a\n5:{tree}:10000005333:a\n"
+            ),
+        );
+        let e = check_bundle(&b, &placed(), true);
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e[0].contains("not under the id of a tenant"), "{e:?}");
+        assert!(e[1].contains("prefix `` is not 1-15 digits"), "{e:?}");
+        assert!(e[2].contains("in the table of"), "{e:?}");
+        assert!(e[3].contains("no tree kind"), "{e:?}");
+        // a tenant's rows in another shard than its own
         let mut b = bundle_with_address(&[]);
         b.files.insert(
-            "mtree".into(),
-            mtree_with("1:d\\:acme:33:a,x\n2:d\\:acmee:33:a,x\n3:c\\:acme:3a:n\n"),
+            "tg_shard_000".into(),
+            "hdr\n1:tollgate-shard-000:10000005133:a\n".into(),
         );
-        let e = check_bundle(&b, &tenants());
-        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(check_bundle(&b, &placed(), true).len(), 1);
     }
 
     #[test]
     fn the_country_tree_must_be_the_renderers() {
         let b = bundle_with_address(&[]);
-        assert_eq!(check_bundle(&b, &tenants()), Vec::<String>::new());
-        let good = b.files["mtree"].clone();
+        assert_eq!(check_bundle(&b, &placed(), true), Vec::<String>::new());
+        let good = b.files[COUNTRY_TABLE].clone();
         let rows = country_rows();
         assert!(rows.len() > 500, "{}", rows.len());
         let (p, iso) = &rows[0];
@@ -477,7 +635,7 @@ mod tests {
             // the last row dropped
             (
                 format!(":{COUNTRY_TREE}:{lp}:{liso}\n"),
-                format!(":{SENTINEL_TREE}:0:-\n"),
+                String::from("\n"),
                 format!(
                     "the country tree has {} rows, want {}",
                     rows.len() - 1,
@@ -486,23 +644,28 @@ mod tests {
             ),
         ] {
             let mut b = b.clone();
-            b.files.insert("mtree".into(), good.replacen(&from, &to, 1));
-            let e = check_bundle(&b, &tenants());
+            let text = good.replacen(&from, &to, 1);
+            // a dropped row: the line goes entirely
+            let text: String = text
+                .lines()
+                .filter(|l| !l.ends_with(':') && !l.chars().all(|c| c.is_ascii_digit()))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            b.files.insert(COUNTRY_TABLE.into(), text);
+            let e = check_bundle(&b, &placed(), true);
             assert_eq!(e.len(), 1, "{e:?}");
             assert!(e[0].contains(&why), "{why}: {e:?}");
         }
         // a dialling row changed: the SBC would read numbers otherwise
         let (k, v) = &dial_rows()[0];
         let mut d = b.clone();
-        d.files.insert(
-            "mtree".into(),
-            good.replacen(
-                &format!(":{DIAL_TREE}:{k}:{v}\n"),
-                &format!(":{DIAL_TREE}:{k}:x\n"),
-                1,
-            ),
+        let dial = b.files[DIAL_TABLE].replacen(
+            &format!(":{DIAL_TREE}:{k}:{v}\n"),
+            &format!(":{DIAL_TREE}:{k}:x\n"),
+            1,
         );
-        let e = check_bundle(&d, &tenants());
+        d.files.insert(DIAL_TABLE.into(), dial);
+        let e = check_bundle(&d, &placed(), true);
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(
             e[0].contains(&format!("dialling tree row `{k}` -> `x`")),
@@ -510,12 +673,17 @@ mod tests {
         );
         // no fleet-wide tree at all: both are missing
         let mut b = b.clone();
-        b.files
-            .insert("mtree".into(), format!("hdr\n1:{SENTINEL_TREE}:0:-\n"));
-        let e = check_bundle(&b, &tenants());
-        assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].contains("country tree has 0 rows"), "{e:?}");
-        assert!(e[1].contains("dialling tree has 0 rows"), "{e:?}");
+        b.files.remove(COUNTRY_TABLE);
+        b.files.remove(DIAL_TABLE);
+        let e = check_bundle(&b, &placed(), true);
+        assert!(
+            e.iter().any(|e| e.contains("country tree has 0 rows")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|e| e.contains("dialling tree has 0 rows")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -539,8 +707,10 @@ mod tests {
             tables,
             networks: vec![],
         };
-        let v = canonical_rows(&rows);
+        let v = canonical_rows(&rows, Some(Placement(10_000_005)));
         assert!(v.contains("tg_tenant\tacme::cc\t1"));
+        assert!(v.contains("tg_tenant\tacme::key\t10000005"));
+        assert!(v.contains("tg_tenant\tacme::tree\ttollgate-shard-133"));
         assert!(v.contains("d:acme\t33\ta,dst:country:FR"));
         assert!(v.contains("address\t113/127.10.0.0/16/0\tacme|allow|src:127.10.0.0/16|"));
         assert_eq!(view_hash(&v), view_hash(&v.clone()));

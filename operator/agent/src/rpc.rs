@@ -1,7 +1,7 @@
 //! Kamailio JSON-RPC over HTTP (`POST http://IP:PORT/RPC`, JSON-RPC 2.0),
 //! and the canonical view of what a running Kamailio holds.
 
-use super::rows::{Expected, FULL_LIST, HTABLES, tenant_of_key};
+use super::rows::{Expected, HTABLES, LIST_MAX, tenant_of_key};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tollgate_kamailio::kamailio::{ID_DIGITS, Placement, shard_tree};
 use tollgate_plumbing::metrics::prometheus_client::metrics::counter::Counter;
 
 /// Why a JSON-RPC call to Kamailio (or the RPC URL) failed. The messages are
@@ -291,6 +292,7 @@ impl Rpc {
         };
         let mut reloaded = Vec::new();
         let mut set = tokio::task::JoinSet::new();
+        let mut first_err = None;
         for table in tables {
             let Some((method, params)) = tollgate_kamailio::kamailio::reload_command(table) else {
                 continue;
@@ -308,6 +310,16 @@ impl Rpc {
                 }
                 continue;
             }
+            // a repair reloads every shard: a few at a time
+            while set.len() >= PARALLEL {
+                if let Some(r) = set.join_next().await {
+                    let r = r.map_err(RpcError::ReloadTask).and_then(|x| x);
+                    if let Err(e) = r {
+                        count(|m| &m.reload_failures);
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
             let rpc = self.clone();
             let table = table.clone();
             set.spawn(async move {
@@ -319,7 +331,6 @@ impl Rpc {
                     })
             });
         }
-        let mut first_err = None;
         while let Some(r) = set.join_next().await {
             let r = r.map_err(RpcError::ReloadTask).and_then(|x| x);
             if let Err(e) = r {
@@ -331,6 +342,30 @@ impl Rpc {
             Some(e) => Err(e),
             None => Ok(reloaded),
         }
+    }
+
+    /// Sets (`Some(value)`) and deletes (`None`) htable entries, up to
+    /// [`PARALLEL`] at a time: a tenant's change touches its own keys only.
+    /// Deleting a key Kamailio does not hold is not an error.
+    pub async fn htable_ops(
+        &self,
+        ops: &[(String, String, Option<String>)],
+    ) -> Result<usize, RpcError> {
+        let calls = ops
+            .iter()
+            .map(|(table, key, v)| match v {
+                Some(v) => ("htable.sets", vec![table.clone(), key.clone(), v.clone()]),
+                None => ("htable.delete", vec![table.clone(), key.clone()]),
+            })
+            .collect();
+        for (op, r) in ops.iter().zip(self.many_each(calls).await) {
+            match r {
+                Ok(_) => {}
+                Err(RpcError::Fault { .. }) if op.2.is_none() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ops.len())
     }
 
     /// Many calls, up to [`PARALLEL`] in flight; each call's result, in
@@ -372,41 +407,18 @@ impl Rpc {
         self.many_each(calls).await.into_iter().collect()
     }
 
-    /// `mtree.match <tree> <prefix> 0` for each prefix (each is a real
-    /// lookup in the tree Kamailio holds); `<tree>\t<matched prefix>\t<value>`
-    /// per prefix.
-    async fn sampled_matches(
-        &self,
-        tree: &str,
-        prefixes: Vec<String>,
-    ) -> Result<Vec<String>, RpcError> {
-        let calls = prefixes
-            .into_iter()
-            .map(|p| ("mtree.match", vec![tree.to_string(), p, "0".to_string()]))
-            .collect();
-        Ok(self
-            .many(calls)
-            .await?
-            .iter()
-            .map(|m| {
-                let got = m.get("PREFIX").and_then(Value::as_str).unwrap_or("");
-                let v = m.get("TVALUE").and_then(Value::as_str).unwrap_or("");
-                format!("{tree}\t{got}\t{v}")
-            })
-            .collect())
-    }
-
-    /// Everything Kamailio holds for the tenants' tables, as a canonical view
-    /// keyed by tenant (see `rows::canonical_rows`).
-    /// `expect` names the prefixes sampled in big trees.
-    pub async fn live_view(
-        &self,
-        expect: &Expected,
-    ) -> Result<BTreeMap<String, BTreeSet<String>>, RpcError> {
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let mut add = |t: &str, e: String| {
-            out.entry(t.to_string()).or_default().insert(e);
-        };
+    /// What Kamailio holds for the tenants of `expect`, as canonical views
+    /// keyed by tenant (see `rows::canonical_rows`), and the rows each
+    /// shard of `expect.shard_items` holds. A full read (`expect.full`)
+    /// dumps everything and reports every tenant found; otherwise only the
+    /// tenants of `expect` are read, at a cost that follows their data and
+    /// their shards, not the SBC's: the address table is dumped (networks
+    /// are few), a shard is listed when it holds at most `LIST_MAX` rows
+    /// (else the view's prefixes are looked up one by one), and htable
+    /// entries are read key by key.
+    pub async fn live_view(&self, expect: &Expected) -> Result<LiveView, RpcError> {
+        let mut out = LiveView::default();
+        let scope = |t: &str| expect.full || expect.placed.contains_key(t);
         // sources: subnets and single addresses
         for method in ["permissions.subnetDump", "permissions.addressDump"] {
             let v = self.call(method, &[]).await?;
@@ -417,22 +429,27 @@ impl Rpc {
                     let mask = e.get("mask").and_then(Value::as_i64).unwrap_or(-1);
                     let port = e.get("port").and_then(Value::as_i64).unwrap_or(-1);
                     let t = tag.split('|').next().unwrap_or("");
-                    add(t, format!("address\t{grp}/{ip}/{mask}/{port}\t{tag}"));
+                    if scope(t) {
+                        out.add(t, format!("address\t{grp}/{ip}/{mask}/{port}\t{tag}"));
+                    }
                 }
             }
         }
-        // trees
+        // trees: the shards' sizes, then each shard looked at
         let summary = match self.call("mtree.summary", &[]).await {
             Ok(v) => v,
-            // no tree at all (an empty policy set)
             Err(RpcError::EmptyTreeList { .. }) => Value::Array(vec![]),
             Err(e) => return Err(e),
         };
+        let mut held: BTreeMap<u32, usize> = BTreeMap::new();
         for tree in summary.as_array().into_iter().flatten() {
             let Some(name) = tree.get("table").and_then(Value::as_str) else {
                 continue;
             };
-            let Some(t) = name.strip_prefix("d:").or_else(|| name.strip_prefix("c:")) else {
+            let Some(shard) = name
+                .strip_prefix("tollgate-shard-")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             let items = tree
@@ -440,40 +457,151 @@ impl Rpc {
                 .and_then(|i| i.get("nritems"))
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as usize;
-            if items > FULL_LIST {
-                add(t, format!("{name}\t#items\t{items}"));
-                let sample = expect.samples.get(name).cloned().unwrap_or_default();
-                for e in self.sampled_matches(name, sample).await? {
-                    add(t, e);
+            held.insert(shard, items);
+        }
+        // id → tenant, per shard, of the tenants looked at
+        let mut shards: BTreeMap<u32, BTreeMap<String, (&String, Placement)>> = BTreeMap::new();
+        for (t, p) in &expect.placed {
+            shards
+                .entry(p.shard())
+                .or_default()
+                .insert(p.0.to_string(), (t, *p));
+        }
+        if expect.full {
+            for (s, n) in &held {
+                if *n > 0 {
+                    shards.entry(*s).or_default();
                 }
+            }
+        }
+        for (shard, tenants) in &shards {
+            let items = held.get(shard).copied().unwrap_or(0);
+            out.shard_items.insert(*shard, items);
+            if items == 0 {
                 continue;
             }
-            let list = self.call("mtree.list", &[name]).await?;
-            for e in list.as_array().into_iter().flatten() {
-                let prefix = e.get("tprefix").and_then(Value::as_str).unwrap_or("");
-                let values: Vec<&str> = match e.get("tvalue") {
-                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-                    Some(Value::String(s)) => vec![s.as_str()],
-                    _ => vec![],
-                };
-                for v in values {
-                    add(t, format!("{name}\t{prefix}\t{v}"));
+            let tree = shard_tree(*shard);
+            if items <= LIST_MAX {
+                let list = self.call("mtree.list", &[&tree]).await?;
+                for e in list.as_array().into_iter().flatten() {
+                    let key = e.get("tprefix").and_then(Value::as_str).unwrap_or("");
+                    let (id, _) = key.split_at(ID_DIGITS.min(key.len()));
+                    let Some((t, p)) = tenants.get(id) else {
+                        if expect.full {
+                            out.add(&format!("?{id}"), format!("{tree}\t{key}\t?"));
+                        }
+                        continue;
+                    };
+                    let Some((ltree, prefix)) = p.logical(t, key) else {
+                        out.add(t, format!("{tree}\t{key}\t?"));
+                        continue;
+                    };
+                    // a big tree's view is its sample
+                    let sampled = expect.sampled.get(*t).is_some_and(|s| s.contains(&ltree));
+                    if sampled
+                        && expect.prefixes[*t]
+                            .get(&ltree)
+                            .is_none_or(|ps| ps.binary_search(&prefix).is_err())
+                    {
+                        continue;
+                    }
+                    let values: Vec<&str> = match e.get("tvalue") {
+                        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                        Some(Value::String(s)) => vec![s.as_str()],
+                        _ => vec![],
+                    };
+                    for v in values {
+                        out.add(t, format!("{ltree}\t{prefix}\t{v}"));
+                    }
+                }
+            } else {
+                for (t, p) in tenants.values() {
+                    let mut calls = Vec::new();
+                    let mut asked = Vec::new();
+                    for (ltree, prefixes) in expect.prefixes.get(*t).into_iter().flatten() {
+                        for prefix in prefixes {
+                            if let Some(key) = p.key(ltree, prefix) {
+                                calls.push(("mtree.match", vec![tree.clone(), key, "0".into()]));
+                                asked.push(ltree.clone());
+                            }
+                        }
+                    }
+                    for (ltree, m) in asked.iter().zip(self.many_each(calls).await) {
+                        let m = match m {
+                            Ok(m) => m,
+                            // not found: nothing held there
+                            Err(RpcError::Fault { code: 404, .. }) => continue,
+                            Err(e) => return Err(e),
+                        };
+                        let got = m.get("PREFIX").and_then(Value::as_str).unwrap_or("");
+                        let v = m.get("TVALUE").and_then(Value::as_str).unwrap_or("");
+                        let prefix = p
+                            .logical(t, got)
+                            .filter(|(lt, _)| lt == ltree)
+                            .map_or_else(|| format!("?{got}"), |(_, pre)| pre);
+                        out.add(t, format!("{ltree}\t{prefix}\t{v}"));
+                    }
                 }
             }
         }
         // htables
-        for table in HTABLES {
-            for (key, value) in self.htable_entries(table).await? {
-                let value = match value {
-                    Value::String(s) => s,
-                    Value::Null => String::new(),
-                    v => v.to_string(),
-                };
-                let t = tenant_of_key(&key).unwrap_or("");
-                add(t, format!("{table}\t{key}\t{value}"));
+        if expect.full {
+            for table in HTABLES {
+                for (key, value) in self.htable_entries(table).await? {
+                    let t = tenant_of_key(&key).unwrap_or("");
+                    out.add(t, format!("{table}\t{key}\t{}", text_of(value)));
+                }
+            }
+        } else {
+            let mut calls = Vec::new();
+            let mut asked = Vec::new();
+            for (t, keys) in &expect.keys {
+                for (table, key) in keys {
+                    calls.push(("htable.get", vec![table.clone(), key.clone()]));
+                    asked.push((t, table, key));
+                }
+            }
+            for ((t, table, key), v) in asked.into_iter().zip(self.many_each(calls).await) {
+                match v {
+                    Ok(v) => {
+                        let value = v.get("item").and_then(|i| i.get("value")).cloned();
+                        out.add(
+                            t,
+                            format!("{table}\t{key}\t{}", text_of(value.unwrap_or(Value::Null))),
+                        );
+                    }
+                    // htable.get of a missing key: not held
+                    Err(RpcError::Fault { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(out)
+    }
+}
+
+/// What a Kamailio holds, read by [`Rpc::live_view`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveView {
+    /// tenant → its canonical view (`?<id>`: rows under an id no tenant
+    /// looked at has, in a full read).
+    pub views: BTreeMap<String, BTreeSet<String>>,
+    /// shard → the rows it holds (the shards looked at).
+    pub shard_items: BTreeMap<u32, usize>,
+}
+
+impl LiveView {
+    fn add(&mut self, tenant: &str, e: String) {
+        self.views.entry(tenant.to_string()).or_default().insert(e);
+    }
+}
+
+/// An htable value as text (numbers as digits, nothing as empty).
+fn text_of(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        v => v.to_string(),
     }
 }
 

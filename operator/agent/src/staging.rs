@@ -22,10 +22,12 @@ impl Agent {
     ) -> Result<StageAnswer, ApplyError> {
         let mut inner = self.inner.lock().await;
         let t0 = Instant::now();
+        let changes = std::collections::BTreeMap::from([(
+            tenant.to_string(),
+            Some((revision.clone(), policy.clone())),
+        )]);
         let change = (revision, policy);
-        let r = self
-            .check_locked(&mut inner, tenant, Some(&change), t0)
-            .await;
+        let r = self.check_locked(&mut inner, &changes, t0).await;
         let checked = match r {
             Ok(c) => c,
             Err(e) => {
@@ -41,7 +43,7 @@ impl Agent {
             tenant: tenant.to_string(),
             revision: change.0.clone(),
             staged: true,
-            bundle_hash: checked.prepared.bundle.hash.clone(),
+            bundle_hash: checked.prepared.live.hash.clone(),
             probes: checked.report.probes,
             timings_ms: StageTimings {
                 checks: checked.checks_ms,
@@ -93,20 +95,18 @@ impl Agent {
             }
         };
         let current = Base::of(&inner, jiff::Timestamp::now().as_second());
-        let change = Some((staged.revision, staged.policy));
+        let changes = std::collections::BTreeMap::from([(
+            tenant.to_string(),
+            Some((staged.revision, staged.policy)),
+        )]);
         let (r, revalidated) = match staged.checked {
             Some(c) if c.base == current => {
                 let c = *c;
-                (
-                    self.commit_locked(&mut inner, tenant, change, c, t0).await,
-                    false,
-                )
+                (self.commit_locked(&mut inner, changes, c, t0).await, false)
             }
-            _ => (
-                self.apply_locked(&mut inner, tenant, change, t0).await,
-                true,
-            ),
+            _ => (self.apply_locked(&mut inner, changes, t0).await, true),
         };
+        let r = r.map(|a| crate::apply::answer_of(&inner, tenant, a));
         self.account(&mut inner, tenant, &r, t0);
         r.map(|answer| ApplyAnswer {
             staged: Some(true),

@@ -3,13 +3,13 @@
 //! against the evaluator before the live SBC is touched.
 
 use super::rows::Expected;
-use super::rpc::{AddressSlot, Rpc, RpcError};
+use super::rpc::{AddressSlot, LiveView, Rpc, RpcError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tollgate_ir::{CompiledPolicy, SourceNetwork, Verdict};
-use tollgate_kamailio::kamailio::{COUNTRY_TREE, country_rows};
+use tollgate_kamailio::kamailio::{COUNTRY_TREE, Placement, country_rows};
 use tollgate_kamailio::{Bundle, write};
 use tollgate_policy::eval::{Call, Evaluator, Outcome};
 
@@ -165,6 +165,16 @@ pub enum ViewMismatch {
         /// The first held entry not rendered.
         unexpected: Option<String>,
     },
+    /// A shard holds another number of rows than its tenants have.
+    #[error("{shard} holds {held} rows, its tenants have {rendered}")]
+    Shard {
+        /// The shard's tree.
+        shard: String,
+        /// Rows held.
+        held: usize,
+        /// Rows rendered.
+        rendered: usize,
+    },
     /// Entries of a tenant without rows are held.
     #[error("Kamailio holds {held} entries of `{tenant}`, which has no rows (e.g. {example:?})")]
     Unexpected {
@@ -304,7 +314,7 @@ pub async fn run(
     warm: &mut Option<Instance>,
     bundle: &Bundle,
     expect: &Expected,
-    probe_policies: &[CompiledPolicy],
+    probe_policies: &[(CompiledPolicy, Placement)],
 ) -> Result<TrialReport, TrialError> {
     let t0 = Instant::now();
     if let Some(mut inst) = warm.take() {
@@ -481,21 +491,21 @@ async fn verify(
     cfg: &TrialConfig,
     rpc: &Rpc,
     expect: &Expected,
-    probe_policies: &[CompiledPolicy],
+    probe_policies: &[(CompiledPolicy, Placement)],
     t0: Instant,
 ) -> Result<TrialReport, TrialError> {
     let start_ms = t0.elapsed().as_millis();
     let live = rpc.live_view(expect).await?;
     compare_views(expect, &live).map_err(TrialError::Readback)?;
     let mut probes = 0;
-    let absent = "d:tollgate-absent-tree";
+    let absent = "tollgate-absent-tree";
     if rpc.call("mtree.match", &[absent, "1", "0"]).await.is_ok() {
         return Err(TrialError::MissingTreeAnswered);
     }
     probes += 1;
     probes += probe_countries(rpc).await?;
-    for p in probe_policies {
-        probes += probe_tenant(rpc, p, cfg.max_probes).await?;
+    for (p, at) in probe_policies {
+        probes += probe_tenant(rpc, p, *at, cfg.max_probes).await?;
     }
     Ok(TrialReport {
         probes,
@@ -526,15 +536,13 @@ fn tail(s: &str) -> String {
     lines[lines.len().saturating_sub(4)..].join(" | ")
 }
 
-/// Every tenant's rendered view equals what Kamailio reports, and Kamailio
-/// holds nothing for other tenants.
-pub fn compare_views(
-    expect: &Expected,
-    live: &BTreeMap<String, BTreeSet<String>>,
-) -> Result<(), ViewMismatch> {
+/// Every tenant's rendered view equals what Kamailio reports, every shard
+/// looked at holds as many rows as its tenants have, and (a full read)
+/// Kamailio holds nothing for other tenants.
+pub fn compare_views(expect: &Expected, live: &LiveView) -> Result<(), ViewMismatch> {
     let empty = BTreeSet::new();
     for (t, want) in &expect.views {
-        let got = live.get(t).unwrap_or(&empty);
+        let got = live.views.get(t).unwrap_or(&empty);
         if want != got {
             let missing = want.difference(got).next();
             let extra = got.difference(want).next();
@@ -547,13 +555,25 @@ pub fn compare_views(
             });
         }
     }
-    for (t, got) in live {
-        if !expect.views.contains_key(t) && !got.is_empty() {
-            return Err(ViewMismatch::Unexpected {
-                tenant: t.clone(),
-                held: got.len(),
-                example: got.iter().next().cloned(),
+    for (shard, want) in &expect.shard_items {
+        let got = live.shard_items.get(shard).copied().unwrap_or(0);
+        if got != *want {
+            return Err(ViewMismatch::Shard {
+                shard: tollgate_kamailio::kamailio::shard_tree(*shard),
+                held: got,
+                rendered: *want,
             });
+        }
+    }
+    if expect.full {
+        for (t, got) in &live.views {
+            if !expect.views.contains_key(t) && !got.is_empty() {
+                return Err(ViewMismatch::Unexpected {
+                    tenant: t.clone(),
+                    held: got.len(),
+                    example: got.iter().next().cloned(),
+                });
+            }
         }
     }
     Ok(())
@@ -606,12 +626,18 @@ fn probe_policy(p: &CompiledPolicy) -> CompiledPolicy {
     q
 }
 
-async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize, TrialError> {
+async fn probe_tenant(
+    rpc: &Rpc,
+    p: &CompiledPolicy,
+    at: Placement,
+    max: usize,
+) -> Result<usize, TrialError> {
     let t = &p.tenant;
     let q = probe_policy(p);
     let ev = Evaluator::new(&q);
     let dtree = format!("d:{t}");
     let ctree = format!("c:{t}");
+    let shard = at.tree();
     let numbers = probe_numbers(p, max);
     // every lookup first (several in flight), then the comparison
     let calls = numbers
@@ -620,7 +646,11 @@ async fn probe_tenant(rpc: &Rpc, p: &CompiledPolicy, max: usize) -> Result<usize
             [&dtree, &ctree].map(|tree| {
                 (
                     "mtree.match",
-                    vec![tree.to_string(), n.clone(), "0".to_string()],
+                    vec![
+                        shard.clone(),
+                        at.key(tree, n).unwrap_or_default(),
+                        "0".to_string(),
+                    ],
                 )
             })
         })

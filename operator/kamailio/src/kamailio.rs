@@ -33,43 +33,184 @@ pub const MAX_TEXT: usize = 256;
 
 const HTABLE_HEADER: &str =
     "id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)";
+const MTREE_HEADER: &str = "id(int,auto) tname(string) tprefix(string) tvalue(string)";
 
-/// The tables of the data directory: file name, header line, table version.
-pub const TABLES: [(&str, &str, u32); 9] = [
-    (
-        "address",
-        "id(int,auto) grp(int) ip_addr(string) mask(int) port(int) tag(string)",
-        6,
-    ),
-    (
-        "mtree",
-        "id(int,auto) tname(string) tprefix(string) tvalue(string)",
-        1,
-    ),
-    ("tg_tenant", HTABLE_HEADER, 2),
-    ("tg_geo", HTABLE_HEADER, 2),
-    ("tg_emerg", HTABLE_HEADER, 2),
-    ("tg_limit", HTABLE_HEADER, 2),
-    ("tg_window", HTABLE_HEADER, 2),
-    ("tg_block", HTABLE_HEADER, 2),
-    (
-        "pl_pipes",
-        "id(int,auto) pipeid(string) algorithm(string) plimit(int)",
-        1,
-    ),
-];
+/// The shards that hold the tenants' destination and class trees: named
+/// mtree trees `tollgate-shard-NNN`, each in its own table `tg_shard_NNN`
+/// and reloaded alone (`mtree.reload tollgate-shard-NNN`), so a tenant's
+/// change costs its shard, not the SBC (docs/sbc.md, "Shards"). A tenant's
+/// rows live in the shard of its id ([`shard_of`]).
+pub const SHARDS: u32 = 256;
+/// The first tenant id: ids have [`ID_DIGITS`] digits, the first never 0,
+/// so no key is a prefix of another tenant's.
+pub const FIRST_ID: u64 = 10_000_000;
+/// The last tenant id.
+pub const LAST_ID: u64 = 99_999_999;
+/// Digits of a tenant id.
+pub const ID_DIGITS: usize = 8;
+/// Key digit after the id: the destination chains (`d:`), the classes (`c:`).
+pub const DEST_KIND: char = '1';
+/// See [`DEST_KIND`].
+pub const CLASS_KIND: char = '2';
+/// The table of the fleet-wide country tree.
+pub const COUNTRY_TABLE: &str = "tg_country";
+/// The table of the fleet-wide dialling tree.
+pub const DIAL_TABLE: &str = "tg_dial";
+
+/// The shard of a tenant id.
+pub fn shard_of(id: u64) -> u32 {
+    (id % u64::from(SHARDS)) as u32
+}
+
+/// The mtree tree name of a shard.
+pub fn shard_tree(shard: u32) -> String {
+    format!("tollgate-shard-{shard:03}")
+}
+
+/// The db_text table (file) of a shard.
+pub fn shard_table(shard: u32) -> String {
+    format!("tg_shard_{shard:03}")
+}
+
+/// The shard a table name is (`tg_shard_NNN`), if it is one.
+pub fn shard_of_table(table: &str) -> Option<u32> {
+    let n = table.strip_prefix("tg_shard_")?;
+    (n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| n.parse().ok())
+        .flatten()
+        .filter(|s| *s < SHARDS)
+}
+
+/// The tollgate.cfg lines that declare the shards (between `# BEGIN shards`
+/// and `# END shards`; a unit test keeps the cfg equal to them).
+pub fn shard_modparams() -> String {
+    (0..SHARDS)
+        .map(|i| {
+            format!(
+                "modparam(\"mtree\", \"mtree\", \"name={};dbtable={};type=0\")\n",
+                shard_tree(i),
+                shard_table(i)
+            )
+        })
+        .collect()
+}
+
+/// Where a tenant's trees live on an SBC: its id, hence its shard and the
+/// key prefix of its rows (`tg_tenant` `<t>::tree` and `<t>::key`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Placement(pub u64);
+
+impl Placement {
+    pub fn shard(self) -> u32 {
+        shard_of(self.0)
+    }
+    pub fn tree(self) -> String {
+        shard_tree(self.shard())
+    }
+    pub fn table(self) -> String {
+        shard_table(self.shard())
+    }
+    /// The key of a logical tree's prefix: `<id><kind><prefix>`; `tree` is
+    /// `d:<t>` or `c:<t>` (`None` for any other name).
+    pub fn key(self, tree: &str, prefix: &str) -> Option<String> {
+        let kind = if tree.starts_with("d:") {
+            DEST_KIND
+        } else if tree.starts_with("c:") {
+            CLASS_KIND
+        } else {
+            return None;
+        };
+        Some(format!("{}{kind}{prefix}", self.0))
+    }
+    /// The tenant's `tg_tenant` rows that name its shard and key.
+    pub fn rows(self, tenant: &str) -> [String; 2] {
+        [
+            ht_row(&format!("{tenant}::key"), &self.0.to_string()),
+            ht_row(&format!("{tenant}::tree"), &self.tree()),
+        ]
+    }
+    /// The logical tree and prefix of a physical key (`None` if the key is
+    /// not this id's).
+    pub fn logical(self, tenant: &str, key: &str) -> Option<(String, String)> {
+        let rest = key.strip_prefix(&self.0.to_string())?;
+        let mut chars = rest.chars();
+        let tree = match chars.next()? {
+            DEST_KIND => format!("d:{tenant}"),
+            CLASS_KIND => format!("c:{tenant}"),
+            _ => return None,
+        };
+        Some((tree, chars.as_str().to_string()))
+    }
+}
+
+/// Placements for tenants that have none yet: ids from [`FIRST_ID`] in
+/// name order (what `tollgate-render` and the plain [`Backend::compose`] use).
+pub fn placements_in_order<'a>(
+    tenants: impl Iterator<Item = &'a String>,
+) -> BTreeMap<String, Placement> {
+    tenants
+        .enumerate()
+        .map(|(i, t)| (t.clone(), Placement(FIRST_ID + i as u64)))
+        .collect()
+}
+
+/// The tables of the data directory: file name, header line, table version
+/// (the fixed ones, then the shards).
+pub fn tables() -> &'static [(String, &'static str, u32)] {
+    static T: std::sync::OnceLock<Vec<(String, &'static str, u32)>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut v: Vec<(String, &'static str, u32)> = vec![
+            (
+                "address".into(),
+                "id(int,auto) grp(int) ip_addr(string) mask(int) port(int) tag(string)",
+                6,
+            ),
+            (COUNTRY_TABLE.into(), MTREE_HEADER, 1),
+            (DIAL_TABLE.into(), MTREE_HEADER, 1),
+            ("tg_tenant".into(), HTABLE_HEADER, 2),
+            ("tg_geo".into(), HTABLE_HEADER, 2),
+            ("tg_emerg".into(), HTABLE_HEADER, 2),
+            ("tg_limit".into(), HTABLE_HEADER, 2),
+            ("tg_window".into(), HTABLE_HEADER, 2),
+            ("tg_block".into(), HTABLE_HEADER, 2),
+            (
+                "pl_pipes".into(),
+                "id(int,auto) pipeid(string) algorithm(string) plimit(int)",
+                1,
+            ),
+        ];
+        v.extend((0..SHARDS).map(|i| (shard_table(i), MTREE_HEADER, 1)));
+        v
+    })
+}
+
+/// The header line of a table.
+pub fn header_of(table: &str) -> Option<&'static str> {
+    tables().iter().find(|t| t.0 == table).map(|t| t.1)
+}
+
+/// The `version` file: every table with its version.
+pub fn version_file() -> String {
+    let mut version = String::from("table_name(string) table_version(int)\n");
+    for (table, _, v) in tables() {
+        version.push_str(&format!("{table}:{v}\n"));
+    }
+    version
+}
 
 /// The JSON-RPC command that makes Kamailio re-read a table (after its file
-/// changed): method and parameters. `mtree.reload` re-reads every tree, so
-/// any tree name will do; `tg_block` is normally changed with `htable.sets`.
+/// changed): method and parameters. Each tree is reloaded alone; the
+/// tenants' htables are normally changed key by key (`htable.sets` and
+/// `htable.delete`), a reload re-reads the whole table.
 pub fn reload_command(table: &str) -> Option<(&'static str, Vec<String>)> {
     Some(match table {
         "address" => ("permissions.addressReload", vec![]),
-        "mtree" => ("mtree.reload", vec![String::new()]),
+        COUNTRY_TABLE => ("mtree.reload", vec![COUNTRY_TREE.to_string()]),
+        DIAL_TABLE => ("mtree.reload", vec![DIAL_TREE.to_string()]),
         "tg_tenant" | "tg_geo" | "tg_emerg" | "tg_limit" | "tg_window" | "tg_block" => {
             ("htable.reload", vec![table.to_string()])
         }
-        _ => return None,
+        t => ("mtree.reload", vec![shard_tree(shard_of_table(t)?)]),
     })
 }
 
@@ -102,12 +243,48 @@ impl Backend for Kamailio {
     }
 
     fn compose(&self, tenants: &BTreeMap<String, TenantRows>) -> Result<Bundle, RenderError> {
+        let placed = placements_in_order(tenants.keys());
+        let all: Vec<(&String, &TenantRows)> = tenants.iter().collect();
+        Kamailio::compose_placed(&all, &placed, None)
+    }
+}
+
+impl Kamailio {
+    /// The files of one SBC from the rows of its tenants, each at its
+    /// placement (every tenant needs one): all of them (`only: None`) or the
+    /// named ones (an SBC's apply writes the files its change touches: the
+    /// changed tenants' shards, the htables, the address table). The checks
+    /// across tenants (a network claimed twice, more networks than the SBC
+    /// takes, two tenants at one id) always cover every tenant.
+    pub fn compose_placed(
+        tenants: &[(&String, &TenantRows)],
+        placed: &BTreeMap<String, Placement>,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<Bundle, RenderError> {
         let mut owner: HashMap<IpNet, &str> = HashMap::new();
-        for (name, rows) in tenants {
+        let mut ids: HashMap<u64, &str> = HashMap::new();
+        let by_name: HashMap<&str, &TenantRows> =
+            tenants.iter().map(|(t, r)| (t.as_str(), *r)).collect();
+        for &(name, rows) in tenants {
             if *name != rows.tenant {
                 return Err(RenderError::Fleet(format!(
                     "rows of tenant `{}` filed under `{name}`",
                     rows.tenant
+                )));
+            }
+            let Some(p) = placed.get(name) else {
+                return Err(RenderError::Fleet(format!("tenant `{name}` has no id")));
+            };
+            if !(FIRST_ID..=LAST_ID).contains(&p.0) {
+                return Err(RenderError::Fleet(format!(
+                    "tenant `{name}`: id {} is not {ID_DIGITS} digits",
+                    p.0
+                )));
+            }
+            if let Some(first) = ids.insert(p.0, name) {
+                return Err(RenderError::Fleet(format!(
+                    "tenants `{first}` and `{name}` have the same id {}",
+                    p.0
                 )));
             }
             for net in &rows.networks {
@@ -115,7 +292,7 @@ impl Backend for Kamailio {
                     return Err(RenderError::DuplicateNetwork {
                         network: net.to_string(),
                         first: first.to_string(),
-                        second: name.clone(),
+                        second: name.to_string(),
                     });
                 }
             }
@@ -126,35 +303,80 @@ impl Backend for Kamailio {
                 owner.len()
             )));
         }
+        let wanted = |name: &str| only.is_none_or(|o| o.contains(name));
+        let mut by_shard: BTreeMap<u32, Vec<(&String, Placement)>> = BTreeMap::new();
+        for (t, p) in placed {
+            if by_name.contains_key(t.as_str()) {
+                by_shard.entry(p.shard()).or_default().push((t, *p));
+            }
+        }
         let mut files = BTreeMap::new();
-        let mut version = String::from("table_name(string) table_version(int)\n");
-        for (table, header, v) in TABLES {
-            version.push_str(&format!("{table}:{v}\n"));
+        for (table, header, _) in tables() {
+            if !wanted(table) {
+                continue;
+            }
             let mut text = format!("{header}\n");
             let mut id = 0u64;
-            for rows in tenants.values() {
-                for r in rows.tables.get(table).into_iter().flatten() {
-                    id += 1;
-                    text.push_str(&format!("{id}:{r}\n"));
-                }
-            }
-            if table == "mtree" {
-                for (prefix, iso) in country_rows() {
-                    id += 1;
-                    text.push_str(&format!("{id}:{COUNTRY_TREE}:{prefix}:{iso}\n"));
-                }
-                for (key, value) in dial_rows() {
-                    id += 1;
-                    text.push_str(&format!("{id}:{DIAL_TREE}:{key}:{value}\n"));
-                }
+            let mut push = |text: &mut String, row: &str| {
                 id += 1;
-                text.push_str(&format!("{id}:{SENTINEL_TREE}:0:-\n"));
+                text.push_str(&format!("{id}:{row}\n"));
+            };
+            match table.as_str() {
+                COUNTRY_TABLE => {
+                    for (prefix, iso) in country_rows() {
+                        push(&mut text, &format!("{COUNTRY_TREE}:{prefix}:{iso}"));
+                    }
+                }
+                DIAL_TABLE => {
+                    for (key, value) in dial_rows() {
+                        push(&mut text, &format!("{DIAL_TREE}:{key}:{value}"));
+                    }
+                }
+                t => {
+                    if let Some(shard) = shard_of_table(t) {
+                        let tree = shard_tree(shard);
+                        for (name, p) in by_shard.get(&shard).into_iter().flatten() {
+                            let rows = by_name[name.as_str()];
+                            for r in rows.tables.get("mtree").into_iter().flatten() {
+                                push(&mut text, &physical_row(name, *p, &tree, r)?);
+                            }
+                        }
+                    } else {
+                        for &(name, rows) in tenants {
+                            for r in rows.tables.get(t).into_iter().flatten() {
+                                push(&mut text, r);
+                            }
+                            if t == "tg_tenant" {
+                                for r in placed[name].rows(name) {
+                                    push(&mut text, &r);
+                                }
+                            }
+                        }
+                    }
+                }
             }
-            files.insert(table.to_string(), text);
+            files.insert(table.clone(), text);
         }
-        files.insert("version".to_string(), version);
+        if wanted("version") {
+            files.insert("version".to_string(), version_file());
+        }
         Ok(Bundle::new(files))
     }
+}
+
+/// A tenant's logical tree row (`d\:<t>:<prefix>:<value>` or `c\:...`) at
+/// its place in its shard: `<shard tree>:<id><kind><prefix>:<value>`.
+fn physical_row(tenant: &str, p: Placement, tree: &str, row: &str) -> Result<String, RenderError> {
+    for (logical, kind) in [("d:", DEST_KIND), ("c:", CLASS_KIND)] {
+        let head = format!("{}:", escape(&format!("{logical}{tenant}")));
+        if let Some(rest) = row.strip_prefix(&head) {
+            return Ok(format!("{tree}:{}{kind}{rest}", p.0));
+        }
+    }
+    Err(RenderError::Fleet(format!(
+        "tenant `{tenant}`: a tree row of another tree: `{}`",
+        row.escape_debug()
+    )))
 }
 
 impl Kamailio {
@@ -191,13 +413,6 @@ impl Kamailio {
 
 /// Every first digit of an E.164 number: the trees' rows for the root.
 const FIRST_DIGITS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
-
-/// A one-row tree that every bundle's `mtree` table carries and no `route`
-/// looks up. Kamailio's `mtree.reload` of a table without rows keeps the
-/// trees it had, so without this row the removal of the last tenant would
-/// leave its trees in force (measured: the read-back then refuses the apply).
-/// Not a tenant's tree (no `d:`/`c:` prefix), so the read-back ignores it.
-pub const SENTINEL_TREE: &str = "tollgate-sentinel";
 
 /// The fleet-wide country tree every bundle's `mtree` table carries (after
 /// the tenants' trees): E.164 prefix → ISO 3166-1 alpha-2 code of the

@@ -524,7 +524,7 @@ fn one_tenants_change_leaves_the_others_rows_alone() {
         ]))
         .unwrap();
     assert_ne!(f1.hash, f2.hash);
-    for (table, _, _) in TABLES {
+    for (table, _, _) in tables() {
         // globex's rows, byte for byte (without the file-wide row ids)
         let mine = |f: &Bundle| -> Vec<String> {
             strip_ids(&f.files[table])
@@ -533,12 +533,29 @@ fn one_tenants_change_leaves_the_others_rows_alone() {
                 .collect()
         };
         assert_eq!(mine(&f1), mine(&f2), "table {table}");
-        assert_eq!(
-            mine(&f1),
-            b.tables.get(table).cloned().unwrap_or_default(),
-            "table {table}"
-        );
+        if shard_of_table(table).is_none() && table != "tg_tenant" {
+            assert_eq!(
+                mine(&f1),
+                b.tables.get(table).cloned().unwrap_or_default(),
+                "table {table}"
+            );
+        }
     }
+    // globex (the second in name order) is at id FIRST_ID + 1: its trees in
+    // that id's shard, under its key
+    let at = Placement(FIRST_ID + 1);
+    let shard: Vec<String> = strip_ids(&f1.files[&at.table()]);
+    let want: Vec<String> = b.tables["mtree"]
+        .iter()
+        .map(|r| {
+            let (tree, rest) = r.split_once(':').unwrap();
+            let kind = if tree.starts_with('d') { '1' } else { '2' };
+            // the escaped `d\:globex` head: skip its tail
+            let rest = rest.strip_prefix("globex:").unwrap();
+            format!("{}:{}{kind}{rest}", at.tree(), at.0)
+        })
+        .collect();
+    assert_eq!(shard, want);
 }
 
 #[test]
@@ -547,10 +564,15 @@ fn compose_writes_headers_ids_and_version() {
     let f = Kamailio
         .compose(&BTreeMap::from([("acme".into(), a)]))
         .unwrap();
-    assert_eq!(
-        f.files["version"],
-        "table_name(string) table_version(int)\naddress:6\nmtree:1\ntg_tenant:2\ntg_geo:2\ntg_emerg:2\ntg_limit:2\ntg_window:2\ntg_block:2\npl_pipes:1\n"
+    let version = &f.files["version"];
+    assert!(
+        version.starts_with(
+            "table_name(string) table_version(int)\naddress:6\ntg_country:1\ntg_dial:1\ntg_tenant:2\ntg_geo:2\ntg_emerg:2\ntg_limit:2\ntg_window:2\ntg_block:2\npl_pipes:1\ntg_shard_000:1\n"
+        ),
+        "{version}"
     );
+    assert!(version.ends_with("tg_shard_255:1\n"), "{version}");
+    assert_eq!(version.lines().count(), 1 + 10 + SHARDS as usize);
     assert_eq!(
         f.files["pl_pipes"],
         "id(int,auto) pipeid(string) algorithm(string) plimit(int)\n"
@@ -560,8 +582,49 @@ fn compose_writes_headers_ids_and_version() {
         f.files["tg_emerg"],
         format!("{HTABLE_HEADER}\n1:acme\\:\\:112:0:0:1:0\n2:acme\\:\\:911:0:0:1:0\n")
     );
-    assert_eq!(f.files.len(), 10);
+    assert_eq!(f.files.len(), 11 + SHARDS as usize);
     assert!(f.hash.starts_with("sha256:") && f.hash.len() == 7 + 64);
+}
+
+#[test]
+fn the_cfg_declares_exactly_the_shards() {
+    let cfg = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../sbc/kamailio/tollgate.cfg"
+    ))
+    .unwrap();
+    let start = cfg.find("# BEGIN shards\n").unwrap() + "# BEGIN shards\n".len();
+    let end = cfg.find("# END shards\n").unwrap();
+    assert_eq!(&cfg[start..end], shard_modparams());
+    assert!(cfg.contains("name=tollgate-dial;dbtable=tg_dial;"));
+    assert!(cfg.contains("name=tollgate-country;dbtable=tg_country;"));
+}
+
+#[test]
+fn placements_map_keys_both_ways() {
+    let p = Placement(12_345_678);
+    assert_eq!(p.shard(), (12_345_678 % 256) as u32);
+    assert_eq!(p.tree(), format!("tollgate-shard-{:03}", 12_345_678 % 256));
+    assert_eq!(p.key("d:acme", "44").as_deref(), Some("12345678144"));
+    assert_eq!(p.key("c:acme", "44").as_deref(), Some("12345678244"));
+    assert_eq!(p.key("x:acme", "44"), None);
+    assert_eq!(
+        p.logical("acme", "12345678144"),
+        Some(("d:acme".to_string(), "44".to_string()))
+    );
+    assert_eq!(
+        p.logical("acme", "12345678244"),
+        Some(("c:acme".to_string(), "44".to_string()))
+    );
+    assert_eq!(p.logical("acme", "12345679144"), None);
+    assert_eq!(p.logical("acme", "12345678344"), None);
+    assert_eq!(shard_of_table("tg_shard_007"), Some(7));
+    assert_eq!(shard_of_table("tg_shard_256"), None);
+    assert_eq!(shard_of_table("tg_shard_7"), None);
+    assert_eq!(
+        reload_command("tg_shard_007"),
+        Some(("mtree.reload", vec!["tollgate-shard-007".to_string()]))
+    );
 }
 
 #[test]
@@ -809,34 +872,21 @@ fn the_country_tree_answers_as_country_of() {
 }
 
 #[test]
-fn every_bundle_carries_the_fleet_wide_trees_after_the_tenants() {
+fn every_bundle_carries_the_fleet_wide_trees_in_their_tables() {
     let a = render(&small("acme"));
     for tenants in [BTreeMap::new(), BTreeMap::from([("acme".into(), a)])] {
         let f = Kamailio.compose(&tenants).unwrap();
-        let lines: Vec<&str> = f.files["mtree"].lines().collect();
         let rows = country_rows();
-        let dial = dial_rows();
-        let n = lines.len();
-        assert_eq!(
-            lines[n - 1],
-            format!("{}:{SENTINEL_TREE}:0:-", n - 1),
-            "the sentinel last"
-        );
-        // the tenants' rows, the country tree, the dialling tree, the sentinel
-        let first = n - 1 - dial.len() - rows.len();
-        assert!(!lines[first - 1].contains(COUNTRY_TREE));
+        let lines: Vec<&str> = f.files[COUNTRY_TABLE].lines().skip(1).collect();
+        assert_eq!(lines.len(), rows.len());
         for (i, (p, iso)) in rows.iter().enumerate() {
-            assert_eq!(
-                lines[first + i],
-                format!("{}:{COUNTRY_TREE}:{p}:{iso}", first + i)
-            );
+            assert_eq!(lines[i], format!("{}:{COUNTRY_TREE}:{p}:{iso}", i + 1));
         }
-        let first = first + rows.len();
+        let dial = dial_rows();
+        let lines: Vec<&str> = f.files[DIAL_TABLE].lines().skip(1).collect();
+        assert_eq!(lines.len(), dial.len());
         for (i, (k, v)) in dial.iter().enumerate() {
-            assert_eq!(
-                lines[first + i],
-                format!("{}:{DIAL_TREE}:{k}:{v}", first + i)
-            );
+            assert_eq!(lines[i], format!("{}:{DIAL_TREE}:{k}:{v}", i + 1));
         }
         // deterministic: the same bundle twice
         assert_eq!(Kamailio.compose(&tenants).unwrap().hash, f.hash);
