@@ -83,6 +83,7 @@ pub fn prepare(
     let mut used: BTreeSet<u64> = cur.placed.values().map(|p| p.0).collect();
     let mut next = next_id;
     let mut reasons = Vec::new();
+    let mut probed: BTreeSet<[u8; 32]> = BTreeSet::new();
     for (tenant, change) in changes {
         match change {
             Some((rev, policy)) => {
@@ -114,8 +115,12 @@ pub fn prepare(
                     }
                 };
                 placed.insert(tenant.clone(), at);
+                // tenants whose probed inputs are equal answer equally: one
+                // of them is probed (a base change to many tenants)
+                if probed.insert(probe_key(policy, &rows)) {
+                    probes.push((policy.clone(), at));
+                }
                 cand.insert(tenant.clone(), Some(rows));
-                probes.push((policy.clone(), at));
             }
             None => {
                 let Some(at) = cur.placed.get(tenant) else {
@@ -243,6 +248,52 @@ pub fn prepare(
     })
 }
 
+/// What the trial's probes of a tenant depend on, without its name: the
+/// policy's destination stage (home, emergency numbers, destinations,
+/// classes, windows) and the rendered trees and window intervals. Two
+/// candidates with the same key get the same answers from the evaluator and
+/// from their trees, so a batch probes one of them (the read-back still
+/// checks every candidate's rows).
+fn probe_key(p: &CompiledPolicy, rows: &TenantRows) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let parts = (
+        &p.home_country,
+        &p.emergency_numbers,
+        &p.destinations,
+        &p.classes,
+        &p.windows,
+    );
+    h.update(serde_json::to_vec(&parts).unwrap_or_default());
+    let t = &rows.tenant;
+    let heads = [
+        escape(&format!("d:{t}")),
+        escape(&format!("c:{t}")),
+        escape(&format!("{t}::")),
+    ];
+    for table in ["mtree", "tg_window"] {
+        for row in rows.tables.get(table).into_iter().flatten() {
+            match heads
+                .iter()
+                .enumerate()
+                .find_map(|(i, head)| row.strip_prefix(head.as_str()).map(|rest| (i, rest)))
+            {
+                Some((i, rest)) => {
+                    h.update([i as u8]);
+                    h.update(rest.as_bytes());
+                }
+                None => {
+                    h.update([9]);
+                    h.update(row.as_bytes());
+                }
+            }
+            h.update([0]);
+        }
+        h.update([1]);
+    }
+    h.finalize().into()
+}
+
 /// The `tg_block` file: every block in force of a tenant the SBC holds.
 pub(crate) fn block_file(
     blocks: &BTreeMap<String, i64>,
@@ -278,4 +329,150 @@ pub(crate) fn compose_all(
     b.files
         .insert("tg_block".into(), block_file(blocks, placed));
     Ok(Bundle::new(b.files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(tenant: &str, net: &str, deny_1201: bool) -> CompiledPolicy {
+        let mut dest = vec![
+            serde_json::json!({"prefix": "", "action": "deny", "rule": "dst:international"}),
+            serde_json::json!({"prefix": "1", "action": "allow", "rule": "dst:national"}),
+        ];
+        if deny_1201 {
+            dest.push(
+                serde_json::json!({"prefix": "1201", "action": "deny", "rule": "dst:prefix:1201"}),
+            );
+        }
+        serde_json::from_value(serde_json::json!({
+            "tenant": tenant,
+            "homeCountry": "US",
+            "numberingPlan": "test",
+            "emergencyNumbers": ["911"],
+            "destinations": dest,
+            "classes": [],
+            "sources": {"networks": [{"cidr": net, "action": "allow", "rule": "src:net"}]},
+            "windows": [],
+            "limits": [],
+            "responses": [],
+            "crypto": {"requireTls": false, "requireSrtp": false, "requireClientCertificate": false},
+            "rules": []
+        }))
+        .expect("a policy")
+    }
+
+    #[test]
+    fn a_batch_places_new_tenants_and_probes_equal_ones_once() {
+        let (rows, placed, blocks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        let cur = Current {
+            rows: &rows,
+            placed: &placed,
+            blocks: &blocks,
+        };
+        let changes: BTreeMap<String, Change> = [
+            ("a", "127.1.0.0/16", false),
+            ("b", "127.2.0.0/16", false),
+            ("c", "127.3.0.0/16", true),
+        ]
+        .iter()
+        .map(|(t, n, d)| (t.to_string(), Some(("r1".to_string(), policy(t, n, *d)))))
+        .collect();
+        let p = prepare(cur, &changes, FIRST_ID, jiff::Timestamp::UNIX_EPOCH).expect("prepared");
+        // ids in name order from the first free one, one shard each
+        let ids: Vec<u64> = p.placed.values().map(|p| p.0).collect();
+        assert_eq!(ids, [FIRST_ID, FIRST_ID + 1, FIRST_ID + 2]);
+        // a and b differ only by name and network: one of them is probed
+        let probed: Vec<&str> = p.probes.iter().map(|(q, _)| q.tenant.as_str()).collect();
+        assert_eq!(probed, ["a", "c"]);
+        // every candidate is read back, and the shards they are in
+        assert_eq!(p.trial_expected.views.len(), 3);
+        assert_eq!(p.expected.views.len(), 3);
+        assert_eq!(p.expected.shard_items.len(), 3);
+        for t in ["a", "b", "c"] {
+            assert!(p.live.files.contains_key(&p.placed[t].table()), "{t}");
+        }
+        // a new tenant's htable entries are set, its key and rev last
+        let last: Vec<&str> = p
+            .htable_ops
+            .iter()
+            .rev()
+            .take(6)
+            .map(|o| o.1.as_str())
+            .collect();
+        assert!(
+            last.iter()
+                .all(|k| k.ends_with("::rev") || k.ends_with("::key")),
+            "{last:?}"
+        );
+        // two tenants claiming one network: refused, naming both
+        let mut two = changes.clone();
+        two.insert(
+            "d".into(),
+            Some(("r1".into(), policy("d", "127.1.0.0/16", false))),
+        );
+        let e = prepare(cur, &two, FIRST_ID, jiff::Timestamp::UNIX_EPOCH).expect_err("refused");
+        assert!(
+            format!("{e:?}").contains("claimed by tenant `a` and by tenant `d`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_change_writes_its_shard_and_sets_only_what_changed() {
+        let (blocks, now) = (BTreeMap::new(), jiff::Timestamp::UNIX_EPOCH);
+        let first: BTreeMap<String, Change> = ["a", "b"]
+            .iter()
+            .zip(["127.1.0.0/16", "127.2.0.0/16"])
+            .map(|(t, n)| (t.to_string(), Some(("r1".to_string(), policy(t, n, false)))))
+            .collect();
+        let (e, pe) = (BTreeMap::new(), BTreeMap::new());
+        let cur = Current {
+            rows: &e,
+            placed: &pe,
+            blocks: &blocks,
+        };
+        let p = prepare(cur, &first, FIRST_ID, now).expect("first");
+        let placed = p.placed.clone();
+        let rows: BTreeMap<String, TenantRows> = p
+            .cand
+            .into_iter()
+            .filter_map(|(t, r)| r.map(|r| (t, r)))
+            .collect();
+        let cur = Current {
+            rows: &rows,
+            placed: &placed,
+            blocks: &blocks,
+        };
+        // a's new revision: its shard, its rev, no address reload, b untouched
+        let change = BTreeMap::from([(
+            "a".to_string(),
+            Some(("r2".to_string(), policy("a", "127.1.0.0/16", true))),
+        )]);
+        let p = prepare(cur, &change, FIRST_ID + 2, now).expect("second");
+        assert_eq!(p.placed["a"], placed["a"], "a keeps its id");
+        assert!(p.live.files.contains_key(&placed["a"].table()));
+        assert!(!p.live.files.contains_key(&placed["b"].table()));
+        assert!(!p.live.files.contains_key("address"));
+        let keys: Vec<&str> = p.htable_ops.iter().map(|o| o.1.as_str()).collect();
+        assert_eq!(keys, ["a::rev"]);
+        assert_eq!(p.expected.views.keys().collect::<Vec<_>>(), ["a"]);
+        // removing b: its keys deleted, its shard emptied, the address table
+        let gone = BTreeMap::from([("b".to_string(), None)]);
+        let p = prepare(cur, &gone, FIRST_ID + 2, now).expect("removal");
+        assert!(
+            p.htable_ops
+                .iter()
+                .all(|o| o.1.starts_with("b::") && o.2.is_none())
+        );
+        assert_eq!(p.live.files[&placed["b"].table()].lines().count(), 1);
+        assert!(p.live.files.contains_key("address"));
+        assert!(p.expected.views["b"].is_empty());
+        // removing a tenant that is not there
+        let none = BTreeMap::from([("x".to_string(), None)]);
+        assert!(matches!(
+            prepare(cur, &none, FIRST_ID, now),
+            Err(ApplyError::NotFound(_))
+        ));
+    }
 }
