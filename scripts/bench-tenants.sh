@@ -42,7 +42,7 @@ command -v sipp > /dev/null || die "sipp is needed (scripts/sbc-install.sh)"
 scripts/sbc-install.sh > /dev/null
 cargo build --quiet --locked --release -p tollgate-agent -p tollgate-cli --bin tollgate-agent --bin tollgate
 BIN=$CARGO_TARGET_DIR/release
-rm -rf "$WORK"; mkdir -p "$WORK/bodies" "$WORK/state"
+rm -rf "$WORK"; mkdir -p "$WORK/bodies" "$WORK/state"; : > "$WORK/shards.tsv"
 cleanup() {
   [ -n "${AGENT_PID:-}" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
   scripts/sbc.sh stop "$NAME" > /dev/null 2>&1 || true
@@ -68,6 +68,11 @@ def variant(i, rev):
              "10.%d.%d.10/32" % (a, b), "10.%d.%d.11/32" % (a, b), "2001:db8:%x::/48" % i]
     for net, c in zip(nets, cidrs):
         net["cidr"] = c
+    if i == 1:
+        # the tenant the calls during the base change come from: no limits
+        # (acme's base limits calls per minute)
+        p["limits"] = []
+        p["responses"] = [r for r in p["responses"] if r["trigger"]["kind"] != "breach"]
     if rev == "B":
         # the base change: New Jersey's 201 denied
         for d in p["destinations"]:
@@ -117,6 +122,17 @@ print(json.dumps({"changes": [json.loads(l) for l in lines]}))
 PY
     ms=$(ok "$(api POST /v1/batch "$WORK/batch.json")" "batch $i")
     total=$(( total + ms ))
+    "$PY" - "$WORK/resp" "$WORK/shards.tsv" >&2 <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = d["timingsMs"]
+with open(sys.argv[2], "a") as f:
+    for name, v in d["tenants"].items():
+        f.write("%s\t%s\n" % (name, v.get("shard")))
+shards = len({v.get("shard") for v in d["tenants"].values()})
+print("  batch of %d (%d shards): %d ms (checks %d, trial %d of which start %d, swap %d, reload %d, read-back %d), %d probes"
+      % (len(d["tenants"]), shards, t["total"], t["checks"], t["trial"], t["trialStart"], t["swap"], t["reload"], t["readback"], d["probes"]))
+PY
   done
   echo "$total"
 }
@@ -144,6 +160,7 @@ for n in ${SIZES//,/ }; do
   for r in $(seq 1 "$REPEAT"); do
     v=$([ $((r % 2)) = 1 ] && echo B || echo A)
     puts+=("$(ok "$(api PUT /v1/tenants/t00000 "$WORK/bodies/t00000-$v.json")" "PUT")")
+    cp "$WORK/resp" "$WORK/put.json"
     v=$([ "$v" = B ] && echo A || echo B)
     s=$(ok "$(api POST /v1/tenants/t00000/stage "$WORK/bodies/t00000-$v.json")" "stage")
     printf '{"revision": "t00000-%s"}' "$v" > "$WORK/commit.json"
@@ -160,17 +177,33 @@ for n in ${SIZES//,/ }; do
   line="PUT $(echo "${puts[*]}" | median) ms, stage+commit $(echo "${stagecommit[*]}" | median) ms, DELETE $(echo "${dels[*]}" | median) ms, block set+lifted $(echo "${blocks[*]}" | median) ms; Kamailio shm in use $(shm_mb) MB, agent RSS $(rss_mb "$AGENT_PID") MB"
   RESULT[$n]=$line
   echo "RESULT $n tenants: $line"
+  "$PY" -c 'import json,sys; t=json.load(open(sys.argv[1]))["timingsMs"]; print("  the last PUT in the agent: " + ", ".join("%s %d" % (k, v) for k, v in t.items() if k != "trialWarm"))' "$WORK/put.json"
   if [ "$n" = "$BASE_AT" ]; then
     say "base change to all $n tenants (batches of $BATCH) with SIPp at $RATE calls/s"
     before=$(probe +12015550100); echo "before: +1 201 555 0100 from t00000 -> $before"
     [ "${before%% *}" = 200 ] || die "before the base change the call should pass: $before"
     printf 'SEQUENTIAL\n+14155550100;RTP/AVP\n' > "$WORK/flow.csv"
-    sipp "$SBC_IP:5060" -sf sbc/sipp/uac.xml -inf "$WORK/flow.csv" -i 127.100.0.21 -p 0 -t u1 -r "$RATE" -l 2000 -d 0 \
+    sipp "$SBC_IP:5060" -sf sbc/sipp/uac.xml -inf "$WORK/flow.csv" -i 127.100.1.21 -p 0 -t u1 -r "$RATE" -l 2000 -d 0 \
       -nostdin -timeout 1800s -recv_timeout 70s -trace_logs -log_file "$WORK/flow.log" > "$WORK/flow.out" 2>&1 &
     SIPP=$!
     sleep 2
+    # the change in batches that each cover whole shards (the shards the
+    # agent reported), so each shard is reloaded once
+    ok "$(api GET '/v1/state?tenant=t00000')" "state" > /dev/null
+    "$PY" -c 'import json,sys; print("t00000\t%s" % json.load(open(sys.argv[1]))["tenants"]["t00000"]["shard"])' "$WORK/resp" >> "$WORK/shards.tsv"
+    "$PY" - "$WORK" "$n" <<'PY'
+import json, sys
+w, n = sys.argv[1], int(sys.argv[2])
+shard = {}
+for line in open(w + "/shards.tsv"):
+    t, s = line.split()
+    shard[t] = int(s)
+lines = open(w + "/tenants-b.jsonl").read().splitlines()[:n]
+lines.sort(key=lambda l: (shard[json.loads(l)["tenant"]], l))
+open(w + "/base.jsonl", "w").write("\n".join(lines) + "\n")
+PY
     t0=$(date +%s%N)
-    ms=$(fill "$WORK/tenants-b.jsonl" 0 "$n")
+    ms=$(fill "$WORK/base.jsonl" 0 "$n")
     wall=$(( ($(date +%s%N) - t0) / 1000000 ))
     sleep 2; kill -INT "$SIPP" 2>/dev/null || true; wait "$SIPP" 2>/dev/null || true
     after=$(probe +12015550100); echo "after: +1 201 555 0100 from t00000 -> $after"
@@ -178,7 +211,18 @@ for n in ${SIZES//,/ }; do
     good=$(grep -c '^RESULT +14155550100 200 ' "$WORK/flow.log" || true)
     echo "RESULT base change: $n tenants in $(( n / BATCH )) batches: ${wall} ms ($ms ms in the agent); SIPp: $total calls answered during it, $good x 200, $(( total - good )) not 200; decision before $before, after $after"
     [ "${after%% *}" = 403 ] || echo "WARNING: after the base change the call should be refused: $after"
-    fill "$WORK/tenants.jsonl" 0 "$n" > /dev/null
+    "$PY" - "$WORK" "$n" <<'PY'
+import json, sys
+w, n = sys.argv[1], int(sys.argv[2])
+shard = {}
+for line in open(w + "/shards.tsv"):
+    t, s = line.split()
+    shard[t] = int(s)
+lines = open(w + "/tenants.jsonl").read().splitlines()[:n]
+lines.sort(key=lambda l: (shard[json.loads(l)["tenant"]], l))
+open(w + "/back.jsonl", "w").write("\n".join(lines) + "\n")
+PY
+    fill "$WORK/back.jsonl" 0 "$n" > /dev/null
   fi
 done
 say "summary (tollgate-agent release build, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"

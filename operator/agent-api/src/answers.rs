@@ -78,6 +78,9 @@ pub struct BatchTenant {
     pub revision: Option<String>,
     /// sha256 of its rows as rendered (`None`: removed).
     pub rows_hash: Option<String>,
+    /// The shard its trees are in (`None`: removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 /// `timingsMs` of an [`ApplyAnswer`], in ms.
@@ -179,6 +182,11 @@ pub struct TenantView {
     pub revision: String,
     /// sha256 of the rows as rendered.
     pub rows_hash: String,
+    /// The shard its trees are in on this SBC (`docs/sbc.md`, "Shards"): a
+    /// change to many tenants costs least in batches that each cover whole
+    /// shards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 impl TenantView {

@@ -160,6 +160,7 @@ fn state_answer_is_the_old_json() {
             rendered_hash: Some("h".into()),
             revision: "acme-r1".into(),
             rows_hash: "r".into(),
+            shard: None,
         },
     );
     tenants.insert(
@@ -171,6 +172,7 @@ fn state_answer_is_the_old_json() {
             rendered_hash: Some("g".into()),
             revision: "globex-r1".into(),
             rows_hash: "s".into(),
+            shard: None,
         },
     );
     let s = StateAnswer {

@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) staged: BTreeMap<String, Staged>,
     /// `/metrics`' labels of the applied policies.
     pub(crate) labels: Arc<MetricLabels>,
+    /// The tenants changed since `labels` was derived.
+    pub(crate) labels_stale: bool,
     /// Each applied tenant's part of the labels (recomputed for changed
     /// tenants only).
     pub(crate) tenant_labels: BTreeMap<String, Arc<crate::labels::TenantLabels>>,
@@ -47,6 +49,9 @@ pub(crate) struct Inner {
     pub(crate) last_uptime: Option<i64>,
     /// The last consistency check found the live SBC as applied.
     pub(crate) consistent: Option<Result<(), String>>,
+    /// Bumped by every change the agent makes to the live SBC: a check
+    /// that read it without the lock is stale when this moved meanwhile.
+    pub(crate) generation: u64,
 }
 
 impl Inner {
@@ -63,6 +68,7 @@ impl Inner {
     /// bundle hash from the files' hashes.
     pub(crate) fn note_files<'a>(&mut self, files: impl Iterator<Item = (&'a String, &'a String)>) {
         use sha2::{Digest, Sha256};
+        self.generation += 1;
         for (name, content) in files {
             self.file_hashes
                 .insert(name.clone(), Sha256::digest(content.as_bytes()).into());

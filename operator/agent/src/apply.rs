@@ -13,7 +13,7 @@ use tollgate_kamailio::{Bundle, write};
 
 use crate::agent::{Agent, Base, Checked, Inner};
 use crate::error::{AgentError, ApplyError};
-use crate::labels::{MetricLabels, TenantLabels};
+use crate::labels::TenantLabels;
 use crate::prepare::{Change, Prepared, compose_all, prepare};
 use crate::rows::{Expected, view_hash};
 use crate::rpc::LiveView;
@@ -74,6 +74,7 @@ impl Agent {
                             revision: held.map(|s| s.revision.clone()),
                             rows_hash: held.map(|s| s.rows_hash.clone()),
                             readback_hash: held.and(a.readback.get(t).cloned()),
+                            shard: held.and(inner.placed.get(t)).map(|p| p.shard()),
                         },
                     )
                 })
@@ -273,7 +274,9 @@ impl Agent {
             };
         }
         inner.note_files(bundle.files.iter());
-        inner.labels = Arc::new(MetricLabels::of(&inner.tenant_labels));
+        // `/metrics` derives its labels from the tenants' parts at its next
+        // scrape (a pass over every tenant: not on an apply's path)
+        inner.labels_stale = true;
         let t_total = t0.elapsed();
         Ok(Applied {
             readback: readback

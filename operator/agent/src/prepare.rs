@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use tollgate_ir::CompiledPolicy;
 use tollgate_kamailio::kamailio::{
-    COUNTRY_TABLE, DIAL_TABLE, FIRST_ID, Kamailio, LAST_ID, Placement, escape, tables,
+    COUNTRY_TABLE, DIAL_TABLE, FIRST_ID, Kamailio, LAST_ID, Placement, escape, placements_in_order,
+    tables,
 };
 use tollgate_kamailio::{Backend, Bundle, TenantRows};
 
@@ -48,7 +49,7 @@ pub struct Prepared {
     pub expected: Expected,
     /// htable entries to set (`Some`) and delete (`None`) on the live SBC.
     pub htable_ops: Vec<(String, String, Option<String>)>,
-    /// The policies the trial probes, at their placements.
+    /// The policies the trial probes, at their placements in the trial.
     pub probes: Vec<(CompiledPolicy, Placement)>,
 }
 
@@ -118,7 +119,7 @@ pub fn prepare(
                 // tenants whose probed inputs are equal answer equally: one
                 // of them is probed (a base change to many tenants)
                 if probed.insert(probe_key(policy, &rows)) {
-                    probes.push((policy.clone(), at));
+                    probes.push(policy.clone());
                 }
                 cand.insert(tenant.clone(), Some(rows));
             }
@@ -206,8 +207,10 @@ pub fn prepare(
         .iter()
         .filter_map(|(t, r)| r.clone().map(|r| (t.clone(), r)))
         .collect();
-    let trial_placed: BTreeMap<String, Placement> =
-        trial_rows.keys().map(|t| (t.clone(), placed[t])).collect();
+    // in the trial each candidate has a shard of its own (up to 256): its
+    // read-back lists just its rows (a listing costs more per row the
+    // bigger the shard); the live placement is the SBC's
+    let trial_placed = placements_in_order(trial_rows.keys());
     let trial_refs: Vec<(&String, &TenantRows)> = trial_rows.iter().collect();
     let trial = Kamailio::compose_placed(&trial_refs, &trial_placed, None)
         .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
@@ -217,8 +220,18 @@ pub fn prepare(
         return Err(ApplyError::Rejected(errs));
     }
     let trial_expected = Expected::full(&trial_rows, &trial_placed);
+    let probes = probes
+        .into_iter()
+        .map(|p| {
+            let at = trial_placed[&p.tenant];
+            (p, at)
+        })
+        .collect();
     // the live read-back: the changed tenants, and their shards' sizes
-    let mut expected = Expected::default();
+    let mut expected = Expected {
+        address: touched.contains("address"),
+        ..Expected::default()
+    };
     for (t, new) in &cand {
         let at = placed[t];
         match (new, cur.rows.get(t)) {

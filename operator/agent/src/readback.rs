@@ -29,10 +29,13 @@ impl Agent {
             if only.is_some_and(|o| o != t) {
                 continue;
             }
-            let rendered = inner
-                .rows
-                .get(t)
-                .map(|r| view_hash(&canonical_rows(r, inner.placed.get(t).copied())));
+            let rendered = inner.rows.get(t).map(|r| {
+                let mut v = canonical_rows(r, inner.placed.get(t).copied(), expected.depth);
+                if !expected.address {
+                    v.retain(|e| !e.starts_with("address\t"));
+                }
+                view_hash(&v)
+            });
             let readback = live
                 .as_ref()
                 .ok()
@@ -46,6 +49,7 @@ impl Agent {
                     rendered_hash: rendered,
                     readback_hash: readback,
                     applied_at: s.applied_at.clone(),
+                    shard: inner.placed.get(t).map(|p| p.shard()),
                 },
             );
         }

@@ -2,7 +2,6 @@
 //! check and repair, and the daily re-render that keeps time windows from
 //! running out.
 
-use std::collections::BTreeMap;
 use tollgate_ir::CompiledPolicy;
 use tollgate_kamailio::kamailio::{SHARDS, shard_table};
 
@@ -13,9 +12,10 @@ use crate::rows::Expected;
 use crate::trial;
 
 /// Shards the background check reads per tick: a whole pass over an SBC
-/// takes `SHARDS / CHECK_SHARDS` ticks (32 at the default 5 s: under 3
-/// minutes), each tick costing about 1/32 of the SBC.
-pub const CHECK_SHARDS: u32 = 8;
+/// takes `SHARDS / CHECK_SHARDS` ticks (128, under 11 minutes at the default
+/// 5 s), each tick costing about 1/128 of the SBC's trees (a live view of
+/// each tenant of those shards) plus its small tables.
+pub const CHECK_SHARDS: u32 = 2;
 
 impl Agent {
     /// Recovery, one tick of the background consistency check: Kamailio
@@ -58,58 +58,52 @@ impl Agent {
         let first = inner.check_next;
         let shards: Vec<u32> = (0..CHECK_SHARDS).map(|i| (first + i) % SHARDS).collect();
         inner.check_next = (first + CHECK_SHARDS) % SHARDS;
-        let in_check: BTreeMap<String, _> = inner
+        // what to check, under the lock; the reads without it (an apply
+        // does not wait for a check), judged only if nothing moved meanwhile
+        let generation = inner.generation;
+        let mut only: std::collections::BTreeSet<String> = [
+            "address",
+            "tg_tenant",
+            "tg_geo",
+            "tg_emerg",
+            "tg_limit",
+            "tg_window",
+            "version",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        only.extend(shards.iter().map(|s| shard_table(*s)));
+        let all: Vec<(&String, &tollgate_kamailio::TenantRows)> = inner.rows.iter().collect();
+        let bundle =
+            tollgate_kamailio::kamailio::Kamailio::compose_placed(&all, &inner.placed, Some(&only))
+                .map_err(|e| AgentError::Compose(vec![e.to_string()]))?;
+        let mut expected = Expected {
+            address: true,
+            ..Expected::default()
+        };
+        for (t, p) in inner
             .placed
             .iter()
             .filter(|(_, p)| shards.contains(&p.shard()))
-            .map(|(t, p)| (t.clone(), *p))
-            .collect();
-        let mut why: Option<String> = None;
         {
-            // the files: the small ones and this tick's shards
-            let mut only: std::collections::BTreeSet<String> = [
-                "address",
-                "tg_tenant",
-                "tg_geo",
-                "tg_emerg",
-                "tg_limit",
-                "tg_window",
-                "version",
-            ]
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-            only.extend(shards.iter().map(|s| shard_table(*s)));
-            let all: Vec<(&String, &tollgate_kamailio::TenantRows)> = inner.rows.iter().collect();
-            let bundle = tollgate_kamailio::kamailio::Kamailio::compose_placed(
-                &all,
-                &inner.placed,
-                Some(&only),
-            )
-            .map_err(|e| AgentError::Compose(vec![e.to_string()]))?;
-            if let Some(n) = bundle.files.iter().find_map(|(n, c)| {
-                (!std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes()))
-                    .then_some(n)
-            }) {
-                why = Some(format!(
-                    "the live data file `{n}` differs from the applied state"
-                ));
-            }
+            expected.add(&inner.rows[t], *p, None);
         }
+        for s in &shards {
+            let n = inner
+                .placed
+                .iter()
+                .filter(|(_, p)| p.shard() == *s)
+                .map(|(t, _)| crate::rows::tree_rows(&inner.rows[t]))
+                .sum();
+            expected.shard_items.insert(*s, n);
+        }
+        drop(inner);
+        let mut why: Option<String> = bundle.files.iter().find_map(|(n, c)| {
+            (!std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes()))
+                .then(|| format!("the live data file `{n}` differs from the applied state"))
+        });
         if why.is_none() {
-            let mut expected = Expected::default();
-            for (t, p) in &in_check {
-                expected.add(&inner.rows[t], *p, None);
-            }
-            for s in &shards {
-                let n = inner
-                    .placed
-                    .iter()
-                    .filter(|(_, p)| p.shard() == *s)
-                    .map(|(t, _)| crate::rows::tree_rows(&inner.rows[t]))
-                    .sum();
-                expected.shard_items.insert(*s, n);
-            }
             let live = self
                 .rpc
                 .live_view(&expected)
@@ -118,6 +112,11 @@ impl Agent {
             if let Err(e) = trial::compare_views(&expected, &live) {
                 why = Some(e.to_string());
             }
+        }
+        let mut inner = self.inner.lock().await;
+        if inner.generation != generation {
+            // an apply, a block or a repair changed the SBC meanwhile
+            return Ok(false);
         }
         let Some(why) = why else {
             if first + CHECK_SHARDS >= SHARDS {

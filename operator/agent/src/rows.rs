@@ -77,14 +77,38 @@ pub const TREE_SAMPLE: usize = 400;
 /// count is compared with the sum of its tenants' rows.
 pub const LIST_MAX: usize = 20_000;
 
-/// The entries of a tree that are read back: all of a small tree; of a big
-/// one, [`TREE_SAMPLE`] evenly spaced over the sorted prefixes plus the last.
-fn sample_of(entries: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, &String)> {
+/// How much of a tenant's trees a view holds: a full view (the trial, a
+/// repair, a full check) every entry of a tree up to [`FULL_LIST`] entries
+/// and [`TREE_SAMPLE`] of a bigger one; a live view (the read-back after an
+/// apply, `GET /v1/state?tenant=`, the background check) [`LIVE_SAMPLE`]
+/// evenly spaced entries of each tree, looked up one by one, so reading a
+/// tenant back costs the same whatever its shard holds (the trial read
+/// every entry of the same rows; the shard's row count is compared too).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Depth {
+    #[default]
+    Live,
+    Full,
+}
+
+/// Entries per tree of a live view.
+pub const LIVE_SAMPLE: usize = 16;
+
+/// The entries of a tree that a view of `depth` holds: all of a small tree;
+/// of a bigger one, evenly spaced entries plus the last.
+fn sample_of(
+    entries: &BTreeMap<String, String>,
+    depth: Depth,
+) -> impl Iterator<Item = (&String, &String)> {
+    let (all_up_to, sample) = match depth {
+        Depth::Full => (FULL_LIST, TREE_SAMPLE),
+        Depth::Live => (LIVE_SAMPLE, LIVE_SAMPLE),
+    };
     let n = entries.len();
-    let step = if n <= FULL_LIST {
+    let step = if n <= all_up_to {
         1
     } else {
-        (n / TREE_SAMPLE).max(1)
+        (n / sample).max(1)
     };
     // every step-th entry, and the last one
     entries
@@ -163,8 +187,16 @@ pub struct Expected {
     /// sample of a big tree), looked up one by one in a shard too big to
     /// list.
     pub prefixes: BTreeMap<String, BTreeMap<String, Vec<String>>>,
-    /// tenant → the trees whose view is a sample (big trees).
+    /// tenant → the trees whose view is a sample.
     pub sampled: BTreeMap<String, BTreeSet<String>>,
+    /// tenant → the rows its trees have.
+    pub rows: BTreeMap<String, usize>,
+    /// How much of each tree the views hold.
+    pub depth: Depth,
+    /// The views hold the tenants' networks (the address table is dumped:
+    /// every network of the SBC). An apply reads them when it changed the
+    /// address table; a full read and the background check always.
+    pub address: bool,
     /// tenant → the htable entries to read one by one (its own, and those
     /// its previous rows had).
     pub keys: BTreeMap<String, BTreeSet<(String, String)>>,
@@ -183,6 +215,8 @@ impl Expected {
     ) -> Expected {
         let mut e = Expected {
             full: true,
+            depth: Depth::Full,
+            address: true,
             shard_items: (0..SHARDS).map(|s| (s, 0)).collect(),
             ..Expected::default()
         };
@@ -204,20 +238,24 @@ impl Expected {
         let mut prefixes = BTreeMap::new();
         let mut sampled = BTreeSet::new();
         for (name, entries) in &tr {
-            if entries.len() > FULL_LIST {
+            let sample: Vec<String> = sample_of(entries, self.depth)
+                .map(|(p, _)| p.clone())
+                .collect();
+            if sample.len() < entries.len() {
                 sampled.insert(name.clone());
             }
-            prefixes.insert(
-                name.clone(),
-                sample_of(entries).map(|(p, _)| p.clone()).collect(),
-            );
+            prefixes.insert(name.clone(), sample);
         }
         let mut keys = htable_keys(rows);
         if let Some(p) = previous {
             keys.extend(htable_keys(p));
         }
-        self.views
-            .insert(t.clone(), canonical_with(rows, tr, Some(at)));
+        self.rows.insert(t.clone(), tree_rows(rows));
+        let mut view = canonical_with(rows, tr, Some(at), self.depth);
+        if !self.address {
+            view.retain(|e| !e.starts_with("address\t"));
+        }
+        self.views.insert(t.clone(), view);
         self.placed.insert(t.clone(), at);
         self.prefixes.insert(t.clone(), prefixes);
         self.sampled.insert(t.clone(), sampled);
@@ -234,19 +272,21 @@ impl Expected {
 }
 
 /// What Kamailio should hold for one tenant, from its rows (without ids),
-/// at its placement (`None`: without the placement's `tg_tenant` keys).
-pub fn canonical_rows(rows: &TenantRows, at: Option<Placement>) -> BTreeSet<String> {
-    canonical_with(rows, trees(rows), at)
+/// at its placement (`None`: without the placement's `tg_tenant` keys), in
+/// a view of `depth`.
+pub fn canonical_rows(rows: &TenantRows, at: Option<Placement>, depth: Depth) -> BTreeSet<String> {
+    canonical_with(rows, trees(rows), at, depth)
 }
 
 fn canonical_with(
     rows: &TenantRows,
     trees: BTreeMap<String, BTreeMap<String, String>>,
     at: Option<Placement>,
+    depth: Depth,
 ) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (tree, entries) in trees {
-        for (p, v) in sample_of(&entries) {
+        for (p, v) in sample_of(&entries, depth) {
             out.insert(entry(&tree, p, v));
         }
     }
@@ -520,10 +560,10 @@ mod tests {
             (0..n).map(|i| (format!("{i:06}"), i.to_string())).collect()
         };
         let small = tree(10);
-        let s: Vec<_> = sample_of(&small).collect();
+        let s: Vec<_> = sample_of(&small, Depth::Full).collect();
         assert_eq!(s, small.iter().collect::<Vec<_>>());
         let big = tree(100_000);
-        let s: Vec<_> = sample_of(&big).collect();
+        let s: Vec<_> = sample_of(&big, Depth::Full).collect();
         assert!(
             s.len() >= TREE_SAMPLE && s.len() <= TREE_SAMPLE + 2,
             "{}",
@@ -535,8 +575,15 @@ mod tests {
         assert_eq!(s[1].0, "000250");
         assert_eq!(s[s.len() - 2].0, "099750");
         // one over the full-list size is sampled, at the edge all is read
-        assert_eq!(sample_of(&tree(FULL_LIST)).count(), FULL_LIST);
-        assert!(sample_of(&tree(FULL_LIST + 1)).count() < FULL_LIST);
+        assert_eq!(sample_of(&tree(FULL_LIST), Depth::Full).count(), FULL_LIST);
+        assert!(sample_of(&tree(FULL_LIST + 1), Depth::Full).count() < FULL_LIST);
+        // a live view: a few entries of any tree, the first and the last
+        assert_eq!(sample_of(&small, Depth::Live).count(), 10);
+        let mid = tree(1317);
+        let live: Vec<_> = sample_of(&mid, Depth::Live).collect();
+        assert!(live.len() <= LIVE_SAMPLE + 2, "{}", live.len());
+        assert_eq!(live.last().copied(), mid.iter().next_back());
+        assert_eq!(sample_of(&big, Depth::Live).count(), LIVE_SAMPLE + 1);
     }
 
     #[test]
@@ -707,7 +754,7 @@ mod tests {
             tables,
             networks: vec![],
         };
-        let v = canonical_rows(&rows, Some(Placement(10_000_005)));
+        let v = canonical_rows(&rows, Some(Placement(10_000_005)), Depth::Full);
         assert!(v.contains("tg_tenant\tacme::cc\t1"));
         assert!(v.contains("tg_tenant\tacme::key\t10000005"));
         assert!(v.contains("tg_tenant\tacme::tree\ttollgate-shard-133"));

@@ -17,7 +17,14 @@ impl Agent {
     /// (`tg_fleet`). A figure Kamailio does
     /// not answer is left out (and `up` is 0 when `tg_stat` is unreadable).
     pub(crate) async fn scrape(&self) -> Scrape {
-        let labels_of = Arc::clone(&self.inner.lock().await.labels);
+        let labels_of = {
+            let mut inner = self.inner.lock().await;
+            if inner.labels_stale {
+                inner.labels = Arc::new(MetricLabels::of(&inner.tenant_labels));
+                inner.labels_stale = false;
+            }
+            Arc::clone(&inner.labels)
+        };
         let MetricLabels {
             tenants,
             known_rules,

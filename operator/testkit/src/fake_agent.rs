@@ -352,6 +352,7 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
                             readback_hash: Some(h.clone()),
                             consistent: true,
                             applied_at: String::new(),
+                            shard: None,
                         },
                     )
                 })
