@@ -137,7 +137,8 @@ PY
   echo "$total"
 }
 median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-shm_mb() { scripts/sbc.sh rpc "$NAME" core.shmmem | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["result"]["real_used"] >> 20)'; }
+# in MB as Kamailio counts them (in bytes its 32-bit counters wrap at 4 GB)
+shm_mb() { scripts/sbc.sh rpc "$NAME" core.shmmem s:m | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["result"]["real_used"])'; }
 rss_mb() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$1/status") / 1024 )); }
 # one SIPp call from t00000's network: "<code> <rule>"
 probe() {

@@ -22,7 +22,7 @@ docs/sbc.md "Shards"). An SBC's own empty set comes from `tollgate-agent
 import os
 import sys
 
-SHARDS = 256
+SHARDS = 1024
 FIRST_ID = 10_000_000
 HT = "id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)"
 MT = "id(int,auto) tname(string) tprefix(string) tvalue(string)"
@@ -37,7 +37,7 @@ TABLES = [
     ("tg_window", HT, 2),
     ("tg_block", HT, 2),
     ("pl_pipes", "id(int,auto) pipeid(string) algorithm(string) plimit(int)", 1),
-] + [("tg_shard_%03d" % i, MT, 1) for i in range(SHARDS)]
+] + [("tg_shard_%04d" % i, MT, 1) for i in range(SHARDS)]
 
 
 def split_row(row):
@@ -132,9 +132,9 @@ def retree(dest, quiet=False):
         if write(os.path.join(dest, table), text):
             reload.append(tree)
     for s, rows in shards.items():
-        tree = "tollgate-shard-%03d" % s
+        tree = "tollgate-shard-%04d" % s
         text = MT + "\n" + "".join("%d:%s:%s:%s\n" % (n + 1, tree, k, esc(v)) for n, (k, v) in enumerate(rows))
-        if write(os.path.join(dest, "tg_shard_%03d" % s), text):
+        if write(os.path.join(dest, "tg_shard_%04d" % s), text):
             reload.append(tree)
     if not quiet:
         print("\n".join(reload))
@@ -165,7 +165,7 @@ def convert(src, dest):
     for t, i in sorted(ids.items()):
         if "%s::key" % t in have:
             continue
-        for key, value in (("key", str(i)), ("tree", "tollgate-shard-%03d" % (i % SHARDS))):
+        for key, value in (("key", str(i)), ("tree", "tollgate-shard-%04d" % (i % SHARDS))):
             nid += 1
             lines.append("%d:%s:0:0:%s:0" % (nid, esc("%s::%s" % (t, key)), esc(value)))
     write(path, "\n".join(lines) + "\n")

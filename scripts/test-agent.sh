@@ -439,8 +439,8 @@ trees = json.load(sys.stdin)["result"]
 full = sorted(t["table"] for t in trees if t["item"]["nritems"] > 0)
 shards = sum(t["table"].startswith("tollgate-shard-") for t in trees)
 print(" ".join(full), "/", shards, "shards")' 2>&1 || true)
-check "Kamailio holds no tenant's tree (rows only in the fleet-wide country and dialling trees, 256 shards empty): $held" \
-  [ "$held" = 'tollgate-country tollgate-dial / 256 shards' ]
+check "Kamailio holds no tenant's tree (rows only in the fleet-wide country and dialling trees, 1024 shards empty): $held" \
+  [ "$held" = 'tollgate-country tollgate-dial / 1024 shards' ]
 expect_call $ACME +14155550100 "403 src:unknown" "acme removed"
 code=$(curl -s --max-time 10 -o "$WORK/resp" -w '%{http_code}' "$AGENT/healthz")
 check "healthz with an empty policy set: $code" [ "$code" = 200 ]

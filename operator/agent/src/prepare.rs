@@ -201,13 +201,12 @@ pub fn prepare(
         .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
     let blocks = block_file(cur.blocks, &all_placed);
     live.files.insert("tg_block".into(), blocks);
-    let live = Bundle::new(live.files);
     // the trial: the candidates alone
     let trial_rows: BTreeMap<String, TenantRows> = cand
         .iter()
         .filter_map(|(t, r)| r.clone().map(|r| (t.clone(), r)))
         .collect();
-    // in the trial each candidate has a shard of its own (up to 256): its
+    // in the trial each candidate has a shard of its own (up to 1024): its
     // read-back lists just its rows (a listing costs more per row the
     // bigger the shard); the live placement is the SBC's
     let trial_placed = placements_in_order(trial_rows.keys());
@@ -215,6 +214,7 @@ pub fn prepare(
     let trial = Kamailio::compose_placed(&trial_refs, &trial_placed, None)
         .map_err(|e| ApplyError::Rejected(vec![e.to_string()]))?;
     let mut errs = check_bundle(&trial, &trial_placed, true);
+    // the live files (their fleet-wide trees are the trial's, checked above)
     errs.extend(check_bundle(&live, &all_placed, false));
     if !errs.is_empty() {
         return Err(ApplyError::Rejected(errs));

@@ -12,10 +12,10 @@ use crate::rows::Expected;
 use crate::trial;
 
 /// Shards the background check reads per tick: a whole pass over an SBC
-/// takes `SHARDS / CHECK_SHARDS` ticks (128, under 11 minutes at the default
-/// 5 s), each tick costing about 1/128 of the SBC's trees (a live view of
-/// each tenant of those shards) plus its small tables.
-pub const CHECK_SHARDS: u32 = 2;
+/// takes `SHARDS / CHECK_SHARDS` ticks (256, about 21 minutes at the
+/// default 5 s), each tick costing a live view of each tenant of those
+/// shards (1/256 of the SBC's tenants) plus its small tables.
+pub const CHECK_SHARDS: u32 = 4;
 
 impl Agent {
     /// Recovery, one tick of the background consistency check: Kamailio

@@ -441,13 +441,26 @@ impl Rpc {
             }
         }
         // trees: the shards' sizes, then each shard looked at
-        let summary = match self.call("mtree.summary", &[]).await {
-            Ok(v) => v,
-            Err(RpcError::EmptyTreeList { .. }) => Value::Array(vec![]),
-            Err(e) => return Err(e),
+        // every tree's size (a full read), or those of the shards looked at
+        let summaries: Vec<Value> = if expect.full {
+            match self.call("mtree.summary", &[]).await {
+                Ok(v) => vec![v],
+                Err(RpcError::EmptyTreeList { .. }) => vec![],
+                Err(e) => return Err(e),
+            }
+        } else {
+            let shards: BTreeSet<u32> = expect.placed.values().map(|p| p.shard()).collect();
+            let calls = shards
+                .iter()
+                .map(|s| ("mtree.summary", vec![shard_tree(*s)]))
+                .collect();
+            self.many(calls).await?
         };
         let mut held: BTreeMap<u32, usize> = BTreeMap::new();
-        for tree in summary.as_array().into_iter().flatten() {
+        for tree in summaries
+            .iter()
+            .flat_map(|v| v.as_array().into_iter().flatten())
+        {
             let Some(name) = tree.get("table").and_then(Value::as_str) else {
                 continue;
             };

@@ -43,7 +43,9 @@ impl Agent {
             tenant: tenant.to_string(),
             revision: change.0.clone(),
             staged: true,
-            bundle_hash: checked.prepared.live.hash.clone(),
+            // the bundle the trial checked (the candidate and the
+            // fleet-wide trees)
+            bundle_hash: checked.prepared.trial.hash.clone(),
             probes: checked.report.probes,
             timings_ms: StageTimings {
                 checks: checked.checks_ms,

@@ -40,7 +40,7 @@ const MTREE_HEADER: &str = "id(int,auto) tname(string) tprefix(string) tvalue(st
 /// and reloaded alone (`mtree.reload tollgate-shard-NNN`), so a tenant's
 /// change costs its shard, not the SBC (docs/sbc.md, "Shards"). A tenant's
 /// rows live in the shard of its id ([`shard_of`]).
-pub const SHARDS: u32 = 256;
+pub const SHARDS: u32 = 1024;
 /// The first tenant id: ids have [`ID_DIGITS`] digits, the first never 0,
 /// so no key is a prefix of another tenant's.
 pub const FIRST_ID: u64 = 10_000_000;
@@ -64,18 +64,18 @@ pub fn shard_of(id: u64) -> u32 {
 
 /// The mtree tree name of a shard.
 pub fn shard_tree(shard: u32) -> String {
-    format!("tollgate-shard-{shard:03}")
+    format!("tollgate-shard-{shard:04}")
 }
 
 /// The db_text table (file) of a shard.
 pub fn shard_table(shard: u32) -> String {
-    format!("tg_shard_{shard:03}")
+    format!("tg_shard_{shard:04}")
 }
 
 /// The shard a table name is (`tg_shard_NNN`), if it is one.
 pub fn shard_of_table(table: &str) -> Option<u32> {
     let n = table.strip_prefix("tg_shard_")?;
-    (n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
+    (n.len() == 4 && n.bytes().all(|b| b.is_ascii_digit()))
         .then(|| n.parse().ok())
         .flatten()
         .filter(|s| *s < SHARDS)
@@ -251,8 +251,9 @@ impl Backend for Kamailio {
 
 impl Kamailio {
     /// The files of one SBC from the rows of its tenants, each at its
-    /// placement (every tenant needs one): all of them (`only: None`) or the
-    /// named ones (an SBC's apply writes the files its change touches: the
+    /// placement (every tenant needs one): all of them (`only: None`, with
+    /// the bundle's hash) or the named ones (no hash: an apply hashes the
+    /// files it writes) (an SBC's apply writes the files its change touches: the
     /// changed tenants' shards, the htables, the address table). The checks
     /// across tenants (a network claimed twice, more networks than the SBC
     /// takes, two tenants at one id) always cover every tenant.
@@ -317,9 +318,12 @@ impl Kamailio {
             }
             let mut text = format!("{header}\n");
             let mut id = 0u64;
+            // written in place: no String per row (the htable files hold
+            // every tenant's rows and are composed on every apply)
             let mut push = |text: &mut String, row: &str| {
+                use std::fmt::Write as _;
                 id += 1;
-                text.push_str(&format!("{id}:{row}\n"));
+                let _ = writeln!(text, "{id}:{row}");
             };
             match table.as_str() {
                 COUNTRY_TABLE => {
@@ -360,7 +364,11 @@ impl Kamailio {
         if wanted("version") {
             files.insert("version".to_string(), version_file());
         }
-        Ok(Bundle::new(files))
+        Ok(if only.is_some() {
+            Bundle::unhashed(files)
+        } else {
+            Bundle::new(files)
+        })
     }
 }
 

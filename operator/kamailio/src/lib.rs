@@ -86,6 +86,14 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    /// Some files of an SBC, without a hash over them (`hash` empty).
+    pub fn unhashed(files: BTreeMap<String, String>) -> Self {
+        Bundle {
+            files,
+            hash: String::new(),
+        }
+    }
+
     pub fn new(files: BTreeMap<String, String>) -> Self {
         let mut h = Sha256::new();
         for (name, content) in &files {

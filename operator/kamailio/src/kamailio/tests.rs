@@ -567,11 +567,11 @@ fn compose_writes_headers_ids_and_version() {
     let version = &f.files["version"];
     assert!(
         version.starts_with(
-            "table_name(string) table_version(int)\naddress:6\ntg_country:1\ntg_dial:1\ntg_tenant:2\ntg_geo:2\ntg_emerg:2\ntg_limit:2\ntg_window:2\ntg_block:2\npl_pipes:1\ntg_shard_000:1\n"
+            "table_name(string) table_version(int)\naddress:6\ntg_country:1\ntg_dial:1\ntg_tenant:2\ntg_geo:2\ntg_emerg:2\ntg_limit:2\ntg_window:2\ntg_block:2\npl_pipes:1\ntg_shard_0000:1\n"
         ),
         "{version}"
     );
-    assert!(version.ends_with("tg_shard_255:1\n"), "{version}");
+    assert!(version.ends_with("tg_shard_1023:1\n"), "{version}");
     assert_eq!(version.lines().count(), 1 + 10 + SHARDS as usize);
     assert_eq!(
         f.files["pl_pipes"],
@@ -603,8 +603,8 @@ fn the_cfg_declares_exactly_the_shards() {
 #[test]
 fn placements_map_keys_both_ways() {
     let p = Placement(12_345_678);
-    assert_eq!(p.shard(), (12_345_678 % 256) as u32);
-    assert_eq!(p.tree(), format!("tollgate-shard-{:03}", 12_345_678 % 256));
+    assert_eq!(p.shard(), (12_345_678 % 1024) as u32);
+    assert_eq!(p.tree(), format!("tollgate-shard-{:04}", 12_345_678 % 1024));
     assert_eq!(p.key("d:acme", "44").as_deref(), Some("12345678144"));
     assert_eq!(p.key("c:acme", "44").as_deref(), Some("12345678244"));
     assert_eq!(p.key("x:acme", "44"), None);
@@ -618,12 +618,13 @@ fn placements_map_keys_both_ways() {
     );
     assert_eq!(p.logical("acme", "12345679144"), None);
     assert_eq!(p.logical("acme", "12345678344"), None);
-    assert_eq!(shard_of_table("tg_shard_007"), Some(7));
-    assert_eq!(shard_of_table("tg_shard_256"), None);
+    assert_eq!(shard_of_table("tg_shard_0007"), Some(7));
+    assert_eq!(shard_of_table("tg_shard_1024"), None);
+    assert_eq!(shard_of_table("tg_shard_007"), None);
     assert_eq!(shard_of_table("tg_shard_7"), None);
     assert_eq!(
-        reload_command("tg_shard_007"),
-        Some(("mtree.reload", vec!["tollgate-shard-007".to_string()]))
+        reload_command("tg_shard_0007"),
+        Some(("mtree.reload", vec!["tollgate-shard-0007".to_string()]))
     );
 }
 
