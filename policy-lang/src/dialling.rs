@@ -152,13 +152,62 @@ fn build() -> BTreeMap<String, String> {
     rows
 }
 
+/// A row's value split at its commas once, when the trie is built: the
+/// readings look at its fields and numbers without splitting the text again.
+#[derive(Debug)]
+struct Row {
+    /// The value as in [`rows`].
+    text: &'static str,
+    /// Fields 0 to 3 (`""` where the value has fewer).
+    fields: [&'static str; 4],
+    /// The same fields as numbers (`usize::MAX` where not one).
+    nums: [usize; 4],
+}
+
+impl Row {
+    fn new(text: &'static str) -> Row {
+        let mut fields = [""; 4];
+        for (f, v) in fields.iter_mut().zip(text.split(',')) {
+            *f = v;
+        }
+        Row {
+            text,
+            fields,
+            nums: fields.map(|f| f.parse().unwrap_or(usize::MAX)),
+        }
+    }
+
+    /// Field `i` of the value (counted from 0), `""` if it has fewer.
+    fn field(&self, i: usize) -> &'static str {
+        match self.fields.get(i) {
+            Some(f) => f,
+            None => self.text.split(',').nth(i).unwrap_or(""),
+        }
+    }
+
+    /// Field `i` as a number, `usize::MAX` if it is not one.
+    fn num(&self, i: usize) -> usize {
+        match self.nums.get(i) {
+            Some(n) => *n,
+            None => self.field(i).parse().unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Whether the value is of kind `kind` (its first letter).
+    fn is(&self, kind: char) -> bool {
+        self.text.starts_with(kind)
+    }
+}
+
 /// [`rows`] as a digit trie, for [`longest`]: one walk over the key instead
 /// of a sorted-map probe per length. Node 0 is the root; `next[n][d]` is the
 /// child of node `n` for digit `d` (0: none), `value[n]` the row whose key
-/// ends at `n`.
+/// ends at `n`, as an index into `rows` (0: none; `rows[0]` is the row
+/// `n,` a national reading falls back to).
 struct Trie {
     next: Vec<[u32; 10]>,
-    value: Vec<Option<&'static str>>,
+    value: Vec<u32>,
+    rows: Vec<Row>,
 }
 
 fn trie() -> &'static Trie {
@@ -166,7 +215,8 @@ fn trie() -> &'static Trie {
     TRIE.get_or_init(|| {
         let mut t = Trie {
             next: vec![[0; 10]],
-            value: vec![None],
+            value: vec![0],
+            rows: vec![Row::new("n,")],
         };
         // every key is a digit string (the module's doc; a test checks it)
         for (key, value) in rows() {
@@ -176,26 +226,27 @@ fn trie() -> &'static Trie {
                 if t.next[n][d] == 0 {
                     t.next[n][d] = u32::try_from(t.next.len()).unwrap_or(u32::MAX);
                     t.next.push([0; 10]);
-                    t.value.push(None);
+                    t.value.push(0);
                 }
                 n = t.next[n][d] as usize;
             }
-            t.value[n] = Some(value.as_str());
+            t.value[n] = u32::try_from(t.rows.len()).unwrap_or(u32::MAX);
+            t.rows.push(Row::new(value.as_str()));
         }
         t
     })
 }
 
 /// The value of the longest key that `key` begins with.
-fn longest(key: &str) -> Option<&'static str> {
+fn longest(key: &str) -> Option<&'static Row> {
     longest_of(&[key])
 }
 
 /// [`longest`] of the concatenation of `parts`, without building it.
-fn longest_of(parts: &[&str]) -> Option<&'static str> {
+fn longest_of(parts: &[&str]) -> Option<&'static Row> {
     let t = trie();
     let mut n = 0;
-    let mut best = None;
+    let mut best = 0;
     for b in parts.iter().flat_map(|p| p.bytes()) {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
@@ -205,19 +256,19 @@ fn longest_of(parts: &[&str]) -> Option<&'static str> {
             0 => break,
             child => n = child as usize,
         }
-        if let Some(v) = t.value[n] {
-            best = Some(v);
+        if t.value[n] != 0 {
+            best = t.value[n];
         }
     }
-    best
+    match best {
+        0 => None,
+        i => t.rows.get(i as usize),
+    }
 }
 
-fn field(value: &str, i: usize) -> &str {
-    value.split(',').nth(i).unwrap_or("")
-}
-
-fn num(value: &str, i: usize) -> usize {
-    field(value, i).parse().unwrap_or(usize::MAX)
+/// The row a national reading without a row of its own falls back to (`n,`).
+fn no_row() -> &'static Row {
+    &trie().rows[0]
 }
 
 fn mode(modes: &str, len: usize) -> char {
@@ -248,8 +299,12 @@ fn home_of(iso: &str) -> Option<&'static Home> {
         }
         homes
     });
-    home_key(iso)?;
-    homes.get(index(iso.as_bytes()))?.as_ref()
+    // what home_key accepts, without building the key
+    let b = iso.as_bytes();
+    if b.len() != 2 || !b.iter().all(u8::is_ascii_uppercase) {
+        return None;
+    }
+    homes.get(index(b))?.as_ref()
 }
 
 /// Reads `dialed` for a tenant whose home country is `home` (ISO code).
@@ -288,8 +343,8 @@ pub fn read(dialed: &str, home: &str) -> Reading {
     };
     let (h, cc) = (h.as_str(), *cc);
     let result = if plus {
-        if let Some(v) = longest_of(&["0", h, &digits]).filter(|v| v.starts_with('i')) {
-            let i = &digits[..num(v, 1).min(digits.len())];
+        if let Some(v) = longest_of(&["0", h, &digits]).filter(|v| v.is('i')) {
+            let i = &digits[..v.num(1).min(digits.len())];
             return Reading::Unreadable(format!(
                 "`+` followed by {i}, the international prefix of {home}: libphonenumber strips both; write +<country code> <number>"
             ));
@@ -308,7 +363,7 @@ pub fn read(dialed: &str, home: &str) -> Reading {
 }
 
 fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
-    let v = longest_of(&["0", h, d]).unwrap_or("n,");
+    let v = longest_of(&["0", h, d]).unwrap_or_else(no_row);
     let len = d.len();
     let lengths = || {
         numbering::dial_region(home)
@@ -321,11 +376,11 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
             })
             .unwrap_or_default()
     };
-    match field(v, 0) {
+    match v.field(0) {
         "i" => {
-            let n = num(v, 1).min(d.len());
+            let n = v.num(1).min(d.len());
             let (i, rest) = d.split_at(n);
-            if field(v, 2) != "s" {
+            if v.field(2) != "s" {
                 return Reading::Unreadable(format!(
                     "{i} may be read as more than one international prefix of {home}"
                 ));
@@ -343,8 +398,8 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
             international(rest, h, home)
         }
         "c" => {
-            let n = num(v, 1).min(d.len());
-            if mode(field(v, 2), len) != 's' {
+            let n = v.num(1).min(d.len());
+            if mode(v.field(2), len) != 's' {
                 return Reading::Unreadable(format!(
                     "{d} begins with {home}'s calling code {cc} without `+` or an international prefix, and is not too long to be a national number: libphonenumber may read it either way; write +{cc} ... or the national form"
                 ));
@@ -353,9 +408,9 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
             strip_checked(rest, h, cc, home, &format!("the calling code {cc}"))
         }
         "t" => {
-            let n = num(v, 1).min(d.len());
+            let n = v.num(1).min(d.len());
             let s = &d[..n];
-            match mode(field(v, 2), len) {
+            match mode(v.field(2), len) {
                 'k' => Reading::Number(format!("{cc}{d}")),
                 's' => strip_checked(&d[n..], h, cc, home, &format!("the national prefix {s}")),
                 _ => Reading::Unreadable(format!(
@@ -364,7 +419,7 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
             }
         }
         _ => {
-            if mode(field(v, 1), len) == 'k' {
+            if mode(v.field(1), len) == 'k' {
                 Reading::Number(format!("{cc}{d}"))
             } else {
                 Reading::Unreadable(format!(
@@ -380,7 +435,7 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
 /// with a national prefix string again (the `phonenumber` crate strips a
 /// second one, libphonenumber does not).
 fn strip_checked(rest: &str, h: &str, cc: &str, home: &str, what: &str) -> Reading {
-    if longest_of(&["00", h, rest]).is_some_and(|v| v.starts_with('t')) {
+    if longest_of(&["00", h, rest]).is_some_and(|v| v.is('t')) {
         return Reading::Unreadable(format!(
             "after {what}, {rest} begins with a national prefix of {home} again: libphonenumber implementations differ on it"
         ));
@@ -403,14 +458,14 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
     }
     // the longest row: `k` at a known calling code, `t`/`l` below it
     let v = longest(e);
-    let kind = v.map_or("", |v| field(v, 0));
+    let kind = v.map_or("", |v| v.field(0));
     let ccl = if matches!(kind, "t" | "l" | "k") {
-        v.map_or(0, |v| num(v, 1))
+        v.map_or(0, |v| v.num(1))
     } else {
         0
     };
     let sl = if matches!(kind, "t" | "l") {
-        v.map_or(0, |v| num(v, 2))
+        v.map_or(0, |v| v.num(2))
     } else {
         0
     };
@@ -419,19 +474,19 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
         && let Some(cc) = e.get(..ccl)
     {
         let national = &e[cc.len()..];
-        if let Some(hv) = longest_of(&["00", h, national]).filter(|w| w.starts_with('t')) {
-            let hl = num(hv, 1);
+        if let Some(hv) = longest_of(&["00", h, national]).filter(|w| w.is('t')) {
+            let hl = hv.num(1);
             // the code's row for the same string: it strips or keeps it
             // (`t`), or its numbers so written are all of its pattern (`l`)
             let same = sl == hl
-                && (kind == "t" || mode(v.map_or("", |v| field(v, 3)), national.len()) == 'k');
+                && (kind == "t" || mode(v.map_or("", |v| v.field(3)), national.len()) == 'k');
             // ... and the rest does not begin with it again (the crate strips
             // a second one)
             let again = national
                 .get(hl..)
                 .and_then(|r| longest_of(&["00", h, r]))
-                .is_some_and(|w| w.starts_with('t'));
-            if field(hv, 2) != "e" || !same || again {
+                .is_some_and(|w| w.is('t'));
+            if hv.field(2) != "e" || !same || again {
                 return Reading::Unreadable(format!(
                     "+{cc} {national} begins with {}, the national prefix of {home}: libphonenumber implementations differ on whether it is part of the number; write +{cc} without it",
                     &national[..hl.min(national.len())]
@@ -439,18 +494,18 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
             }
         }
     }
-    let Some(v) = v.filter(|v| v.starts_with('t')) else {
+    let Some(v) = v.filter(|v| v.is('t')) else {
         return Reading::Number(e.to_string());
     };
     let (Some(cc), Some(s)) = (e.get(..ccl), e.get(ccl..ccl.saturating_add(sl))) else {
         return Reading::Number(e.to_string());
     };
     let national = &e[ccl..];
-    match mode(field(v, 3), national.len()) {
+    match mode(v.field(3), national.len()) {
         'k' => Reading::Number(e.to_string()),
         's' => {
             let rest = &national[sl..];
-            if longest_of(&[cc, rest]).is_some_and(|w| w.starts_with('t')) {
+            if longest_of(&[cc, rest]).is_some_and(|w| w.is('t')) {
                 return Reading::Unreadable(format!(
                     "after the national prefix {s}, +{cc} {rest} begins with a national prefix again: libphonenumber implementations differ on it"
                 ));
@@ -488,17 +543,45 @@ mod tests {
         for key in rows.keys() {
             for tail in ["", "0", "9", "12", "5550100", "99999999999999", "1x2", "+"] {
                 let k = format!("{key}{tail}");
-                assert_eq!(longest(&k), by_map(&k), "{k}");
+                assert_eq!(longest(&k).map(|r| r.text), by_map(&k), "{k}");
                 let (a, b) = k.split_at(key.len() / 2);
-                assert_eq!(longest_of(&[a, "", b]), by_map(&k), "{a} {b}");
-                assert_eq!(longest(&k[..k.len() - 1]), by_map(&k[..k.len() - 1]), "{k}");
+                assert_eq!(
+                    longest_of(&[a, "", b]).map(|r| r.text),
+                    by_map(&k),
+                    "{a} {b}"
+                );
+                assert_eq!(
+                    longest(&k[..k.len() - 1]).map(|r| r.text),
+                    by_map(&k[..k.len() - 1]),
+                    "{k}"
+                );
                 probes += 2;
             }
         }
         for k in ["", "x", "0", "00", "1", "44", "0161144", "3"] {
-            assert_eq!(longest(k), by_map(k), "{k}");
+            assert_eq!(longest(k).map(|r| r.text), by_map(k), "{k}");
         }
         assert!(probes > 1000);
+    }
+
+    /// A row's parsed fields are those of its text split at its commas.
+    #[test]
+    fn rows_parse_as_their_text_splits() {
+        let texts = rows()
+            .values()
+            .map(String::as_str)
+            .chain(["n,", "", "-", "a,,7"]);
+        for text in texts {
+            let row = Row::new(text);
+            for i in 0..7 {
+                let f = text.split(',').nth(i).unwrap_or("");
+                assert_eq!(row.field(i), f, "{text} {i}");
+                assert_eq!(row.num(i), f.parse().unwrap_or(usize::MAX), "{text} {i}");
+            }
+            for k in ['t', 'i', 'n', 'k', 'c', 'l', '-'] {
+                assert_eq!(row.is(k), text.starts_with(k), "{text} {k}");
+            }
+        }
     }
 
     #[test]
