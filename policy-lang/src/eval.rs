@@ -171,8 +171,13 @@ pub struct Decision {
 #[derive(Debug)]
 pub struct Evaluator<'p> {
     policy: &'p CompiledPolicy,
-    /// prefix key (see [`prefix_key`]) → `(start, len)` in `dest_order`.
-    destinations: FastMap<u64, (u32, u32)>,
+    /// The destination entries by prefix key (see [`prefix_key`]), an
+    /// open-addressing table (see [`DestSlot`]).
+    dest_slots: Vec<DestSlot<'p>>,
+    /// log2 of `dest_slots.len()`.
+    dest_slot_bits: u32,
+    /// Per prefix: `(start, len)` of its entries in `dest_order`.
+    dest_groups: Vec<(u32, u32)>,
     /// Indexes into `policy.destinations`, grouped by prefix, in evaluation order.
     dest_order: Vec<u32>,
     /// Bit `n` set: some destination prefix has `n` digits.
@@ -233,6 +238,39 @@ impl std::hash::Hasher for MulHasher {
 }
 
 type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<MulHasher>>;
+
+/// One prefix of the destination table, in a slot of an open-addressing
+/// table (linear probing, at most half full) read with one memory access in
+/// the common case: a prefix with one entry and no window is decided from
+/// the slot itself (`simple`), without going to `dest_groups`, `dest_order`
+/// and `policy.destinations` (three more cache misses on a large policy).
+/// 32 bytes, aligned so that a slot never straddles two cache lines.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
+struct DestSlot<'p> {
+    /// The prefix key, or [`EMPTY_SLOT`].
+    key: u64,
+    /// The rule of the prefix's entry when `simple` (else unused).
+    rule: &'p str,
+    /// Index into `dest_groups`: every entry of the prefix.
+    group: u32,
+    /// The action of the prefix's entry when `simple`.
+    action: Verdict,
+    /// The prefix has exactly one entry, and it has no window condition.
+    simple: bool,
+}
+
+/// No prefix key is all ones (a key is at most 54 bits: see [`prefix_key`]).
+const EMPTY_SLOT: u64 = u64::MAX;
+
+/// The home slot of a prefix key in a table of `2^bits` slots (Fibonacci
+/// hashing: the top bits of the product).
+fn slot_of(key: u64, bits: u32) -> usize {
+    if bits == 0 {
+        return 0;
+    }
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+}
 
 /// A prefix of at most 15 digits as one integer: its value and its length
 /// (so `"4"` and `"04"` differ). `None` for text that is not digits.
@@ -317,24 +355,50 @@ impl<'p> Evaluator<'p> {
             .filter_map(|(i, d)| Some((prefix_key(&d.prefix)?, i as u32)))
             .collect();
         keyed.sort_by_key(|(k, _)| *k); // stable: policy order within a prefix
-        let mut destinations: FastMap<u64, (u32, u32)> = FastMap::default();
+        // one group per prefix key: (key, start, len) in `keyed`
+        let mut groups: Vec<(u64, u32, u32)> = Vec::new();
         let mut dest_lengths = 0u16;
         for (pos, (key, _)) in keyed.iter().enumerate() {
             dest_lengths |= 1 << (key & 0xf);
-            destinations
-                .entry(*key)
-                .and_modify(|(_, n)| *n += 1)
-                .or_insert((pos as u32, 1));
+            match groups.last_mut() {
+                Some((k, _, n)) if k == key => *n += 1,
+                _ => groups.push((*key, pos as u32, 1)),
+            }
         }
-        let dest_filter_bits = (destinations.len() * 16)
+        let dest_filter_bits = (groups.len() * 16)
             .max(1024)
             .next_power_of_two()
             .trailing_zeros();
         let mut dest_filter = vec![0u64; (1usize << dest_filter_bits) / 64];
-        for key in destinations.keys() {
+        for (key, _, _) in &groups {
             let bit = filter_bit(*key, dest_filter_bits);
             dest_filter[bit / 64] |= 1 << (bit % 64);
         }
+        let dest_slot_bits = (groups.len() * 2).next_power_of_two().trailing_zeros();
+        let empty = DestSlot {
+            key: EMPTY_SLOT,
+            rule: "",
+            group: 0,
+            action: Verdict::Deny,
+            simple: false,
+        };
+        let mut dest_slots = vec![empty; 1 << dest_slot_bits];
+        let mask = dest_slots.len() - 1;
+        for (g, (key, start, len)) in groups.iter().enumerate() {
+            let first = &policy.destinations[keyed[*start as usize].1 as usize];
+            let mut at = slot_of(*key, dest_slot_bits);
+            while dest_slots[at].key != EMPTY_SLOT {
+                at = (at + 1) & mask;
+            }
+            dest_slots[at] = DestSlot {
+                key: *key,
+                rule: &first.rule,
+                group: g as u32,
+                action: first.action,
+                simple: *len == 1 && first.window.is_none(),
+            };
+        }
+        let dest_groups = groups.iter().map(|(_, s, n)| (*s, *n)).collect();
         let dest_order = keyed.into_iter().map(|(_, i)| i).collect();
         let window_index: HashMap<&str, usize> = policy
             .windows
@@ -378,7 +442,9 @@ impl<'p> Evaluator<'p> {
         let home = policy.home_country.clone();
         Evaluator {
             policy,
-            destinations,
+            dest_slots,
+            dest_slot_bits,
+            dest_groups,
             dest_order,
             dest_lengths,
             dest_filter,
@@ -595,7 +661,8 @@ impl<'p> Evaluator<'p> {
         }
 
         // 7. destination
-        let Some(entry) = self.destination(&keys, len, call.time, trace.then_some(&mut steps))
+        let Some((rule, action)) =
+            self.destination(&keys, len, call.time, trace.then_some(&mut steps))
         else {
             // unreachable with a well-formed policy (the root entry always applies); fail closed
             return decision(
@@ -607,11 +674,11 @@ impl<'p> Evaluator<'p> {
                 steps,
             );
         };
-        if entry.action == Verdict::Deny {
+        if action == Verdict::Deny {
             return decision(
                 Outcome::Deny,
                 Stage::Destination,
-                &entry.rule,
+                rule,
                 Some(number),
                 classes,
                 steps,
@@ -622,7 +689,7 @@ impl<'p> Evaluator<'p> {
         let mut d = decision(
             Outcome::Allow,
             Stage::Destination,
-            &entry.rule,
+            rule,
             Some(number),
             classes,
             Vec::new(),
@@ -729,13 +796,31 @@ impl<'p> Evaluator<'p> {
         out
     }
 
+    /// The slot of prefix key `key`, if the policy has that prefix.
+    fn dest_slot(&self, key: u64) -> Option<&DestSlot<'p>> {
+        let mask = self.dest_slots.len() - 1;
+        let mut at = slot_of(key, self.dest_slot_bits);
+        loop {
+            let slot = &self.dest_slots[at];
+            if slot.key == key {
+                return Some(slot);
+            }
+            if slot.key == EMPTY_SLOT {
+                return None;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The rule and action of the destination entry that decides the number
+    /// whose prefix keys are `keys[..=len]`.
     fn destination(
         &self,
         keys: &[u64; 16],
         len: usize,
         at: Timestamp,
         mut trace: Option<&mut Vec<Step>>,
-    ) -> Option<&'p tollgate_ir::DestinationRule> {
+    ) -> Option<(&'p str, Verdict)> {
         let mut note = |rule: &str, text: &dyn Fn() -> String| {
             if let Some(t) = trace.as_deref_mut() {
                 t.push(Step {
@@ -754,10 +839,21 @@ impl<'p> Evaluator<'p> {
             if self.dest_filter[bit / 64] & (1 << (bit % 64)) == 0 {
                 continue;
             }
-            let Some((start, count)) = self.destinations.get(&keys[n]) else {
+            let Some(slot) = self.dest_slot(keys[n]) else {
                 continue;
             };
-            let group = &self.dest_order[*start as usize..(*start + *count) as usize];
+            let (start, count) = if slot.simple {
+                // one entry, no window: it applies
+                note(slot.rule, &|| {
+                    let (start, _) = self.dest_groups[slot.group as usize];
+                    let e = &self.policy.destinations[self.dest_order[start as usize] as usize];
+                    format!("+{} matched: {}", e.prefix, verdict(slot.action))
+                });
+                return Some((slot.rule, slot.action));
+            } else {
+                self.dest_groups[slot.group as usize]
+            };
+            let group = &self.dest_order[start as usize..(start + count) as usize];
             for i in group {
                 let i = *i as usize;
                 let e = &self.policy.destinations[i];
@@ -785,7 +881,7 @@ impl<'p> Evaluator<'p> {
                     note(&e.rule, &|| {
                         format!("+{} matched: {}", e.prefix, verdict(e.action))
                     });
-                    return Some(e);
+                    return Some((&e.rule, e.action));
                 }
             }
         }
