@@ -33,6 +33,7 @@ use crate::window;
 use ipnet::IpNet;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use tollgate_ir::{
@@ -148,24 +149,56 @@ pub struct Step {
 }
 
 /// The decision for one call.
+///
+/// Its rule ids and classes borrow from the policy (`'p`), so that deciding
+/// copies no text: [`Decision::into_owned`] gives a decision that outlives
+/// the policy.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Decision {
+pub struct Decision<'p> {
     pub outcome: Outcome,
     pub stage: Stage,
     /// Id of the deciding rule (see the policy's source map), or a built-in id:
     /// `dst:invalid`, `dst:unreadable`, `dst:emergency`, `src:unknown`, `block:tenant`, `block:class:NAME`.
-    pub rule: String,
+    pub rule: Cow<'p, str>,
     /// The destination as E.164 digits, when it could be read.
     pub number: Option<String>,
-    /// The destination's classes: `national` or `international`, plus number classes.
-    pub classes: Vec<String>,
+    /// The destination's classes: `national` or `international`, then its
+    /// number classes, sorted. Borrowed when it has no number class; a
+    /// number in a number class gets a copy of the list (pointers into the
+    /// policy, no text).
+    pub classes: Cow<'p, [Cow<'p, str>]>,
     /// Responses (rule ids) whose trigger this call crossed.
-    pub responses: Vec<String>,
+    pub responses: Vec<Cow<'p, str>>,
     /// The longest call allowed, in seconds, if a duration limit applies.
     pub max_duration: Option<u64>,
     /// The rules considered, when a trace was asked for.
     pub trace: Vec<Step>,
 }
+
+impl Decision<'_> {
+    /// The same decision owning its text.
+    pub fn into_owned(self) -> Decision<'static> {
+        let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        Decision {
+            outcome: self.outcome,
+            stage: self.stage,
+            rule: owned(self.rule),
+            number: self.number,
+            classes: Cow::Owned(self.classes.iter().cloned().map(owned).collect()),
+            responses: self.responses.into_iter().map(owned).collect(),
+            max_duration: self.max_duration,
+            trace: self.trace,
+        }
+    }
+}
+
+/// The classes of a number of the home country that no number class names
+/// (see [`Evaluator::classes_of`]).
+const NATIONAL: &[Cow<'static, str>] = &[Cow::Borrowed("national")];
+/// The classes of a number that no class prefix names.
+const INTERNATIONAL: &[Cow<'static, str>] = &[Cow::Borrowed("international")];
+/// The classes of a decision taken before the number is read.
+const NO_CLASSES: &[Cow<'static, str>] = &[];
 
 /// A policy prepared for fast decisions (indexes built once).
 #[derive(Debug)]
@@ -190,8 +223,10 @@ pub struct Evaluator<'p> {
     dest_filter_bits: u32,
     /// Per entry of `policy.destinations`: its window (index into `zones`), if any.
     dest_windows: Vec<Option<usize>>,
-    /// prefix key → classes.
-    classes: FastMap<u64, Vec<&'p str>>,
+    /// Class prefix key → the classes of a number whose longest class prefix
+    /// it is (those of every class prefix it begins with, as
+    /// [`Self::classes_of`] gives them).
+    classes: FastMap<u64, Cow<'p, [Cow<'p, str>]>>,
     class_lengths: u16,
     /// (address with host bits cleared, prefix length + 256 for IPv6) → index into `policy.sources.networks`.
     networks: FastMap<(u128, u16), usize>,
@@ -299,6 +334,61 @@ fn prefix_keys(number: &str) -> ([u64; 16], usize) {
         keys[i + 1] = (value << 4) | (i as u64 + 1);
     }
     (keys, len)
+}
+
+/// The keys of every prefix of the digits of prefix key `key` (as
+/// [`prefix_keys`] gives them for those digits), and their number.
+fn keys_of_key(key: u64) -> ([u64; 16], usize) {
+    let len = (key & 0xf) as usize;
+    let mut value = key >> 4;
+    let mut keys = [0u64; 16];
+    for n in (1..=len).rev() {
+        keys[n] = (value << 4) | n as u64;
+        value /= 10;
+    }
+    (keys, len)
+}
+
+/// The classes of a number whose prefix keys are `keys[..=len]`: those of
+/// every class prefix it begins with, sorted, after `national` (a national
+/// prefix) or `international`.
+fn class_list<'p>(
+    by_prefix: &FastMap<u64, Vec<&'p str>>,
+    lengths: u16,
+    keys: &[u64; 16],
+    len: usize,
+) -> Cow<'p, [Cow<'p, str>]> {
+    let mut out: Vec<&'p str> = Vec::new();
+    let mut national = false;
+    for n in (1..=len).rev() {
+        if lengths & (1 << n) == 0 {
+            continue;
+        }
+        if let Some(cs) = by_prefix.get(&keys[n]) {
+            for c in cs {
+                if *c == "national" {
+                    national = true;
+                } else if !out.contains(c) {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Cow::Borrowed(if national { NATIONAL } else { INTERNATIONAL });
+    }
+    out.sort();
+    let first = if national {
+        "national"
+    } else {
+        "international"
+    };
+    Cow::Owned(
+        std::iter::once(first)
+            .chain(out)
+            .map(Cow::Borrowed)
+            .collect(),
+    )
 }
 
 /// The filter bit of a prefix key (Fibonacci hashing to `bits` bits).
@@ -415,14 +505,21 @@ impl<'p> Evaluator<'p> {
                     .and_then(|w| window_index.get(w.name.as_str()).copied())
             })
             .collect();
-        let mut classes: FastMap<u64, Vec<&str>> = FastMap::default();
+        let mut by_prefix: FastMap<u64, Vec<&str>> = FastMap::default();
         let mut class_lengths = 0u16;
         for c in &policy.classes {
             if let Some(key) = prefix_key(&c.prefix) {
                 class_lengths |= 1 << (key & 0xf);
-                classes.entry(key).or_default().push(c.class.as_str());
+                by_prefix.entry(key).or_default().push(c.class.as_str());
             }
         }
+        let classes = by_prefix
+            .keys()
+            .map(|key| {
+                let (keys, len) = keys_of_key(*key);
+                (*key, class_list(&by_prefix, class_lengths, &keys, len))
+            })
+            .collect();
         let mut networks = FastMap::default();
         let (mut v4, mut v6) = (BTreeSet::new(), BTreeSet::new());
         for (i, n) in policy.sources.networks.iter().enumerate() {
@@ -465,7 +562,7 @@ impl<'p> Evaluator<'p> {
     }
 
     /// The decision for `call`; `trace` also records every rule considered.
-    pub fn decide(&self, call: &Call, trace: bool) -> Decision {
+    pub fn decide(&self, call: &Call, trace: bool) -> Decision<'p> {
         let mut steps: Vec<Step> = Vec::new();
         // the notes are only written when a trace is asked for
         macro_rules! note {
@@ -478,10 +575,10 @@ impl<'p> Evaluator<'p> {
                 }
             };
         }
-        let decision = |outcome, stage, rule: &str, number, classes, steps| Decision {
+        let decision = |outcome, stage, rule: Cow<'p, str>, number, classes, steps| Decision {
             outcome,
             stage,
-            rule: rule.to_string(),
+            rule,
             number,
             classes,
             responses: Vec::new(),
@@ -495,9 +592,9 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Source,
-                "src:unknown",
+                "src:unknown".into(),
                 None,
-                Vec::new(),
+                Cow::Borrowed(NO_CLASSES),
                 steps,
             );
         };
@@ -524,9 +621,9 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Allow,
                 Stage::Emergency,
-                "dst:emergency",
+                "dst:emergency".into(),
                 None,
-                Vec::new(),
+                Cow::Borrowed(NO_CLASSES),
                 steps,
             );
         }
@@ -534,9 +631,9 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Source,
-                &net.rule,
+                net.rule.as_str().into(),
                 None,
-                Vec::new(),
+                Cow::Borrowed(NO_CLASSES),
                 steps,
             );
         }
@@ -557,9 +654,9 @@ impl<'p> Evaluator<'p> {
                 return decision(
                     Outcome::Deny,
                     Stage::Number,
-                    "dst:invalid",
+                    "dst:invalid".into(),
                     None,
-                    Vec::new(),
+                    Cow::Borrowed(NO_CLASSES),
                     steps,
                 );
             }
@@ -572,9 +669,9 @@ impl<'p> Evaluator<'p> {
                 return decision(
                     Outcome::Deny,
                     Stage::Number,
-                    "dst:unreadable",
+                    "dst:unreadable".into(),
                     None,
-                    Vec::new(),
+                    Cow::Borrowed(NO_CLASSES),
                     steps,
                 );
             }
@@ -598,7 +695,7 @@ impl<'p> Evaluator<'p> {
                 return decision(
                     Outcome::Deny,
                     Stage::Geo,
-                    &geo.rule,
+                    geo.rule.as_str().into(),
                     Some(number),
                     classes,
                     steps,
@@ -613,21 +710,23 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Block,
-                "block:tenant",
+                "block:tenant".into(),
                 Some(number),
                 classes,
                 steps,
             );
         }
         if !call.blocked_classes.is_empty()
-            && let Some(c) = classes.iter().find(|c| call.blocked_classes.contains(*c))
+            && let Some(c) = classes
+                .iter()
+                .find(|c| call.blocked_classes.contains(c.as_ref()))
         {
             let rule = format!("block:class:{c}");
             note!(rule, "a response in force blocks class {c}");
             return decision(
                 Outcome::Deny,
                 Stage::Block,
-                &rule,
+                Cow::Owned(rule),
                 Some(number),
                 classes,
                 steps,
@@ -653,7 +752,7 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Crypto,
-                rule,
+                rule.into(),
                 Some(number),
                 classes,
                 steps,
@@ -668,7 +767,7 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Destination,
-                "dst:international",
+                "dst:international".into(),
                 Some(number),
                 classes,
                 steps,
@@ -678,7 +777,7 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Destination,
-                rule,
+                rule.into(),
                 Some(number),
                 classes,
                 steps,
@@ -689,14 +788,17 @@ impl<'p> Evaluator<'p> {
         let mut d = decision(
             Outcome::Allow,
             Stage::Destination,
-            rule,
+            rule.into(),
             Some(number),
             classes,
             Vec::new(),
         );
-        let mut limited: Option<&str> = None;
+        let mut limited: Option<&'p str> = None;
         for l in &self.policy.limits {
-            let applies = l.class.as_ref().is_none_or(|c| d.classes.contains(c));
+            let applies = l
+                .class
+                .as_ref()
+                .is_none_or(|c| d.classes.iter().any(|k| k == c));
             if !applies {
                 continue;
             }
@@ -737,7 +839,7 @@ impl<'p> Evaluator<'p> {
                     && *class == l.class
                     && *at == level
                 {
-                    d.responses.push(r.rule.clone());
+                    d.responses.push(Cow::Borrowed(&r.rule));
                 }
             }
             if level == AlertLevel::Critical && limited.is_none() {
@@ -748,8 +850,7 @@ impl<'p> Evaluator<'p> {
         if let Some(rule) = limited {
             d.outcome = Outcome::Limit;
             d.stage = Stage::Limit;
-            d.rule.clear();
-            d.rule.push_str(rule);
+            d.rule = Cow::Borrowed(rule);
         }
         d
     }
@@ -766,34 +867,18 @@ impl<'p> Evaluator<'p> {
         })
     }
 
-    fn classes_of(&self, keys: &[u64; 16], len: usize) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        let mut national = false;
+    /// The classes of the number whose prefix keys are `keys[..=len]`: those
+    /// of its longest class prefix, which holds those of every shorter one.
+    fn classes_of(&self, keys: &[u64; 16], len: usize) -> Cow<'p, [Cow<'p, str>]> {
         for n in (1..=len).rev() {
             if self.class_lengths & (1 << n) == 0 {
                 continue;
             }
             if let Some(cs) = self.classes.get(&keys[n]) {
-                for c in cs {
-                    if *c == "national" {
-                        national = true;
-                    } else if !out.iter().any(|o| o == c) {
-                        out.push((*c).to_string());
-                    }
-                }
+                return cs.clone();
             }
         }
-        out.sort();
-        out.insert(
-            0,
-            if national {
-                "national"
-            } else {
-                "international"
-            }
-            .to_string(),
-        );
-        out
+        Cow::Borrowed(INTERNATIONAL)
     }
 
     /// The slot of prefix key `key`, if the policy has that prefix.
