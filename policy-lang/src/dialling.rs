@@ -45,17 +45,229 @@ use std::sync::OnceLock;
 /// the visual separators people write (libphonenumber ignores them too).
 pub const SEPARATORS: &[char] = &[' ', '-', '.', '(', ')', '/', '[', ']'];
 
-/// How a dialled string is read.
+/// How a dialled string is read: the number as a `String` ([`read`]), or
+/// as a [`Number`] ([`read_number`], the evaluator's: no allocation).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reading {
+pub enum Reading<N = String> {
     /// E.164 digits (no `+`).
-    Number(String),
+    Number(N),
     /// Not a telephone number at all (letters, no digits, more than 15
     /// digits, a country code beginning with 0): `dst:invalid`.
     NotANumber(String),
     /// A number, but one that libphonenumber may read otherwise than any
     /// reading Tollgate could be sure of: `dst:unreadable`.
     Unreadable(String),
+}
+
+/// Text held inline, without an allocation, up to [`Number::INLINE`]
+/// bytes: E.164 digits (at most 15) always fit. Longer text (the digits of
+/// a long dialled string, a caller's [`crate::eval::Call::e164`]) is held
+/// on the heap. It reads as a `str` (`Deref`, `Display`, serialized as a
+/// string), and compares, orders and hashes as its text.
+#[derive(Clone)]
+pub struct Number(Text);
+
+#[derive(Clone)]
+enum Text {
+    /// `bytes[..len]` is the text (whole `str`s are pushed: it is UTF-8).
+    Inline {
+        len: u8,
+        bytes: [u8; Number::INLINE],
+    },
+    /// More than [`Number::INLINE`] bytes.
+    Heap(String),
+}
+
+impl Number {
+    /// The most bytes held inline.
+    pub const INLINE: usize = 22;
+
+    /// An empty text.
+    pub const fn empty() -> Number {
+        Number(Text::Inline {
+            len: 0,
+            bytes: [0; Number::INLINE],
+        })
+    }
+
+    /// `text` as a number.
+    pub fn new(text: &str) -> Number {
+        let mut n = Number::empty();
+        n.push_str(text);
+        n
+    }
+
+    /// `a` followed by `b`.
+    pub fn concat(a: &str, b: &str) -> Number {
+        let mut n = Number::new(a);
+        n.push_str(b);
+        n
+    }
+
+    /// Appends `text`.
+    pub fn push_str(&mut self, text: &str) {
+        match &mut self.0 {
+            Text::Inline { len, bytes } => {
+                let at = usize::from(*len);
+                let end = at + text.len();
+                match (bytes.get_mut(at..end), u8::try_from(end)) {
+                    (Some(to), Ok(end)) => {
+                        to.copy_from_slice(text.as_bytes());
+                        *len = end;
+                    }
+                    _ => {
+                        let mut heap = String::with_capacity(end);
+                        heap.push_str(self.as_str());
+                        heap.push_str(text);
+                        self.0 = Text::Heap(heap);
+                    }
+                }
+            }
+            Text::Heap(heap) => heap.push_str(text),
+        }
+    }
+
+    /// Whether the text is empty (without reading it as a `str`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The length of the text in bytes (without reading it as a `str`).
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Text::Inline { len, .. } => usize::from(*len),
+            Text::Heap(heap) => heap.len(),
+        }
+    }
+
+    /// The bytes of the text: what [`Self::as_str`] reads, without the
+    /// check that they are UTF-8 (digits, for the evaluator's prefix keys).
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Text::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Text::Heap(heap) => heap.as_bytes(),
+        }
+    }
+
+    /// Appends `c`.
+    pub fn push(&mut self, c: char) {
+        if let Text::Inline { len, bytes } = &mut self.0
+            && c.is_ascii()
+            && let Some(at) = bytes.get_mut(usize::from(*len))
+        {
+            *at = c as u8;
+            *len += 1;
+            return;
+        }
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+
+    /// The text (checked to be UTF-8 on every call: see [`Self::as_bytes`]).
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // only whole strs are pushed, so this is never an error
+            Text::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Text::Heap(heap) => heap,
+        }
+    }
+}
+
+impl std::ops::Deref for Number {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Number {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Number {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Number) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Number {}
+
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Number) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Number {
+    fn cmp(&self, other: &Number) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Number {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialEq<str> for Number {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Number {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Number {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl From<&str> for Number {
+    fn from(text: &str) -> Number {
+        Number::new(text)
+    }
+}
+
+impl From<Number> for String {
+    fn from(n: Number) -> String {
+        match n.0 {
+            Text::Heap(heap) => heap,
+            Text::Inline { .. } => n.as_str().to_string(),
+        }
+    }
+}
+
+impl serde::Serialize for Number {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// The four digits of a home country in the table's keys: each letter of
@@ -309,12 +521,27 @@ fn home_of(iso: &str) -> Option<&'static Home> {
 
 /// Reads `dialed` for a tenant whose home country is `home` (ISO code).
 pub fn read(dialed: &str, home: &str) -> Reading {
-    let mut digits = String::with_capacity(dialed.len());
+    match read_number(dialed, home) {
+        Reading::Number(n) => Reading::Number(n.into()),
+        Reading::NotANumber(why) => Reading::NotANumber(why),
+        Reading::Unreadable(why) => Reading::Unreadable(why),
+    }
+}
+
+/// [`read`], the number as a [`Number`]: a reading of a number allocates
+/// nothing (its reasons for refusing do).
+pub fn read_number(dialed: &str, home: &str) -> Reading<Number> {
+    // `+` and digits only (the usual form): the digits are the rest
+    let bare = dialed.strip_prefix('+').unwrap_or(dialed);
+    if !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_digit()) {
+        return read_digits(bare, bare.len() < dialed.len(), home);
+    }
+    let mut number = Number::empty();
     let mut plus = false;
     for ch in dialed.chars() {
         match ch {
-            '0'..='9' => digits.push(ch),
-            '+' if !plus && digits.is_empty() => plus = true,
+            '0'..='9' => number.push(ch),
+            '+' if !plus && number.is_empty() => plus = true,
             '+' => {
                 return Reading::NotANumber(
                     "`+` may only stand before the first digit".to_string(),
@@ -329,12 +556,18 @@ pub fn read(dialed: &str, home: &str) -> Reading {
             }
         }
     }
-    if digits.is_empty() {
+    if number.is_empty() {
         return Reading::NotANumber("it has no digits".to_string());
     }
+    read_digits(number.as_str(), plus, home)
+}
+
+/// [`read_number`] of the digits of the dialled string (at least one),
+/// `plus` if a `+` stood before them.
+fn read_digits(digits: &str, plus: bool, home: &str) -> Reading<Number> {
     let Some(Home { h, cc }) = home_of(home) else {
         return if plus {
-            international(&digits, "", home)
+            international(digits, "", home)
         } else {
             Reading::Unreadable(format!(
                 "no dialling data for the home country `{home}`: write the number as +<country code> <number>"
@@ -343,15 +576,15 @@ pub fn read(dialed: &str, home: &str) -> Reading {
     };
     let (h, cc) = (h.as_str(), *cc);
     let result = if plus {
-        if let Some(v) = longest_of(&["0", h, &digits]).filter(|v| v.is('i')) {
+        if let Some(v) = longest_of(&["0", h, digits]).filter(|v| v.is('i')) {
             let i = &digits[..v.num(1).min(digits.len())];
             return Reading::Unreadable(format!(
                 "`+` followed by {i}, the international prefix of {home}: libphonenumber strips both; write +<country code> <number>"
             ));
         }
-        international(&digits, h, home)
+        international(digits, h, home)
     } else {
-        national(&digits, h, cc, home)
+        national(digits, h, cc, home)
     };
     match result {
         Reading::Number(n) if n.len() > 15 => Reading::NotANumber(format!(
@@ -362,7 +595,7 @@ pub fn read(dialed: &str, home: &str) -> Reading {
     }
 }
 
-fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
+fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading<Number> {
     let v = longest_of(&["0", h, d]).unwrap_or_else(no_row);
     let len = d.len();
     let lengths = || {
@@ -411,7 +644,7 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
             let n = v.num(1).min(d.len());
             let s = &d[..n];
             match mode(v.field(2), len) {
-                'k' => Reading::Number(format!("{cc}{d}")),
+                'k' => Reading::Number(Number::concat(cc, d)),
                 's' => strip_checked(&d[n..], h, cc, home, &format!("the national prefix {s}")),
                 _ => Reading::Unreadable(format!(
                     "{d} begins with {s}, which libphonenumber may read as {home}'s national (trunk) prefix or a carrier code or as part of the number ({len} digits); write +{cc} ... instead"
@@ -420,7 +653,7 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
         }
         _ => {
             if mode(v.field(1), len) == 'k' {
-                Reading::Number(format!("{cc}{d}"))
+                Reading::Number(Number::concat(cc, d))
             } else {
                 Reading::Unreadable(format!(
                     "{d} has {len} digits; national numbers of {home} have {} (a local number without its area code is not read)",
@@ -434,13 +667,13 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading {
 /// The national number left after stripping `what`: refused when it begins
 /// with a national prefix string again (the `phonenumber` crate strips a
 /// second one, libphonenumber does not).
-fn strip_checked(rest: &str, h: &str, cc: &str, home: &str, what: &str) -> Reading {
+fn strip_checked(rest: &str, h: &str, cc: &str, home: &str, what: &str) -> Reading<Number> {
     if longest_of(&["00", h, rest]).is_some_and(|v| v.is('t')) {
         return Reading::Unreadable(format!(
             "after {what}, {rest} begins with a national prefix of {home} again: libphonenumber implementations differ on it"
         ));
     }
-    Reading::Number(format!("{cc}{rest}"))
+    Reading::Number(Number::concat(cc, rest))
 }
 
 /// An E.164 number as written after `+` or an international prefix; the
@@ -452,7 +685,7 @@ fn strip_checked(rest: &str, h: &str, cc: &str, home: &str, what: &str) -> Readi
 /// phonenumber crate as that prefix (`+1 900...`) and by libphonenumber as
 /// part of the number: refused, unless the code itself handles that prefix
 /// alike or its numbers may begin with it (`l` rows: `+39 06...` is Rome).
-fn international(e: &str, h: &str, home: &str) -> Reading {
+fn international(e: &str, h: &str, home: &str) -> Reading<Number> {
     if e.starts_with('0') {
         return Reading::NotANumber("a country code never begins with 0".to_string());
     }
@@ -495,14 +728,14 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
         }
     }
     let Some(v) = v.filter(|v| v.is('t')) else {
-        return Reading::Number(e.to_string());
+        return Reading::Number(Number::new(e));
     };
     let (Some(cc), Some(s)) = (e.get(..ccl), e.get(ccl..ccl.saturating_add(sl))) else {
-        return Reading::Number(e.to_string());
+        return Reading::Number(Number::new(e));
     };
     let national = &e[ccl..];
     match mode(v.field(3), national.len()) {
-        'k' => Reading::Number(e.to_string()),
+        'k' => Reading::Number(Number::new(e)),
         's' => {
             let rest = &national[sl..];
             if longest_of(&[cc, rest]).is_some_and(|w| w.is('t')) {
@@ -510,7 +743,7 @@ fn international(e: &str, h: &str, home: &str) -> Reading {
                     "after the national prefix {s}, +{cc} {rest} begins with a national prefix again: libphonenumber implementations differ on it"
                 ));
             }
-            Reading::Number(format!("{cc}{rest}"))
+            Reading::Number(Number::concat(cc, rest))
         }
         _ => Reading::Unreadable(format!(
             "+{cc} {national}: {s} may be read as the national (trunk) prefix or a carrier code of +{cc} or as part of the number ({} digits); libphonenumber's reading depends on the whole number",
@@ -582,6 +815,41 @@ mod tests {
                 assert_eq!(row.is(k), text.starts_with(k), "{text} {k}");
             }
         }
+    }
+
+    /// A number reads as the text pushed, inline or (past
+    /// [`Number::INLINE`] bytes) on the heap, and compares as that text.
+    #[test]
+    fn numbers_hold_their_text_inline_or_on_the_heap() {
+        let long = "1234567890".repeat(5);
+        for n in 0..=long.len() {
+            let text = &long[..n];
+            let mut pushed = Number::empty();
+            for c in text.chars() {
+                pushed.push(c);
+            }
+            let (a, b) = text.split_at(n / 3);
+            for number in [Number::new(text), Number::concat(a, b), pushed] {
+                assert_eq!(number.as_str(), text);
+                assert_eq!(number.as_bytes(), text.as_bytes());
+                assert_eq!((number.len(), number.is_empty()), (n, n == 0));
+                assert_eq!(number, Number::new(text));
+                assert_eq!(format!("{number}"), text);
+                assert_eq!(format!("{number:?}"), format!("{text:?}"));
+                assert_eq!(String::from(number.clone()), text);
+                assert_eq!(
+                    serde_json::to_string(&number).ok(),
+                    serde_json::to_string(text).ok()
+                );
+                assert_eq!(matches!(number.0, Text::Inline { .. }), n <= Number::INLINE);
+            }
+        }
+        let mut n = Number::new("44");
+        n.push_str("ä€");
+        n.push('😀');
+        assert_eq!(n.as_str(), "44ä€😀");
+        assert!(Number::new("12") < Number::new("2"));
+        assert_eq!(Number::new("12"), "12");
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //!    call (`limit`), reaching `warning` only alerts. The responses declared for
 //!    the levels crossed are reported as triggered.
 
+pub use crate::dialling::Number;
 use crate::dialling::Reading;
 use crate::window;
 use ipnet::IpNet;
@@ -160,8 +161,9 @@ pub struct Decision<'p> {
     /// Id of the deciding rule (see the policy's source map), or a built-in id:
     /// `dst:invalid`, `dst:unreadable`, `dst:emergency`, `src:unknown`, `block:tenant`, `block:class:NAME`.
     pub rule: Cow<'p, str>,
-    /// The destination as E.164 digits, when it could be read.
-    pub number: Option<String>,
+    /// The destination as E.164 digits, when it could be read (held inline:
+    /// see [`Number`]).
+    pub number: Option<Number>,
     /// The destination's classes: `national` or `international`, then its
     /// number classes, sorted. Borrowed when it has no number class; a
     /// number in a number class gets a copy of the list (pointers into the
@@ -325,11 +327,11 @@ fn prefix_key(digits: &str) -> Option<u64> {
 
 /// The keys of every prefix of `number` (E.164 digits, at most 15): `keys[n]`
 /// is the key of the first `n` digits.
-fn prefix_keys(number: &str) -> ([u64; 16], usize) {
+fn prefix_keys(number: &[u8]) -> ([u64; 16], usize) {
     let mut keys = [0u64; 16];
     let mut value = 0u64;
     let len = number.len().min(15);
-    for (i, b) in number.bytes().take(len).enumerate() {
+    for (i, b) in number.iter().copied().take(len).enumerate() {
         value = value * 10 + u64::from(b.wrapping_sub(b'0') % 10);
         keys[i + 1] = (value << 4) | (i as u64 + 1);
     }
@@ -640,8 +642,8 @@ impl<'p> Evaluator<'p> {
 
         // 3. the number
         let reading = match &call.e164 {
-            Some(n) => Reading::Number(n.clone()),
-            None => normalize(&call.destination, &self.home),
+            Some(n) => Reading::Number(Number::new(n)),
+            None => crate::dialling::read_number(&call.destination, &self.home),
         };
         let number = match reading {
             Reading::Number(n) => n,
@@ -676,7 +678,7 @@ impl<'p> Evaluator<'p> {
                 );
             }
         };
-        let (keys, len) = prefix_keys(&number);
+        let (keys, len) = prefix_keys(number.as_bytes());
         let classes = self.classes_of(&keys, len);
 
         // 4. geo
