@@ -456,25 +456,57 @@ fn longest(key: &str) -> Option<&'static Row> {
 
 /// [`longest`] of the concatenation of `parts`, without building it.
 fn longest_of(parts: &[&str]) -> Option<&'static Row> {
-    let t = trie();
-    let mut n = 0;
-    let mut best = 0;
-    for b in parts.iter().flat_map(|p| p.bytes()) {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break;
+    parts.iter().fold(Walk::ROOT, |w, part| w.on(part)).row()
+}
+
+/// A walk down the trie over some digits, which more digits continue: the
+/// node reached, the last row passed (index into `rows`, 0: none) and
+/// whether the walk has stopped (no child for a digit, or not a digit).
+/// A home country keeps its walks over `0 R` and `00 R`, the start of its
+/// keys, so that a reading walks only over the dialled digits.
+#[derive(Clone, Copy, Debug)]
+struct Walk {
+    node: usize,
+    best: u32,
+    stopped: bool,
+}
+
+impl Walk {
+    const ROOT: Walk = Walk {
+        node: 0,
+        best: 0,
+        stopped: false,
+    };
+
+    /// The walk continued over `digits`.
+    fn on(mut self, digits: &str) -> Walk {
+        if self.stopped {
+            return self;
         }
-        match t.next[n][usize::from(d)] {
-            0 => break,
-            child => n = child as usize,
+        let t = trie();
+        for b in digits.bytes() {
+            let d = usize::from(b.wrapping_sub(b'0'));
+            // no child: 0, or no entry for a byte that is not a digit
+            match t.next.get(self.node).and_then(|next| next.get(d)) {
+                Some(0) | None => {
+                    self.stopped = true;
+                    break;
+                }
+                Some(child) => self.node = *child as usize,
+            }
+            if let Some(v) = t.value.get(self.node).filter(|v| **v != 0) {
+                self.best = *v;
+            }
         }
-        if t.value[n] != 0 {
-            best = t.value[n];
-        }
+        self
     }
-    match best {
-        0 => None,
-        i => t.rows.get(i as usize),
+
+    /// The row of the longest key walked over.
+    fn row(self) -> Option<&'static Row> {
+        match self.best {
+            0 => None,
+            i => trie().rows.get(i as usize),
+        }
     }
 }
 
@@ -487,11 +519,24 @@ fn mode(modes: &str, len: usize) -> char {
     modes.as_bytes().get(len).map_or('r', |b| char::from(*b))
 }
 
-/// A home country the table has national forms for: its [`home_key`] and
-/// its calling code.
+/// A home country the table has national forms for: its calling code, and
+/// the trie walked over `0 R` and `00 R` (`R` its [`home_key`]).
 struct Home {
-    h: String,
     cc: &'static str,
+    zero: Walk,
+    zero_zero: Walk,
+}
+
+impl Home {
+    /// [`longest`] of `0 R d`.
+    fn national_row(&self, d: &str) -> Option<&'static Row> {
+        self.zero.on(d).row()
+    }
+
+    /// [`longest`] of `00 R s`.
+    fn trunk_row(&self, s: &str) -> Option<&'static Row> {
+        self.zero_zero.on(s).row()
+    }
 }
 
 /// The home country `iso` (two upper-case letters), from a table built once
@@ -504,8 +549,9 @@ fn home_of(iso: &str) -> Option<&'static Home> {
         for c in numbering::countries() {
             if let Some(h) = home_key(c.iso).filter(|h| rows().contains_key(&format!("0{h}"))) {
                 homes[index(c.iso.as_bytes())] = Some(Home {
-                    h,
                     cc: c.calling_code.as_str(),
+                    zero: Walk::ROOT.on("0").on(&h),
+                    zero_zero: Walk::ROOT.on("00").on(&h),
                 });
             }
         }
@@ -519,9 +565,20 @@ fn home_of(iso: &str) -> Option<&'static Home> {
     homes.get(index(b))?.as_ref()
 }
 
+/// A reason for refusing a reading, written only when `explain` is true.
+macro_rules! why {
+    ($explain:expr, $($text:tt)+) => {
+        if $explain {
+            format!($($text)+)
+        } else {
+            String::new()
+        }
+    };
+}
+
 /// Reads `dialed` for a tenant whose home country is `home` (ISO code).
 pub fn read(dialed: &str, home: &str) -> Reading {
-    match read_number(dialed, home) {
+    match read_number(dialed, home, true) {
         Reading::Number(n) => Reading::Number(n.into()),
         Reading::NotANumber(why) => Reading::NotANumber(why),
         Reading::Unreadable(why) => Reading::Unreadable(why),
@@ -529,12 +586,13 @@ pub fn read(dialed: &str, home: &str) -> Reading {
 }
 
 /// [`read`], the number as a [`Number`]: a reading of a number allocates
-/// nothing (its reasons for refusing do).
-pub fn read_number(dialed: &str, home: &str) -> Reading<Number> {
+/// nothing. The reasons for refusing are written only if `explain` (else
+/// they are empty: the evaluator shows them only in a trace).
+pub fn read_number(dialed: &str, home: &str, explain: bool) -> Reading<Number> {
     // `+` and digits only (the usual form): the digits are the rest
     let bare = dialed.strip_prefix('+').unwrap_or(dialed);
     if !bare.is_empty() && bare.bytes().all(|b| b.is_ascii_digit()) {
-        return read_digits(bare, bare.len() < dialed.len(), home);
+        return read_digits(bare, bare.len() < dialed.len(), home, explain);
     }
     let mut number = Number::empty();
     let mut plus = false;
@@ -543,13 +601,15 @@ pub fn read_number(dialed: &str, home: &str) -> Reading<Number> {
             '0'..='9' => number.push(ch),
             '+' if !plus && number.is_empty() => plus = true,
             '+' => {
-                return Reading::NotANumber(
-                    "`+` may only stand before the first digit".to_string(),
-                );
+                return Reading::NotANumber(why!(
+                    explain,
+                    "`+` may only stand before the first digit"
+                ));
             }
             c if SEPARATORS.contains(&c) => {}
             c => {
-                return Reading::NotANumber(format!(
+                return Reading::NotANumber(why!(
+                    explain,
                     "{c:?} is not a digit, `+` or a separator ({})",
                     SEPARATORS.iter().collect::<String>()
                 ));
@@ -557,37 +617,39 @@ pub fn read_number(dialed: &str, home: &str) -> Reading<Number> {
         }
     }
     if number.is_empty() {
-        return Reading::NotANumber("it has no digits".to_string());
+        return Reading::NotANumber(why!(explain, "it has no digits"));
     }
-    read_digits(number.as_str(), plus, home)
+    read_digits(number.as_str(), plus, home, explain)
 }
 
 /// [`read_number`] of the digits of the dialled string (at least one),
 /// `plus` if a `+` stood before them.
-fn read_digits(digits: &str, plus: bool, home: &str) -> Reading<Number> {
-    let Some(Home { h, cc }) = home_of(home) else {
+fn read_digits(digits: &str, plus: bool, home: &str, explain: bool) -> Reading<Number> {
+    let Some(h) = home_of(home) else {
         return if plus {
-            international(digits, "", home)
+            international(digits, None, home, explain)
         } else {
-            Reading::Unreadable(format!(
+            Reading::Unreadable(why!(
+                explain,
                 "no dialling data for the home country `{home}`: write the number as +<country code> <number>"
             ))
         };
     };
-    let (h, cc) = (h.as_str(), *cc);
     let result = if plus {
-        if let Some(v) = longest_of(&["0", h, digits]).filter(|v| v.is('i')) {
+        if let Some(v) = h.national_row(digits).filter(|v| v.is('i')) {
             let i = &digits[..v.num(1).min(digits.len())];
-            return Reading::Unreadable(format!(
+            return Reading::Unreadable(why!(
+                explain,
                 "`+` followed by {i}, the international prefix of {home}: libphonenumber strips both; write +<country code> <number>"
             ));
         }
-        international(digits, h, home)
+        international(digits, Some(h), home, explain)
     } else {
-        national(digits, h, cc, home)
+        national(digits, h, home, explain)
     };
     match result {
-        Reading::Number(n) if n.len() > 15 => Reading::NotANumber(format!(
+        Reading::Number(n) if n.len() > 15 => Reading::NotANumber(why!(
+            explain,
             "+{n} has {} digits; E.164 numbers have at most 15",
             n.len()
         )),
@@ -595,8 +657,9 @@ fn read_digits(digits: &str, plus: bool, home: &str) -> Reading<Number> {
     }
 }
 
-fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading<Number> {
-    let v = longest_of(&["0", h, d]).unwrap_or_else(no_row);
+fn national(d: &str, h: &Home, home: &str, explain: bool) -> Reading<Number> {
+    let cc = h.cc;
+    let v = h.national_row(d).unwrap_or_else(no_row);
     let len = d.len();
     let lengths = || {
         numbering::dial_region(home)
@@ -614,39 +677,46 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading<Number> {
             let n = v.num(1).min(d.len());
             let (i, rest) = d.split_at(n);
             if v.field(2) != "s" {
-                return Reading::Unreadable(format!(
+                return Reading::Unreadable(why!(
+                    explain,
                     "{i} may be read as more than one international prefix of {home}"
                 ));
             }
             if rest.is_empty() {
-                return Reading::NotANumber(format!(
+                return Reading::NotANumber(why!(
+                    explain,
                     "nothing follows the international prefix {i}"
                 ));
             }
             if rest.starts_with('0') {
-                return Reading::Unreadable(format!(
+                return Reading::Unreadable(why!(
+                    explain,
                     "0 after the international prefix {i}: no country code begins with 0, and libphonenumber then reads the whole as a national number"
                 ));
             }
-            international(rest, h, home)
+            international(rest, Some(h), home, explain)
         }
         "c" => {
             let n = v.num(1).min(d.len());
             if mode(v.field(2), len) != 's' {
-                return Reading::Unreadable(format!(
+                return Reading::Unreadable(why!(
+                    explain,
                     "{d} begins with {home}'s calling code {cc} without `+` or an international prefix, and is not too long to be a national number: libphonenumber may read it either way; write +{cc} ... or the national form"
                 ));
             }
             let rest = &d[n..];
-            strip_checked(rest, h, cc, home, &format!("the calling code {cc}"))
+            strip_checked(rest, h, home, explain, || format!("the calling code {cc}"))
         }
         "t" => {
             let n = v.num(1).min(d.len());
             let s = &d[..n];
             match mode(v.field(2), len) {
                 'k' => Reading::Number(Number::concat(cc, d)),
-                's' => strip_checked(&d[n..], h, cc, home, &format!("the national prefix {s}")),
-                _ => Reading::Unreadable(format!(
+                's' => strip_checked(&d[n..], h, home, explain, || {
+                    format!("the national prefix {s}")
+                }),
+                _ => Reading::Unreadable(why!(
+                    explain,
                     "{d} begins with {s}, which libphonenumber may read as {home}'s national (trunk) prefix or a carrier code or as part of the number ({len} digits); write +{cc} ... instead"
                 )),
             }
@@ -655,7 +725,8 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading<Number> {
             if mode(v.field(1), len) == 'k' {
                 Reading::Number(Number::concat(cc, d))
             } else {
-                Reading::Unreadable(format!(
+                Reading::Unreadable(why!(
+                    explain,
                     "{d} has {len} digits; national numbers of {home} have {} (a local number without its area code is not read)",
                     lengths()
                 ))
@@ -667,10 +738,19 @@ fn national(d: &str, h: &str, cc: &str, home: &str) -> Reading<Number> {
 /// The national number left after stripping `what`: refused when it begins
 /// with a national prefix string again (the `phonenumber` crate strips a
 /// second one, libphonenumber does not).
-fn strip_checked(rest: &str, h: &str, cc: &str, home: &str, what: &str) -> Reading<Number> {
-    if longest_of(&["00", h, rest]).is_some_and(|v| v.is('t')) {
-        return Reading::Unreadable(format!(
-            "after {what}, {rest} begins with a national prefix of {home} again: libphonenumber implementations differ on it"
+fn strip_checked(
+    rest: &str,
+    h: &Home,
+    home: &str,
+    explain: bool,
+    what: impl Fn() -> String,
+) -> Reading<Number> {
+    let cc = h.cc;
+    if h.trunk_row(rest).is_some_and(|v| v.is('t')) {
+        return Reading::Unreadable(why!(
+            explain,
+            "after {}, {rest} begins with a national prefix of {home} again: libphonenumber implementations differ on it",
+            what()
         ));
     }
     Reading::Number(Number::concat(cc, rest))
@@ -685,9 +765,9 @@ fn strip_checked(rest: &str, h: &str, cc: &str, home: &str, what: &str) -> Readi
 /// phonenumber crate as that prefix (`+1 900...`) and by libphonenumber as
 /// part of the number: refused, unless the code itself handles that prefix
 /// alike or its numbers may begin with it (`l` rows: `+39 06...` is Rome).
-fn international(e: &str, h: &str, home: &str) -> Reading<Number> {
+fn international(e: &str, h: Option<&Home>, home: &str, explain: bool) -> Reading<Number> {
     if e.starts_with('0') {
-        return Reading::NotANumber("a country code never begins with 0".to_string());
+        return Reading::NotANumber(why!(explain, "a country code never begins with 0"));
     }
     // the longest row: `k` at a known calling code, `t`/`l` below it
     let v = longest(e);
@@ -702,12 +782,12 @@ fn international(e: &str, h: &str, home: &str) -> Reading<Number> {
     } else {
         0
     };
-    if !h.is_empty()
+    if let Some(h) = h
         && ccl > 0
         && let Some(cc) = e.get(..ccl)
     {
         let national = &e[cc.len()..];
-        if let Some(hv) = longest_of(&["00", h, national]).filter(|w| w.is('t')) {
+        if let Some(hv) = h.trunk_row(national).filter(|w| w.is('t')) {
             let hl = hv.num(1);
             // the code's row for the same string: it strips or keeps it
             // (`t`), or its numbers so written are all of its pattern (`l`)
@@ -717,10 +797,11 @@ fn international(e: &str, h: &str, home: &str) -> Reading<Number> {
             // a second one)
             let again = national
                 .get(hl..)
-                .and_then(|r| longest_of(&["00", h, r]))
+                .and_then(|r| h.trunk_row(r))
                 .is_some_and(|w| w.is('t'));
             if hv.field(2) != "e" || !same || again {
-                return Reading::Unreadable(format!(
+                return Reading::Unreadable(why!(
+                    explain,
                     "+{cc} {national} begins with {}, the national prefix of {home}: libphonenumber implementations differ on whether it is part of the number; write +{cc} without it",
                     &national[..hl.min(national.len())]
                 ));
@@ -739,13 +820,15 @@ fn international(e: &str, h: &str, home: &str) -> Reading<Number> {
         's' => {
             let rest = &national[sl..];
             if longest_of(&[cc, rest]).is_some_and(|w| w.is('t')) {
-                return Reading::Unreadable(format!(
+                return Reading::Unreadable(why!(
+                    explain,
                     "after the national prefix {s}, +{cc} {rest} begins with a national prefix again: libphonenumber implementations differ on it"
                 ));
             }
             Reading::Number(Number::concat(cc, rest))
         }
-        _ => Reading::Unreadable(format!(
+        _ => Reading::Unreadable(why!(
+            explain,
             "+{cc} {national}: {s} may be read as the national (trunk) prefix or a carrier code of +{cc} or as part of the number ({} digits); libphonenumber's reading depends on the whole number",
             national.len()
         )),
@@ -795,6 +878,25 @@ mod tests {
             assert_eq!(longest(k).map(|r| r.text), by_map(k), "{k}");
         }
         assert!(probes > 1000);
+    }
+
+    /// A home's kept walks continue as walks from the root over `0 R` and
+    /// `00 R` do.
+    #[test]
+    fn home_walks_continue_from_the_root_walks() {
+        let mut homes = 0;
+        for c in numbering::countries() {
+            let (Some(home), Some(h)) = (home_of(c.iso), home_key(c.iso)) else {
+                continue;
+            };
+            homes += 1;
+            for d in ["", "0", "00", "011", "44", "1", "4420", "0909", "x1", "9"] {
+                let text = |r: Option<&Row>| r.map(|r| r.text);
+                assert_eq!(text(home.national_row(d)), text(longest_of(&["0", &h, d])));
+                assert_eq!(text(home.trunk_row(d)), text(longest_of(&["00", &h, d])));
+            }
+        }
+        assert!(homes > 200, "{homes}");
     }
 
     /// A row's parsed fields are those of its text split at its commas.

@@ -643,7 +643,7 @@ impl<'p> Evaluator<'p> {
         // 3. the number
         let reading = match &call.e164 {
             Some(n) => Reading::Number(Number::new(n)),
-            None => crate::dialling::read_number(&call.destination, &self.home),
+            None => crate::dialling::read_number(&call.destination, &self.home, trace),
         };
         let number = match reading {
             Reading::Number(n) => n,
