@@ -28,11 +28,13 @@
 //!    call (`limit`), reaching `warning` only alerts. The responses declared for
 //!    the levels crossed are reported as triggered.
 
+pub use crate::dialling::Number;
 use crate::dialling::Reading;
 use crate::window;
 use ipnet::IpNet;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use tollgate_ir::{
@@ -148,31 +150,69 @@ pub struct Step {
 }
 
 /// The decision for one call.
+///
+/// Its rule ids and classes borrow from the policy (`'p`), so that deciding
+/// copies no text: [`Decision::into_owned`] gives a decision that outlives
+/// the policy.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Decision {
+pub struct Decision<'p> {
     pub outcome: Outcome,
     pub stage: Stage,
     /// Id of the deciding rule (see the policy's source map), or a built-in id:
     /// `dst:invalid`, `dst:unreadable`, `dst:emergency`, `src:unknown`, `block:tenant`, `block:class:NAME`.
-    pub rule: String,
-    /// The destination as E.164 digits, when it could be read.
-    pub number: Option<String>,
-    /// The destination's classes: `national` or `international`, plus number classes.
-    pub classes: Vec<String>,
+    pub rule: Cow<'p, str>,
+    /// The destination as E.164 digits, when it could be read (held inline:
+    /// see [`Number`]).
+    pub number: Option<Number>,
+    /// The destination's classes: `national` or `international`, then its
+    /// number classes, sorted. Borrowed when it has no number class; a
+    /// number in a number class gets a copy of the list (pointers into the
+    /// policy, no text).
+    pub classes: Cow<'p, [Cow<'p, str>]>,
     /// Responses (rule ids) whose trigger this call crossed.
-    pub responses: Vec<String>,
+    pub responses: Vec<Cow<'p, str>>,
     /// The longest call allowed, in seconds, if a duration limit applies.
     pub max_duration: Option<u64>,
     /// The rules considered, when a trace was asked for.
     pub trace: Vec<Step>,
 }
 
+impl Decision<'_> {
+    /// The same decision owning its text.
+    pub fn into_owned(self) -> Decision<'static> {
+        let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        Decision {
+            outcome: self.outcome,
+            stage: self.stage,
+            rule: owned(self.rule),
+            number: self.number,
+            classes: Cow::Owned(self.classes.iter().cloned().map(owned).collect()),
+            responses: self.responses.into_iter().map(owned).collect(),
+            max_duration: self.max_duration,
+            trace: self.trace,
+        }
+    }
+}
+
+/// The classes of a number of the home country that no number class names
+/// (see [`Evaluator::classes_of`]).
+const NATIONAL: &[Cow<'static, str>] = &[Cow::Borrowed("national")];
+/// The classes of a number that no class prefix names.
+const INTERNATIONAL: &[Cow<'static, str>] = &[Cow::Borrowed("international")];
+/// The classes of a decision taken before the number is read.
+const NO_CLASSES: &[Cow<'static, str>] = &[];
+
 /// A policy prepared for fast decisions (indexes built once).
 #[derive(Debug)]
 pub struct Evaluator<'p> {
     policy: &'p CompiledPolicy,
-    /// prefix key (see [`prefix_key`]) → `(start, len)` in `dest_order`.
-    destinations: FastMap<u64, (u32, u32)>,
+    /// The destination entries by prefix key (see [`prefix_key`]), an
+    /// open-addressing table (see [`DestSlot`]).
+    dest_slots: Vec<DestSlot<'p>>,
+    /// log2 of `dest_slots.len()`.
+    dest_slot_bits: u32,
+    /// Per prefix: `(start, len)` of its entries in `dest_order`.
+    dest_groups: Vec<(u32, u32)>,
     /// Indexes into `policy.destinations`, grouped by prefix, in evaluation order.
     dest_order: Vec<u32>,
     /// Bit `n` set: some destination prefix has `n` digits.
@@ -185,8 +225,10 @@ pub struct Evaluator<'p> {
     dest_filter_bits: u32,
     /// Per entry of `policy.destinations`: its window (index into `zones`), if any.
     dest_windows: Vec<Option<usize>>,
-    /// prefix key → classes.
-    classes: FastMap<u64, Vec<&'p str>>,
+    /// Class prefix key → the classes of a number whose longest class prefix
+    /// it is (those of every class prefix it begins with, as
+    /// [`Self::classes_of`] gives them).
+    classes: FastMap<u64, Cow<'p, [Cow<'p, str>]>>,
     class_lengths: u16,
     /// (address with host bits cleared, prefix length + 256 for IPv6) → index into `policy.sources.networks`.
     networks: FastMap<(u128, u16), usize>,
@@ -234,6 +276,40 @@ impl std::hash::Hasher for MulHasher {
 
 type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<MulHasher>>;
 
+/// One prefix of the destination table, in a slot of an open-addressing
+/// table (linear probing, at most four fifths full) read with one memory
+/// access in the common case: a prefix with one entry and no window is
+/// decided from the slot itself (`simple`), without going to `dest_groups`,
+/// `dest_order` and `policy.destinations` (three more cache misses on a
+/// large policy). 32 bytes, aligned so that a slot never straddles two cache
+/// lines.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
+struct DestSlot<'p> {
+    /// The prefix key, or [`EMPTY_SLOT`].
+    key: u64,
+    /// The rule of the prefix's entry when `simple` (else unused).
+    rule: &'p str,
+    /// Index into `dest_groups`: every entry of the prefix.
+    group: u32,
+    /// The action of the prefix's entry when `simple`.
+    action: Verdict,
+    /// The prefix has exactly one entry, and it has no window condition.
+    simple: bool,
+}
+
+/// No prefix key is all ones (a key is at most 54 bits: see [`prefix_key`]).
+const EMPTY_SLOT: u64 = u64::MAX;
+
+/// The home slot of a prefix key in a table of `2^bits` slots (Fibonacci
+/// hashing: the top bits of the product).
+fn slot_of(key: u64, bits: u32) -> usize {
+    if bits == 0 {
+        return 0;
+    }
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+}
+
 /// A prefix of at most 15 digits as one integer: its value and its length
 /// (so `"4"` and `"04"` differ). `None` for text that is not digits.
 fn prefix_key(digits: &str) -> Option<u64> {
@@ -252,15 +328,83 @@ fn prefix_key(digits: &str) -> Option<u64> {
 
 /// The keys of every prefix of `number` (E.164 digits, at most 15): `keys[n]`
 /// is the key of the first `n` digits.
-fn prefix_keys(number: &str) -> ([u64; 16], usize) {
+fn prefix_keys(number: &[u8]) -> ([u64; 16], usize) {
     let mut keys = [0u64; 16];
     let mut value = 0u64;
     let len = number.len().min(15);
-    for (i, b) in number.bytes().take(len).enumerate() {
-        value = value * 10 + u64::from(b.wrapping_sub(b'0') % 10);
+    for (i, b) in number.iter().copied().take(len).enumerate() {
+        let d = b.wrapping_sub(b'0');
+        // (a digit is itself: the division only for other bytes)
+        value = value * 10 + u64::from(if d < 10 { d } else { d % 10 });
         keys[i + 1] = (value << 4) | (i as u64 + 1);
     }
     (keys, len)
+}
+
+/// The keys of every prefix of the digits of prefix key `key` (as
+/// [`prefix_keys`] gives them for those digits), and their number.
+fn keys_of_key(key: u64) -> ([u64; 16], usize) {
+    let len = (key & 0xf) as usize;
+    let mut value = key >> 4;
+    let mut keys = [0u64; 16];
+    for n in (1..=len).rev() {
+        keys[n] = (value << 4) | n as u64;
+        value /= 10;
+    }
+    (keys, len)
+}
+
+/// The classes of a number whose prefix keys are `keys[..=len]`: those of
+/// every class prefix it begins with, sorted, after `national` (a national
+/// prefix) or `international`.
+fn class_list<'p>(
+    by_prefix: &FastMap<u64, Vec<&'p str>>,
+    lengths: u16,
+    keys: &[u64; 16],
+    len: usize,
+) -> Cow<'p, [Cow<'p, str>]> {
+    let mut out: Vec<&'p str> = Vec::new();
+    let mut national = false;
+    for n in (1..=len).rev() {
+        if lengths & (1 << n) == 0 {
+            continue;
+        }
+        if let Some(cs) = by_prefix.get(&keys[n]) {
+            for c in cs {
+                if *c == "national" {
+                    national = true;
+                } else if !out.contains(c) {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Cow::Borrowed(if national { NATIONAL } else { INTERNATIONAL });
+    }
+    out.sort();
+    let first = if national {
+        "national"
+    } else {
+        "international"
+    };
+    Cow::Owned(
+        std::iter::once(first)
+            .chain(out)
+            .map(Cow::Borrowed)
+            .collect(),
+    )
+}
+
+/// The lengths `n` in `0..=len` whose bit is set in `lengths`, longest
+/// first (`len` at most 15).
+fn lengths_down(lengths: u16, len: usize) -> impl Iterator<Item = usize> {
+    let mut bits = u32::from(lengths) & ((2u32 << len.min(15)) - 1);
+    std::iter::from_fn(move || {
+        let n = bits.checked_ilog2()?; // the highest bit set
+        bits &= !(1 << n);
+        Some(n as usize)
+    })
 }
 
 /// The filter bit of a prefix key (Fibonacci hashing to `bits` bits).
@@ -317,24 +461,52 @@ impl<'p> Evaluator<'p> {
             .filter_map(|(i, d)| Some((prefix_key(&d.prefix)?, i as u32)))
             .collect();
         keyed.sort_by_key(|(k, _)| *k); // stable: policy order within a prefix
-        let mut destinations: FastMap<u64, (u32, u32)> = FastMap::default();
+        // one group per prefix key: (key, start, len) in `keyed`
+        let mut groups: Vec<(u64, u32, u32)> = Vec::new();
         let mut dest_lengths = 0u16;
         for (pos, (key, _)) in keyed.iter().enumerate() {
             dest_lengths |= 1 << (key & 0xf);
-            destinations
-                .entry(*key)
-                .and_modify(|(_, n)| *n += 1)
-                .or_insert((pos as u32, 1));
+            match groups.last_mut() {
+                Some((k, _, n)) if k == key => *n += 1,
+                _ => groups.push((*key, pos as u32, 1)),
+            }
         }
-        let dest_filter_bits = (destinations.len() * 16)
+        let dest_filter_bits = (groups.len() * 16)
             .max(1024)
             .next_power_of_two()
             .trailing_zeros();
         let mut dest_filter = vec![0u64; (1usize << dest_filter_bits) / 64];
-        for key in destinations.keys() {
+        for (key, _, _) in &groups {
             let bit = filter_bit(*key, dest_filter_bits);
             dest_filter[bit / 64] |= 1 << (bit % 64);
         }
+        let dest_slot_bits = (groups.len() * 5 / 4 + 1)
+            .next_power_of_two()
+            .trailing_zeros();
+        let empty = DestSlot {
+            key: EMPTY_SLOT,
+            rule: "",
+            group: 0,
+            action: Verdict::Deny,
+            simple: false,
+        };
+        let mut dest_slots = vec![empty; 1 << dest_slot_bits];
+        let mask = dest_slots.len() - 1;
+        for (g, (key, start, len)) in groups.iter().enumerate() {
+            let first = &policy.destinations[keyed[*start as usize].1 as usize];
+            let mut at = slot_of(*key, dest_slot_bits);
+            while dest_slots[at].key != EMPTY_SLOT {
+                at = (at + 1) & mask;
+            }
+            dest_slots[at] = DestSlot {
+                key: *key,
+                rule: &first.rule,
+                group: g as u32,
+                action: first.action,
+                simple: *len == 1 && first.window.is_none(),
+            };
+        }
+        let dest_groups = groups.iter().map(|(_, s, n)| (*s, *n)).collect();
         let dest_order = keyed.into_iter().map(|(_, i)| i).collect();
         let window_index: HashMap<&str, usize> = policy
             .windows
@@ -351,14 +523,21 @@ impl<'p> Evaluator<'p> {
                     .and_then(|w| window_index.get(w.name.as_str()).copied())
             })
             .collect();
-        let mut classes: FastMap<u64, Vec<&str>> = FastMap::default();
+        let mut by_prefix: FastMap<u64, Vec<&str>> = FastMap::default();
         let mut class_lengths = 0u16;
         for c in &policy.classes {
             if let Some(key) = prefix_key(&c.prefix) {
                 class_lengths |= 1 << (key & 0xf);
-                classes.entry(key).or_default().push(c.class.as_str());
+                by_prefix.entry(key).or_default().push(c.class.as_str());
             }
         }
+        let classes = by_prefix
+            .keys()
+            .map(|key| {
+                let (keys, len) = keys_of_key(*key);
+                (*key, class_list(&by_prefix, class_lengths, &keys, len))
+            })
+            .collect();
         let mut networks = FastMap::default();
         let (mut v4, mut v6) = (BTreeSet::new(), BTreeSet::new());
         for (i, n) in policy.sources.networks.iter().enumerate() {
@@ -378,7 +557,9 @@ impl<'p> Evaluator<'p> {
         let home = policy.home_country.clone();
         Evaluator {
             policy,
-            destinations,
+            dest_slots,
+            dest_slot_bits,
+            dest_groups,
             dest_order,
             dest_lengths,
             dest_filter,
@@ -399,7 +580,7 @@ impl<'p> Evaluator<'p> {
     }
 
     /// The decision for `call`; `trace` also records every rule considered.
-    pub fn decide(&self, call: &Call, trace: bool) -> Decision {
+    pub fn decide(&self, call: &Call, trace: bool) -> Decision<'p> {
         let mut steps: Vec<Step> = Vec::new();
         // the notes are only written when a trace is asked for
         macro_rules! note {
@@ -412,10 +593,10 @@ impl<'p> Evaluator<'p> {
                 }
             };
         }
-        let decision = |outcome, stage, rule: &str, number, classes, steps| Decision {
+        let decision = |outcome, stage, rule: Cow<'p, str>, number, classes, steps| Decision {
             outcome,
             stage,
-            rule: rule.to_string(),
+            rule,
             number,
             classes,
             responses: Vec::new(),
@@ -429,9 +610,9 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Source,
-                "src:unknown",
+                "src:unknown".into(),
                 None,
-                Vec::new(),
+                Cow::Borrowed(NO_CLASSES),
                 steps,
             );
         };
@@ -458,9 +639,9 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Allow,
                 Stage::Emergency,
-                "dst:emergency",
+                "dst:emergency".into(),
                 None,
-                Vec::new(),
+                Cow::Borrowed(NO_CLASSES),
                 steps,
             );
         }
@@ -468,17 +649,17 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Source,
-                &net.rule,
+                net.rule.as_str().into(),
                 None,
-                Vec::new(),
+                Cow::Borrowed(NO_CLASSES),
                 steps,
             );
         }
 
         // 3. the number
         let reading = match &call.e164 {
-            Some(n) => Reading::Number(n.clone()),
-            None => normalize(&call.destination, &self.home),
+            Some(n) => Reading::Number(Number::new(n)),
+            None => crate::dialling::read_number(&call.destination, &self.home, trace),
         };
         let number = match reading {
             Reading::Number(n) => n,
@@ -491,9 +672,9 @@ impl<'p> Evaluator<'p> {
                 return decision(
                     Outcome::Deny,
                     Stage::Number,
-                    "dst:invalid",
+                    "dst:invalid".into(),
                     None,
-                    Vec::new(),
+                    Cow::Borrowed(NO_CLASSES),
                     steps,
                 );
             }
@@ -506,14 +687,14 @@ impl<'p> Evaluator<'p> {
                 return decision(
                     Outcome::Deny,
                     Stage::Number,
-                    "dst:unreadable",
+                    "dst:unreadable".into(),
                     None,
-                    Vec::new(),
+                    Cow::Borrowed(NO_CLASSES),
                     steps,
                 );
             }
         };
-        let (keys, len) = prefix_keys(&number);
+        let (keys, len) = prefix_keys(number.as_bytes());
         let classes = self.classes_of(&keys, len);
 
         // 4. geo
@@ -532,7 +713,7 @@ impl<'p> Evaluator<'p> {
                 return decision(
                     Outcome::Deny,
                     Stage::Geo,
-                    &geo.rule,
+                    geo.rule.as_str().into(),
                     Some(number),
                     classes,
                     steps,
@@ -547,21 +728,23 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Block,
-                "block:tenant",
+                "block:tenant".into(),
                 Some(number),
                 classes,
                 steps,
             );
         }
         if !call.blocked_classes.is_empty()
-            && let Some(c) = classes.iter().find(|c| call.blocked_classes.contains(*c))
+            && let Some(c) = classes
+                .iter()
+                .find(|c| call.blocked_classes.contains(c.as_ref()))
         {
             let rule = format!("block:class:{c}");
             note!(rule, "a response in force blocks class {c}");
             return decision(
                 Outcome::Deny,
                 Stage::Block,
-                &rule,
+                Cow::Owned(rule),
                 Some(number),
                 classes,
                 steps,
@@ -587,7 +770,7 @@ impl<'p> Evaluator<'p> {
             return decision(
                 Outcome::Deny,
                 Stage::Crypto,
-                rule,
+                rule.into(),
                 Some(number),
                 classes,
                 steps,
@@ -595,23 +778,24 @@ impl<'p> Evaluator<'p> {
         }
 
         // 7. destination
-        let Some(entry) = self.destination(&keys, len, call.time, trace.then_some(&mut steps))
+        let Some((rule, action)) =
+            self.destination(&keys, len, call.time, trace.then_some(&mut steps))
         else {
             // unreachable with a well-formed policy (the root entry always applies); fail closed
             return decision(
                 Outcome::Deny,
                 Stage::Destination,
-                "dst:international",
+                "dst:international".into(),
                 Some(number),
                 classes,
                 steps,
             );
         };
-        if entry.action == Verdict::Deny {
+        if action == Verdict::Deny {
             return decision(
                 Outcome::Deny,
                 Stage::Destination,
-                &entry.rule,
+                rule.into(),
                 Some(number),
                 classes,
                 steps,
@@ -622,14 +806,17 @@ impl<'p> Evaluator<'p> {
         let mut d = decision(
             Outcome::Allow,
             Stage::Destination,
-            &entry.rule,
+            rule.into(),
             Some(number),
             classes,
             Vec::new(),
         );
-        let mut limited: Option<&str> = None;
+        let mut limited: Option<&'p str> = None;
         for l in &self.policy.limits {
-            let applies = l.class.as_ref().is_none_or(|c| d.classes.contains(c));
+            let applies = l
+                .class
+                .as_ref()
+                .is_none_or(|c| d.classes.iter().any(|k| k == c));
             if !applies {
                 continue;
             }
@@ -670,7 +857,7 @@ impl<'p> Evaluator<'p> {
                     && *class == l.class
                     && *at == level
                 {
-                    d.responses.push(r.rule.clone());
+                    d.responses.push(Cow::Borrowed(&r.rule));
                 }
             }
             if level == AlertLevel::Critical && limited.is_none() {
@@ -681,8 +868,7 @@ impl<'p> Evaluator<'p> {
         if let Some(rule) = limited {
             d.outcome = Outcome::Limit;
             d.stage = Stage::Limit;
-            d.rule.clear();
-            d.rule.push_str(rule);
+            d.rule = Cow::Borrowed(rule);
         }
         d
     }
@@ -699,43 +885,43 @@ impl<'p> Evaluator<'p> {
         })
     }
 
-    fn classes_of(&self, keys: &[u64; 16], len: usize) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        let mut national = false;
-        for n in (1..=len).rev() {
-            if self.class_lengths & (1 << n) == 0 {
-                continue;
-            }
+    /// The classes of the number whose prefix keys are `keys[..=len]`: those
+    /// of its longest class prefix, which holds those of every shorter one.
+    fn classes_of(&self, keys: &[u64; 16], len: usize) -> Cow<'p, [Cow<'p, str>]> {
+        // (a class prefix is never empty: length 0 is not looked up)
+        for n in lengths_down(self.class_lengths & !1, len) {
             if let Some(cs) = self.classes.get(&keys[n]) {
-                for c in cs {
-                    if *c == "national" {
-                        national = true;
-                    } else if !out.iter().any(|o| o == c) {
-                        out.push((*c).to_string());
-                    }
-                }
+                return cs.clone();
             }
         }
-        out.sort();
-        out.insert(
-            0,
-            if national {
-                "national"
-            } else {
-                "international"
-            }
-            .to_string(),
-        );
-        out
+        Cow::Borrowed(INTERNATIONAL)
     }
 
+    /// The slot of prefix key `key`, if the policy has that prefix.
+    fn dest_slot(&self, key: u64) -> Option<&DestSlot<'p>> {
+        let mask = self.dest_slots.len() - 1;
+        let mut at = slot_of(key, self.dest_slot_bits);
+        loop {
+            let slot = &self.dest_slots[at];
+            if slot.key == key {
+                return Some(slot);
+            }
+            if slot.key == EMPTY_SLOT {
+                return None;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The rule and action of the destination entry that decides the number
+    /// whose prefix keys are `keys[..=len]`.
     fn destination(
         &self,
         keys: &[u64; 16],
         len: usize,
         at: Timestamp,
         mut trace: Option<&mut Vec<Step>>,
-    ) -> Option<&'p tollgate_ir::DestinationRule> {
+    ) -> Option<(&'p str, Verdict)> {
         let mut note = |rule: &str, text: &dyn Fn() -> String| {
             if let Some(t) = trace.as_deref_mut() {
                 t.push(Step {
@@ -744,20 +930,29 @@ impl<'p> Evaluator<'p> {
                 });
             }
         };
-        // whether each window is open, worked out at most once per call
-        let mut open: [Option<bool>; 16] = [None; 16];
-        for n in (0..=len).rev() {
-            if self.dest_lengths & (1 << n) == 0 {
-                continue;
-            }
+        // whether each of the first 16 windows is open (bit set in `open`),
+        // worked out at most once per call (bit set in `known`)
+        let (mut known, mut open) = (0u16, 0u16);
+        for n in lengths_down(self.dest_lengths, len) {
             let bit = filter_bit(keys[n], self.dest_filter_bits);
             if self.dest_filter[bit / 64] & (1 << (bit % 64)) == 0 {
                 continue;
             }
-            let Some((start, count)) = self.destinations.get(&keys[n]) else {
+            let Some(slot) = self.dest_slot(keys[n]) else {
                 continue;
             };
-            let group = &self.dest_order[*start as usize..(*start + *count) as usize];
+            let (start, count) = if slot.simple {
+                // one entry, no window: it applies
+                note(slot.rule, &|| {
+                    let (start, _) = self.dest_groups[slot.group as usize];
+                    let e = &self.policy.destinations[self.dest_order[start as usize] as usize];
+                    format!("+{} matched: {}", e.prefix, verdict(slot.action))
+                });
+                return Some((slot.rule, slot.action));
+            } else {
+                self.dest_groups[slot.group as usize]
+            };
+            let group = &self.dest_order[start as usize..(start + count) as usize];
             for i in group {
                 let i = *i as usize;
                 let e = &self.policy.destinations[i];
@@ -765,8 +960,14 @@ impl<'p> Evaluator<'p> {
                     None => true,
                     Some(w) => {
                         let is_open = match self.dest_windows[i] {
-                            Some(wi) if wi < open.len() => {
-                                *open[wi].get_or_insert_with(|| self.window_open(wi, at))
+                            Some(wi) if wi < 16 => {
+                                if known & (1 << wi) == 0 {
+                                    known |= 1 << wi;
+                                    if self.window_open(wi, at) {
+                                        open |= 1 << wi;
+                                    }
+                                }
+                                open & (1 << wi) != 0
                             }
                             Some(wi) => self.window_open(wi, at),
                             None => false,
@@ -785,7 +986,7 @@ impl<'p> Evaluator<'p> {
                     note(&e.rule, &|| {
                         format!("+{} matched: {}", e.prefix, verdict(e.action))
                     });
-                    return Some(e);
+                    return Some((&e.rule, e.action));
                 }
             }
         }
@@ -812,5 +1013,38 @@ fn level_name(l: AlertLevel) -> &'static str {
     match l {
         AlertLevel::Warning => "warning",
         AlertLevel::Critical => "critical",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_down_are_the_bits_set_longest_first() {
+        for lengths in [0u16, 1, 0b1010_0110, 0xffff, 0x8001, 0x7ffe] {
+            for len in 0..=15 {
+                let want: Vec<usize> = (0..=len)
+                    .rev()
+                    .filter(|n| lengths & (1 << n) != 0)
+                    .collect();
+                assert_eq!(lengths_down(lengths, len).collect::<Vec<_>>(), want);
+            }
+        }
+    }
+
+    #[test]
+    fn a_keys_prefix_keys_are_those_of_its_digits() {
+        for digits in ["", "0", "4", "04", "44", "0044", "123456789012345", "900"] {
+            let Some(key) = prefix_key(digits) else {
+                continue;
+            };
+            assert_eq!(keys_of_key(key), prefix_keys(digits.as_bytes()), "{digits}");
+        }
+        // bytes that are not digits are keyed as the evaluator always has
+        assert_eq!(
+            prefix_keys(b"4a").0[2],
+            (4 * 10 + (b'a' - b'0') as u64 % 10) << 4 | 2
+        );
     }
 }

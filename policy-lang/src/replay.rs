@@ -350,7 +350,7 @@ impl<'p> Side<'p> {
         }
     }
 
-    fn decide(&mut self, row: &Row<'_>, load_time: i64, config: &Config) -> Decision {
+    fn decide(&mut self, row: &Row<'_>, load_time: i64, config: &Config) -> Decision<'p> {
         let call = &mut self.call;
         call.destination.clear();
         call.destination.push_str(row.destination);
@@ -378,14 +378,14 @@ impl<'p> Side<'p> {
         }
         let d = self.eval.decide(call, false);
         self.outcomes.add(d.outcome);
-        if let Some(i) = self.rule_index.get(d.rule.as_str()) {
+        if let Some(i) = self.rule_index.get(d.rule.as_ref()) {
             self.rule_counts[*i].add(d.outcome);
-        } else if let Some(o) = self.other_rules.get_mut(d.rule.as_str()) {
+        } else if let Some(o) = self.other_rules.get_mut(d.rule.as_ref()) {
             o.add(d.outcome);
         } else {
             let mut o = Outcomes::default();
             o.add(d.outcome);
-            self.other_rules.insert(d.rule.clone(), o);
+            self.other_rules.insert(d.rule.to_string(), o);
         }
         if d.outcome == Outcome::Allow {
             if self.counts_load {
@@ -444,7 +444,7 @@ impl<'p> Side<'p> {
 }
 
 /// The E.164 number when the policy could read it, else the dialed digits.
-fn number_or_dialed<'a>(d: &'a Decision, row: &Row<'a>) -> &'a str {
+fn number_or_dialed<'a>(d: &'a Decision<'_>, row: &Row<'a>) -> &'a str {
     match &d.number {
         Some(n) => n,
         None => row
@@ -855,9 +855,9 @@ impl<'p> Replay<'p> {
                 time: row.time.to_string(),
                 destination: row.destination.to_string(),
                 from: old.outcome,
-                from_rule: old.rule,
+                from_rule: old.rule.into_owned(),
                 to: new.outcome,
-                to_rule: new.rule,
+                to_rule: new.rule.into_owned(),
             });
         }
     }

@@ -380,7 +380,7 @@ pub struct Mismatch {
 }
 
 /// How `decision` differs from `expect` (empty when the case passes).
-pub fn compare(expect: &Expect, decision: &Decision) -> Vec<Mismatch> {
+pub fn compare(expect: &Expect, decision: &Decision<'_>) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let mut check = |field, expected: String, actual: String| {
         if expected != actual {
@@ -396,7 +396,7 @@ pub fn compare(expect: &Expect, decision: &Decision) -> Vec<Mismatch> {
         expect.outcome.to_string(),
         decision.outcome.to_string(),
     );
-    check("rule", expect.rule.clone(), decision.rule.clone());
+    check("rule", expect.rule.clone(), decision.rule.to_string());
     if let Some(stage) = expect.stage {
         check("stage", stage_name(stage), stage_name(decision.stage));
     }
@@ -426,8 +426,8 @@ pub fn compare(expect: &Expect, decision: &Decision) -> Vec<Mismatch> {
     out
 }
 
-fn set(items: &[String]) -> String {
-    let s: BTreeSet<&str> = items.iter().map(String::as_str).collect();
+fn set<S: AsRef<str>>(items: &[S]) -> String {
+    let s: BTreeSet<&str> = items.iter().map(AsRef::as_ref).collect();
     format!("[{}]", s.into_iter().collect::<Vec<_>>().join(", "))
 }
 

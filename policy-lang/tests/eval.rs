@@ -21,7 +21,7 @@ fn call(dest: &str, src: &str, at: &str) -> Call {
 
 fn decide(p: &CompiledPolicy, c: &Call) -> (Outcome, Stage, String) {
     let d = Evaluator::new(p).decide(c, true);
-    (d.outcome, d.stage, d.rule)
+    (d.outcome, d.stage, d.rule.into_owned())
 }
 
 // Wednesday 2026-01-14 15:00 UTC = 10:00 in New York (EST)
@@ -148,11 +148,11 @@ fn acme_limits_and_responses() {
     c.concurrent = 60;
     let d = Evaluator::new(&p).decide(&c, false);
     assert_eq!(
-        (d.outcome, d.rule.as_str()),
+        (d.outcome, d.rule.as_ref()),
         (Outcome::Limit, "limit:concurrent")
     );
     assert!(
-        d.responses.contains(&"on:concurrent:critical".to_string()),
+        d.responses.contains(&"on:concurrent:critical".into()),
         "{:?}",
         d.responses
     );
@@ -241,7 +241,7 @@ fn globex_crypto_geo_allow_only_and_classes() {
         r(Outcome::Deny, Stage::Destination, "dst:international")
     );
     assert_eq!(
-        Evaluator::new(&p).decide(&c, false).classes,
+        *Evaluator::new(&p).decide(&c, false).classes,
         ["international"]
     );
 }
@@ -252,7 +252,7 @@ fn unreadable_numbers_are_denied() {
     for dest in ["", "abc", "+", "+1234567890123456", "+0123", "1+1"] {
         let d = Evaluator::new(&p).decide(&call(dest, "192.0.2.10", "2026-01-14T10:00:00Z"), false);
         assert_eq!(
-            (d.outcome, d.rule.as_str()),
+            (d.outcome, d.rule.as_ref()),
             (Outcome::Deny, "dst:invalid"),
             "{dest}"
         );
@@ -263,7 +263,7 @@ fn unreadable_numbers_are_denied() {
     for dest in ["12345", "+1 0 900 212 3456", "00 0 44 20 7123 4567"] {
         let d = Evaluator::new(&p).decide(&call(dest, "192.0.2.10", "2026-01-14T10:00:00Z"), true);
         assert_eq!(
-            (d.outcome, d.stage, d.rule.as_str()),
+            (d.outcome, d.stage, d.rule.as_ref()),
             (Outcome::Deny, Stage::Number, "dst:unreadable"),
             "{dest}"
         );

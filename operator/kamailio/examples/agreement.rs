@@ -660,7 +660,10 @@ fn expected(
         (Outcome::Deny, Stage::Crypto) if d.rule == "crypto:srtp" => 488,
         (Outcome::Deny, _) => 403,
     };
-    Expected { code, rule: d.rule }
+    Expected {
+        code,
+        rule: d.rule.into_owned(),
+    }
 }
 
 /// libphonenumber's reading of `dialed` for a tenant at home in `home`, as

@@ -821,8 +821,9 @@ impl<'p> Renderer<'p> {
         let tname = escape(&format!("c:{t}"));
         let mut rows = Vec::with_capacity(prefixes.len());
         for p in &prefixes {
-            // as Evaluator::classes_of: longest first, `national` as a flag,
-            // the others deduplicated and sorted, the scope class first
+            // as the evaluator's class lists (eval.rs, class_list): longest
+            // first, `national` as a flag, the others deduplicated and
+            // sorted, the scope class first
             let mut out: Vec<&str> = Vec::new();
             let mut national = false;
             for len in (1..=p.len()).rev() {

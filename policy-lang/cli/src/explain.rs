@@ -131,7 +131,7 @@ pub fn run(args: &ExplainArgs, color: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn explain_text(ws: &Workspace, policy: &CompiledPolicy, call: &Call, d: &Decision) -> String {
+fn explain_text(ws: &Workspace, policy: &CompiledPolicy, call: &Call, d: &Decision<'_>) -> String {
     let mut s = String::new();
     let country = call.source_country.as_deref().unwrap_or("unknown");
     let _ = writeln!(
@@ -188,7 +188,7 @@ fn transport_name(t: Transport) -> &'static str {
     }
 }
 
-fn list(items: &[String]) -> String {
+fn list<S: std::borrow::Borrow<str>>(items: &[S]) -> String {
     if items.is_empty() {
         "none".into()
     } else {
@@ -207,7 +207,7 @@ pub fn short_place(src: &RuleSource) -> String {
 }
 
 /// The trace, one step per line with the step's source line under it.
-pub fn trace_text(policy: &CompiledPolicy, d: &Decision, indent: &str) -> String {
+pub fn trace_text(policy: &CompiledPolicy, d: &Decision<'_>, indent: &str) -> String {
     let width = d.trace.iter().map(|s| s.rule.len()).max().unwrap_or(0);
     let mut s = String::new();
     for (i, step) in d.trace.iter().enumerate() {
@@ -307,7 +307,7 @@ pub fn rule_json(policy: &CompiledPolicy, rule: &str) -> serde_json::Value {
     })
 }
 
-pub fn decision_json(d: &Decision, policy: &CompiledPolicy) -> serde_json::Value {
+pub fn decision_json(d: &Decision<'_>, policy: &CompiledPolicy) -> serde_json::Value {
     serde_json::json!({
         "outcome": d.outcome,
         "stage": d.stage,

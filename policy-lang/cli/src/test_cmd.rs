@@ -82,7 +82,8 @@ struct FileRun {
 struct CaseRun {
     case: ReadyCase,
     /// `None` when the policy could not be compiled.
-    decision: Option<Decision>,
+    /// (owned: the compiled policies are a map that grows as files are read)
+    decision: Option<Decision<'static>>,
     mismatches: Vec<Mismatch>,
 }
 
@@ -158,7 +159,7 @@ pub fn run(args: &TestArgs, color: bool) -> Result<ExitCode> {
                     let mismatches = scenario::compare(&case.expect, &d);
                     run.cases.push(CaseRun {
                         case,
-                        decision: Some(d),
+                        decision: Some(d.into_owned()),
                         mismatches,
                     });
                 }
