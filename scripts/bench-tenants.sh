@@ -136,6 +136,22 @@ PY
   done
   echo "$total"
 }
+# by_shard SRC DEST N: the first N tenants of $WORK/SRC, ordered by the shard
+# the agent reported for each ($WORK/shards.tsv, the last word wins), into
+# $WORK/DEST: batches of consecutive lines then cover whole shards
+by_shard() {
+  "$PY" - "$WORK" "$1" "$2" "$3" <<'PY'
+import json, sys
+w, src, dest, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+shard = {}
+for line in open(w + "/shards.tsv"):
+    t, s = line.split()
+    shard[t] = int(s)
+lines = open(w + "/" + src).read().splitlines()[:n]
+lines.sort(key=lambda l: (shard[json.loads(l)["tenant"]], l))
+open(w + "/" + dest, "w").write("\n".join(lines) + "\n")
+PY
+}
 median() { tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # in MB as Kamailio counts them (in bytes its 32-bit counters wrap at 4 GB)
 shm_mb() { scripts/sbc.sh rpc "$NAME" core.shmmem s:m | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["result"]["real_used"])'; }
@@ -192,17 +208,7 @@ for n in ${SIZES//,/ }; do
     # agent reported), so each shard is reloaded once
     ok "$(api GET '/v1/state?tenant=t00000')" "state" > /dev/null
     "$PY" -c 'import json,sys; print("t00000\t%s" % json.load(open(sys.argv[1]))["tenants"]["t00000"]["shard"])' "$WORK/resp" >> "$WORK/shards.tsv"
-    "$PY" - "$WORK" "$n" <<'PY'
-import json, sys
-w, n = sys.argv[1], int(sys.argv[2])
-shard = {}
-for line in open(w + "/shards.tsv"):
-    t, s = line.split()
-    shard[t] = int(s)
-lines = open(w + "/tenants-b.jsonl").read().splitlines()[:n]
-lines.sort(key=lambda l: (shard[json.loads(l)["tenant"]], l))
-open(w + "/base.jsonl", "w").write("\n".join(lines) + "\n")
-PY
+    by_shard tenants-b.jsonl base.jsonl "$n"
     t0=$(date +%s%N)
     ms=$(fill "$WORK/base.jsonl" 0 "$n")
     wall=$(( ($(date +%s%N) - t0) / 1000000 ))
@@ -212,17 +218,7 @@ PY
     good=$(grep -c '^RESULT +14155550100 200 ' "$WORK/flow.log" || true)
     echo "RESULT base change: $n tenants in $(( n / BATCH )) batches: ${wall} ms ($ms ms in the agent); SIPp: $total calls answered during it, $good x 200, $(( total - good )) not 200; decision before $before, after $after"
     [ "${after%% *}" = 403 ] || echo "WARNING: after the base change the call should be refused: $after"
-    "$PY" - "$WORK" "$n" <<'PY'
-import json, sys
-w, n = sys.argv[1], int(sys.argv[2])
-shard = {}
-for line in open(w + "/shards.tsv"):
-    t, s = line.split()
-    shard[t] = int(s)
-lines = open(w + "/tenants.jsonl").read().splitlines()[:n]
-lines.sort(key=lambda l: (shard[json.loads(l)["tenant"]], l))
-open(w + "/back.jsonl", "w").write("\n".join(lines) + "\n")
-PY
+    by_shard tenants.jsonl back.jsonl "$n"
     fill "$WORK/back.jsonl" 0 "$n" > /dev/null
   fi
 done

@@ -389,13 +389,31 @@ impl Agent {
             .await
             .map_err(AgentError::Rpc)?;
         inner.note_files(bundle.files.iter());
+        self.read_all(inner).await?.map_err(AgentError::Readback)
+    }
+
+    /// Everything Kamailio holds, read back and compared with the applied
+    /// state (a full read: every tenant, every shard's size).
+    pub(crate) async fn read_all(
+        &self,
+        inner: &Inner,
+    ) -> Result<Result<(), trial::ViewMismatch>, AgentError> {
         let expected = Expected::full(&inner.rows, &inner.placed);
         let live = self
             .rpc
             .live_view(&expected)
             .await
             .map_err(AgentError::Rpc)?;
-        trial::compare_views(&expected, &live).map_err(AgentError::Readback)
+        Ok(trial::compare_views(&expected, &live))
+    }
+
+    /// The first of `bundle`'s files whose live copy differs (or is
+    /// missing).
+    pub(crate) fn differing_file<'b>(&self, bundle: &'b Bundle) -> Option<&'b String> {
+        bundle.files.iter().find_map(|(n, c)| {
+            (!std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes()))
+                .then_some(n)
+        })
     }
 }
 

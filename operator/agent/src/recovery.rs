@@ -99,10 +99,9 @@ impl Agent {
             expected.shard_items.insert(*s, n);
         }
         drop(inner);
-        let mut why: Option<String> = bundle.files.iter().find_map(|(n, c)| {
-            (!std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes()))
-                .then(|| format!("the live data file `{n}` differs from the applied state"))
-        });
+        let mut why: Option<String> = self
+            .differing_file(&bundle)
+            .map(|n| format!("the live data file `{n}` differs from the applied state"));
         if why.is_none() {
             let live = self
                 .rpc
@@ -151,21 +150,12 @@ impl Agent {
         let inner = self.inner.lock().await;
         let bundle = compose_all(&inner.rows, &inner.placed, &inner.state.blocks)
             .map_err(AgentError::Compose)?;
-        if let Some(n) = bundle.files.iter().find_map(|(n, c)| {
-            (!std::fs::read(self.cfg.data_dir.join(n)).is_ok_and(|b| b == c.as_bytes()))
-                .then_some(n)
-        }) {
+        if let Some(n) = self.differing_file(&bundle) {
             return Err(AgentError::Inconsistent(format!(
                 "the live data file `{n}` differs from the applied state"
             )));
         }
-        let expected = Expected::full(&inner.rows, &inner.placed);
-        let live = self
-            .rpc
-            .live_view(&expected)
-            .await
-            .map_err(AgentError::Rpc)?;
-        trial::compare_views(&expected, &live).map_err(AgentError::NotHeld)
+        self.read_all(&inner).await?.map_err(AgentError::NotHeld)
     }
 
     /// Re-renders (same revision and policy, full pipeline) every tenant
