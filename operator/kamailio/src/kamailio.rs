@@ -422,8 +422,8 @@ impl Kamailio {
 /// Every first digit of an E.164 number: the trees' rows for the root.
 const FIRST_DIGITS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
-/// The fleet-wide country tree every bundle's `mtree` table carries (after
-/// the tenants' trees): E.164 prefix → ISO 3166-1 alpha-2 code of the
+/// The fleet-wide country tree every bundle carries (its own table,
+/// [`COUNTRY_TABLE`]): E.164 prefix → ISO 3166-1 alpha-2 code of the
 /// country the numbers under it belong to, from the project's numbering
 /// table (`tollgate_policy::numbering`, docs/numbering.md). A longest-prefix
 /// lookup gives what [`tollgate_policy::numbering::country_of`] gives: every
@@ -431,13 +431,13 @@ const FIRST_DIGITS: [&str; 9] = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
 /// prefix with [`NO_COUNTRY`]; a number under no row (non-geographic codes,
 /// NANP service codes, unassigned ranges) matches nothing. tollgate.cfg
 /// looks it up for every allowed call and counts `<t>::country::<CC>` in
-/// `tg_stat` (`ZZ` when nothing matches). Not a tenant's tree (no `d:`/`c:`
-/// prefix): the read-back ignores it; the agent's bundle check accepts
-/// exactly [`country_rows`].
+/// `tg_stat` (`ZZ` when nothing matches). Not a tenant's tree: the
+/// read-back ignores it; the agent's bundle check accepts exactly
+/// [`country_rows`].
 pub const COUNTRY_TREE: &str = "tollgate-country";
 
-/// The fleet-wide dialling tree every bundle's `mtree` table carries (after
-/// the country tree): how a dialled string is read, per home country
+/// The fleet-wide dialling tree every bundle carries (its own table,
+/// [`DIAL_TABLE`]): how a dialled string is read, per home country
 /// (`tollgate_policy::dialling::rows`, the table the evaluator reads by).
 /// tollgate.cfg `route[NORMALIZE]` looks it up for every call that is not
 /// an emergency call. Not a tenant's tree: the read-back ignores it; the
