@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use tollgate_ir::CompiledPolicy;
 use tollgate_kamailio::kamailio::{
-    COUNTRY_TABLE, DIAL_TABLE, FIRST_ID, Kamailio, LAST_ID, Placement, escape, placements_in_order,
-    tables,
+    COUNTRY_TABLE, DIAL_TABLE, FIRST_ID, Kamailio, LAST_ID, Placement, escape, header_of,
+    placements_in_order,
 };
 use tollgate_kamailio::{Backend, Bundle, TenantRows};
 
@@ -51,15 +51,6 @@ pub struct Prepared {
     pub htable_ops: Vec<(String, String, Option<String>)>,
     /// The policies the trial probes, at their placements in the trial.
     pub probes: Vec<(CompiledPolicy, Placement)>,
-}
-
-impl Prepared {
-    /// The changed tenants that stay (applied, not removed).
-    pub fn applied(&self) -> impl Iterator<Item = (&String, &TenantRows)> {
-        self.cand
-            .iter()
-            .filter_map(|(t, r)| r.as_ref().map(|r| (t, r)))
-    }
 }
 
 /// The next free id at or after `from` (ids in use: `used`).
@@ -313,10 +304,7 @@ pub(crate) fn block_file(
     placed: &BTreeMap<String, Placement>,
 ) -> String {
     let now = jiff::Timestamp::now().as_second();
-    let header = tables()
-        .iter()
-        .find(|t| t.0 == "tg_block")
-        .map_or("", |t| t.1);
+    let header = header_of("tg_block").unwrap_or("");
     let mut text = format!("{header}\n");
     let mut id = 0;
     for (key, e) in blocks {

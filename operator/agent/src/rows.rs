@@ -520,15 +520,6 @@ fn fleet_rows(
     out
 }
 
-/// Groups a fleet-wide canonical view by tenant.
-pub fn by_tenant(view: BTreeSet<(String, String)>) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (t, e) in view {
-        out.entry(t).or_default().insert(e);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
