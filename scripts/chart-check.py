@@ -217,6 +217,7 @@ WANT = {
     ("tollgate.dev", "tollpolicies/status"): {"get", "patch", "update"},
     ("tollgate.dev", "tollpolicies/finalizers"): {"update"},
     ("tollgate.dev", "policyrevisions"): {"get", "list", "watch", "create", "delete"},
+    ("tollgate.dev", "policychunks"): {"get"},
     ("tollgate.dev", "sbcfleets"): {"get", "list", "watch"},
     ("tollgate.dev", "sbcfleets/status"): {"get", "patch"},
     ("", "pods"): {"get", "list", "watch"},

@@ -68,6 +68,8 @@ pub mod reason {
     pub const COMPILE_SUCCEEDED: &str = "CompileSucceeded";
     /// The policy did not compile.
     pub const COMPILE_FAILED: &str = "CompileFailed";
+    /// The PolicyChunks named by `spec.parts` are missing or do not match.
+    pub const CHUNKS_INVALID: &str = "ChunksInvalid";
     /// The rendered configuration passed the trial start and probes.
     pub const VALIDATION_SUCCEEDED: &str = "ValidationSucceeded";
     /// The rendered configuration failed the trial start or a probe.

@@ -2,10 +2,11 @@
 //! crate's ([`tollgate_ir`]).
 //!
 //! Kinds (group `tollgate.dev`, version `v1alpha1`, all namespaced):
-//! [`TollPolicy`], [`SbcFleet`] and [`PolicyRevision`]. [`all_crds`] returns
+//! [`TollPolicy`], [`SbcFleet`], [`PolicyRevision`] and [`PolicyChunk`]. [`all_crds`] returns
 //! their CustomResourceDefinitions; `crdgen` writes them as YAML.
 
 pub mod conditions;
+pub mod policy_chunk;
 pub mod policy_revision;
 pub mod sbc_fleet;
 mod schema;
@@ -15,6 +16,7 @@ pub mod yaml;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use policy_chunk::{PolicyChunk, PolicyChunkSpec};
 pub use policy_revision::{PolicyRevision, PolicyRevisionSpec};
 pub use sbc_fleet::{SbcFleet, SbcFleetSpec, SbcFleetStatus};
 pub use toll_policy::{TollPolicy, TollPolicySpec, TollPolicyStatus};
@@ -37,6 +39,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             "policyrevisions.yaml",
             normalize_formats(PolicyRevision::crd()),
         ),
+        ("policychunks.yaml", normalize_formats(PolicyChunk::crd())),
     ]
 }
 

@@ -9,6 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use tollgate_ir::CompiledPolicy;
+use tollgate_ir::chunks::PolicyParts;
 
 /// An immutable revision of a TollPolicy's compiled policy.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -58,8 +59,11 @@ pub struct PolicyRevisionSpec {
     /// Revision number, counting up from 1 per TollPolicy.
     #[schemars(range(min = 1))]
     pub revision: i64,
-    /// The compiled policy of this revision.
+    /// The compiled policy of this revision (its head when `parts` is set).
     pub policy: CompiledPolicy,
+    /// The PolicyChunks holding the rest of a policy too big for one object (as in the TollPolicy it was rendered from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<PolicyParts>,
     /// `metadata.generation` of the TollPolicy this revision was rendered from.
     #[schemars(range(min = 1))]
     pub created_from: i64,

@@ -9,6 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use tollgate_ir::chunks::PolicyParts;
 use tollgate_ir::{CompiledPolicy, ResponseAction};
 
 /// Most entries in `status.failures` (a top-N, never one per call).
@@ -70,13 +71,17 @@ pub const MAX_ACKNOWLEDGED_ALERTS: usize = 128;
     )
 )]
 #[x_kube(validation = Rule::new("self.tenant == self.policy.tenant").message("spec.tenant must equal spec.policy.tenant").field_path(".tenant"))]
+#[x_kube(validation = Rule::new("!has(self.parts) || (size(self.policy.destinations) == 0 && size(self.policy.classes) == 0 && size(self.policy.sources.networks) == 0 && size(self.policy.rules) == 0)").message("a policy with spec.parts keeps its destinations, classes, source networks and rules in its chunks only").field_path(".parts"))]
 #[serde(rename_all = "camelCase")]
 pub struct TollPolicySpec {
     /// Tenant the policy belongs to (a DNS label). Must equal `policy.tenant`.
     #[schemars(length(min = 1, max = 63), pattern(crate::DNS_LABEL_PATTERN))]
     pub tenant: String,
-    /// The compiled policy (output of `tollgate compile`): what every SBC of the fleet enforces for this tenant.
+    /// The compiled policy (output of `tollgate compile`): what every SBC of the fleet enforces for this tenant. With `parts`, only its head: the large lists are in the chunks.
     pub policy: CompiledPolicy,
+    /// Set by `tollgate compile` for a policy too big for one object: the PolicyChunks (same namespace) holding its destinations, classes, source networks and source map, in order, and the hash of the whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<PolicyParts>,
     /// The SbcFleet (in the same namespace) the policy is rolled out to.
     pub fleet: FleetReference,
     /// How a new revision is rolled out across the fleet.

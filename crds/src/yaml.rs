@@ -40,6 +40,7 @@ mod tests {
                 fleet: crate::toll_policy::FleetReference { name: "f".into() },
                 rollout: Default::default(),
                 source_hash: None,
+                parts: None,
             },
         );
         let text = format!(
@@ -53,7 +54,7 @@ mod tests {
         assert_eq!(docs[1].name, None);
         assert_eq!(docs[1].policy, policy);
         let err = read_policies(&format!("{bare}---\nfoo: 1\n")).expect_err("bad document");
-        assert_eq!(err.document, 2);
+        assert_eq!(err.document(), 2);
         assert!(
             err.to_string()
                 .starts_with("document 2: neither a TollPolicy")

@@ -28,6 +28,7 @@ use kube::runtime::wait::{await_condition, conditions::is_crd_established};
 use kube::{Client, Config, Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use tollgate_crds::PolicyChunk;
 use tollgate_crds::conditions::{self, STATUS_FALSE, STATUS_TRUE, reason, toll_policy as ct};
 use tollgate_crds::policy_revision::{PolicyRevision, PolicyRevisionSpec};
 use tollgate_crds::sbc_fleet::{
@@ -286,6 +287,7 @@ fn sample_toll_policy(name: &str) -> TollPolicy {
                 abort_revision: None,
             },
             source_hash: Some(format!("sha256:{}", "ab".repeat(32))),
+            parts: None,
         },
     )
 }
@@ -340,6 +342,7 @@ fn sample_revision(name: &str) -> PolicyRevision {
             hash: format!("sha256:{}", "0f".repeat(32)),
             revision: 1,
             policy: sample_policy("acme"),
+            parts: None,
             created_from: 1,
         },
     )
@@ -361,6 +364,41 @@ async fn valid_objects_are_accepted_and_read_back_equal() {
             "TollPolicy spec differs:\n{:?}\n{:?}",
             back.spec,
             tp.spec
+        );
+
+        // A policy past the inline limits: its head and chunks, read back
+        // and assembled into the same policy.
+        let mut big = sample_policy("acme");
+        big.destinations = (0..12_000)
+            .map(|i| DestinationRule {
+                prefix: format!("1212{}", 200_000 + i),
+                action: Verdict::Deny,
+                rule: "dst:big".into(),
+                window: None,
+            })
+            .collect();
+        let (head, parts, pieces) = chunks::split(big.clone());
+        let chunk_api: Api<PolicyChunk> = Api::namespaced(client.clone(), &ns);
+        for c in &pieces {
+            chunk_api
+                .create(&pp, &PolicyChunk::from_chunk(c.clone(), &ns))
+                .await?;
+        }
+        let mut chunked = sample_toll_policy("big");
+        chunked.spec.policy = head;
+        chunked.spec.parts = Some(parts.clone());
+        policies.create(&pp, &chunked).await?;
+        let back = policies.get("big").await?;
+        let mut read = Vec::new();
+        for r in &parts.chunks {
+            read.push(chunk_api.get(&r.name).await?.into_chunk());
+        }
+        let whole = chunks::assemble(&back.spec.policy, &parts, |r| {
+            read.iter().find(|c| c.name == r.name).cloned()
+        })?;
+        ensure!(
+            whole == big,
+            "the chunked policy read back assembles into itself"
         );
 
         let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), &ns);
@@ -595,6 +633,18 @@ fn cases() -> Vec<Case> {
             kind: "PolicyRevision",
             mutate: |v| v["spec"]["tenant"] = json!("other"),
             expect: &["spec.tenant must equal spec.policy.tenant"],
+        },
+        Case {
+            what: "parts with entries left in the head",
+            kind: "TollPolicy",
+            mutate: |v| {
+                v["spec"]["parts"] = json!({"hash": format!("sha256:{}", "ab".repeat(32)),
+                    "chunks": [{"name": "acme-abababababababab", "hash": format!("sha256:{}", "ab".repeat(32))}]});
+            },
+            expect: &[
+                "spec.parts",
+                "keeps its destinations, classes, source networks and rules in its chunks only",
+            ],
         },
         Case {
             what: "hash not sha256",

@@ -485,6 +485,7 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
                     },
                     rollout: strategy.rollout(),
                     source_hash: None,
+                    parts: None,
                 },
             );
             let t0 = Instant::now();

@@ -158,6 +158,16 @@ fn condition(p: &TollPolicy, type_: &str) -> Option<(String, String)> {
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
+/// (status, reason, message) of a condition.
+fn condition_message(p: &TollPolicy, type_: &str) -> Option<(String, String, String)> {
+    p.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_rolls_out_over_fake_agents() {
     testkit::in_testbed_namespace("controller_apiserver", "t-ctl", MANAGER, async |c, ns| {
@@ -193,6 +203,7 @@ async fn scenario(client: &Client, ns: &str) -> R {
                 ..RolloutStrategy::default()
             },
             source_hash: None,
+            parts: None,
         },
     );
     api.create(&PostParams::default(), &policy).await?;
@@ -994,6 +1005,180 @@ async fn two_policies_scenario(client: &Client, ns: &str) -> R {
                 "agent {i}: every apply a commit of what was staged, none checked again: {applies:?}"
             ),
         )?;
+    }
+    ctl.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_policy_is_assembled_checked_and_refused_when_wrong() {
+    testkit::in_testbed_namespace(
+        "controller_apiserver",
+        "t-chunks",
+        MANAGER,
+        async |c, ns| chunks_scenario(c, ns).await,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A policy past the inline limits (30,000 destination entries and their
+/// source map) travels as a head and PolicyChunks, as `tollgate compile`
+/// writes it: refused while a chunk is missing (nothing reaches an agent),
+/// rolled out whole once they are there (every agent rendered the whole
+/// policy), and refused again, keeping what the agents hold, when a chunk
+/// is edited in place.
+async fn chunks_scenario(client: &Client, ns: &str) -> R {
+    use tollgate_crds::PolicyChunk;
+    use tollgate_ir::chunks;
+    use tollgate_kamailio::Backend;
+    use tollgate_kamailio::kamailio::Kamailio;
+
+    let agents = testkit::start_agents(3, TOKEN).await?;
+    testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
+    let mut full = sample_policy("big", 0);
+    for i in 0..30_000u32 {
+        let prefix = format!("1212{}", 200_000 + i);
+        let rule = format!("dst:prefix:{prefix}");
+        full.destinations.push(tollgate_ir::DestinationRule {
+            prefix: prefix.clone(),
+            action: tollgate_ir::Verdict::Deny,
+            rule: rule.clone(),
+            window: None,
+        });
+        full.rules.push(tollgate_ir::RuleSource {
+            id: rule,
+            file: "big.tgp".into(),
+            line: i + 2,
+            column: 3,
+            text: format!("deny prefix +{prefix}"),
+        });
+    }
+    full.destinations.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+    ensure(
+        chunks::needs_chunks(&full),
+        "the policy is past the inline limits",
+    )?;
+    let (head, parts, pieces) = chunks::split(full.clone());
+    ensure(pieces.len() > 2, format!("{} chunks", pieces.len()))?;
+    let label = format!("1@{}", parts.hash);
+    let want_rows = Kamailio
+        .render_tenant(&full, &label, jiff::Timestamp::now())
+        .map_err(|e| e.to_string())?
+        .hash();
+
+    let ctl = start_controller(client, ns);
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    let chunk_api: Api<PolicyChunk> = Api::namespaced(client.clone(), ns);
+    let pp = PostParams::default();
+    let mut tp = toll_policy("big", head, "edge", no_bake());
+    tp.spec.parts = Some(parts.clone());
+    api.create(&pp, &tp).await?;
+    // every chunk but the last
+    for c in pieces.iter().take(pieces.len() - 1) {
+        chunk_api
+            .create(&pp, &PolicyChunk::from_chunk(c.clone(), ns))
+            .await?;
+    }
+    // (the first look may have come before any chunk; it retries)
+    let last = &pieces[pieces.len() - 1].name;
+    let missing = wait_for(
+        "Compiled False: the last chunk is missing",
+        40,
+        POLL,
+        || async {
+            let p = api.get("big").await?;
+            Ok(condition_message(&p, "Compiled")
+                .filter(|(s, _, m)| s == "False" && m.contains(last.as_str()))
+                .map(|c| (p, c)))
+        },
+    )
+    .await?;
+    ensure(
+        missing.1.1 == "ChunksInvalid"
+            && missing.1.2.contains(last.as_str())
+            && missing.1.2.contains("is missing"),
+        format!("the message names the missing chunk: {:?}", missing.1),
+    )?;
+    ensure(
+        missing.0.status.as_ref().and_then(|s| s.phase) == Some(TollPolicyPhase::Failed),
+        "phase Failed",
+    )?;
+    ensure(
+        agents
+            .iter()
+            .all(|a| a.applies().is_empty() && a.stages().is_empty()),
+        "nothing reached an agent",
+    )?;
+
+    // the last chunk arrives: the whole policy rolls out
+    let t0 = Instant::now();
+    chunk_api
+        .create(
+            &pp,
+            &PolicyChunk::from_chunk(pieces[pieces.len() - 1].clone(), ns),
+        )
+        .await?;
+    let p = wait_for("big Applied at revision 1", 60, POLL, || async {
+        let p = api.get("big").await?;
+        let s = p.status.clone().unwrap_or_default();
+        Ok(
+            (s.phase == Some(TollPolicyPhase::Applied) && s.current_revision == Some(1))
+                .then_some(p),
+        )
+    })
+    .await?;
+    println!(
+        "chunks: Applied {:.1} s after the last chunk",
+        t0.elapsed().as_secs_f64()
+    );
+    ensure(
+        condition(&p, "Compiled").is_some_and(|(s, _)| s == "True"),
+        "Compiled True",
+    )?;
+    for (i, a) in agents.iter().enumerate() {
+        ensure(
+            a.tenants().get("big") == Some(&label),
+            format!("agent {i} holds {label}: {:?}", a.tenants()),
+        )?;
+        ensure(
+            a.rendered().get("big") == Some(&want_rows),
+            format!("agent {i} rendered the whole policy"),
+        )?;
+    }
+    let revs: Api<PolicyRevision> = Api::namespaced(client.clone(), ns);
+    let r1 = revs.get(&revision_name("big", &parts.hash)).await?;
+    ensure(
+        r1.spec.parts.as_ref() == Some(&parts) && r1.spec.policy.destinations.is_empty(),
+        "the PolicyRevision names the same chunks, and holds only the head",
+    )?;
+
+    // a chunk edited in place: refused, the agents keep revision 1
+    let victim = &pieces[1].name;
+    let mut c = chunk_api.get(victim).await?;
+    c.spec.part.destinations[0].action = tollgate_ir::Verdict::Allow;
+    c.spec.hash = chunks::content_hash(&c.spec.part);
+    chunk_api.replace(victim, &pp, &c).await?;
+    let before: Vec<usize> = agents.iter().map(|a| a.applies().len()).collect();
+    api.patch(
+        "big",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {"poke": "1"}}})),
+    )
+    .await?;
+    let edited = wait_for("Compiled False: a chunk was edited", 30, POLL, || async {
+        let p = api.get("big").await?;
+        Ok(condition_message(&p, "Compiled").filter(|(s, _, _)| s == "False"))
+    })
+    .await?;
+    ensure(
+        edited.2.contains(victim.as_str()) && edited.2.contains("hashes to"),
+        format!("the message names the edited chunk: {edited:?}"),
+    )?;
+    let after: Vec<usize> = agents.iter().map(|a| a.applies().len()).collect();
+    ensure(before == after, "nothing was applied")?;
+    for a in &agents {
+        ensure(a.tenants().get("big") == Some(&label), "revision 1 stays")?;
     }
     ctl.stop().await;
     Ok(())

@@ -57,6 +57,15 @@ pub enum RevisionError {
         /// The revision number.
         number: i64,
     },
+    /// Its PolicyChunks are missing, wrong, or could not be read.
+    #[error("PolicyRevision {name}: {source}")]
+    Content {
+        /// The PolicyRevision's name.
+        name: String,
+        /// What is wrong.
+        #[source]
+        source: super::content::ContentError,
+    },
     /// Reading it failed.
     #[error("reading PolicyRevision {name}: {source}")]
     Read {

@@ -6,6 +6,8 @@
 //! imports this file or a module that imports it back):
 //! - [`context`]: [`Config`], [`Context`] (client, agents, Events, metrics,
 //!   locks), the anomaly queue; [`error`]: [`Error`].
+//! - [`content`]: a policy's compiled content, assembled from its
+//!   PolicyChunks when it is too big for one object.
 //! - [`revisions`]: PolicyRevision hash, name, number, history (pure parts
 //!   unit-tested) and the calls that keep them.
 //! - [`fleet`]: fleet → targets (pure); [`targets`]: the same with the API
@@ -27,6 +29,7 @@
 //! [`Context::report_anomaly`] feeds anomaly alerts to the rollouts.
 
 pub mod agents;
+pub mod content;
 pub mod context;
 pub mod error;
 pub mod events;

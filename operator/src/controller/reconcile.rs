@@ -22,6 +22,7 @@ use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy, TollPolicyStatus};
 use tollgate_ir::CompiledPolicy;
 
 use super::agents::{AgentTarget, CommitResult, MAX_MESSAGE, StageResult, truncate};
+use super::content::{self, ContentError};
 use super::context::{Context, FINALIZER};
 use super::error::{Error, RevisionError};
 use super::events::publish;
@@ -38,6 +39,9 @@ use tollgate_rollout::{
 
 /// Condition reason: the policy's SbcFleet does not exist.
 pub const FLEET_NOT_FOUND: &str = "FleetNotFound";
+
+/// How soon a policy whose chunks are missing or wrong is looked at again.
+const CHUNKS_RETRY: Duration = Duration::from_secs(10);
 
 fn unix_now() -> i64 {
     Timestamp::now().as_second()
@@ -159,9 +163,9 @@ enum Step {
     Remove(AgentTarget),
     /// Commit the staged revision; `PUT` it when the agent no longer has
     /// it staged.
-    Commit(AgentTarget, RevisionRef, CompiledPolicy),
+    Commit(AgentTarget, RevisionRef, Arc<CompiledPolicy>),
     /// `PUT` the revision (the agent does not stage).
-    Put(AgentTarget, RevisionRef, CompiledPolicy),
+    Put(AgentTarget, RevisionRef, Arc<CompiledPolicy>),
 }
 
 /// Carries out the Apply/Rollback actions of one decision (a batch) in two
@@ -192,6 +196,7 @@ enum Step {
 async fn act(
     ctx: &Context,
     policy: &TollPolicy,
+    current: &Current,
     actions: Vec<(String, Option<RevisionRef>)>,
     resolved: &[ResolvedTarget],
     token: Option<&String>,
@@ -206,6 +211,18 @@ async fn act(
         .map(|r| r.url.clone())
         .collect();
     let _held = ctx.lock_agents(urls).await;
+    // every revision the batch names, read (and for a chunked policy
+    // assembled) once
+    let mut contents: Vec<(String, Result<Arc<CompiledPolicy>, String>)> = Vec::new();
+    for r in actions.iter().filter_map(|(_, r)| r.as_ref()) {
+        if !contents.iter().any(|(h, _)| *h == r.hash) {
+            let p = policy_for(ctx, policy, current, r)
+                .await
+                .map_err(|e| e.to_string());
+            contents.push((r.hash.clone(), p));
+        }
+    }
+    let contents = &contents;
     // phase 1: stage
     let staged: Vec<(String, Option<RevisionRef>, Step)> = futures::stream::iter(actions)
         .map(|(target, revision)| async move {
@@ -224,10 +241,10 @@ async fn act(
                     };
                     match &revision {
                         None => Step::Remove(at),
-                        Some(r) => match policy_for(ctx, policy, r).await {
-                            Err(e) => Step::Done(ApplyResult::Rejected {
+                        Some(r) => match content_of(contents, r) {
+                            Err(message) => Step::Done(ApplyResult::Rejected {
                                 reason: "RevisionMissing".into(),
-                                message: e.to_string(),
+                                message,
                             }),
                             Ok(p) => match ctx.agents.stage(&at, tenant, r, &p).await {
                                 StageResult::Staged => {
@@ -325,21 +342,61 @@ async fn put(
     result
 }
 
+/// The spec's compiled policy (assembled from its chunks when it has some)
+/// and its content hash.
+#[derive(Debug)]
+pub struct Current {
+    /// `sha256:` hash of `policy`.
+    pub hash: String,
+    /// The whole policy.
+    pub policy: Arc<CompiledPolicy>,
+}
+
+/// The policy read for revision `r` in [`act`].
+fn content_of(
+    contents: &[(String, Result<Arc<CompiledPolicy>, String>)],
+    r: &RevisionRef,
+) -> Result<Arc<CompiledPolicy>, String> {
+    contents.iter().find(|(h, _)| *h == r.hash).map_or_else(
+        || Err(format!("revision {} not read", r.number)),
+        |(_, p)| p.clone(),
+    )
+}
+
 /// The compiled policy of revision `r`: the spec's when it is the spec's
-/// content, else the PolicyRevision's (a rollback to the last good one).
+/// content, else the PolicyRevision's (a rollback to the last good one),
+/// assembled from its chunks when it names some.
 async fn policy_for(
     ctx: &Context,
     policy: &TollPolicy,
+    current: &Current,
     r: &RevisionRef,
-) -> Result<CompiledPolicy, RevisionError> {
-    if revisions::policy_hash(&policy.spec.policy) == r.hash {
-        return Ok(policy.spec.policy.clone());
+) -> Result<Arc<CompiledPolicy>, RevisionError> {
+    if current.hash == r.hash {
+        return Ok(Arc::clone(&current.policy));
     }
     let ns = policy.namespace().unwrap_or_default();
     let api: Api<PolicyRevision> = Api::namespaced(ctx.client.clone(), &ns);
     let name = revisions::revision_name(&policy.name_any(), &r.hash);
     match api.get_opt(&name).await {
-        Ok(Some(rev)) if rev.spec.hash == r.hash => Ok(rev.spec.policy),
+        Ok(Some(rev)) if rev.spec.hash == r.hash => {
+            let p = content::assembled(&ctx.client, &ns, &rev.spec.policy, rev.spec.parts.as_ref())
+                .await
+                .map_err(|source| RevisionError::Content {
+                    name: name.clone(),
+                    source,
+                })?;
+            // an inline revision's hash is its name's; a chunked one's
+            // assembly checked its chunks against `parts.hash`, which
+            // must be the revision's
+            if rev.spec.parts.as_ref().is_some_and(|p| p.hash != r.hash) {
+                return Err(RevisionError::Missing {
+                    name,
+                    number: r.number,
+                });
+            }
+            Ok(Arc::new(p))
+        }
         Ok(_) => Err(RevisionError::Missing {
             name,
             number: r.number,
@@ -398,13 +455,65 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
     let server = policy.status.clone().unwrap_or_default();
     let mut status = server.clone();
     status.observed_generation = generation;
+
+    // The content: inline, or assembled from its chunks (checked against
+    // their hashes; refused, never guessed, when one is missing or wrong).
+    let compiled = match content::assembled(
+        &ctx.client,
+        &ns,
+        &policy.spec.policy,
+        policy.spec.parts.as_ref(),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(ContentError::Chunks(e)) => {
+            let message = truncate(&e.to_string(), MAX_MESSAGE);
+            set_condition(
+                &mut status.conditions,
+                new_condition(
+                    cond::COMPILED,
+                    STATUS_FALSE,
+                    reason::CHUNKS_INVALID,
+                    message.clone(),
+                    generation,
+                    now_time(),
+                ),
+            );
+            status.phase = Some(TollPolicyPhase::Failed);
+            if status != server {
+                status::apply_rollout(&api, &name, &status).await?;
+                publish(
+                    ctx,
+                    &policy,
+                    EventKind::Warning,
+                    reason::CHUNKS_INVALID,
+                    message,
+                )
+                .await;
+            }
+            // chunks applied after their policy arrive within this
+            return Ok(KubeAction::requeue(CHUNKS_RETRY));
+        }
+        Err(e @ ContentError::Read { .. }) => {
+            return Err(Error::Invalid(e.to_string()));
+        }
+    };
+    let current = Current {
+        hash: revisions::policy_hash(&compiled),
+        policy: Arc::new(compiled),
+    };
     set_condition(
         &mut status.conditions,
         new_condition(
             cond::COMPILED,
             STATUS_TRUE,
             reason::COMPILE_SUCCEEDED,
-            "spec.policy is a compiled policy",
+            if policy.spec.parts.is_some() {
+                "spec.policy and its PolicyChunks assemble into a compiled policy"
+            } else {
+                "spec.policy is a compiled policy"
+            },
             generation,
             now_time(),
         ),
@@ -412,7 +521,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
 
     // Validation: the policy renders for the fleet's backend. The agent's
     // trial start and probes are the second gate, per target.
-    if let Err(e) = Kamailio.render_tenant(&policy.spec.policy, "validate", Timestamp::now()) {
+    if let Err(e) = Kamailio.render_tenant(&current.policy, "validate", Timestamp::now()) {
         let message = truncate(&e.to_string(), MAX_MESSAGE);
         set_condition(
             &mut status.conditions,
@@ -489,7 +598,7 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         .map(|r| r.number)
         .collect();
     let rev_api: Api<PolicyRevision> = Api::namespaced(ctx.client.clone(), &ns);
-    let revision = revisions::ensure(&rev_api, &policy, &keep).await?;
+    let revision = revisions::ensure(&rev_api, &policy, &current.hash, &keep).await?;
 
     let resolved = resolve(ctx, &ns, &fleet).await?;
     let token = agent_token(ctx, &ns, &fleet).await?;
@@ -558,7 +667,16 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
             requeue = Some(1);
             break;
         }
-        events = act(ctx, &policy, work, &resolved, token.as_ref(), &mut targets).await;
+        events = act(
+            ctx,
+            &policy,
+            &current,
+            work,
+            &resolved,
+            token.as_ref(),
+            &mut targets,
+        )
+        .await;
     }
     // Every eligible target (a new pod too) holds the blocks in force;
     // come back when the next declared hold ends.

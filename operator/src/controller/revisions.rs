@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 use tollgate_crds::{PolicyRevision, PolicyRevisionSpec, TollPolicy};
 use tollgate_ir::CompiledPolicy;
 
@@ -29,16 +28,10 @@ const MAX_NAME: usize = 253;
 const MAX_LABEL_VALUE: usize = 63;
 
 /// `sha256:` + hex SHA-256 of the policy's canonical JSON (serde_json of the
-/// IR: struct fields in declaration order, no maps, so deterministic).
+/// IR: struct fields in declaration order, no maps, so deterministic); the
+/// same hash a chunked policy's `spec.parts.hash` states.
 pub fn policy_hash(policy: &CompiledPolicy) -> String {
-    let bytes = serde_json::to_vec(policy).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    tollgate_ir::chunks::content_hash(policy)
 }
 
 /// `<policy-name>-<first 10 hex of the hash>`, the policy-name part cut so
@@ -100,7 +93,8 @@ pub fn to_prune(existing: &[(String, i64)], keep: &[i64]) -> Vec<String> {
         .collect()
 }
 
-/// The PolicyRevision object for `policy` at `number`.
+/// The PolicyRevision object for `policy` at `number` (`hash`: its
+/// assembled content's). A chunked policy's revision names the same chunks.
 pub fn build(policy: &TollPolicy, hash: &str, number: i64) -> PolicyRevision {
     let name = policy.name_any();
     let mut labels = BTreeMap::new();
@@ -127,6 +121,7 @@ pub fn build(policy: &TollPolicy, hash: &str, number: i64) -> PolicyRevision {
             hash: hash.to_owned(),
             revision: number,
             policy: policy.spec.policy.clone(),
+            parts: policy.spec.parts.clone(),
             created_from: policy.metadata.generation.unwrap_or(1).max(1),
         },
     }
@@ -146,16 +141,17 @@ pub async fn list(
         .collect())
 }
 
-/// Makes sure the PolicyRevision of the policy's current content exists and
-/// returns its reference; prunes the history beyond [`HISTORY_LIMIT`]
-/// (keeping `keep`).
+/// Makes sure the PolicyRevision of the policy's current content (whose
+/// hash is `hash`) exists and returns its reference; prunes the history
+/// beyond [`HISTORY_LIMIT`] (keeping `keep`).
 pub async fn ensure(
     api: &Api<PolicyRevision>,
     policy: &TollPolicy,
+    hash: &str,
     keep: &[i64],
 ) -> Result<RevisionRef, kube::Error> {
     let name = policy.name_any();
-    let hash = policy_hash(&policy.spec.policy);
+    let hash = hash.to_owned();
     let existing = list(api, &name).await?;
     let pairs: Vec<(i64, String)> = existing
         .iter()
@@ -220,6 +216,7 @@ pub async fn delete_all(api: &Api<PolicyRevision>, policy_name: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
     use tollgate_testkit::fake_agent::sample_policy;
 
     #[test]

@@ -274,6 +274,15 @@ impl FakeAgent {
             .collect()
     }
 
+    /// tenant → hash of the rows it rendered from the policy it holds.
+    pub fn rendered(&self) -> BTreeMap<String, String> {
+        lock(&self.inner)
+            .tenants
+            .iter()
+            .map(|(t, (_, h))| (t.clone(), h.clone()))
+            .collect()
+    }
+
     /// block key → expiry (epoch s, 0 = until lifted) held.
     pub fn blocks(&self) -> BTreeMap<String, i64> {
         lock(&self.inner).blocks.clone()
@@ -706,6 +715,7 @@ pub fn toll_policy(
             fleet: tollgate_crds::toll_policy::FleetReference { name: fleet.into() },
             rollout,
             source_hash: None,
+            parts: None,
         },
     )
 }

@@ -64,12 +64,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 fn read_yaml(path: &Path) -> Result<Vec<CompiledPolicy>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let docs = tollgate_ir::yaml::read_policies(&text).map_err(|e| {
-        format!(
-            "`{}` is not a TollPolicy resource nor a compiled policy: {}",
+    let docs = tollgate_ir::yaml::read_policies(&text).map_err(|e| match e {
+        tollgate_ir::yaml::PolicyDocumentError::NotAPolicy { as_resource, .. } => format!(
+            "`{}` is not a TollPolicy resource nor a compiled policy: {as_resource}",
             path.display(),
-            e.as_resource
-        )
+        ),
+        e => format!("`{}`: {e}", path.display()),
     })?;
     Ok(docs.into_iter().map(|d| d.policy).collect())
 }

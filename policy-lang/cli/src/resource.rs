@@ -2,8 +2,9 @@
 
 use sha2::{Digest, Sha256};
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy};
-use tollgate_crds::{TollPolicy, TollPolicySpec};
+use tollgate_crds::{PolicyChunk, TollPolicy, TollPolicySpec};
 use tollgate_ir::CompiledPolicy;
+use tollgate_ir::chunks;
 use tollgate_policy::load::Workspace;
 use tollgate_policy::source::FileId;
 
@@ -21,7 +22,10 @@ pub fn source_hash(ws: &Workspace, files: &[FileId]) -> String {
     format!("sha256:{:x}", h.finalize())
 }
 
-/// The TollPolicy YAML document for one tenant.
+/// The YAML documents for one tenant (separated by `---` lines): its
+/// TollPolicy, preceded by its PolicyChunks when the policy is too big for
+/// one object ([`tollgate_ir::chunks`]), so that `kubectl apply -f` creates
+/// the chunks before the policy that names them.
 pub fn toll_policy_yaml(
     policy: CompiledPolicy,
     namespace: &str,
@@ -29,6 +33,27 @@ pub fn toll_policy_yaml(
     source_hash: String,
 ) -> Result<String, String> {
     let tenant = policy.tenant.clone();
+    let mut docs = Vec::new();
+    let (policy, parts) = if chunks::needs_chunks(&policy) {
+        let (head, parts, chunks) = chunks::split(policy);
+        if chunks.len() > chunks::MAX_CHUNKS {
+            return Err(format!(
+                "the policy of `{tenant}` needs {} chunks, more than the {} one policy may have",
+                chunks.len(),
+                chunks::MAX_CHUNKS
+            ));
+        }
+        for c in chunks {
+            let chunk = PolicyChunk::from_chunk(c, namespace);
+            docs.push(
+                tollgate_crds::yaml::to_yaml(&chunk)
+                    .map_err(|e| format!("cannot render a PolicyChunk of `{tenant}`: {e}"))?,
+            );
+        }
+        (head, Some(parts))
+    } else {
+        (policy, None)
+    };
     let mut resource = TollPolicy::new(
         &tenant,
         TollPolicySpec {
@@ -39,6 +64,7 @@ pub fn toll_policy_yaml(
             },
             rollout: RolloutStrategy::default(),
             source_hash: Some(source_hash),
+            parts,
         },
     );
     resource.metadata.namespace = Some(namespace.to_string());
@@ -49,6 +75,9 @@ pub fn toll_policy_yaml(
         )]
         .into(),
     );
-    tollgate_crds::yaml::to_yaml(&resource)
-        .map_err(|e| format!("cannot render the TollPolicy of `{tenant}`: {e}"))
+    docs.push(
+        tollgate_crds::yaml::to_yaml(&resource)
+            .map_err(|e| format!("cannot render the TollPolicy of `{tenant}`: {e}"))?,
+    );
+    Ok(docs.join("---\n"))
 }

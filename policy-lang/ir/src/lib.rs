@@ -12,6 +12,7 @@
 //! (`tollgate-crds` turns it on); without it the same types derive a plain
 //! JSON schema, so the language and its fuzzer build without k8s-openapi.
 
+pub mod chunks;
 mod schema;
 pub mod yaml;
 
