@@ -19,6 +19,8 @@
 #     pod is skipped
 #   6 the operator SIGKILLed during a bake resumes; no needless re-apply
 #   7 two replicas, one Lease: only the leader acts; the other takes over
+#   9 a tenant with 100,000 destination ranges: compiled into PolicyChunks,
+#     kubectl apply, rolled out to SBCs 1-3, probe calls enforced
 #
 #   scripts/test-operator.sh
 #
@@ -572,6 +574,59 @@ kubectl delete tollpolicy acme -n "$NS" --wait=false >/dev/null
 wait_until 60 bash -c "! kubectl get tollpolicy acme -n '$NS' >/dev/null 2>&1" || bad "leader scenario: TollPolicy not deleted"
 op_stop "$B_PID"
 check "op-b released the Lease on SIGTERM" bash -c "[ -z \"\$(kubectl get lease tollgate-operator -n '$NS' -o jsonpath='{.spec.holderIdentity}')\" ]"
+
+##############################################################################
+say "9. a tenant with a carrier's deny list of 100,000 ranges: compiled into PolicyChunks, kubectl apply, rolled out, enforced"
+NS=$(new_ns big)
+token_secret "$NS"
+static_fleet "$NS"
+op_start "$NS" op-big
+BIG=127.51.100.77   # bigdeny's one source (no other tenant's)
+mkdir -p "$WORK/big"
+"$PY" - "$WORK/big/bigdeny.tgp" "$BIG" <<'PY'
+import sys
+path, src = sys.argv[1:3]
+lines = ["# A carrier's deny list: 100,000 ranges of +1 212.", "tenant bigdeny", "home US",
+         "zone America/New_York", "", "destinations {"]
+lines += [f"  deny prefix +1 212 {200000 + i}" for i in range(100000)]
+lines += ["}", "", "sources {", f"  allow {src}", "}", ""]
+open(path, "w").write("\n".join(lines))
+PY
+t=$(now)
+quiet() { "$@" > "$WORK/quiet.log" 2>&1 || { tail -5 "$WORK/quiet.log"; return 1; }; }
+check "tollgate compile: $(basename "$WORK/big/bigdeny.tgp") (100,011 lines)" \
+  quiet "$TG" compile "$WORK/big/bigdeny.tgp" --namespace "$NS" --fleet edge --output "$WORK/big/out"
+BIGYAML=$WORK/big/out/bigdeny.yaml
+nchunks=$(grep -c '^kind: PolicyChunk$' "$BIGYAML" || true)
+ok "compiled in $(elapsed "$t") s: $(du -h "$BIGYAML" | cut -f1) of YAML, the TollPolicy and $nchunks PolicyChunks"
+check "more than one chunk ($nchunks)" [ "$nchunks" -gt 1 ]
+t=$(now)
+check "kubectl apply -f (client-side, as a GitOps tool would)" quiet kubectl apply -f "$BIGYAML"
+ok "applied in $(elapsed "$t") s"
+check "$nchunks PolicyChunks in $NS" [ "$(kubectl get policychunks -n "$NS" -o name | wc -l)" = "$nchunks" ]
+bigtp() { kubectl get tollpolicy bigdeny -n "$NS" -o jsonpath="{$1}" 2>/dev/null; }
+big_applied() { [ "$(bigtp .status.phase)" = Applied ] && [ "$(bigtp .status.applied)" = 3/3 ]; }
+if wait_until 300 big_applied; then
+  ok "bigdeny Applied 3/3 ${WAITED} s after kubectl apply"
+else
+  bad "bigdeny not Applied after ${WAITED} s: $(bigtp .status.phase) $(bigtp .status.applied) $(bigtp '.status.conditions[?(@.type=="Compiled")].message')"
+fi
+check "condition Compiled True (assembled from its chunks)" [ "$(bigtp '.status.conditions[?(@.type=="Compiled")].status')" = True ]
+BIGHASH=$(bigtp .spec.parts.hash)
+for i in 1 2 3; do
+  label=$(curl -s --max-time 5 -H "Authorization: Bearer $(cat "$TOKEN_FILE")" "$(agent_url $i)/v1/state?tenant=bigdeny" | jq -r '.tenants.bigdeny.revision')
+  check "SBC $i holds bigdeny 1@<spec.parts.hash>: $label" [ "$label" = "1@$BIGHASH" ]
+  for n in +12122000005 +12122500001 +12122999999; do
+    got=$(call "$i" $BIG $n)
+    check "SBC $i: bigdeny -> $n (in the list) denied: $got" bash -c "[[ '$got' == '403 dst:prefix:'* ]]"
+  done
+  got=$(call "$i" $BIG +12125550100)
+  check "SBC $i: bigdeny -> +12125550100 (not in the list) allowed: $got" [ "$got" = "200 dst:national" ]
+  got=$(call "$i" $BIG +12123000000)
+  check "SBC $i: bigdeny -> +12123000000 (just past the list) allowed: $got" [ "$got" = "200 dst:national" ]
+done
+kubectl delete tollpolicy bigdeny -n "$NS" --wait=false >/dev/null
+wait_until 120 bash -c "! kubectl get tollpolicy bigdeny -n '$NS' >/dev/null 2>&1" || bad "bigdeny not deleted"
 
 echo
 echo "total $(elapsed "$T0") s"
