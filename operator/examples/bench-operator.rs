@@ -60,6 +60,9 @@ struct Args {
     sizes: Vec<usize>,
     reps: usize,
     policies: usize,
+    /// A compiled TollPolicy (YAML, as `tollgate compile` writes it) whose
+    /// copies the memory phase creates instead of `sample_policy`.
+    policy_file: Option<String>,
 }
 
 fn parse_args() -> R<Args> {
@@ -69,6 +72,7 @@ fn parse_args() -> R<Args> {
         sizes: vec![10, 100, 1000],
         reps: 5,
         policies: 1000,
+        policy_file: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut it = v.iter();
@@ -87,11 +91,12 @@ fn parse_args() -> R<Args> {
             }
             "--reps" => a.reps = val.parse().map_err(|e| format!("--reps: {e}"))?,
             "--policies" => a.policies = val.parse().map_err(|e| format!("--policies: {e}"))?,
+            "--policy-file" => a.policy_file = Some(val.clone()),
             _ => return Err(format!("unknown option {o}").into()),
         }
     }
     if a.operator.is_empty() || a.work.is_empty() {
-        return Err("usage: bench-operator --operator BIN --work DIR [--sizes 10,100,1000] [--reps N] [--policies N]".into());
+        return Err("usage: bench-operator --operator BIN --work DIR [--sizes 10,100,1000] [--reps N] [--policies N] [--policy-file FILE]".into());
     }
     if a.sizes.iter().any(|&n| n == 0 || n > 60_000) || a.sizes.len() > 100 {
         return Err("--sizes: 1..60000 each, at most 100 sizes".into());
@@ -110,18 +115,28 @@ async fn make_namespace(client: &Client, name: &str) -> R {
 /// The real operator binary, restricted to `ns`.
 struct OperatorProc {
     child: Child,
+    /// Its metrics port.
+    port: u16,
 }
 
 impl OperatorProc {
     fn start(bin: &str, ns: &str, log: &str) -> R<Self> {
-        let log = std::fs::File::create(log).map_err(|e| format!("{log}: {e}"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("{log}: {e}"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
         let child = Command::new(bin)
             .args([
                 "--namespace",
                 ns,
                 "--no-leader-election",
                 "--metrics-addr",
-                "127.0.0.1:0",
+                &addr,
                 "--identity",
                 "bench",
             ])
@@ -131,7 +146,27 @@ impl OperatorProc {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("{bin}: {e}"))?;
-        Ok(Self { child })
+        Ok(Self { child, port })
+    }
+
+    /// `tollgate_operator_reconciles_total{result="ok"}` (0 before it serves).
+    async fn reconciles_ok(&self) -> u64 {
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return 0;
+        };
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let req = "GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n";
+        if s.write_all(req.as_bytes()).await.is_err() {
+            return 0;
+        }
+        let mut body = String::new();
+        if s.read_to_string(&mut body).await.is_err() {
+            return 0;
+        }
+        body.lines()
+            .find_map(|l| l.strip_prefix("tollgate_operator_reconciles_total{result=\"ok\"} "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
     }
 
     /// (VmRSS, VmHWM) in KiB.
@@ -580,15 +615,36 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
 
 async fn cleanup_policies(client: &Client, ns: &str) -> R {
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
-    api.delete_collection(&DeleteParams::default(), &ListParams::default())
+    // one by one, by the names a metadata list gives: a DELETE or LIST of
+    // the whole collection of real-size policies can outlast the API
+    // server's request timeout
+    let names: Vec<String> = api
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|m| m.metadata.name)
+        .collect();
+    stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            async move {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) | Err(kube::Error::Api(_)) => R::Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
         .await?;
     wait_for(
         "every TollPolicy deleted (finalizers)",
-        300,
+        600,
         Duration::from_millis(500),
         || async {
             Ok(api
-                .list(&ListParams::default())
+                .list_metadata(&ListParams::default().limit(1))
                 .await?
                 .items
                 .is_empty()
@@ -626,7 +682,12 @@ async fn memory(client: &Client, args: &Args, run: &str) -> R {
         )
         .await?;
     let op = OperatorProc::start(&args.operator, &ns, &log)?;
-    let result = memory_in(client, args, &ns, &op, &agents).await;
+    let mut result = memory_in(client, args, &ns, &op, &agents).await;
+    op.stop().await;
+    if result.is_ok() {
+        result = resync(args, &ns, &agents).await;
+    }
+    let op = OperatorProc::start(&args.operator, &ns, &log)?;
     let cleanup = cleanup_policies(client, &ns).await;
     op.stop().await;
     delete_rest(client, &ns).await;
@@ -644,13 +705,39 @@ async fn memory_in(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (idle, _) = op.memory()?;
     let n = args.policies;
+    // the policy each tenant gets a copy of
+    let template = match &args.policy_file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+            let docs = tollgate_ir::yaml::read_policies(&text)?;
+            Some(
+                docs.into_iter()
+                    .next()
+                    .ok_or(format!("{f}: no policy"))?
+                    .policy,
+            )
+        }
+        None => None,
+    };
+    let template = &template;
+    let size = template
+        .as_ref()
+        .map_or(0, |t| serde_json::to_vec(t).map_or(0, |v| v.len()));
     let t0 = Instant::now();
     stream::iter(0..n)
         .map(|i| {
             let api = api.clone();
             async move {
                 let tenant = format!("r{i:05}");
-                let p = toll_policy(&tenant, sample_policy(&tenant, 0), "edge", no_bake());
+                let policy = match template {
+                    Some(t) => {
+                        let mut p = t.clone();
+                        p.tenant.clone_from(&tenant);
+                        p
+                    }
+                    None => sample_policy(&tenant, 0),
+                };
+                let p = toll_policy(&tenant, policy, "edge", no_bake());
                 api.create(&PostParams::default(), &p).await?;
                 R::Ok(())
             }
@@ -667,17 +754,13 @@ async fn memory_in(
         Duration::from_secs(1),
         || async {
             op.memory()?; // still running
-            let l = api.list(&ListParams::default()).await?;
-            let applied = l
-                .items
-                .iter()
-                .filter(|p| {
-                    p.status.as_ref().is_some_and(|s| {
-                        s.phase == Some(TollPolicyPhase::Applied)
-                            && s.applied.as_deref() == Some(want.as_str())
-                    })
-                })
-                .count();
+            // the agents first (in this process); then the statuses, a
+            // page at a time (a LIST of every real-size policy at once can
+            // outlast the API server's request timeout)
+            if agents.iter().any(|a| a.tenants().len() < n) {
+                return Ok(None);
+            }
+            let applied = count_applied(&api, &want).await?;
             Ok((applied == n).then(|| t0.elapsed()))
         },
     )
@@ -691,14 +774,23 @@ async fn memory_in(
     let mut lists = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let l = api.list(&ListParams::default()).await?;
+        let listed = count_applied(&api, &want).await?;
         lists.push(ms(t.elapsed()));
-        if l.items.len() != n {
-            return Err(format!("listed {} policies, expected {n}", l.items.len()).into());
+        if listed != n {
+            return Err(format!("listed {listed} Applied policies, expected {n}").into());
         }
     }
     println!(
-        "memory: {n} TollPolicies created in {:.1} s, all Applied ({total}/{total}) {:.1} s after the first create",
+        "memory: {n} TollPolicies ({}) created in {:.1} s, all Applied ({total}/{total}) {:.1} s after the first create",
+        if size > 0 {
+            format!(
+                "copies of {}, {} KB of JSON each",
+                args.policy_file.as_deref().unwrap_or(""),
+                size / 1000
+            )
+        } else {
+            "sample_policy".to_owned()
+        },
         created.as_secs_f64(),
         all_applied.as_secs_f64()
     );
@@ -709,10 +801,70 @@ async fn memory_in(
         hwm as f64 / 1024.0
     );
     println!(
-        "baseline: LIST of the {n} TollPolicies (API server alone, 5 times): median {:.0} ms, max {:.0} ms",
+        "baseline: LIST of the {n} TollPolicies in pages of 100 (API server alone, 5 times): median {:.0} ms, max {:.0} ms",
         median(&lists),
         max(&lists)
     );
+    Ok(())
+}
+
+/// How many policies of `api`'s namespace are Applied on `want` (`x/y`)
+/// targets, listed in pages of 100.
+async fn count_applied(api: &Api<TollPolicy>, want: &str) -> R<usize> {
+    let mut applied = 0;
+    let mut lp = ListParams::default().limit(100);
+    loop {
+        let l = api.list(&lp).await?;
+        applied += l
+            .items
+            .iter()
+            .filter(|p| {
+                p.status.as_ref().is_some_and(|s| {
+                    s.phase == Some(TollPolicyPhase::Applied) && s.applied.as_deref() == Some(want)
+                })
+            })
+            .count();
+        match l.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => return Ok(applied),
+        }
+    }
+}
+
+/// The operator restarted over `n` Applied policies: the time until it has
+/// reconciled each once (its `reconciles_total{result="ok"}` reaches `n`),
+/// its memory then, and that no agent was sent anything again.
+async fn resync(args: &Args, ns: &str, agents: &[FakeAgent]) -> R {
+    let n = args.policies as u64;
+    let applies: Vec<usize> = agents.iter().map(|a| a.applies().len()).collect();
+    let log = format!("{}/operator-mem.log", args.work);
+    let t0 = Instant::now();
+    let op = OperatorProc::start(&args.operator, ns, &log)?;
+    let r = wait_for(
+        "every policy reconciled after the restart",
+        900,
+        Duration::from_millis(200),
+        || async {
+            op.memory()?;
+            Ok((op.reconciles_ok().await >= n).then(|| t0.elapsed()))
+        },
+    )
+    .await;
+    let mem = op.memory();
+    op.stop().await;
+    let took = r?;
+    let (rss, hwm) = mem?;
+    let again: Vec<usize> = agents.iter().map(|a| a.applies().len()).collect();
+    println!(
+        "resync: a fresh operator reconciled all {n} policies {:.1} s after it started; VmRSS then {:.1} MiB, peak VmHWM {:.1} MiB; agents sent anything again: {}",
+        took.as_secs_f64(),
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        if again == applies { "no" } else { "YES" }
+    );
+    if again != applies {
+        return Err(format!("the restart re-applied: {applies:?} -> {again:?}").into());
+    }
     Ok(())
 }
 

@@ -147,6 +147,12 @@ pub struct Context {
     status_locks: Mutex<HashMap<ObjectRef<TollPolicy>, Arc<tokio::sync::Mutex<()>>>>,
     /// Per agent URL: one policy's batch at a time (stage, then commit).
     agent_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The pods of the watched namespace(s), kept by the controller's pod
+    /// watch (slimmed: what a fleet's selector and readiness read); set
+    /// once the controller runs. Selector fleets are resolved from it, not
+    /// listed per reconcile.
+    pub(crate) pods:
+        std::sync::OnceLock<kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -177,6 +183,7 @@ impl Context {
             errors: Mutex::new(HashMap::new()),
             status_locks: Mutex::new(HashMap::new()),
             agent_locks: Mutex::new(HashMap::new()),
+            pods: std::sync::OnceLock::new(),
         }
     }
 

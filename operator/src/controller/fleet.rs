@@ -98,9 +98,12 @@ fn pod_ready(pod: &Pod) -> bool {
 
 /// The targets of a selector fleet among `pods` (of the fleet's namespace):
 /// the selected pods with an IP, id `pod/<name>`.
-pub fn pod_targets(spec: &SbcFleetSpec, pods: &[Pod]) -> Vec<ResolvedTarget> {
+pub fn pod_targets<'a>(
+    spec: &SbcFleetSpec,
+    pods: impl IntoIterator<Item = &'a Pod>,
+) -> Vec<ResolvedTarget> {
     let mut out: Vec<ResolvedTarget> = pods
-        .iter()
+        .into_iter()
         .filter(|p| selects(spec, p))
         .filter_map(|p| {
             let name = p.metadata.name.as_deref()?;
@@ -118,6 +121,24 @@ pub fn pod_targets(spec: &SbcFleetSpec, pods: &[Pod]) -> Vec<ResolvedTarget> {
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
+}
+
+/// A pod as the watch keeps it: what [`fleet::pod_targets`] reads (name,
+/// namespace, labels, deletion, IP, Ready condition) and nothing else.
+pub fn slim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    pod.metadata.owner_references = None;
+    pod.spec = None;
+    if let Some(st) = pod.status.as_mut() {
+        *st = k8s_openapi::api::core::v1::PodStatus {
+            pod_ip: st.pod_ip.take(),
+            pod_ips: st.pod_ips.take(),
+            conditions: st.conditions.take(),
+            phase: st.phase.take(),
+            ..Default::default()
+        };
+    }
 }
 
 #[cfg(test)]
@@ -344,5 +365,9 @@ mod tests {
             ]
         );
         assert!(static_targets(&s).is_empty());
+        // the watch's slimmed pods resolve to the same targets
+        let mut slim = pods.clone();
+        slim.iter_mut().for_each(slim_pod);
+        assert_eq!(pod_targets(&s, &slim), t);
     }
 }

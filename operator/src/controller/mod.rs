@@ -139,11 +139,22 @@ impl Operator {
                 .default_backoff()
                 .touched_objects();
 
-        let controller = Controller::new(policies, watcher::Config::default()).with_config(
+        // The policies as the controller keeps them: without their large
+        // lists, managedFields or kubectl's copy of the object (`slim_policy`),
+        // so the operator's memory does not grow with the policies' size;
+        // a reconcile reads the object itself.
+        let (policy_store, policy_writer) = reflector::store::<TollPolicy>();
+        // (pages of 50: the first list of real-size policies is held a
+        // page at a time before it is slimmed)
+        let policy_stream = watcher(policies, watcher::Config::default().page_size(50))
+            .default_backoff()
+            .modify(slim_policy)
+            .reflect(policy_writer)
+            .applied_objects();
+        let controller = Controller::for_stream(policy_stream, policy_store.clone()).with_config(
             kube::runtime::controller::Config::default()
                 .concurrency(ctx.config.reconcile_concurrency),
         );
-        let policy_store = controller.store();
         let ps1 = policy_store.clone();
         let ps2 = policy_store.clone();
         let fs = fleet_store.clone();
@@ -151,12 +162,22 @@ impl Operator {
             rx.recv().await.map(|o| (o, rx))
         });
         let seen = PodFleets::default();
+        // The pods, slimmed, kept for resolving selector fleets
+        // (`targets::resolve`) and waking the policies of the fleets a pod
+        // is (or was) in.
+        let (pod_store, pod_writer) = reflector::store::<Pod>();
+        let _ = ctx.pods.set(pod_store);
+        let pod_stream = watcher(pods, watcher::Config::default())
+            .default_backoff()
+            .modify(fleet::slim_pod)
+            .reflect(pod_writer)
+            .touched_objects();
         let policies = controller
             .owns(revisions, watcher::Config::default())
             .watches_stream(fleet_stream, move |fleet: SbcFleet| {
                 policies_of_fleet(&ps1, fleet.namespace(), &fleet.name_any())
             })
-            .watches(pods, watcher::Config::default(), move |pod: Pod| {
+            .watches_stream(pod_stream, move |pod: Pod| {
                 seen.notify(&pod, selecting(&fs, &pod))
                     .iter()
                     .flat_map(|f| policies_of_fleet(&ps2, pod.namespace(), f))
@@ -225,6 +246,26 @@ pub async fn run(
     Operator::new(client, config, agents, metrics)
         .run(shutdown)
         .await;
+}
+
+/// A TollPolicy as the controller's store keeps it: the policy's large
+/// lists (destinations, classes, source networks, source map), its status,
+/// its managedFields and the
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation (a copy
+/// of the whole object) dropped. The store is read for names, fleets,
+/// tenants and metadata only; a reconcile reads the object from the API
+/// server.
+pub fn slim_policy(p: &mut TollPolicy) {
+    p.metadata.managed_fields = None;
+    p.status = None;
+    if let Some(a) = p.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    let policy = &mut p.spec.policy;
+    policy.destinations = Vec::new();
+    policy.classes = Vec::new();
+    policy.sources.networks = Vec::new();
+    policy.rules = Vec::new();
 }
 
 /// The policies (in the store) that name the fleet `name` of namespace `ns`.

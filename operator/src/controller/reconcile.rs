@@ -519,9 +519,27 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         ),
     );
 
+    // The revision this content already is, if the rollout knows it (the
+    // current or the last good one): validated and recorded before, so
+    // neither rendered nor listed again (a resync of many unchanged
+    // policies costs a GET and the agents' state each).
+    let known: Option<RevisionRef> = {
+        let prior = load_state(&status, &name);
+        [prior.current, prior.last_good]
+            .into_iter()
+            .flatten()
+            .find(|r| r.hash == current.hash)
+    };
+
     // Validation: the policy renders for the fleet's backend. The agent's
     // trial start and probes are the second gate, per target.
-    if let Err(e) = Kamailio.render_tenant(&current.policy, "validate", Timestamp::now()) {
+    let rendered = match known {
+        Some(_) => Ok(()),
+        None => Kamailio
+            .render_tenant(&current.policy, "validate", Timestamp::now())
+            .map(|_| ()),
+    };
+    if let Err(e) = rendered {
         let message = truncate(&e.to_string(), MAX_MESSAGE);
         set_condition(
             &mut status.conditions,
@@ -598,7 +616,10 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
         .map(|r| r.number)
         .collect();
     let rev_api: Api<PolicyRevision> = Api::namespaced(ctx.client.clone(), &ns);
-    let revision = revisions::ensure(&rev_api, &policy, &current.hash, &keep).await?;
+    let revision = match known {
+        Some(r) => r,
+        None => revisions::ensure(&rev_api, &policy, &current.hash, &keep).await?,
+    };
 
     let resolved = resolve(ctx, &ns, &fleet).await?;
     let token = agent_token(ctx, &ns, &fleet).await?;

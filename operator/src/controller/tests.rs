@@ -784,9 +784,9 @@ async fn reconcile_with_nothing_to_do_writes_nothing() {
         vec![
             format!("GET {P}/tollpolicies/acme"),
             format!("GET {P}/sbcfleets/edge"),
-            format!("GET {P}/policyrevisions"),
         ],
-        "only reads"
+        "only reads: the content is the current revision's, so it is neither \
+         rendered nor are the PolicyRevisions listed again"
     );
     assert_eq!(
         agents.log.lock().unwrap().clone(),
@@ -1443,4 +1443,40 @@ fn a_pod_relabelled_out_of_a_fleet_still_notifies_it() {
         names(&["edge"])
     );
     assert_eq!(seen.len(), 0);
+}
+
+/// The store keeps what is read from it (names, fleet, tenant, responses,
+/// rollout, finalizers) and drops the lists and the status a reconcile
+/// reads from the object itself, managedFields and kubectl's copy of the
+/// object.
+#[test]
+fn the_store_keeps_a_slim_policy() {
+    let mut p = toll_policy("acme", sample_policy("acme", 0), "edge", no_bake());
+    p.metadata.namespace = Some("ns".into());
+    p.metadata.finalizers = Some(vec![FINALIZER.into()]);
+    p.metadata.annotations = Some(BTreeMap::from([
+        (
+            "kubectl.kubernetes.io/last-applied-configuration".to_owned(),
+            serde_json::to_string(&p).unwrap(),
+        ),
+        ("team".to_owned(), "voice".to_owned()),
+    ]));
+    p.metadata.managed_fields = Some(vec![Default::default()]);
+    p.status = Some(Default::default());
+    let mut slim = p.clone();
+    super::slim_policy(&mut slim);
+    assert!(slim.spec.policy.destinations.is_empty() && slim.spec.policy.rules.is_empty());
+    assert!(slim.spec.policy.classes.is_empty() && slim.spec.policy.sources.networks.is_empty());
+    assert_eq!(slim.metadata.managed_fields, None);
+    assert_eq!(
+        slim.metadata.annotations,
+        Some(BTreeMap::from([("team".to_owned(), "voice".to_owned())]))
+    );
+    assert_eq!(slim.metadata.finalizers, p.metadata.finalizers);
+    assert_eq!(slim.spec.fleet, p.spec.fleet);
+    assert_eq!(slim.spec.tenant, p.spec.tenant);
+    assert_eq!(slim.spec.rollout, p.spec.rollout);
+    assert_eq!(slim.spec.policy.responses, p.spec.policy.responses);
+    assert_eq!(slim.status, None);
+    assert!(serde_json::to_vec(&slim).unwrap().len() < serde_json::to_vec(&p).unwrap().len() / 2);
 }

@@ -71,7 +71,10 @@ enum Command {
     /// Every file is checked first; if any has an error, nothing is written.
     /// Base files (`base NAME`) are checked but produce no resource. Output is
     /// deterministic: resources sorted by tenant, every table sorted, and every
-    /// rule traceable to its file and line through `spec.policy.rules`.
+    /// rule traceable to its file and line through `spec.policy.rules`. A
+    /// policy too big for one Kubernetes object (over 192 KiB, or a list over
+    /// 10,000 entries) is written as PolicyChunks followed by the TollPolicy
+    /// that names them (docs/crds.md).
     ///
     /// Example: tollgate compile examples/policies --fleet edge -n tenants -o build/
     Compile {
