@@ -598,6 +598,10 @@ fn the_cfg_declares_exactly_the_shards() {
     assert_eq!(&cfg[start..end], shard_modparams());
     assert!(cfg.contains("name=tollgate-dial;dbtable=tg_dial;"));
     assert!(cfg.contains("name=tollgate-country;dbtable=tg_country;"));
+    // the renderer's cap on source networks is the permissions module's
+    assert!(cfg.contains(&format!(
+        "modparam(\"permissions\", \"max_subnets\", {MAX_SUBNETS})"
+    )));
 }
 
 #[test]
