@@ -168,9 +168,22 @@ for path in stage commit; do
 done
 code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$AGENT/metrics")
 check "GET /metrics with the token: $code" [ "$code" = 200 ]
-head -c $((33 << 20)) /dev/zero | tr '\0' ' ' > "$WORK/big.json"
-code=$(put_tenant acme "$WORK/big.json")
-check "a 33 MiB body: $code" [ "$code" = 413 ]
+# bodies over MAX_BODY (256 MiB): refused by Content-Length before a byte
+# of it is read, and refused while reading a chunked one
+code=$("$PY" - "$SBC_IP" 9180 "$TOKEN" <<'PY'
+import socket, sys
+ip, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((ip, port), timeout=10)
+s.sendall((f"PUT /v1/tenants/acme HTTP/1.1\r\nHost: {ip}\r\nAuthorization: Bearer {token}\r\n"
+           f"Content-Type: application/json\r\nContent-Length: {(256 << 20) + 1}\r\n\r\n").encode())
+print(s.recv(64).decode(errors="replace").split(" ")[1])
+PY
+)
+check "a body announced as 256 MiB + 1 byte: $code (before reading it)" [ "$code" = 413 ]
+code=$(head -c $(((256 << 20) + 1)) /dev/zero | curl -s --max-time 120 -o "$WORK/resp" -w '%{http_code}' -X PUT \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' \
+  --data-binary @- "$AGENT/v1/tenants/acme")
+check "a chunked body of 256 MiB + 1 byte: $code (while reading it)" [ "$code" = 413 ]
 echo '{"revision": "x", "policy": ' > "$WORK/garbage.json"
 code=$(put_tenant acme "$WORK/garbage.json")
 check "garbage JSON: $code ($(tr -d '\n' < "$WORK/resp" | cut -c1-90))" [ "$code" = 400 ]
