@@ -211,6 +211,12 @@ api GET /v1/state > /dev/null
 check "state: every tenant consistent" "$PY" -c '
 import json,sys; d=json.load(open(sys.argv[1]))
 sys.exit(0 if d["tenants"] and all(t["consistent"] for t in d["tenants"].values()) and len(d["tenants"]) == 8 else 1)' "$WORK/resp"
+cp "$WORK/resp" "$WORK/state-full"
+api GET /v1/state/summary > /dev/null
+check "GET /v1/state/summary: consistent, each tenant's revision as GET /v1/state says" "$PY" -c '
+import json,sys; s=json.load(open(sys.argv[1])); f=json.load(open(sys.argv[2]))
+want={t: v["revision"] for t, v in f["tenants"].items()}
+sys.exit(0 if s["consistent"] is True and s["tenants"] == want and s["blocks"] == f["blocks"] else 1)' "$WORK/resp" "$WORK/state-full"
 
 say "the agreement calls through the agent-managed SBC (evaluator vs SBC)"
 t0=$(date +%s%N)

@@ -63,6 +63,8 @@ struct Args {
     /// A compiled TollPolicy (YAML, as `tollgate compile` writes it) whose
     /// copies the memory phase creates instead of `sample_policy`.
     policy_file: Option<String>,
+    /// Fake agents of the memory phase's static fleet.
+    targets: usize,
 }
 
 fn parse_args() -> R<Args> {
@@ -73,6 +75,7 @@ fn parse_args() -> R<Args> {
         reps: 5,
         policies: 1000,
         policy_file: None,
+        targets: 3,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut it = v.iter();
@@ -92,11 +95,12 @@ fn parse_args() -> R<Args> {
             "--reps" => a.reps = val.parse().map_err(|e| format!("--reps: {e}"))?,
             "--policies" => a.policies = val.parse().map_err(|e| format!("--policies: {e}"))?,
             "--policy-file" => a.policy_file = Some(val.clone()),
+            "--targets" => a.targets = val.parse().map_err(|e| format!("--targets: {e}"))?,
             _ => return Err(format!("unknown option {o}").into()),
         }
     }
     if a.operator.is_empty() || a.work.is_empty() {
-        return Err("usage: bench-operator --operator BIN --work DIR [--sizes 10,100,1000] [--reps N] [--policies N] [--policy-file FILE]".into());
+        return Err("usage: bench-operator --operator BIN --work DIR [--sizes 10,100,1000] [--reps N] [--policies N] [--policy-file FILE] [--targets N]".into());
     }
     if a.sizes.iter().any(|&n| n == 0 || n > 60_000) || a.sizes.len() > 100 {
         return Err("--sizes: 1..60000 each, at most 100 sizes".into());
@@ -121,6 +125,10 @@ struct OperatorProc {
 
 impl OperatorProc {
     fn start(bin: &str, ns: &str, log: &str) -> R<Self> {
+        Self::start_with(bin, ns, log, &[])
+    }
+
+    fn start_with(bin: &str, ns: &str, log: &str, extra: &[&str]) -> R<Self> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -140,6 +148,7 @@ impl OperatorProc {
                 "--identity",
                 "bench",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
@@ -673,7 +682,7 @@ async fn memory(client: &Client, args: &Args, run: &str) -> R {
     let ns = format!("bench-mem-{run}");
     make_namespace(client, &ns).await?;
     let log = format!("{}/operator-mem.log", args.work);
-    let agents = testkit::start_agents(3, TOKEN).await?;
+    let agents = testkit::start_agents(args.targets, TOKEN).await?;
     let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), &ns);
     fleets
         .create(
@@ -684,8 +693,11 @@ async fn memory(client: &Client, args: &Args, run: &str) -> R {
     let op = OperatorProc::start(&args.operator, &ns, &log)?;
     let mut result = memory_in(client, args, &ns, &op, &agents).await;
     op.stop().await;
-    if result.is_ok() {
-        result = resync(args, &ns, &agents).await;
+    // the baseline first: every observation a GET of the tenant's state
+    for ttl in ["0", "2000"] {
+        if result.is_ok() {
+            result = resync(args, &ns, &agents, ttl).await;
+        }
     }
     let op = OperatorProc::start(&args.operator, &ns, &log)?;
     let cleanup = cleanup_policies(client, &ns).await;
@@ -834,12 +846,21 @@ async fn count_applied(api: &Api<TollPolicy>, want: &str) -> R<usize> {
 /// The operator restarted over `n` Applied policies: the time until it has
 /// reconciled each once (its `reconciles_total{result="ok"}` reaches `n`),
 /// its memory then, and that no agent was sent anything again.
-async fn resync(args: &Args, ns: &str, agents: &[FakeAgent]) -> R {
+async fn resync(args: &Args, ns: &str, agents: &[FakeAgent], ttl_ms: &str) -> R {
     let n = args.policies as u64;
     let applies: Vec<usize> = agents.iter().map(|a| a.applies().len()).collect();
+    let reads: (u64, u64) = agents
+        .iter()
+        .map(FakeAgent::state_reads)
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let log = format!("{}/operator-mem.log", args.work);
     let t0 = Instant::now();
-    let op = OperatorProc::start(&args.operator, ns, &log)?;
+    let op = OperatorProc::start_with(
+        &args.operator,
+        ns,
+        &log,
+        &["--agent-summary-ttl-ms", ttl_ms],
+    )?;
     let r = wait_for(
         "every policy reconciled after the restart",
         900,
@@ -855,9 +876,16 @@ async fn resync(args: &Args, ns: &str, agents: &[FakeAgent]) -> R {
     let took = r?;
     let (rss, hwm) = mem?;
     let again: Vec<usize> = agents.iter().map(|a| a.applies().len()).collect();
+    let reads2: (u64, u64) = agents
+        .iter()
+        .map(FakeAgent::state_reads)
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     println!(
-        "resync: a fresh operator reconciled all {n} policies {:.1} s after it started; VmRSS then {:.1} MiB, peak VmHWM {:.1} MiB; agents sent anything again: {}",
+        "resync ({} targets, --agent-summary-ttl-ms {ttl_ms}): a fresh operator reconciled all {n} policies {:.1} s after it started, asking the agents {} tenant states and {} summaries; VmRSS then {:.1} MiB, peak VmHWM {:.1} MiB; agents sent anything again: {}",
+        agents.len(),
         took.as_secs_f64(),
+        reads2.0 - reads.0,
+        reads2.1 - reads.1,
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
         if again == applies { "no" } else { "YES" }

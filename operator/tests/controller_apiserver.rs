@@ -50,16 +50,26 @@ fn start_controller(client: &Client, ns: &str) -> Running {
 
 /// [`start_controller`] counting in `metrics`.
 fn start_controller_with(client: &Client, ns: &str, metrics: Arc<Metrics>) -> Running {
+    start_controller_summaries(client, ns, metrics, Duration::from_secs(2))
+}
+
+/// [`start_controller_with`] keeping the agents' summaries `ttl` (as the
+/// binary does, `--agent-summary-ttl-ms`, 2 s by default).
+fn start_controller_summaries(
+    client: &Client,
+    ns: &str,
+    metrics: Arc<Metrics>,
+    ttl: Duration,
+) -> Running {
     let (tx, rx) = oneshot::channel::<()>();
     let config = Config {
         namespace: Some(ns.to_owned()),
         instance: Some("controller-test".into()),
         ..Config::default()
     };
-    let agents = Arc::new(HttpAgents::new(
-        Duration::from_secs(3),
-        Duration::from_secs(30),
-    ));
+    let agents = Arc::new(
+        HttpAgents::new(Duration::from_secs(3), Duration::from_secs(30)).with_summaries(ttl),
+    );
     let op = Operator::new(client.clone(), config, agents, metrics);
     let task = tokio::spawn(op.run(async move {
         let _ = rx.await;
@@ -1179,6 +1189,82 @@ async fn chunks_scenario(client: &Client, ns: &str) -> R {
     ensure(before == after, "nothing was applied")?;
     for a in &agents {
         ensure(a.tenants().get("big") == Some(&label), "revision 1 stays")?;
+    }
+    ctl.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observations_share_each_agents_summary() {
+    testkit::in_testbed_namespace(
+        "controller_apiserver",
+        "t-summary",
+        MANAGER,
+        async |c, ns| summary_scenario(c, ns).await,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn reconciles_ok(metrics: &Metrics) -> u64 {
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix("tollgate_operator_reconciles_total{result=\"ok\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Eight policies on three agents: once they are applied, reconciling all
+/// of them again asks each agent for its summary at most once (kept 30 s
+/// here, and kept up to date with the operator's own applies) and never
+/// for a tenant.
+async fn summary_scenario(client: &Client, ns: &str) -> R {
+    let agents = testkit::start_agents(3, TOKEN).await?;
+    testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ctl = start_controller_summaries(client, ns, Arc::clone(&metrics), Duration::from_secs(30));
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    let names: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+    for n in &names {
+        api.create(
+            &PostParams::default(),
+            &toll_policy(n, sample_policy(n, 0), "edge", no_bake()),
+        )
+        .await?;
+    }
+    wait_for("8 policies Applied 3/3", 60, POLL, || async {
+        let mut done = 0;
+        for n in &names {
+            let s = api.get(n).await?.status.unwrap_or_default();
+            if s.phase == Some(TollPolicyPhase::Applied) && s.applied.as_deref() == Some("3/3") {
+                done += 1;
+            }
+        }
+        Ok((done == names.len()).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before: Vec<(u64, u64)> = agents.iter().map(FakeAgent::state_reads).collect();
+    let r0 = reconciles_ok(&metrics);
+    for n in &names {
+        api.patch(
+            n,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"poke": "1"}}})),
+        )
+        .await?;
+    }
+    wait_for("8 more reconciles", 30, POLL, || async {
+        Ok((reconciles_ok(&metrics) >= r0 + 8).then_some(()))
+    })
+    .await?;
+    let after: Vec<(u64, u64)> = agents.iter().map(FakeAgent::state_reads).collect();
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        ensure(
+            a.0 == b.0 && a.1 <= b.1 + 1,
+            format!("agent {i}: 8 reconciles asked (tenant, summary) {b:?} -> {a:?}"),
+        )?;
     }
     ctl.stop().await;
     Ok(())

@@ -25,7 +25,8 @@ mod requests;
 
 pub use answers::{
     ApplyAnswer, ApplyTimings, BatchAnswer, BatchTenant, BlocksAnswer, FleetCounting, FleetMode,
-    Health, HealthStatus, KAMAILIO_REACHABLE, StageAnswer, StageTimings, StateAnswer, TenantView,
+    Health, HealthStatus, KAMAILIO_REACHABLE, StageAnswer, StageTimings, StateAnswer, StateSummary,
+    TenantView,
 };
 pub use error::{ApiError, ErrorBody, ErrorKind, REJECTED};
 pub use requests::{BatchChange, BatchRequest, BlockRequest, CommitRequest, RevisionRequest};

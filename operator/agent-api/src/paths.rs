@@ -10,6 +10,9 @@ pub const HEALTHZ: &str = "/healthz";
 pub const METRICS: &str = "/metrics";
 /// `GET [?tenant=NAME]`: the applied state ([`crate::StateAnswer`]).
 pub const STATE: &str = "/v1/state";
+/// `GET`: every tenant's revision in one small answer
+/// ([`crate::StateSummary`]), for a client that watches many tenants.
+pub const STATE_SUMMARY: &str = "/v1/state/summary";
 /// `PUT` a block ([`crate::BlockRequest`]).
 pub const BLOCKS: &str = "/v1/blocks";
 /// The tenants' prefix: `/v1/tenants/{tenant}`.
@@ -53,6 +56,8 @@ pub enum Route<'a> {
     Metrics,
     /// [`STATE`].
     State,
+    /// [`STATE_SUMMARY`].
+    StateSummary,
     /// [`tenant`].
     Tenant(&'a str),
     /// [`stage`].
@@ -75,6 +80,7 @@ impl<'a> Route<'a> {
             ["healthz"] => Route::Healthz,
             ["metrics"] => Route::Metrics,
             ["v1", "state"] => Route::State,
+            ["v1", "state", "summary"] => Route::StateSummary,
             ["v1", "tenants", t] => Route::Tenant(t),
             ["v1", "tenants", t, "stage"] => Route::Stage(t),
             ["v1", "tenants", t, "commit"] => Route::Commit(t),
@@ -91,6 +97,7 @@ impl<'a> Route<'a> {
             Route::Healthz => HEALTHZ.to_owned(),
             Route::Metrics => METRICS.to_owned(),
             Route::State => STATE.to_owned(),
+            Route::StateSummary => STATE_SUMMARY.to_owned(),
             Route::Tenant(t) => tenant(t),
             Route::Stage(t) => stage(t),
             Route::Commit(t) => commit(t),

@@ -484,6 +484,7 @@ fn routes_and_paths() {
         ("/healthz", Route::Healthz),
         ("/metrics", Route::Metrics),
         ("/v1/state", Route::State),
+        ("/v1/state/summary", Route::StateSummary),
         ("/v1/tenants/acme", Route::Tenant("acme")),
         ("/v1/tenants/acme/stage", Route::Stage("acme")),
         ("/v1/tenants/acme/commit", Route::Commit("acme")),

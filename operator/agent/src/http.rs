@@ -112,6 +112,7 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
             Ok(only) => reply(200, &agent.state(only.as_deref()).await),
             Err(e) => error(&e),
         },
+        (Method::GET, Route::StateSummary) => reply(200, &agent.summary().await),
         (Method::PUT, Route::Tenant(t)) => match revision_body(t, req).await {
             Ok(r) => answer(agent.apply(t, Some((r.revision, r.policy))).await),
             Err(e) => error(&e),
@@ -176,6 +177,7 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
             | Route::Commit(_)
             | Route::Blocks
             | Route::State
+            | Route::StateSummary
             | Route::Metrics,
         ) => error(&ApiError::MethodNotAllowed),
         (_, Route::Healthz | Route::Block(_)) => error(&ApiError::NoSuchEndpoint),

@@ -75,6 +75,38 @@ impl Agent {
         }
     }
 
+    /// Every tenant's revision, from memory (no Kamailio call), and whether
+    /// the last consistency check found the live SBC as applied
+    /// (`GET /v1/state/summary`). Stale by at most one background check
+    /// (docs/agent.md); a client that needs the live read asks
+    /// `GET /v1/state?tenant=`.
+    pub async fn summary(&self) -> tollgate_agent_api::StateSummary {
+        let inner = self.inner.lock().await;
+        // Kamailio answers, and has not restarted since the last check
+        // (one RPC; a restart is the background check's to repair)
+        let up = self
+            .rpc
+            .call("core.uptime", &[])
+            .await
+            .ok()
+            .and_then(|v| v.get("uptime").and_then(serde_json::Value::as_i64));
+        let alive = match (up, inner.last_uptime) {
+            (Some(now), Some(seen)) => now >= seen,
+            _ => false,
+        };
+        tollgate_agent_api::StateSummary {
+            blocks: inner.state.blocks.clone(),
+            consistent: alive && matches!(inner.consistent, Some(Ok(()))),
+            last_error: inner.last_error.clone(),
+            tenants: inner
+                .state
+                .tenants
+                .iter()
+                .map(|(t, s)| (t.clone(), s.revision.clone()))
+                .collect(),
+        }
+    }
+
     /// Fleet-wide counting's state (`tg_fleet`); `None` when the SBC does
     /// not count over a fleet or Kamailio did not answer.
     pub async fn fleet_figures(&self) -> Option<crate::fleet::FleetFigures> {

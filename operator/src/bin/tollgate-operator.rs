@@ -43,6 +43,11 @@ struct Args {
     /// Timeout of an apply or removal (the agent trial-starts Kamailio), seconds.
     #[arg(long, default_value_t = 120)]
     agent_apply_timeout_secs: u64,
+    /// How long an agent's summary of every tenant (`GET /v1/state/summary`)
+    /// answers observations, milliseconds; 0: every observation asks the
+    /// agent for its tenant.
+    #[arg(long, default_value_t = 2000)]
+    agent_summary_ttl_ms: u64,
     /// Run the controller only while holding the Lease (default on).
     #[arg(long, default_value_t = true, overrides_with = "no_leader_election")]
     leader_election: bool,
@@ -212,10 +217,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             None
         }
     };
-    let agents = Arc::new(HttpAgents::new(
-        Duration::from_secs(args.agent_timeout_secs.max(1)),
-        Duration::from_secs(args.agent_apply_timeout_secs.max(1)),
-    ));
+    let agents = Arc::new(
+        HttpAgents::new(
+            Duration::from_secs(args.agent_timeout_secs.max(1)),
+            Duration::from_secs(args.agent_apply_timeout_secs.max(1)),
+        )
+        .with_summaries(Duration::from_millis(args.agent_summary_ttl_ms)),
+    );
     let config = Config {
         namespace: args.namespace.clone(),
         agent_token,

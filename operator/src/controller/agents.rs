@@ -6,6 +6,7 @@
 //! in `GET /v1/state`, which is how the operator learns what a target holds.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,11 +19,14 @@ use hyper_util::rt::TokioExecutor;
 use tollgate_agent_api::paths;
 use tollgate_agent_api::{
     ApplyAnswer, BlockRequest, CommitRequest, ErrorBody, ErrorKind, FleetCounting, Health,
-    RevisionRequest, StageAnswer, StateAnswer,
+    RevisionRequest, StageAnswer, StateAnswer, StateSummary,
 };
 use tollgate_ir::CompiledPolicy;
 
 use tollgate_rollout::{ApplyResult, RevisionRef};
+
+pub mod summaries;
+use summaries::{Lookup, Summaries};
 
 /// Longest message kept from an agent's answer.
 pub const MAX_MESSAGE: usize = 1024;
@@ -112,6 +116,20 @@ pub trait AgentApi: Send + Sync + 'static {
         target: &'a AgentTarget,
         tenant: &'a str,
     ) -> BoxFuture<'a, Result<TenantState, AgentCallError>>;
+
+    /// What the target holds of `tenant`, as [`AgentApi::state`] says;
+    /// `known`: the revisions the caller can name (its desired, current
+    /// and last good ones), which lets an implementation answer from a
+    /// summary of every tenant it keeps ([`HttpAgents::with_summaries`]).
+    fn state_among<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+        known: &'a [RevisionRef],
+    ) -> BoxFuture<'a, Result<TenantState, AgentCallError>> {
+        let _ = known;
+        self.state(target, tenant)
+    }
 
     /// `PUT /v1/tenants/{tenant}` with the revision.
     fn apply<'a>(
@@ -363,6 +381,9 @@ pub struct HttpAgents {
     client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
     apply_timeout: Duration,
+    /// The agents' summaries, kept for [`AgentApi::state_among`]; `None`:
+    /// every observation asks the agent for the tenant.
+    summaries: Option<Arc<Summaries>>,
 }
 
 impl HttpAgents {
@@ -379,6 +400,66 @@ impl HttpAgents {
             client,
             timeout,
             apply_timeout,
+            summaries: None,
+        }
+    }
+
+    /// Observations answered from each agent's summary
+    /// (`GET /v1/state/summary`), fetched at most once per `ttl` per agent
+    /// and shared by every reconcile (`summaries`); a zero `ttl`: none.
+    #[must_use]
+    pub fn with_summaries(mut self, ttl: Duration) -> Self {
+        self.summaries = (!ttl.is_zero()).then(|| Arc::new(Summaries::new(ttl)));
+        self
+    }
+
+    /// `GET /v1/state/summary`; `Ok(None)`: the agent has none (404/405).
+    async fn fetch_summary(
+        &self,
+        target: &AgentTarget,
+    ) -> Result<Option<StateSummary>, AgentCallError> {
+        let (status, body) = self
+            .call(
+                target,
+                Method::GET,
+                paths::STATE_SUMMARY,
+                None,
+                self.timeout,
+            )
+            .await?;
+        match status {
+            StatusCode::OK => {
+                serde_json::from_slice(&body)
+                    .map(Some)
+                    .map_err(|e| AgentCallError::Unreadable {
+                        call: "GET /v1/state/summary",
+                        message: e.to_string(),
+                    })
+            }
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+            s => Err(AgentCallError::Status {
+                call: "GET /v1/state/summary",
+                status: s.as_u16(),
+                message: error_message(&body),
+            }),
+        }
+    }
+
+    /// Writes an outcome on `tenant` into the kept summary of the agent.
+    async fn note(
+        &self,
+        target: &AgentTarget,
+        tenant: &str,
+        result: &ApplyResult,
+        to: Option<&RevisionRef>,
+    ) {
+        let Some(s) = &self.summaries else { return };
+        match (result, to) {
+            (ApplyResult::Ok { hash }, Some(r)) if *hash == r.hash => {
+                s.applied(&target.url, tenant, Some(r)).await;
+            }
+            (ApplyResult::Ok { .. }, None) => s.applied(&target.url, tenant, None).await,
+            _ => s.forget(&target.url).await,
         }
     }
 
@@ -469,6 +550,26 @@ impl AgentApi for HttpAgents {
         })
     }
 
+    fn state_among<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        tenant: &'a str,
+        known: &'a [RevisionRef],
+    ) -> BoxFuture<'a, Result<TenantState, AgentCallError>> {
+        Box::pin(async move {
+            let Some(s) = &self.summaries else {
+                return self.state(target, tenant).await;
+            };
+            match s
+                .lookup(&target.url, self.fetch_summary(target), tenant, known)
+                .await?
+            {
+                Lookup::State(st) => Ok(st),
+                Lookup::Ask => self.state(target, tenant).await,
+            }
+        })
+    }
+
     fn apply<'a>(
         &'a self,
         target: &'a AgentTarget,
@@ -482,7 +583,7 @@ impl AgentApi for HttpAgents {
                 revision: revision_label(revision),
             };
             let body = serde_json::to_vec(&body).unwrap_or_default();
-            match self
+            let result = match self
                 .call(
                     target,
                     Method::PUT,
@@ -496,7 +597,9 @@ impl AgentApi for HttpAgents {
                 Err(e) => ApplyResult::Unreachable {
                     message: e.to_string(),
                 },
-            }
+            };
+            self.note(target, tenant, &result, Some(revision)).await;
+            result
         })
     }
 
@@ -542,7 +645,7 @@ impl AgentApi for HttpAgents {
                 revision: revision_label(revision),
             })
             .unwrap_or_default();
-            match self
+            let result = match self
                 .call(
                     target,
                     Method::POST,
@@ -556,7 +659,15 @@ impl AgentApi for HttpAgents {
                 Err(e) => CommitResult::Done(ApplyResult::Unreachable {
                     message: e.to_string(),
                 }),
+            };
+            match &result {
+                CommitResult::Done(r) | CommitResult::Rechecked(r) => {
+                    self.note(target, tenant, r, Some(revision)).await;
+                }
+                // nothing changed on the agent
+                CommitResult::NotStaged { .. } => {}
             }
+            result
         })
     }
 
@@ -566,7 +677,7 @@ impl AgentApi for HttpAgents {
         tenant: &'a str,
     ) -> BoxFuture<'a, ApplyResult> {
         Box::pin(async move {
-            match self
+            let result = match self
                 .call(
                     target,
                     Method::DELETE,
@@ -580,7 +691,9 @@ impl AgentApi for HttpAgents {
                 Err(e) => ApplyResult::Unreachable {
                     message: e.to_string(),
                 },
-            }
+            };
+            self.note(target, tenant, &result, None).await;
+            result
         })
     }
     fn put_block<'a>(
@@ -595,9 +708,16 @@ impl AgentApi for HttpAgents {
                 key: key.to_owned(),
             })
             .unwrap_or_default();
-            let (status, body) = self
+            let answer = self
                 .call(target, Method::PUT, paths::BLOCKS, Some(body), self.timeout)
-                .await?;
+                .await;
+            if let Some(s) = &self.summaries {
+                match &answer {
+                    Ok((StatusCode::OK, _)) => s.blocked(&target.url, key, Some(expires)).await,
+                    _ => s.forget(&target.url).await,
+                }
+            }
+            let (status, body) = answer?;
             if status == StatusCode::OK {
                 Ok(())
             } else {
@@ -616,7 +736,7 @@ impl AgentApi for HttpAgents {
         key: &'a str,
     ) -> BoxFuture<'a, Result<(), AgentCallError>> {
         Box::pin(async move {
-            let (status, body) = self
+            let answer = self
                 .call(
                     target,
                     Method::DELETE,
@@ -624,7 +744,16 @@ impl AgentApi for HttpAgents {
                     None,
                     self.timeout,
                 )
-                .await?;
+                .await;
+            if let Some(s) = &self.summaries {
+                match &answer {
+                    Ok((StatusCode::OK | StatusCode::NOT_FOUND, _)) => {
+                        s.blocked(&target.url, key, None).await;
+                    }
+                    _ => s.forget(&target.url).await,
+                }
+            }
+            let (status, body) = answer?;
             if status == StatusCode::OK || status == StatusCode::NOT_FOUND {
                 Ok(())
             } else {

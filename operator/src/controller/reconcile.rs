@@ -105,12 +105,15 @@ fn now_time() -> Time {
     Time(Timestamp::now())
 }
 
-/// `GET /v1/state` on the eligible targets, concurrently.
+/// What the eligible targets hold of the tenant, concurrently
+/// ([`super::agents::AgentApi::state_among`]; `known`: the revisions the
+/// rollout can name).
 async fn observe(
     ctx: &Context,
     resolved: &[ResolvedTarget],
     token: Option<&String>,
     tenant: &str,
+    known: &[RevisionRef],
 ) -> Vec<Target> {
     let n = ctx.config.agent_concurrency.max(1);
     futures::stream::iter(resolved.to_vec())
@@ -127,7 +130,7 @@ async fn observe(
                     url: r.url.clone(),
                     token: token.cloned(),
                 };
-                match ctx.agents.state(&at, tenant).await {
+                match ctx.agents.state_among(&at, tenant, known).await {
                     Ok(s) => {
                         ctx.metrics.agent_call("state", "ok");
                         t.applied = s.applied;
@@ -627,7 +630,11 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
     // Responses: drop expired ones, lift released ones (a person's
     // annotation); the blocks in force are ensured after the rollout.
     let active = responses::upkeep(ctx, &policy, &resolved, token.as_ref()).await?;
-    let mut targets = observe(ctx, &resolved, token.as_ref(), &tenant).await;
+    let known: Vec<RevisionRef> = std::iter::once(revision.clone())
+        .chain(state.current.clone())
+        .chain(state.last_good.clone())
+        .collect();
+    let mut targets = observe(ctx, &resolved, token.as_ref(), &tenant, &known).await;
     let desired = Desired {
         revision,
         strategy: policy.spec.rollout.clone(),

@@ -129,6 +129,9 @@ struct Inner {
     legacy: bool,
     /// Answer stages but keep nothing (a restart between stage and commit).
     forget_stages: bool,
+    /// `GET /v1/state` and `GET /v1/state/summary` answered.
+    state_reads: u64,
+    summary_reads: u64,
 }
 
 /// A running fake agent; stops when dropped.
@@ -274,6 +277,12 @@ impl FakeAgent {
             .collect()
     }
 
+    /// (`GET /v1/state`, `GET /v1/state/summary`) answered so far.
+    pub fn state_reads(&self) -> (u64, u64) {
+        let g = lock(&self.inner);
+        (g.state_reads, g.summary_reads)
+    }
+
     /// tenant → hash of the rows it rendered from the policy it holds.
     pub fn rendered(&self) -> BTreeMap<String, String> {
         lock(&self.inner)
@@ -341,7 +350,24 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
         return error(&ApiError::NoSuchEndpoint);
     };
     match (method, route) {
+        (Method::GET, Route::StateSummary) if !lock(st).legacy => {
+            let mut g = lock(st);
+            g.summary_reads += 1;
+            let summary = tollgate_agent_api::StateSummary {
+                blocks: g.blocks.clone(),
+                consistent: true,
+                last_error: None,
+                tenants: g
+                    .tenants
+                    .iter()
+                    .map(|(t, (rev, _))| (t.clone(), rev.clone()))
+                    .collect(),
+            };
+            drop(g);
+            reply(StatusCode::OK, &summary)
+        }
         (Method::GET, Route::State) => {
+            lock(st).state_reads += 1;
             let only = match paths::state_filter(query.as_deref()) {
                 Ok(o) => o,
                 Err(e) => return error(&e),
