@@ -47,6 +47,49 @@ fn unix_now() -> i64 {
     Timestamp::now().as_second()
 }
 
+/// Why a reconcile stops short of the rollout: the condition it sets,
+/// its reason and message.
+struct Failed {
+    /// Condition type and status.
+    condition: (&'static str, &'static str),
+    reason: &'static str,
+    message: String,
+}
+
+impl Failed {
+    /// Sets the condition and phase `Failed` on `status`; writes it and
+    /// publishes a Warning Event only when that changes the status the
+    /// server holds (`server`), so a policy that stays refused is not
+    /// written again on every look.
+    async fn record(
+        self,
+        ctx: &Context,
+        api: &Api<TollPolicy>,
+        policy: &TollPolicy,
+        server: &TollPolicyStatus,
+        mut status: TollPolicyStatus,
+    ) -> Result<(), Error> {
+        let (type_, value) = self.condition;
+        set_condition(
+            &mut status.conditions,
+            new_condition(
+                type_,
+                value,
+                self.reason,
+                self.message.clone(),
+                policy.metadata.generation,
+                now_time(),
+            ),
+        );
+        status.phase = Some(TollPolicyPhase::Failed);
+        if status != *server {
+            status::apply_rollout(api, &policy.name_any(), &status).await?;
+            publish(ctx, policy, EventKind::Warning, self.reason, self.message).await;
+        }
+        Ok(())
+    }
+}
+
 /// The controller's reconcile function.
 pub async fn reconcile(policy: Arc<TollPolicy>, ctx: Arc<Context>) -> Result<KubeAction, Error> {
     let started = Instant::now();
@@ -471,30 +514,12 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
     {
         Ok(p) => p,
         Err(ContentError::Chunks(e)) => {
-            let message = truncate(&e.to_string(), MAX_MESSAGE);
-            set_condition(
-                &mut status.conditions,
-                new_condition(
-                    cond::COMPILED,
-                    STATUS_FALSE,
-                    reason::CHUNKS_INVALID,
-                    message.clone(),
-                    generation,
-                    now_time(),
-                ),
-            );
-            status.phase = Some(TollPolicyPhase::Failed);
-            if status != server {
-                status::apply_rollout(&api, &name, &status).await?;
-                publish(
-                    ctx,
-                    &policy,
-                    EventKind::Warning,
-                    reason::CHUNKS_INVALID,
-                    message,
-                )
-                .await;
-            }
+            let failed = Failed {
+                condition: (cond::COMPILED, STATUS_FALSE),
+                reason: reason::CHUNKS_INVALID,
+                message: truncate(&e.to_string(), MAX_MESSAGE),
+            };
+            failed.record(ctx, &api, &policy, &server, status).await?;
             // chunks applied after their policy arrive within this
             return Ok(KubeAction::requeue(CHUNKS_RETRY));
         }
@@ -543,30 +568,12 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
             .map(|_| ()),
     };
     if let Err(e) = rendered {
-        let message = truncate(&e.to_string(), MAX_MESSAGE);
-        set_condition(
-            &mut status.conditions,
-            new_condition(
-                cond::VALIDATED,
-                STATUS_FALSE,
-                reason::VALIDATION_FAILED,
-                message.clone(),
-                generation,
-                now_time(),
-            ),
-        );
-        status.phase = Some(TollPolicyPhase::Failed);
-        if status != server {
-            status::apply_rollout(&api, &name, &status).await?;
-            publish(
-                ctx,
-                &policy,
-                EventKind::Warning,
-                reason::VALIDATION_FAILED,
-                message,
-            )
-            .await;
-        }
+        let failed = Failed {
+            condition: (cond::VALIDATED, STATUS_FALSE),
+            reason: reason::VALIDATION_FAILED,
+            message: truncate(&e.to_string(), MAX_MESSAGE),
+        };
+        failed.record(ctx, &api, &policy, &server, status).await?;
         return Ok(KubeAction::await_change());
     }
     set_condition(
@@ -583,23 +590,12 @@ async fn apply(cached: Arc<TollPolicy>, ctx: &Context) -> Result<KubeAction, Err
 
     let fleets: Api<SbcFleet> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(fleet) = fleets.get_opt(&policy.spec.fleet.name).await? else {
-        let message = format!("SbcFleet {} not found in {ns}", policy.spec.fleet.name);
-        set_condition(
-            &mut status.conditions,
-            new_condition(
-                cond::DEGRADED,
-                STATUS_TRUE,
-                FLEET_NOT_FOUND,
-                message.clone(),
-                generation,
-                now_time(),
-            ),
-        );
-        status.phase = Some(TollPolicyPhase::Failed);
-        if status != server {
-            status::apply_rollout(&api, &name, &status).await?;
-            publish(ctx, &policy, EventKind::Warning, FLEET_NOT_FOUND, message).await;
-        }
+        let failed = Failed {
+            condition: (cond::DEGRADED, STATUS_TRUE),
+            reason: FLEET_NOT_FOUND,
+            message: format!("SbcFleet {} not found in {ns}", policy.spec.fleet.name),
+        };
+        failed.record(ctx, &api, &policy, &server, status).await?;
         return Ok(KubeAction::requeue(ctx.config.idle_requeue));
     };
 
