@@ -308,7 +308,7 @@ fn errors_are_the_old_json_with_their_statuses() {
         (
             ApiError::TooLarge(MAX_BODY),
             413,
-            json!({"error": "request body over 33554432 bytes"}),
+            json!({"error": "request body over 268435456 bytes"}),
         ),
         (
             ApiError::Unauthorized,
