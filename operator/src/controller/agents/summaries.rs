@@ -9,7 +9,10 @@
 //! knows (its desired, current and last good ones); anything else is asked
 //! of the agent for that tenant (`GET /v1/state?tenant=`, a live read).
 //! What this operator changes on an agent (apply, commit, remove, blocks)
-//! is written into the kept summary at once; a failed change drops it.
+//! is written into the kept summary at once; a failed change drops it. A
+//! failed fetch is kept as long as a summary (the reconciles waiting on an
+//! agent that does not answer fail together, instead of each waiting out
+//! its timeout in turn).
 //! Per agent it keeps two 64-bit keyed hashes per tenant (tenant, revision
 //! label), not the labels.
 
@@ -36,8 +39,13 @@ pub enum Lookup {
 struct Slot {
     /// When it was fetched; `None`: never, or dropped.
     at: Option<Instant>,
-    /// `None` after a fetch: the agent has no summary (404/405).
+    /// `None` after a fetch: the agent has no summary (404/405), or the
+    /// fetch failed.
     data: Option<Data>,
+    /// The fetch failed: every lookup until the next fetch fails alike
+    /// (reconciles waiting on an agent that does not answer do not each
+    /// wait out its timeout in turn).
+    failed: Option<AgentCallError>,
 }
 
 #[derive(Debug)]
@@ -101,20 +109,30 @@ impl Summaries {
         let slot = self.slot(url);
         let mut g = slot.lock().await;
         if g.at.is_none_or(|at| at.elapsed() >= self.ttl) {
-            let data = fetch.await?.map(|s| Data {
-                consistent: s.consistent,
-                last_error: s.last_error,
-                blocks: s.blocks,
-                tenants: s
-                    .tenants
-                    .iter()
-                    .map(|(t, l)| (self.key(t), self.key(l)))
-                    .collect(),
-            });
-            *g = Slot {
-                at: Some(Instant::now()),
-                data,
+            *g = match fetch.await {
+                Ok(summary) => Slot {
+                    at: Some(Instant::now()),
+                    data: summary.map(|s| Data {
+                        consistent: s.consistent,
+                        last_error: s.last_error,
+                        blocks: s.blocks,
+                        tenants: s
+                            .tenants
+                            .iter()
+                            .map(|(t, l)| (self.key(t), self.key(l)))
+                            .collect(),
+                    }),
+                    failed: None,
+                },
+                Err(e) => Slot {
+                    at: Some(Instant::now()),
+                    data: None,
+                    failed: Some(e),
+                },
             };
+        }
+        if let Some(e) = &g.failed {
+            return Err(e.clone());
         }
         let Some(d) = g.data.as_ref().filter(|d| d.consistent) else {
             return Ok(Lookup::Ask);
@@ -297,16 +315,28 @@ mod tests {
             .unwrap();
         assert_eq!(got, Lookup::Ask);
         let failing = Summaries::new(Duration::from_secs(60));
-        let got = failing
-            .lookup(
-                "http://c",
-                async { Err(AgentCallError::Timeout(3)) },
-                "acme",
-                std::slice::from_ref(&r),
-            )
-            .await;
-        assert!(got.is_err());
-        // a failure is not kept: the next lookup fetches
+        let n = AtomicUsize::new(0);
+        for _ in 0..3 {
+            let got = failing
+                .lookup(
+                    "http://c",
+                    async {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        Err(AgentCallError::Timeout(3))
+                    },
+                    "acme",
+                    std::slice::from_ref(&r),
+                )
+                .await;
+            assert_eq!(got, Err(AgentCallError::Timeout(3)));
+        }
+        assert_eq!(
+            n.load(Ordering::SeqCst),
+            1,
+            "a failure is kept for the ttl too"
+        );
+        // forgotten (or the ttl over): fetched again
+        failing.forget("http://c").await;
         let got = failing
             .lookup(
                 "http://c",
