@@ -628,6 +628,57 @@ done
 kubectl delete tollpolicy bigdeny -n "$NS" --wait=false >/dev/null
 wait_until 120 bash -c "! kubectl get tollpolicy bigdeny -n '$NS' >/dev/null 2>&1" || bad "bigdeny not deleted"
 
+##############################################################################
+say "10. six tenants changed together (a base change): each SBC gets them in batches, enforced"
+NS=$(new_ns batch)
+token_secret "$NS"
+static_fleet "$NS"
+op_start "$NS" op-batch
+mkdir -p "$WORK/batch"
+# mktenants DIR [EXTRA_DENY]: six tenants b1..b6, each its own source
+mktenants() {
+  "$PY" - "$1" "${2:-}" <<'PY'
+import sys
+out, extra = sys.argv[1:3]
+for i in range(1, 7):
+    deny = ["  deny prefix +1 212 976"] + ([f"  deny prefix {extra}"] if extra else [])
+    lines = [f"tenant b{i}", "home US", "zone America/New_York", "", "destinations {", *deny, "}",
+             "", "sources {", f"  allow 127.51.101.{i}", "}", ""]
+    open(f"{out}/b{i}.tgp", "w").write("\n".join(lines))
+PY
+}
+batch_calls() { curl -s --max-time 2 "$OP_METRICS/metrics" | awk '/^tollgate_operator_agent_calls_total\{call="batch",result="ok"\}/ { print $2 }'; }
+all_b_applied() { # GENERATION
+  local i
+  for i in 1 2 3 4 5 6; do
+    [ "$(kubectl get tollpolicy "b$i" -n "$NS" -o jsonpath='{.status.phase} {.status.applied} {.status.observedGeneration}' 2>/dev/null)" = "Applied 3/3 $1" ] || return 1
+  done
+}
+mkdir -p "$WORK/batch/src1" "$WORK/batch/src2"
+mktenants "$WORK/batch/src1"
+mktenants "$WORK/batch/src2" "+1 213"
+for v in 1 2; do
+  check "tollgate compile: six tenants (version $v)" quiet "$TG" compile "$WORK/batch/src$v" --namespace "$NS" --fleet edge --output "$WORK/batch/out$v"
+done
+check "kubectl apply -f: six TollPolicies" quiet kubectl apply -f "$WORK/batch/out1"
+if wait_until 120 all_b_applied 1; then ok "b1..b6 Applied 3/3 after ${WAITED} s"; else bad "b1..b6 not all Applied after ${WAITED} s"; fi
+before=$(batch_calls)
+t=$(now)
+check "kubectl apply -f: the base change (deny +1 213) to all six at once" quiet kubectl apply -f "$WORK/batch/out2"
+if wait_until 120 all_b_applied 2; then ok "b1..b6 Applied 3/3 at generation 2 ${WAITED} s after kubectl apply"; else bad "the base change not Applied after ${WAITED} s"; fi
+after=$(batch_calls)
+check "the operator sent POST /v1/batch and the SBCs took them (batch calls ok: ${before:-0} -> ${after:-0})" \
+  [ "${after:-0}" -gt "${before:-0}" ]
+for i in 1 2 3; do
+  check "SBC $i holds b1..b6: $(tenants_on "$i")" bash -c "[[ '$(tenants_on "$i")' == *b1,b2,b3,b4,b5,b6* ]]"
+  for b in 1 4 6; do
+    got=$(call "$i" 127.51.101.$b +12135550100)
+    check "SBC $i: b$b -> +12135550100 denied by the base change: $got" [ "$got" = "403 dst:prefix:1213" ]
+    got=$(call "$i" 127.51.101.$b +12125550100)
+    check "SBC $i: b$b -> +12125550100 allowed: $got" [ "$got" = "200 dst:national" ]
+  done
+done
+
 echo
 echo "total $(elapsed "$T0") s"
 echo "$PASS passed, $FAIL failed"

@@ -45,8 +45,9 @@ use tokio::process::{Child, Command};
 use tollgate_crds::sbc_fleet::{SbcBackend, SecretKeyReference};
 use tollgate_crds::toll_policy::{FleetReference, RolloutStrategy, StepSize, TollPolicyPhase};
 use tollgate_crds::{SbcFleet, SbcFleetSpec, TollPolicy, TollPolicySpec};
+use tollgate_ir::CompiledPolicy;
 use tollgate_operator::controller::revisions::policy_hash;
-use tollgate_testkit::fake_agent::{FakeAgent, no_bake, sample_policy, toll_policy};
+use tollgate_testkit::fake_agent::{FakeAgent, Via, no_bake, sample_policy, toll_policy};
 
 use tollgate_testkit::{self as testkit, R, wait_for};
 
@@ -63,8 +64,16 @@ struct Args {
     /// A compiled TollPolicy (YAML, as `tollgate compile` writes it) whose
     /// copies the memory phase creates instead of `sample_policy`.
     policy_file: Option<String>,
-    /// Fake agents of the memory phase's static fleet.
+    /// Fake agents of the memory phase's fleet.
     targets: usize,
+    /// The memory phase's fleet: `static` endpoints or `pods` (a
+    /// pod-selector fleet over Pods made Ready).
+    pods: bool,
+    /// `--agent-summary-ttl-ms` of each resync, in order (`0`: every
+    /// observation asks the agent for the tenant: the baseline).
+    resync_ttls: Vec<String>,
+    /// After the resyncs, change every policy at once and time it.
+    base_change: bool,
 }
 
 fn parse_args() -> R<Args> {
@@ -76,6 +85,9 @@ fn parse_args() -> R<Args> {
         policies: 1000,
         policy_file: None,
         targets: 3,
+        pods: false,
+        resync_ttls: vec!["0".into(), "2000".into()],
+        base_change: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut it = v.iter();
@@ -96,11 +108,25 @@ fn parse_args() -> R<Args> {
             "--policies" => a.policies = val.parse().map_err(|e| format!("--policies: {e}"))?,
             "--policy-file" => a.policy_file = Some(val.clone()),
             "--targets" => a.targets = val.parse().map_err(|e| format!("--targets: {e}"))?,
+            "--fleet" => {
+                a.pods = match val.as_str() {
+                    "pods" => true,
+                    "static" => false,
+                    _ => return Err("--fleet: static or pods".into()),
+                }
+            }
+            "--resync-ttls" => {
+                a.resync_ttls = val.split(',').map(str::to_owned).collect();
+                if a.resync_ttls.iter().any(|t| t.parse::<u64>().is_err()) {
+                    return Err("--resync-ttls: milliseconds, comma-separated".into());
+                }
+            }
+            "--base-change" => a.base_change = val == "yes",
             _ => return Err(format!("unknown option {o}").into()),
         }
     }
     if a.operator.is_empty() || a.work.is_empty() {
-        return Err("usage: bench-operator --operator BIN --work DIR [--sizes 10,100,1000] [--reps N] [--policies N] [--policy-file FILE] [--targets N]".into());
+        return Err("usage: bench-operator --operator BIN --work DIR [--sizes 10,100,1000] [--reps N] [--policies N] [--policy-file FILE] [--targets N] [--fleet static|pods] [--resync-ttls 0,2000] [--base-change yes|no]".into());
     }
     if a.sizes.iter().any(|&n| n == 0 || n > 60_000) || a.sizes.len() > 100 {
         return Err("--sizes: 1..60000 each, at most 100 sizes".into());
@@ -296,6 +322,70 @@ fn sbc_pod(name: &str, group: &str) -> R<Pod> {
     }))?)
 }
 
+/// `n` fake agents on `127.S.x.y` ([`agent_addr`], `S` from `si`), `n` Pods
+/// whose status says they run there (Ready, as a kubelet would report
+/// them, labelled `group`), and a pod-selector SbcFleet `fleet` over them.
+async fn pod_fleet(
+    client: &Client,
+    ns: &str,
+    si: usize,
+    n: usize,
+    group: &str,
+    fleet: &str,
+) -> R<Vec<FakeAgent>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
+    let mut agents = Vec::with_capacity(n);
+    for i in 0..n {
+        agents.push(FakeAgent::start_on(agent_addr(si, i).parse()?, TOKEN).await?);
+    }
+    let t = Instant::now();
+    stream::iter(0..n)
+        .map(|i| {
+            let pods = pods.clone();
+            async move {
+                let name = format!("sbc-{group}-{i}");
+                pods.create(&PostParams::default(), &sbc_pod(&name, group)?)
+                    .await?;
+                let addr = agent_addr(si, i);
+                let ip = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or_default();
+                let st = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                    "conditions": [{"type": "Ready", "status": "True"}]}});
+                pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&st))
+                    .await?;
+                R::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let selector =
+        serde_json::from_value(json!({"matchLabels": {"app": "bench-sbc", "group": group}}))?;
+    fleets
+        .create(
+            &PostParams::default(),
+            &SbcFleet::new(
+                fleet,
+                SbcFleetSpec {
+                    selector: Some(selector),
+                    endpoints: None,
+                    backend: SbcBackend::Kamailio,
+                    agent_port: AGENT_PORT,
+                    agent_token_secret: Some(SecretKeyReference {
+                        name: "agent-token".into(),
+                        key: "token".into(),
+                    }),
+                },
+            ),
+        )
+        .await?;
+    eprintln!(
+        "  {n} pods created and Running in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(agents)
+}
+
 #[derive(Clone, Copy)]
 enum Strategy {
     Bake0,
@@ -448,7 +538,6 @@ async fn convergence(client: &Client, args: &Args, run: &str) -> R {
 
 async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), ns);
     let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
     println!(
         "{:>6} {:>8} {:>5} {:>12} {:>10} {:>16} {:>12} {:>10}",
@@ -462,59 +551,9 @@ async fn convergence_in(client: &Client, args: &Args, ns: &str) -> R {
         "excl_max"
     );
     for (si, &n) in args.sizes.iter().enumerate() {
-        // agents
-        let mut agents = Vec::with_capacity(n);
-        for i in 0..n {
-            agents.push(FakeAgent::start_on(agent_addr(si, i).parse()?, TOKEN).await?);
-        }
-        // pods, as a kubelet would report them
         let group = format!("n{n}-{si}");
-        let t = Instant::now();
-        stream::iter(0..n)
-            .map(|i| {
-                let pods = pods.clone();
-                let group = group.clone();
-                async move {
-                    let name = format!("sbc-{group}-{i}");
-                    pods.create(&PostParams::default(), &sbc_pod(&name, &group)?).await?;
-                    let addr = agent_addr(si, i);
-                    let ip = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or_default();
-                    let st = json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-                        "conditions": [{"type": "Ready", "status": "True"}]}});
-                    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&st))
-                        .await?;
-                    R::Ok(())
-                }
-            })
-            .buffer_unordered(16)
-            .try_collect::<Vec<()>>()
-            .await?;
-        let setup = t.elapsed();
         let fleet_name = format!("fleet-{group}");
-        let selector =
-            serde_json::from_value(json!({"matchLabels": {"app": "bench-sbc", "group": group}}))?;
-        fleets
-            .create(
-                &PostParams::default(),
-                &SbcFleet::new(
-                    &fleet_name,
-                    SbcFleetSpec {
-                        selector: Some(selector),
-                        endpoints: None,
-                        backend: SbcBackend::Kamailio,
-                        agent_port: AGENT_PORT,
-                        agent_token_secret: Some(SecretKeyReference {
-                            name: "agent-token".into(),
-                            key: "token".into(),
-                        }),
-                    },
-                ),
-            )
-            .await?;
-        eprintln!(
-            "  {n} pods created and Running in {:.1} s",
-            setup.as_secs_f64()
-        );
+        let agents = pod_fleet(client, ns, si, n, &group, &fleet_name).await?;
         let secs = 120 + (n as u64) / 5;
         for strategy in [Strategy::Bake0, Strategy::Staged] {
             let tenant = format!("t{n}{}", strategy.name());
@@ -682,28 +721,235 @@ async fn memory(client: &Client, args: &Args, run: &str) -> R {
     let ns = format!("bench-mem-{run}");
     make_namespace(client, &ns).await?;
     let log = format!("{}/operator-mem.log", args.work);
-    let agents = testkit::start_agents(args.targets, TOKEN).await?;
-    let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), &ns);
-    fleets
-        .create(
-            &PostParams::default(),
-            &testkit::static_fleet("edge", &agents, AGENT_PORT, true),
-        )
-        .await?;
+    let agents = if args.pods {
+        // S = 200: apart from the convergence phase's fleets
+        pod_fleet(client, &ns, 100, args.targets, "mem", "edge").await?
+    } else {
+        let agents = testkit::start_agents(args.targets, TOKEN).await?;
+        let fleets: Api<SbcFleet> = Api::namespaced(client.clone(), &ns);
+        fleets
+            .create(
+                &PostParams::default(),
+                &testkit::static_fleet("edge", &agents, AGENT_PORT, true),
+            )
+            .await?;
+        agents
+    };
     let op = OperatorProc::start(&args.operator, &ns, &log)?;
     let mut result = memory_in(client, args, &ns, &op, &agents).await;
     op.stop().await;
-    // the baseline first: every observation a GET of the tenant's state
-    for ttl in ["0", "2000"] {
+    for ttl in &args.resync_ttls {
         if result.is_ok() {
             result = resync(args, &ns, &agents, ttl).await;
         }
     }
     let op = OperatorProc::start(&args.operator, &ns, &log)?;
+    if result.is_ok() {
+        result = changes(client, args, &ns, &op, &agents).await;
+    }
     let cleanup = cleanup_policies(client, &ns).await;
     op.stop().await;
     delete_rest(client, &ns).await;
     result.and(cleanup)
+}
+
+/// The policy of tenant `r{i}` at `version` (0: as created): a copy of
+/// the template (`--policy-file`) or `sample_policy`; later versions deny
+/// one more prefix (a template) or are `sample_policy`'s variant.
+fn tenant_policy(template: Option<&CompiledPolicy>, i: usize, version: u32) -> CompiledPolicy {
+    let tenant = format!("r{i:05}");
+    match template {
+        Some(t) => {
+            let mut p = t.clone();
+            p.tenant.clone_from(&tenant);
+            if version > 0 {
+                let prefix = format!("1213{version}");
+                p.destinations.push(tollgate_ir::DestinationRule {
+                    rule: format!("dst:prefix:{prefix}"),
+                    prefix,
+                    action: tollgate_ir::Verdict::Deny,
+                    window: None,
+                });
+                p.destinations.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+            }
+            p
+        }
+        None => sample_policy(&tenant, version),
+    }
+}
+
+/// `--policy-file`'s policy, if given.
+fn template(args: &Args) -> R<Option<CompiledPolicy>> {
+    let Some(f) = &args.policy_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+    let docs = tollgate_ir::yaml::read_policies(&text)?;
+    Ok(Some(
+        docs.into_iter()
+            .next()
+            .ok_or(format!("{f}: no policy"))?
+            .policy,
+    ))
+}
+
+/// How many of `api`'s policies are Applied on `want` targets at
+/// generation `generation` (listed in pages of 100).
+async fn count_at(api: &Api<TollPolicy>, want: &str, generation: i64) -> R<usize> {
+    let mut n = 0;
+    let mut lp = ListParams::default().limit(100);
+    loop {
+        let l = api.list(&lp).await?;
+        n += l
+            .items
+            .iter()
+            .filter(|p| {
+                p.status.as_ref().is_some_and(|s| {
+                    s.phase == Some(TollPolicyPhase::Applied)
+                        && s.applied.as_deref() == Some(want)
+                        && s.observed_generation == Some(generation)
+                })
+            })
+            .count();
+        match l.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => return Ok(n),
+        }
+    }
+}
+
+/// Calls the agents answered so far: (stages, commits and PUTs, batches,
+/// tenants in the batches).
+fn agent_calls(agents: &[FakeAgent]) -> (usize, usize, usize, usize) {
+    let mut c = (0, 0, 0, 0);
+    for a in agents {
+        c.0 += a.stages().len();
+        c.1 += a
+            .applies()
+            .iter()
+            .filter(|r| matches!(r.via, Via::Commit | Via::Put))
+            .count();
+        let b = a.batches();
+        c.2 += b.len();
+        c.3 += b.iter().map(|(n, _)| n).sum::<usize>();
+    }
+    c
+}
+
+/// With a fresh operator over the Applied policies (`op`, once it has
+/// reconciled them all): one policy changed, timed until it is Applied
+/// on every target at its new generation and every agent holds the new
+/// revision; then, with `--base-change yes`, every policy changed at once
+/// (a base edited for every tenant), timed until all are Applied at their
+/// new generation, with the agents' calls counted.
+async fn changes(
+    client: &Client,
+    args: &Args,
+    ns: &str,
+    op: &OperatorProc,
+    agents: &[FakeAgent],
+) -> R {
+    let n = args.policies;
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    wait_for(
+        "every policy reconciled by the fresh operator",
+        900,
+        Duration::from_millis(200),
+        || async { Ok((op.reconciles_ok().await >= n as u64).then_some(())) },
+    )
+    .await?;
+    let template = template(args)?;
+    let template = template.as_ref();
+    let want = format!("{0}/{0}", agents.len());
+    let patch_to = |i: usize, version: u32| {
+        let api = api.clone();
+        async move {
+            let body = json!({"spec": {"policy": tenant_policy(template, i, version)}});
+            let p = api
+                .patch(
+                    &format!("r{i:05}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(&body),
+                )
+                .await?;
+            R::Ok(p.metadata.generation.unwrap_or(0))
+        }
+    };
+    // one policy
+    let label = format!("@{}", policy_hash(&tenant_policy(template, 0, 1)));
+    let t0 = Instant::now();
+    let generation = patch_to(0, 1).await?;
+    let took = wait_for(
+        "the changed policy Applied everywhere",
+        300,
+        Duration::from_millis(50),
+        || async {
+            let held = agents.iter().all(|a| {
+                a.tenants()
+                    .get("r00000")
+                    .is_some_and(|l| l.ends_with(&label))
+            });
+            if !held {
+                return Ok(None);
+            }
+            let s = api.get_status("r00000").await?.status.unwrap_or_default();
+            Ok((s.phase == Some(TollPolicyPhase::Applied)
+                && s.applied.as_deref() == Some(want.as_str())
+                && s.observed_generation == Some(generation))
+            .then(|| t0.elapsed()))
+        },
+    )
+    .await?;
+    println!(
+        "one change: policy r00000 of {n} changed, Applied on all {} targets {:.2} s after the PATCH",
+        agents.len(),
+        took.as_secs_f64()
+    );
+    if !args.base_change {
+        return Ok(());
+    }
+    // every policy (r00000 a second time)
+    let before = agent_calls(agents);
+    let t0 = Instant::now();
+    let gens: Vec<i64> = stream::iter(0..n)
+        .map(|i| patch_to(i, if i == 0 { 2 } else { 1 }))
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    let patched = t0.elapsed();
+    if gens.iter().any(|g| *g != 2 && *g != 3) {
+        return Err(format!(
+            "unexpected generations after the base change: {:?}",
+            &gens[..gens.len().min(5)]
+        )
+        .into());
+    }
+    let took = wait_for(
+        "every policy Applied after the base change",
+        3600,
+        Duration::from_secs(1),
+        || async {
+            op.memory()?;
+            let a = count_at(&api, &want, 2).await? + count_at(&api, &want, 3).await?;
+            Ok((a == n).then(|| t0.elapsed()))
+        },
+    )
+    .await?;
+    let after = agent_calls(agents);
+    let (rss, hwm) = op.memory()?;
+    println!(
+        "base change: all {n} policies changed (PATCHes {:.1} s), all Applied on {} targets {:.1} s after the first PATCH; the agents answered {} stages, {} commits or PUTs and {} batches of {:.1} tenants on average; VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        patched.as_secs_f64(),
+        agents.len(),
+        took.as_secs_f64(),
+        after.0 - before.0,
+        after.1 - before.1,
+        after.2 - before.2,
+        (after.3 - before.3) as f64 / ((after.2 - before.2).max(1)) as f64,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    Ok(())
 }
 
 async fn memory_in(
@@ -718,20 +964,8 @@ async fn memory_in(
     let (idle, _) = op.memory()?;
     let n = args.policies;
     // the policy each tenant gets a copy of
-    let template = match &args.policy_file {
-        Some(f) => {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
-            let docs = tollgate_ir::yaml::read_policies(&text)?;
-            Some(
-                docs.into_iter()
-                    .next()
-                    .ok_or(format!("{f}: no policy"))?
-                    .policy,
-            )
-        }
-        None => None,
-    };
-    let template = &template;
+    let template = template(args)?;
+    let template = template.as_ref();
     let size = template
         .as_ref()
         .map_or(0, |t| serde_json::to_vec(t).map_or(0, |v| v.len()));
@@ -741,14 +975,7 @@ async fn memory_in(
             let api = api.clone();
             async move {
                 let tenant = format!("r{i:05}");
-                let policy = match template {
-                    Some(t) => {
-                        let mut p = t.clone();
-                        p.tenant.clone_from(&tenant);
-                        p
-                    }
-                    None => sample_policy(&tenant, 0),
-                };
+                let policy = tenant_policy(template, i, 0);
                 let p = toll_policy(&tenant, policy, "edge", no_bake());
                 api.create(&PostParams::default(), &p).await?;
                 R::Ok(())

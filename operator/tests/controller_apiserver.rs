@@ -969,7 +969,8 @@ async fn two_policies_on_one_fleet_commit_what_they_staged() {
 /// acme and globex roll out over the same three agents at the same time.
 /// Each agent keeps the checks of its newest stage only, so two policies'
 /// stages interleaving on one agent would make every such commit check
-/// again; the operator holds each agent for one batch, stage to commit.
+/// again; the operator holds each agent for one batch, stage to commit (or
+/// sends both in one `POST /v1/batch` when they queued together).
 async fn two_policies_scenario(client: &Client, ns: &str) -> R {
     let agents = testkit::start_agents(3, TOKEN).await?;
     for a in &agents {
@@ -1006,16 +1007,179 @@ async fn two_policies_scenario(client: &Client, ns: &str) -> R {
             .into_iter()
             .map(|r| (r.tenant, r.via, r.status, r.revalidated))
             .collect();
+        // each policy alone (a commit of what it staged), or both in one
+        // batch when the second queued while the first held the agents
         ensure(
             applies.len() == 2
-                && applies
-                    .iter()
-                    .all(|(_, via, status, again)| *via == Via::Commit && *status == 200 && !again),
+                && applies.iter().all(|(_, via, status, again)| {
+                    matches!(via, Via::Commit | Via::Batch) && *status == 200 && !again
+                }),
             format!(
-                "agent {i}: every apply a commit of what was staged, none checked again: {applies:?}"
+                "agent {i}: every apply a commit of what was staged or a batch, none checked again: {applies:?}"
             ),
         )?;
     }
+    ctl.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_changed_together_reach_each_agent_in_batches() {
+    testkit::in_testbed_namespace("controller_apiserver", "t-batch", MANAGER, async |c, ns| {
+        batches_scenario(c, ns).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Waits until each of `names` is Applied at `revision`.
+async fn wait_applied(api: &Api<TollPolicy>, names: &[String], revision: i64) -> R {
+    wait_for(
+        &format!("{} policies Applied at revision {revision}", names.len()),
+        90,
+        POLL,
+        || async {
+            for n in names {
+                let p = api.get(n).await?;
+                let s = p.status.unwrap_or_default();
+                if s.phase != Some(TollPolicyPhase::Applied)
+                    || s.current_revision != Some(revision)
+                    || s.observed_generation != p.metadata.generation
+                {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+    )
+    .await
+}
+
+fn label_of(tenant: &str, number: i64, variant: u32) -> String {
+    revision_label(&RevisionRef {
+        number,
+        hash: policy_hash(&sample_policy(tenant, variant)),
+    })
+}
+
+/// Eight tenants on three agents whose checks take 0.8 s (as a large
+/// policy's do). (1) Created together: the first reconcile to reach the
+/// agents goes alone, in two phases; the others queue behind it and reach
+/// each agent in `POST /v1/batch`es, so each agent answers fewer calls than
+/// the 16 a stage and a commit per policy would take. (2) One policy
+/// changed first, then the seven others together, one of which (t3) every
+/// agent refuses: the batch carrying it is refused whole (422), its
+/// changes go again one by one, so the six others are Applied and t3 alone
+/// fails with the agents' reason and keeps its revision.
+async fn batches_scenario(client: &Client, ns: &str) -> R {
+    let agents = testkit::start_agents(3, TOKEN).await?;
+    for a in &agents {
+        a.set_delay(Duration::from_millis(800));
+    }
+    testkit::create_edge_fleet(client, ns, &agents, TOKEN).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ctl = start_controller_with(client, ns, Arc::clone(&metrics));
+    let api: Api<TollPolicy> = Api::namespaced(client.clone(), ns);
+    let names: Vec<String> = (0..8).map(|i| format!("t{i}")).collect();
+
+    // ---- 1. created together
+    let pp = PostParams::default();
+    let creates = names.iter().map(|t| {
+        let api = api.clone();
+        let pp = pp.clone();
+        async move {
+            api.create(&pp, &toll_policy(t, sample_policy(t, 0), "edge", no_bake()))
+                .await
+        }
+    });
+    for r in futures::future::join_all(creates).await {
+        r?;
+    }
+    wait_applied(&api, &names, 1).await?;
+    for (i, a) in agents.iter().enumerate() {
+        let held = a.tenants();
+        for t in &names {
+            ensure(
+                held.get(t) == Some(&label_of(t, 1, 0)),
+                format!("agent {i} holds {held:?}"),
+            )?;
+        }
+        let batches = a.batches();
+        let calls = a.stages().len() + batches.len();
+        eprintln!("agent {i}: batches (tenants, status) {batches:?}, {calls} stages and batches");
+        ensure(
+            batches.iter().any(|&(n, s)| n >= 2 && s == 200) && calls < names.len(),
+            format!("agent {i}: batches {batches:?}, {calls} stages and batches for 8 policies"),
+        )?;
+    }
+
+    // ---- 2. a refused tenant in a batch
+    let bad = label_of("t3", 2, 1);
+    for a in &agents {
+        a.set_reject_matching(&bad, "probe failed: t3 refused");
+    }
+    let patch = |t: String| {
+        let api = api.clone();
+        async move {
+            let p = json!({"spec": {"policy": sample_policy(&t, 1)}});
+            api.patch(&t, &PatchParams::default(), &Patch::Merge(&p))
+                .await
+        }
+    };
+    patch("t0".into()).await?;
+    // t0's stage holds the agents (0.8 s) while the others queue
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for r in futures::future::join_all(names[1..].iter().cloned().map(patch)).await {
+        r?;
+    }
+    let good: Vec<String> = names.iter().filter(|t| *t != "t3").cloned().collect();
+    wait_applied(&api, &good, 2).await?;
+    let p = wait_for("t3's refusal in its status", 60, POLL, || async {
+        let p = api.get("t3").await?;
+        let s = p.status.clone().unwrap_or_default();
+        Ok(s.failures
+            .iter()
+            .any(|f| f.revision == 2 && f.reason == "Rejected")
+            .then_some(p))
+    })
+    .await?;
+    let s = p.status.unwrap_or_default();
+    ensure(
+        s.phase != Some(TollPolicyPhase::Applied)
+            && s.failures
+                .iter()
+                .all(|f| f.message.contains("t3 refused") && f.revision == 2),
+        format!("t3: phase {:?}, failures {:?}", s.phase, s.failures),
+    )?;
+    for (i, a) in agents.iter().enumerate() {
+        let held = a.tenants();
+        ensure(
+            held.get("t3") == Some(&label_of("t3", 1, 0))
+                && good.iter().all(|t| held.get(t) == Some(&label_of(t, 2, 1))),
+            format!("agent {i} holds {held:?}"),
+        )?;
+        let batches = a.batches();
+        ensure(
+            batches.iter().any(|&(n, s)| n >= 2 && s == 422),
+            format!("agent {i}: no batch holding t3 was refused: {batches:?}"),
+        )?;
+        // after the refused batch, each of its changes alone: a PUT
+        let puts: Vec<(String, u16)> = a
+            .applies()
+            .into_iter()
+            .filter(|r| r.via == Via::Put)
+            .map(|r| (r.tenant, r.status))
+            .collect();
+        ensure(
+            puts.contains(&("t3".to_owned(), 422))
+                && puts.iter().filter(|(_, s)| *s == 200).count() >= 1,
+            format!("agent {i}: PUTs after the refused batch {puts:?}"),
+        )?;
+    }
+    ensure(
+        agent_calls(&metrics, "batch", "split") >= 3,
+        format!("metrics:\n{}", metrics.render()),
+    )?;
     ctl.stop().await;
     Ok(())
 }

@@ -63,9 +63,14 @@ struct Args {
     /// Identity in the Lease and in Events (default: random).
     #[arg(long, env = "HOSTNAME")]
     identity: Option<String>,
-    /// TollPolicies reconciled at once (0: unbounded).
+    /// TollPolicies reconciled at once (0: unbounded). Also bounds how many
+    /// policies' changes can meet in one agent batch.
     #[arg(long, default_value_t = 16)]
     reconcile_concurrency: u16,
+    /// Most policies whose changes go to an agent in one `POST /v1/batch`
+    /// when several wait for the same agents.
+    #[arg(long, default_value_t = 100)]
+    agent_batch_max: usize,
     /// Address of the Alertmanager webhook (`POST /alerts`).
     #[arg(long, default_value = "0.0.0.0:9443")]
     webhook_addr: SocketAddr,
@@ -229,6 +234,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         agent_token,
         instance: Some(identity.clone()),
         reconcile_concurrency: args.reconcile_concurrency,
+        batch_tenants: args.agent_batch_max.max(1),
         fleet_status_interval: Duration::from_secs(args.fleet_status_secs.max(1)),
         ..Config::default()
     };

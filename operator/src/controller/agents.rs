@@ -18,8 +18,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tollgate_agent_api::paths;
 use tollgate_agent_api::{
-    ApplyAnswer, BlockRequest, CommitRequest, ErrorBody, ErrorKind, FleetCounting, Health,
-    RevisionRequest, StageAnswer, StateAnswer, StateSummary,
+    ApplyAnswer, BatchAnswer, BatchChange, BatchRequest, BlockRequest, CommitRequest, ErrorBody,
+    ErrorKind, FleetCounting, Health, RevisionRequest, StageAnswer, StateAnswer, StateSummary,
 };
 use tollgate_ir::CompiledPolicy;
 
@@ -164,6 +164,15 @@ pub trait AgentApi: Send + Sync + 'static {
     fn remove<'a>(&'a self, target: &'a AgentTarget, tenant: &'a str)
     -> BoxFuture<'a, ApplyResult>;
 
+    /// `POST /v1/batch`: several tenants' changes as one validated batch
+    /// (one trial, one write, one reload per touched shard; all or
+    /// nothing). At most one item per tenant.
+    fn batch<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        items: &'a [BatchItem],
+    ) -> BoxFuture<'a, BatchResult>;
+
     /// `PUT /v1/blocks` `{"key", "expires"}` (epoch seconds, 0 = until
     /// lifted). `Err`: the agent did not set it (the message).
     fn put_block<'a>(
@@ -224,6 +233,80 @@ pub enum CommitResult {
         /// The agent's `error`.
         message: String,
     },
+}
+
+/// One tenant's change in an [`AgentApi::batch`].
+#[derive(Clone, Debug)]
+pub struct BatchItem {
+    /// The tenant.
+    pub tenant: String,
+    /// The revision to apply and its content; `None`: remove the tenant.
+    pub change: Option<(RevisionRef, Arc<CompiledPolicy>)>,
+}
+
+/// The answer to a batch (`POST /v1/batch`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchResult {
+    /// 200: each item's outcome, in the order of the items (mapped as a
+    /// PUT's or DELETE's answer).
+    Done(Vec<ApplyResult>),
+    /// Nothing was applied, and the items may fare otherwise one by one:
+    /// the agent refused a candidate (422; the whole batch with it), the
+    /// batch was too large (413), or the agent has no batches (404/405).
+    Split {
+        /// The status it answered.
+        status: u16,
+        /// The agent's `error` and `reasons`.
+        message: String,
+    },
+    /// No usable answer, or the apply failed (500: the agent restored its
+    /// previous state): every item's outcome.
+    Failed(ApplyResult),
+}
+
+/// Maps a batch's answer to a [`BatchResult`]. `items`: the ones sent.
+pub fn batch_result(status: StatusCode, body: &[u8], items: &[BatchItem]) -> BatchResult {
+    match status.as_u16() {
+        200 => {
+            let a = serde_json::from_slice::<BatchAnswer>(body).unwrap_or_default();
+            BatchResult::Done(
+                items
+                    .iter()
+                    .map(|i| {
+                        let held = a.tenants.get(&i.tenant);
+                        match &i.change {
+                            None if held.is_some_and(|t| t.deleted) => ApplyResult::Ok {
+                                hash: String::new(),
+                            },
+                            // as for a PUT: the agent read back what it rendered;
+                            // check it reports the revision sent
+                            Some((r, _))
+                                if held.is_some_and(|t| {
+                                    t.revision.as_deref() == Some(revision_label(r).as_str())
+                                        && t.readback_hash.is_some()
+                                }) =>
+                            {
+                                ApplyResult::Ok {
+                                    hash: r.hash.clone(),
+                                }
+                            }
+                            _ => ApplyResult::Ok {
+                                hash: format!(
+                                    "unconfirmed: agent reports revision {:?}",
+                                    held.and_then(|t| t.revision.as_deref())
+                                ),
+                            },
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        404 | 405 | 413 | 422 => BatchResult::Split {
+            status: status.as_u16(),
+            message: error_message(body),
+        },
+        _ => BatchResult::Failed(apply_result(status, body, None)),
+    }
 }
 
 /// `<number>@<hash>`, what the agent stores as the tenant's revision.
@@ -696,6 +779,54 @@ impl AgentApi for HttpAgents {
             result
         })
     }
+    fn batch<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        items: &'a [BatchItem],
+    ) -> BoxFuture<'a, BatchResult> {
+        Box::pin(async move {
+            let body = BatchRequest {
+                changes: items
+                    .iter()
+                    .map(|i| BatchChange {
+                        delete: i.change.is_none(),
+                        policy: i.change.as_ref().map(|(_, p)| p.as_ref()),
+                        revision: i.change.as_ref().map(|(r, _)| revision_label(r)),
+                        tenant: i.tenant.clone(),
+                    })
+                    .collect(),
+            };
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            let result = match self
+                .call(
+                    target,
+                    Method::POST,
+                    paths::BATCH,
+                    Some(body),
+                    self.apply_timeout,
+                )
+                .await
+            {
+                Ok((status, body)) => batch_result(status, &body, items),
+                Err(e) => BatchResult::Failed(ApplyResult::Unreachable {
+                    message: e.to_string(),
+                }),
+            };
+            match &result {
+                BatchResult::Done(results) => {
+                    for (i, r) in items.iter().zip(results) {
+                        let to = i.change.as_ref().map(|(r, _)| r);
+                        self.note(target, &i.tenant, r, to).await;
+                    }
+                }
+                BatchResult::Failed(r) => self.note(target, "", r, None).await,
+                // nothing changed on the agent
+                BatchResult::Split { .. } => {}
+            }
+            result
+        })
+    }
+
     fn put_block<'a>(
         &'a self,
         target: &'a AgentTarget,
@@ -893,6 +1024,79 @@ mod tests {
             apply_result(StatusCode::BAD_REQUEST, b"not json", Some(&r)),
             ApplyResult::Rejected { reason, message } if reason == "AgentError" && message == "not json"
         ));
+    }
+
+    #[test]
+    fn batch_answers_map_to_each_items_result() {
+        let policy = Arc::new(tollgate_testkit::fake_agent::sample_policy("a", 0));
+        let item = |tenant: &str, r: Option<RevisionRef>| BatchItem {
+            tenant: tenant.into(),
+            change: r.map(|r| (r, Arc::clone(&policy))),
+        };
+        let items = [
+            item("a", Some(rev(2))),
+            item("b", Some(rev(3))),
+            item("c", None),
+            item("d", Some(rev(4))),
+        ];
+        let body = json!({"tenants": {
+            "a": {"revision": revision_label(&rev(2)), "readbackHash": "h", "rowsHash": "h"},
+            // holds another revision than the one sent
+            "b": {"revision": revision_label(&rev(1)), "readbackHash": "h"},
+            "c": {"deleted": true},
+            // "d" missing from the answer
+        }})
+        .to_string();
+        let BatchResult::Done(rs) = batch_result(StatusCode::OK, body.as_bytes(), &items) else {
+            panic!("not done");
+        };
+        assert_eq!(rs.len(), 4);
+        assert_eq!(
+            rs[0],
+            ApplyResult::Ok {
+                hash: rev(2).hash.clone()
+            }
+        );
+        for unconfirmed in [&rs[1], &rs[3]] {
+            assert!(
+                matches!(unconfirmed, ApplyResult::Ok { hash } if hash.starts_with("unconfirmed")),
+                "{unconfirmed:?}"
+            );
+        }
+        assert_eq!(
+            rs[2],
+            ApplyResult::Ok {
+                hash: String::new()
+            }
+        );
+        // refused, too large or unknown: nothing applied, one by one next
+        let rej = json!({"error": "rejected", "reasons": ["tenant `b`: probe failed"]}).to_string();
+        for code in [422, 413, 404, 405] {
+            let status = StatusCode::from_u16(code).unwrap();
+            match batch_result(status, rej.as_bytes(), &items) {
+                BatchResult::Split { status, message } => {
+                    assert_eq!(status, code);
+                    assert_eq!(message, "rejected; tenant `b`: probe failed");
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            batch_result(StatusCode::INTERNAL_SERVER_ERROR, b"{\"error\": \"x\"}", &items),
+            BatchResult::Failed(ApplyResult::Rejected { reason, .. }) if reason == "ReloadFailed"
+        ));
+        assert!(matches!(
+            batch_result(StatusCode::UNAUTHORIZED, b"{}", &items),
+            BatchResult::Failed(ApplyResult::Unreachable { .. })
+        ));
+        // a 200 that is not a batch's answer confirms nothing
+        let BatchResult::Done(rs) = batch_result(StatusCode::OK, b"nonsense", &items) else {
+            panic!("not done");
+        };
+        assert!(
+            rs.iter()
+                .all(|r| matches!(r, ApplyResult::Ok { hash } if hash.starts_with("unconfirmed")))
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tollgate_crds::TollPolicy;
 use tollgate_rollout::Event;
 
 use super::agents::AgentApi;
+use super::lanes::{Lanes, Limits, MAX_BATCH_ENTRIES};
 use super::metrics::Metrics;
 
 /// The Events' reporting controller, the field manager of the rollout's
@@ -48,6 +49,9 @@ pub struct Config {
     /// How often each SbcFleet's status is refreshed (besides on fleet and
     /// pod changes).
     pub fleet_status_interval: Duration,
+    /// Most policies whose changes go to an agent in one batch, when
+    /// several wait for the same agents ([`super::lanes`]).
+    pub batch_tenants: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -65,6 +69,7 @@ impl std::fmt::Debug for Config {
             .field("reconcile_concurrency", &self.reconcile_concurrency)
             .field("cleanup_grace", &self.cleanup_grace)
             .field("fleet_status_interval", &self.fleet_status_interval)
+            .field("batch_tenants", &self.batch_tenants)
             .finish()
     }
 }
@@ -81,6 +86,7 @@ impl Default for Config {
             reconcile_concurrency: 16,
             cleanup_grace: Duration::from_secs(600),
             fleet_status_interval: Duration::from_secs(10),
+            batch_tenants: 100,
         }
     }
 }
@@ -145,8 +151,11 @@ pub struct Context {
     errors: Mutex<HashMap<ObjectRef<TollPolicy>, u32>>,
     /// Per policy: serializes the writes of its responses (sink, upkeep).
     status_locks: Mutex<HashMap<ObjectRef<TollPolicy>, Arc<tokio::sync::Mutex<()>>>>,
-    /// Per agent URL: one policy's batch at a time (stage, then commit).
+    /// Per agent URL: one batch at a time (stage, then commit; or one
+    /// combined batch).
     agent_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Work waiting for its agents, per set of agents.
+    pub(crate) lanes: Lanes,
     /// The pods of the watched namespace(s), kept by the controller's pod
     /// watch (slimmed: what a fleet's selector and readiness read); set
     /// once the controller runs. Selector fleets are resolved from it, not
@@ -183,6 +192,7 @@ impl Context {
             errors: Mutex::new(HashMap::new()),
             status_locks: Mutex::new(HashMap::new()),
             agent_locks: Mutex::new(HashMap::new()),
+            lanes: Lanes::default(),
             pods: std::sync::OnceLock::new(),
         }
     }
@@ -213,6 +223,14 @@ impl Context {
             Ok(mut m) => Arc::clone(m.entry(obj.clone()).or_default()),
             // a poisoned map: a fresh lock still serializes nothing worse
             Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// How much one round of a lane carries ([`Config::batch_tenants`]).
+    pub(crate) fn batch_limits(&self) -> Limits {
+        Limits {
+            tenants: self.config.batch_tenants.max(1),
+            entries: MAX_BATCH_ENTRIES,
         }
     }
 

@@ -35,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod fleet_status;
+pub mod lanes;
 pub mod metrics;
 pub mod reconcile;
 pub mod responses;

@@ -21,12 +21,15 @@ use tollgate_crds::toll_policy::TollPolicyPhase;
 use tollgate_crds::{PolicyRevision, SbcFleet, TollPolicy, TollPolicyStatus};
 use tollgate_ir::CompiledPolicy;
 
-use super::agents::{AgentTarget, CommitResult, MAX_MESSAGE, StageResult, truncate};
+use super::agents::{
+    AgentTarget, BatchItem, BatchResult, CommitResult, MAX_MESSAGE, StageResult, truncate,
+};
 use super::content::{self, ContentError};
 use super::context::{Context, FINALIZER};
 use super::error::{Error, RevisionError};
 use super::events::publish;
 use super::fleet::ResolvedTarget;
+use super::lanes::{Planned, Work};
 use super::metrics::TargetCounts;
 use super::targets::{agent_token, resolve};
 use super::{responses, revisions, status};
@@ -200,7 +203,7 @@ fn result_label(r: &ApplyResult) -> &'static str {
     }
 }
 
-/// What phase 2 of [`act`] does for one action.
+/// What phase 2 of [`two_phase`] does for one action.
 enum Step {
     /// The outcome is known already (no such target, revision missing,
     /// refused at stage).
@@ -214,28 +217,13 @@ enum Step {
     Put(AgentTarget, RevisionRef, Arc<CompiledPolicy>),
 }
 
-/// Carries out the Apply/Rollback actions of one decision (a batch) in two
-/// phases, each concurrent (`agent_concurrency` at a time):
+/// Carries out the Apply/Rollback actions of one decision (a batch).
 ///
-/// 1. every revision is *staged* on its target (`POST …/stage`: the agent
-///    runs all the checks of an apply, trial start and probes included,
-///    without touching the live SBC);
-/// 2. once every stage of the batch has answered, the staged revisions are
-///    *committed* (`POST …/commit`: swap, reload, read back), and the
-///    removals (`DELETE`) go out.
-///
-/// The batch's agents are held ([`Context::lock_agents`]) from the first
-/// stage to the last commit, so another policy's batch cannot stage on them
-/// in between (which would make these commits check again).
-///
-/// So the targets of a batch switch within one commit time of each other,
-/// and a refusal is known before the batch touches any SBC. A target whose
-/// stage is refused (or unanswered) gets that outcome, mapped as a PUT's
-/// answer; the batch's other targets still commit: the state machine
-/// handles the refusal exactly as when every target was PUT (halt, retry,
-/// canary rollback). Fallbacks to a `PUT` in phase 2: a stage answered
-/// 404/405 (an agent predating staged applies), a commit answered 409 (the
-/// agent lost the stage: restarted, or its stage was replaced) or 404/405.
+/// The work joins the lane of its agents ([`lanes`]) and waits for their
+/// locks ([`Context::lock_agents`]); whoever holds them next carries out
+/// every work queued in that lane meanwhile: alone, in two phases
+/// ([`two_phase`]), or with other policies' works, in one `POST /v1/batch`
+/// per agent ([`combined`]). Either way this policy gets its own outcomes.
 ///
 /// Returns the outcomes, and updates `targets` for the confirmed ones (a
 /// 200 from the agent means its read-back matched, `docs/agent.md`).
@@ -249,16 +237,8 @@ async fn act(
     targets: &mut [Target],
 ) -> Vec<Event> {
     let tenant = policy.spec.tenant.as_str();
-    let n = ctx.config.agent_concurrency.max(1);
-    // the batch's agents, held until its last commit
-    let urls: Vec<String> = actions
-        .iter()
-        .filter_map(|(target, _)| resolved.iter().find(|r| r.id == *target))
-        .map(|r| r.url.clone())
-        .collect();
-    let _held = ctx.lock_agents(urls).await;
     // every revision the batch names, read (and for a chunked policy
-    // assembled) once
+    // assembled) once, before waiting for the agents
     let mut contents: Vec<(String, Result<Arc<CompiledPolicy>, String>)> = Vec::new();
     for r in actions.iter().filter_map(|(_, r)| r.as_ref()) {
         if !contents.iter().any(|(h, _)| *h == r.hash) {
@@ -268,49 +248,146 @@ async fn act(
             contents.push((r.hash.clone(), p));
         }
     }
-    let contents = &contents;
-    // phase 1: stage
-    let staged: Vec<(String, Option<RevisionRef>, Step)> = futures::stream::iter(actions)
-        .map(|(target, revision)| async move {
-            let url = resolved
-                .iter()
-                .find(|r| r.id == target)
-                .map(|r| r.url.clone());
-            let step = match url {
-                None => Step::Done(ApplyResult::Unreachable {
+    let steps: Vec<(String, Option<RevisionRef>, Planned)> = actions
+        .into_iter()
+        .map(|(target, revision)| {
+            let planned = match resolved.iter().find(|r| r.id == target) {
+                None => Planned::Done(ApplyResult::Unreachable {
                     message: "target no longer in the fleet".into(),
                 }),
-                Some(url) => {
+                Some(r) => {
                     let at = AgentTarget {
-                        url,
+                        url: r.url.clone(),
                         token: token.cloned(),
                     };
                     match &revision {
-                        None => Step::Remove(at),
-                        Some(r) => match content_of(contents, r) {
-                            Err(message) => Step::Done(ApplyResult::Rejected {
+                        None => Planned::Remove(at),
+                        Some(rev) => match content_of(&contents, rev) {
+                            Err(message) => Planned::Done(ApplyResult::Rejected {
                                 reason: "RevisionMissing".into(),
                                 message,
                             }),
-                            Ok(p) => match ctx.agents.stage(&at, tenant, r, &p).await {
-                                StageResult::Staged => {
-                                    ctx.metrics.agent_call("stage", "ok");
-                                    Step::Commit(at, r.clone(), p)
-                                }
-                                StageResult::Unsupported { status } => {
-                                    ctx.metrics.agent_call("stage", "unsupported");
-                                    tracing::debug!(%target, status,
-                                        "the agent does not stage; applying with a PUT");
-                                    Step::Put(at, r.clone(), p)
-                                }
-                                StageResult::Failed(result) => {
-                                    ctx.metrics.agent_call("stage", result_label(&result));
-                                    Step::Done(result)
-                                }
-                            },
+                            Ok(p) => Planned::Apply(at, rev.clone(), p),
                         },
                     }
                 }
+            };
+            (target, revision, planned)
+        })
+        .collect();
+    drop(contents);
+    let sent: Vec<(String, Option<RevisionRef>)> = steps
+        .iter()
+        .map(|(t, r, _)| (t.clone(), r.clone()))
+        .collect();
+    let mut urls: Vec<String> = steps
+        .iter()
+        .filter_map(|(_, _, p)| p.url().map(str::to_owned))
+        .collect();
+    urls.sort();
+    urls.dedup();
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    ctx.lanes.join(
+        &urls,
+        Work {
+            tenant: tenant.to_owned(),
+            steps,
+            reply,
+        },
+    );
+    {
+        let _held = ctx.lock_agents(urls.clone()).await;
+        let works = ctx.lanes.drain(&urls, ctx.batch_limits());
+        if works.len() > 1 {
+            combined(ctx, works).await;
+        } else {
+            for w in works {
+                two_phase(ctx, w).await;
+            }
+        }
+    }
+    let outcomes = answer.await.unwrap_or_else(|_| {
+        // the holder that took this work was cancelled (shutdown)
+        sent.into_iter()
+            .map(|(target, revision)| Event::Outcome {
+                target,
+                revision,
+                result: ApplyResult::Unreachable {
+                    message: "the batch carrying this apply was abandoned".into(),
+                },
+            })
+            .collect()
+    });
+    for o in &outcomes {
+        if let Event::Outcome {
+            target,
+            revision,
+            result: ApplyResult::Ok { hash },
+        } = o
+            && let Some(t) = targets.iter_mut().find(|t| t.id == *target)
+        {
+            match revision {
+                Some(r) if *hash == r.hash => t.applied = Some(r.clone()),
+                Some(_) => {}
+                None => t.applied = None,
+            }
+        }
+    }
+    outcomes
+}
+
+/// One policy's work alone, in two phases, each concurrent
+/// (`agent_concurrency` at a time):
+///
+/// 1. every revision is *staged* on its target (`POST …/stage`: the agent
+///    runs all the checks of an apply, trial start and probes included,
+///    without touching the live SBC);
+/// 2. once every stage of the batch has answered, the staged revisions are
+///    *committed* (`POST …/commit`: swap, reload, read back), and the
+///    removals (`DELETE`) go out.
+///
+/// The caller holds the work's agents from the first stage to the last
+/// commit, so another policy's batch cannot stage on them in between
+/// (which would make these commits check again).
+///
+/// So the targets of a batch switch within one commit time of each other,
+/// and a refusal is known before the batch touches any SBC. A target whose
+/// stage is refused (or unanswered) gets that outcome, mapped as a PUT's
+/// answer; the batch's other targets still commit: the state machine
+/// handles the refusal exactly as when every target was PUT (halt, retry,
+/// canary rollback). Fallbacks to a `PUT` in phase 2: a stage answered
+/// 404/405 (an agent predating staged applies), a commit answered 409 (the
+/// agent lost the stage: restarted, or its stage was replaced) or 404/405.
+async fn two_phase(ctx: &Context, work: Work) {
+    let Work {
+        tenant,
+        steps,
+        reply,
+    } = work;
+    let tenant = tenant.as_str();
+    let n = ctx.config.agent_concurrency.max(1);
+    // phase 1: stage
+    let staged: Vec<(String, Option<RevisionRef>, Step)> = futures::stream::iter(steps)
+        .map(|(target, revision, planned)| async move {
+            let step = match planned {
+                Planned::Done(result) => Step::Done(result),
+                Planned::Remove(at) => Step::Remove(at),
+                Planned::Apply(at, r, p) => match ctx.agents.stage(&at, tenant, &r, &p).await {
+                    StageResult::Staged => {
+                        ctx.metrics.agent_call("stage", "ok");
+                        Step::Commit(at, r, p)
+                    }
+                    StageResult::Unsupported { status } => {
+                        ctx.metrics.agent_call("stage", "unsupported");
+                        tracing::debug!(%target, status,
+                            "the agent does not stage; applying with a PUT");
+                        Step::Put(at, r, p)
+                    }
+                    StageResult::Failed(result) => {
+                        ctx.metrics.agent_call("stage", result_label(&result));
+                        Step::Done(result)
+                    }
+                },
             };
             (target, revision, step)
         })
@@ -322,11 +399,7 @@ async fn act(
         .map(|(target, revision, step)| async move {
             let result = match step {
                 Step::Done(result) => result,
-                Step::Remove(at) => {
-                    let result = ctx.agents.remove(&at, tenant).await;
-                    ctx.metrics.agent_call("remove", result_label(&result));
-                    result
-                }
+                Step::Remove(at) => remove(ctx, &at, tenant).await,
                 Step::Commit(at, r, p) => match ctx.agents.commit(&at, tenant, &r).await {
                     CommitResult::Done(result) => {
                         ctx.metrics.agent_call("commit", result_label(&result));
@@ -356,22 +429,121 @@ async fn act(
         .buffer_unordered(n)
         .collect()
         .await;
-    for o in &outcomes {
-        if let Event::Outcome {
-            target,
-            revision,
-            result: ApplyResult::Ok { hash },
-        } = o
-            && let Some(t) = targets.iter_mut().find(|t| t.id == *target)
-        {
-            match revision {
-                Some(r) if *hash == r.hash => t.applied = Some(r.clone()),
-                Some(_) => {}
-                None => t.applied = None,
+    // the receiver is gone only when its reconcile was cancelled
+    let _ = reply.send(outcomes);
+}
+
+/// Where a batch item came from: (work, step).
+type Place = (usize, usize);
+
+/// Several policies' works together: per agent, every change the works
+/// send it goes in one `POST /v1/batch` (one trial of all the candidates,
+/// one write, one reload per touched shard, one read-back; all or nothing
+/// on that agent), the agents concurrently. Each tenant's outcome is mapped
+/// as a PUT's (or DELETE's) answer. A batch the agent refuses (422: a
+/// candidate failed its checks), finds too large (413) or does not know
+/// (404/405) changed nothing there: its items are then sent one by one
+/// (`PUT`, `DELETE`), so each policy meets its own outcome. Any other
+/// failure (no answer, 500) is every item's outcome.
+///
+/// Unlike [`two_phase`], the targets of one policy do not wait for each
+/// other's checks: each agent checks its whole batch before touching its
+/// live SBC, and a refusal reaches the state machine exactly as a PUT's.
+async fn combined(ctx: &Context, works: Vec<Work>) {
+    let n = ctx.config.agent_concurrency.max(1);
+    // outcomes[w][s], filled per agent
+    let mut outcomes: Vec<Vec<Option<ApplyResult>>> = works
+        .iter()
+        .map(|w| {
+            w.steps
+                .iter()
+                .map(|(_, _, p)| match p {
+                    Planned::Done(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    // per agent: the target, (work, step) of each item, the items
+    let mut per_agent: Vec<(AgentTarget, Vec<Place>, Vec<BatchItem>)> = Vec::new();
+    for (wi, w) in works.iter().enumerate() {
+        for (si, (_, _, planned)) in w.steps.iter().enumerate() {
+            let (at, change) = match planned {
+                Planned::Done(_) => continue,
+                Planned::Remove(at) => (at, None),
+                Planned::Apply(at, r, p) => (at, Some((r.clone(), Arc::clone(p)))),
+            };
+            let item = BatchItem {
+                tenant: w.tenant.clone(),
+                change,
+            };
+            match per_agent.iter_mut().find(|(a, _, _)| a.url == at.url) {
+                Some((_, places, items)) => {
+                    places.push((wi, si));
+                    items.push(item);
+                }
+                None => per_agent.push((at.clone(), vec![(wi, si)], vec![item])),
             }
         }
     }
-    outcomes
+    let results: Vec<(Vec<Place>, Vec<ApplyResult>)> = futures::stream::iter(per_agent)
+        .map(|(at, places, items)| async move {
+            let results = match ctx.agents.batch(&at, &items).await {
+                BatchResult::Done(rs) => {
+                    let label = rs.iter().map(result_label).find(|l| *l != "ok");
+                    ctx.metrics.agent_call("batch", label.unwrap_or("ok"));
+                    rs
+                }
+                BatchResult::Failed(r) => {
+                    ctx.metrics.agent_call("batch", result_label(&r));
+                    vec![r; items.len()]
+                }
+                BatchResult::Split { status, message } => {
+                    ctx.metrics.agent_call("batch", "split");
+                    tracing::info!(agent = %at.url, status, %message, tenants = items.len(),
+                            "the agent did not take the batch; sending its changes one by one");
+                    let mut rs = Vec::with_capacity(items.len());
+                    for i in &items {
+                        rs.push(match &i.change {
+                            None => remove(ctx, &at, &i.tenant).await,
+                            Some((r, p)) => put(ctx, &at, &i.tenant, r, p).await,
+                        });
+                    }
+                    rs
+                }
+            };
+            (places, results)
+        })
+        .buffer_unordered(n)
+        .collect()
+        .await;
+    for (places, rs) in results {
+        for ((wi, si), r) in places.into_iter().zip(rs) {
+            outcomes[wi][si] = Some(r);
+        }
+    }
+    for (w, results) in works.into_iter().zip(outcomes) {
+        let events = w
+            .steps
+            .into_iter()
+            .zip(results)
+            .map(|((target, revision, _), result)| Event::Outcome {
+                target,
+                revision,
+                result: result.unwrap_or_else(|| ApplyResult::Unreachable {
+                    message: "the agent's batch gave no outcome for this tenant".into(),
+                }),
+            })
+            .collect();
+        let _ = w.reply.send(events);
+    }
+}
+
+/// `DELETE /v1/tenants/{tenant}`, counted as call `remove`.
+async fn remove(ctx: &Context, at: &AgentTarget, tenant: &str) -> ApplyResult {
+    let result = ctx.agents.remove(at, tenant).await;
+    ctx.metrics.agent_call("remove", result_label(&result));
+    result
 }
 
 /// `PUT /v1/tenants/{tenant}` (an agent that does not stage, or lost the

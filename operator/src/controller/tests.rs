@@ -22,7 +22,8 @@ use tollgate_crds::{PolicyRevision, SbcFleet, SbcFleetSpec, TollPolicy};
 use tollgate_ir::CompiledPolicy;
 
 use super::agents::{
-    AgentApi, AgentCallError, AgentTarget, CommitResult, StageResult, TenantState,
+    AgentApi, AgentCallError, AgentTarget, BatchItem, BatchResult, CommitResult, StageResult,
+    TenantState,
 };
 use super::metrics::Metrics;
 use super::revisions::{self, policy_hash, revision_name};
@@ -220,6 +221,24 @@ impl AgentApi for FakeAgents {
             self.held.lock().unwrap().remove(&target.url);
             ApplyResult::Ok {
                 hash: String::new(),
+            }
+        })
+    }
+
+    fn batch<'a>(
+        &'a self,
+        target: &'a AgentTarget,
+        items: &'a [BatchItem],
+    ) -> BoxFuture<'a, BatchResult> {
+        // one tenant per agent here: an agent without batches
+        Box::pin(async move {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("batch {} {}", target.url, items.len()));
+            BatchResult::Split {
+                status: 404,
+                message: "no such endpoint".into(),
             }
         })
     }

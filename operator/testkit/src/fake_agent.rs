@@ -12,8 +12,10 @@
 //! already committed, another revision staged); when the agent's state
 //! changed since the stage (an apply, a removal, a block) or a later stage
 //! replaced its checked result, the commit checks again first
-//! (`revalidated`). [`FakeAgent::set_legacy`] makes it an agent that
-//! predates staged applies (404 `no such endpoint` for both).
+//! (`revalidated`). A batch (`POST /v1/batch`) checks every change, then
+//! makes them all, or none when one is refused (422, the reasons naming
+//! the tenants). [`FakeAgent::set_legacy`] makes it an agent that predates
+//! staged applies and batches (404 `no such endpoint` for all three).
 //!
 //! Blocks (`PUT /v1/blocks`, `DELETE /v1/blocks/{key}`) follow the agent's
 //! rules (422 for a tenant that is not applied or a bad class; 404 for an
@@ -38,8 +40,9 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tollgate_agent_api::paths::{self, Route};
 use tollgate_agent_api::{
-    ApiError, ApplyAnswer, BlockRequest, BlocksAnswer, CommitRequest, Health, KAMAILIO_REACHABLE,
-    MAX_BODY, RevisionRequest, StageAnswer, StateAnswer, TenantView,
+    ApiError, ApplyAnswer, BatchAnswer, BatchRequest, BatchTenant, BlockRequest, BlocksAnswer,
+    CommitRequest, Health, KAMAILIO_REACHABLE, MAX_BODY, RevisionRequest, StageAnswer, StateAnswer,
+    TenantView,
 };
 use tollgate_ir::CompiledPolicy;
 use tollgate_plumbing::serve::Server;
@@ -56,6 +59,9 @@ pub enum Via {
     Commit,
     /// `DELETE /v1/tenants/{tenant}`.
     Delete,
+    /// One change of a `POST /v1/batch` (one record per tenant; the
+    /// batch's size in [`FakeAgent::batches`]).
+    Batch,
 }
 
 /// One `PUT`, commit or `DELETE` the fake agent answered.
@@ -132,6 +138,8 @@ struct Inner {
     /// `GET /v1/state` and `GET /v1/state/summary` answered.
     state_reads: u64,
     summary_reads: u64,
+    /// `POST /v1/batch` answered: (tenants in it, status).
+    batch_log: Vec<(usize, u16)>,
 }
 
 /// A running fake agent; stops when dropped.
@@ -266,6 +274,11 @@ impl FakeAgent {
     /// and read-back); none by default.
     pub fn set_commit_delay(&self, d: Duration) {
         lock(&self.inner).commit_delay = d;
+    }
+
+    /// Every `POST /v1/batch` answered: (tenants in it, status).
+    pub fn batches(&self) -> Vec<(usize, u16)> {
+        lock(&self.inner).batch_log.clone()
     }
 
     /// tenant → revision label held.
@@ -491,6 +504,29 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
             });
             respond(&answer)
         }
+        (Method::POST, Route::Batch) if !lock(st).legacy => {
+            let delay = lock(st).delay;
+            let body = match read_then_wait(req, MAX_BODY, delay).await {
+                Ok(b) => b,
+                Err(e) => return error(&e),
+            };
+            let (answer, labels) = batch(st, &body);
+            let mut g = lock(st);
+            let status = status_of(&answer).as_u16();
+            g.batch_log.push((labels.len(), status));
+            for (tenant, revision) in labels {
+                g.log.push(ApplyRecord {
+                    received,
+                    at: SystemTime::now(),
+                    tenant,
+                    revision,
+                    status,
+                    via: Via::Batch,
+                    revalidated: false,
+                });
+            }
+            respond(&answer)
+        }
         (Method::PUT, Route::Blocks) => {
             let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
                 Ok(b) => b.to_bytes(),
@@ -674,6 +710,69 @@ fn stage(st: &Mutex<Inner>, tenant: &str, body: &[u8]) -> Answer<StageAnswer> {
         }),
         Some(rev),
     )
+}
+
+/// A batch change's tenant and revision label.
+type Labelled = (String, Option<String>);
+
+/// A batch, all or nothing as on the agent: every candidate checked
+/// (refusals name their tenants), then every change made. The answer and
+/// each change's (tenant, revision label).
+fn batch(st: &Mutex<Inner>, body: &[u8]) -> (Result<BatchAnswer, ApiError>, Vec<Labelled>) {
+    let req = match BatchRequest::from_json(body) {
+        Ok(r) => r,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    let labels = req
+        .changes
+        .iter()
+        .map(|c| (c.tenant.clone(), c.revision.clone()))
+        .collect();
+    let mut checked = Vec::new();
+    let mut refused = Vec::new();
+    for c in &req.changes {
+        match (&c.revision, &c.policy) {
+            (Some(_), Some(policy)) if policy.tenant != c.tenant => refused.push(format!(
+                "tenant `{}`: policy tenant {} is not the change's",
+                c.tenant, policy.tenant
+            )),
+            (Some(rev), Some(policy)) => match check(st, rev, policy) {
+                Ok(hash) => checked.push((c.tenant.clone(), Some((rev.clone(), hash)))),
+                Err(e) => refused.push(format!("tenant `{}`: {}", c.tenant, e.body().message())),
+            },
+            _ => checked.push((c.tenant.clone(), None)),
+        }
+    }
+    if !refused.is_empty() {
+        return (Err(ApiError::Rejected(refused)), labels);
+    }
+    let mut answer = BatchAnswer::default();
+    for (tenant, change) in checked {
+        let held = match change {
+            Some((rev, hash)) => {
+                let a = hold(st, &tenant, &rev, &hash);
+                BatchTenant {
+                    deleted: false,
+                    readback_hash: a.readback_hash,
+                    revision: a.revision,
+                    rows_hash: a.rows_hash,
+                    shard: None,
+                }
+            }
+            None => {
+                let mut g = lock(st);
+                if g.tenants.remove(&tenant).is_some() {
+                    g.generation += 1;
+                }
+                BatchTenant {
+                    deleted: true,
+                    ..BatchTenant::default()
+                }
+            }
+        };
+        answer.tenants.insert(tenant, held);
+    }
+    (Ok(answer), labels)
 }
 
 /// A commit: (answer, revision label, revalidated).
