@@ -993,16 +993,27 @@ async fn memory_in(
     let created = t0.elapsed();
     let total = agents.len();
     let want = format!("{total}/{total}");
+    // about 15 policies a second with 100 targets on 2 cores
+    let limit = 900.max(u64::try_from(n).unwrap_or(u64::MAX) / 5);
+    let report = std::cell::Cell::new(Instant::now());
     let all_applied = wait_for(
         "every policy Applied",
-        900,
+        limit,
         Duration::from_secs(1),
         || async {
             op.memory()?; // still running
             // the agents first (in this process); then the statuses, a
             // page at a time (a LIST of every real-size policy at once can
             // outlast the API server's request timeout)
-            if agents.iter().any(|a| a.tenants().len() < n) {
+            let held = agents.iter().map(|a| a.tenants().len()).min().unwrap_or(0);
+            if report.get().elapsed() > Duration::from_secs(60) {
+                eprintln!(
+                    "  {:.0} s: every agent holds at least {held} of {n} tenants",
+                    t0.elapsed().as_secs_f64()
+                );
+                report.set(Instant::now());
+            }
+            if held < n {
                 return Ok(None);
             }
             let applied = count_applied(&api, &want).await?;
