@@ -23,31 +23,12 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from checks import bad, check, finish, ok
+
 ROOT, NODE_DIR = sys.argv[1], sys.argv[2]
 CHART = os.path.join(ROOT, "charts", "tollgate")
 KUBE_VERSIONS = ["1.29", "1.37"]  # Chart.yaml kubeVersion >=1.29; newest schemas carried
 NS = "tollgate-system"
-
-PASS = 0
-FAIL = 0
-
-
-def ok(msg):
-    global PASS
-    PASS += 1
-    print(f"  ok   {msg}", flush=True)
-
-
-def bad(msg):
-    global FAIL
-    FAIL += 1
-    print(f"  FAIL {msg}", flush=True)
-
-
-def check(cond, msg):
-    (ok if cond else bad)(msg)
-    return cond
-
 
 def say(msg):
     print(f"\n==> {msg}", file=sys.stderr, flush=True)
@@ -503,5 +484,4 @@ validator_checks()
 chart_checks()
 example_checks()
 print()
-print(f"{PASS} passed, {FAIL} failed")
-sys.exit(0 if FAIL == 0 else 1)
+finish()

@@ -36,6 +36,8 @@ from collections import Counter
 import helm_python as helm
 import yaml
 
+from checks import bad, check, finish, ok
+
 ROOT, AUDIT, OFFSET, USER = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 SELF_TEST = "--self-test" in sys.argv[5:]
 CHART = os.path.join(ROOT, "charts", "tollgate")
@@ -55,27 +57,6 @@ NEEDED_UNUSED = {
         "kube's Recorder patches an Event that repeats within its cache time (its series count); "
         "every Event of the scenarios is a first",
 }
-
-PASS = 0
-FAIL = 0
-
-
-def ok(msg):
-    global PASS
-    PASS += 1
-    print(f"  ok   {msg}", flush=True)
-
-
-def bad(msg):
-    global FAIL
-    FAIL += 1
-    print(f"  FAIL {msg}", flush=True)
-
-
-def check(cond, msg):
-    (ok if cond else bad)(msg)
-    return cond
-
 
 def rendered_rules():
     """[(kind, name, index, rule)] of the chart's Roles and ClusterRoles."""
@@ -196,5 +177,4 @@ def main():
 
 
 main()
-print(f"{PASS} passed, {FAIL} failed")
-sys.exit(1 if FAIL else 0)
+finish()

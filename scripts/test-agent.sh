@@ -217,6 +217,15 @@ check "GET /v1/state/summary: consistent, each tenant's revision as GET /v1/stat
 import json,sys; s=json.load(open(sys.argv[1])); f=json.load(open(sys.argv[2]))
 want={t: v["revision"] for t, v in f["tenants"].items()}
 sys.exit(0 if s["consistent"] is True and s["tenants"] == want and s["blocks"] == f["blocks"] else 1)' "$WORK/resp" "$WORK/state-full"
+# the summary's entity tag: an unchanged summary costs a 304 without a body
+etag=$(curl -sS --max-time 10 -D - -o /dev/null -H "Authorization: Bearer $TOKEN" "$AGENT/v1/state/summary" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')
+check "GET /v1/state/summary carries an ETag ($etag)" bash -c "[[ '$etag' =~ ^\"[0-9a-f]{32}\"$ ]]"
+code=$(api GET /v1/state/summary -H "If-None-Match: $etag")
+check "If-None-Match with that tag: 304 and no body (got $code, $(wc -c < "$WORK/resp") bytes)" \
+  bash -c "[ '$code' = 304 ] && [ ! -s '$WORK/resp' ]"
+code=$(api GET /v1/state/summary -H 'If-None-Match: "0123456789abcdef0123456789abcdef"')
+check "If-None-Match with another tag: 200 and the summary (got $code)" bash -c "[ '$code' = 200 ] && grep -q '\"tenants\"' '$WORK/resp'"
+SUMMARY_ETAG=$etag
 
 say "the agreement calls through the agent-managed SBC (evaluator vs SBC)"
 t0=$(date +%s%N)
@@ -274,6 +283,10 @@ check "block of an unknown tenant: $code" [ "$code" = 422 ]
 code=$(api DELETE /v1/blocks/acme)
 check "DELETE /v1/blocks/acme: $code" [ "$code" = 200 ]
 expect_call $ACME +14155550100 "200 dst:national" "unblocked"
+
+code=$(api GET /v1/state/summary -H "If-None-Match: $SUMMARY_ETAG")
+check "the summary's tag from before the changes above: 200 with a new summary (got $code)" \
+  bash -c "[ '$code' = 200 ] && grep -q '\"tenants\"' '$WORK/resp'"
 
 say "staged applies: stage checks without touching Kamailio, commit applies"
 sig2=$(data_sig)

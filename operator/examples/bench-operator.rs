@@ -74,6 +74,10 @@ struct Args {
     resync_ttls: Vec<String>,
     /// After the resyncs, change every policy at once and time it.
     base_change: bool,
+    /// Seconds of idle measured after the one change: the operator's CPU
+    /// with agents that answer every summary in full, then with agents that
+    /// answer an unchanged one 304 (`If-None-Match`).
+    idle_secs: u64,
 }
 
 fn parse_args() -> R<Args> {
@@ -88,6 +92,7 @@ fn parse_args() -> R<Args> {
         pods: false,
         resync_ttls: vec!["0".into(), "2000".into()],
         base_change: false,
+        idle_secs: 0,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut it = v.iter();
@@ -122,11 +127,12 @@ fn parse_args() -> R<Args> {
                 }
             }
             "--base-change" => a.base_change = val == "yes",
+            "--idle-secs" => a.idle_secs = val.parse().map_err(|e| format!("--idle-secs: {e}"))?,
             _ => return Err(format!("unknown option {o}").into()),
         }
     }
     if a.operator.is_empty() || a.work.is_empty() {
-        return Err("usage: bench-operator --operator BIN --work DIR [--sizes 10,100,1000] [--reps N] [--policies N] [--policy-file FILE] [--targets N] [--fleet static|pods] [--resync-ttls 0,2000] [--base-change yes|no]".into());
+        return Err("usage: bench-operator --operator BIN --work DIR [--sizes 10,100,1000] [--reps N] [--policies N] [--policy-file FILE] [--targets N] [--fleet static|pods] [--resync-ttls 0,2000] [--base-change yes|no] [--idle-secs N]".into());
     }
     if a.sizes.iter().any(|&n| n == 0 || n > 60_000) || a.sizes.len() > 100 {
         return Err("--sizes: 1..60000 each, at most 100 sizes".into());
@@ -220,6 +226,19 @@ impl OperatorProc {
                 .parse()?)
         };
         Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// CPU seconds the process has used (user + system, `/proc/<pid>/stat`).
+    fn cpu_seconds(&self) -> R<f64> {
+        let pid = self.child.id().ok_or("the operator has exited")?;
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // fields after the command name (which may hold spaces), in ")"
+        let rest = s.rsplit_once(')').map(|(_, r)| r).ok_or("malformed stat")?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f.get(11).ok_or("no utime")?.parse::<u64>()?
+            + f.get(12).ok_or("no stime")?.parse::<u64>()?;
+        // USER_HZ is 100 on Linux
+        Ok(ticks as f64 / 100.0)
     }
 
     async fn stop(mut self) {
@@ -799,9 +818,10 @@ fn template(args: &Args) -> R<Option<CompiledPolicy>> {
     ))
 }
 
-/// How many of `api`'s policies are Applied on `want` targets at
-/// generation `generation` (listed in pages of 100).
-async fn count_at(api: &Api<TollPolicy>, want: &str, generation: i64) -> R<usize> {
+/// How many of `api`'s policies are Applied on `want` (`x/y`) targets, at
+/// `generation` when given (listed in pages of 100: a LIST of every
+/// real-size policy at once can outlast the API server's request timeout).
+async fn count_at(api: &Api<TollPolicy>, want: &str, generation: Option<i64>) -> R<usize> {
     let mut n = 0;
     let mut lp = ListParams::default().limit(100);
     loop {
@@ -813,7 +833,7 @@ async fn count_at(api: &Api<TollPolicy>, want: &str, generation: i64) -> R<usize
                 p.status.as_ref().is_some_and(|s| {
                     s.phase == Some(TollPolicyPhase::Applied)
                         && s.applied.as_deref() == Some(want)
-                        && s.observed_generation == Some(generation)
+                        && generation.is_none_or(|g| s.observed_generation == Some(g))
                 })
             })
             .count();
@@ -840,6 +860,58 @@ fn agent_calls(agents: &[FakeAgent]) -> (usize, usize, usize, usize) {
         c.3 += b.iter().map(|(n, _)| n).sum::<usize>();
     }
     c
+}
+
+/// The operator idle over Applied policies (each reconciled again every
+/// `--idle-requeue`, 60 s, observing every agent through its summary), for
+/// `--idle-secs`: its CPU per second and the summaries answered, first with
+/// agents that answer every summary in full (as agents without entity tags
+/// do: the baseline), then with agents that answer an unchanged one 304.
+async fn idle(args: &Args, op: &OperatorProc, agents: &[FakeAgent]) -> R {
+    let mut figures = Vec::new();
+    for ignore in [true, false] {
+        for a in agents {
+            a.set_ignore_etag(ignore);
+        }
+        let reads = |a: &FakeAgent| a.state_reads().1;
+        let r0: u64 = agents.iter().map(reads).sum();
+        let u0: u64 = agents.iter().map(FakeAgent::summaries_unchanged).sum();
+        let c0 = op.cpu_seconds()?;
+        tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+        let cpu = (op.cpu_seconds()? - c0) / args.idle_secs as f64;
+        let r: u64 = agents.iter().map(reads).sum::<u64>() - r0;
+        let u: u64 = agents
+            .iter()
+            .map(FakeAgent::summaries_unchanged)
+            .sum::<u64>()
+            - u0;
+        let (rss, _) = op.memory()?;
+        println!(
+            "idle ({} s, {}): operator CPU {:.3} s/s, {} summaries answered ({} of them 304), {:.1} per second; VmRSS {:.1} MiB",
+            args.idle_secs,
+            if ignore {
+                "agents answer every summary in full (baseline)"
+            } else {
+                "agents answer an unchanged summary 304"
+            },
+            cpu,
+            r,
+            u,
+            r as f64 / args.idle_secs as f64,
+            rss as f64 / 1024.0
+        );
+        figures.push(cpu);
+    }
+    if let [full, tagged] = figures[..] {
+        println!(
+            "idle: operator CPU with entity tags / without: {:.2}",
+            tagged / full.max(1e-9)
+        );
+    }
+    for a in agents {
+        a.set_ignore_etag(false);
+    }
+    Ok(())
 }
 
 /// With a fresh operator over the Applied policies (`op`, once it has
@@ -911,6 +983,9 @@ async fn changes(
         agents.len(),
         took.as_secs_f64()
     );
+    if args.idle_secs > 0 {
+        idle(args, op, agents).await?;
+    }
     if !args.base_change {
         return Ok(());
     }
@@ -936,7 +1011,7 @@ async fn changes(
         Duration::from_secs(1),
         || async {
             op.memory()?;
-            let a = count_at(&api, &want, 2).await? + count_at(&api, &want, 3).await?;
+            let a = count_at(&api, &want, Some(2)).await? + count_at(&api, &want, Some(3)).await?;
             Ok((a == n).then(|| t0.elapsed()))
         },
     )
@@ -1016,7 +1091,7 @@ async fn memory_in(
             if held < n {
                 return Ok(None);
             }
-            let applied = count_applied(&api, &want).await?;
+            let applied = count_at(&api, &want, None).await?;
             Ok((applied == n).then(|| t0.elapsed()))
         },
     )
@@ -1030,7 +1105,7 @@ async fn memory_in(
     let mut lists = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let listed = count_applied(&api, &want).await?;
+        let listed = count_at(&api, &want, None).await?;
         lists.push(ms(t.elapsed()));
         if listed != n {
             return Err(format!("listed {listed} Applied policies, expected {n}").into());
@@ -1062,29 +1137,6 @@ async fn memory_in(
         max(&lists)
     );
     Ok(())
-}
-
-/// How many policies of `api`'s namespace are Applied on `want` (`x/y`)
-/// targets, listed in pages of 100.
-async fn count_applied(api: &Api<TollPolicy>, want: &str) -> R<usize> {
-    let mut applied = 0;
-    let mut lp = ListParams::default().limit(100);
-    loop {
-        let l = api.list(&lp).await?;
-        applied += l
-            .items
-            .iter()
-            .filter(|p| {
-                p.status.as_ref().is_some_and(|s| {
-                    s.phase == Some(TollPolicyPhase::Applied) && s.applied.as_deref() == Some(want)
-                })
-            })
-            .count();
-        match l.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(c) => lp = lp.continue_token(&c),
-            None => return Ok(applied),
-        }
-    }
 }
 
 /// The operator restarted over `n` Applied policies: the time until it has

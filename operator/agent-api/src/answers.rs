@@ -184,6 +184,18 @@ pub struct StateSummary {
     pub tenants: BTreeMap<String, String>,
 }
 
+impl StateSummary {
+    /// The summary's entity tag (`ETag`, a strong validator): the first 32
+    /// hex digits of its content hash, quoted. A client that sends it back
+    /// in `If-None-Match` is answered 304, without a body, while nothing in
+    /// the summary changed.
+    pub fn etag(&self) -> String {
+        let h = tollgate_ir::chunks::content_hash(self);
+        let hex = h.strip_prefix("sha256:").unwrap_or(&h);
+        format!("\"{}\"", hex.get(..32).unwrap_or(hex))
+    }
+}
+
 /// One tenant of a [`StateAnswer`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

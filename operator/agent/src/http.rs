@@ -112,7 +112,26 @@ pub async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Resp {
             Ok(only) => reply(200, &agent.state(only.as_deref()).await),
             Err(e) => error(&e),
         },
-        (Method::GET, Route::StateSummary) => reply(200, &agent.summary().await),
+        (Method::GET, Route::StateSummary) => {
+            let summary = agent.summary().await;
+            let tag = summary.etag();
+            let known = req
+                .headers()
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok());
+            let mut r = if known == Some(tag.as_str()) {
+                // unchanged: no body to build, send or parse
+                let mut r = Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = StatusCode::NOT_MODIFIED;
+                r
+            } else {
+                reply(200, &summary)
+            };
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&tag) {
+                r.headers_mut().insert("etag", v);
+            }
+            r
+        }
         (Method::PUT, Route::Tenant(t)) => match revision_body(t, req).await {
             Ok(r) => answer(agent.apply(t, Some((r.revision, r.policy))).await),
             Err(e) => error(&e),

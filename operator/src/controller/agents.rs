@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use tollgate_agent_api::paths;
 use tollgate_agent_api::{
     ApplyAnswer, BatchAnswer, BatchChange, BatchRequest, BlockRequest, CommitRequest, ErrorBody,
-    ErrorKind, FleetCounting, Health, RevisionRequest, StageAnswer, StateAnswer, StateSummary,
+    ErrorKind, FleetCounting, Health, RevisionRequest, StageAnswer, StateAnswer,
 };
 use tollgate_ir::CompiledPolicy;
 
@@ -496,30 +496,32 @@ impl HttpAgents {
         self
     }
 
-    /// `GET /v1/state/summary`; `Ok(None)`: the agent has none (404/405).
+    /// `GET /v1/state/summary`, with `If-None-Match: etag` when a copy is
+    /// kept ([`summaries::Fetched`]).
     async fn fetch_summary(
         &self,
         target: &AgentTarget,
-    ) -> Result<Option<StateSummary>, AgentCallError> {
-        let (status, body) = self
-            .call(
+        etag: Option<String>,
+    ) -> Result<summaries::Fetched, AgentCallError> {
+        let (status, tag, body) = self
+            .request(
                 target,
                 Method::GET,
                 paths::STATE_SUMMARY,
                 None,
                 self.timeout,
+                etag.as_deref(),
             )
             .await?;
         match status {
-            StatusCode::OK => {
-                serde_json::from_slice(&body)
-                    .map(Some)
-                    .map_err(|e| AgentCallError::Unreadable {
-                        call: "GET /v1/state/summary",
-                        message: e.to_string(),
-                    })
-            }
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+            StatusCode::OK => serde_json::from_slice(&body)
+                .map(|s| summaries::Fetched::Summary(s, tag))
+                .map_err(|e| AgentCallError::Unreadable {
+                    call: "GET /v1/state/summary",
+                    message: e.to_string(),
+                }),
+            StatusCode::NOT_MODIFIED if etag.is_some() => Ok(summaries::Fetched::Unchanged),
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Ok(summaries::Fetched::None),
             s => Err(AgentCallError::Status {
                 call: "GET /v1/state/summary",
                 status: s.as_u16(),
@@ -554,12 +556,31 @@ impl HttpAgents {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), AgentCallError> {
+        self.request(target, method, path, body, timeout, None)
+            .await
+            .map(|(status, _, body)| (status, body))
+    }
+
+    /// A request; the answer's status, `ETag` and body. `if_none_match`:
+    /// the entity tag of the copy the caller keeps.
+    async fn request(
+        &self,
+        target: &AgentTarget,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+        if_none_match: Option<&str>,
+    ) -> Result<(StatusCode, Option<String>, Bytes), AgentCallError> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", target.url))
             .header("accept", "application/json");
         if let Some(t) = &target.token {
             req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(tag) = if_none_match {
+            req = req.header("if-none-match", tag);
         }
         if body.is_some() {
             req = req.header("content-type", "application/json");
@@ -574,12 +595,17 @@ impl HttpAgents {
                 .await
                 .map_err(|e| AgentCallError::Transport(format!("{e}: {}", source_chain(&e))))?;
             let status = resp.status();
+            let tag = resp
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
                 .collect()
                 .await
                 .map_err(|e| AgentCallError::Reading(e.to_string()))?
                 .to_bytes();
-            Ok((status, bytes))
+            Ok((status, tag, bytes))
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
@@ -644,7 +670,12 @@ impl AgentApi for HttpAgents {
                 return self.state(target, tenant).await;
             };
             match s
-                .lookup(&target.url, self.fetch_summary(target), tenant, known)
+                .lookup(
+                    &target.url,
+                    |tag| self.fetch_summary(target, tag),
+                    tenant,
+                    known,
+                )
                 .await?
             {
                 Lookup::State(st) => Ok(st),
@@ -779,6 +810,7 @@ impl AgentApi for HttpAgents {
             result
         })
     }
+
     fn batch<'a>(
         &'a self,
         target: &'a AgentTarget,

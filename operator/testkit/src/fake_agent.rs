@@ -138,6 +138,11 @@ struct Inner {
     /// `GET /v1/state` and `GET /v1/state/summary` answered.
     state_reads: u64,
     summary_reads: u64,
+    /// Summaries answered 304 (the client's `If-None-Match` was current).
+    summary_unchanged: u64,
+    /// Answer every summary 200, whatever `If-None-Match` says (an agent
+    /// that predates entity tags).
+    ignore_etag: bool,
     /// `POST /v1/batch` answered: (tenants in it, status).
     batch_log: Vec<(usize, u16)>,
     /// Accept every policy without rendering it (benchmarks of the
@@ -279,6 +284,18 @@ impl FakeAgent {
         lock(&self.inner).commit_delay = d;
     }
 
+    /// Answer every summary in full, ignoring `If-None-Match` (as an agent
+    /// that predates entity tags): the baseline of the operator's idle
+    /// cost in `bench-operator`.
+    pub fn set_ignore_etag(&self, on: bool) {
+        lock(&self.inner).ignore_etag = on;
+    }
+
+    /// Summaries answered 304, unchanged since the client's copy.
+    pub fn summaries_unchanged(&self) -> u64 {
+        lock(&self.inner).summary_unchanged
+    }
+
     /// Every `POST /v1/batch` answered: (tenants in it, status).
     pub fn batches(&self) -> Vec<(usize, u16)> {
         lock(&self.inner).batch_log.clone()
@@ -375,6 +392,11 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
     };
     match (method, route) {
         (Method::GET, Route::StateSummary) if !lock(st).legacy => {
+            let known = req
+                .headers()
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let mut g = lock(st);
             g.summary_reads += 1;
             let summary = tollgate_agent_api::StateSummary {
@@ -387,8 +409,20 @@ async fn handle(st: &Mutex<Inner>, token: &str, req: Request<Incoming>) -> Resp 
                     .map(|(t, (rev, _))| (t.clone(), rev.clone()))
                     .collect(),
             };
+            let tag = summary.etag();
+            let mut r = if known.as_deref() == Some(tag.as_str()) && !g.ignore_etag {
+                g.summary_unchanged += 1;
+                let mut r = Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = StatusCode::NOT_MODIFIED;
+                r
+            } else {
+                reply(StatusCode::OK, &summary)
+            };
             drop(g);
-            reply(StatusCode::OK, &summary)
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&tag) {
+                r.headers_mut().insert("etag", v);
+            }
+            r
         }
         (Method::GET, Route::State) => {
             lock(st).state_reads += 1;

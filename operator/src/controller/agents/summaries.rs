@@ -35,6 +35,17 @@ pub enum Lookup {
     Ask,
 }
 
+/// What a fetch of a summary gave.
+#[derive(Debug)]
+pub enum Fetched {
+    /// A summary, and its entity tag if the agent sent one.
+    Summary(StateSummary, Option<String>),
+    /// 304: unchanged since the copy kept (its tag was sent).
+    Unchanged,
+    /// The agent has no summary (404/405).
+    None,
+}
+
 #[derive(Debug, Default)]
 struct Slot {
     /// When it was fetched; `None`: never, or dropped.
@@ -46,6 +57,9 @@ struct Slot {
     /// (reconciles waiting on an agent that does not answer do not each
     /// wait out its timeout in turn).
     failed: Option<AgentCallError>,
+    /// The entity tag of the summary `data` was made from (sent back as
+    /// `If-None-Match`: an unchanged summary costs a 304 and no parsing).
+    etag: Option<String>,
 }
 
 #[derive(Debug)]
@@ -93,10 +107,10 @@ impl Summaries {
     }
 
     /// What the agent at `url` holds of `tenant`, from its kept summary or
-    /// one fetched now with `fetch` (one fetch at a time per agent; the
-    /// others wait for it). `Ok(None)` from `fetch`: the agent has no
-    /// summary. `known`: the revisions the caller can name.
-    pub async fn lookup<F>(
+    /// one fetched now with `fetch` (given the kept copy's entity tag; one
+    /// fetch at a time per agent, the others wait for it). `known`: the
+    /// revisions the caller can name.
+    pub async fn lookup<F, Fut>(
         &self,
         url: &str,
         fetch: F,
@@ -104,15 +118,23 @@ impl Summaries {
         known: &[RevisionRef],
     ) -> Result<Lookup, AgentCallError>
     where
-        F: Future<Output = Result<Option<StateSummary>, AgentCallError>>,
+        F: FnOnce(Option<String>) -> Fut,
+        Fut: Future<Output = Result<Fetched, AgentCallError>>,
     {
         let slot = self.slot(url);
         let mut g = slot.lock().await;
         if g.at.is_none_or(|at| at.elapsed() >= self.ttl) {
-            *g = match fetch.await {
-                Ok(summary) => Slot {
+            let kept = g.data.as_ref().and(g.etag.clone());
+            *g = match fetch(kept).await {
+                Ok(Fetched::Unchanged) if g.data.is_some() => Slot {
                     at: Some(Instant::now()),
-                    data: summary.map(|s| Data {
+                    data: g.data.take(),
+                    failed: None,
+                    etag: g.etag.take(),
+                },
+                Ok(Fetched::Summary(s, etag)) => Slot {
+                    at: Some(Instant::now()),
+                    data: Some(Data {
                         consistent: s.consistent,
                         last_error: s.last_error,
                         blocks: s.blocks,
@@ -123,11 +145,18 @@ impl Summaries {
                             .collect(),
                     }),
                     failed: None,
+                    etag,
+                },
+                // no summary; or "unchanged" with no copy kept, which a
+                // fetch without a tag cannot get
+                Ok(Fetched::None | Fetched::Unchanged) => Slot {
+                    at: Some(Instant::now()),
+                    ..Slot::default()
                 },
                 Err(e) => Slot {
                     at: Some(Instant::now()),
-                    data: None,
                     failed: Some(e),
+                    ..Slot::default()
                 },
             };
         }
@@ -234,9 +263,9 @@ mod tests {
     ) -> Lookup {
         s.lookup(
             "http://a",
-            async {
+            |_| async {
                 fetches.fetch_add(1, Ordering::SeqCst);
-                Ok(Some(sum.clone()))
+                Ok(Fetched::Summary(sum.clone(), None))
             },
             tenant,
             known,
@@ -307,7 +336,7 @@ mod tests {
         let got = old
             .lookup(
                 "http://b",
-                async { Ok(None) },
+                |_| async { Ok(Fetched::None) },
                 "acme",
                 std::slice::from_ref(&r),
             )
@@ -320,7 +349,7 @@ mod tests {
             let got = failing
                 .lookup(
                     "http://c",
-                    async {
+                    |_| async {
                         n.fetch_add(1, Ordering::SeqCst);
                         Err(AgentCallError::Timeout(3))
                     },
@@ -340,7 +369,7 @@ mod tests {
         let got = failing
             .lookup(
                 "http://c",
-                async { Ok(Some(summary(true, &[]))) },
+                |_| async { Ok(Fetched::Summary(summary(true, &[]), None)) },
                 "acme",
                 &[r],
             )
@@ -361,5 +390,85 @@ mod tests {
             let _ = look(&s, &sum, &n, "acme", &[]).await;
         }
         assert_eq!(n.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_kept_summary_is_revalidated_with_its_tag() {
+        let s = Summaries::new(Duration::ZERO);
+        let r = rev(1);
+        let sum = summary(true, &[("acme", &r)]);
+        let tag = sum.etag();
+        let sent = Mutex::new(Vec::new());
+        let fetch = |answer: Fetched| {
+            let sent = &sent;
+            move |kept: Option<String>| async move {
+                sent.lock().unwrap().push(kept);
+                Ok(answer)
+            }
+        };
+        let known = std::slice::from_ref(&r);
+        // first: no copy, no tag sent; the answer's tag is kept
+        let got = s
+            .lookup(
+                "http://a",
+                fetch(Fetched::Summary(sum.clone(), Some(tag.clone()))),
+                "acme",
+                known,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            got,
+            Lookup::State(TenantState {
+                applied: Some(_),
+                ..
+            })
+        ));
+        // then: the tag is sent, 304 keeps the copy (and what this
+        // operator wrote into it)
+        s.applied("http://a", "globex", Some(&r)).await;
+        let got = s
+            .lookup("http://a", fetch(Fetched::Unchanged), "globex", known)
+            .await
+            .unwrap();
+        assert!(matches!(
+            got,
+            Lookup::State(TenantState {
+                applied: Some(_),
+                ..
+            })
+        ));
+        assert_eq!(*sent.lock().unwrap(), [None, Some(tag.clone())]);
+        // a changed summary replaces it
+        let other = summary(true, &[]);
+        let got = s
+            .lookup(
+                "http://a",
+                fetch(Fetched::Summary(other.clone(), Some(other.etag()))),
+                "acme",
+                known,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            got,
+            Lookup::State(TenantState { applied: None, .. })
+        ));
+        // forgotten: no tag sent, and a 304 then (which a fetch without a
+        // tag cannot get) keeps nothing
+        s.forget("http://a").await;
+        let got = s
+            .lookup("http://a", fetch(Fetched::Unchanged), "acme", known)
+            .await
+            .unwrap();
+        assert_eq!(got, Lookup::Ask);
+        assert_eq!(sent.lock().unwrap().last(), Some(&None));
+        // the tag follows the content
+        assert_ne!(sum.etag(), other.etag());
+        assert_eq!(sum.etag(), sum.clone().etag());
+        assert!(
+            tag.starts_with('"') && tag.ends_with('"') && tag.len() == 34,
+            "{tag}"
+        );
     }
 }
