@@ -1,14 +1,16 @@
 //! The operator's convergence and memory benchmark (`scripts/bench-operator.sh`).
 //!
 //! ```console
-//! bench-operator --operator PATH/tollgate-operator --work DIR [--sizes 10,100,1000] [--reps 5] [--policies 1000]
+//! bench-operator --operator PATH/tollgate-operator --work DIR [--sizes 10,100,1000|none] [--reps 5]
+//!     [--policies 1000] [--policy-file FILE] [--targets 3] [--fleet static|pods]
+//!     [--resync-ttls 0,2000] [--idle-secs 0] [--base-change no|yes]
 //! ```
 //!
 //! Needs `KUBECONFIG` pointing at the testbed API server (current context
 //! `testbed`; `scripts/apiserver.sh start`). Runs the REAL operator binary
 //! (`--operator`, one process per phase, `--no-leader-election`, restricted
 //! to the benchmark's own namespace, logs in `DIR`) against fake agents
-//! (`controller::fake_agent`) served over real HTTP in this process.
+//! (`tollgate_testkit::fake_agent`) served over real HTTP in this process.
 //!
 //! 1. Baseline: the API server alone: median of a merge PATCH of a
 //!    TollPolicy's spec, of a server-side-apply patch of its status, and of a
@@ -23,10 +25,19 @@
 //!    new generation AND every fake agent holds the revision is measured.
 //!    For `staged`, "excluding bake" subtracts every gap of more than 0.5 s
 //!    between consecutive applies (the bakes; a step itself takes less).
-//! 3. Memory: a fresh operator process, 3 static fake agents, `--policies`
-//!    small TollPolicies (`bakeSeconds: 0`); once all are Applied, the
-//!    process's VmRSS and VmHWM from `/proc/<pid>/status`. Also the time to
-//!    list them (API server alone).
+//! 3. Many policies: `--targets` fake agents (a static fleet, or with
+//!    `--fleet pods` a pod-selector fleet as in 2.) that accept without
+//!    rendering, `--policies` TollPolicies (`sample_policy`, or copies of
+//!    `--policy-file`; `bakeSeconds: 0`); once all are Applied, the
+//!    operator's VmRSS and VmHWM from `/proc/<pid>/status`, and the time to
+//!    list them (API server alone). Then, per `--resync-ttls`, a fresh
+//!    operator timed until it has reconciled every policy (its memory then,
+//!    and that no agent was sent anything). Then, with a fresh operator:
+//!    one policy changed and timed until Applied everywhere; `--idle-secs`
+//!    of idle twice (the operator's CPU with agents that answer every
+//!    summary in full, then 304 for an unchanged one); with
+//!    `--base-change yes`, every policy changed at once, timed, with the
+//!    agents' stages, commits and batches counted.
 //!
 //! Every object lives in namespaces `bench-*` created here; policies are
 //! deleted (with the operator running, so finalizers go) at the end.
