@@ -145,8 +145,9 @@ impl Lanes {
         taken
     }
 
-    /// Works queued in every lane (for tests and metrics).
-    pub fn queued(&self) -> usize {
+    /// Works queued in every lane.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
         self.queues
             .lock()
             .map(|q| q.values().map(VecDeque::len).sum())
