@@ -311,16 +311,7 @@ cmd_call() {
   [[ $num =~ ^\+?[0-9]{1,20}$ ]] || die "NUMBER must be digits with an optional +"
   local sip; sip=$(awk -F'\t' -v n="$name-$i" '$1 == n {print $2}' "$fdir/fleet.tsv" 2>/dev/null)
   [ -n "$sip" ] || die "fleet $name has no SBC $i"
-  mkdir -p "$fdir/calls"
-  local f; f=$(mktemp "$fdir/calls/call-XXXXXX")
-  printf 'SEQUENTIAL\n%s;RTP/AVP\n' "$num" > "$f.csv"
-  timeout 30 sipp "$sip" -sf "$ROOT/sbc/sipp/uac.xml" -inf "$f.csv" -i "$src" -p 0 -t u1 -m 1 -d 0 \
-    -nostdin -timeout 15s -trace_logs -log_file "$f.log" > /dev/null 2>&1 || true
-  local got; got=$(awk '/^RESULT/ {print $3, $4; exit}' "$f.log" 2>/dev/null || true)
-  rm -f "$f" "$f.csv"
-  [ -n "$got" ] || { echo "no answer (log: $f.log)" >&2; return 1; }
-  rm -f "$f.log"
-  echo "$got"
+  sip_call "$sip" "$src" "$num" "$fdir/calls"
 }
 
 [ $# -ge 1 ] || usage

@@ -94,3 +94,25 @@ FAIL=0
 ok() { PASS=$((PASS + 1)); printf '  ok   %s\n' "$*"; }
 bad() { FAIL=$((FAIL + 1)); printf '  FAIL %s\n' "$*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+
+# podman with the project's settings (scripts/containers.conf; runc, no
+# default rlimits), as scripts/images.sh and the image tests run it
+podman_cmd() { CONTAINERS_CONF=$ROOT/scripts/containers.conf podman "$@"; }
+
+# sip_call HOST:PORT SRC NUMBER LOGDIR: one SIPp call (sbc/sipp/uac.xml) from
+# address SRC to the SBC at HOST:PORT; prints the SBC's answer "CODE RULE"
+# (X-Tollgate-Rule); "no answer" and status 1 when there was none (the
+# SIPp log is kept in LOGDIR then)
+sip_call() {
+  local sip=$1 src=$2 num=$3 dir=$4
+  mkdir -p "$dir"
+  local f; f=$(mktemp "$dir/call-XXXXXX")
+  printf 'SEQUENTIAL\n%s;RTP/AVP\n' "$num" > "$f.csv"
+  timeout 30 sipp "$sip" -sf "$ROOT/sbc/sipp/uac.xml" -inf "$f.csv" -i "$src" -p 0 -t u1 -m 1 -d 0 \
+    -nostdin -timeout 15s -trace_logs -log_file "$f.log" > /dev/null 2>&1 || true
+  local got; got=$(awk '/^RESULT/ {print $3, $4; exit}' "$f.log" 2>/dev/null || true)
+  rm -f "$f" "$f.csv"
+  [ -n "$got" ] || { echo "no answer (log: $f.log)" >&2; return 1; }
+  rm -f "$f.log"
+  echo "$got"
+}

@@ -291,9 +291,7 @@ pub fn clean_leftovers(dir: &Path) {
             let mark = format!("TG_DB_URL=text://{}", data.display());
             let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
             if env.split(|b| *b == 0).any(|v| v == mark.as_bytes()) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status();
+                terminate(pid);
             }
             let _ = std::fs::remove_file(&path);
         } else if path.is_dir() {
@@ -515,12 +513,19 @@ async fn verify(
     })
 }
 
+/// SIGTERM to `pid`, by the system call: the SBC image has no `kill`
+/// command (nor a shell), so a spawned one would fail and leave the trial
+/// Kamailio running.
+fn terminate(pid: u32) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+}
+
 /// SIGTERM, then SIGKILL after 5 s.
 pub async fn stop(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
+        terminate(pid);
         if tokio::time::timeout(Duration::from_secs(5), child.wait())
             .await
             .is_ok()
