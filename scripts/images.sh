@@ -171,7 +171,7 @@ image() {
     *) die "no image named $name (operator, sbc, cli, fleet-store)" ;;
   esac
   if [ ${#pkgs[@]} -gt 0 ]; then crates "${pkgs[@]}" > "$work/crates"; else : > "$work/crates"; fi
-  "$(python_env)" "$ROOT/scripts/image-rootfs.py" --staging "$stage/root" --manifest "$stage/manifest" \
+  python3 "$ROOT/scripts/image-rootfs.py" --staging "$stage/root" --manifest "$stage/manifest" \
     --name "$name" --version "$TAG" --epoch "$EPOCH" --out "$work/rootfs.tar" \
     --sbom "$work/sbom.spdx.json" --crates "$work/crates" "${args[@]}" >&2
   local rev; rev=$(git rev-parse HEAD 2>/dev/null || echo unknown)
