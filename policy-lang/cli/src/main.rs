@@ -95,7 +95,8 @@ enum Command {
     ///
     /// OLD and NEW are tenant policy files (`*.tgp`, compiled with their
     /// imports), compiled `TollPolicy` YAML files (`*.yaml`, as written by
-    /// `compile`), or two folders of either (tenants paired by name). Every
+    /// `compile`), or two folders of either (tenants paired by name; scenario
+    /// files `*.test.yaml` and hidden folders are skipped). Every
     /// change is marked `loosens` (lets through calls rejected before, or
     /// weakens limits, responses or crypto), `tightens` or `neutral`.
     ///
