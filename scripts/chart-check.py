@@ -258,6 +258,8 @@ def chart_checks():
                            "agent": {"timeoutSecs": 10, "tokenSecret": {"name": "agent-token", "key": "token"}},
                            "webhook": {"enabled": True, "port": 9443,
                                        "tokenSecret": {"name": "", "key": "token", "create": True}}},
+        "grafanaDashboard": {"grafanaDashboard": {"enabled": True, "namespace": "monitoring",
+                                                  "label": "grafana_dashboard", "labelValue": "1"}},
         "noWebhook": {"webhook": {"enabled": False, "port": 9443,
                                   "tokenSecret": {"name": "", "key": "token", "create": False}}},
     }
@@ -337,6 +339,16 @@ def chart_checks():
         pr = find(p, "PrometheusRule")
         check(len(pr) == 1 and pr[0]["spec"]["groups"][0]["rules"][0]["alert"] == "TollgateOperatorDown",
               "prometheusRule: the given groups rendered")
+    g = rendered.get("grafanaDashboard", [])
+    if g:
+        cm = find(g, "ConfigMap")
+        want = json.load(open(os.path.join(CHART, "dashboards", "tollgate.json")))
+        check(len(cm) == 1 and cm[0]["metadata"]["namespace"] == "monitoring"
+              and cm[0]["metadata"]["labels"].get("grafana_dashboard") == "1"
+              and json.loads(cm[0]["data"]["tollgate.json"]) == want,
+              "grafanaDashboard: a ConfigMap in monitoring, labelled for the sidecar, holding dashboards/tollgate.json")
+    if d:
+        check(not find(d, "ConfigMap"), "defaults: no dashboard ConfigMap")
     s1 = rendered.get("single+secrets", [])
     if s1:
         args = find(s1, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]

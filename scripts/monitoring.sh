@@ -7,7 +7,7 @@
 # bearer token.
 #
 #   scripts/monitoring.sh start DIR [--target HOST:PORT]... [--scrape-token-file F]
-#       [--rules FILE]... [--webhook URL] [--webhook-token-file F]
+#       [--operator-target HOST:PORT]... [--rules FILE]... [--webhook URL] [--webhook-token-file F]
 #       [--prometheus ADDR] [--alertmanager ADDR] [--repeat-interval DURATION]
 #   scripts/monitoring.sh stop DIR
 #
@@ -16,12 +16,13 @@
 # (prometheus.yml, alertmanager.yml), the data dirs, *.log and *.pid; DIR/env
 # records the addresses (PROM_URL, AM_URL). `start` returns when both
 # answer /-/ready (30 s at most each) and fails with the log's tail if not.
-# Targets are scraped at /metrics with `authorization: credentials_file`
-# when --scrape-token-file is given.
+# Targets (job tollgate-agent) are scraped at /metrics with `authorization:
+# credentials_file` when --scrape-token-file is given; operator targets (job
+# tollgate-operator) at /metrics without a token.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,21p' "$0" >&2; exit 2; }
+usage() { sed -n '2,22p' "$0" >&2; exit 2; }
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 stop_one() { # PIDFILE
@@ -50,11 +51,12 @@ wait_ready() { # NAME URL LOG PIDFILE
 cmd_start() {
   [ $# -ge 1 ] || usage
   local dir=$1; shift
-  local targets=() rules=() scrape_tok="" hook="" hook_tok="" prom=127.0.0.1:19090 am=127.0.0.1:19093
+  local targets=() op_targets=() rules=() scrape_tok="" hook="" hook_tok="" prom=127.0.0.1:19090 am=127.0.0.1:19093
   local repeat=4h
   while [ $# -gt 0 ]; do
     case $1 in
       --target) targets+=("$2"); shift 2 ;;
+      --operator-target) op_targets+=("$2"); shift 2 ;;
       --rules) rules+=("$(realpath "$2")"); shift 2 ;;
       --scrape-token-file) scrape_tok=$(realpath "$2"); shift 2 ;;
       --webhook) hook=$2; shift 2 ;;
@@ -94,6 +96,12 @@ cmd_start() {
     fi
     echo "    static_configs:"
     echo "      - targets: [$(printf "'%s'," "${targets[@]}" | sed 's/,$//')]"
+    if [ ${#op_targets[@]} -gt 0 ]; then
+      echo "  - job_name: tollgate-operator"
+      echo "    metrics_path: /metrics"
+      echo "    static_configs:"
+      echo "      - targets: [$(printf "'%s'," "${op_targets[@]}" | sed 's/,$//')]"
+    fi
   } > "$dir/prometheus.yml"
   [ ${#targets[@]} -gt 0 ] || sed -i 's/targets: \[\x27\x27\]/targets: []/' "$dir/prometheus.yml"
 

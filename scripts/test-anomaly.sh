@@ -98,8 +98,12 @@ for f in sorted(os.listdir(src)):
     p = yaml.safe_load(open(os.path.join(src, f)))
     if p["tenant"] != "acme":
         continue
+    # the tenant-wide levels are far above what the test drives: there for
+    # the dashboard's limit panels
     p["limits"] = [{"metric": "concurrent", "class": "international", "warning": 2, "critical": 3,
-                    "rule": "limit:concurrent:international"}]
+                    "rule": "limit:concurrent:international"},
+                   {"metric": "concurrent", "warning": 50, "critical": 100, "rule": "limit:concurrent"},
+                   {"metric": "rate", "warning": 500, "critical": 1000, "rule": "limit:rate"}]
     p["responses"] = [{
         "trigger": {"kind": "breach", "metric": "concurrent", "class": "international", "level": "critical"},
         "action": {"kind": "blockClasses", "classes": ["international"]},
@@ -194,8 +198,9 @@ groups:
           summary: revision {{ \$labels.revision }} denies national calls on {{ \$labels.instance }}
 EOF
 check "promtool accepts both rule files" promtool check rules "$WORK/rules.yml" "$WORK/revision-rules.yml"
+MON_T0=$(date +%s)
 scripts/monitoring.sh start "$MON" --target "$H1" --target "$H2" --scrape-token-file "$FTOKEN" \
-  --rules "$WORK/rules.yml" --rules "$WORK/revision-rules.yml" --webhook "$RX" \
+  --operator-target "$OP_IP:18080" --rules "$WORK/rules.yml" --rules "$WORK/revision-rules.yml" --webhook "$RX" \
   --webhook-token-file "$WORK/alerts.token" --prometheus "$NET.241:9090" --alertmanager "$NET.241:9093" \
   --repeat-interval 2s
 PROM=http://$NET.241:9090
@@ -400,6 +405,17 @@ check "the restarted operator committed revision 2 and the rollback (commits ok:
 check "the operator's /metrics has the receiver's counters ($(grep -E '^tollgate_alert_actions_total' "$WORK/op-metrics" | tr '\n' ' '))" \
   bash -c "grep -qE '^tollgate_alert_actions_total\{kind=\"respond\"\} [1-9]' '$WORK/op-metrics' && grep -qE '^tollgate_alert_actions_total\{kind=\"rollback\"\} [1-9]' '$WORK/op-metrics'"
 check "the operator logged no token" bash -c "! grep -q -- '$TOKEN' '$WORK/operator.log' '$WORK/operator-2.log'"
+
+say "the Grafana dashboard (charts/tollgate/dashboards/tollgate.json): every panel's queries against this Prometheus"
+check "examples/monitoring/tollgate-dashboard.json is the chart's dashboard, byte for byte" \
+  cmp -s charts/tollgate/dashboards/tollgate.json examples/monitoring/tollgate-dashboard.json
+if python3 scripts/dashboard-check.py charts/tollgate/dashboards/tollgate.json "http://$NET.241:9090" \
+    --since "$MON_T0" --tenant acme > "$WORK/dashboard.txt"; then
+  ok "every panel's query returns series after the calls, the block and the rollback: $(tail -1 "$WORK/dashboard.txt")"
+else
+  bad "dashboard queries without series:"
+fi
+grep -v '^  ok' "$WORK/dashboard.txt" || true
 
 echo
 echo "$PASS passed, $FAIL failed"

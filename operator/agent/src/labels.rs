@@ -23,6 +23,23 @@ pub(crate) struct MetricLabels {
     pub(crate) revisions: Vec<(String, String)>,
     /// tenant → the classes its numbers can have.
     pub(crate) class_names: BTreeMap<String, BTreeSet<String>>,
+    /// The levels of every applied limit (`tollgate_limit_level`).
+    pub(crate) limit_levels: Vec<LimitLevel>,
+}
+
+/// One level of one limit of an applied tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LimitLevel {
+    pub(crate) tenant: String,
+    /// `concurrent`, `rate` or `duration`.
+    pub(crate) limit: &'static str,
+    /// The class it counts, "" for the whole tenant.
+    pub(crate) class: String,
+    /// The limit's rule id (`tollgate_rate_limit_calls_total` counts by it).
+    pub(crate) rule: String,
+    /// `warning` or `critical`.
+    pub(crate) level: &'static str,
+    pub(crate) value: u64,
 }
 
 /// One tenant's part of [`MetricLabels`], computed when it is applied.
@@ -34,6 +51,8 @@ pub(crate) struct TenantLabels {
     seeds: Vec<(String, String, String)>,
     revision: String,
     classes: BTreeSet<String>,
+    /// The levels of its limits (`tenant` left empty).
+    levels: Vec<LimitLevel>,
 }
 
 impl TenantLabels {
@@ -63,7 +82,28 @@ impl TenantLabels {
         rules.extend(p.windows.iter().map(|w| w.rule.clone()));
         let classes = policy_classes(p);
         rules.extend(classes.iter().map(|c| format!("block:class:{c}")));
+        let mut levels = Vec::new();
+        for l in &p.limits {
+            let metric = match l.metric {
+                LimitMetric::Concurrent => "concurrent",
+                LimitMetric::Rate => "rate",
+                LimitMetric::Duration => "duration",
+            };
+            for (level, v) in [("warning", l.warning), ("critical", l.critical)] {
+                if let Some(value) = v {
+                    levels.push(LimitLevel {
+                        tenant: String::new(),
+                        limit: metric,
+                        class: l.class.clone().unwrap_or_default(),
+                        rule: l.rule.clone(),
+                        level,
+                        value,
+                    });
+                }
+            }
+        }
         TenantLabels {
+            levels,
             rules,
             class_limits,
             windows: p.windows.clone(),
@@ -107,6 +147,11 @@ impl MetricLabels {
                 .extend(l.windows.iter().map(|w| (t.clone(), w.clone())));
             out.seeds.extend(l.seeds.iter().cloned());
             out.class_names.insert(t.clone(), l.classes.clone());
+            out.limit_levels
+                .extend(l.levels.iter().map(|lv| LimitLevel {
+                    tenant: t.clone(),
+                    ..lv.clone()
+                }));
             for r in &l.rules {
                 if !rules.contains(r) {
                     rules.insert(r.clone());

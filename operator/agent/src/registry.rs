@@ -36,6 +36,10 @@ pub(crate) struct Scrape {
     pub(crate) concurrent_by_class: Vec<(String, String, u64)>,
     /// (tenant, window, open) at the scrape's time.
     pub(crate) windows: Vec<(String, String, bool)>,
+    /// The levels of the applied limits.
+    pub(crate) limit_levels: Vec<crate::labels::LimitLevel>,
+    /// (tenant, class or "" for the whole tenant) of each block in force.
+    pub(crate) blocks: Vec<(String, String)>,
     /// Fleet-wide counting's state (`None`: not configured, or unreadable).
     pub(crate) fleet: Option<FleetFigures>,
 }
@@ -186,6 +190,33 @@ impl Collector for SbcCollector {
                 )
             }),
         )?;
+        family(
+            e,
+            "tollgate_limit_level",
+            "The levels of the applied tenants' limits: concurrent calls, new calls per minute (rate) or seconds of one call (duration), per tenant, limit, class (empty for the whole tenant), rule and level.",
+            gauge,
+            s.limit_levels.iter().map(|l| {
+                (
+                    [
+                        ("tenant", l.tenant.as_str()),
+                        ("limit", l.limit),
+                        ("class", l.class.as_str()),
+                        ("rule", l.rule.as_str()),
+                        ("level", l.level),
+                    ],
+                    ConstGauge::new(i64::try_from(l.value).unwrap_or(i64::MAX)),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "tollgate_block_active",
+            "1 per emergency block in force on the SBC (tg_block), per tenant and class (empty: the whole tenant).",
+            gauge,
+            s.blocks
+                .iter()
+                .map(|(t, c)| ([("tenant", t), ("class", c)], ConstGauge::new(1))),
+        )?;
         // fleet-wide counting: only on an SBC configured for it
         let Some(f) = &s.fleet else { return Ok(()) };
         let degraded = ConstGauge::new(i64::from(f.counting.mode == FleetMode::Degraded));
@@ -225,6 +256,7 @@ impl Collector for SbcCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labels::LimitLevel;
     use crate::metrics::Metrics;
 
     /// The whole text of a scrape: names, HELP and TYPE lines, labels in
@@ -251,6 +283,28 @@ mod tests {
             concurrent: vec![("acme".into(), 2)],
             concurrent_by_class: vec![("acme".into(), "international".into(), 1)],
             windows: vec![("acme".into(), "office".into(), false)],
+            limit_levels: vec![
+                LimitLevel {
+                    tenant: "acme".into(),
+                    limit: "concurrent",
+                    class: String::new(),
+                    rule: "limit:concurrent".into(),
+                    level: "critical",
+                    value: 60,
+                },
+                LimitLevel {
+                    tenant: "acme".into(),
+                    limit: "concurrent",
+                    class: "international".into(),
+                    rule: "limit:concurrent:international".into(),
+                    level: "warning",
+                    value: 5,
+                },
+            ],
+            blocks: vec![
+                ("acme".into(), "international".into()),
+                ("globex".into(), String::new()),
+            ],
             fleet: Some(FleetFigures {
                 counting: tollgate_agent_api::FleetCounting {
                     changed_unix: 1,
@@ -296,6 +350,14 @@ tollgate_rate_limit_calls_total{tenant="acme",rule="limit:rate:cpm"} 1
 # HELP tollgate_window_open 1 while the tenant's time window is open (the evaluator's semantics, at scrape time).
 # TYPE tollgate_window_open gauge
 tollgate_window_open{tenant="acme",window="office"} 0
+# HELP tollgate_limit_level The levels of the applied tenants' limits: concurrent calls, new calls per minute (rate) or seconds of one call (duration), per tenant, limit, class (empty for the whole tenant), rule and level.
+# TYPE tollgate_limit_level gauge
+tollgate_limit_level{tenant="acme",limit="concurrent",class="",rule="limit:concurrent",level="critical"} 60
+tollgate_limit_level{tenant="acme",limit="concurrent",class="international",rule="limit:concurrent:international",level="warning"} 5
+# HELP tollgate_block_active 1 per emergency block in force on the SBC (tg_block), per tenant and class (empty: the whole tenant).
+# TYPE tollgate_block_active gauge
+tollgate_block_active{tenant="acme",class="international"} 1
+tollgate_block_active{tenant="globex",class=""} 1
 # HELP tollgate_fleet_degraded 1 while the SBC cannot reach its fleet's store and decides its tenants' limits alone, with its share of each level.
 # TYPE tollgate_fleet_degraded gauge
 tollgate_fleet_degraded 1

@@ -9,21 +9,34 @@ use tollgate_plumbing::metrics;
 use crate::agent::Agent;
 use crate::labels::MetricLabels;
 use crate::metrics::{StatCounters, StatLabels, stat_counters};
+use crate::prepare::block_in_force;
 use crate::registry::Scrape;
 
 impl Agent {
     /// Reads the SBC's figures from Kamailio: `tg_stat`, the dialog
     /// profiles' sizes, the windows' state now and fleet-wide counting's
-    /// (`tg_fleet`). A figure Kamailio does
+    /// (`tg_fleet`); with the levels of the applied limits and the blocks
+    /// in force, from the agent's own state. A figure Kamailio does
     /// not answer is left out (and `up` is 0 when `tg_stat` is unreadable).
     pub(crate) async fn scrape(&self) -> Scrape {
-        let labels_of = {
+        let now_s = jiff::Timestamp::now().as_second();
+        let (labels_of, blocks) = {
             let mut inner = self.inner.lock().await;
             if inner.labels_stale {
                 inner.labels = Arc::new(MetricLabels::of(&inner.tenant_labels));
                 inner.labels_stale = false;
             }
-            Arc::clone(&inner.labels)
+            let blocks: Vec<(String, String)> = inner
+                .state
+                .blocks
+                .iter()
+                .filter(|(_, e)| block_in_force(**e, now_s))
+                .map(|(k, _)| match k.split_once("::") {
+                    Some((t, c)) => (t.to_string(), c.to_string()),
+                    None => (k.clone(), String::new()),
+                })
+                .collect();
+            (Arc::clone(&inner.labels), blocks)
         };
         let MetricLabels {
             tenants,
@@ -33,6 +46,7 @@ impl Agent {
             seeds,
             revisions,
             class_names,
+            limit_levels,
         } = &*labels_of;
         let labels = StatLabels {
             tenants,
@@ -72,6 +86,8 @@ impl Agent {
             concurrent,
             concurrent_by_class,
             windows,
+            limit_levels: limit_levels.clone(),
+            blocks,
             fleet,
         }
     }
