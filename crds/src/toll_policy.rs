@@ -14,6 +14,10 @@ use tollgate_ir::{CompiledPolicy, ResponseAction};
 
 /// Most entries in `status.failures` (a top-N, never one per call).
 pub const MAX_FAILURES: usize = 10;
+
+/// Most targets `status.targets` lists (a fleet beyond it lists those not at
+/// the current revision first; `status.targetsNotListed` counts the rest).
+pub const MAX_TARGETS_LISTED: usize = 100;
 /// Most entries in `status.activeResponses`: as many as a policy may declare
 /// responses (`spec.policy.responses`, a test keeps the two equal). Entries
 /// of rules from older revisions can linger; when the list is full a new
@@ -275,6 +279,47 @@ pub struct TollPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::opaque_object")]
     pub rollout: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Each target of the fleet (terminating pods left out) as the last
+    /// reconcile saw it, sorted by name: the revision it holds and where the
+    /// rollout is with it. At most [`MAX_TARGETS_LISTED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_TARGETS_LISTED))]
+    pub targets: Vec<TargetState>,
+    /// Targets left out of `targets` (a fleet of more than it lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub targets_not_listed: Option<i32>,
+}
+
+/// One target of the fleet in `status.targets`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetState {
+    /// The target: pod name for selector fleets, `host:port` for static endpoints.
+    #[schemars(length(min = 1, max = 263))]
+    pub target: String,
+    /// The revision its agent reports applied and consistent by read-back;
+    /// absent: none (not applied, or not what Kamailio holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// Where the rollout is with it.
+    pub state: TargetPhase,
+}
+
+/// Where a rollout is with one target.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TargetPhase {
+    /// Holds the current revision.
+    Current,
+    /// Holds another revision, or none, and nothing was sent to it: the
+    /// rollout has not reached it (canary, bake, batch, pause).
+    Waiting,
+    /// A revision (or the tenant's removal) was sent; no outcome yet.
+    Pending,
+    /// Its last attempt failed (`status.failures` says why); retried.
+    Failing,
+    /// Not ready: the rollout skips it.
+    NotReady,
 }
 
 /// A target that failed to apply a revision.

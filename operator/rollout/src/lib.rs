@@ -109,7 +109,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use tollgate_crds::conditions::{STATUS_FALSE, STATUS_TRUE, reason, toll_policy as cond};
-use tollgate_crds::toll_policy::{MAX_FAILURES, RolloutStrategy, StepSize, TollPolicyPhase};
+use tollgate_crds::toll_policy::{
+    MAX_FAILURES, MAX_TARGETS_LISTED, RolloutStrategy, StepSize, TargetPhase, TargetState,
+    TollPolicyPhase,
+};
 
 pub use status::write_status;
 
@@ -378,6 +381,11 @@ pub struct StatusSummary {
     pub failures: Vec<Failure>,
     /// Why the last rollback happened.
     pub last_rollback_reason: Option<String>,
+    /// Each non-terminating target, sorted by id, at most
+    /// [`MAX_TARGETS_LISTED`] (those not at the current revision first).
+    pub targets: Vec<TargetState>,
+    /// Targets left out of `targets`.
+    pub targets_not_listed: u32,
 }
 
 /// The outcome of [`plan`].
@@ -660,6 +668,23 @@ impl Machine<'_> {
 
     fn is_current(&self, t: &Target) -> bool {
         t.applied.is_some() && t.applied == self.s.current
+    }
+
+    /// Where the rollout is with `t` (after this plan's actions).
+    fn target_phase(&self, t: &Target) -> TargetPhase {
+        if !t.ready {
+            TargetPhase::NotReady
+        } else if self.is_current(t) {
+            TargetPhase::Current
+        } else if let Some(a) = self.s.attempts.get(&t.id) {
+            if a.failure.is_some() {
+                TargetPhase::Failing
+            } else {
+                TargetPhase::Pending
+            }
+        } else {
+            TargetPhase::Waiting
+        }
     }
 
     /// Eligible targets assigned to the current revision.
@@ -1044,7 +1069,25 @@ impl Machine<'_> {
             .filter(|t| !t.terminating && seen.insert(t.id.as_str()))
             .collect();
         let eligible: Vec<&Target> = live.iter().copied().filter(|t| t.ready).collect();
+        let mut rows: Vec<TargetState> = live
+            .iter()
+            .map(|t| TargetState {
+                target: t.id.clone(),
+                revision: t.applied.as_ref().map(|r| r.number),
+                state: self.target_phase(t),
+            })
+            .collect();
+        // beyond the cap, those not at the current revision are kept first
+        rows.sort_by(|a, b| {
+            (a.state == TargetPhase::Current, &a.target)
+                .cmp(&(b.state == TargetPhase::Current, &b.target))
+        });
+        let not_listed = rows.len().saturating_sub(MAX_TARGETS_LISTED);
+        rows.truncate(MAX_TARGETS_LISTED);
+        rows.sort_by(|a, b| a.target.cmp(&b.target));
         StatusSummary {
+            targets: rows,
+            targets_not_listed: u32::try_from(not_listed).unwrap_or(u32::MAX),
             phase: self.phase(&eligible),
             current_revision: self.current_number(),
             last_good_revision: self.s.last_good.as_ref().map(|r| r.number),

@@ -40,6 +40,9 @@ pub fn write_status(
         })
         .collect();
     status.last_rollback_reason = s.last_rollback_reason.clone();
+    status.targets = s.targets.clone();
+    status.targets_not_listed =
+        (s.targets_not_listed > 0).then(|| i32::try_from(s.targets_not_listed).unwrap_or(i32::MAX));
     for a in &decision.actions {
         if let Action::SetCondition {
             type_,

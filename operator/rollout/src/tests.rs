@@ -1210,3 +1210,67 @@ fn generator_covers_the_situations() {
         );
     }
 }
+
+/// `status.targets`: (target, revision held, phase) of every target.
+fn target_rows(d: &Decision) -> Vec<(String, Option<i64>, TargetPhase)> {
+    d.status
+        .targets
+        .iter()
+        .map(|t| (t.target.clone(), t.revision, t.state))
+        .collect()
+}
+
+#[test]
+fn each_target_is_listed_with_its_revision_and_phase() {
+    use TargetPhase::{Current, Failing, NotReady, Pending, Waiting};
+    let mut sim = upgrade(4, strategy(Some(StepSize::count(1)), None, 300));
+    sim.targets[3].ready = false;
+    let d = sim.tick(0);
+    assert_eq!(
+        target_rows(&d),
+        vec![
+            ("sbc-0".to_owned(), Some(1), Pending),
+            ("sbc-1".to_owned(), Some(1), Waiting),
+            ("sbc-2".to_owned(), Some(1), Waiting),
+            ("sbc-3".to_owned(), Some(1), NotReady),
+        ]
+    );
+    let d = sim.deliver(0, Outcome::Ok);
+    assert_eq!(target_rows(&d)[0], ("sbc-0".to_owned(), Some(2), Current));
+    // bake over: the rest; one of them refuses
+    sim.tick(300);
+    let d = sim.deliver(1, Outcome::Rejected);
+    assert_eq!(target_rows(&d)[1], ("sbc-1".to_owned(), Some(1), Failing));
+    assert_eq!(target_rows(&d)[2], ("sbc-2".to_owned(), Some(1), Pending));
+    assert_eq!(d.status.targets_not_listed, 0);
+}
+
+#[test]
+fn a_large_fleet_lists_the_targets_not_at_the_current_revision_first() {
+    let n = MAX_TARGETS_LISTED + 20;
+    let mut sim = upgrade(n, strategy(Some(StepSize::count(5)), None, 300));
+    let d = sim.tick(0);
+    sim.deliver_all_ok();
+    let d2 = sim.tick(1);
+    assert_eq!(d.status.targets.len(), MAX_TARGETS_LISTED);
+    assert_eq!(d2.status.targets_not_listed, 20);
+    assert_eq!(sim.holding(2), 5);
+    // the 5 canaries hold revision 2 (Current): among those left out
+    assert!(
+        d2.status
+            .targets
+            .iter()
+            .all(|t| t.state == TargetPhase::Waiting),
+        "{:?}",
+        target_rows(&d2)
+    );
+    let mut names: Vec<&str> = d2.status.targets.iter().map(|t| t.target.as_str()).collect();
+    let sorted = {
+        let mut s = names.clone();
+        s.sort_unstable();
+        s
+    };
+    assert_eq!(names, sorted, "sorted by name");
+    names.dedup();
+    assert_eq!(names.len(), MAX_TARGETS_LISTED);
+}
