@@ -12,6 +12,7 @@ pub mod diag;
 pub mod dialling;
 pub mod diff;
 pub mod eval;
+pub mod explain;
 pub mod fmt;
 pub mod load;
 pub mod numbering;

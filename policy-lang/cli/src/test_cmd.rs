@@ -322,7 +322,7 @@ fn file_text(r: &FileRun, policy: Option<&CompiledPolicy>, ws: &Workspace) -> St
             let _ = writeln!(s, "          actual rule: the same");
         }
         let _ = writeln!(s, "          trace:");
-        s.push_str(&explain::trace_text(policy, d, "          "));
+        s.push_str(&tollgate_policy::explain::trace_text(policy, d, "          "));
     }
     s
 }
@@ -350,11 +350,11 @@ fn file_json(
             "name": c.case.name,
             "line": c.case.line,
             "ok": c.ok(),
-            "call": explain::call_json(&c.case.call),
+            "call": tollgate_policy::explain::call_json(&c.case.call),
             "expected": c.case.expect,
-            "expectedRule": policy.map(|p| explain::rule_json(p, &c.case.expect.rule)),
+            "expectedRule": policy.map(|p| tollgate_policy::explain::rule_json(p, &c.case.expect.rule)),
             "actual": match (&c.decision, policy) {
-                (Some(d), Some(p)) => explain::decision_json(d, p),
+                (Some(d), Some(p)) => tollgate_policy::explain::decision_json(d, p),
                 _ => serde_json::Value::Null,
             },
             "mismatches": c.mismatches,
