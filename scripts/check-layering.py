@@ -33,6 +33,9 @@ FORBIDDEN = {
     "tollgate-plumbing": ["kube", "k8s-openapi"],
     "tollgate-rollout": ["kube-client", "kube-runtime", "hyper"],
     "tollgate-alerts": ["kube-client", "kube-runtime", "hyper"],
+    # a client of the API: reads the status the operator writes, never the
+    # operator's or the rollout machine's code
+    "kubectl-tollgate": ["tollgate-operator", "tollgate-rollout", "kube-runtime"],
 }
 
 REF = re.compile(r"\b(crate|super|self)((?:::[A-Za-z_][A-Za-z0-9_]*)+|::\{[^}]*\})")

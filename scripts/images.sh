@@ -17,6 +17,8 @@
 #   cli       the tollgate CLI and busybox (a shell for CI jobs)
 #   fleet-store  Debian's redis-server: the store of fleet-wide limits
 #             (examples/sbc/fleet-store.yaml)
+# and beside them the kubectl plugin: build/kubectl-tollgate/ (one archive
+# holding the binary, and its krew manifest).
 # Each runs as uid 65532 (user nonroot), holds only the files it needs (the
 # shared libraries are found as the dynamic loader finds them), the copyright
 # files and dpkg status entries of the Debian packages they come from, and its
@@ -29,7 +31,8 @@
 # Settings: TOLLGATE_IMAGE_PREFIX (default tollgate/), TOLLGATE_IMAGE_TAG (default
 # the workspace version), SOURCE_DATE_EPOCH (default the commit time of HEAD),
 # TOLLGATE_DEBIAN_MIRROR (default http://deb.debian.org), TOLLGATE_IMAGE_REFRESH=1
-# (download the Debian packages again; by default a download is reused for a day).
+# (download the Debian packages again; by default a download is reused for a day),
+# TOLLGATE_PLUGIN_URL (where the plugin's archive is published, for its krew manifest).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -49,7 +52,7 @@ BINS=$CARGO_TARGET_DIR/images/release
 DEBS=(libc6 libgcc-s1 busybox redis-server kamailio kamailio-extra-modules kamailio-utils-modules
       kamailio-json-modules kamailio-tls-modules kamailio-geoip2-modules kamailio-redis-modules)
 
-usage() { sed -n '2,31p' "$0" >&2; exit 2; }
+usage() { sed -n '2,35p' "$0" >&2; exit 2; }
 
 # --- tools ----------------------------------------------------------------------
 ensure_tools() {
@@ -74,7 +77,49 @@ build_binaries() {
   CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo \
     RUSTFLAGS="--remap-path-prefix=$ROOT=/tollgate --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
     cargo build --quiet --locked --release --target-dir "$CARGO_TARGET_DIR/images" \
-    -p tollgate-operator -p tollgate-agent -p tollgate-cli >&2
+    -p tollgate-operator -p tollgate-agent -p tollgate-cli -p kubectl-tollgate >&2
+}
+
+# plugin: the kubectl plugin as one reproducible archive
+# (build/kubectl-tollgate/kubectl-tollgate-linux-amd64.tar.gz: the binary
+# and a README line) and its krew manifest (tollgate.yaml) naming the
+# archive's sha256; TOLLGATE_PLUGIN_URL is where you publish the archive
+plugin() {
+  local out=$ROOT/build/kubectl-tollgate work
+  work=$(mktemp -d)
+  mkdir -p "$out"
+  cp "$BINS/kubectl-tollgate" "$work/kubectl-tollgate"
+  printf 'kubectl tollgate %s: copy kubectl-tollgate onto your PATH, then `kubectl tollgate --help`.\n' "$VERSION" > "$work/README"
+  local tgz=$out/kubectl-tollgate-linux-amd64.tar.gz
+  tar -C "$work" --sort=name --mtime="@$EPOCH" --owner=0 --group=0 --numeric-owner -cf - kubectl-tollgate README |
+    gzip -n -9 > "$tgz"
+  local sum url=${TOLLGATE_PLUGIN_URL:-https://downloads.example.net/tollgate/$VERSION}
+  sum=$(sha256sum "$tgz" | cut -d' ' -f1)
+  {
+    echo "apiVersion: krew.googlecontainertools.github.com/v1alpha2"
+    echo "kind: Plugin"
+    echo "metadata:"
+    echo "  name: tollgate"
+    echo "spec:"
+    echo "  version: v$VERSION"
+    echo "  homepage: https://example.invalid/tollgate"
+    echo "  shortDescription: \"Tollgate's TollPolicies: rollout per SBC, steer, release, explain\""
+    echo "  description: |"
+    echo "    Status of a TollPolicy per SBC (revision, hash, consistent, last failure),"
+    echo "    its revisions and the semantic diff between two, promote / abort / pause /"
+    echo "    resume a rollout, release an emergency response, and explain a call"
+    echo "    against the revision in force, read from the cluster."
+    echo "  platforms:"
+    echo "    - selector:"
+    echo "        matchLabels:"
+    echo "          os: linux"
+    echo "          arch: amd64"
+    echo "      uri: $url/kubectl-tollgate-linux-amd64.tar.gz"
+    echo "      sha256: $sum"
+    echo "      bin: kubectl-tollgate"
+  } > "$out/tollgate.yaml"
+  rm -rf "$work"
+  echo "kubectl-tollgate: $tgz ($(stat -c %s "$tgz") bytes, sha256 ${sum:0:16}...), krew manifest $out/tollgate.yaml"
 }
 
 # crates PACKAGE...: "name version" of every crate compiled into them
@@ -211,6 +256,7 @@ cmd_build() {
     printf '%s%s:%s  %s  %s MB\n' "$PREFIX" "$n" "$TAG" "$(cut -c1-19 "$OUT/$n.id")" \
       "$(awk -v s="$(image_size "$n" "$TAG")" 'BEGIN { printf "%.1f", s / 1e6 }')"
   done
+  plugin
   say "built ${names[*]} in $(( $(date +%s) - t0 )) s (SOURCE_DATE_EPOCH $EPOCH)"
 }
 

@@ -222,11 +222,12 @@ check "both agents export tollgate_tenant_revision_info revision 1 ($revs)" [ "$
 
 call() { scripts/fleet.sh call "$NAME" "$1" "$ACME" "$2" 2>/dev/null || echo "no answer"; }
 active() { K -n "$NS" get tollpolicy acme -o jsonpath='{.status.activeResponses}' 2>/dev/null || true; }
-# release: a person's acknowledgement (the annotation), then up to 20 s for
-# the operator to clear activeResponses and remove the annotation; leaves
-# what it saw last in $ar and $ann
+# release: a person's acknowledgement (`kubectl tollgate release`: the
+# annotation), then up to 20 s for the operator to clear activeResponses and
+# remove the annotation; leaves what it saw last in $ar and $ann
+KT() { PATH=$BIN:$PATH kubectl tollgate --request-timeout=10s "$@"; }
 release() {
-  K -n "$NS" annotate tollpolicy acme tollgate.dev/release=all >/dev/null
+  KT -n "$NS" release acme --all >/dev/null
   local i
   for i in $(seq 1 100); do
     ar=$(active); ann=$(K -n "$NS" get tollpolicy acme -o jsonpath='{.metadata.annotations.tollgate\.dev/release}' 2>/dev/null || true)
@@ -272,7 +273,17 @@ wait "$LOAD" || true; LOAD=   # the load's calls end (BYE): below the levels aga
 ans=$(grep -c '^RESULT .* 200 ' "$WORK/intl.log" 2>/dev/null || true)
 check "the load: $ans of 8 answered before the levels and the block cut in" [ "$ans" -ge 1 ] && [ "$ans" -le 3 ]
 
-say "acknowledge: kubectl annotate tollpolicy acme tollgate.dev/release=all"
+st=$(KT -n "$NS" status acme || true)
+check "kubectl tollgate status shows the response in force and how to release it" \
+  bash -c "grep -q 'respond:concurrent:international:critical: block international since .* until released' <<< '$st' && grep -q 'kubectl tollgate release acme' <<< '$st'"
+got=$(KT -n "$NS" explain acme --to +14165550109 --from "$ACME" -o json | "$PY" -c 'import json,sys; d=json.load(sys.stdin)["decision"]; print(d["outcome"], d["rule"]["id"])' || true)
+check "kubectl tollgate explain: an international call is blocked by the response in force, as on the SBCs ($got)" \
+  [ "$got" = "deny block:class:international" ]
+err=$(KT -n "$NS" release acme respond:nothing 2>&1 >/dev/null; echo "rc=$?")
+check "kubectl tollgate release refuses a rule not in force (exit 2, names those in force): $err" \
+  bash -c "[[ '$err' == *'rc=2'* && '$err' == *respond:concurrent:international:critical* ]]"
+
+say "acknowledge: kubectl tollgate release acme --all (the annotation tollgate.dev/release=all)"
 t0=$(now_ms)
 release
 check "released in $(( $(now_ms) - t0 )) ms: activeResponses empty, annotation removed" [ -z "$ar" ] && [ -z "$ann" ]

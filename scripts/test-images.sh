@@ -140,6 +140,18 @@ for n in operator sbc cli fleet-store; do
     bash -c "[ $debs -gt 0 ] && { [ $n = fleet-store ] || [ $crates -gt 10 ]; } && [ \$(grep -c '^/var/lib/dpkg/status.d/' '$WORK/$n.files') = $debs ]"
 done
 check "sbc: the SBOM names kamailio and libc6" bash -c "jq -r '.packages[].name' build/images/sbc.spdx.json | grep -qx kamailio && jq -r '.packages[].name' build/images/sbc.spdx.json | grep -qx libc6"
+pd=build/kubectl-tollgate
+mkdir -p "$WORK/plugin"
+tar -C "$WORK/plugin" -xzf "$pd/kubectl-tollgate-linux-amd64.tar.gz"
+got=$("$WORK/plugin/kubectl-tollgate" --version 2>&1 || true)
+check "the kubectl plugin's archive holds one binary that runs ($got)" [ "$got" = "kubectl-tollgate $TAG" ]
+want=$(sha256sum "$pd/kubectl-tollgate-linux-amd64.tar.gz" | cut -d' ' -f1)
+check "its krew manifest names the archive's sha256 and the binary" "$PY" -c '
+import sys, yaml
+m = yaml.safe_load(open(sys.argv[1]))
+p = m["spec"]["platforms"][0]
+sys.exit(0 if m["kind"] == "Plugin" and m["metadata"]["name"] == "tollgate" and p["sha256"] == sys.argv[2]
+         and p["bin"] == "kubectl-tollgate" and p["uri"].endswith("/kubectl-tollgate-linux-amd64.tar.gz") else 1)' "$pd/tollgate.yaml" "$want"
 got=$(pm run --rm "$(img cli)" tollgate --version 2>&1 || true)
 check "cli: tollgate --version runs: $got" bash -c "[[ '$got' == tollgate* ]]"
 

@@ -21,6 +21,10 @@
 #   7 two replicas, one Lease: only the leader acts; the other takes over
 #   9 a tenant with 100,000 destination ranges: compiled into PolicyChunks,
 #     kubectl apply, rolled out to SBCs 1-3, probe calls enforced
+#  10 six tenants changed together: batches
+#  12 kubectl tollgate: status per SBC, promote, abort, pause/resume,
+#     history and its diff, explain against the revision in force
+#  11 least privilege: the operators' requests against the chart's RBAC
 #
 #   scripts/test-operator.sh
 #
@@ -157,6 +161,9 @@ wait_until() {
 
 tp() { # NS JSONPATH: a field of TollPolicy acme
   kubectl get tollpolicy acme -n "$1" -o jsonpath="{$2}" 2>/dev/null
+}
+tp_of() { # NAME JSONPATH: a field of TollPolicy NAME in $NS
+  kubectl get tollpolicy "$1" -n "$NS" -o jsonpath="{$2}" 2>/dev/null
 }
 phase_is() { [ "$(tp "$1" .status.phase)" = "$2" ]; }
 applied_rev() { # NS REV APPLIED: phase Applied, currentRevision REV, applied APPLIED
@@ -686,6 +693,87 @@ for i in 1 2 3; do
     check "SBC $i: b$b -> +12125550100 allowed: $got" [ "$got" = "200 dst:national" ]
   done
 done
+
+##############################################################################
+say "12. kubectl tollgate (the plugin, found by kubectl on the PATH): status per SBC, promote, abort, pause, history and its diff, explain"
+export PATH=$CARGO_TARGET_DIR/debug:$PATH
+KT() { kubectl tollgate "$@"; }
+check "kubectl finds the plugin (kubectl plugin list)" bash -c "kubectl plugin list 2>/dev/null | grep -q '/kubectl-tollgate$'"
+NS=$(new_ns plugin)
+token_secret "$NS"
+static_fleet "$NS"
+op_start "$NS" op-plugin
+OPP_PID=$OP_PID
+gstate() { kubectl get tollpolicy globex -n "$NS" -o jsonpath='{.status.phase} {.status.currentRevision} {.status.applied}' 2>/dev/null; }
+gstate_is() { [ "$(gstate)" = "$1" ]; }
+# kt_py PYTHON ARGS...: PYTHON (over the answer d) of `kubectl tollgate -o json ARGS`
+kt_py() { local code=$1; shift; KT -n "$NS" -o json "$@" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print($code)"; }
+mkglobex "$NS" "$WORK/p1.yaml" --bake 0
+kubectl apply -f "$WORK/p1.yaml" >/dev/null
+if wait_until 90 gstate_is "Applied 1 3/3"; then ok "globex revision 1 Applied 3/3 after ${WAITED} s"; else bad "globex not Applied: $(gstate)"; fi
+rc=0; KT -n "$NS" status globex > "$WORK/kt-status1.txt" || rc=$?
+cat "$WORK/kt-status1.txt"
+check "status: exit $rc (Applied: 0)" [ "$rc" = 0 ]
+check "status: one row per SBC, revision 1, its hash, consistent, Current" \
+  [ "$(grep -cE "^$NET\.[123]:9180 +1 +sha256:[0-9a-f]{12} +yes +Current +-$" "$WORK/kt-status1.txt")" = 3 ]
+H1=$(kubectl get policyrevisions -n "$NS" -o jsonpath='{.items[?(@.spec.revision==1)].spec.hash}')
+check "status -o json: every target's hash is PolicyRevision 1's" \
+  [ "$(kt_py '",".join(sorted(set(t["hash"] for t in d["targets"])))' status globex)" = "$H1" ]
+
+mkglobex "$NS" "$WORK/p2.yaml" --deny 4420 --canary 1 --bake 600 --batch 1
+kubectl apply -f "$WORK/p2.yaml" >/dev/null
+canary_of() { [ "$(kt_py '" ".join(sorted(str(t["revision"]) + t["state"] for t in d["targets"]))' status globex 2>/dev/null)" = "$1" ]; }
+if wait_until 60 canary_of "1Waiting 1Waiting 2Current"; then ok "revision 2: the canary holds it (Current), the other two wait on revision 1 (status.targets)"; else bad "no canary: $(KT -n "$NS" status globex)"; fi
+out=$(KT -n "$NS" promote globex)
+check "promote: $out" [ "$(tp_of globex .spec.rollout.promoteRevision)" = 2 ]
+if wait_until 60 gstate_is "Applied 2 3/3"; then ok "promoted: revision 2 Applied 3/3 ${WAITED} s later (its bake was 600 s)"; else bad "promote did not complete: $(gstate)"; fi
+KT -n "$NS" history globex > "$WORK/kt-history.txt"
+cat "$WORK/kt-history.txt"
+check "history: revisions 1 and 2, 2 current and last good" \
+  bash -c "grep -qE '^1 +sha256:' '$WORK/kt-history.txt' && grep -qE '^2 +sha256:.* current, last good$' '$WORK/kt-history.txt'"
+rc=0; KT -n "$NS" history globex --diff 1 2 > "$WORK/kt-diff12.txt" || rc=$?
+cat "$WORK/kt-diff12.txt"
+check "history --diff 1 2: tightens (+44 20 denied), exit $rc (0)" \
+  bash -c "[ $rc = 0 ] && grep -qE 'tightens +calls to \+44 20 now denied' '$WORK/kt-diff12.txt'"
+rc=0; KT -n "$NS" history globex --diff 2 1 > /dev/null || rc=$?
+check "history --diff 2 1: loosens, exit $rc (1)" [ "$rc" = 1 ]
+
+mkglobex "$NS" "$WORK/p3.yaml" --deny 4420 --deny 4421 --canary 1 --bake 600 --batch 1
+kubectl apply -f "$WORK/p3.yaml" >/dev/null
+if wait_until 60 canary_of "2Waiting 2Waiting 3Current"; then ok "revision 3 on the canary"; else bad "revision 3 not on a canary: $(KT -n "$NS" status globex)"; fi
+out=$(KT -n "$NS" abort globex)
+check "abort: $out" [ "$(tp_of globex .spec.rollout.abortRevision)" = 3 ]
+rolled_back() { [ "$(tp_of globex .status.phase)" = RolledBack ] && canary_of "2Waiting 2Waiting 2Waiting"; }
+if wait_until 60 rolled_back; then ok "aborted: RolledBack, every SBC holds revision 2 again ${WAITED} s later"; else bad "abort: $(KT -n "$NS" status globex)"; fi
+rc=0; KT -n "$NS" status globex > "$WORK/kt-status3.txt" || rc=$?
+check "status of a rolled-back policy: exit $rc (1), says why" bash -c "[ $rc = 1 ] && grep -q '^rolled back: ' '$WORK/kt-status3.txt'"
+KT -n "$NS" pause globex >/dev/null && p1=$(tp_of globex .spec.rollout.paused)
+KT -n "$NS" resume globex >/dev/null && p2=$(tp_of globex .spec.rollout.paused)
+check "pause / resume: spec.rollout.paused $p1 then $p2" [ "$p1/$p2" = true/false ]
+
+GSRC=127.0.2.20   # globex's 192.0.2.0/24 in the loopback copy; GB in the test's GeoIP database
+GCC=$(awk -v a="$GSRC/32" '$1 == a { print $2 }' "$WORK/agree/geo.txt")
+# agree "CODE RULE" "OUTCOME RULE": the SBC's answer and explain's verdict agree
+agree() {
+  [ "${1#* }" = "${2#* }" ] || return 1
+  if [ "${1%% *}" = 200 ]; then [ "${2%% *}" = allow ]; else [ "${2%% *}" != allow ]; fi
+}
+for num in +442071234567 +442171234567 +33142000000; do
+  got=$(call 1 $GSRC $num)
+  ex=$(kt_py 'd["decision"]["outcome"] + " " + d["decision"]["rule"]["id"]' explain globex --to $num --from $GSRC --country "$GCC")
+  check "explain agrees with SBC 1 for globex -> $num: explain '$ex', SBC '$got'" agree "$got" "$ex"
+done
+tls=(--country "$GCC" --transport tls --srtp --client-cert --at 2026-12-08T10:00:00+00:00)
+ex2=$(kt_py '" ".join(map(str, (d["revision"], d["decision"]["outcome"], d["decision"]["rule"]["id"])))' explain globex --to +442071234567 --from $GSRC "${tls[@]}")
+ex1=$(kt_py '" ".join(map(str, (d["revision"], d["decision"]["outcome"], d["decision"]["rule"]["id"])))' explain globex --to +442071234567 --from $GSRC "${tls[@]}" --revision 1)
+check "explain over TLS: the revision in force (2) denies +44 20 ($ex2), revision 1 allowed it ($ex1)" \
+  bash -c "[ '$ex2' = '2 deny dst:prefix:4420' ] && [[ '$ex1' == '1 allow '* ]]"
+KT -n "$NS" explain globex --to +442071234567 --from $GSRC "${tls[@]}" > "$WORK/kt-explain.txt"
+check "explain (text) names the rule and where it was written" grep -q '^rule: *dst:prefix:4420' "$WORK/kt-explain.txt"
+err=$(KT -n "$NS" status nosuch 2>&1 >/dev/null; echo "rc=$?")
+check "a policy that is not there: exit 2 and says so ($err)" bash -c "[[ '$err' == *'not found in namespace $NS'*'rc=2' ]]"
+check "shell completion (bash) for kubectl-tollgate" bash -c "kubectl tollgate completion bash | grep -q kubectl-tollgate"
+op_stop "$OPP_PID"
 
 ##############################################################################
 say "11. least privilege: every request the operators made (audit log) against the chart's rendered RBAC"

@@ -68,3 +68,17 @@ pub struct PolicyRevisionSpec {
     #[schemars(range(min = 1))]
     pub created_from: i64,
 }
+
+/// Label on every PolicyRevision: its TollPolicy's name ([`label_value`]).
+pub const POLICY_LABEL: &str = "tollgate.dev/policy";
+
+/// The [`POLICY_LABEL`] value for a policy name (names longer than a label
+/// value are cut; the label only narrows a list, `spec.policyName` decides).
+pub fn label_value(policy_name: &str) -> String {
+    const MAX_LABEL_VALUE: usize = 63;
+    let mut v: String = policy_name.chars().take(MAX_LABEL_VALUE).collect();
+    while v.ends_with(['.', '-', '_']) {
+        v.pop();
+    }
+    v
+}

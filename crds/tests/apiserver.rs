@@ -36,8 +36,8 @@ use tollgate_crds::sbc_fleet::{
 };
 use tollgate_crds::toll_policy::{
     AcknowledgedAlert, AcknowledgedReason, ActiveResponse, AlertReference, FleetReference,
-    RolloutStrategy, StepSize, TargetFailure, TollPolicy, TollPolicyPhase, TollPolicySpec,
-    TollPolicyStatus,
+    RolloutStrategy, StepSize, TargetFailure, TargetPhase, TargetState, TollPolicy,
+    TollPolicyPhase, TollPolicySpec, TollPolicyStatus,
 };
 use tollgate_ir::*;
 
@@ -874,6 +874,29 @@ fn sample_status(generation: i64) -> TollPolicyStatus {
         }],
         last_rollback_reason: None,
         rollout: serde_json::from_value(json!({"mode": "RollingOut", "step": 0})).ok(),
+        targets: vec![
+            TargetState {
+                target: "kamailio-0".into(),
+                revision: Some(3),
+                state: TargetPhase::Current,
+            },
+            TargetState {
+                target: "kamailio-1".into(),
+                revision: Some(2),
+                state: TargetPhase::Waiting,
+            },
+            TargetState {
+                target: "kamailio-2".into(),
+                revision: Some(2),
+                state: TargetPhase::Failing,
+            },
+            TargetState {
+                target: "kamailio-3".into(),
+                revision: None,
+                state: TargetPhase::NotReady,
+            },
+        ],
+        targets_not_listed: Some(12),
     }
 }
 

@@ -18,7 +18,6 @@ pub fn text(
     d: &Decision<'_>,
     snippet: &dyn Fn(&str) -> Vec<String>,
 ) -> String {
-
     let mut s = String::new();
     let country = call.source_country.as_deref().unwrap_or("unknown");
     let _ = writeln!(
@@ -67,7 +66,6 @@ pub fn text(
     s
 }
 
-
 /// The lines [`text`] shows for a rule when the source files are not at
 /// hand: where it was written and its statement, or what a built-in rule
 /// means.
@@ -77,8 +75,10 @@ pub fn place_lines(policy: &CompiledPolicy, rule: &str) -> Vec<String> {
             format!("--> {}:{}:{}", src.file, src.line, src.column),
             format!("{} │ {}", src.line, src.text),
         ],
-        None => vec![scenario::builtin_meaning(rule)
-            .unwrap_or_else(|| format!("(`{rule}` is not a rule of this policy)"))],
+        None => vec![
+            scenario::builtin_meaning(rule)
+                .unwrap_or_else(|| format!("(`{rule}` is not a rule of this policy)")),
+        ],
     }
 }
 

@@ -517,7 +517,10 @@ async fn verify(
 /// command (nor a shell), so a spawned one would fail and leave the trial
 /// Kamailio running.
 fn terminate(pid: u32) {
-    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     }
 }

@@ -1264,7 +1264,12 @@ fn a_large_fleet_lists_the_targets_not_at_the_current_revision_first() {
         "{:?}",
         target_rows(&d2)
     );
-    let mut names: Vec<&str> = d2.status.targets.iter().map(|t| t.target.as_str()).collect();
+    let mut names: Vec<&str> = d2
+        .status
+        .targets
+        .iter()
+        .map(|t| t.target.as_str())
+        .collect();
     let sorted = {
         let mut s = names.clone();
         s.sort_unstable();

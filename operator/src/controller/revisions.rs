@@ -17,15 +17,12 @@ use tollgate_ir::CompiledPolicy;
 
 use tollgate_rollout::RevisionRef;
 
-/// Label on every PolicyRevision: the TollPolicy's name.
-pub const POLICY_LABEL: &str = "tollgate.dev/policy";
+pub use tollgate_crds::policy_revision::{POLICY_LABEL, label_value};
 /// Revisions kept per policy (the current and the last good one are kept
 /// beyond this).
 pub const HISTORY_LIMIT: usize = 10;
 /// Longest Kubernetes object name (DNS subdomain).
 const MAX_NAME: usize = 253;
-/// Longest label value.
-const MAX_LABEL_VALUE: usize = 63;
 
 /// `sha256:` + hex SHA-256 of the policy's canonical JSON (serde_json of the
 /// IR: struct fields in declaration order, no maps, so deterministic); the
@@ -56,16 +53,6 @@ pub fn revision_name(policy_name: &str, hash: &str) -> String {
         base.push('p');
     }
     format!("{base}-{hex}")
-}
-
-/// The label value for a policy name (names longer than a label value are
-/// cut; the label only narrows the list, `spec.policyName` decides).
-pub fn label_value(policy_name: &str) -> String {
-    let mut v: String = policy_name.chars().take(MAX_LABEL_VALUE).collect();
-    while v.ends_with(['.', '-', '_']) {
-        v.pop();
-    }
-    v
 }
 
 /// The number a revision with `hash` gets, given the existing revisions of

@@ -252,26 +252,10 @@ pub fn diff(old: &Path, new: &Path, json: bool, color: bool) -> Result<ExitCode>
                 continue;
             }
             text.push_str(&format!("tenant {}:\n", t.tenant));
-            let mut area = None;
-            for c in &t.changes {
-                if area != Some(c.area) {
-                    area = Some(c.area);
-                    text.push_str(&format!("  {}:\n", c.area.name()));
-                }
-                text.push_str(&format!("    {:<16}  {}\n", c.effect(), c.description));
-            }
+            text.push_str(&diff::text(&t.changes));
         }
-        let count = |f: fn(&Change) -> bool| all.iter().filter(|c| f(c)).count();
-        text.push_str(&format!(
-            "{}: {} loosen, {} tighten, {} neutral\n",
-            match all.len() {
-                1 => "1 change".to_string(),
-                n => format!("{n} changes"),
-            },
-            count(|c| c.loosens),
-            count(|c| c.tightens && !c.loosens),
-            count(|c| !c.loosens && !c.tightens),
-        ));
+        text.push_str(&diff::summary(all.iter().copied()));
+        text.push('\n');
         out(&text)?;
     }
     Ok(if loosens {

@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tollgate_ir::{CompiledPolicy, RuleSource};
-use tollgate_policy::explain::{self, call_json, decision_json, source};
 use tollgate_policy::check;
 use tollgate_policy::eval::{Call, Decision, Evaluator, Transport};
+use tollgate_policy::explain::{self, call_json, decision_json, source};
 use tollgate_policy::load::Workspace;
 use tollgate_policy::scenario;
 
@@ -185,4 +185,3 @@ fn underline(line: &str, src: &RuleSource) -> (usize, usize) {
     }
     (start, rest[..end].trim_end().chars().count())
 }
-

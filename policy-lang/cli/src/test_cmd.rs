@@ -322,7 +322,11 @@ fn file_text(r: &FileRun, policy: Option<&CompiledPolicy>, ws: &Workspace) -> St
             let _ = writeln!(s, "          actual rule: the same");
         }
         let _ = writeln!(s, "          trace:");
-        s.push_str(&tollgate_policy::explain::trace_text(policy, d, "          "));
+        s.push_str(&tollgate_policy::explain::trace_text(
+            policy,
+            d,
+            "          ",
+        ));
     }
     s
 }

@@ -481,7 +481,10 @@ fn cli_folder(name: &str) -> PathBuf {
         ("new/t.tgp", tenant_text("")),
         ("new/u.tgp", "tenant u\nhome FR\n".to_string()),
         // a scenario file in a side's folder is not a policy: skipped
-        ("new/tests/t.test.yaml", "tenant: t\ncalls: []\n".to_string()),
+        (
+            "new/tests/t.test.yaml",
+            "tenant: t\ncalls: []\n".to_string(),
+        ),
         (
             "bad/t.tgp",
             tenant_text("destinations {\n  allow country XX\n}\n"),

@@ -68,5 +68,41 @@ pub fn loosens(changes: &[Change]) -> bool {
     changes.iter().any(|c| c.loosens)
 }
 
+/// One tenant's changes as `tollgate diff` prints them: grouped by area
+/// (`  <area>:`), one line each with its effect.
+pub fn text(changes: &[Change]) -> String {
+    let mut out = String::new();
+    let mut area = None;
+    for c in changes {
+        if area != Some(c.area) {
+            area = Some(c.area);
+            out.push_str(&format!("  {}:\n", c.area.name()));
+        }
+        out.push_str(&format!("    {:<16}  {}\n", c.effect(), c.description));
+    }
+    out
+}
+
+/// `N changes: a loosen, b tighten, c neutral`.
+pub fn summary<'c>(changes: impl IntoIterator<Item = &'c Change>) -> String {
+    let (mut n, mut loosen, mut tighten, mut neutral) = (0, 0, 0, 0);
+    for c in changes {
+        n += 1;
+        if c.loosens {
+            loosen += 1;
+        } else if c.tightens {
+            tighten += 1;
+        } else {
+            neutral += 1;
+        }
+    }
+    let count = if n == 1 {
+        "1 change".to_owned()
+    } else {
+        format!("{n} changes")
+    };
+    format!("{count}: {loosen} loosen, {tighten} tighten, {neutral} neutral")
+}
+
 #[cfg(test)]
 mod tests;
