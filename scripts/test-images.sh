@@ -39,7 +39,7 @@ set -euo pipefail
 cd "$ROOT"
 
 [ "$(id -u)" = 0 ] || die "the image test needs root (network namespaces, podman)"
-scripts/sbc-install.sh busybox-static
+scripts/sbc-install.sh busybox-static iproute2
 ensure_kubectl
 PY=$(python_env)
 pm() { podman_cmd "$@"; }
