@@ -2,7 +2,7 @@
 # Every test of the project, on real parts: formatting and lints, the example
 # policies checked, scenario-tested, compiled and applied to a real Kubernetes
 # API server (started here), the Kamailio SBC configuration driven by real
-# SIPp calls, the container images built and run, the parser fuzzed for a
+# SIPp calls, the container images built and run, every input fuzzed for a
 # bounded time, and all unit and integration tests (generated files are
 # checked there).
 #
@@ -10,7 +10,7 @@
 #
 # Settings: TOLLGATE_APISERVER_SCRIPT (the testbed API server script, default
 # ../shared/testbed/apiserver/testbed-apiserver.sh beside the checkout),
-# TESTBED_APISERVER_DIR (its build cache), TOLLGATE_FUZZ_SECONDS (default 60).
+# TESTBED_APISERVER_DIR (its build cache), TOLLGATE_FUZZ_SECONDS (seconds per fuzz target, default 30).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -84,8 +84,8 @@ for want in "-> 200 dst:national" "-> 403 dst:international" "-> 403 dst:prefix:
 done
 scripts/run.sh stop
 
-say "fuzzing the parser for ${TOLLGATE_FUZZ_SECONDS:-60}s"
-scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-60}"
+say "fuzzing every input target for ${TOLLGATE_FUZZ_SECONDS:-30}s each (scripts/fuzz.sh)"
+scripts/fuzz.sh "${TOLLGATE_FUZZ_SECONDS:-30}"
 
 say "unit and integration tests"
 log=$(mktemp)
