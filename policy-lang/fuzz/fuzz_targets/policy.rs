@@ -30,7 +30,13 @@ fn first_host(cidr: &str) -> Option<IpAddr> {
 
 /// A call that meets every requirement but the destination's.
 fn call(to: &str, from: IpAddr) -> Call {
-    let mut c = Call::new(to.to_owned(), from, Timestamp::from_second(1_800_000_000).ok().unwrap_or(Timestamp::UNIX_EPOCH));
+    let mut c = Call::new(
+        to.to_owned(),
+        from,
+        Timestamp::from_second(1_800_000_000)
+            .ok()
+            .unwrap_or(Timestamp::UNIX_EPOCH),
+    );
     c.transport = Transport::Tls;
     c.srtp = true;
     c.client_certificate = true;
@@ -39,10 +45,16 @@ fn call(to: &str, from: IpAddr) -> Call {
 
 fn check_invariants(p: &CompiledPolicy) {
     let yaml = tollgate_ir::yaml::to_yaml(p).expect("a compiled policy writes");
-    let back: CompiledPolicy = tollgate_ir::yaml::from_yaml(&yaml).expect("a compiled policy reads back");
+    let back: CompiledPolicy =
+        tollgate_ir::yaml::from_yaml(&yaml).expect("a compiled policy reads back");
     assert_eq!(&back, p, "YAML round trip changed the policy");
     let ev = Evaluator::new(p);
-    let sources: Vec<IpAddr> = p.sources.networks.iter().filter_map(|n| first_host(&n.cidr)).collect();
+    let sources: Vec<IpAddr> = p
+        .sources
+        .networks
+        .iter()
+        .filter_map(|n| first_host(&n.cidr))
+        .collect();
     for e in &p.emergency_numbers {
         for &from in &sources {
             let mut c = call(e, from);
@@ -55,7 +67,11 @@ fn check_invariants(p: &CompiledPolicy) {
             let d = ev.decide(&c, false);
             // a network of a longer match may be another tenant's rule; only
             // the tenant's own networks are asked, so the call is the tenant's
-            assert_eq!(d.outcome, Outcome::Allow, "emergency {e} from {from}: {d:?}");
+            assert_eq!(
+                d.outcome,
+                Outcome::Allow,
+                "emergency {e} from {from}: {d:?}"
+            );
         }
     }
     let allowed: Vec<IpAddr> = p
@@ -66,7 +82,11 @@ fn check_invariants(p: &CompiledPolicy) {
         .filter_map(|n| first_host(&n.cidr))
         .collect();
     let Some(&from) = allowed.first() else { return };
-    for d in p.destinations.iter().filter(|d| d.action == Verdict::Deny && d.window.is_none()) {
+    for d in p
+        .destinations
+        .iter()
+        .filter(|d| d.action == Verdict::Deny && d.window.is_none())
+    {
         let mut number = d.prefix.clone();
         while number.len() < 11 {
             number.push('5');
@@ -82,12 +102,21 @@ fn check_invariants(p: &CompiledPolicy) {
             .iter()
             .filter(|o| Some(o.prefix.len()) == longest && number.starts_with(&o.prefix))
             .collect();
-        if longest != Some(d.prefix.len()) || at_longest.iter().any(|o| o.window.is_some() || o.action != Verdict::Deny) {
+        if longest != Some(d.prefix.len())
+            || at_longest
+                .iter()
+                .any(|o| o.window.is_some() || o.action != Verdict::Deny)
+        {
             continue;
         }
         let c = call(&format!("+{number}"), from);
         let dec = ev.decide(&c, false);
-        assert_ne!(dec.outcome, Outcome::Allow, "+{number} under deny {}: {dec:?}", d.prefix);
+        assert_ne!(
+            dec.outcome,
+            Outcome::Allow,
+            "+{number} under deny {}: {dec:?}",
+            d.prefix
+        );
     }
 }
 
@@ -98,7 +127,9 @@ fuzz_target!(|data: &[u8]| {
         .with("base/standard.tgp", STANDARD)
         .with("base/secure.tgp", SECURE);
     let mut ws = Workspace::new(fs, "");
-    let Ok(c) = check::check(&mut ws, Path::new("tenants/t.tgp")) else { return };
+    let Ok(c) = check::check(&mut ws, Path::new("tenants/t.tgp")) else {
+        return;
+    };
     if c.has_errors() {
         return;
     }

@@ -3,26 +3,9 @@
 //! (the example tenant acme) without a panic.
 #![no_main]
 
-use std::path::Path;
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
-use tollgate_ir::CompiledPolicy;
-use tollgate_policy::check;
 use tollgate_policy::eval::Evaluator;
-use tollgate_policy::load::{MemoryFs, Workspace};
-
-fn acme() -> &'static CompiledPolicy {
-    static P: OnceLock<CompiledPolicy> = OnceLock::new();
-    P.get_or_init(|| {
-        let fs = MemoryFs::new()
-            .with("tenants/acme.tgp", include_str!("../../../examples/policies/tenants/acme.tgp"))
-            .with("base/standard.tgp", include_str!("../../../examples/policies/base/standard.tgp"));
-        let mut ws = Workspace::new(fs, "");
-        let c = check::check(&mut ws, Path::new("tenants/acme.tgp")).expect("in memory");
-        c.policy.expect("the example compiles")
-    })
-}
+use tollgate_policy_fuzz::acme;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
